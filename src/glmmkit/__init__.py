@@ -1,0 +1,38 @@
+"""glmmkit: linear and generalized linear mixed-effects models in Python.
+
+>>> import glmmkit as gk
+>>> fit = gk.lmer("Reaction ~ Days + (Days | Subject)", data=gk.datasets.load("sleepstudy"))
+>>> print(fit.summary())  # doctest: +SKIP
+"""
+
+from . import datasets
+from .exceptions import (
+    ArgumentError,
+    ConvergenceWarning,
+    DataError,
+    DataTypeError,
+    FormulaError,
+    GlmmkitError,
+    GlmmkitWarning,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+)
+from .lmer import lmer
+from .results import LmmFit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "lmer",
+    "LmmFit",
+    "datasets",
+    "GlmmkitError",
+    "FormulaError",
+    "DataError",
+    "DataTypeError",
+    "ArgumentError",
+    "GlmmkitWarning",
+    "RankDeficiencyWarning",
+    "ConvergenceWarning",
+    "SingularFitWarning",
+]

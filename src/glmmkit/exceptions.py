@@ -1,0 +1,44 @@
+"""glmmkit's own exception and warning classes.
+
+Every error raised on bad user input is one of these, so callers can catch
+``glmmkit.GlmmkitError`` and know the message names the culprit (column,
+level, argument) and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class GlmmkitError(Exception):
+    """Base class of every error glmmkit raises on purpose."""
+
+
+class FormulaError(GlmmkitError, ValueError):
+    """The model formula cannot be parsed or names something that does not exist."""
+
+
+class DataError(GlmmkitError, ValueError):
+    """The data cannot support the requested model (missing column, no rows, bad values)."""
+
+
+class ArgumentError(GlmmkitError, ValueError):
+    """An argument has a value that is not allowed (unknown option, wrong length)."""
+
+
+class DataTypeError(GlmmkitError, TypeError):
+    """An argument or column has the wrong type (e.g. data that is not a data frame)."""
+
+
+class GlmmkitWarning(UserWarning):
+    """Base class of glmmkit's warnings: each says what happened and what to do."""
+
+
+class RankDeficiencyWarning(GlmmkitWarning):
+    """Fixed-effect columns were dropped because they are linear combinations of others."""
+
+
+class ConvergenceWarning(GlmmkitWarning):
+    """The optimiser stopped without meeting its convergence criteria."""
+
+
+class SingularFitWarning(GlmmkitWarning):
+    """A variance component is estimated on the boundary (zero variance or |correlation| = 1)."""

@@ -1,0 +1,416 @@
+"""Model frame: from a data frame and a parsed formula to clean numeric arrays.
+
+This is where data enters the engine, so this is where it is checked: unknown
+columns, rows with missing values (dropped and counted, as lme4 does), grouping
+factors coded to integers, fixed-effect design built by formulaic with R's
+conventions (treatment contrasts, first level as reference), and R-style
+column names (``(Intercept)``, ``trtB``, ``trtB:week``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError, GlmmkitWarning
+from .formula import ParsedFormula, RandomTermSpec
+
+__all__ = ["GroupingFactor", "RandomTermData", "ModelFrame", "build_model_frame", "r_column_name"]
+
+
+@dataclass
+class GroupingFactor:
+    """A grouping factor coded as integers.
+
+    Attributes
+    ----------
+    name : str
+        As lme4 prints it, e.g. ``"pen:room"``.
+    codes : ndarray of int64, shape (n,)
+        Level index of every row, in ``0 .. len(levels) - 1``.
+    levels : list of str
+        Level labels in R's order (interactions: ``"P1:R01"``, first component slowest).
+    """
+
+    name: str
+    codes: np.ndarray
+    levels: list[str]
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+
+@dataclass
+class RandomTermData:
+    """The numeric content of one random-effects term.
+
+    Attributes
+    ----------
+    spec : RandomTermSpec
+    factor : GroupingFactor
+    columns : ndarray, shape (n, k)
+        The term's model-matrix columns (``[1, Days]`` for ``(Days | Subject)``).
+    names : list of str
+        Their R names.
+    """
+
+    spec: RandomTermSpec
+    factor: GroupingFactor
+    columns: np.ndarray
+    names: list[str]
+    model_spec: object = None
+
+
+@dataclass
+class ModelFrame:
+    """Complete-case arrays for one model.
+
+    Attributes
+    ----------
+    data : DataFrame
+        The used columns of the complete rows (original index kept).
+    n_dropped : int
+        Rows dropped because a used column was missing.
+    y : ndarray, shape (n,)
+    X : ndarray, shape (n, p)
+    x_names : list of str
+    offset : ndarray, shape (n,)
+    weights : ndarray, shape (n,), or None
+    random : list of RandomTermData
+    fixed_spec : formulaic ModelSpec or None
+        Spec of the fixed design, reused to build X for new data.
+    """
+
+    parsed: ParsedFormula
+    data: pd.DataFrame
+    n_dropped: int
+    y: np.ndarray
+    X: np.ndarray
+    x_names: list[str]
+    offset: np.ndarray
+    weights: np.ndarray | None
+    random: list[RandomTermData]
+    fixed_spec: object = None
+    response_name: str = ""
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def nobs(self) -> int:
+        return self.y.shape[0]
+
+
+_T_LEVEL = re.compile(r"\[T\.(.*?)\]")
+_LEVEL = re.compile(r"\[(.*?)\]")
+_POLY = re.compile(r"C\((.*?), *contr\.poly\)\[\.?(.*?)\]")
+
+
+def r_column_name(name: str) -> str:
+    """Translate a formulaic column name into the one R's model.matrix would give."""
+    if name == "Intercept":
+        return "(Intercept)"
+    name = _POLY.sub(lambda m: f"{m.group(1)}.{m.group(2)}" if m.group(2) in "LQC" else f"{m.group(1)}^{m.group(2)}", name)
+    name = _T_LEVEL.sub(r"\1", name)
+    return _LEVEL.sub(r"\1", name)
+
+
+@lru_cache(maxsize=256)
+def _formulaic_formula(text: str):
+    from formulaic import Formula
+
+    try:
+        return Formula(text)
+    except Exception as exc:  # formulaic raises its own parser errors
+        raise FormulaError(f"cannot parse {text!r}: {exc}") from None
+
+
+@lru_cache(maxsize=512)
+def _required(text: str) -> frozenset:
+    return frozenset(_formulaic_formula(text).required_variables)
+
+
+def _as_dataframe(data) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        df = data
+    elif hasattr(data, "to_pandas"):  # polars, pyarrow tables
+        df = data.to_pandas()
+    else:
+        raise DataTypeError(
+            f"data must be a pandas DataFrame (or a polars/pyarrow table), got {type(data).__name__}; "
+            "wrap it with pandas.DataFrame(...)"
+        )
+    if df.columns.duplicated().any():
+        dup = sorted(set(map(str, df.columns[df.columns.duplicated()])))
+        raise DataError(f"data has duplicate column names {dup}; rename them so every column is unique")
+    return df
+
+
+def _suggest(name: str, columns) -> str:
+    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_columns(names, df: pd.DataFrame, where: str) -> None:
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        hints = "; ".join(f"{m!r}{_suggest(m, df.columns)}" for m in sorted(missing))
+        raise FormulaError(f"{where} uses column(s) not in the data: {hints}")
+
+
+def _level_labels(values) -> list[str]:
+    out = []
+    for v in values:
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            out.append(str(int(v)))
+        else:
+            out.append(str(v))
+    return out
+
+
+def _code_column(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and level labels of one column, unused levels dropped."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cat = col.cat.remove_unused_categories()
+        return cat.cat.codes.to_numpy(np.int64), _level_labels(cat.cat.categories)
+    codes, uniques = pd.factorize(col, sort=True)
+    return codes.astype(np.int64), _level_labels(uniques)
+
+
+def _grouping_factor(factors: tuple[str, ...], data: pd.DataFrame, cache: dict) -> GroupingFactor:
+    key = factors
+    if key in cache:
+        return cache[key]
+    coded = [_code_column(data[f]) for f in factors]
+    if len(coded) == 1:
+        codes, levels = coded[0]
+    else:
+        # interaction: levels in lexicographic order of the components, first slowest (R's a:b)
+        sizes = [len(lv) for _, lv in coded]
+        if float(np.prod(sizes, dtype=float)) < 2.0**62:
+            combined = np.zeros(len(data), dtype=np.int64)
+            for c, s in zip((c for c, _ in coded), sizes):
+                combined = combined * s + c
+            uniq, codes = np.unique(combined, return_inverse=True)
+            parts = []
+            for s in reversed(sizes):
+                parts.append(uniq % s)
+                uniq = uniq // s
+            parts = parts[::-1]
+        else:
+            stacked = np.column_stack([c for c, _ in coded])
+            uniq_rows, codes = np.unique(stacked, axis=0, return_inverse=True)
+            parts = [uniq_rows[:, j] for j in range(len(coded))]
+        levels = [":".join(t) for t in zip(*[np.asarray(lv, dtype=object)[p] for (_, lv), p in zip(coded, parts)])]
+        codes = codes.astype(np.int64).ravel()
+    gf = GroupingFactor(":".join(factors), codes, levels)
+    cache[key] = gf
+    return gf
+
+
+def _term_columns(lhs: str, data: pd.DataFrame, model_spec=None):
+    n = len(data)
+    text = lhs.strip()
+    if text == "1":
+        return np.ones((n, 1)), ["(Intercept)"], None
+    from formulaic import model_matrix
+
+    try:
+        if model_spec is not None:
+            mm = model_spec.get_model_matrix(data, output="numpy", na_action="ignore")
+        else:
+            mm = model_matrix(_formulaic_formula("~ " + text), data, output="numpy", na_action="ignore")
+    except FormulaError:
+        raise
+    except Exception as exc:
+        raise FormulaError(f"cannot build random-effect columns for ({lhs} | ...): {exc}") from None
+    names = [r_column_name(c) for c in mm.model_spec.column_names]
+    cols = np.asarray(mm, dtype=float).reshape(n, -1)
+    if cols.shape[1] == 0:
+        raise FormulaError(f"random-effects term ({lhs} | ...) has no columns; write (1 | g) for an intercept")
+    return cols, names, mm.model_spec
+
+
+def _numeric_vector(arg, name: str, data: pd.DataFrame, n_total: int) -> np.ndarray | None:
+    if arg is None:
+        return None
+    if isinstance(arg, str):
+        _check_columns([arg], data, f"{name}=")
+        arg = data[arg]
+    try:
+        vec = np.asarray(arg, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise DataTypeError(f"{name} must be numeric; convert it with pandas.to_numeric first") from None
+    if vec.shape[0] != n_total:
+        raise ArgumentError(f"{name} has length {vec.shape[0]} but the data has {n_total} rows; give one value per row")
+    return vec
+
+
+def _response(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[np.ndarray, str]:
+    lhs = parsed.response.strip()
+    name = lhs[1:-1] if lhs.startswith("`") and lhs.endswith("`") else lhs
+    if name in data.columns:
+        col = data[name]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            hint = " (numbers stored as text? convert with pandas.to_numeric)" if col.dtype == object or pd.api.types.is_string_dtype(col) else ""
+            raise DataError(f"response {name!r} must be numeric, got dtype {col.dtype}{hint}")
+        return col.to_numpy(dtype=float), name
+    from formulaic import model_matrix
+
+    try:
+        mm = model_matrix(_formulaic_formula(f"{lhs} ~ 1"), data, output="numpy", na_action="ignore")
+    except Exception as exc:
+        raise FormulaError(f"cannot evaluate the response {lhs!r}: {exc}") from None
+    y = np.asarray(mm.lhs, dtype=float)
+    if y.ndim == 2 and y.shape[1] != 1:
+        raise DataError(f"response {lhs!r} gives {y.shape[1]} columns; a numeric response needs one")
+    return y.reshape(-1), lhs
+
+
+def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> ModelFrame:
+    """Validate ``data`` against the formula and build the numeric model frame.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+    data : DataFrame
+    weights, offset : array-like, column name, or None
+        Prior weights and an offset, one value per row of ``data``.
+
+    Returns
+    -------
+    ModelFrame
+    """
+    df = _as_dataframe(data)
+    n_total = len(df)
+    if n_total == 0:
+        raise DataError("data has no rows")
+
+    fixed_vars = _required(parsed.fixed_formula)
+    _check_columns(sorted(fixed_vars), df, f"formula {parsed.text!r}")
+    used = set(fixed_vars)
+    for off in parsed.offsets:
+        v = _required(f"~ {off}")
+        _check_columns(sorted(v), df, f"offset({off})")
+        used |= v
+    for term in parsed.random:
+        lhs_vars = set() if term.lhs.strip() in ("1", "0", "-1") else _required("~ " + term.lhs)
+        _check_columns(sorted(lhs_vars), df, f"random-effects term {term.source}")
+        _check_columns(list(term.factors), df, f"grouping factor of {term.source}")
+        used |= lhs_vars | set(term.factors)
+
+    w = _numeric_vector(weights, "weights", df, n_total)
+    off_arg = _numeric_vector(offset, "offset", df, n_total)
+
+    ordered = [c for c in df.columns if c in used]
+    sub = df[ordered]
+    complete = ~sub.isna().any(axis=1).to_numpy()
+    for vec in (w, off_arg):
+        if vec is not None:
+            complete &= ~np.isnan(vec)
+    n_dropped = int(n_total - complete.sum())
+    if n_dropped:
+        sub = sub[complete]
+        w = None if w is None else w[complete]
+        off_arg = None if off_arg is None else off_arg[complete]
+    if len(sub) == 0:
+        raise DataError(
+            f"no complete rows: every one of the {n_total} rows has a missing value in a column the model uses "
+            f"({', '.join(map(str, ordered))})"
+        )
+
+    y, response_name = _response(parsed, sub)
+
+    from formulaic import model_matrix
+
+    try:
+        mm = model_matrix(_formulaic_formula("~ " + parsed.fixed_rhs), sub, output="numpy", na_action="ignore")
+    except FormulaError:
+        raise
+    except Exception as exc:
+        raise FormulaError(f"cannot build the fixed-effects design of {parsed.text!r}: {exc}") from None
+    spec = mm.model_spec
+    X = np.ascontiguousarray(np.asarray(mm, dtype=float).reshape(len(sub), -1))
+    x_names = [r_column_name(c) for c in spec.column_names]
+
+    off = np.zeros(len(sub)) if off_arg is None else off_arg.copy()
+    for expr in parsed.offsets:
+        om = model_matrix(_formulaic_formula(f"~ 0 + {expr}"), sub, output="numpy", na_action="ignore")
+        off += np.asarray(om, dtype=float).reshape(len(sub), -1).sum(axis=1)
+
+    cache: dict = {}
+    random = []
+    for term in parsed.random:
+        factor = _grouping_factor(term.factors, sub, cache)
+        cols, names, spec_rt = _term_columns(term.lhs, sub)
+        random.append(RandomTermData(term, factor, cols, names, spec_rt))
+
+    for arr, what in ((y, "the response"), (X, "the fixed-effects design"), (off, "the offset")):
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.sum(~np.isfinite(arr).reshape(len(sub), -1).all(axis=1)))
+            raise DataError(f"{what} has {bad} row(s) with an infinite value; remove or correct them")
+    if w is not None:
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise DataError(f"weights must be finite and non-negative; {int(np.sum(~(w >= 0)))} row(s) are not")
+
+    messages = []
+    if n_dropped:
+        messages.append(f"{n_dropped} row(s) dropped because of missing values")
+    return ModelFrame(parsed, sub, n_dropped, y, X, x_names, off, w, random, spec, response_name, messages)
+
+
+def drop_aliased_columns(X: np.ndarray, names: list[str], tol: float = 1e-7):
+    """Drop fixed-effect columns that are linear combinations of earlier ones.
+
+    Mirrors R's ``qr(X, tol = 1e-7)`` with limited pivoting, which lme4 uses: a
+    column is aliased when its norm after projection on the columns kept before
+    it falls below ``tol`` times its own norm; later columns are the ones dropped.
+
+    Returns
+    -------
+    X_kept : ndarray
+    kept : list of int
+        Indices of the kept columns.
+    dropped : list of str
+        Names of the dropped columns.
+    """
+    p = X.shape[1]
+    if p == 0:
+        return X, [], []
+    R = np.linalg.qr(X, mode="r")
+    norms = np.linalg.norm(R, axis=0)
+    kept: list[int] = []
+    dropped: list[str] = []
+    for j in range(p):
+        if norms[j] == 0.0:
+            dropped.append(names[j])
+            continue
+        cand = kept + [j]
+        Rj = np.linalg.qr(R[:, cand], mode="r")
+        if abs(Rj[-1, -1]) < tol * norms[j]:
+            dropped.append(names[j])
+        else:
+            kept.append(j)
+    if not dropped:
+        return X, kept, dropped
+    return np.ascontiguousarray(X[:, kept]), kept, dropped
+
+
+def factor_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
+    """Level label of every row for the grouping factor ``factors`` (as in GroupingFactor.levels)."""
+    out = None
+    for f in factors:
+        codes, uniques = pd.factorize(data[f], use_na_sentinel=True)
+        labels = np.asarray(_level_labels(uniques) + [""], dtype=object)[codes]  # NA -> "" (code -1)
+        out = labels if out is None else out + ":" + labels
+    return out
+
+
+def term_columns(term: RandomTermData, data: pd.DataFrame) -> np.ndarray:
+    """A fitted random term's columns evaluated on new data, with the training encoding."""
+    return _term_columns(term.spec.lhs, data, term.model_spec)[0]

@@ -1,0 +1,320 @@
+"""The fitted model: estimates, tables, random effects, prediction.
+
+A fit is built once from the engine's output and then only read.  Every table is
+a pandas object named in lme4's vocabulary (fixef, ranef, varcorr, vcov, loglik).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import ArgumentError, DataError
+from .frame import factor_labels, term_columns
+
+__all__ = ["LmmFit", "FitInfo"]
+
+
+@dataclass
+class FitInfo:
+    """Machine-readable record of how a fit went (``fit.optimizer_info``).
+
+    Attributes
+    ----------
+    optimizer : str
+    n_evals : int
+        Objective evaluations.
+    converged : bool
+    message : str
+    on_boundary : list of str
+        θ parameters estimated at their bound (zero variance).
+    time_s : float
+        Wall-clock time of the whole fit.
+    messages : list of str
+        Everything the user should know about the fit (dropped rows, dropped
+        columns, singularity) in plain words.
+    """
+
+    optimizer: str
+    n_evals: int
+    converged: bool
+    message: str
+    on_boundary: list
+    time_s: float = 0.0
+    messages: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class LmmFit:
+    """A fitted linear mixed model (returned by :func:`glmmkit.lmer`).
+
+    Attributes
+    ----------
+    formula : str
+    method : {"REML", "ML"}
+    fixef : Series
+        Fixed-effect estimates in model-matrix order.
+    vcov : DataFrame
+        Their covariance matrix.
+    theta : Series
+        lme4's θ (relative covariance factor entries, ``getME(fit, "theta")``).
+    sigma : float
+        Residual standard deviation.
+    loglik : float
+        Log-likelihood at the estimates (the REML log-likelihood for REML fits, as lme4).
+    nobs : int
+    ngroups : dict
+        Number of levels of each grouping factor.
+    converged, singular : bool
+    optimizer_info : FitInfo
+    """
+
+    def __init__(self, *, frame, structure, objective, theta, info, x_kept, dropped_columns, data_name=None):
+        self.frame = frame
+        self.structure = structure
+        self._objective = objective
+        self.formula = frame.parsed.text
+        self.reml = objective.reml
+        self.method = "REML" if objective.reml else "ML"
+        self.data_name = data_name
+        self.dropped_columns = list(dropped_columns)
+        self._x_kept = list(x_kept)
+        self.x_names = [frame.x_names[j] for j in x_kept]
+        self.optimizer_info = info
+        self.converged = bool(info.converged)
+
+        theta = np.asarray(theta, dtype=float)
+        self.theta = pd.Series(theta, index=structure.theta_names, name="theta")
+        self._templates = structure.templates(theta)
+        system = objective.system
+        fac = objective.factor(theta)
+        self._factor = fac
+        u_lead, u_rest, beta = system.solve(self._templates, fac)
+        self.sigma = float(np.sqrt(objective.sigma2(fac)))
+        b_lead = u_lead @ self._templates[0].T
+        self._b = np.concatenate([b_lead.ravel(), system.rest_b(self._templates, u_rest)])
+        self._u = np.concatenate([u_lead.ravel(), u_rest])
+        self.fixef = pd.Series(beta, index=self.x_names, name="fixef")
+        mz, p = system.mz, system.p
+        if p:
+            Rx = fac.L[mz : mz + p, mz : mz + p]
+            Rinv = np.linalg.solve(np.tril(Rx), np.eye(p))
+            cov = self.sigma**2 * (Rinv.T @ Rinv)
+        else:
+            cov = np.empty((0, 0))
+        self.vcov = pd.DataFrame(cov, index=self.x_names, columns=self.x_names)
+        dev = objective.deviance_from(fac)
+        self.loglik = -0.5 * dev
+        self.singular = structure.is_singular(theta)
+        self.nobs = frame.nobs
+        self.ngroups = {b.factor.name: b.q for b in structure.blocks}
+
+    # ----- likelihood summaries -----
+
+    @property
+    def npar(self) -> int:
+        """Number of estimated parameters: fixed effects, θ and σ."""
+        return len(self.x_names) + self.structure.n_theta + 1
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.npar
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """−2 × REML log-likelihood for REML fits (lme4's ``REMLcrit``), else None."""
+        return -2.0 * self.loglik if self.reml else None
+
+    @cached_property
+    def deviance(self) -> float:
+        """−2 × the ML log-likelihood at the estimates (lme4's ``deviance(fit, REML = FALSE)``)."""
+        if not self.reml:
+            return -2.0 * self.loglik
+        obj = self._objective
+        saved = obj.reml
+        obj.reml = False
+        try:
+            return obj.deviance_from(self._factor)
+        finally:
+            obj.reml = saved
+
+    # ----- variance components -----
+
+    def _term_cov(self, term) -> np.ndarray:
+        T = self._templates[term.block][np.ix_(term.block_cols, term.block_cols)]
+        return self.sigma**2 * (T @ T.T)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components in lme4's ``as.data.frame(VarCorr(fit))`` layout.
+
+        Columns: group, term1, term2, vcov, sdcor.  Variance rows have an empty
+        term2 and sdcor the standard deviation; correlation rows give the
+        covariance and the correlation; the last row is the residual.
+        """
+        rows = []
+        for t in self.structure.terms:
+            C = self._term_cov(t)
+            sd = np.sqrt(np.diag(C))
+            for i, name in enumerate(t.names):
+                rows.append((t.label, name, None, C[i, i], sd[i]))
+            for c in range(t.k):
+                for r in range(c + 1, t.k):
+                    denom = sd[r] * sd[c]
+                    corr = C[r, c] / denom if denom > 0 else np.nan
+                    rows.append((t.label, t.names[c], t.names[r], C[r, c], corr))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["group", "term1", "term2", "vcov", "sdcor"])
+
+    # ----- random effects -----
+
+    def _block_values(self, vec: np.ndarray) -> dict:
+        out = {}
+        for b in self.structure.blocks:
+            vals = vec[b.offset : b.offset + b.size].reshape(b.q, b.K)
+            out[b.factor.name] = pd.DataFrame(vals, index=pd.Index(b.factor.levels, name=b.factor.name), columns=b.names)
+        return out
+
+    @cached_property
+    def ranef(self) -> dict:
+        """Conditional modes of the random effects: factor name -> DataFrame (levels x terms)."""
+        return self._block_values(self._b)
+
+    @cached_property
+    def condvar(self) -> dict:
+        """Conditional covariances of the random effects: factor name -> array (levels, K, K).
+
+        Conditional on the data and on the estimated parameters (lme4's ``condVar``).
+        """
+        out = {}
+        blocks = self.structure.blocks
+        for b, T, V in zip(blocks, self._templates, self._objective.system.u_condvar(self._templates, self._factor)):
+            out[b.factor.name] = self.sigma**2 * np.einsum("ab,gbc,dc->gad", T, V, T)
+        return out
+
+    # ----- fitted values, residuals, prediction -----
+
+    @cached_property
+    def _z(self):
+        return self.structure.z_matrix()
+
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted values Xβ + Zb + offset, one per row used in the fit."""
+        X = self.frame.X[:, self._x_kept]
+        return X @ self.fixef.to_numpy() + self._z @ self._b + self.frame.offset
+
+    def residuals(self, kind: str = "response") -> np.ndarray:
+        """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), or ``"scaled"`` (pearson / σ)."""
+        r = self.frame.y - self.fitted()
+        if kind == "response":
+            return r
+        if self.frame.weights is not None:
+            r = r * np.sqrt(self.frame.weights)
+        if kind == "pearson":
+            return r
+        if kind == "scaled":
+            return r / self.sigma
+        raise ArgumentError(f"residuals kind must be 'response', 'pearson' or 'scaled', got {kind!r}")
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False) -> np.ndarray:
+        """Predictions on the response scale.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict; the fitted rows when omitted.
+        re_form : None or "~0"
+            None: conditional on the predicted random effects; ``"~0"`` (or ``"NA"``):
+            the population level, fixed effects only.
+        allow_new_levels : bool
+            Levels not seen in the fit get random effects of zero instead of an error.
+
+        Returns
+        -------
+        ndarray
+            NaN where a needed value of ``newdata`` is missing.
+        """
+        population = _population_level(re_form)
+        if newdata is None:
+            if population:
+                return self.frame.X[:, self._x_kept] @ self.fixef.to_numpy() + self.frame.offset
+            return self.fitted()
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+        nd = newdata.reset_index(drop=True)
+        spec = self.frame.fixed_spec
+        try:
+            X = np.asarray(spec.get_model_matrix(nd, output="numpy", na_action="ignore"), dtype=float)
+        except Exception as exc:
+            raise DataError(f"cannot build the fixed-effects design for newdata: {exc}") from None
+        X = X.reshape(len(nd), -1)[:, self._x_kept]
+        eta = X @ self.fixef.to_numpy()
+        eta = eta + self._new_offset(nd)
+        if population:
+            return eta
+        for t in self.structure.terms:
+            cols = term_columns(t.source, nd)[:, t.source_cols]
+            block = self.structure.blocks[t.block]
+            labels = factor_labels(nd, t.source.spec.factors)
+            idx = pd.Index(block.factor.levels).get_indexer(labels).astype(np.int64)
+            missing_rows = pd.isna(nd[list(t.source.spec.factors)]).any(axis=1).to_numpy()
+            new = (idx < 0) & ~missing_rows
+            if new.any() and not allow_new_levels:
+                examples = sorted(set(labels[new]))[:3]
+                raise DataError(
+                    f"newdata has {int(new.sum())} row(s) with level(s) of {block.factor.name!r} not in the fit "
+                    f"(e.g. {examples}); pass allow_new_levels=True to predict them at the population level"
+                )
+            bvals = self._b[block.offset : block.offset + block.size].reshape(block.q, block.K)[:, t.block_cols]
+            contrib = np.einsum("ik,ik->i", cols, bvals[np.maximum(idx, 0)])
+            contrib[idx < 0] = 0.0
+            contrib[missing_rows] = np.nan
+            eta = eta + contrib
+        return eta
+
+    def _new_offset(self, nd: pd.DataFrame) -> np.ndarray:
+        off = np.zeros(len(nd))
+        if self.frame.parsed.offsets:
+            from formulaic import model_matrix
+
+            for expr in self.frame.parsed.offsets:
+                om = model_matrix(f"~ 0 + {expr}", nd, output="numpy", na_action="ignore")
+                off += np.asarray(om, dtype=float).reshape(len(nd), -1).sum(axis=1)
+        return off
+
+    # ----- display -----
+
+    def summary(self):
+        """lme4-style summary (prints as text, renders as HTML in notebooks)."""
+        from .summary import LmmSummary
+
+        return LmmSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+def _population_level(re_form) -> bool:
+    if re_form is None:
+        return False
+    if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~-1"):
+        return True
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return True
+    raise ArgumentError(f"re_form must be None (all random effects) or '~0' (none), got {re_form!r}")

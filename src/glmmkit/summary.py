@@ -1,0 +1,123 @@
+"""lme4-style text and HTML summaries of a fit (reads a fit, computes nothing new)."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LmmSummary"]
+
+
+def _table(rows: list[list[str]], align_right: list[bool], header: list[str] | None = None) -> list[str]:
+    data = ([header] if header else []) + rows
+    widths = [max(len(r[j]) for r in data) for j in range(len(data[0]))]
+    out = []
+    for r in data:
+        cells = [c.rjust(w) if ar else c.ljust(w) for c, w, ar in zip(r, widths, align_right)]
+        out.append(" ".join(cells).rstrip())
+    return out
+
+
+class LmmSummary:
+    """Summary of an :class:`~glmmkit.results.LmmFit`; ``str()`` gives lme4's layout."""
+
+    def __init__(self, fit):
+        self.fit = fit
+
+    # tables as data --------------------------------------------------------------
+    def fixed_table(self) -> pd.DataFrame:
+        f = self.fit
+        se = np.sqrt(np.diag(f.vcov.to_numpy())) if len(f.fixef) else np.empty(0)
+        return pd.DataFrame(
+            {"Estimate": f.fixef.to_numpy(), "Std. Error": se, "t value": f.fixef.to_numpy() / se},
+            index=f.fixef.index,
+        )
+
+    def random_rows(self) -> list[list[str]]:
+        f = self.fit
+        rows = []
+        for t in f.structure.terms:
+            C = f._term_cov(t)
+            sd = np.sqrt(np.diag(C))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                corr = C / np.outer(sd, sd)
+            for i, name in enumerate(t.names):
+                cells = [t.label if i == 0 else "", name, f"{C[i, i]:.4g}", f"{sd[i]:.4g}"]
+                cells += [f"{corr[i, j]:.2f}" for j in range(i)]
+                rows.append(cells)
+        rows.append(["Residual", "", f"{f.sigma ** 2:.4g}", f"{f.sigma:.4g}"])
+        width = max(len(r) for r in rows)
+        return [r + [""] * (width - len(r)) for r in rows]
+
+    # text ------------------------------------------------------------------------
+    def __str__(self) -> str:
+        f = self.fit
+        lines = []
+        how = "REML" if f.reml else "maximum likelihood"
+        lines.append(f"Linear mixed model fit by {how}  [glmmkit lmer]")
+        lines.append(f"Formula: {f.formula}")
+        if f.data_name:
+            lines.append(f"   Data: {f.data_name}")
+        lines.append("")
+        if f.reml:
+            lines.append(f"REML criterion at convergence: {f.reml_criterion:.4f}")
+        else:
+            lines += _table(
+                [[f"{f.aic:.1f}", f"{f.bic:.1f}", f"{f.loglik:.1f}", f"{f.deviance:.1f}", f"{f.df_resid}"]],
+                [True] * 5,
+                ["AIC", "BIC", "logLik", "deviance", "df.resid"],
+            )
+        lines.append("")
+        r = f.residuals("scaled")
+        q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
+        lines.append("Scaled residuals:")
+        lines += _table([[f"{v:.4f}" for v in q]], [True] * 5, ["Min", "1Q", "Median", "3Q", "Max"])
+        lines.append("")
+        lines.append("Random effects:")
+        rows = self.random_rows()
+        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
+        header += [""] * (len(rows[0]) - len(header))
+        lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
+        groups = ", ".join(f"{k}, {v}" for k, v in f.ngroups.items())
+        lines.append(f"Number of obs: {f.nobs}, groups:  {groups}")
+        lines.append("")
+        ft = self.fixed_table()
+        if len(ft):
+            lines.append("Fixed effects:")
+            rows = [[name] + [f"{v:.4g}" if abs(v) < 1e4 else f"{v:.5g}" for v in row] for name, row in zip(ft.index, ft.to_numpy())]
+            lines += _table(rows, [False, True, True, True], ["", "Estimate", "Std. Error", "t value"])
+            if len(ft) > 1 and len(ft) <= 12:
+                lines.append("")
+                lines.append("Correlation of Fixed Effects:")
+                V = f.vcov.to_numpy()
+                sd = np.sqrt(np.diag(V))
+                R = V / np.outer(sd, sd)
+                short = [n[:6] if n != "(Intercept)" else "(Intr)" for n in ft.index]
+                rows = [[ft.index[i]] + [f"{R[i, j]:.3f}" for j in range(i)] for i in range(1, len(ft))]
+                lines += _table(rows, [False] + [True] * (len(ft) - 1), [""] + short[:-1])
+        notes = list(f.optimizer_info.messages)
+        if notes:
+            lines.append("")
+            lines += [f"note: {m}" for m in notes]
+        return "\n".join(lines)
+
+    # HTML ------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        f = self.fit
+        esc = html.escape
+        parts = [f"<div class='glmmkit-summary'><p><b>Linear mixed model</b> fit by {esc(f.method)}<br>"
+                 f"Formula: <code>{esc(f.formula)}</code></p>"]
+        if f.reml:
+            parts.append(f"<p>REML criterion: {f.reml_criterion:.4f}</p>")
+        else:
+            parts.append(f"<p>AIC {f.aic:.2f}, BIC {f.bic:.2f}, logLik {f.loglik:.4f}</p>")
+        vc = f.varcorr
+        parts.append("<p><b>Random effects</b></p>" + vc.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
+        parts.append(f"<p>Number of obs: {f.nobs}; groups: " + esc(", ".join(f"{k} {v}" for k, v in f.ngroups.items())) + "</p>")
+        parts.append("<p><b>Fixed effects</b></p>" + self.fixed_table().to_html(float_format=lambda v: f"{v:.4g}"))
+        for m in f.optimizer_info.messages:
+            parts.append(f"<p><i>note: {esc(m)}</i></p>")
+        parts.append("</div>")
+        return "".join(parts)
