@@ -390,7 +390,7 @@ def environment(engines: list, args: argparse.Namespace) -> dict[str, Any]:
         meta["versions"][engine.name] = engine.version()
         if isinstance(engine, _peers.Lme4Engine):
             meta["r"] = engine.info()
-    spec = importlib.util.find_spec(GLMMKIT.module)
+    spec = importlib.util.find_spec(GLMMKIT.module) if GLMMKIT in engines else None
     if spec is not None:
         meta["glmmkit_path"] = spec.origin or str(list(spec.submodule_search_locations or []))
     return meta

@@ -10,8 +10,24 @@ import pandas as pd
 __all__ = ["LmmSummary"]
 
 
+def format_column(values, digits: int = 4) -> list[str]:
+    """Format numbers with a common number of decimals, as R's ``format(x, digits = 4)``:
+    enough decimals that the smallest non-zero magnitude shows ``digits`` significant digits."""
+    v = np.asarray(values, dtype=float)
+    finite = np.abs(v[np.isfinite(v) & (v != 0)])
+    if finite.size == 0:
+        return ["0" if x == 0 else str(x) for x in v]
+    if finite.max() >= 1e15 or finite.min() < 1e-10:
+        return [f"{x:.{digits - 1}e}" for x in v]
+    decimals = int(np.clip(digits - 1 - np.floor(np.log10(finite.min())), 0, 12))
+    return [f"{x:.{decimals}f}" if np.isfinite(x) else "NaN" for x in v]
+
+
 def _table(rows: list[list[str]], align_right: list[bool], header: list[str] | None = None) -> list[str]:
     data = ([header] if header else []) + rows
+    ncol = max(len(r) for r in data)
+    data = [list(r) + [""] * (ncol - len(r)) for r in data]
+    align_right = list(align_right) + [True] * (ncol - len(align_right))
     widths = [max(len(r[j]) for r in data) for j in range(len(data[0]))]
     out = []
     for r in data:
@@ -37,17 +53,21 @@ class LmmSummary:
 
     def random_rows(self) -> list[list[str]]:
         f = self.fit
-        rows = []
+        rows, variances, sds = [], [], []
         for t in f.structure.terms:
             C = f._term_cov(t)
             sd = np.sqrt(np.diag(C))
             with np.errstate(invalid="ignore", divide="ignore"):
                 corr = C / np.outer(sd, sd)
             for i, name in enumerate(t.names):
-                cells = [t.label if i == 0 else "", name, f"{C[i, i]:.4g}", f"{sd[i]:.4g}"]
-                cells += [f"{corr[i, j]:.2f}" for j in range(i)]
-                rows.append(cells)
-        rows.append(["Residual", "", f"{f.sigma ** 2:.4g}", f"{f.sigma:.4g}"])
+                rows.append([t.label if i == 0 else "", name, "", ""] + [f"{corr[i, j]:.2f}" for j in range(i)])
+                variances.append(C[i, i])
+                sds.append(sd[i])
+        rows.append(["Residual", "", "", ""])
+        variances.append(f.sigma**2)
+        sds.append(f.sigma)
+        for row, v, s in zip(rows, format_column(variances), format_column(sds)):
+            row[2], row[3] = v, s
         width = max(len(r) for r in rows)
         return [r + [""] * (width - len(r)) for r in rows]
 
@@ -86,7 +106,8 @@ class LmmSummary:
         ft = self.fixed_table()
         if len(ft):
             lines.append("Fixed effects:")
-            rows = [[name] + [f"{v:.4g}" if abs(v) < 1e4 else f"{v:.5g}" for v in row] for name, row in zip(ft.index, ft.to_numpy())]
+            cols = [format_column(ft[c].to_numpy(), 4 if c != "t value" else 3) for c in ft.columns]
+            rows = [[name] + [c[i] for c in cols] for i, name in enumerate(ft.index)]
             lines += _table(rows, [False, True, True, True], ["", "Estimate", "Std. Error", "t value"])
             if len(ft) > 1 and len(ft) <= 12:
                 lines.append("")
