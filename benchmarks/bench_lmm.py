@@ -321,7 +321,6 @@ def render(records: list[dict], engine_names: list[str]) -> str:
     base_name = GLMMKIT.name
     peers = [name for name in engine_names if name != base_name]
     has_base = base_name in engine_names
-    missing = EngineResult.unavailable("not run")
 
     header = ["case", "rows"]
     if has_base:
@@ -331,14 +330,13 @@ def render(records: list[dict], engine_names: list[str]) -> str:
     time_rows = []
     for rec in records:
         res = rec["results"]
-        base = res.get(base_name, missing)
         row = [rec["name"], str(rec["rows"] or "-")]
         if has_base:
-            row.append(_time_cell(base))
+            row.append(_time_cell(res[base_name]))
         for name in peers:
             row.append(_time_cell(res[name]))
             if has_base:
-                row.append(_ratio_cell(res[name], base))
+                row.append(_ratio_cell(res[name], res[base_name]))
         time_rows.append(row)
 
     ll_header = ["case"] + [f"{name} logLik" for name in engine_names]
@@ -420,8 +418,8 @@ def header_text(meta: dict[str, Any], threads: int) -> str:
     return "\n".join(lines)
 
 
-def _pin_threads(threads: int) -> None:
-    """Re-execute this script unless every thread variable is already `threads`.
+def _pin_threads(threads: int, argv: list[str]) -> None:
+    """Re-execute this script with `argv` unless every thread variable is `threads`.
 
     The variables must be set before numpy and the peers' native libraries
     load, so they cannot be changed from inside a running process.
@@ -429,8 +427,8 @@ def _pin_threads(threads: int) -> None:
     wanted = _peers.thread_env(threads)
     if all(os.environ.get(k) == v for k, v in wanted.items()):
         return
-    argv = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
-    os.execve(sys.executable, argv, {**os.environ, **wanted})
+    command = [sys.executable, str(Path(__file__).resolve()), *argv]
+    os.execve(sys.executable, command, {**os.environ, **wanted})
 
 
 def _to_json(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
@@ -482,8 +480,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the selected cases on the selected engines and print the tables."""
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    _pin_threads(args.threads)
+    _pin_threads(args.threads, argv)
     _use_source_tree()
     available = {
         GLMMKIT.name: GLMMKIT,

@@ -10,8 +10,8 @@ import time
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from ._threads import single_blas_thread
 from .exceptions import DataError, FormulaError, RankDeficiencyWarning, ConvergenceWarning
 from .formula import parse_formula
 from .frame import build_model_frame, drop_aliased_columns
@@ -92,7 +92,7 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
     _check_grouping(structure, frame.nobs, lmm=True)
 
     # tiny dense factorisations: BLAS threads only add overhead (50x on a 2-core machine)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_blas_thread():
         objective = LmmObjective(structure, X, frame.y - frame.offset, frame.weights, reml=reml)
         res = minimize_bobyqa(objective, structure.theta_start(), structure.theta_lower)
         info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message,

@@ -18,6 +18,7 @@ statistics (that lives in ``objective/``) and no pandas.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +36,6 @@ class BlockedFactor:
     ----------
     logdet_lead : float
         log det of the lead block D (= Σ_g log det D_g).
-    D_inv : ndarray, shape (q1, K1, K1)
-        Inverses of the lead diagonal blocks.
     L : ndarray, shape (m, m)
         Lower Cholesky factor of the dense Schur complement (other random
         effects, X, y). Only its lower triangle is meaningful.
@@ -45,7 +44,6 @@ class BlockedFactor:
     """
 
     logdet_lead: float
-    D_inv: np.ndarray
     L: np.ndarray
     ok: bool
 
@@ -81,6 +79,7 @@ class BlockedSystem:
             for b in range(a + 1):
                 A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zc[:, a] * zc[:, b], minlength=q1)
         self.A11 = A11
+        self._a11, self._a21, self._a22 = (A11[:, 0, 0].copy(), A11[:, 1, 0].copy(), A11[:, 1, 1].copy()) if K1 == 2 else (None,) * 3
         # G[g] = X_g'Z_g and y_g'Z_g stacked: shape (q1, p + 1, K1)
         G = np.empty((q1, self.p + 1, K1))
         for a in range(K1):
@@ -88,6 +87,18 @@ class BlockedSystem:
             for j in range(self.p + 1):
                 G[:, j, a] = np.bincount(codes, za * XY[:, j], minlength=q1)
         self.G = G
+        # per-group outer products G_g[:, a] G_g[:, b]' so that Σ_g G_g M_g G_g' is one
+        # (q1 K1²) x (p+1)² product; only while that array stays small
+        P_size = q1 * K1 * K1 * (self.p + 1) ** 2
+        self.P = None
+        if P_size <= 4_000_000:
+            P = np.einsum("gia,gjb->abgij", G, G).reshape(K1, K1, q1, -1)
+            # pieces by the distinct entries of the symmetric M_g: (a, a) and (a, b) + (b, a)
+            self.P = [P[a, a] if a == b else P[a, b] + P[b, a] for a in range(K1) for b in range(a + 1)]
+            if K1 == 2:
+                # fast path: _lead returns the rows m11, -m21, m22 (see there)
+                self._P2 = np.concatenate([self.P[0], -self.P[1], self.P[2]])
+                self._A2 = np.stack([A11[:, 1, 1], A11[:, 1, 0], A11[:, 0, 0]])
 
         self.mz = sum(b.size for b in rest)
         mz = self.mz
@@ -154,35 +165,99 @@ class BlockedSystem:
             at += b.size
         return scale, general
 
-    def factor(self, templates) -> BlockedFactor:
-        """Factor Ω at the relative covariance templates (engine block order)."""
-        T1 = templates[0]
-        K1, mz = self.K1, self.mz
+    def _lead(self, T1):
+        """Lead-block pieces at template T1: log det D and M_g = T1 D_g⁻¹ T1'.
+
+        M is returned as the list of its distinct entries, lower triangle
+        row-major ((0,0), (1,0), (1,1), ...), each an array over the q1 levels.
+        Returns (inf, None) when a D_g is not positive definite.
+
+        K1 = 1 and 2 (random intercepts, intercept + slope) are written out
+        element-wise: at sleepstudy size numpy's batched linalg call overhead
+        would dominate the evaluation.
+        """
+        K1 = self.K1
         if K1 == 1:
             t2 = T1[0, 0] ** 2
             d = t2 * self.A11[:, 0, 0] + 1.0
-            logdet_lead = float(np.sum(np.log(d)))
-            D_inv = (1.0 / d)[:, None, None]
-            Mg = t2 / d  # T1 D⁻¹ T1'
-            H = self.G * Mg[:, None, None]
-        else:
-            D = np.matmul(np.matmul(T1.T, self.A11), T1)
-            D[:, np.arange(K1), np.arange(K1)] += 1.0
-            try:
-                Lc = np.linalg.cholesky(D)
-            except np.linalg.LinAlgError:
-                return BlockedFactor(np.inf, D, np.empty((0, 0)), False)
-            logdet_lead = 2.0 * float(np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
-            D_inv = np.linalg.inv(D)
-            Mfull = np.matmul(np.matmul(T1, D_inv), T1.T)
-            H = np.matmul(self.G, Mfull)
+            Mg = t2 / d
+            return float(np.sum(np.log(d))), [Mg]
+        if K1 == 2:
+            t11, t21, t22 = float(T1[0, 0]), float(T1[1, 0]), float(T1[1, 1])
+            a11, a21, a22 = self._a11, self._a21, self._a22
+            if min(abs(t11), abs(t22)) > 1e-2:
+                # M_g = T (T'A_gT + I)⁻¹ T' = (A_g + Σ⁻¹)⁻¹ with Σ = TT'; det D_g = det Σ det(A_g + Σ⁻¹)
+                s11, s21, s22 = t11 * t11, t11 * t21, t21 * t21 + t22 * t22
+                det_s = s11 * s22 - s21 * s21
+                E = self._A2 + np.array([[s11 / det_s], [-s21 / det_s], [s22 / det_s]])  # rows e22, e21, e11
+                det_e = E[0] * E[2] - E[1] * E[1]
+                logdet = self.q1 * math.log(det_s) + float(np.log(det_e).sum())
+                if not math.isfinite(logdet):
+                    return np.inf, None
+                E /= det_e  # rows m11, -m21, m22
+                return logdet, E
+            c1 = a21 * t11 + a22 * t21  # (A T)[1, 0]
+            d11 = t11 * (a11 * t11 + a21 * t21) + t21 * c1 + 1.0
+            d21 = t22 * c1
+            d22 = t22 * t22 * a22 + 1.0
+            det = d11 * d22 - d21 * d21
+            if np.any(det <= 0.0):
+                return np.inf, None
+            i11, i21, i22 = d22 / det, -d21 / det, d11 / det
+            r1 = t21 * i11 + t22 * i21
+            m11 = t11 * t11 * i11
+            m21 = r1 * t11
+            m22 = r1 * t21 + (t21 * i21 + t22 * i22) * t22
+            return float(np.sum(np.log(det))), [m11, m21, m22]
+        D = np.matmul(np.matmul(T1.T, self.A11), T1)
+        D[:, np.arange(K1), np.arange(K1)] += 1.0
+        try:
+            Lc = np.linalg.cholesky(D)
+        except np.linalg.LinAlgError:
+            return np.inf, None
+        logdet = 2.0 * float(np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
+        M = np.matmul(np.matmul(T1, np.linalg.inv(D)), T1.T)
+        return logdet, [M[:, a, b] for a in range(K1) for b in range(a + 1)]
+
+    def lead_inverse(self, T1) -> np.ndarray:
+        """D_g⁻¹ for every lead level, shape (q1, K1, K1) (used after the fit, not per evaluation)."""
+        K1 = self.K1
+        D = np.matmul(np.matmul(T1.T, self.A11), T1)
+        D[:, np.arange(K1), np.arange(K1)] += 1.0
+        return np.linalg.inv(D)
+
+    def factor(self, templates) -> BlockedFactor:
+        """Factor Ω at the relative covariance templates (engine block order)."""
+        K1, mz = self.K1, self.mz
+        logdet_lead, m_entries = self._lead(templates[0])
+        if m_entries is None:
+            return BlockedFactor(np.inf, np.empty((0, 0)), False)
         S = self.Arr.copy()
-        S[mz:, mz:] -= np.einsum("gpk,gqk->pq", H, self.G)
+        p1 = self.p + 1
+        if self.P is not None and mz == 0:
+            if isinstance(m_entries, np.ndarray):  # K1 = 2 fast path: rows m11, -m21, m22
+                S -= (m_entries.reshape(-1) @ self._P2).reshape(p1, p1)
+            else:
+                S -= sum(m @ P for m, P in zip(m_entries, self.P)).reshape(p1, p1)
+        else:
+            if isinstance(m_entries, np.ndarray):
+                m_entries = [m_entries[0], -m_entries[1], m_entries[2]]
+            if K1 == 1:
+                Mg = m_entries[0]
+            else:
+                Mg = np.empty((self.q1, K1, K1))
+                at = 0
+                for a in range(K1):
+                    for b in range(a + 1):
+                        Mg[:, a, b] = Mg[:, b, a] = m_entries[at]
+                        at += 1
+            H = self.G * Mg[:, None, None] if K1 == 1 else np.matmul(self.G, Mg)
+            S[mz:, mz:] -= sum(H[:, :, a].T @ self.G[:, :, a] for a in range(K1))
         if mz:
             if K1 == 1:
                 vals = self.tri_prod * Mg[self.tri_g]
             else:
-                vals = np.einsum("tk,tk->t", self.tri_prod, Mfull.reshape(-1, K1 * K1)[self.tri_g])
+                vals = np.einsum("tk,tk->t", self.tri_prod, Mg.reshape(-1, K1 * K1)[self.tri_g])
             Tzz = np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
             Tzz += np.tril(Tzz, -1).T
             S[:mz, :mz] -= Tzz
@@ -199,7 +274,7 @@ class BlockedSystem:
             idx = np.arange(mz)
             S[idx, idx] += 1.0
         L, info = lapack.dpotrf(S, lower=1, clean=0, overwrite_a=1)
-        return BlockedFactor(logdet_lead, D_inv, L, info == 0)
+        return BlockedFactor(logdet_lead, L, info == 0)
 
     # ----- quantities derived from a factor (used once per fit, not per evaluation) -----
 
@@ -223,7 +298,7 @@ class BlockedSystem:
             rhs -= (self.Az1.T @ b_rest).reshape(self.q1, self.K1)
         T1 = templates[0]
         rhs = rhs @ T1  # T1' applied to each level's vector
-        u_lead = np.einsum("gab,gb->ga", fac.D_inv, rhs)
+        u_lead = np.einsum("gab,gb->ga", self.lead_inverse(T1), rhs)
         return u_lead, u_rest, beta
 
     def rest_b(self, templates, u_rest: np.ndarray) -> np.ndarray:
@@ -243,8 +318,9 @@ class BlockedSystem:
         """
         mz = self.mz
         out = []
+        D_inv = self.lead_inverse(templates[0])
         if not mz:
-            return [fac.D_inv]
+            return [D_inv]
         Lzz = fac.L[:mz, :mz]
         # B = Λ_r' A_z1 Λ_1 (sparse, mz x q1K1), then W = Lzz⁻¹ B D⁻¹
         T1 = templates[0]
@@ -255,9 +331,9 @@ class BlockedSystem:
             sl = slice(at, at + q * K)
             B[sl, :] = np.einsum("ba,gbm->gam", T, B[sl, :].reshape(q, K, -1)).reshape(q * K, -1)
         B = (B.reshape(mz, q1, K1) @ T1).reshape(mz, q1, K1)
-        BD = np.einsum("mgk,gkj->mgj", B, fac.D_inv).reshape(mz, q1 * K1)
+        BD = np.einsum("mgk,gkj->mgj", B, D_inv).reshape(mz, q1 * K1)
         W = solve_triangular(Lzz, BD, lower=True).reshape(mz, q1, K1)
-        lead = fac.D_inv + np.einsum("mga,mgb->gab", W, W)
+        lead = D_inv + np.einsum("mga,mgb->gab", W, W)
         out.append(lead)
         Linv = solve_triangular(Lzz, np.eye(mz), lower=True)
         Sinv = Linv.T @ Linv
