@@ -15,7 +15,7 @@ from ._threads import single_blas_thread
 from .exceptions import DataError, FormulaError, RankDeficiencyWarning, ConvergenceWarning
 from .formula import parse_formula
 from .frame import build_model_frame, drop_aliased_columns
-from .objective import LmmObjective
+from .objective.lmm import LmmObjective, moment_start
 from .optimize import minimize_bobyqa
 from .results import FitInfo, LmmFit
 from .structure import build_structure
@@ -82,7 +82,8 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
         raise DataError(
             f"{int(np.sum(frame.weights == 0))} row(s) have weight 0; lmer needs positive weights: drop those rows"
         )
-    X, kept, dropped = drop_aliased_columns(frame.X, frame.x_names)
+    with single_blas_thread():
+        X, kept, dropped = drop_aliased_columns(frame.X, frame.x_names)
     if dropped:
         msg = (f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): "
                f"{', '.join(dropped)}")
@@ -94,7 +95,8 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
     # tiny dense factorisations: BLAS threads only add overhead (50x on a 2-core machine)
     with single_blas_thread():
         objective = LmmObjective(structure, X, frame.y - frame.offset, frame.weights, reml=reml)
-        res = minimize_bobyqa(objective, structure.theta_start(), structure.theta_lower)
+        theta0, step = moment_start(structure, X, frame.y - frame.offset)
+        res = minimize_bobyqa(objective, theta0, structure.theta_lower, initial_step=step)
         info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message,
                        [structure.theta_names[i] for i in res.on_boundary], messages=messages)
         fit = LmmFit(frame=frame, structure=structure, objective=objective, theta=res.x, info=info,

@@ -54,7 +54,8 @@ class OptimResult:
     on_boundary: list = field(default_factory=list)
 
 
-def minimize_bobyqa(fun, x0, lower, *, ftol_abs=1e-10, ftol_rel=1e-12, xtol_abs=1e-10, maxeval=100_000):
+def minimize_bobyqa(fun, x0, lower, *, initial_step=0.75, ftol_abs=1e-10, ftol_rel=1e-12, xtol_abs=1e-10,
+                    maxeval=100_000):
     """Minimise ``fun`` from ``x0`` subject to ``x >= lower`` with NLopt's BOBYQA.
 
     A non-finite objective value (a failed factorisation) is replaced by the
@@ -68,6 +69,8 @@ def minimize_bobyqa(fun, x0, lower, *, ftol_abs=1e-10, ftol_rel=1e-12, xtol_abs=
     ftol_abs, ftol_rel, xtol_abs : float
         Stopping tolerances (NLopt's meaning).
     maxeval : int
+    initial_step : float or ndarray
+        BOBYQA's first trust-region radius (per parameter).
 
     Returns
     -------
@@ -96,8 +99,7 @@ def minimize_bobyqa(fun, x0, lower, *, ftol_abs=1e-10, ftol_rel=1e-12, xtol_abs=
     opt.set_ftol_rel(ftol_rel)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
-    # a first step of 0.75 from lme4's identity start reaches typical θ quickly
-    opt.set_initial_step(np.full(n, 0.75))
+    opt.set_initial_step(np.broadcast_to(np.asarray(initial_step, dtype=float), (n,)).copy())
     try:
         opt.optimize(x0)
         code = opt.last_optimize_result()

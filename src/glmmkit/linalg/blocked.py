@@ -25,7 +25,15 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 
-__all__ = ["BlockedSystem", "BlockedFactor"]
+from .._threads import all_blas_threads
+from .kernels import numba_available, rank_update_kernel, scale_lower_kernel
+
+__all__ = ["BlockedSystem", "BlockedFactor", "KERNEL_MIN_DENSE"]
+
+#: dense Schur blocks with at least this many random-effect rows use the numba kernels
+KERNEL_MIN_DENSE = 300
+#: dense parts at least this large are factored with every BLAS thread
+PARALLEL_MIN_DENSE = 600
 
 
 @dataclass
@@ -113,20 +121,24 @@ class BlockedSystem:
             Azx = np.asarray(Zr.T @ XY)
             Arr[:mz, mz:] = Azx
             Arr[mz:, :mz] = Azx.T
-            self.Az1 = (Zr.T @ Zl).tocoo()
+            self.Az1 = (Zr.T @ Zl).tocsr()
             self._prepare_pairs()
+            self.general_rest = any(b.K > 1 for b in rest)
         self.Arr = Arr
         self.n = n
 
-    def _prepare_pairs(self) -> None:
-        """Index arrays that turn B D⁻¹ B' into one gather and one bincount per θ.
+    def _prepare_pairs(self, use_kernel: bool | None = None) -> None:
+        """Index arrays for the update C - B D⁻¹ B' of the dense block.
 
         A "pair" is (row i of the other factors, lead level g) with the K1-vector
-        of A_z1 entries; two pairs of the same g contribute a_ig' M_g a_lg to
-        entry (i, l) of the Schur complement.
+        a_ig of A_z1 entries; two pairs of the same level contribute a_ig' M_g a_lg
+        to entry (i, l).  Pairs are sorted by level, then row, so a level's pairs
+        are contiguous (``pair_ptr``) and earlier pairs have smaller rows.
+        Large blocks run the numba rank-update kernel over the pairs; small ones
+        expand all (i, l, g) triples once and use one gather and one bincount per θ.
         """
         K1, mz = self.K1, self.mz
-        A = self.Az1
+        A = self.Az1.tocoo()
         g = A.col // K1
         c = A.col % K1
         key = g.astype(np.int64) * mz + A.row
@@ -136,9 +148,12 @@ class BlockedSystem:
         np.add.at(a, (inv, c), A.data)
         pg = (uniq // mz).astype(np.int64)
         pi = (uniq % mz).astype(np.int64)
-        self.pair_g, self.pair_i, self.pair_a = pg, pi, a
-        # pairs are sorted by (g, i): pair p meets every earlier pair of its group (l <= i)
-        start = np.searchsorted(pg, pg, side="left")
+        self.pair_rows, self.pair_a = pi, a
+        self.pair_ptr = np.searchsorted(pg, np.arange(self.q1 + 1), side="left").astype(np.int64)
+        self.use_kernel = (mz >= KERNEL_MIN_DENSE and numba_available()) if use_kernel is None else use_kernel
+        if self.use_kernel:
+            return
+        start = self.pair_ptr[pg]
         cnt = np.arange(npairs) - start + 1
         left = np.repeat(np.arange(npairs), cnt)
         first = np.cumsum(cnt) - cnt
@@ -149,8 +164,6 @@ class BlockedSystem:
             self.tri_prod = a[left, 0] * a[right, 0]
         else:
             self.tri_prod = (a[left][:, :, None] * a[right][:, None, :]).reshape(-1, K1 * K1)
-        # sums pair contributions into rows of the other factors
-        self.pair_sum = sp.csr_matrix((np.ones(npairs), (pi, np.arange(npairs))), shape=(mz, npairs))
 
     def rest_scale(self, templates) -> tuple[np.ndarray | None, list]:
         """Diagonal scaling of the dense part (when every other block is scalar), else per-block templates."""
@@ -254,27 +267,38 @@ class BlockedSystem:
             H = self.G * Mg[:, None, None] if K1 == 1 else np.matmul(self.G, Mg)
             S[mz:, mz:] -= sum(H[:, :, a].T @ self.G[:, :, a] for a in range(K1))
         if mz:
-            if K1 == 1:
-                vals = self.tri_prod * Mg[self.tri_g]
+            # only the lower triangle of S is updated: potrf reads nothing else
+            Hflat = H[:, :, 0] if K1 == 1 else H.transpose(0, 2, 1).reshape(self.q1 * K1, -1)
+            S[mz:, :mz] -= (self.Az1 @ Hflat).T
+            M3 = Mg.reshape(self.q1, K1, K1)
+            if self.use_kernel:
+                rank_update_kernel()(S, self.pair_ptr, self.pair_rows, self.pair_a, M3)
             else:
-                vals = np.einsum("tk,tk->t", self.tri_prod, Mg.reshape(-1, K1 * K1)[self.tri_g])
-            Tzz = np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
-            Tzz += np.tril(Tzz, -1).T
-            S[:mz, :mz] -= Tzz
-            Tzx = self.pair_sum @ np.einsum("pjk,pk->pj", H[self.pair_g], self.pair_a)
-            S[:mz, mz:] -= Tzx
-            S[mz:, :mz] -= Tzx.T
+                if K1 == 1:
+                    vals = self.tri_prod * Mg[self.tri_g]
+                else:
+                    vals = np.einsum("tk,tk->t", self.tri_prod, M3.reshape(-1, K1 * K1)[self.tri_g])
+                S[:mz, :mz] -= np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
             scale, general = self.rest_scale(templates)
-            S *= scale[:, None]
-            S *= scale[None, :]
-            for at, q, K, T in general:
-                sl = slice(at, at + q * K)
-                S[:, sl] = (S[:, sl].reshape(self.m, q, K) @ T).reshape(self.m, q * K)
-                S[sl, :] = np.einsum("ba,gbm->gam", T, S[sl, :].reshape(q, K, self.m)).reshape(q * K, self.m)
-            idx = np.arange(mz)
-            S[idx, idx] += 1.0
-        L, info = lapack.dpotrf(S, lower=1, clean=0, overwrite_a=1)
-        return BlockedFactor(logdet_lead, L, info == 0)
+            if general:
+                S = np.tril(S) + np.tril(S, -1).T
+                for at, q, K, T in general:
+                    sl = slice(at, at + q * K)
+                    S[:, sl] = (S[:, sl].reshape(self.m, q, K) @ T).reshape(self.m, q * K)
+                    S[sl, :] = np.einsum("ba,gbm->gam", T, S[sl, :].reshape(q, K, self.m)).reshape(q * K, self.m)
+            if self.use_kernel:
+                scale_lower_kernel()(S, scale, mz)
+            else:
+                S *= np.outer(scale, scale)
+                S[np.arange(mz), np.arange(mz)] += 1.0
+        # S is C-ordered with its lower triangle filled; S.T is the same numbers in
+        # Fortran order (upper triangle), so LAPACK factors it in place without a copy
+        if self.m >= PARALLEL_MIN_DENSE:
+            with all_blas_threads():
+                U, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
+        else:
+            U, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
+        return BlockedFactor(logdet_lead, U.T, info == 0)
 
     # ----- quantities derived from a factor (used once per fit, not per evaluation) -----
 
@@ -326,7 +350,7 @@ class BlockedSystem:
         T1 = templates[0]
         K1, q1 = self.K1, self.q1
         scale, general = self.rest_scale(templates)
-        B = (self.Az1.tocsr().multiply(scale[:mz, None])).toarray()
+        B = self.Az1.multiply(scale[:mz, None]).toarray()
         for at, q, K, T in general:
             sl = slice(at, at + q * K)
             B[sl, :] = np.einsum("ba,gbm->gam", T, B[sl, :].reshape(q, K, -1)).reshape(q * K, -1)

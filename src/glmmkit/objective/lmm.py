@@ -71,3 +71,42 @@ class LmmObjective:
         """Profiled residual variance: r² / n (ML) or r² / (n - p) (REML)."""
         r2 = float(np.diagonal(fac.L)[-1]) ** 2
         return r2 / (self.n - self.p if self.reml else self.n)
+
+
+def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starting θ and BOBYQA step from one-way moment estimates of intercept variances.
+
+    lme4 starts every template at the identity.  For random-intercept terms a
+    one-way ANOVA estimate on OLS residuals (between-level variance of the level
+    means minus the within-level variance they carry) lands close to the
+    optimum, and a step of a quarter of it then takes BOBYQA far fewer
+    evaluations on large crossed models (InstEval: 44 -> 24).  Other template
+    entries keep lme4's start and a step of 0.75.
+
+    Returns
+    -------
+    theta0, step : ndarray
+    """
+    theta0 = structure.theta_start()
+    step = np.full(theta0.shape, 0.75)
+    if X.shape[1]:
+        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        r = y - X @ beta
+    else:
+        r = y - y.mean()
+    comps = {}
+    for t in structure.terms:
+        if t.names != ["(Intercept)"]:
+            continue
+        codes, q = t.factor.codes, t.factor.nlevels
+        n_g = np.bincount(codes, minlength=q)
+        means = np.bincount(codes, r, minlength=q) / np.maximum(n_g, 1)
+        within = float(np.sum((r - means[codes]) ** 2)) / max(r.shape[0] - q, 1)
+        comps[t.theta_slice.start] = max(float(np.var(means)) - within * float(np.mean(1.0 / np.maximum(n_g, 1))), 0.0)
+    if not comps:
+        return theta0, step
+    resid = max(float(np.var(r)) - sum(comps.values()), 0.1 * float(np.var(r)))
+    for i, c in comps.items():
+        theta0[i] = np.sqrt(c / resid) if c > 0 else 0.1
+        step[i] = max(0.25 * theta0[i], 0.05)
+    return theta0, step
