@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError, GlmmkitWarning
+from .design import build_design, formulaic_formula, r_column_name
 from .formula import ParsedFormula, RandomTermSpec
 
 __all__ = ["GroupingFactor", "RandomTermData", "ModelFrame", "build_model_frame", "r_column_name"]
@@ -106,33 +107,9 @@ class ModelFrame:
         return self.y.shape[0]
 
 
-_T_LEVEL = re.compile(r"\[T\.(.*?)\]")
-_LEVEL = re.compile(r"\[(.*?)\]")
-_POLY = re.compile(r"C\((.*?), *contr\.poly\)\[\.?(.*?)\]")
-
-
-def r_column_name(name: str) -> str:
-    """Translate a formulaic column name into the one R's model.matrix would give."""
-    if name == "Intercept":
-        return "(Intercept)"
-    name = _POLY.sub(lambda m: f"{m.group(1)}.{m.group(2)}" if m.group(2) in "LQC" else f"{m.group(1)}^{m.group(2)}", name)
-    name = _T_LEVEL.sub(r"\1", name)
-    return _LEVEL.sub(r"\1", name)
-
-
-@lru_cache(maxsize=256)
-def _formulaic_formula(text: str):
-    from formulaic import Formula
-
-    try:
-        return Formula(text)
-    except Exception as exc:  # formulaic raises its own parser errors
-        raise FormulaError(f"cannot parse {text!r}: {exc}") from None
-
-
 @lru_cache(maxsize=512)
 def _required(text: str) -> frozenset:
-    return frozenset(_formulaic_formula(text).required_variables)
+    return frozenset(formulaic_formula(text).required_variables)
 
 
 def _as_dataframe(data) -> pd.DataFrame:
@@ -164,20 +141,23 @@ def _check_columns(names, df: pd.DataFrame, where: str) -> None:
 
 
 def _level_labels(values) -> list[str]:
-    out = []
-    for v in values:
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-            out.append(str(int(v)))
-        else:
-            out.append(str(v))
-    return out
+    """Labels as R prints factor levels: whole floats without a trailing '.0'."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    return [str(v) for v in arr.tolist()]
 
 
 def _code_column(col: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes and level labels of one column, unused levels dropped."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        cat = col.cat.remove_unused_categories()
-        return cat.cat.codes.to_numpy(np.int64), _level_labels(cat.cat.categories)
+        codes = col.cat.codes.to_numpy().astype(np.int64)
+        cats = col.cat.categories
+        used = np.bincount(codes, minlength=len(cats)) > 0
+        if used.all():
+            return codes, _level_labels(cats)
+        remap = np.cumsum(used) - 1
+        return remap[codes], _level_labels(cats[used])
     codes, uniques = pd.factorize(col, sort=True)
     return codes.astype(np.int64), _level_labels(uniques)
 
@@ -214,26 +194,13 @@ def _grouping_factor(factors: tuple[str, ...], data: pd.DataFrame, cache: dict) 
 
 
 def _term_columns(lhs: str, data: pd.DataFrame, model_spec=None):
-    n = len(data)
     text = lhs.strip()
     if text == "1":
-        return np.ones((n, 1)), ["(Intercept)"], None
-    from formulaic import model_matrix
-
-    try:
-        if model_spec is not None:
-            mm = model_spec.get_model_matrix(data, output="numpy", na_action="ignore")
-        else:
-            mm = model_matrix(_formulaic_formula("~ " + text), data, output="numpy", na_action="ignore")
-    except FormulaError:
-        raise
-    except Exception as exc:
-        raise FormulaError(f"cannot build random-effect columns for ({lhs} | ...): {exc}") from None
-    names = [r_column_name(c) for c in mm.model_spec.column_names]
-    cols = np.asarray(mm, dtype=float).reshape(n, -1)
+        return np.ones((len(data), 1)), ["(Intercept)"], None
+    cols, names, spec = build_design(text, data, model_spec)
     if cols.shape[1] == 0:
         raise FormulaError(f"random-effects term ({lhs} | ...) has no columns; write (1 | g) for an intercept")
-    return cols, names, mm.model_spec
+    return cols, names, spec
 
 
 def _numeric_vector(arg, name: str, data: pd.DataFrame, n_total: int) -> np.ndarray | None:
@@ -263,7 +230,7 @@ def _response(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[np.ndarray, st
     from formulaic import model_matrix
 
     try:
-        mm = model_matrix(_formulaic_formula(f"{lhs} ~ 1"), data, output="numpy", na_action="ignore")
+        mm = model_matrix(formulaic_formula(f"{lhs} ~ 1"), data, output="numpy", na_action="ignore")
     except Exception as exc:
         raise FormulaError(f"cannot evaluate the response {lhs!r}: {exc}") from None
     y = np.asarray(mm.lhs, dtype=float)
@@ -308,14 +275,16 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
     off_arg = _numeric_vector(offset, "offset", df, n_total)
 
     ordered = [c for c in df.columns if c in used]
-    sub = df[ordered]
-    complete = ~sub.isna().any(axis=1).to_numpy()
+    complete = np.ones(n_total, dtype=bool)
+    for c in ordered:
+        complete &= ~df[c].isna().to_numpy()
     for vec in (w, off_arg):
         if vec is not None:
             complete &= ~np.isnan(vec)
     n_dropped = int(n_total - complete.sum())
+    sub = df
     if n_dropped:
-        sub = sub[complete]
+        sub = df.loc[complete, ordered]
         w = None if w is None else w[complete]
         off_arg = None if off_arg is None else off_arg[complete]
     if len(sub) == 0:
@@ -326,21 +295,13 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
 
     y, response_name = _response(parsed, sub)
 
-    from formulaic import model_matrix
-
-    try:
-        mm = model_matrix(_formulaic_formula("~ " + parsed.fixed_rhs), sub, output="numpy", na_action="ignore")
-    except FormulaError:
-        raise
-    except Exception as exc:
-        raise FormulaError(f"cannot build the fixed-effects design of {parsed.text!r}: {exc}") from None
-    spec = mm.model_spec
-    X = np.ascontiguousarray(np.asarray(mm, dtype=float).reshape(len(sub), -1))
-    x_names = [r_column_name(c) for c in spec.column_names]
+    X, x_names, spec = build_design(parsed.fixed_rhs, sub)
 
     off = np.zeros(len(sub)) if off_arg is None else off_arg.copy()
+    if parsed.offsets:
+        from formulaic import model_matrix
     for expr in parsed.offsets:
-        om = model_matrix(_formulaic_formula(f"~ 0 + {expr}"), sub, output="numpy", na_action="ignore")
+        om = model_matrix(formulaic_formula(f"~ 0 + {expr}"), sub, output="numpy", na_action="ignore")
         off += np.asarray(om, dtype=float).reshape(len(sub), -1).sum(axis=1)
 
     cache: dict = {}
@@ -384,6 +345,8 @@ def drop_aliased_columns(X: np.ndarray, names: list[str], tol: float = 1e-7):
         return X, [], []
     R = np.linalg.qr(X, mode="r")
     norms = np.linalg.norm(R, axis=0)
+    if np.all(np.abs(np.diagonal(R)) >= tol * norms) and np.all(norms > 0):
+        return X, list(range(p)), []  # unpivoted R already gives each column's residual norm
     kept: list[int] = []
     dropped: list[str] = []
     for j in range(p):

@@ -89,7 +89,7 @@ class LmmFit:
         self.converged = bool(info.converged)
 
         theta = np.asarray(theta, dtype=float)
-        self.theta = pd.Series(theta, index=structure.theta_names, name="theta")
+        self._theta = theta
         self._templates = structure.templates(theta)
         system = objective.system
         fac = objective.factor(theta)
@@ -99,7 +99,7 @@ class LmmFit:
         b_lead = u_lead @ self._templates[0].T
         self._b = np.concatenate([b_lead.ravel(), system.rest_b(self._templates, u_rest)])
         self._u = np.concatenate([u_lead.ravel(), u_rest])
-        self.fixef = pd.Series(beta, index=self.x_names, name="fixef")
+        self._beta = beta
         mz, p = system.mz, system.p
         if p:
             Rx = fac.L[mz : mz + p, mz : mz + p]
@@ -107,12 +107,29 @@ class LmmFit:
             cov = self.sigma**2 * (Rinv.T @ Rinv)
         else:
             cov = np.empty((0, 0))
-        self.vcov = pd.DataFrame(cov, index=self.x_names, columns=self.x_names)
+        self._vcov = cov
         dev = objective.deviance_from(fac)
         self.loglik = -0.5 * dev
         self.singular = structure.is_singular(theta)
         self.nobs = frame.nobs
         self.ngroups = {b.factor.name: b.q for b in structure.blocks}
+
+    # ----- estimates as pandas objects (built on first use: pandas constructors cost more than a small fit) -----
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates, model-matrix order."""
+        return pd.Series(self._beta, index=self.x_names, name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effect estimates."""
+        return pd.DataFrame(self._vcov, index=self.x_names, columns=self.x_names)
+
+    @cached_property
+    def theta(self) -> pd.Series:
+        """lme4's θ: lower-triangle entries of each term's relative covariance factor."""
+        return pd.Series(self._theta, index=self.structure.theta_names, name="theta")
 
     # ----- likelihood summaries -----
 
@@ -201,7 +218,7 @@ class LmmFit:
         """
         out = {}
         blocks = self.structure.blocks
-        for b, T, V in zip(blocks, self._templates, self._objective.system.u_condvar(self._templates, self._factor)):
+        for b, T, V in zip(blocks, self._templates, self._objective.system.u_condvar(self._theta, self._templates, self._factor)):
             out[b.factor.name] = self.sigma**2 * np.einsum("ab,gbc,dc->gad", T, V, T)
         return out
 
@@ -214,7 +231,7 @@ class LmmFit:
     def fitted(self) -> np.ndarray:
         """Conditional fitted values Xβ + Zb + offset, one per row used in the fit."""
         X = self.frame.X[:, self._x_kept]
-        return X @ self.fixef.to_numpy() + self._z @ self._b + self.frame.offset
+        return X @ self._beta + self._z @ self._b + self.frame.offset
 
     def residuals(self, kind: str = "response") -> np.ndarray:
         """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), or ``"scaled"`` (pearson / σ)."""
@@ -250,7 +267,7 @@ class LmmFit:
         population = _population_level(re_form)
         if newdata is None:
             if population:
-                return self.frame.X[:, self._x_kept] @ self.fixef.to_numpy() + self.frame.offset
+                return self.frame.X[:, self._x_kept] @ self._beta + self.frame.offset
             return self.fitted()
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
@@ -261,7 +278,7 @@ class LmmFit:
         except Exception as exc:
             raise DataError(f"cannot build the fixed-effects design for newdata: {exc}") from None
         X = X.reshape(len(nd), -1)[:, self._x_kept]
-        eta = X @ self.fixef.to_numpy()
+        eta = X @ self._beta
         eta = eta + self._new_offset(nd)
         if population:
             return eta

@@ -109,6 +109,14 @@ class ReBlock:
         T[self.tpl_rows, self.tpl_cols] = theta[self.tpl_theta]
         return T
 
+    def z_dense(self, sqrt_w: np.ndarray | None = None) -> np.ndarray:
+        """Dense n x (q K) model matrix of the block (small models: cheaper than scipy.sparse's overhead)."""
+        n, K = self.columns.shape
+        Z = np.zeros((n, self.q * K))
+        vals = self.columns if sqrt_w is None else self.columns * sqrt_w[:, None]
+        Z[np.arange(n)[:, None], self.factor.codes[:, None] * K + np.arange(K)[None, :]] = vals
+        return Z
+
     def z_matrix(self, sqrt_w: np.ndarray | None = None) -> sp.csr_matrix:
         """Sparse n x (q K) model matrix of the block, level-major columns."""
         n, K = self.columns.shape

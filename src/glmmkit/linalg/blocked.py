@@ -32,6 +32,10 @@ __all__ = ["BlockedSystem", "BlockedFactor", "KERNEL_MIN_DENSE"]
 
 #: dense Schur blocks with at least this many random-effect rows use the numba kernels
 KERNEL_MIN_DENSE = 300
+#: models with n x (random effects) up to this size build their crossproducts from a dense Z
+DENSE_Z_MAX = 2_000_000
+#: cross blocks (rows x lead random effects) up to this many entries are held dense
+DENSE_CROSS_MAX = 250_000
 #: dense parts at least this large are factored with every BLAS thread
 PARALLEL_MIN_DENSE = 600
 
@@ -114,18 +118,38 @@ class BlockedSystem:
         self.m = m
         Arr = np.empty((m, m))
         Arr[mz:, mz:] = XY.T @ XY
+        self.R1, self.use_kernel = None, False
         if mz:
-            Zr = sp.hstack([b.z_matrix(sqrt_w) for b in rest], format="csc")
-            Zl = lead.z_matrix(sqrt_w).tocsc()
-            Arr[:mz, :mz] = (Zr.T @ Zr).toarray()
+            if n * (mz + q1 * K1) <= DENSE_Z_MAX:
+                Zr = np.hstack([b.z_dense(sqrt_w) for b in rest])
+                Arr[:mz, :mz] = Zr.T @ Zr
+                self.Az1 = Zr.T @ lead.z_dense(sqrt_w)
+            else:
+                Zr = sp.hstack([b.z_matrix(sqrt_w) for b in rest], format="csc")
+                Arr[:mz, :mz] = (Zr.T @ Zr).toarray()
+                self.Az1 = (Zr.T @ lead.z_matrix(sqrt_w).tocsc()).tocsr()
             Azx = np.asarray(Zr.T @ XY)
             Arr[:mz, mz:] = Azx
             Arr[mz:, :mz] = Azx.T
-            self.Az1 = (Zr.T @ Zl).tocsr()
-            self._prepare_pairs()
-            self.general_rest = any(b.K > 1 for b in rest)
+            if mz < KERNEL_MIN_DENSE and m * q1 * K1 <= DENSE_CROSS_MAX:
+                # small: the whole cross block [A_z1; A_x1] dense, so B D⁻¹ B' is two matrix products
+                Az1 = self.Az1.toarray() if sp.issparse(self.Az1) else self.Az1
+                self.R1 = np.vstack([Az1, G.transpose(1, 0, 2).reshape(self.p + 1, q1 * K1)])
+            else:
+                self._prepare_pairs()
         self.Arr = Arr
         self.n = n
+        # θ positions: lead template entries, and per dense row the θ that scales it (scalar blocks)
+        self._lead_pos = {(int(r), int(c)): int(t) for r, c, t in zip(lead.tpl_rows, lead.tpl_cols, lead.tpl_theta)}
+        n_theta = 1 + max(int(b.tpl_theta.max()) for b in blocks)
+        scale_idx = np.full(m, n_theta, dtype=np.int64)  # n_theta points at a trailing 1
+        at = 0
+        for b in rest:
+            if b.K == 1:
+                scale_idx[at : at + b.q] = b.tpl_theta[0]
+            at += b.size
+        self._scale_idx = scale_idx
+        self._general = [(i, b) for i, b in enumerate(rest) if b.K > 1]
 
     def _prepare_pairs(self, use_kernel: bool | None = None) -> None:
         """Index arrays for the update C - B D⁻¹ B' of the dense block.
@@ -138,7 +162,7 @@ class BlockedSystem:
         expand all (i, l, g) triples once and use one gather and one bincount per θ.
         """
         K1, mz = self.K1, self.mz
-        A = self.Az1.tocoo()
+        A = sp.coo_matrix(self.Az1)
         g = A.col // K1
         c = A.col % K1
         key = g.astype(np.int64) * mz + A.row
@@ -165,20 +189,17 @@ class BlockedSystem:
         else:
             self.tri_prod = (a[left][:, :, None] * a[right][:, None, :]).reshape(-1, K1 * K1)
 
-    def rest_scale(self, templates) -> tuple[np.ndarray | None, list]:
-        """Diagonal scaling of the dense part (when every other block is scalar), else per-block templates."""
-        scale = np.ones(self.m)
-        general = []
+    def _general_templates(self, theta):
+        """(first dense row, q, K, template) of every non-lead block with K > 1."""
+        out = []
         at = 0
-        for b, T in zip(self.rest, templates[1:]):
-            if b.K == 1:
-                scale[at : at + b.q] = T[0, 0]
-            else:
-                general.append((at, b.q, b.K, T))
+        for b in self.rest:
+            if b.K > 1:
+                out.append((at, b.q, b.K, b.template(theta)))
             at += b.size
-        return scale, general
+        return out
 
-    def _lead(self, T1):
+    def _lead(self, theta):
         """Lead-block pieces at template T1: log det D and M_g = T1 D_g⁻¹ T1'.
 
         M is returned as the list of its distinct entries, lower triangle
@@ -190,13 +211,15 @@ class BlockedSystem:
         would dominate the evaluation.
         """
         K1 = self.K1
+        pos = self._lead_pos
         if K1 == 1:
-            t2 = T1[0, 0] ** 2
+            t2 = float(theta[pos[(0, 0)]]) ** 2
             d = t2 * self.A11[:, 0, 0] + 1.0
             Mg = t2 / d
             return float(np.sum(np.log(d))), [Mg]
         if K1 == 2:
-            t11, t21, t22 = float(T1[0, 0]), float(T1[1, 0]), float(T1[1, 1])
+            t11, t22 = float(theta[pos[(0, 0)]]), float(theta[pos[(1, 1)]])
+            t21 = float(theta[pos[(1, 0)]]) if (1, 0) in pos else 0.0  # (x || g): structural zero
             a11, a21, a22 = self._a11, self._a21, self._a22
             if min(abs(t11), abs(t22)) > 1e-2:
                 # M_g = T (T'A_gT + I)⁻¹ T' = (A_g + Σ⁻¹)⁻¹ with Σ = TT'; det D_g = det Σ det(A_g + Σ⁻¹)
@@ -222,6 +245,7 @@ class BlockedSystem:
             m21 = r1 * t11
             m22 = r1 * t21 + (t21 * i21 + t22 * i22) * t22
             return float(np.sum(np.log(det))), [m11, m21, m22]
+        T1 = self.lead.template(theta)
         D = np.matmul(np.matmul(T1.T, self.A11), T1)
         D[:, np.arange(K1), np.arange(K1)] += 1.0
         try:
@@ -232,6 +256,21 @@ class BlockedSystem:
         M = np.matmul(np.matmul(T1, np.linalg.inv(D)), T1.T)
         return logdet, [M[:, a, b] for a in range(K1) for b in range(a + 1)]
 
+    def _m_array(self, m_entries) -> np.ndarray:
+        """M_g as an array: (q1,) when K1 = 1, else (q1, K1, K1)."""
+        K1 = self.K1
+        if isinstance(m_entries, np.ndarray):  # K1 = 2 fast-path rows m11, -m21, m22
+            m_entries = [m_entries[0], -m_entries[1], m_entries[2]]
+        if K1 == 1:
+            return m_entries[0]
+        M = np.empty((self.q1, K1, K1))
+        at = 0
+        for a in range(K1):
+            for b in range(a + 1):
+                M[:, a, b] = M[:, b, a] = m_entries[at]
+                at += 1
+        return M
+
     def lead_inverse(self, T1) -> np.ndarray:
         """D_g⁻¹ for every lead level, shape (q1, K1, K1) (used after the fit, not per evaluation)."""
         K1 = self.K1
@@ -239,58 +278,54 @@ class BlockedSystem:
         D[:, np.arange(K1), np.arange(K1)] += 1.0
         return np.linalg.inv(D)
 
-    def factor(self, templates) -> BlockedFactor:
-        """Factor Ω at the relative covariance templates (engine block order)."""
+    def factor(self, theta: np.ndarray) -> BlockedFactor:
+        """Factor Ω at θ (lme4's parameter vector)."""
         K1, mz = self.K1, self.mz
-        logdet_lead, m_entries = self._lead(templates[0])
+        logdet_lead, m_entries = self._lead(theta)
         if m_entries is None:
             return BlockedFactor(np.inf, np.empty((0, 0)), False)
-        S = self.Arr.copy()
         p1 = self.p + 1
-        if self.P is not None and mz == 0:
+        if mz == 0 and self.P is not None:
             if isinstance(m_entries, np.ndarray):  # K1 = 2 fast path: rows m11, -m21, m22
-                S -= (m_entries.reshape(-1) @ self._P2).reshape(p1, p1)
+                T = (m_entries.reshape(-1) @ self._P2).reshape(p1, p1)
             else:
-                S -= sum(m @ P for m, P in zip(m_entries, self.P)).reshape(p1, p1)
+                T = sum(m @ P for m, P in zip(m_entries, self.P)).reshape(p1, p1)
+            S = self.Arr - T
         else:
-            if isinstance(m_entries, np.ndarray):
-                m_entries = [m_entries[0], -m_entries[1], m_entries[2]]
-            if K1 == 1:
-                Mg = m_entries[0]
+            M = self._m_array(m_entries)
+            if mz and self.R1 is not None:
+                R1 = self.R1
+                W = R1 * M if K1 == 1 else np.matmul(R1.reshape(self.m, self.q1, K1), M).reshape(self.m, -1)
+                S = self.Arr - W @ R1.T
             else:
-                Mg = np.empty((self.q1, K1, K1))
-                at = 0
-                for a in range(K1):
-                    for b in range(a + 1):
-                        Mg[:, a, b] = Mg[:, b, a] = m_entries[at]
-                        at += 1
-            H = self.G * Mg[:, None, None] if K1 == 1 else np.matmul(self.G, Mg)
-            S[mz:, mz:] -= sum(H[:, :, a].T @ self.G[:, :, a] for a in range(K1))
+                S = self.Arr.copy()
+                H = self.G * M[:, None, None] if K1 == 1 else np.matmul(self.G, M)
+                S[mz:, mz:] -= sum(H[:, :, a].T @ self.G[:, :, a] for a in range(K1))
+                if mz:
+                    # only the lower triangle of S is updated: potrf reads nothing else
+                    Hflat = H[:, :, 0] if K1 == 1 else H.transpose(0, 2, 1).reshape(self.q1 * K1, -1)
+                    S[mz:, :mz] -= (self.Az1 @ Hflat).T
+                    if self.use_kernel:
+                        rank_update_kernel()(S, self.pair_ptr, self.pair_rows, self.pair_a, M.reshape(self.q1, K1, K1))
+                    else:
+                        if K1 == 1:
+                            vals = self.tri_prod * M[self.tri_g]
+                        else:
+                            vals = np.einsum("tk,tk->t", self.tri_prod, M.reshape(-1, K1 * K1)[self.tri_g])
+                        S[:mz, :mz] -= np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
         if mz:
-            # only the lower triangle of S is updated: potrf reads nothing else
-            Hflat = H[:, :, 0] if K1 == 1 else H.transpose(0, 2, 1).reshape(self.q1 * K1, -1)
-            S[mz:, :mz] -= (self.Az1 @ Hflat).T
-            M3 = Mg.reshape(self.q1, K1, K1)
-            if self.use_kernel:
-                rank_update_kernel()(S, self.pair_ptr, self.pair_rows, self.pair_a, M3)
-            else:
-                if K1 == 1:
-                    vals = self.tri_prod * Mg[self.tri_g]
-                else:
-                    vals = np.einsum("tk,tk->t", self.tri_prod, M3.reshape(-1, K1 * K1)[self.tri_g])
-                S[:mz, :mz] -= np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
-            scale, general = self.rest_scale(templates)
-            if general:
+            scale = np.append(theta, 1.0)[self._scale_idx]
+            if self._general:
                 S = np.tril(S) + np.tril(S, -1).T
-                for at, q, K, T in general:
+                for at, q, K, T in self._general_templates(theta):
                     sl = slice(at, at + q * K)
                     S[:, sl] = (S[:, sl].reshape(self.m, q, K) @ T).reshape(self.m, q * K)
                     S[sl, :] = np.einsum("ba,gbm->gam", T, S[sl, :].reshape(q, K, self.m)).reshape(q * K, self.m)
-            if self.use_kernel:
+            if self.R1 is None and self.use_kernel:
                 scale_lower_kernel()(S, scale, mz)
             else:
                 S *= np.outer(scale, scale)
-                S[np.arange(mz), np.arange(mz)] += 1.0
+                S.ravel()[: mz * (self.m + 1) : self.m + 1] += 1.0
         # S is C-ordered with its lower triangle filled; S.T is the same numbers in
         # Fortran order (upper triangle), so LAPACK factors it in place without a copy
         if self.m >= PARALLEL_MIN_DENSE:
@@ -334,7 +369,7 @@ class BlockedSystem:
             at += b.size
         return out
 
-    def u_condvar(self, templates, fac: BlockedFactor) -> list[np.ndarray]:
+    def u_condvar(self, theta, templates, fac: BlockedFactor) -> list[np.ndarray]:
         """Diagonal level blocks of (Λ'Z'ZΛ + I)⁻¹, per block, shape (q, K, K) each.
 
         These are the conditional covariances of the spherical random effects
@@ -349,9 +384,9 @@ class BlockedSystem:
         # B = Λ_r' A_z1 Λ_1 (sparse, mz x q1K1), then W = Lzz⁻¹ B D⁻¹
         T1 = templates[0]
         K1, q1 = self.K1, self.q1
-        scale, general = self.rest_scale(templates)
-        B = self.Az1.multiply(scale[:mz, None]).toarray()
-        for at, q, K, T in general:
+        scale = np.append(theta, 1.0)[self._scale_idx]
+        B = self.Az1.multiply(scale[:mz, None]).toarray() if sp.issparse(self.Az1) else self.Az1 * scale[:mz, None]
+        for at, q, K, T in self._general_templates(theta):
             sl = slice(at, at + q * K)
             B[sl, :] = np.einsum("ba,gbm->gam", T, B[sl, :].reshape(q, K, -1)).reshape(q * K, -1)
         B = (B.reshape(mz, q1, K1) @ T1).reshape(mz, q1, K1)

@@ -43,7 +43,7 @@ class LmmObjective:
         self.n_evals = 0
 
     def factor(self, theta: np.ndarray) -> BlockedFactor:
-        return self.system.factor(self.structure.templates(theta))
+        return self.system.factor(np.asarray(theta, dtype=float))
 
     def parts(self, fac: BlockedFactor) -> tuple[float, float, float]:
         """(log|L|², log|R_X|², r²) of a factor."""
