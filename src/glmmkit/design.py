@@ -18,7 +18,22 @@ import pandas as pd
 
 from .exceptions import FormulaError
 
-__all__ = ["build_design", "r_column_name", "formulaic_formula"]
+__all__ = ["build_design", "r_column_name", "formulaic_formula", "FUNCTIONS", "model_matrix"]
+
+#: Functions a formula may call, under R's names (formulaic adds its own: log, exp, scale, center, C, I, poly, ...)
+FUNCTIONS = {
+    "log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "exp": np.exp, "expm1": np.expm1,
+    "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "floor": np.floor,
+    "ceiling": np.ceil, "round": np.round, "sign": np.sign, "plogis": lambda x: 1.0 / (1.0 + np.exp(-np.asarray(x))),
+    "qlogis": lambda p: np.log(np.asarray(p) / (1.0 - np.asarray(p))), "pmin": np.minimum, "pmax": np.maximum,
+}
+
+
+def model_matrix(formula: str, data: pd.DataFrame):
+    """formulaic's model_matrix with glmmkit's function context, numpy output, no row dropping."""
+    from formulaic import model_matrix as _mm
+
+    return _mm(formulaic_formula(formula), data, output="numpy", na_action="ignore", context=FUNCTIONS)
 
 _T_LEVEL = re.compile(r"\[T\.(.*?)\]")
 _LEVEL = re.compile(r"\[(.*?)\]")
@@ -30,6 +45,7 @@ def r_column_name(name: str) -> str:
     """Translate a formulaic column name into the one R's model.matrix would give."""
     if name == "Intercept":
         return "(Intercept)"
+    name = name.replace(" ** ", "^")  # the parser turned R's ^ inside calls into Python's **
     name = _POLY.sub(lambda m: f"{m.group(1)}.{m.group(2)}" if m.group(2) in "LQC" else f"{m.group(1)}^{m.group(2)}", name)
     name = _T_LEVEL.sub(r"\1", name)
     return _LEVEL.sub(r"\1", name)
@@ -119,11 +135,9 @@ def build_design(rhs: str, data: pd.DataFrame, spec=None):
         return spec.get_model_matrix(data), [r_column_name(c) for c in spec.column_names], spec
     try:
         if spec is not None:
-            mm = spec.get_model_matrix(data, output="numpy", na_action="ignore")
+            mm = spec.get_model_matrix(data, output="numpy", na_action="ignore", context=FUNCTIONS)
         else:
-            from formulaic import model_matrix
-
-            mm = model_matrix(formulaic_formula("~ " + rhs), data, output="numpy", na_action="ignore")
+            mm = model_matrix("~ " + rhs, data)
     except FormulaError:
         raise
     except Exception as exc:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError, GlmmkitWarning
-from .design import build_design, formulaic_formula, r_column_name
+from .design import FUNCTIONS, build_design, formulaic_formula, model_matrix, r_column_name
 from .formula import ParsedFormula, RandomTermSpec
 
 __all__ = ["GroupingFactor", "RandomTermData", "ModelFrame", "build_model_frame", "r_column_name"]
@@ -112,6 +112,11 @@ def _required(text: str) -> frozenset:
     return frozenset(formulaic_formula(text).required_variables)
 
 
+def _used_variables(text: str, df: pd.DataFrame) -> set:
+    """Columns a formula piece reads (names of known functions are not columns unless the data has them)."""
+    return {v for v in _required(text) if v in df.columns or v not in FUNCTIONS}
+
+
 def _as_dataframe(data) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         df = data
@@ -134,7 +139,7 @@ def _suggest(name: str, columns) -> str:
 
 
 def _check_columns(names, df: pd.DataFrame, where: str) -> None:
-    missing = [n for n in names if n not in df.columns]
+    missing = [n for n in names if n not in df.columns and n not in FUNCTIONS]
     if missing:
         hints = "; ".join(f"{m!r}{_suggest(m, df.columns)}" for m in sorted(missing))
         raise FormulaError(f"{where} uses column(s) not in the data: {hints}")
@@ -227,10 +232,8 @@ def _response(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[np.ndarray, st
             hint = " (numbers stored as text? convert with pandas.to_numeric)" if col.dtype == object or pd.api.types.is_string_dtype(col) else ""
             raise DataError(f"response {name!r} must be numeric, got dtype {col.dtype}{hint}")
         return col.to_numpy(dtype=float), name
-    from formulaic import model_matrix
-
     try:
-        mm = model_matrix(formulaic_formula(f"{lhs} ~ 1"), data, output="numpy", na_action="ignore")
+        mm = model_matrix(f"{lhs} ~ 1", data)
     except Exception as exc:
         raise FormulaError(f"cannot evaluate the response {lhs!r}: {exc}") from None
     y = np.asarray(mm.lhs, dtype=float)
@@ -258,15 +261,15 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
     if n_total == 0:
         raise DataError("data has no rows")
 
-    fixed_vars = _required(parsed.fixed_formula)
+    fixed_vars = _used_variables(parsed.fixed_formula, df)
     _check_columns(sorted(fixed_vars), df, f"formula {parsed.text!r}")
     used = set(fixed_vars)
     for off in parsed.offsets:
-        v = _required(f"~ {off}")
+        v = _used_variables(f"~ I({off})", df)
         _check_columns(sorted(v), df, f"offset({off})")
         used |= v
     for term in parsed.random:
-        lhs_vars = set() if term.lhs.strip() in ("1", "0", "-1") else _required("~ " + term.lhs)
+        lhs_vars = set() if term.lhs.strip() in ("1", "0", "-1") else _used_variables("~ " + term.lhs, df)
         _check_columns(sorted(lhs_vars), df, f"random-effects term {term.source}")
         _check_columns(list(term.factors), df, f"grouping factor of {term.source}")
         used |= lhs_vars | set(term.factors)
@@ -298,11 +301,8 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
     X, x_names, spec = build_design(parsed.fixed_rhs, sub)
 
     off = np.zeros(len(sub)) if off_arg is None else off_arg.copy()
-    if parsed.offsets:
-        from formulaic import model_matrix
     for expr in parsed.offsets:
-        om = model_matrix(formulaic_formula(f"~ 0 + {expr}"), sub, output="numpy", na_action="ignore")
-        off += np.asarray(om, dtype=float).reshape(len(sub), -1).sum(axis=1)
+        off += offset_values(expr, sub)
 
     cache: dict = {}
     random = []
@@ -323,6 +323,15 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
     if n_dropped:
         messages.append(f"{n_dropped} row(s) dropped because of missing values")
     return ModelFrame(parsed, sub, n_dropped, y, X, x_names, off, w, random, spec, response_name, messages)
+
+
+def offset_values(expr: str, data: pd.DataFrame) -> np.ndarray:
+    """Values of the expression inside ``offset(...)`` (a Python/R arithmetic expression)."""
+    try:
+        om = model_matrix(f"~ 0 + I({expr})", data)
+    except Exception as exc:
+        raise FormulaError(f"cannot evaluate offset({expr}): {exc}") from None
+    return np.asarray(om, dtype=float).reshape(len(data), -1).sum(axis=1)
 
 
 def drop_aliased_columns(X: np.ndarray, names: list[str], tol: float = 1e-7):

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ArgumentError, DataError
-from .frame import factor_labels, term_columns
+from .design import build_design
+from .frame import factor_labels, offset_values, term_columns
 
 __all__ = ["LmmFit", "FitInfo"]
 
@@ -274,7 +275,7 @@ class LmmFit:
         nd = newdata.reset_index(drop=True)
         spec = self.frame.fixed_spec
         try:
-            X = np.asarray(spec.get_model_matrix(nd, output="numpy", na_action="ignore"), dtype=float)
+            X = np.asarray(build_design(self.frame.parsed.fixed_rhs, nd, spec)[0], dtype=float)
         except Exception as exc:
             raise DataError(f"cannot build the fixed-effects design for newdata: {exc}") from None
         X = X.reshape(len(nd), -1)[:, self._x_kept]
@@ -304,12 +305,8 @@ class LmmFit:
 
     def _new_offset(self, nd: pd.DataFrame) -> np.ndarray:
         off = np.zeros(len(nd))
-        if self.frame.parsed.offsets:
-            from formulaic import model_matrix
-
-            for expr in self.frame.parsed.offsets:
-                om = model_matrix(f"~ 0 + {expr}", nd, output="numpy", na_action="ignore")
-                off += np.asarray(om, dtype=float).reshape(len(nd), -1).sum(axis=1)
+        for expr in self.frame.parsed.offsets:
+            off += offset_values(expr, nd)
         return off
 
     # ----- display -----

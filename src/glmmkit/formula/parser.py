@@ -167,6 +167,32 @@ def _parse_grouping(text: str, source: str) -> list[tuple[str, ...]]:
     return groups
 
 
+def _python_powers(text: str) -> str:
+    """R's ``^`` inside a function call (``I(x^2)``, ``log(x^2)``) is Python's ``**``.
+
+    At formula level ``^`` keeps formulaic's (and R's) meaning: ``(a + b)^2`` is
+    the interactions up to second order.
+    """
+    out, stack, in_tick = [], [], False
+    for i, ch in enumerate(text):
+        if ch == "`":
+            in_tick = not in_tick
+        elif not in_tick:
+            if ch == "(":
+                j = len(out) - 1
+                while j >= 0 and out[j] == " ":
+                    j -= 1
+                stack.append(j >= 0 and (out[j].isalnum() or out[j] in "._"))  # a call, not grouping
+            elif ch == ")":
+                if stack:
+                    stack.pop()
+            elif ch == "^" and any(stack):
+                out.append("**")
+                continue
+        out.append(ch)
+    return "".join(out)
+
+
 @lru_cache(maxsize=256)
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse an lme4-style formula.
@@ -246,5 +272,7 @@ def parse_formula(formula: str) -> ParsedFormula:
             fixed_rhs = piece
         else:
             fixed_rhs += (" " if piece.startswith("-") else " + ") + piece
-    fixed_rhs = fixed_rhs or "1"
-    return ParsedFormula(formula, lhs, fixed_rhs, tuple(offsets), tuple(random))
+    fixed_rhs = _python_powers(fixed_rhs or "1")
+    random = [RandomTermSpec(_python_powers(t.lhs), t.factors, t.correlated, t.source) for t in random]
+    offsets = [_python_powers(o) for o in offsets]
+    return ParsedFormula(formula, _python_powers(lhs), fixed_rhs, tuple(offsets), tuple(random))

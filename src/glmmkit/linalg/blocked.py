@@ -295,7 +295,7 @@ class BlockedSystem:
             M = self._m_array(m_entries)
             if mz and self.R1 is not None:
                 R1 = self.R1
-                W = R1 * M if K1 == 1 else np.matmul(R1.reshape(self.m, self.q1, K1), M).reshape(self.m, -1)
+                W = R1 * M if K1 == 1 else np.einsum("mgk,gkl->mgl", R1.reshape(self.m, self.q1, K1), M).reshape(self.m, -1)
                 S = self.Arr - W @ R1.T
             else:
                 S = self.Arr.copy()
