@@ -191,7 +191,8 @@ LMM_CASES: list[dict[str, Any]] = [
     },
     {
         "name": "swine",
-        "loader": simulated("swine", seed=20240104, rows=432, groups=6),
+        # bundled swine = `simulate.py swine --seed=20240104 --rows=432 --groups=6`, byte for byte
+        "loader": package_data("swine"),
         "formula": "weight ~ trt * week + (1 | room/pen/pig)",
         "family": "gaussian",
         "method": "REML",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -64,48 +64,131 @@ def formulaic_formula(text: str):
 
 @lru_cache(maxsize=256)
 def _simple_terms(rhs: str):
-    """(intercept, [column names]) when ``rhs`` is only 1/0/-1 and bare names, else None."""
-    tokens = [t.strip() for t in rhs.replace("- 1", "+ -1").replace("-1", "+ -1").split("+")]
-    intercept, names = True, []
-    for tok in tokens:
+    """Parse a right-hand side of bare names joined by ``+``, ``*`` and ``:``.
+
+    Returns ``(intercept, terms)`` with terms as tuples of variable names, in
+    R's order (by degree, then first appearance), or None when the formula uses
+    anything else (calls, powers, subtraction other than ``- 1``).
+    """
+    if any(ch in rhs for ch in "()^/%|~"):
+        return None
+    text = rhs.replace("- 1", "+ -1").replace("-1", "+ -1")
+    intercept, terms = True, []
+    for tok in (t.strip() for t in text.split("+")):
         if tok in ("", "1"):
             continue
         if tok in ("0", "-1"):
             intercept = False
-        elif _NAME.match(tok):
-            names.append(tok[1:-1] if tok.startswith("`") else tok)
-        else:
+            continue
+        if "-" in tok:
             return None
-    if len(set(names)) != len(names):
-        return None
-    return intercept, tuple(names)
+        expanded = [()]
+        for factor in tok.split("*"):
+            parts = tuple(p.strip() for p in factor.split(":"))
+            if not all(_NAME.match(p) for p in parts):
+                return None
+            parts = tuple(p[1:-1] if p.startswith("`") else p for p in parts)
+            expanded = expanded + [e + parts for e in expanded]
+        for e in expanded[1:]:
+            term = tuple(dict.fromkeys(e))  # a:a = a
+            if frozenset(term) not in {frozenset(t) for t in terms}:
+                terms.append(term)
+    terms.sort(key=len)  # stable: R orders terms by degree, then as written
+    return intercept, tuple(terms)
 
 
 @dataclass(frozen=True)
 class SimpleSpec:
-    """Spec of an intercept-plus-numeric-columns design (formulaic's ModelSpec look-alike)."""
+    """Design spec for numeric and unordered categorical columns with treatment contrasts.
+
+    Covers formulas whose interactions are hierarchical (every lower-order
+    margin present) with an intercept: then R codes every factor by contrasts
+    and the columns are the products of each term's variables' columns, the
+    first variable varying fastest.  ``levels`` maps a categorical variable to
+    its levels (the first is the reference).
+    """
 
     intercept: bool
-    columns: tuple
+    terms: tuple
+    levels: tuple  # ((name, (level, ...)), ...)
 
-    @property
+    @cached_property
     def column_names(self) -> list[str]:
-        return (["Intercept"] if self.intercept else []) + list(self.columns)
+        lv = dict(self.levels)
+        names = ["Intercept"] if self.intercept else []
+        for term in self.terms:
+            cols = [""]
+            for v in term:
+                own = [f"{v}{level}" for level in lv[v][1:]] if v in lv else [v]
+                cols = [f"{c}:{o}" if c else o for o in own for c in cols]
+            names.extend(cols)
+        return names
 
-    def get_model_matrix(self, data: pd.DataFrame, output="numpy", na_action="ignore") -> np.ndarray:
+    def get_model_matrix(self, data: pd.DataFrame, output="numpy", na_action="ignore", context=None) -> np.ndarray:
         n = len(data)
-        out = np.empty((n, len(self.columns) + self.intercept))
-        at = 0
-        if self.intercept:
-            out[:, 0] = 1.0
-            at = 1
-        for j, c in enumerate(self.columns):
-            out[:, at + j] = data[c].to_numpy(dtype=float, na_value=np.nan)
-        return out
+        lv = dict(self.levels)
+        values = {}
+        for v in {v for t in self.terms for v in t}:
+            col = data[v]
+            if v in lv:
+                if isinstance(col.dtype, pd.CategoricalDtype):  # map the few categories, then gather
+                    arr = col.array
+                    if tuple(arr.categories) == lv[v]:
+                        idx = arr.codes
+                    else:
+                        idx = np.append(pd.Index(lv[v]).get_indexer(arr.categories), -1)[arr.codes]
+                else:
+                    idx = pd.Index(lv[v]).get_indexer(col.astype(object).to_numpy())
+                dummies = (idx[:, None] == np.arange(1, len(lv[v]))[None, :]).astype(float)
+                dummies[idx < 0] = np.nan  # missing or unseen level
+                values[v] = dummies
+            else:
+                values[v] = col.to_numpy(dtype=float, na_value=np.nan)[:, None]
+        blocks = [np.ones((n, 1))] if self.intercept else []
+        for term in self.terms:
+            cols = np.ones((n, 1))
+            for v in term:
+                new = values[v]
+                cols = (new[:, :, None] * cols[:, None, :]).reshape(n, -1)
+            blocks.append(cols)
+        return np.hstack(blocks) if blocks else np.empty((n, 0))
 
 
 def _is_plain_numeric(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def _simple_spec(rhs: str, data: pd.DataFrame):
+    """A SimpleSpec for ``rhs`` on ``data`` when the fast path applies, else None."""
+    parsed = _simple_terms(rhs)
+    if parsed is None:
+        return None
+    intercept, terms = parsed
+    present = {frozenset(t) for t in terms}
+    levels = {}
+    for v in {v for t in terms for v in t}:
+        if v not in data.columns:
+            return None
+        col = data[v]
+        dtype = col.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            if dtype.ordered:
+                return None  # R uses polynomial contrasts: formulaic's path
+            cats = col.array.categories
+            used = np.bincount(col.array.codes[col.array.codes >= 0], minlength=len(cats)) > 0
+            if used.sum() < 2:
+                return None
+            levels[v] = tuple(cats[used])
+        elif not _is_plain_numeric(col):
+            return None
+    if levels:
+        if not intercept:
+            return None  # R's full-dummy coding of the first factor: formulaic's path
+        for term in terms:  # hierarchical: every margin of a term with a factor is present
+            if any(v in levels for v in term) and len(term) > 1:
+                if any(frozenset(term) - {v} not in present for v in term):
+                    return None
+    return SimpleSpec(intercept, terms, tuple(sorted(levels.items())))
 
 
 def build_design(rhs: str, data: pd.DataFrame, spec=None):
@@ -128,9 +211,7 @@ def build_design(rhs: str, data: pd.DataFrame, spec=None):
     """
     n = len(data)
     if spec is None:
-        simple = _simple_terms(rhs)
-        if simple is not None and all(c in data.columns and _is_plain_numeric(data[c]) for c in simple[1]):
-            spec = SimpleSpec(*simple)
+        spec = _simple_spec(rhs, data)
     if isinstance(spec, SimpleSpec):
         return spec.get_model_matrix(data), [r_column_name(c) for c in spec.column_names], spec
     try:

@@ -145,6 +145,18 @@ def _check_columns(names, df: pd.DataFrame, where: str) -> None:
         raise FormulaError(f"{where} uses column(s) not in the data: {hints}")
 
 
+def _missing(col: pd.Series) -> np.ndarray:
+    """Boolean mask of missing values (pandas' isna is slow on categoricals: read the codes)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.array.codes < 0
+    if isinstance(col.dtype, np.dtype):
+        if col.dtype.kind in "iub":
+            return np.zeros(len(col), dtype=bool)
+        if col.dtype.kind == "f":
+            return np.isnan(col.to_numpy())
+    return col.isna().to_numpy()
+
+
 def _level_labels(values) -> list[str]:
     """Labels as R prints factor levels: whole floats without a trailing '.0'."""
     arr = np.asarray(values)
@@ -156,22 +168,31 @@ def _level_labels(values) -> list[str]:
 def _code_column(col: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes and level labels of one column, unused levels dropped."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        codes = col.cat.codes.to_numpy().astype(np.int64)
-        cats = col.cat.categories
+        arr = col.array
+        codes = arr.codes.astype(np.int64)
+        cats = arr.categories
         used = np.bincount(codes, minlength=len(cats)) > 0
         if used.all():
             return codes, _level_labels(cats)
         remap = np.cumsum(used) - 1
         return remap[codes], _level_labels(cats[used])
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_extension_array_dtype(col):
+        uniques, codes = np.unique(col.to_numpy(), return_inverse=True)
+        return codes.astype(np.int64).ravel(), _level_labels(uniques)
     codes, uniques = pd.factorize(col, sort=True)
     return codes.astype(np.int64), _level_labels(uniques)
 
 
 def _grouping_factor(factors: tuple[str, ...], data: pd.DataFrame, cache: dict) -> GroupingFactor:
+    """The (interaction) grouping factor of ``factors``; ``cache`` holds factors and coded columns."""
     key = factors
     if key in cache:
         return cache[key]
-    coded = [_code_column(data[f]) for f in factors]
+    coded = []
+    for f in factors:
+        if ("column", f) not in cache:
+            cache[("column", f)] = _code_column(data[f])
+        coded.append(cache[("column", f)])
     if len(coded) == 1:
         codes, levels = coded[0]
     else:
@@ -280,7 +301,7 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
     ordered = [c for c in df.columns if c in used]
     complete = np.ones(n_total, dtype=bool)
     for c in ordered:
-        complete &= ~df[c].isna().to_numpy()
+        complete &= ~_missing(df[c])
     for vec in (w, off_arg):
         if vec is not None:
             complete &= ~np.isnan(vec)

@@ -73,15 +73,37 @@ class LmmObjective:
         return r2 / (self.n - self.p if self.reml else self.n)
 
 
-def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starting θ and BOBYQA step from one-way moment estimates of intercept variances.
+def _mean_means_share(fi, fj, n_i: np.ndarray) -> float:
+    """c_ij of :func:`moment_start`: how much of factor j's variance the level means of factor i carry."""
+    q, ql = fi.nlevels, fj.nlevels
+    if fi is fj or fi.name == fj.name:
+        return 1.0 - 1.0 / q
+    parent = np.full(q, -1, dtype=np.int64)
+    parent[fi.codes] = fj.codes
+    if np.array_equal(parent[fi.codes], fj.codes):  # i nested in j: every w_i is an indicator
+        f = np.bincount(parent, minlength=ql) / q
+        return 1.0 - float(f @ f)
+    pairs, n_il = np.unique(fi.codes * ql + fj.codes, return_counts=True)
+    share = n_il / n_i[pairs // ql]
+    sq = np.bincount(pairs // ql, share**2, minlength=q)
+    mean_w = np.bincount(pairs % ql, share, minlength=ql) / q
+    return float(np.mean(sq)) - float(mean_w @ mean_w)
 
-    lme4 starts every template at the identity.  For random-intercept terms a
-    one-way ANOVA estimate on OLS residuals (between-level variance of the level
-    means minus the within-level variance they carry) lands close to the
-    optimum, and a step of a quarter of it then takes BOBYQA far fewer
-    evaluations on large crossed models (InstEval: 44 -> 24).  Other template
-    entries keep lme4's start and a step of 0.75.
+
+def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starting θ and BOBYQA step from moment estimates of the random-intercept variances.
+
+    lme4 starts every template at the identity.  For random-intercept terms we
+    solve the method-of-moments equations on OLS residuals r instead: the
+    variance of term i's level means is
+
+        V_i = Σ_j c_ij σ_j² + e_i σ²,   c_ij = mean_i ||w_i||² - ||mean_i w_i||²,
+
+    where w_i[l] is the share of level i's rows that fall in level l of term j
+    (so nested, crossed and identical factors are all covered), plus the total
+    variance of r.  Starting there with a step of a quarter of the start takes
+    BOBYQA far fewer evaluations on large models (InstEval: 44 -> 21).  Other
+    template entries keep lme4's start and a step of 0.75.
 
     Returns
     -------
@@ -89,24 +111,33 @@ def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
     """
     theta0 = structure.theta_start()
     step = np.full(theta0.shape, 0.75)
+    terms = [t for t in structure.terms if t.names == ["(Intercept)"]]
+    if not terms:
+        return theta0, step
+    n = y.shape[0]
     if X.shape[1]:
         beta, *_ = np.linalg.lstsq(X, y, rcond=None)
         r = y - X @ beta
     else:
         r = y - y.mean()
-    comps = {}
-    for t in structure.terms:
-        if t.names != ["(Intercept)"]:
-            continue
+    k = len(terms)
+    C = np.zeros((k + 1, k + 1))
+    V = np.zeros(k + 1)
+    for i, t in enumerate(terms):
         codes, q = t.factor.codes, t.factor.nlevels
-        n_g = np.bincount(codes, minlength=q)
-        means = np.bincount(codes, r, minlength=q) / np.maximum(n_g, 1)
-        within = float(np.sum((r - means[codes]) ** 2)) / max(r.shape[0] - q, 1)
-        comps[t.theta_slice.start] = max(float(np.var(means)) - within * float(np.mean(1.0 / np.maximum(n_g, 1))), 0.0)
-    if not comps:
-        return theta0, step
-    resid = max(float(np.var(r)) - sum(comps.values()), 0.1 * float(np.var(r)))
-    for i, c in comps.items():
-        theta0[i] = np.sqrt(c / resid) if c > 0 else 0.1
+        n_i = np.maximum(np.bincount(codes, minlength=q), 1)
+        V[i] = float(np.var(np.bincount(codes, r, minlength=q) / n_i))
+        C[i, k] = float(np.mean(1.0 / n_i)) - 1.0 / n
+        for j, u in enumerate(terms):
+            C[i, j] = _mean_means_share(t.factor, u.factor, n_i)
+        n_l = np.bincount(codes, minlength=q)
+        C[k, i] = 1.0 - float(np.sum((n_l / n) ** 2))
+    C[k, k] = 1.0 - 1.0 / n
+    V[k] = float(np.var(r))
+    sol, *_ = np.linalg.lstsq(C, V, rcond=None)
+    sigma2 = sol[k] if sol[k] > 0 else 0.5 * V[k]
+    for t, s2 in zip(terms, sol[:k]):
+        i = t.theta_slice.start
+        theta0[i] = np.sqrt(s2 / sigma2) if s2 > 0 else 0.1
         step[i] = max(0.25 * theta0[i], 0.05)
     return theta0, step
