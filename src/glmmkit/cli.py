@@ -128,6 +128,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("glmmkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head & co.: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
