@@ -37,7 +37,7 @@ def model_matrix(formula: str, data: pd.DataFrame):
 
 _T_LEVEL = re.compile(r"\[T\.(.*?)\]")
 _LEVEL = re.compile(r"\[(.*?)\]")
-_POLY = re.compile(r"C\((.*?), *contr\.poly\)\[\.?(.*?)\]")
+_POLY = re.compile(r"C\((.*?), *contr\.poly\)\[(.*?)\]")
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
 
@@ -46,7 +46,7 @@ def r_column_name(name: str) -> str:
     if name == "Intercept":
         return "(Intercept)"
     name = name.replace(" ** ", "^")  # the parser turned R's ^ inside calls into Python's **
-    name = _POLY.sub(lambda m: f"{m.group(1)}.{m.group(2)}" if m.group(2) in "LQC" else f"{m.group(1)}^{m.group(2)}", name)
+    name = _POLY.sub(lambda m: f"{m.group(1)}{m.group(2)}", name)  # R: o.L, o.Q, o.C, o^4
     name = _T_LEVEL.sub(r"\1", name)
     return _LEVEL.sub(r"\1", name)
 
@@ -191,6 +191,17 @@ def _simple_spec(rhs: str, data: pd.DataFrame):
     return SimpleSpec(intercept, terms, tuple(sorted(levels.items())))
 
 
+def _poly_contrasts(rhs: str, data: pd.DataFrame) -> str:
+    """Wrap ordered categorical columns in ``C(x, contr.poly)``: R codes ordered factors by
+    orthogonal polynomials (``x.L``, ``x.Q``, ``x.C``, ``x^4``), formulaic by treatment contrasts."""
+    for name in data.columns:
+        col = data[name]
+        if isinstance(col.dtype, pd.CategoricalDtype) and col.dtype.ordered and isinstance(name, str):
+            pattern = r"(?<![\w.`])" + re.escape(name) + r"(?![\w.(`])"
+            rhs = re.sub(pattern, f"C({name}, contr.poly)", rhs)
+    return rhs
+
+
 def build_design(rhs: str, data: pd.DataFrame, spec=None):
     """Design matrix of a right-hand side.
 
@@ -218,7 +229,7 @@ def build_design(rhs: str, data: pd.DataFrame, spec=None):
         if spec is not None:
             mm = spec.get_model_matrix(data, output="numpy", na_action="ignore", context=FUNCTIONS)
         else:
-            mm = model_matrix("~ " + rhs, data)
+            mm = model_matrix("~ " + _poly_contrasts(rhs, data), data)
     except FormulaError:
         raise
     except Exception as exc:

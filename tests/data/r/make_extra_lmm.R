@@ -29,7 +29,9 @@ cases <- list(
   list(id = "counts_lmm_factor_slope_ML", ds = "counts_ri", f = "log1p(y) ~ x1 + x2 + (x2 | g)", reml = FALSE),
   list(id = "gamma_lmm_two_slopes_REML", ds = "gamma_ri", f = "log(y) ~ x1 + x2 + (x1 + x2 | g)", reml = TRUE),
   list(id = "beta_lmm_noint_REML", ds = "beta_ri", f = "y ~ 0 + x1 + (1 | g)", reml = TRUE),
-  list(id = "instEval_service_REML", ds = "InstEval", f = "y ~ service + (1 | s) + (1 | d)", reml = TRUE)
+  list(id = "instEval_service_REML", ds = "InstEval", f = "y ~ service + (1 | s) + (1 | d)", reml = TRUE),
+  list(id = "instEval_ordered_ML", ds = "InstEval", f = "y ~ studage + lectage + (1 | s) + (1 | d)", reml = FALSE),
+  list(id = "instEval_ordered_REML", ds = "InstEval", f = "y ~ studage * service + (1 | s) + (1 | d)", reml = TRUE)
 )
 out <- lapply(cases, function(cs) {
   d <- load_ds(cs$ds)
