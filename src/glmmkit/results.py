@@ -179,7 +179,9 @@ class LmmFit:
     def varcorr(self) -> pd.DataFrame:
         """Variance components in lme4's ``as.data.frame(VarCorr(fit))`` layout.
 
-        Columns: group, term1, term2, vcov, sdcor.  Variance rows have an empty
+        Columns: group, term1, term2, vcov, sdcor.  ``group`` names the grouping
+        factor (for ``(x || g)`` both blocks are ``g``; lme4 labels the second
+        ``g.1``, as the summary does).  Variance rows have an empty
         term2 and sdcor the standard deviation; correlation rows give the
         covariance and the correlation; the last row is the residual.
         """
@@ -188,12 +190,12 @@ class LmmFit:
             C = self._term_cov(t)
             sd = np.sqrt(np.diag(C))
             for i, name in enumerate(t.names):
-                rows.append((t.label, name, None, C[i, i], sd[i]))
+                rows.append((t.group, name, None, C[i, i], sd[i]))
             for c in range(t.k):
                 for r in range(c + 1, t.k):
                     denom = sd[r] * sd[c]
                     corr = C[r, c] / denom if denom > 0 else np.nan
-                    rows.append((t.label, t.names[c], t.names[r], C[r, c], corr))
+                    rows.append((t.group, t.names[c], t.names[r], C[r, c], corr))
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "vcov", "sdcor"])
 
