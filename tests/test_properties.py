@@ -112,3 +112,10 @@ def test_singular_fit_reported_not_failed():
     assert fit.converged
     if fit.theta.iloc[0] < 1e-4:
         assert fit.singular and "singular" in str(fit.summary())
+
+
+def test_confounded_factor_slopes_reach_lme4_optimum():
+    # (1 | room) is confounded with (0 + trt | room); the deviance has two basins and lme4
+    # (1.1.31, REML) ends at -1023.3365508: we must not stop in the worse one (-1028.19)
+    fit = gk.lmer("weight ~ week + (1 | room) + (1 | room:pen) + (0 + trt | room)", data=gk.datasets.load("swine"))
+    assert fit.loglik >= -1023.3365508 - 1e-4
