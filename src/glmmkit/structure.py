@@ -16,6 +16,7 @@ Two views of the random effects live here:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -140,15 +141,23 @@ class ModelStructure:
         Lower bounds: 0 for diagonal entries of the templates, -inf otherwise.
     theta_names : list of str
         lme4-style names, e.g. ``"Subject.(Intercept)"``, ``"Subject.Days.(Intercept)"``.
-    nesting : dict
-        ``(i, j) -> True`` when the factor of term i is nested in that of term j.
     """
 
     terms: list[ReTerm]
     blocks: list[ReBlock]
     theta_lower: np.ndarray
     theta_names: list[str]
-    nesting: dict
+
+    @cached_property
+    def nesting(self) -> dict:
+        """``(i, j) -> True`` when the factor of term i is nested in that of term j (each of its
+        levels occurs within one level of j's factor)."""
+        out = {}
+        for i, ti in enumerate(self.terms):
+            for j, tj in enumerate(self.terms):
+                if i != j and ti.factor is not tj.factor:
+                    out[(i, j)] = _is_nested(ti.factor, tj.factor)
+        return out
 
     @property
     def n_theta(self) -> int:
@@ -253,10 +262,4 @@ def build_structure(frame: ModelFrame) -> ModelStructure:
         for t in terms:
             if t.factor is b.factor:
                 t.block = b_idx
-
-    nesting = {}
-    for i, ti in enumerate(terms):
-        for j, tj in enumerate(terms):
-            if i != j and ti.factor is not tj.factor:
-                nesting[(i, j)] = _is_nested(ti.factor, tj.factor)
-    return ModelStructure(terms, blocks, np.array(theta_lower), theta_names, nesting)
+    return ModelStructure(terms, blocks, np.array(theta_lower), theta_names)
