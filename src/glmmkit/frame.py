@@ -244,15 +244,95 @@ def _numeric_vector(arg, name: str, data: pd.DataFrame, n_total: int) -> np.ndar
     return vec
 
 
-def _response(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[np.ndarray, str]:
+_CBIND = re.compile(r"^cbind\((.*)\)$", re.S)
+
+
+def _cbind_parts(lhs: str) -> list[str] | None:
+    """The two expressions of ``cbind(successes, failures)``, or None."""
+    m = _CBIND.match(lhs.strip())
+    if not m:
+        return None
+    parts, depth, start = [], 0, 0
+    inner = m.group(1)
+    for i, ch in enumerate(inner):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(inner[start:i].strip())
+            start = i + 1
+    parts.append(inner[start:].strip())
+    if len(parts) != 2 or not all(parts):
+        raise FormulaError(f"cbind() response {lhs!r} needs exactly two expressions: cbind(successes, failures)")
+    return parts
+
+
+def _response_variables(lhs: str, df: pd.DataFrame) -> set:
+    parts = _cbind_parts(lhs)
+    if parts is not None:
+        return set().union(*(_used_variables(f"~ I({p})", df) for p in parts))
+    name = lhs[1:-1] if lhs.startswith("`") and lhs.endswith("`") else lhs
+    if name in df.columns:
+        return {name}
+    return _used_variables(f"{lhs} ~ 1", df)
+
+
+def _expression(expr: str, data: pd.DataFrame, what: str) -> np.ndarray:
+    name = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+    if name in data.columns and pd.api.types.is_numeric_dtype(data[name]) and not pd.api.types.is_bool_dtype(data[name]):
+        return data[name].to_numpy(dtype=float)
+    try:
+        mm = model_matrix(f"~ 0 + I({expr})", data)
+    except Exception as exc:
+        raise FormulaError(f"cannot evaluate {expr!r} in {what}: {exc}") from None
+    return np.asarray(mm, dtype=float).reshape(len(data))
+
+
+def _binary_factor(col: pd.Series, name: str) -> np.ndarray:
+    """0/1 from a two-level factor, bool or text column: the first level is failure (R)."""
+    if pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=float)
+    codes, levels = _code_column(col)
+    if len(levels) > 2:
+        raise DataError(
+            f"binomial response {name!r} has {len(levels)} levels ({', '.join(levels[:4])}...); a binary response needs "
+            "two: recode it (e.g. df[col] == 'level') or fit a multinomial model elsewhere"
+        )
+    return (codes == len(levels) - 1).astype(float) if len(levels) == 2 else np.zeros(len(codes))
+
+
+def _response(parsed: ParsedFormula, data: pd.DataFrame, family=None) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Response values, their name, and binomial trials (None unless the response implies them)."""
     lhs = parsed.response.strip()
+    binomial = family is not None and family.name == "binomial"
+    parts = _cbind_parts(lhs)
+    if parts is not None:
+        if not binomial:
+            raise FormulaError(f"a cbind(successes, failures) response needs family='binomial', not {getattr(family, 'name', 'gaussian')!r}")
+        succ = _expression(parts[0], data, "cbind()")
+        fail = _expression(parts[1], data, "cbind()")
+        for vals, expr in ((succ, parts[0]), (fail, parts[1])):
+            if np.any(vals < 0):
+                raise DataError(f"cbind() column {expr!r} has {int(np.sum(vals < 0))} negative value(s); counts must be >= 0")
+        n = succ + fail
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.where(n > 0, succ / np.where(n > 0, n, 1.0), 0.0)
+        return y, lhs, n
     name = lhs[1:-1] if lhs.startswith("`") and lhs.endswith("`") else lhs
     if name in data.columns:
         col = data[name]
-        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+        numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+        if binomial and not numeric:
+            if col.dtype == object or pd.api.types.is_string_dtype(col):
+                as_num = pd.to_numeric(col, errors="coerce")
+                if as_num.notna().all():
+                    raise DataError(f"response {name!r} holds numbers stored as text; convert with pandas.to_numeric")
+            return _binary_factor(col, name), name, None
+        if not numeric and not pd.api.types.is_bool_dtype(col):
             hint = " (numbers stored as text? convert with pandas.to_numeric)" if col.dtype == object or pd.api.types.is_string_dtype(col) else ""
             raise DataError(f"response {name!r} must be numeric, got dtype {col.dtype}{hint}")
-        return col.to_numpy(dtype=float), name
+        return col.to_numpy(dtype=float), name, None
     try:
         mm = model_matrix(f"{lhs} ~ 1", data)
     except Exception as exc:
@@ -260,10 +340,10 @@ def _response(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[np.ndarray, st
     y = np.asarray(mm.lhs, dtype=float)
     if y.ndim == 2 and y.shape[1] != 1:
         raise DataError(f"response {lhs!r} gives {y.shape[1]} columns; a numeric response needs one")
-    return y.reshape(-1), lhs
+    return y.reshape(-1), lhs, None
 
 
-def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> ModelFrame:
+def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, family=None) -> ModelFrame:
     """Validate ``data`` against the formula and build the numeric model frame.
 
     Parameters
@@ -272,6 +352,10 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
     data : DataFrame
     weights, offset : array-like, column name, or None
         Prior weights and an offset, one value per row of ``data``.
+    family : Family, optional
+        GLMM family; decides which response forms are accepted (``cbind(s, f)``
+        and two-level factors for the binomial).  The binomial's number of
+        trials is folded into the returned weights.
 
     Returns
     -------
@@ -282,7 +366,7 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
     if n_total == 0:
         raise DataError("data has no rows")
 
-    fixed_vars = _used_variables(parsed.fixed_formula, df)
+    fixed_vars = _response_variables(parsed.response, df) | _used_variables("~ " + parsed.fixed_rhs, df)
     _check_columns(sorted(fixed_vars), df, f"formula {parsed.text!r}")
     used = set(fixed_vars)
     for off in parsed.offsets:
@@ -317,7 +401,9 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None) ->
             f"({', '.join(map(str, ordered))})"
         )
 
-    y, response_name = _response(parsed, sub)
+    y, response_name, trials = _response(parsed, sub, family)
+    if trials is not None:
+        w = trials if w is None else w * trials
 
     X, x_names, spec = build_design(parsed.fixed_rhs, sub)
 

@@ -16,7 +16,7 @@ from .exceptions import ArgumentError, DataError
 from .design import build_design
 from .frame import factor_labels, offset_values, term_columns
 
-__all__ = ["LmmFit", "FitInfo"]
+__all__ = ["MixedModelFit", "LmmFit", "FitInfo"]
 
 
 @dataclass
@@ -51,69 +51,37 @@ class FitInfo:
         return dict(self.__dict__)
 
 
-class LmmFit:
-    """A fitted linear mixed model (returned by :func:`glmmkit.lmer`).
+class MixedModelFit:
+    """What every fitted mixed model has: estimates, variance components, random effects.
 
-    Attributes
-    ----------
-    formula : str
-    method : {"REML", "ML"}
-    fixef : Series
-        Fixed-effect estimates in model-matrix order.
-    vcov : DataFrame
-        Their covariance matrix.
-    theta : Series
-        lme4's θ (relative covariance factor entries, ``getME(fit, "theta")``).
-    sigma : float
-        Residual standard deviation.
-    loglik : float
-        Log-likelihood at the estimates (the REML log-likelihood for REML fits, as lme4).
-    nobs : int
-    ngroups : dict
-        Number of levels of each grouping factor.
-    converged, singular : bool
-    optimizer_info : FitInfo
+    Subclasses compute the pieces (θ, β, their covariance, the random effects b,
+    the scale σ and the log-likelihood) and hand them to this constructor.
     """
 
-    def __init__(self, *, frame, structure, objective, theta, info, x_kept, dropped_columns, data_name=None):
+    #: LMMs report a residual row in ``varcorr``; binomial/Poisson GLMMs do not
+    has_residual = True
+
+    def __init__(self, *, frame, structure, theta, beta, vcov, b, sigma, loglik, info, x_kept, dropped_columns,
+                 data_name=None):
         self.frame = frame
         self.structure = structure
-        self._objective = objective
         self.formula = frame.parsed.text
-        self.reml = objective.reml
-        self.method = "REML" if objective.reml else "ML"
         self.data_name = data_name
         self.dropped_columns = list(dropped_columns)
         self._x_kept = list(x_kept)
         self.x_names = [frame.x_names[j] for j in x_kept]
         self.optimizer_info = info
         self.converged = bool(info.converged)
-
-        theta = np.asarray(theta, dtype=float)
-        self._theta = theta
-        self._templates = structure.templates(theta)
-        system = objective.system
-        fac = objective.factor(theta)
-        self._factor = fac
-        u_lead, u_rest, beta = system.solve(self._templates, fac)
-        self.sigma = float(np.sqrt(objective.sigma2(fac)))
-        b_lead = u_lead @ self._templates[0].T
-        self._b = np.concatenate([b_lead.ravel(), system.rest_b(self._templates, u_rest)])
-        self._u = np.concatenate([u_lead.ravel(), u_rest])
-        self._beta = beta
-        mz, p = system.mz, system.p
-        if p:
-            Rx = fac.L[mz : mz + p, mz : mz + p]
-            Rinv = np.linalg.solve(np.tril(Rx), np.eye(p))
-            cov = self.sigma**2 * (Rinv.T @ Rinv)
-        else:
-            cov = np.empty((0, 0))
-        self._vcov = cov
-        dev = objective.deviance_from(fac)
-        self.loglik = -0.5 * dev
-        self.singular = structure.is_singular(theta)
+        self._theta = np.asarray(theta, dtype=float)
+        self._templates = structure.templates(self._theta)
+        self._beta = np.asarray(beta, dtype=float)
+        self._vcov = np.asarray(vcov, dtype=float)
+        self._b = np.asarray(b, dtype=float)
+        self.sigma = float(sigma)
+        self.loglik = float(loglik)
+        self.singular = structure.is_singular(self._theta)
         self.nobs = frame.nobs
-        self.ngroups = {b.factor.name: b.q for b in structure.blocks}
+        self.ngroups = {blk.factor.name: blk.q for blk in structure.blocks}
 
     # ----- estimates as pandas objects (built on first use: pandas constructors cost more than a small fit) -----
 
@@ -136,8 +104,8 @@ class LmmFit:
 
     @property
     def npar(self) -> int:
-        """Number of estimated parameters: fixed effects, θ and σ."""
-        return len(self.x_names) + self.structure.n_theta + 1
+        """Number of estimated parameters: fixed effects, θ, and σ where the model has one."""
+        return len(self.x_names) + self.structure.n_theta + int(self.has_residual)
 
     @property
     def aic(self) -> float:
@@ -150,24 +118,6 @@ class LmmFit:
     @property
     def df_resid(self) -> int:
         return self.nobs - self.npar
-
-    @property
-    def reml_criterion(self) -> float | None:
-        """−2 × REML log-likelihood for REML fits (lme4's ``REMLcrit``), else None."""
-        return -2.0 * self.loglik if self.reml else None
-
-    @cached_property
-    def deviance(self) -> float:
-        """−2 × the ML log-likelihood at the estimates (lme4's ``deviance(fit, REML = FALSE)``)."""
-        if not self.reml:
-            return -2.0 * self.loglik
-        obj = self._objective
-        saved = obj.reml
-        obj.reml = False
-        try:
-            return obj.deviance_from(self._factor)
-        finally:
-            obj.reml = saved
 
     # ----- variance components -----
 
@@ -196,7 +146,8 @@ class LmmFit:
                     denom = sd[r] * sd[c]
                     corr = C[r, c] / denom if denom > 0 else np.nan
                     rows.append((t.group, t.names[c], t.names[r], C[r, c], corr))
-        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        if self.has_residual:
+            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "vcov", "sdcor"])
 
     # ----- random effects -----
@@ -213,44 +164,18 @@ class LmmFit:
         """Conditional modes of the random effects: factor name -> DataFrame (levels x terms)."""
         return self._block_values(self._b)
 
-    @cached_property
-    def condvar(self) -> dict:
-        """Conditional covariances of the random effects: factor name -> array (levels, K, K).
-
-        Conditional on the data and on the estimated parameters (lme4's ``condVar``).
-        """
-        out = {}
-        blocks = self.structure.blocks
-        for b, T, V in zip(blocks, self._templates, self._objective.system.u_condvar(self._theta, self._templates, self._factor)):
-            out[b.factor.name] = self.sigma**2 * np.einsum("ab,gbc,dc->gad", T, V, T)
-        return out
-
     # ----- fitted values, residuals, prediction -----
 
     @cached_property
     def _z(self):
         return self.structure.z_matrix()
 
-    def fitted(self) -> np.ndarray:
-        """Conditional fitted values Xβ + Zb + offset, one per row used in the fit."""
-        X = self.frame.X[:, self._x_kept]
-        return X @ self._beta + self._z @ self._b + self.frame.offset
-
-    def residuals(self, kind: str = "response") -> np.ndarray:
-        """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), or ``"scaled"`` (pearson / σ)."""
-        r = self.frame.y - self.fitted()
-        if kind == "response":
-            return r
-        if self.frame.weights is not None:
-            r = r * np.sqrt(self.frame.weights)
-        if kind == "pearson":
-            return r
-        if kind == "scaled":
-            return r / self.sigma
-        raise ArgumentError(f"residuals kind must be 'response', 'pearson' or 'scaled', got {kind!r}")
+    def _eta(self) -> np.ndarray:
+        """Conditional linear predictor Xβ + Zb + offset of the fitted rows."""
+        return self.frame.X[:, self._x_kept] @ self._beta + self._z @ self._b + self.frame.offset
 
     def predict(self, newdata=None, re_form=None, allow_new_levels=False) -> np.ndarray:
-        """Predictions on the response scale.
+        """Predictions of the linear predictor (the response for an LMM).
 
         Parameters
         ----------
@@ -271,7 +196,7 @@ class LmmFit:
         if newdata is None:
             if population:
                 return self.frame.X[:, self._x_kept] @ self._beta + self.frame.offset
-            return self.fitted()
+            return self._eta()
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
         nd = newdata.reset_index(drop=True)
@@ -311,6 +236,99 @@ class LmmFit:
             off += offset_values(expr, nd)
         return off
 
+class LmmFit(MixedModelFit):
+    """A fitted linear mixed model (returned by :func:`glmmkit.lmer`).
+
+    Attributes
+    ----------
+    formula : str
+    method : {"REML", "ML"}
+    fixef : Series
+        Fixed-effect estimates in model-matrix order.
+    vcov : DataFrame
+        Their covariance matrix.
+    theta : Series
+        lme4's θ (relative covariance factor entries, ``getME(fit, "theta")``).
+    sigma : float
+        Residual standard deviation.
+    loglik : float
+        Log-likelihood at the estimates (the REML log-likelihood for REML fits, as lme4).
+    nobs : int
+    ngroups : dict
+        Number of levels of each grouping factor.
+    converged, singular : bool
+    optimizer_info : FitInfo
+    """
+
+    def __init__(self, *, frame, structure, objective, theta, info, x_kept, dropped_columns, data_name=None):
+        self._objective = objective
+        self.reml = objective.reml
+        self.method = "REML" if objective.reml else "ML"
+        theta = np.asarray(theta, dtype=float)
+        templates = structure.templates(theta)
+        system = objective.system
+        fac = objective.factor(theta)
+        self._factor = fac
+        u_lead, u_rest, beta = system.solve(templates, fac)
+        sigma = float(np.sqrt(objective.sigma2(fac)))
+        b = np.concatenate([(u_lead @ templates[0].T).ravel(), system.rest_b(templates, u_rest)])
+        mz, p = system.mz, system.p
+        if p:
+            Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
+            cov = sigma**2 * (Rinv.T @ Rinv)
+        else:
+            cov = np.empty((0, 0))
+        super().__init__(frame=frame, structure=structure, theta=theta, beta=beta, vcov=cov, b=b, sigma=sigma,
+                         loglik=-0.5 * objective.deviance_from(fac), info=info, x_kept=x_kept,
+                         dropped_columns=dropped_columns, data_name=data_name)
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """−2 × REML log-likelihood for REML fits (lme4's ``REMLcrit``), else None."""
+        return -2.0 * self.loglik if self.reml else None
+
+    @cached_property
+    def deviance(self) -> float:
+        """−2 × the ML log-likelihood at the estimates (lme4's ``deviance(fit, REML = FALSE)``)."""
+        if not self.reml:
+            return -2.0 * self.loglik
+        obj = self._objective
+        saved = obj.reml
+        obj.reml = False
+        try:
+            return obj.deviance_from(self._factor)
+        finally:
+            obj.reml = saved
+
+    @cached_property
+    def condvar(self) -> dict:
+        """Conditional covariances of the random effects: factor name -> array (levels, K, K).
+
+        Conditional on the data and on the estimated parameters (lme4's ``condVar``).
+        """
+        out = {}
+        blocks = self.structure.blocks
+        for b, T, V in zip(blocks, self._templates, self._objective.system.u_condvar(self._theta, self._templates, self._factor)):
+            out[b.factor.name] = self.sigma**2 * np.einsum("ab,gbc,dc->gad", T, V, T)
+        return out
+
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted values Xβ + Zb + offset, one per row used in the fit."""
+        return self._eta()
+
+    def residuals(self, kind: str = "response") -> np.ndarray:
+        """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), or ``"scaled"`` (pearson / σ)."""
+        r = self.frame.y - self.fitted()
+        if kind == "response":
+            return r
+        if self.frame.weights is not None:
+            r = r * np.sqrt(self.frame.weights)
+        if kind == "pearson":
+            return r
+        if kind == "scaled":
+            return r / self.sigma
+        raise ArgumentError(f"residuals kind must be 'response', 'pearson' or 'scaled', got {kind!r}")
+
     # ----- display -----
 
     def summary(self):
@@ -324,6 +342,7 @@ class LmmFit:
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
+
 
 
 def _population_level(re_form) -> bool:

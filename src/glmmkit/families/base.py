@@ -1,0 +1,76 @@
+"""Response distributions of a GLMM: the interface every family module implements.
+
+A family turns the linear predictor into what the engine needs: μ, the IRLS
+working weights and response, and the full log-likelihood (constants included,
+so fits of one model by different methods compare).  A family with its own
+parameters (negative binomial θ, Gamma shape, ...) adds them as ``params``;
+binomial and Poisson have none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .links import Link, get_link
+
+__all__ = ["Family"]
+
+
+class Family:
+    """Base class of a response distribution.
+
+    Attributes
+    ----------
+    name : str
+    link : Link
+    links : tuple of str
+        Links this family accepts.
+    """
+
+    name = ""
+    default_link = ""
+    links: tuple = ()
+    has_dispersion = False
+
+    def __init__(self, link=None):
+        self.link: Link = get_link(link or self.default_link)
+        if self.link.name not in self.links:
+            from ..exceptions import ArgumentError
+
+            raise ArgumentError(
+                f"link {self.link.name!r} is not available for the {self.name} family; use one of {', '.join(self.links)}"
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(link={self.link.name!r})"
+
+    # ---- the distribution ----
+    def variance(self, mu):
+        raise NotImplementedError
+
+    def loglik(self, y, mu, wt):
+        """Log-likelihood of each observation (constants included)."""
+        raise NotImplementedError
+
+    def deviance_residuals(self, y, mu, wt):
+        """Unit deviances times weights (sum = the GLM deviance)."""
+        raise NotImplementedError
+
+    def mu_start(self, y, wt):
+        """Starting μ for IRLS (R's ``mustart``)."""
+        raise NotImplementedError
+
+    def check_response(self, y, wt, name: str) -> None:
+        """Raise DataError when ``y`` cannot come from this family."""
+
+    def simulate(self, mu, wt, rng):
+        raise NotImplementedError
+
+    # ---- IRLS pieces ----
+    def working(self, eta, y, wt):
+        """μ, working weights W and working response z at η (Fisher scoring)."""
+        mu = self.link.inverse(eta)
+        d = self.link.mu_eta(eta)
+        W = wt * d * d / self.variance(mu)
+        z = eta + (y - mu) / d
+        return mu, W, z

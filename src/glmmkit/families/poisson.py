@@ -1,0 +1,43 @@
+"""Poisson family: counts with Var(y) = μ."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln, xlogy
+
+from ..exceptions import DataError
+from .base import Family
+
+__all__ = ["Poisson"]
+
+
+class Poisson(Family):
+    name = "poisson"
+    default_link = "log"
+    links = ("log", "identity", "sqrt")
+
+    def variance(self, mu):
+        return np.maximum(mu, 1e-300)
+
+    def loglik(self, y, mu, wt):
+        return wt * (xlogy(y, mu) - mu - gammaln(y + 1.0))
+
+    def deviance_residuals(self, y, mu, wt):
+        return 2.0 * wt * (xlogy(y, y / mu) - (y - mu))
+
+    def mu_start(self, y, wt):
+        return y + 0.1
+
+    def check_response(self, y, wt, name):
+        neg = y < 0
+        if neg.any():
+            raise DataError(f"Poisson response {name!r} has {int(neg.sum())} negative value(s); counts must be >= 0")
+        frac = np.abs(y - np.round(y)) > 1e-7
+        if frac.any():
+            raise DataError(
+                f"Poisson response {name!r} has {int(frac.sum())} non-integer value(s) (e.g. {y[frac][0]:g}); "
+                "counts must be whole numbers (for rates use offset(log(exposure)))"
+            )
+
+    def simulate(self, mu, wt, rng):
+        return rng.poisson(mu).astype(float)
