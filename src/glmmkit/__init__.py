@@ -17,14 +17,17 @@ from .exceptions import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
+from .glmer import glmer
 from .lmer import lmer
-from .results import LmmFit
+from .results import GlmmFit, LmmFit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "lmer",
+    "glmer",
     "LmmFit",
+    "GlmmFit",
     "datasets",
     "GlmmkitError",
     "FormulaError",

@@ -16,7 +16,7 @@ from .exceptions import ArgumentError, DataError
 from .design import build_design
 from .frame import factor_labels, offset_values, term_columns
 
-__all__ = ["MixedModelFit", "LmmFit", "FitInfo"]
+__all__ = ["MixedModelFit", "LmmFit", "GlmmFit", "FitInfo"]
 
 
 @dataclass
@@ -343,6 +343,86 @@ class LmmFit(MixedModelFit):
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
+
+
+class GlmmFit(MixedModelFit):
+    """A fitted generalized linear mixed model (returned by :func:`glmmkit.glmer`).
+
+    Adds to the LMM results: ``family``, ``link``, ``method`` (``"Laplace"``,
+    ``"AGQ(k)"``, ``"nAGQ=0"``), ``nagq``; ``fitted()`` and ``predict(type=
+    "response")`` are on the response scale.  ``loglik`` is the full
+    log-likelihood (binomial coefficients included) for every method.
+    """
+
+    has_residual = False
+
+    def __init__(self, *, frame, structure, objective, state, theta, beta, vcov, loglik, nagq, info, x_kept,
+                 dropped_columns, data_name=None):
+        self._objective = objective
+        self._state = state
+        self.family = objective.family
+        self.link = objective.family.link.name
+        self.nagq = int(nagq)
+        self.method = {0: "nAGQ=0", 1: "Laplace"}.get(self.nagq, f"AGQ({self.nagq})")
+        templates = structure.templates(np.asarray(theta, dtype=float))
+        b = objective.b_of(templates, state.u)
+        super().__init__(frame=frame, structure=structure, theta=theta, beta=beta, vcov=vcov, b=b, sigma=1.0,
+                         loglik=loglik, info=info, x_kept=x_kept, dropped_columns=dropped_columns,
+                         data_name=data_name)
+
+    @property
+    def deviance(self) -> float:
+        """−2 × log-likelihood (the ``deviance`` column of lme4's glmer summary)."""
+        return -2.0 * self.loglik
+
+    @cached_property
+    def condvar(self) -> dict:
+        """Conditional covariances of the random effects at the mode (lme4's condVar): factor -> (levels, K, K)."""
+        state = self._state
+        out = {}
+        for blk, T, V in zip(self.structure.blocks, self._templates,
+                             state.system.u_condvar(self._theta, self._templates, state.factor)):
+            out[blk.factor.name] = np.einsum("ab,gbc,dc->gad", T, V, T)
+        return out
+
+    def fitted(self) -> np.ndarray:
+        """Conditional means μ = g⁻¹(Xβ + Zb + offset) of the fitted rows (probabilities for the binomial)."""
+        return self.family.link.inverse(self._eta())
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link") -> np.ndarray:
+        """Predictions: ``type="link"`` (η) or ``"response"`` (μ); see :meth:`MixedModelFit.predict`."""
+        eta = super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        if type == "link":
+            return eta
+        if type == "response":
+            return self.family.link.inverse(eta)
+        raise ArgumentError(f"type must be 'link' or 'response', got {type!r}")
+
+    def residuals(self, kind: str = "deviance") -> np.ndarray:
+        """Residuals: ``"deviance"`` (lme4's default), ``"pearson"``, ``"response"`` (y − μ), ``"working"``."""
+        y, wt, mu = self.frame.y, self._objective.wt, self.fitted()
+        if kind == "response":
+            return y - mu
+        if kind == "pearson":
+            return (y - mu) * np.sqrt(wt) / np.sqrt(self.family.variance(mu))
+        if kind == "deviance":
+            d = np.maximum(self.family.deviance_residuals(y, mu, wt), 0.0)
+            return np.sign(y - mu) * np.sqrt(d)
+        if kind == "working":
+            return (y - mu) / self.family.link.mu_eta(self._eta())
+        raise ArgumentError(f"residuals kind must be 'deviance', 'pearson', 'response' or 'working', got {kind!r}")
+
+    def summary(self):
+        """lme4-style summary of the GLMM."""
+        from .summary import GlmmSummary
+
+        return GlmmSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
 
 
 def _population_level(re_form) -> bool:

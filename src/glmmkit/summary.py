@@ -7,7 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 
-__all__ = ["LmmSummary"]
+__all__ = ["LmmSummary", "GlmmSummary"]
 
 
 def format_column(values, digits: int = 4) -> list[str]:
@@ -63,9 +63,10 @@ class LmmSummary:
                 rows.append([t.label if i == 0 else "", name, "", ""] + [f"{corr[i, j]:.2f}" for j in range(i)])
                 variances.append(C[i, i])
                 sds.append(sd[i])
-        rows.append(["Residual", "", "", ""])
-        variances.append(f.sigma**2)
-        sds.append(f.sigma)
+        if f.has_residual:
+            rows.append(["Residual", "", "", ""])
+            variances.append(f.sigma**2)
+            sds.append(f.sigma)
         for row, v, s in zip(rows, format_column(variances), format_column(sds)):
             row[2], row[3] = v, s
         width = max(len(r) for r in rows)
@@ -142,3 +143,49 @@ class LmmSummary:
             parts.append(f"<p><i>note: {esc(m)}</i></p>")
         parts.append("</div>")
         return "".join(parts)
+
+
+class GlmmSummary(LmmSummary):
+    """Summary of a :class:`~glmmkit.results.GlmmFit` in lme4's glmer layout (z tests)."""
+
+    def fixed_table(self) -> pd.DataFrame:
+        from scipy.stats import norm
+
+        t = super().fixed_table().rename(columns={"t value": "z value"})
+        t["Pr(>|z|)"] = 2.0 * norm.sf(np.abs(t["z value"].to_numpy()))
+        return t
+
+    def __str__(self) -> str:
+        f = self.fit
+        how = {"Laplace": "Laplace Approximation", "nAGQ=0": "nAGQ = 0: fixed effects inside PIRLS"}.get(
+            f.method, f"Adaptive Gauss-Hermite Quadrature, nAGQ = {f.nagq}")
+        lines = [f"Generalized linear mixed model fit by maximum likelihood ({how})  [glmmkit glmer]",
+                 f" Family: {f.family.name}  ( {f.link} )", f"Formula: {f.formula}"]
+        if f.data_name:
+            lines.append(f"   Data: {f.data_name}")
+        lines.append("")
+        lines += _table([[f"{f.aic:.1f}", f"{f.bic:.1f}", f"{f.loglik:.1f}", f"{f.deviance:.1f}", f"{f.df_resid}"]],
+                        [True] * 5, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
+        lines.append("")
+        q = np.quantile(f.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1.0])
+        lines.append("Scaled residuals:")
+        lines += _table([[f"{v:.4f}" for v in q]], [True] * 5, ["Min", "1Q", "Median", "3Q", "Max"])
+        lines.append("")
+        lines.append("Random effects:")
+        rows = self.random_rows()
+        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
+        lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
+        lines.append(f"Number of obs: {f.nobs}, groups:  " + ", ".join(f"{k}, {v}" for k, v in f.ngroups.items()))
+        lines.append("")
+        ft = self.fixed_table()
+        if len(ft):
+            lines.append("Fixed effects:")
+            cols = [format_column(ft[c].to_numpy(), 4 if c not in ("z value",) else 3) for c in ft.columns[:3]]
+            pcol = [f"{v:.3g}" if v >= 1e-16 else "<2e-16" for v in ft["Pr(>|z|)"].to_numpy()]
+            rows = [[name] + [c[i] for c in cols] + [pcol[i]] for i, name in enumerate(ft.index)]
+            lines += _table(rows, [False, True, True, True, True], ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"])
+        notes = list(f.optimizer_info.messages)
+        if notes:
+            lines.append("")
+            lines += [f"note: {m}" for m in notes]
+        return "\n".join(lines)

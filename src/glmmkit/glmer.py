@@ -1,0 +1,203 @@
+"""``glmer``: generalized linear mixed models (binomial, Poisson) by Laplace, AGQ or nAGQ = 0.
+
+Pipeline: formula -> ModelFrame (family-aware response) -> ModelStructure ->
+GlmmObjective -> two optimisation stages (θ with β inside PIRLS, then (θ, β)
+jointly, as lme4's default) -> GlmmFit.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from ._threads import single_blas_thread
+from .exceptions import ArgumentError, ConvergenceWarning, DataError, FormulaError, RankDeficiencyWarning
+from .families import get_family
+from .formula import parse_formula
+from .frame import build_model_frame, drop_aliased_columns
+from .lmer import _check_grouping
+from .objective.glmm import GlmmObjective
+from .optimize import minimize_bobyqa
+from .results import FitInfo, GlmmFit
+from .structure import build_structure
+
+__all__ = ["glmer", "glm_irls"]
+
+
+def glm_irls(X, y, wt, offset, family, maxit=50, tol=1e-10) -> np.ndarray:
+    """Fixed-effects-only GLM by IRLS (the start of a GLMM fit)."""
+    mu = family.mu_start(y, wt)
+    eta = family.link.link(mu)
+    beta = np.zeros(X.shape[1])
+    dev_old = np.inf
+    for _ in range(maxit):
+        mu, W, z = family.working(eta, y, wt)
+        sw = np.sqrt(W)
+        beta, *_ = np.linalg.lstsq(X * sw[:, None], (z - offset) * sw, rcond=None)
+        eta = X @ beta + offset
+        dev = -2.0 * float(np.sum(family.loglik(y, family.link.inverse(eta), wt)))
+        if abs(dev_old - dev) < tol * (abs(dev) + 0.1):
+            break
+        dev_old = dev
+    return beta
+
+
+def _hessian(fun, x, lower, h=1e-4):
+    """Central finite-difference Hessian (lme4's deriv12 step), one-sided at a lower bound."""
+    k = x.shape[0]
+    steps = np.full(k, h) * np.maximum(1.0, np.abs(x))
+    H = np.empty((k, k))
+    f0 = fun(x)
+    shift = np.where(x - steps < lower, steps, 0.0)  # keep evaluations inside the bounds
+    base = x + shift
+    fb = fun(base) if np.any(shift) else f0
+    fp = [fun(base + steps[i] * np.eye(k)[i]) for i in range(k)]
+    fm = [fun(base - steps[i] * np.eye(k)[i]) for i in range(k)]
+    for i in range(k):
+        H[i, i] = (fp[i] - 2.0 * fb + fm[i]) / steps[i] ** 2
+        for j in range(i):
+            e_i, e_j = steps[i] * np.eye(k)[i], steps[j] * np.eye(k)[j]
+            H[i, j] = H[j, i] = (fun(base + e_i + e_j) - fun(base + e_i - e_j) - fun(base - e_i + e_j)
+                                 + fun(base - e_i - e_j)) / (4.0 * steps[i] * steps[j])
+    return H
+
+
+def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, weights=None, offset=None,
+          data_name=None):
+    """Fit a generalized linear mixed model.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula; binomial responses may be 0/1, bool, a two-level factor
+        (first level = failure), a proportion with ``weights=`` trials, or
+        ``cbind(successes, failures)`` (expressions allowed inside).
+    data : pandas.DataFrame
+    family : str or Family
+        ``"binomial"`` or ``"poisson"``.
+    link : str, optional
+        logit, probit, cloglog, cauchit, log, identity, sqrt, inverse (as the
+        family allows); the family's canonical link by default.
+    nagq : int, default 1
+        1: Laplace; 0: β estimated inside PIRLS (fast, lme4's nAGQ = 0); k > 1:
+        adaptive Gauss-Hermite quadrature with k nodes per random effect (one
+        grouping factor; any number of terms on it).
+    method : None or "laplace" or "agq"
+        Alias for the ``nagq`` choice, as the command line uses.
+    weights, offset : array-like or column name, optional
+
+    Returns
+    -------
+    GlmmFit
+    """
+    t0 = time.perf_counter()
+    fam = get_family(family, link)
+    if fam.name == "gaussian":
+        raise ArgumentError("family='gaussian' with the identity link is a linear mixed model: use glmmkit.lmer(..., reml=False)")
+    if method is not None:
+        m = str(method).lower()
+        if m == "laplace":
+            nagq = 1
+        elif m not in ("agq", "laplace"):
+            raise ArgumentError(f"method must be 'laplace' or 'agq' (with nagq=k), got {method!r}")
+    if not isinstance(nagq, (int, np.integer)) or nagq < 0:
+        raise ArgumentError(f"nagq must be a whole number >= 0, got {nagq!r}")
+    if nagq > 100:
+        raise ArgumentError(f"nagq={nagq} is more nodes than any integral here needs; use at most 100")
+    parsed = parse_formula(formula)
+    if not parsed.random:
+        raise FormulaError(f"formula {formula!r} has no random-effects term such as (1 | group)")
+    frame = build_model_frame(parsed, data, weights=weights, offset=offset, family=fam)
+    messages = list(frame.messages)
+    wt = np.ones(frame.nobs) if frame.weights is None else frame.weights
+    fam.check_response(frame.y, wt, frame.response_name)
+    with single_blas_thread():
+        X, kept, dropped = drop_aliased_columns(frame.X, frame.x_names)
+    if dropped:
+        msg = f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): {', '.join(dropped)}"
+        warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
+        messages.append(msg)
+    structure = build_structure(frame)
+    _check_grouping(structure, frame.nobs, lmm=False)
+    if nagq > 1:
+        if len(structure.blocks) > 1:
+            raise ArgumentError(
+                f"nagq={nagq} (adaptive Gauss-Hermite quadrature) needs a single grouping factor; this model has "
+                f"{len(structure.blocks)} ({', '.join(b.factor.name for b in structure.blocks)}), whose integral does "
+                "not factor into per-level integrals: use nagq=1 (Laplace)"
+            )
+        K = structure.blocks[0].K
+        if nagq**K > 20_000:
+            raise ArgumentError(f"nagq={nagq} with {K} random effects per level needs {nagq}**{K} nodes; use fewer nodes")
+
+    with single_blas_thread():
+        obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
+        obj._beta0 = glm_irls(X, frame.y, wt, frame.offset, fam)
+        n_theta = structure.n_theta
+        # stage 1: θ only, β inside PIRLS (also lme4's start for the Laplace fit)
+        res0 = minimize_bobyqa(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
+                               ftol_abs=1e-8 if nagq else 1e-10)
+        state0 = obj.pirls(res0.x, None)
+        theta, beta = res0.x, state0.beta
+        obj.u = state0.u
+        evals, res = res0.n_evals, res0
+        if nagq >= 1:
+            se0 = _se_from_state(obj, state0, theta)
+            lower = np.concatenate([structure.theta_lower, np.full(X.shape[1], -np.inf)])
+            step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), np.maximum(se0, 1e-3)])
+            fun = obj.laplace if nagq == 1 else (lambda prm: obj.agq(prm, nagq))
+            res = minimize_bobyqa(fun, np.concatenate([theta, beta]), lower, initial_step=step)
+            theta, beta = obj.split(res.x)
+            evals += res.n_evals
+        state = obj.pirls(theta, beta if nagq >= 1 else None)
+        beta = state.beta
+        if nagq >= 1:
+            fun = obj.laplace if nagq == 1 else (lambda prm: obj.agq(prm, nagq))
+            x = np.concatenate([theta, beta])
+            H = _hessian(fun, x, np.concatenate([structure.theta_lower, np.full(len(beta), -np.inf)]))
+            obj.u = state.u
+            try:
+                cov_all = 2.0 * np.linalg.inv(H)
+                vcov = cov_all[n_theta:, n_theta:]
+                hessian_pd = bool(np.all(np.linalg.eigvalsh(H) > 0))
+            except np.linalg.LinAlgError:
+                vcov, hessian_pd = _vcov_from_state(obj, state, theta), False
+            if not np.all(np.isfinite(vcov)) or np.any(np.diag(vcov) <= 0):
+                vcov, hessian_pd = _vcov_from_state(obj, state, theta), False
+            dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
+        else:
+            vcov, hessian_pd = _vcov_from_state(obj, state, theta), None
+            dev = state.laplace
+        info = FitInfo(res.optimizer, evals, bool(res0.converged and res.converged), res.message,
+                       [structure.theta_names[i] for i in res.on_boundary if i < n_theta], messages=messages)
+        info.hessian_positive_definite = hessian_pd
+        info.pirls_failures = obj.pirls_failures
+        fit = GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
+                      vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
+                      data_name=data_name)
+    if fit.singular:
+        messages.append("boundary (singular) fit: a variance is estimated as zero or a correlation as ±1; "
+                        "consider simplifying the random effects (see fit.varcorr)")
+    if not info.converged:
+        msg = f"the optimiser did not converge ({res.message}); check fit.optimizer_info"
+        warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        messages.append(msg)
+    info.time_s = time.perf_counter() - t0
+    return fit
+
+
+def _vcov_from_state(obj, state, theta) -> np.ndarray:
+    """(R_X'R_X)⁻¹ of the weighted PLS system with β at the mode (lme4's use.hessian = FALSE)."""
+    sys = obj._system(state.eta, obj.offset, obj.X)
+    fac = sys.factor(theta)
+    mz, p = sys.mz, sys.p
+    if p == 0:
+        return np.empty((0, 0))
+    Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
+    return Rinv.T @ Rinv
+
+
+def _se_from_state(obj, state, theta) -> np.ndarray:
+    return np.sqrt(np.diag(_vcov_from_state(obj, state, theta)))
