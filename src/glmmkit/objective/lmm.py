@@ -90,6 +90,42 @@ def _mean_means_share(fi, fj, n_i: np.ndarray) -> float:
     return float(np.mean(sq)) - float(mean_w @ mean_w)
 
 
+def _two_stage_start(structure, X, y, theta0, step):
+    """Start for a single vector term (x | g): per-level least-squares coefficients of the term's
+    columns on the OLS residuals; their covariance minus the average sampling covariance estimates
+    Σ, and θ = chol(Σ / σ²).  Falls back to lme4's start when too few levels can be fitted."""
+    t = structure.terms[0]
+    codes, q, Z = t.factor.codes, t.factor.nlevels, t.columns
+    K = t.k
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None) if X.shape[1] else (np.zeros(0),)
+    r = y - X @ beta if X.shape[1] else y - y.mean()
+    ZtZ = np.zeros((q, K, K))
+    for a in range(K):
+        for c in range(a + 1):
+            ZtZ[:, a, c] = ZtZ[:, c, a] = np.bincount(codes, Z[:, a] * Z[:, c], minlength=q)
+    Ztr = np.stack([np.bincount(codes, Z[:, a] * r, minlength=q) for a in range(K)], axis=1)
+    n_g = np.bincount(codes, minlength=q)
+    ok = (n_g > K) & (np.linalg.det(ZtZ) > 1e-10 * np.maximum(np.einsum("gaa->g", ZtZ), 1.0) ** K)
+    if ok.sum() < K + 2:
+        return theta0, step
+    inv = np.linalg.inv(ZtZ[ok])
+    coef = np.einsum("gab,gb->ga", inv, Ztr[ok])
+    fitted_ok = np.zeros((q, K))
+    fitted_ok[ok] = coef
+    resid = r - np.einsum("ia,ia->i", Z, fitted_ok[codes])
+    rows_ok = ok[codes]
+    sigma2 = float(np.sum(resid[rows_ok] ** 2)) / max(int(rows_ok.sum()) - K * int(ok.sum()), 1)
+    Sigma = np.cov(coef, rowvar=False) - sigma2 * inv.mean(axis=0)
+    w, V = np.linalg.eigh(Sigma / sigma2)
+    rel = (V * np.maximum(w, 1e-4 * max(w.max(), 1e-8))) @ V.T
+    T = np.linalg.cholesky(rel)
+    start = theta0.copy()
+    for i, (rr, cc) in enumerate((rr, cc) for cc in range(K) for rr in range(cc, K)):
+        start[t.theta_slice.start + i] = T[rr, cc]
+    step = np.maximum(0.25 * np.abs(start), 0.05)
+    return start, step
+
+
 def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starting θ and BOBYQA step from moment estimates of the random-intercept variances.
 
@@ -114,6 +150,8 @@ def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
     step = np.full(theta0.shape, 0.75)
     terms = structure.terms
     factors = [t.group for t in terms]
+    if len(terms) == 1 and terms[0].k > 1:
+        return _two_stage_start(structure, X, y, theta0, step)
     if any(t.names != ["(Intercept)"] for t in terms) or len(set(factors)) != len(factors):
         # slopes or several terms on one factor: an intercept-only moment estimate can sit in
         # another basin of a multimodal deviance (seen with (1 | room) + (0 + trt | room));
