@@ -18,6 +18,7 @@ from .families import get_family
 from .formula import parse_formula
 from .frame import build_model_frame, drop_aliased_columns
 from .lmer import _check_grouping
+from .objective import single as single_term
 from .objective.glmm import GlmmObjective
 from .optimize import minimize_bobyqa
 from .results import FitInfo, GlmmFit
@@ -135,53 +136,17 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     with single_blas_thread():
         obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
         obj._beta0 = glm_irls(X, frame.y, wt, frame.offset, fam)
-        n_theta = structure.n_theta
-        # stage 1: θ only, β inside PIRLS (also lme4's start for the Laplace fit)
-        res0 = minimize_bobyqa(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
-                               ftol_abs=1e-8 if nagq else 1e-10)
-        state0 = obj.pirls(res0.x, None)
-        theta, beta = res0.x, state0.beta
-        obj.u = state0.u
-        evals, res = res0.n_evals, res0
-        if nagq >= 1:
-            se0 = _se_from_state(obj, state0, theta)
-            lower = np.concatenate([structure.theta_lower, np.full(X.shape[1], -np.inf)])
-            step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), np.maximum(se0, 1e-3)])
-            fun = obj.laplace if nagq == 1 else (lambda prm: obj.agq(prm, nagq))
-            res = minimize_bobyqa(fun, np.concatenate([theta, beta]), lower, initial_step=step)
-            theta, beta = obj.split(res.x)
-            evals += res.n_evals
-        state = obj.pirls(theta, beta if nagq >= 1 else None)
-        beta = state.beta
-        if nagq >= 1:
-            fun = obj.laplace if nagq == 1 else (lambda prm: obj.agq(prm, nagq))
-            x = np.concatenate([theta, beta])
-            H = _hessian(fun, x, np.concatenate([structure.theta_lower, np.full(len(beta), -np.inf)]))
-            obj.u = state.u
-            try:
-                cov_all = 2.0 * np.linalg.inv(H)
-                vcov = cov_all[n_theta:, n_theta:]
-                hessian_pd = bool(np.all(np.linalg.eigvalsh(H) > 0))
-            except np.linalg.LinAlgError:
-                vcov, hessian_pd = _vcov_from_state(obj, state, theta), False
-            if not np.all(np.isfinite(vcov)) or np.any(np.diag(vcov) <= 0):
-                vcov, hessian_pd = _vcov_from_state(obj, state, theta), False
-            dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
-        else:
-            vcov, hessian_pd = _vcov_from_state(obj, state, theta), None
-            dev = state.laplace
-        info = FitInfo(res.optimizer, evals, bool(res0.converged and res.converged), res.message,
-                       [structure.theta_names[i] for i in res.on_boundary if i < n_theta], messages=messages)
-        info.hessian_positive_definite = hessian_pd
-        info.pirls_failures = obj.pirls_failures
-        fit = GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
-                      vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
-                      data_name=data_name)
+        fit = None
+        if single_term.applies(structure, fam, nagq):
+            fit = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
+        if fit is None:
+            fit = _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name)
+    info = fit.optimizer_info
     if fit.singular:
         messages.append("boundary (singular) fit: a variance is estimated as zero or a correlation as ±1; "
                         "consider simplifying the random effects (see fit.varcorr)")
     if not info.converged:
-        msg = f"the optimiser did not converge ({res.message}); check fit.optimizer_info"
+        msg = f"the optimiser did not converge ({info.message}); check fit.optimizer_info"
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)
         messages.append(msg)
     info.time_s = time.perf_counter() - t0
@@ -201,3 +166,74 @@ def _vcov_from_state(obj, state, theta) -> np.ndarray:
 
 def _se_from_state(obj, state, theta) -> np.ndarray:
     return np.sqrt(np.diag(_vcov_from_state(obj, state, theta)))
+
+
+def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name):
+    """One scalar term, canonical link, Laplace: exact-gradient L-BFGS-B (None if it fails)."""
+    fast = single_term.SingleTermLaplace(structure, X, frame.y, wt, frame.offset, fam)
+    res = fast.fit(1.0, obj._beta0)
+    if not res.success or fast.failures or not np.isfinite(res.fun):
+        return None
+    theta, beta = res.x[:1], res.x[1:]
+    H = fast.hessian(res.x)
+    try:
+        cov_all = 2.0 * np.linalg.inv(H)
+        hessian_pd = bool(np.all(np.linalg.eigvalsh(H) > 0))
+    except np.linalg.LinAlgError:
+        cov_all, hessian_pd = None, False
+    state = obj.pirls(theta, beta, u0=fast.u)
+    vcov = cov_all[1:, 1:] if cov_all is not None else _vcov_from_state(obj, state, theta)
+    if not np.all(np.isfinite(vcov)) or np.any(np.diag(vcov) <= 0):
+        vcov, hessian_pd = _vcov_from_state(obj, state, theta), False
+    on_boundary = [structure.theta_names[0]] if theta[0] <= 0.0 else []
+    info = FitInfo("L-BFGS-B (exact Laplace gradient, one scalar term)", fast.n_evals, True, str(res.message),
+                   on_boundary, messages=messages)
+    info.hessian_positive_definite = hessian_pd
+    info.pirls_failures = 0
+    info.gradient_norm = float(np.max(np.abs(res.jac))) if res.jac is not None else None
+    return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta, vcov=vcov,
+                   loglik=-0.5 * float(res.fun), nagq=1, info=info, x_kept=kept, dropped_columns=dropped,
+                   data_name=data_name)
+
+
+def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name):
+    """Any GLMM: stage 1 θ with β in PIRLS (nAGQ = 0), stage 2 (θ, β) by Laplace or AGQ, both BOBYQA."""
+    n_theta = structure.n_theta
+    res0 = minimize_bobyqa(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
+                           ftol_abs=1e-8 if nagq else 1e-10)
+    state0 = obj.pirls(res0.x, None)
+    theta, beta = res0.x, state0.beta
+    obj.u = state0.u
+    evals, res = res0.n_evals, res0
+    fun = obj.laplace if nagq == 1 else (lambda prm: obj.agq(prm, nagq))
+    if nagq >= 1:
+        se0 = _se_from_state(obj, state0, theta)
+        lower = np.concatenate([structure.theta_lower, np.full(X.shape[1], -np.inf)])
+        step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), np.maximum(se0, 1e-3)])
+        res = minimize_bobyqa(fun, np.concatenate([theta, beta]), lower, initial_step=step)
+        theta, beta = obj.split(res.x)
+        evals += res.n_evals
+    state = obj.pirls(theta, beta if nagq >= 1 else None)
+    beta = state.beta
+    if nagq >= 1:
+        x = np.concatenate([theta, beta])
+        H = _hessian(fun, x, np.concatenate([structure.theta_lower, np.full(len(beta), -np.inf)]))
+        obj.u = state.u
+        try:
+            vcov = 2.0 * np.linalg.inv(H)[n_theta:, n_theta:]
+            hessian_pd = bool(np.all(np.linalg.eigvalsh(H) > 0))
+        except np.linalg.LinAlgError:
+            vcov, hessian_pd = _vcov_from_state(obj, state, theta), False
+        if not np.all(np.isfinite(vcov)) or np.any(np.diag(vcov) <= 0):
+            vcov, hessian_pd = _vcov_from_state(obj, state, theta), False
+        dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
+    else:
+        vcov, hessian_pd = _vcov_from_state(obj, state, theta), None
+        dev = state.laplace
+    info = FitInfo(res.optimizer, evals, bool(res0.converged and res.converged), res.message,
+                   [structure.theta_names[i] for i in res.on_boundary if i < n_theta], messages=messages)
+    info.hessian_positive_definite = hessian_pd
+    info.pirls_failures = obj.pirls_failures
+    return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
+                   vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
+                   data_name=data_name)

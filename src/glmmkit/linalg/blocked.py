@@ -149,6 +149,8 @@ class BlockedSystem:
                 scale_idx[at : at + b.q] = b.tpl_theta[0]
             at += b.size
         self._scale_idx = scale_idx
+        self._theta_ext = np.ones(n_theta + 1)  # θ with a trailing 1, reused by every evaluation
+        self._diag_z = np.arange(mz) * (m + 1)  # flat indices of the random-effect diagonal
         self._general = [(i, b) for i, b in enumerate(rest) if b.K > 1]
 
     def _prepare_pairs(self, use_kernel: bool | None = None) -> None:
@@ -314,7 +316,8 @@ class BlockedSystem:
                             vals = np.einsum("tk,tk->t", self.tri_prod, M.reshape(-1, K1 * K1)[self.tri_g])
                         S[:mz, :mz] -= np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
         if mz:
-            scale = np.append(theta, 1.0)[self._scale_idx]
+            self._theta_ext[:-1] = theta
+            scale = self._theta_ext[self._scale_idx]
             if self._general:
                 S = np.tril(S) + np.tril(S, -1).T
                 for at, q, K, T in self._general_templates(theta):
@@ -325,7 +328,7 @@ class BlockedSystem:
                 scale_lower_kernel()(S, scale, mz)
             else:
                 S *= np.outer(scale, scale)
-                S.ravel()[: mz * (self.m + 1) : self.m + 1] += 1.0
+                S.ravel()[self._diag_z] += 1.0
         # S is C-ordered with its lower triangle filled; S.T is the same numbers in
         # Fortran order (upper triangle), so LAPACK factors it in place without a copy
         if self.m >= PARALLEL_MIN_DENSE:
