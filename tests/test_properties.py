@@ -17,8 +17,12 @@ SWINE = "weight ~ trt * week + (1 | room/pen/pig)"
 
 def _same_fit(a, b, tol=1e-6):
     assert a.loglik == pytest.approx(b.loglik, abs=1e-7)
-    np.testing.assert_allclose(a.fixef.to_numpy(), b.fixef.to_numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(a.theta.to_numpy(), b.theta.to_numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a.fixef.to_numpy(), b.fixef.to_numpy(), rtol=1e-5, atol=tol)
+    # θ can wander along flat directions of the deviance (swine's pen variance: 7e-5 in θ, 4e-9 in
+    # deviance): the invariant is that each fit's θ is optimal for the other's objective too
+    dev_b_at_a = b._objective(a.theta.to_numpy())
+    assert dev_b_at_a == pytest.approx(-2 * b.loglik, abs=2e-7)
+    np.testing.assert_allclose(a.theta.to_numpy(), b.theta.to_numpy(), rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("data, formula", [("sleepstudy", SLEEP), ("swine", SWINE), ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)")])
