@@ -12,7 +12,7 @@ def _vector_data(seed=4, q=12, m=6):
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(q), m)
     x = rng.normal(size=q * m)
-    b = rng.multivariate_normal([0, 0], [[1.0, 0.3], [0.3, 0.4]], size=q)
+    b = rng.multivariate_normal([0, 0], [[2.5, 0.6], [0.6, 1.0]], size=q)
     eta = -0.3 + 0.8 * x + b[g, 0] + b[g, 1] * x
     y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
@@ -40,13 +40,15 @@ def _brute_force_deviance(df, theta, beta):
 def test_vector_agq_matches_brute_force_integral_and_converges():
     df = _vector_data()
     fit = gk.glmer("y ~ x + (x | g)", data=df, family="binomial")
-    theta, beta = fit.theta.to_numpy(), fit.fixef.to_numpy()
+    # a point with large, correlated random effects, where Laplace is visibly off
+    theta, beta = np.array([1.6, 0.4, 0.9]), np.array([-0.3, 0.8])
     obj = fit._objective
     state = obj.pirls(theta, beta)
     exact = _brute_force_deviance(df, theta, beta)
     errors = [abs(obj.agq_deviance(theta, beta, state, k) - exact) for k in (1, 3, 7, 15)]
+    assert errors[0] > 1e-3  # Laplace is an approximation here
     assert errors[-1] < 1e-5 * abs(exact)
-    assert errors[2] < errors[0] and errors[3] <= errors[1] + 1e-9
+    assert errors[2] < errors[0] and errors[3] < errors[1]
     # and the fitted AGQ model: its deviance at its own optimum is the brute-force one there
     fit15 = gk.glmer("y ~ x + (x | g)", data=df, family="binomial", nagq=9)
     assert -2 * fit15.loglik == pytest.approx(_brute_force_deviance(df, fit15.theta.to_numpy(), fit15.fixef.to_numpy()), abs=1e-3)

@@ -50,6 +50,14 @@ class Family:
 
     def loglik(self, y, mu, wt):
         """Log-likelihood of each observation (constants included)."""
+        return self.loglik_constant(y, wt) + self.loglik_kernel(y, mu, wt)
+
+    def loglik_constant(self, y, wt):
+        """The part of each observation's log-likelihood that does not depend on μ."""
+        return np.zeros_like(np.asarray(y, dtype=float))
+
+    def loglik_kernel(self, y, mu, wt):
+        """The part that depends on μ (what PIRLS and the optimiser evaluate)."""
         raise NotImplementedError
 
     def deviance_residuals(self, y, mu, wt):

@@ -19,13 +19,23 @@ class Binomial(Family):
     def variance(self, mu):
         return np.maximum(mu * (1.0 - mu), 1e-300)
 
-    def loglik(self, y, mu, wt):
+    def loglik_constant(self, y, wt):
         k = y * wt
-        choose = gammaln(wt + 1.0) - gammaln(k + 1.0) - gammaln(wt - k + 1.0)
-        return choose + xlogy(k, mu) + xlogy(wt - k, 1.0 - mu)
+        return gammaln(wt + 1.0) - gammaln(k + 1.0) - gammaln(wt - k + 1.0)
+
+    def loglik_kernel(self, y, mu, wt):
+        k = y * wt
+        return xlogy(k, mu) + xlogy(wt - k, 1.0 - mu)
 
     def deviance_residuals(self, y, mu, wt):
         return 2.0 * wt * (xlogy(y, y / mu) + xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
+
+    def working(self, eta, y, wt):
+        if self.link.name != "logit":
+            return super().working(eta, y, wt)
+        mu = self.link.inverse(eta)  # canonical link: dμ/dη = V(μ) = μ(1 - μ), one inverse-link call
+        v = np.maximum(mu * (1.0 - mu), np.finfo(float).eps)
+        return mu, wt * v, eta + (y - mu) / v
 
     def mu_start(self, y, wt):
         return (wt * y + 0.5) / (wt + 1.0)  # R's binomial()$initialize

@@ -19,11 +19,20 @@ class Poisson(Family):
     def variance(self, mu):
         return np.maximum(mu, 1e-300)
 
-    def loglik(self, y, mu, wt):
-        return wt * (xlogy(y, mu) - mu - gammaln(y + 1.0))
+    def loglik_constant(self, y, wt):
+        return -wt * gammaln(y + 1.0)
+
+    def loglik_kernel(self, y, mu, wt):
+        return wt * (xlogy(y, mu) - mu)
 
     def deviance_residuals(self, y, mu, wt):
         return 2.0 * wt * (xlogy(y, y / mu) - (y - mu))
+
+    def working(self, eta, y, wt):
+        if self.link.name != "log":
+            return super().working(eta, y, wt)
+        mu = self.link.inverse(eta)  # canonical link: dμ/dη = V(μ) = μ
+        return mu, wt * mu, eta + (y - mu) / mu
 
     def mu_start(self, y, wt):
         return y + 0.1

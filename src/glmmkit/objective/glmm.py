@@ -96,6 +96,8 @@ class GlmmObjective:
         self.tol, self.maxit = tol, maxit
         self.n_evals = 0
         self.pirls_failures = 0
+        # the parts of log p(y | η) that do not depend on η, summed once
+        self._loglik_const = float(np.sum(family.loglik_constant(y, wt)))
 
     # ----- pieces -----
     def b_of(self, templates, u: np.ndarray) -> np.ndarray:
@@ -108,7 +110,20 @@ class GlmmObjective:
 
     def _pdev(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray]:
         mu = self.family.link.inverse(eta)
-        return -2.0 * float(np.sum(self.family.loglik(self.y, mu, self.wt))) + float(u @ u), mu
+        ll = float(np.sum(self.family.loglik_kernel(self.y, mu, self.wt))) + self._loglik_const
+        return -2.0 * ll + float(u @ u), mu
+
+    def state_at(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> PirlsState:
+        """The PIRLS state at a known mode (no iterations): for results after a fast-path fit."""
+        theta = np.asarray(theta, dtype=float)
+        templates = self.structure.templates(theta)
+        fixed = self.X @ beta + self.offset
+        eta = fixed + self.Z @ self.b_of(templates, u)
+        dev, mu = self._pdev(eta, u)
+        system = self._system(eta, fixed, self._X0)
+        fac = system.factor(theta)
+        logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[: system.mz])))
+        return PirlsState(u.copy(), np.asarray(beta, dtype=float), eta, mu, dev, logdet, system, fac, True, 0)
 
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
         _, W, z = self.family.working(eta, self.y, self.wt)
@@ -216,11 +231,13 @@ class GlmmObjective:
         u_hat = state.u[: q * K].reshape(q, K)
         fixed = self.X @ beta + self.offset
         Linv_T = np.linalg.inv(np.transpose(Lc, (0, 2, 1)))  # L⁻ᵀ per level
+        const_g = np.bincount(codes, self.family.loglik_constant(self.y, self.wt), minlength=q)
         terms = np.empty((grids.shape[0], q))
         for k, xk in enumerate(grids):  # nagq^K passes over the rows
             U = u_hat + Linv_T @ xk  # (q, K)
             eta = fixed + np.einsum("ik,ik->i", zc, (U @ T.T)[codes])
-            ll = np.bincount(codes, self.family.loglik(self.y, self.family.link.inverse(eta), self.wt), minlength=q)
+            ll = const_g + np.bincount(codes, self.family.loglik_kernel(self.y, self.family.link.inverse(eta), self.wt),
+                                       minlength=q)
             terms[k] = ll - 0.5 * np.sum(U * U, axis=1) + 0.5 * float(xk @ xk) + logw[k]
         logdet_L = np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2)), axis=1)
         log_lik = logsumexp(terms, axis=0) - logdet_L - 0.5 * K * np.log(2.0 * np.pi)
