@@ -82,11 +82,19 @@ def _mean_means_share(fi, fj, n_i: np.ndarray) -> float:
     q, ql = fi.nlevels, fj.nlevels
     if fi is fj or fi.name == fj.name:
         return 1.0 - 1.0 / q
-    parent = np.full(q, -1, dtype=np.int64)
+    parent = np.empty(q, dtype=np.int64)
     parent[fi.codes] = fj.codes
     if np.array_equal(parent[fi.codes], fj.codes):  # i nested in j: every w_i is an indicator
         f = np.bincount(parent, minlength=ql) / q
         return 1.0 - float(f @ f)
+    child_parent = np.empty(ql, dtype=np.int64)
+    child_parent[fj.codes] = fi.codes
+    if np.array_equal(child_parent[fj.codes], fi.codes):  # j nested in i: w_i spreads over i's children
+        n_l = np.bincount(fj.codes, minlength=ql)
+        share = n_l / n_i[child_parent]
+        sq = np.bincount(child_parent, share**2, minlength=q)
+        mean_w = share / q
+        return float(np.mean(sq)) - float(mean_w @ mean_w)
     pairs, n_il = np.unique(fi.codes * ql + fj.codes, return_counts=True)
     share = n_il / n_i[pairs // ql]
     sq = np.bincount(pairs // ql, share**2, minlength=q)
