@@ -99,12 +99,15 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     fam = get_family(family, link)
     if fam.name == "gaussian":
         raise ArgumentError("family='gaussian' with the identity link is a linear mixed model: use glmmkit.lmer(..., reml=False)")
+    pql = False
     if method is not None:
         m = str(method).lower()
         if m == "laplace":
             nagq = 1
-        elif m not in ("agq", "laplace"):
-            raise ArgumentError(f"method must be 'laplace' or 'agq' (with nagq=k), got {method!r}")
+        elif m == "pql":
+            pql = True
+        elif m != "agq":
+            raise ArgumentError(f"method must be 'laplace', 'agq' (with nagq=k) or 'pql', got {method!r}")
     if not isinstance(nagq, (int, np.integer)) or nagq < 0:
         raise ArgumentError(f"nagq must be a whole number >= 0, got {nagq!r}")
     if nagq > 100:
@@ -139,9 +142,11 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
         obj._beta0 = glm_irls(X, frame.y, wt, frame.offset, fam)
         fit = None
-        if single_term.applies(structure, fam, nagq):
+        if pql:
+            fit = _fit_pql(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
+        elif single_term.applies(structure, fam, nagq):
             fit = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
-        if fit is None:
+        if fit is None and not pql:
             fit = _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name)
     info = fit.optimizer_info
     if fit.singular:
@@ -239,3 +244,39 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
     return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
                    vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
                    data_name=data_name)
+
+
+def _fit_pql(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name, maxit=50):
+    """Penalised quasi-likelihood (Breslow & Clayton 1993, as MASS::glmmPQL): alternate the IRLS
+    working response and weights with a weighted ML fit of the linear mixed model to them; the
+    LMM's residual variance is the estimated dispersion.  No likelihood is defined."""
+    from .lmer import LmmObjective
+    from .objective.lmm import moment_start
+    from .results import LmmFit, PqlFit
+
+    eta = X @ obj._beta0 + frame.offset
+    theta = None
+    evals, converged, lmm_fit, it = 0, False, None, 0
+    for it in range(1, maxit + 1):
+        _, W, z = fam.working(eta, frame.y, wt)
+        lmm = LmmObjective(structure, X, z - frame.offset, W, reml=False)
+        start, step = moment_start(structure, X, z - frame.offset) if theta is None else (theta, 0.1)
+        res = minimize_bobyqa(lmm, start, structure.theta_lower, initial_step=step)
+        evals += res.n_evals
+        theta = res.x
+        lmm_fit = LmmFit(frame=frame, structure=structure, objective=lmm, theta=theta,
+                         info=FitInfo(res.optimizer, res.n_evals, res.converged, res.message, []),
+                         x_kept=kept, dropped_columns=dropped)
+        eta_new = lmm_fit._eta()
+        change = float(np.sum((eta_new - eta) ** 2))
+        eta = eta_new
+        if change < 1e-6 * float(np.sum(eta**2)):  # glmmPQL's criterion
+            converged = True
+            break
+    messages.append("penalised quasi-likelihood: estimates of a linearised model; no log-likelihood, AIC or BIC "
+                    "(use nagq=1 or nagq>1 for likelihood-based fits)")
+    info = FitInfo("PQL: weighted LMM (nlopt BOBYQA) per iteration", evals, converged,
+                   f"{it} PQL iteration(s)", [], messages=messages)
+    info.pql_iterations = it
+    return PqlFit(frame=frame, structure=structure, objective=obj, lmm_fit=lmm_fit, info=info, x_kept=kept,
+                  dropped_columns=dropped, data_name=data_name)

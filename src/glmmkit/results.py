@@ -16,7 +16,7 @@ from .exceptions import ArgumentError, DataError
 from .design import build_design
 from .frame import factor_labels, offset_values, term_columns
 
-__all__ = ["MixedModelFit", "LmmFit", "GlmmFit", "FitInfo"]
+__all__ = ["MixedModelFit", "LmmFit", "GlmmFit", "PqlFit", "FitInfo"]
 
 
 @dataclass
@@ -423,6 +423,42 @@ class GlmmFit(MixedModelFit):
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
+
+
+class PqlFit(GlmmFit):
+    """A GLMM fitted by penalised quasi-likelihood (``glmer(..., method="pql")``).
+
+    The estimates are those of the final weighted linear mixed model on the working
+    response: random-effect variances on the linear-predictor scale, ``sigma`` the
+    estimated dispersion (1 when the family's variance holds exactly).  There is no
+    likelihood: ``loglik``, ``aic``, ``bic`` and ``deviance`` are NaN.
+    """
+
+    has_residual = True
+
+    def __init__(self, *, frame, structure, objective, lmm_fit, info, x_kept, dropped_columns, data_name=None):
+        self._objective = objective
+        self._lmm = lmm_fit
+        self.family = objective.family
+        self.link = objective.family.link.name
+        self.nagq = 0
+        self.method = "PQL"
+        MixedModelFit.__init__(self, frame=frame, structure=structure, theta=lmm_fit._theta, beta=lmm_fit._beta,
+                               vcov=lmm_fit._vcov, b=lmm_fit._b, sigma=lmm_fit.sigma, loglik=np.nan, info=info,
+                               x_kept=x_kept, dropped_columns=dropped_columns, data_name=data_name)
+
+    @property
+    def dispersion(self) -> float:
+        """Estimated dispersion σ² of the working model."""
+        return self.sigma**2
+
+    @property
+    def deviance(self) -> float:
+        return np.nan
+
+    @cached_property
+    def condvar(self) -> dict:
+        return self._lmm.condvar
 
 
 def _population_level(re_form) -> bool:

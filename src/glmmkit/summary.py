@@ -159,13 +159,18 @@ class GlmmSummary(LmmSummary):
         f = self.fit
         how = {"Laplace": "Laplace Approximation", "nAGQ=0": "nAGQ = 0: fixed effects inside PIRLS"}.get(
             f.method, f"Adaptive Gauss-Hermite Quadrature, nAGQ = {f.nagq}")
-        lines = [f"Generalized linear mixed model fit by maximum likelihood ({how})  [glmmkit glmer]",
+        by = "penalized quasi-likelihood (PQL)" if f.method == "PQL" else f"maximum likelihood ({how})"
+        lines = [f"Generalized linear mixed model fit by {by}  [glmmkit glmer]",
                  f" Family: {f.family.name}  ( {f.link} )", f"Formula: {f.formula}"]
         if f.data_name:
             lines.append(f"   Data: {f.data_name}")
         lines.append("")
-        lines += _table([[f"{f.aic:.1f}", f"{f.bic:.1f}", f"{f.loglik:.1f}", f"{f.deviance:.1f}", f"{f.df_resid}"]],
-                        [True] * 5, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
+        if f.method == "PQL":
+            lines.append(f"Quasi-likelihood: no log-likelihood, AIC or BIC.  Dispersion (residual variance of the "
+                         f"working model): {f.sigma ** 2:.4g}")
+        else:
+            lines += _table([[f"{f.aic:.1f}", f"{f.bic:.1f}", f"{f.loglik:.1f}", f"{f.deviance:.1f}", f"{f.df_resid}"]],
+                            [True] * 5, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
         lines.append("")
         q = np.quantile(f.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1.0])
         lines.append("Scaled residuals:")

@@ -1,0 +1,11 @@
+# MASS::glmmPQL reference values used in tests/test_glmm_pql.py (MASS 7.3-58.2, R 4.2.2); run from tests/data/r
+suppressMessages({library(MASS); library(lme4); library(nlme)})
+d <- read.csv("../../../src/glmmkit/datasets/data/cbpp.csv"); d$herd <- factor(d$herd, levels=1:15); d$period <- factor(d$period)
+f <- glmmPQL(cbind(incidence, size - incidence) ~ period, random = ~ 1 | herd, family = binomial, data = d, verbose=FALSE)
+print(fixef(f), digits=10); print(sqrt(diag(vcov(f))), digits=10); print(VarCorr(f))
+s <- read.csv("../../../src/glmmkit/datasets/data/spinal.csv"); s$patient <- factor(s$patient)
+g <- glmmPQL(y ~ x, random = ~ 1 | patient, family = binomial, data = s, verbose=FALSE)
+print(fixef(g), digits=10); print(sqrt(diag(vcov(g))), digits=10); print(VarCorr(g))
+c <- read.csv("../../../src/glmmkit/datasets/data/counts_ri.csv"); c$g <- factor(c$g); c$x2 <- factor(c$x2)
+h <- glmmPQL(y ~ x1 + x2, random = ~ 1 | g, family = poisson, data = c, verbose=FALSE)
+print(fixef(h), digits=10); print(sqrt(diag(vcov(h))), digits=10); print(VarCorr(h))
