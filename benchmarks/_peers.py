@@ -6,7 +6,8 @@ An engine that cannot run a case (package or R missing, model not supported,
 fit error) gives a result whose ``reason`` says why; the tables print it as
 ``n/a (reason)``.
 
-The peers are only *called* here; none of their code is part of glmmkit.
+glmmkit itself is the :data:`GLMMKIT` engine, the base of every ratio. The
+peers are only *called* here; none of their code is part of glmmkit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -105,7 +107,7 @@ class EngineResult:
 
 
 def _reml(case: dict) -> bool:
-    """Return True for a REML case, False for ML; raise for non-Gaussian cases."""
+    """Return True for a REML case, False for ML (Gaussian cases only)."""
     if case["family"] != "gaussian":
         raise Unavailable(f"{case['family']} GLMM not wired for this engine")
     return case["method"] == "REML"
@@ -114,6 +116,39 @@ def _reml(case: dict) -> bool:
 def _nagq(method: str) -> int:
     """Translate a GLMM method (``Laplace`` or ``nAGQ=k``) into a node count."""
     return 1 if method == "Laplace" else int(method.split("=", 1)[1])
+
+
+_CBIND = re.compile(r"^\s*cbind\s*\((?P<args>.*)\)\s*~(?P<rhs>.*)$", re.DOTALL)
+
+
+def split_cbind(formula: str) -> tuple[str, str, str] | None:
+    """Split ``cbind(successes, failures) ~ rhs`` into its three parts.
+
+    The two arguments may be expressions (``size - incidence``); they are
+    split at the top-level comma. Returns None for any other response.
+    """
+    match = _CBIND.match(formula)
+    if match is None:
+        return None
+    args, depth = match["args"], 0
+    for i, char in enumerate(args):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            return args[:i].strip(), args[i + 1 :].strip(), match["rhs"].strip()
+    raise Unavailable(f"cannot split cbind() arguments in {formula!r}")
+
+
+def _fresh_column(data: pd.DataFrame, stem: str) -> str:
+    """A column name starting with `stem` that `data` does not have yet."""
+    name, k = stem, 1
+    while name in data.columns:
+        name, k = f"{stem}{k}", k + 1
+    return name
+
+
+def _counts(data: pd.DataFrame, expr: str) -> pd.Series:
+    """Evaluate a cbind() argument (a column name or an arithmetic expression)."""
+    return data[expr] if expr in data.columns else data.eval(expr)
 
 
 # --------------------------------------------------------------------------
@@ -204,17 +239,62 @@ class PythonEngine:
         )
 
 
-def _glmm_fit(module: Any, case: dict, data: pd.DataFrame) -> Callable[[], Any]:
-    """``glmm.fit(data, formula, reml=...)``.
-
-    Satterthwaite df are switched off and standard errors use lme4's RX-based
-    formula (``wald_se="rx"``), so the timed call does what ``lmer()`` does and
-    no post-fit inference.
-    """
-    reml = _reml(case)
+def _glmmkit_fit(module: Any, case: dict, data: pd.DataFrame) -> Callable[[], Any]:
+    """``glmmkit.lmer(formula, data=df, reml=...)`` for Gaussian cases,
+    ``glmmkit.glmer(formula, data=df, family=..., nagq=k)`` for the others."""
     formula = case["formula"]
+    if case["family"] == "gaussian":
+        reml = case["method"] == "REML"
+        return lambda: module.lmer(formula, data=data, reml=reml)
+    family, nagq = case["family"], _nagq(case["method"])
+    return lambda: module.glmer(formula, data=data, family=family, nagq=nagq)
+
+
+GLMMKIT = PythonEngine(
+    name="glmmkit",
+    module="glmmkit",
+    distribution="glmmkit",
+    make_fit=_glmmkit_fit,
+    loglik=lambda fit: fit.loglik,
+    fixef=lambda fit: fit.fixef.to_dict(),
+)
+
+
+def _glmm_fit(module: Any, case: dict, data: pd.DataFrame) -> Callable[[], Any]:
+    """``glmm.fit(data, formula, reml=...)``, or ``family=``/``nagq=`` for a GLMM.
+
+    Gaussian: Satterthwaite df are switched off and standard errors use lme4's
+    RX-based formula (``wald_se="rx"``), so the timed call does what ``lmer()``
+    does and no post-fit inference.
+
+    GLMM: ``anova_test="Wald"`` (its default ``"auto"`` refits a Poisson mixed
+    model once per term for likelihood-ratio tables, which ``glmer()`` does not
+    do); ``wald_se="hessian"`` stays (its default), as ``glmer()`` also computes
+    the finite-difference Hessian of (theta, beta) by default
+    (``calc.derivs = TRUE``). glmm's ``cbind()`` takes two column names only,
+    so an expression argument (``size - incidence``) becomes a data column
+    before the timed calls.
+    """
+    formula = case["formula"]
+    if case["family"] == "gaussian":
+        reml = _reml(case)
+        return lambda: module.fit(
+            data, formula, reml=reml, satterthwaite=False, wald_se="rx"
+        )
+    parts = split_cbind(formula)
+    if parts is not None:
+        successes, failures, rhs = parts
+        names = []
+        for expr, stem in ((successes, "cbind_successes"), (failures, "cbind_failures")):
+            if expr in data.columns:
+                names.append(expr)
+            else:
+                names.append(_fresh_column(data, stem))
+                data = data.assign(**{names[-1]: _counts(data, expr)})
+        formula = f"cbind({names[0]}, {names[1]}) ~ {rhs}"
+    family, nagq = case["family"], _nagq(case["method"])
     return lambda: module.fit(
-        data, formula, reml=reml, satterthwaite=False, wald_se="rx"
+        data, formula, family=family, nagq=nagq, wald_se="hessian", anova_test="Wald"
     )
 
 
@@ -223,10 +303,33 @@ def _glmm_fixef(fit: Any) -> dict[str, float]:
 
 
 def _mixedlm_fit(module: Any, case: dict, data: pd.DataFrame) -> Callable[[], Any]:
-    """``mixedlm.lmer(formula, data, REML=...)`` with the package defaults."""
-    reml = _reml(case)
+    """``mixedlm.lmer(formula, data, REML=...)`` or
+    ``mixedlm.glmer(formula, data, family=Binomial()|Poisson(), nAGQ=k)``,
+    with the package defaults.
+
+    mixedlm has no ``cbind()`` response: a binomial ``cbind(s, f)`` case is
+    fitted as the proportion ``s / (s + f)`` with prior weights ``s + f`` (the
+    same likelihood, as in R), both computed before the timed calls.
+    """
     formula = case["formula"]
-    return lambda: module.lmer(formula, data, REML=reml)
+    if case["family"] == "gaussian":
+        reml = _reml(case)
+        return lambda: module.lmer(formula, data, REML=reml)
+    families = {"binomial": "Binomial", "poisson": "Poisson"}
+    if case["family"] not in families:
+        raise Unavailable(f"{case['family']} family not wired for this engine")
+    family = getattr(module.families, families[case["family"]])()
+    nagq = _nagq(case["method"])
+    weights = None
+    parts = split_cbind(formula)
+    if parts is not None:
+        successes, failures, rhs = parts
+        s, f = _counts(data, successes), _counts(data, failures)
+        response = _fresh_column(data, "cbind_proportion")
+        data = data.assign(**{response: s / (s + f)})
+        weights = (s + f).to_numpy(dtype=float)
+        formula = f"{response} ~ {rhs}"
+    return lambda: module.glmer(formula, data, family=family, nAGQ=nagq, weights=weights)
 
 
 GLMM = PythonEngine(

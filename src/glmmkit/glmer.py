@@ -178,22 +178,24 @@ def _se_from_state(obj, state, theta) -> np.ndarray:
 def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name):
     """One scalar term, canonical link, Laplace: exact-gradient L-BFGS-B (None if it fails)."""
     fast = single_term.SingleTermLaplace(structure, X, frame.y, wt, frame.offset, fam)
-    res = fast.fit(1.0, obj._beta0)
+    res = fast.fit(structure.theta_start(), obj._beta0, structure.theta_lower)
     if not fast.converged(res) or fast.failures or not np.isfinite(res.fun):
         return None
-    theta, beta = res.x[:1], res.x[1:]
+    n_theta = structure.n_theta
+    theta, beta = res.x[:n_theta], res.x[n_theta:]
     H = fast.hessian(res.x)
     try:
         cov_all = 2.0 * np.linalg.inv(H)
         hessian_pd = bool(np.all(np.linalg.eigvalsh(H) > 0))
     except np.linalg.LinAlgError:
         cov_all, hessian_pd = None, False
-    state = obj.state_at(theta, beta, fast.u)
-    vcov = cov_all[1:, 1:] if cov_all is not None else _vcov_from_state(obj, state, theta)
+    state = obj.state_at(theta, beta, fast.u.ravel())
+    vcov = cov_all[n_theta:, n_theta:] if cov_all is not None else _vcov_from_state(obj, state, theta)
     if not np.all(np.isfinite(vcov)) or np.any(np.diag(vcov) <= 0):
         vcov, hessian_pd = _vcov_from_state(obj, state, theta), False
-    on_boundary = [structure.theta_names[0]] if theta[0] <= 0.0 else []
-    info = FitInfo("L-BFGS-B (exact Laplace gradient, one scalar term)", fast.n_evals, True, str(res.message),
+    on_boundary = [structure.theta_names[i] for i in range(n_theta)
+                   if np.isfinite(structure.theta_lower[i]) and theta[i] <= structure.theta_lower[i]]
+    info = FitInfo("L-BFGS-B (exact Laplace gradient, one grouping factor)", fast.n_evals, True, str(res.message),
                    on_boundary, messages=messages)
     info.hessian_positive_definite = hessian_pd
     info.pirls_failures = 0

@@ -1,0 +1,199 @@
+"""numba kernels of the one-grouping-factor Laplace fit (see objective/single.py).
+
+Imported only when such a model is fitted, so small fits and LMMs never load
+numba; module-level functions so that ``cache=True`` keeps the compiled code
+between processes.
+"""
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True, nogil=True)
+def row_terms(eta, k, n, fam):
+    """ℓ_i, s_i = ∂ℓ/∂η, W_i = -∂²ℓ/∂η², W'_i = ∂W/∂η for ℓ = kη - n A(η)."""
+    if fam == 0:  # binomial, logit: A = log(1 + e^η)
+        if eta > 0:
+            e = np.exp(-eta)
+            mu = 1.0 / (1.0 + e)
+            a = eta + np.log1p(e)
+        else:
+            e = np.exp(eta)
+            mu = e / (1.0 + e)
+            a = np.log1p(e)
+        v = mu * (1.0 - mu)
+        return k * eta - n * a, k - n * mu, n * v, n * v * (1.0 - 2.0 * mu)
+    mu = np.exp(eta)  # Poisson, log: A = e^η
+    return k * eta - n * mu, k - n * mu, n * mu, n * mu
+
+@nb.njit(cache=True, nogil=True)
+def level_pass(a, b, eta0, z, k, n, fam, tz, s_buf, w_buf, dw_buf):
+    """One pass over a level's rows at b_g = tz: sums, and the per-row s, W, W' kept for later."""
+    ll = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for i in range(a, b):
+        li, si, wi, dwi = row_terms(eta0[i] + tz * z[i], k[i], n[i], fam)
+        zi = z[i]
+        ll += li
+        s1 += zi * si
+        s2 += zi * zi * wi
+        s3 += zi * zi * zi * dwi
+        s_buf[i] = si
+        w_buf[i] = wi
+        dw_buf[i] = dwi
+    return ll, s1, s2, s3
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def scalar_kernel(eta0, z, k, n, gptr, theta, u, fam, c_out, s_buf, w_buf, dw_buf, dev_g, dth_g, fail_g):
+    """Modes (u in place); per level its deviance and dD/dθ terms; c_out gets dD/dβ's row terms."""
+    for g in nb.prange(gptr.shape[0] - 1):
+        a, b = gptr[g], gptr[g + 1]
+        ug = u[g]
+        ll, s1, s2, s3 = level_pass(a, b, eta0, z, k, n, fam, theta * ug, s_buf, w_buf, dw_buf)
+        f = ll - 0.5 * ug * ug
+        fail_g[g] = 0
+        for _ in range(100):
+            step = (theta * s1 - ug) / (theta * theta * s2 + 1.0)
+            if abs(step) < 1e-11 * (1.0 + abs(ug)):
+                break
+            ok = False
+            for _h in range(40):
+                ut = ug + step
+                llt, s1t, s2t, s3t = level_pass(a, b, eta0, z, k, n, fam, theta * ut, s_buf, w_buf, dw_buf)
+                ft = llt - 0.5 * ut * ut
+                if ft >= f - 1e-13 * (abs(f) + 1.0):
+                    ok = True
+                    break
+                step *= 0.5
+            if not ok:
+                fail_g[g] = 1
+                break
+            ug, ll, s1, s2, s3, f = ut, llt, s1t, s2t, s3t, ft
+        u[g] = ug
+        # the buffers hold s, W, W' at the mode (the last accepted pass)
+        h = theta * theta * s2 + 1.0
+        dev_g[g] = -2.0 * ll + ug * ug + np.log(h)
+        du_dtheta = (s1 - theta * ug * s2) / h
+        dth_g[g] = -2.0 * ug * s1 + (2.0 * theta * s2 + theta * theta * ug * s3) / h \
+            + theta * theta * theta * s3 / h * du_dtheta
+        t2h = theta * theta / h
+        t4 = theta * theta * theta * theta * s3 / (h * h)
+        for i in range(a, b):
+            zi = z[i]
+            c_out[i] = -2.0 * s_buf[i] + t2h * zi * zi * dw_buf[i] - t4 * zi * w_buf[i]
+
+
+
+
+@nb.njit(cache=True, nogil=True)
+def vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, s_buf, w_buf, dw_buf, grad, H):
+    """Log-likelihood of the level at u_g; fills grad = Σ s ζ - u, H = Σ W ζζ' + I and the row buffers."""
+    K = T.shape[0]
+    bvec = T @ ug
+    ll = 0.0
+    for c in range(K):
+        grad[c] = -ug[c]
+        for d in range(K):
+            H[c, d] = 1.0 if c == d else 0.0
+    zeta = np.empty(K)
+    for i in range(a, b):
+        eta = eta0[i]
+        for c in range(K):
+            eta += Z[i, c] * bvec[c]
+        li, si, wi, dwi = row_terms(eta, k[i], n[i], fam)
+        ll += li
+        s_buf[i] = si
+        w_buf[i] = wi
+        dw_buf[i] = dwi
+        for c in range(K):
+            acc = 0.0
+            for d in range(K):
+                acc += T[d, c] * Z[i, d]
+            zeta[c] = acc
+        for c in range(K):
+            grad[c] += si * zeta[c]
+            for d in range(c + 1):
+                H[c, d] += wi * zeta[c] * zeta[d]
+    for c in range(K):
+        for d in range(c):
+            H[d, c] = H[c, d]
+    return ll
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, dev_g, dT_g, fail_g):
+    K = T.shape[0]
+    for g in nb.prange(gptr.shape[0] - 1):
+        a, b = gptr[g], gptr[g + 1]
+        ug = U[g].copy()
+        grad = np.empty(K)
+        H = np.empty((K, K))
+        ll = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, s_buf, w_buf, dw_buf, grad, H)
+        f = ll - 0.5 * (ug @ ug)
+        fail_g[g] = 0
+        gt = np.empty(K)
+        Ht = np.empty((K, K))
+        for _ in range(100):
+            step = np.linalg.solve(H, grad)
+            if np.max(np.abs(step)) < 1e-11 * (1.0 + np.max(np.abs(ug))):
+                break
+            ok = False
+            for _h in range(40):
+                ut = ug + step
+                llt = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ut, s_buf, w_buf, dw_buf, gt, Ht)
+                ft = llt - 0.5 * (ut @ ut)
+                if ft >= f - 1e-13 * (abs(f) + 1.0):
+                    ok = True
+                    break
+                step *= 0.5
+            if not ok:
+                fail_g[g] = 1
+                break
+            ug, ll, f = ut, llt, ft
+            grad[:] = gt
+            H[:, :] = Ht
+        U[g] = ug
+        Hinv = np.linalg.inv(H)
+        sign, logdet = np.linalg.slogdet(H)
+        dev_g[g] = -2.0 * ll + ug @ ug + logdet
+        # pass A at the mode: h_i, v, and the sums Σ s z_a, Σ W'h z_a, Σ W z_a (H⁻¹ζ)_b
+        v = np.zeros(K)
+        A_sz = np.zeros(K)
+        B = np.zeros(K)
+        E = np.zeros((K, K))
+        zeta = np.empty(K)
+        for i in range(a, b):
+            for c in range(K):
+                acc = 0.0
+                for d in range(K):
+                    acc += T[d, c] * Z[i, d]
+                zeta[c] = acc
+            hz = Hinv @ zeta
+            h = zeta @ hz
+            si, wi, dwi = s_buf[i], w_buf[i], dw_buf[i]
+            for c in range(K):
+                v[c] += dwi * h * zeta[c]
+                A_sz[c] += si * Z[i, c]
+                B[c] += dwi * h * Z[i, c]
+                for d in range(K):
+                    E[c, d] += wi * Z[i, c] * hz[d]
+            c_out[i] = -2.0 * si + dwi * h
+        Hv = Hinv @ v
+        # pass B: r_i = ζ_i'H⁻¹v, the β row terms and Σ W r z_a
+        C = np.zeros(K)
+        for i in range(a, b):
+            r = 0.0
+            for c in range(K):
+                acc = 0.0
+                for d in range(K):
+                    acc += T[d, c] * Z[i, d]
+                r += acc * Hv[c]
+            wi = w_buf[i]
+            c_out[i] -= wi * r
+            for c in range(K):
+                C[c] += wi * r * Z[i, c]
+        for aa in range(K):
+            for bb in range(aa + 1):
+                dT_g[g, aa, bb] = ug[bb] * (-2.0 * A_sz[aa] + B[aa] - C[aa]) + 2.0 * E[aa, bb] + Hv[bb] * A_sz[aa]
+
