@@ -64,6 +64,10 @@ class Family:
         """Unit deviances times weights (sum = the GLM deviance)."""
         raise NotImplementedError
 
+    def loglik_kernel_eta(self, y, eta, wt):
+        """The μ-dependent part computed from η (canonical links, cheaper and exact); None if unavailable."""
+        return None
+
     def mu_start(self, y, wt):
         """Starting μ for IRLS (R's ``mustart``)."""
         raise NotImplementedError

@@ -27,6 +27,12 @@ class Binomial(Family):
         k = y * wt
         return xlogy(k, mu) + xlogy(wt - k, 1.0 - mu)
 
+    def loglik_kernel_eta(self, y, eta, wt):
+        """The μ-dependent part from η directly (logit link): kη - n log(1 + e^η); None for other links."""
+        if self.link.name != "logit":
+            return None
+        return wt * (y * eta - np.logaddexp(0.0, eta))
+
     def deviance_residuals(self, y, mu, wt):
         return 2.0 * wt * (xlogy(y, y / mu) + xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
 

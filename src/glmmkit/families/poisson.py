@@ -25,6 +25,12 @@ class Poisson(Family):
     def loglik_kernel(self, y, mu, wt):
         return wt * (xlogy(y, mu) - mu)
 
+    def loglik_kernel_eta(self, y, eta, wt):
+        """The μ-dependent part from η directly (log link); None for other links."""
+        if self.link.name != "log":
+            return None
+        return wt * (y * eta - np.exp(eta))
+
     def deviance_residuals(self, y, mu, wt):
         return 2.0 * wt * (xlogy(y, y / mu) - (y - mu))
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack, solve_triangular
+from scipy.linalg import blas, lapack, solve_triangular
 
 from .._threads import all_blas_threads
 from .kernels import numba_available, rank_update_kernel, scale_lower_kernel
 
-__all__ = ["BlockedSystem", "BlockedFactor", "KERNEL_MIN_DENSE"]
+__all__ = ["BlockedSystem", "BlockedFactor", "CrossprodPlan", "KERNEL_MIN_DENSE"]
 
 #: dense Schur blocks with at least this many random-effect rows use the numba kernels
 KERNEL_MIN_DENSE = 300
@@ -36,6 +36,10 @@ KERNEL_MIN_DENSE = 300
 DENSE_Z_MAX = 2_000_000
 #: cross blocks (rows x lead random effects) up to this many entries are held dense
 DENSE_CROSS_MAX = 250_000
+#: ... and up to this many when at least this share of them is nonzero (crossed factors whose levels
+#: meet often): then BLAS on the dense block beats the sparse rank update
+DENSE_CROSS_LARGE = 20_000_000
+DENSE_CROSS_DENSITY = 0.1
 #: dense parts at least this large are factored with every BLAS thread
 PARALLEL_MIN_DENSE = 600
 
@@ -60,6 +64,83 @@ class BlockedFactor:
     ok: bool
 
 
+class CrossprodPlan:
+    """Index maps for the weighted crossproducts of the non-lead blocks (built once per model).
+
+    PIRLS refactors the same model with new weights at every iteration; the
+    sparsity pattern of Z'WZ does not change, so the positions of every
+    nonzero are found once (one ``np.unique``) and each new set of weights
+    costs only bincounts.
+
+    Parameters
+    ----------
+    blocks : list of ReBlock
+        Engine order, lead block first.
+    """
+
+    def __init__(self, blocks):
+        lead, rest = blocks[0], blocks[1:]
+        self.K1, self.q1 = lead.K, lead.q
+        self.mz = mz = sum(b.size for b in rest)
+        codes1 = lead.factor.codes
+        # one entry per (rest block, component): its row in the dense block and its Z column
+        self.rest_rows, self.rest_cols = [], []
+        at = 0
+        for b in rest:
+            for c in range(b.K):
+                self.rest_rows.append(at + b.factor.codes * b.K + c)
+                self.rest_cols.append(b.columns[:, c])
+            at += b.size
+        # lead x rest pairs (lead level g, dense row i), sorted by g then i
+        keys = np.concatenate([codes1 * mz + r for r in self.rest_rows])
+        uniq, inv = np.unique(keys, return_inverse=True)
+        n = codes1.shape[0]
+        self.pair_inv = [inv[j * n : (j + 1) * n] for j in range(len(self.rest_rows))]
+        self.npairs = uniq.shape[0]
+        self.pair_g = (uniq // mz).astype(np.int64)
+        self.pair_i = (uniq % mz).astype(np.int64)
+        # A_z1 as CSR (rows: dense rows, columns: g K1 + c1): where each (pair, c1) value lands in .data
+        rows = np.repeat(self.pair_i, self.K1)
+        cols = (self.pair_g[:, None] * self.K1 + np.arange(self.K1)[None, :]).ravel()
+        order = sp.csr_matrix((np.arange(1.0, rows.shape[0] + 1.0), (rows, cols)), shape=(mz, self.q1 * self.K1))
+        self.az1_perm = order.data.astype(np.int64) - 1
+        self.az1_indices, self.az1_indptr = order.indices, order.indptr
+        # rest x rest entries (both triangles), positions in the flattened mz x mz block
+        flat = []
+        nr = len(self.rest_rows)
+        for j in range(nr):
+            for k in range(nr):
+                flat.append(self.rest_rows[j] * mz + self.rest_rows[k])
+        self.zz_pos, zz_inv = np.unique(np.concatenate(flat), return_inverse=True)
+        self.zz_inv = [[zz_inv[(j * nr + k) * n : (j * nr + k + 1) * n] for k in range(nr)] for j in range(nr)]
+
+    def fill(self, XY: np.ndarray, sqrt_w: np.ndarray | None, lead_cols: np.ndarray):
+        """Weighted A_zz (dense), A_zx, A_z1 (CSR) and the pair values.
+
+        ``XY`` and ``lead_cols`` already carry the square-root weights; the
+        rest blocks' columns get them here.
+        """
+        mz, nr = self.mz, len(self.rest_rows)
+        wcols = [c if sqrt_w is None else c * sqrt_w for c in self.rest_cols]
+        zz = np.zeros(self.zz_pos.shape[0])
+        for j in range(nr):
+            for k in range(nr):
+                zz += np.bincount(self.zz_inv[j][k], wcols[j] * wcols[k], minlength=zz.shape[0])
+        Azz = np.zeros(mz * mz)
+        Azz[self.zz_pos] = zz
+        Azx = np.zeros((mz, XY.shape[1]))
+        for j in range(nr):
+            for c in range(XY.shape[1]):
+                Azx[:, c] += np.bincount(self.rest_rows[j], wcols[j] * XY[:, c], minlength=mz)
+        pair_a = np.zeros((self.npairs, self.K1))
+        for j in range(nr):
+            for c1 in range(self.K1):
+                pair_a[:, c1] += np.bincount(self.pair_inv[j], wcols[j] * lead_cols[:, c1], minlength=self.npairs)
+        Az1 = sp.csr_matrix((pair_a.ravel()[self.az1_perm], self.az1_indices, self.az1_indptr),
+                            shape=(mz, self.q1 * self.K1))
+        return Azz.reshape(mz, mz), Azx, Az1, pair_a
+
+
 class BlockedSystem:
     """Precomputed crossproducts of one model and the per-θ factorisation.
 
@@ -71,9 +152,12 @@ class BlockedSystem:
     y : ndarray, shape (n,)
     sqrt_w : ndarray, shape (n,), or None
         Square roots of the prior weights.
+    plan : CrossprodPlan, optional
+        Index maps of the non-lead crossproducts, reused when the same model is
+        refactored with new weights (PIRLS); made here when needed and absent.
     """
 
-    def __init__(self, blocks, X, y, sqrt_w=None):
+    def __init__(self, blocks, X, y, sqrt_w=None, plan: CrossprodPlan | None = None):
         n = X.shape[0]
         self.p = X.shape[1]
         XY = np.column_stack([X, y])
@@ -124,19 +208,21 @@ class BlockedSystem:
                 Zr = np.hstack([b.z_dense(sqrt_w) for b in rest])
                 Arr[:mz, :mz] = Zr.T @ Zr
                 self.Az1 = Zr.T @ lead.z_dense(sqrt_w)
+                Azx = np.asarray(Zr.T @ XY)
+                pair_a = None
             else:
-                Zr = sp.hstack([b.z_matrix(sqrt_w) for b in rest], format="csc")
-                Arr[:mz, :mz] = (Zr.T @ Zr).toarray()
-                self.Az1 = (Zr.T @ lead.z_matrix(sqrt_w).tocsc()).tocsr()
-            Azx = np.asarray(Zr.T @ XY)
+                self.plan = plan if plan is not None else CrossprodPlan(blocks)
+                Arr[:mz, :mz], Azx, self.Az1, pair_a = self.plan.fill(XY, sqrt_w, zc)
             Arr[:mz, mz:] = Azx
             Arr[mz:, :mz] = Azx.T
-            if mz < KERNEL_MIN_DENSE and m * q1 * K1 <= DENSE_CROSS_MAX:
+            nnz = np.count_nonzero(self.Az1) if not sp.issparse(self.Az1) else self.Az1.nnz
+            dense_enough = nnz >= DENSE_CROSS_DENSITY * mz * q1 * K1 and m * q1 * K1 <= DENSE_CROSS_LARGE
+            if (mz < KERNEL_MIN_DENSE and m * q1 * K1 <= DENSE_CROSS_MAX) or dense_enough:
                 # small: the whole cross block [A_z1; A_x1] dense, so B D⁻¹ B' is two matrix products
                 Az1 = self.Az1.toarray() if sp.issparse(self.Az1) else self.Az1
                 self.R1 = np.vstack([Az1, G.transpose(1, 0, 2).reshape(self.p + 1, q1 * K1)])
             else:
-                self._prepare_pairs()
+                self._prepare_pairs(pair_a=pair_a)
         self.Arr = Arr
         self.n = n
         # θ positions: lead template entries, and per dense row the θ that scales it (scalar blocks)
@@ -153,7 +239,7 @@ class BlockedSystem:
         self._diag_z = np.arange(mz) * (m + 1)  # flat indices of the random-effect diagonal
         self._general = [(i, b) for i, b in enumerate(rest) if b.K > 1]
 
-    def _prepare_pairs(self, use_kernel: bool | None = None) -> None:
+    def _prepare_pairs(self, use_kernel: bool | None = None, pair_a: np.ndarray | None = None) -> None:
         """Index arrays for the update C - B D⁻¹ B' of the dense block.
 
         A "pair" is (row i of the other factors, lead level g) with the K1-vector
@@ -164,16 +250,20 @@ class BlockedSystem:
         expand all (i, l, g) triples once and use one gather and one bincount per θ.
         """
         K1, mz = self.K1, self.mz
-        A = sp.coo_matrix(self.Az1)
-        g = A.col // K1
-        c = A.col % K1
-        key = g.astype(np.int64) * mz + A.row
-        uniq, inv = np.unique(key, return_inverse=True)
-        npairs = uniq.shape[0]
-        a = np.zeros((npairs, K1))
-        np.add.at(a, (inv, c), A.data)
-        pg = (uniq // mz).astype(np.int64)
-        pi = (uniq % mz).astype(np.int64)
+        plan = getattr(self, "plan", None)
+        if plan is not None and pair_a is not None:
+            a, pg, pi, npairs = pair_a, plan.pair_g, plan.pair_i, plan.npairs
+        else:
+            A = sp.coo_matrix(self.Az1)
+            g = A.col // K1
+            c = A.col % K1
+            key = g.astype(np.int64) * mz + A.row
+            uniq, inv = np.unique(key, return_inverse=True)
+            npairs = uniq.shape[0]
+            a = np.zeros((npairs, K1))
+            np.add.at(a, (inv, c), A.data)
+            pg = (uniq // mz).astype(np.int64)
+            pi = (uniq % mz).astype(np.int64)
         self.pair_rows, self.pair_a = pi, a
         self.pair_ptr = np.searchsorted(pg, np.arange(self.q1 + 1), side="left").astype(np.int64)
         self.use_kernel = (mz >= KERNEL_MIN_DENSE and numba_available()) if use_kernel is None else use_kernel
@@ -297,8 +387,14 @@ class BlockedSystem:
             M = self._m_array(m_entries)
             if mz and self.R1 is not None:
                 R1 = self.R1
-                W = R1 * M if K1 == 1 else np.einsum("mgk,gkl->mgl", R1.reshape(self.m, self.q1, K1), M).reshape(self.m, -1)
-                S = self.Arr - W @ R1.T
+                if K1 == 1 and self.m >= 100:
+                    # S = Arr - R1 diag(M) R1' as a symmetric rank-k update: half a general product
+                    S = self.Arr.copy(order="F")
+                    S = np.ascontiguousarray(blas.dsyrk(-1.0, R1 * np.sqrt(np.maximum(M, 0.0)), beta=1.0, c=S,
+                                                        lower=1, overwrite_c=1))  # lower triangle valid
+                else:
+                    W = R1 * M if K1 == 1 else np.einsum("mgk,gkl->mgl", R1.reshape(self.m, self.q1, K1), M).reshape(self.m, -1)
+                    S = self.Arr - W @ R1.T
             else:
                 S = self.Arr.copy()
                 H = self.G * M[:, None, None] if K1 == 1 else np.matmul(self.G, M)

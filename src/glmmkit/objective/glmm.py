@@ -93,6 +93,7 @@ class GlmmObjective:
         self.Z = structure.z_matrix()
         self._X0 = np.empty((self.n, 0))
         self.u = np.zeros(structure.q)  # warm start: the last mode found
+        self._plan = None
         self.tol, self.maxit = tol, maxit
         self.n_evals = 0
         self.pirls_failures = 0
@@ -108,9 +109,14 @@ class GlmmObjective:
             out[sl] = (u[sl].reshape(blk.q, blk.K) @ T.T).ravel()
         return out
 
-    def _pdev(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray]:
-        mu = self.family.link.inverse(eta)
-        ll = float(np.sum(self.family.loglik_kernel(self.y, mu, self.wt))) + self._loglik_const
+    def _pdev(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """Penalised deviance; μ is returned only when it had to be computed (None otherwise)."""
+        direct = self.family.loglik_kernel_eta(self.y, eta, self.wt)
+        mu = None
+        if direct is None:
+            mu = self.family.link.inverse(eta)
+            direct = self.family.loglik_kernel(self.y, mu, self.wt)
+        ll = float(np.sum(direct)) + self._loglik_const
         return -2.0 * ll + float(u @ u), mu
 
     def state_at(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> PirlsState:
@@ -120,6 +126,7 @@ class GlmmObjective:
         fixed = self.X @ beta + self.offset
         eta = fixed + self.Z @ self.b_of(templates, u)
         dev, mu = self._pdev(eta, u)
+        mu = self.family.link.inverse(eta) if mu is None else mu
         system = self._system(eta, fixed, self._X0)
         fac = system.factor(theta)
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[: system.mz])))
@@ -127,7 +134,9 @@ class GlmmObjective:
 
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
         _, W, z = self.family.working(eta, self.y, self.wt)
-        return BlockedSystem(self.structure.blocks, X, z - fixed, np.sqrt(W))
+        system = BlockedSystem(self.structure.blocks, X, z - fixed, np.sqrt(W), plan=self._plan)
+        self._plan = getattr(system, "plan", None)  # the pattern of Z'WZ is the same at every iteration
+        return system
 
     # ----- PIRLS -----
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None, u0: np.ndarray | None = None) -> PirlsState:
@@ -174,6 +183,8 @@ class GlmmObjective:
             if change < self.tol * (abs(dev) + 0.1) and step == 1.0:
                 converged = True
                 break
+        if mu is None:
+            mu = self.family.link.inverse(eta)
         system = self._system(eta, fixed if not joint else self.offset, self._X0 if not joint else self.X)
         fac = system.factor(theta)
         mz = system.mz
