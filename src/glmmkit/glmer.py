@@ -13,11 +13,11 @@ import warnings
 import numpy as np
 
 from ._threads import single_blas_thread
-from .exceptions import ArgumentError, ConvergenceWarning, DataError, FormulaError, RankDeficiencyWarning
+from .exceptions import ArgumentError, FormulaError, RankDeficiencyWarning
 from .families import get_family
 from .formula import parse_formula
 from .frame import build_model_frame, drop_aliased_columns
-from .lmer import _check_grouping
+from .lmer import _check_grouping, finish_fit
 from .objective import single as single_term
 from .objective.glmm import GlmmObjective
 from .optimize import minimize_bobyqa
@@ -144,16 +144,7 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
             fit = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
         if fit is None and not pql:
             fit = _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name)
-    info = fit.optimizer_info
-    if fit.singular:
-        messages.append("boundary (singular) fit: a variance is estimated as zero or a correlation as ±1; "
-                        "consider simplifying the random effects (see fit.varcorr)")
-    if not info.converged:
-        msg = f"the optimiser did not converge ({info.message}); check fit.optimizer_info"
-        warnings.warn(msg, ConvergenceWarning, stacklevel=2)
-        messages.append(msg)
-    info.time_s = time.perf_counter() - t0
-    return fit
+    return finish_fit(fit, t0)
 
 
 def _vcov_from_state(obj, state, theta) -> np.ndarray:

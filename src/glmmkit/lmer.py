@@ -101,12 +101,18 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
                        [structure.theta_names[i] for i in res.on_boundary], messages=messages)
         fit = LmmFit(frame=frame, structure=structure, objective=objective, theta=res.x, info=info,
                      x_kept=kept, dropped_columns=dropped, data_name=data_name)
+    return finish_fit(fit, t0)
+
+
+def finish_fit(fit, t0: float):
+    """Record what the user must know (singular fit, no convergence) and the fit's wall time."""
+    info = fit.optimizer_info
     if fit.singular:
-        messages.append("boundary (singular) fit: a variance is estimated as zero or a correlation as ±1; "
-                        "consider simplifying the random effects (see fit.varcorr)")
-    if not res.converged:
-        msg = f"the optimiser did not converge ({res.message}); check fit.optimizer_info"
-        warnings.warn(msg, ConvergenceWarning, stacklevel=2)
-        messages.append(msg)
+        info.messages.append("boundary (singular) fit: a variance is estimated as zero or a correlation as ±1; "
+                             "consider simplifying the random effects (see fit.varcorr)")
+    if not info.converged:
+        msg = f"the optimiser did not converge ({info.message}); check fit.optimizer_info"
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        info.messages.append(msg)
     info.time_s = time.perf_counter() - t0
     return fit

@@ -73,6 +73,20 @@ class LmmSummary:
         return [r + [""] * (width - len(r)) for r in rows]
 
     # text ------------------------------------------------------------------------
+    def residual_and_random_lines(self, residuals) -> list[str]:
+        """'Scaled residuals' quantiles, the random-effects table and the group counts."""
+        f = self.fit
+        q = np.quantile(residuals, [0, 0.25, 0.5, 0.75, 1.0])
+        lines = ["Scaled residuals:"]
+        lines += _table([[f"{v:.4f}" for v in q]], [True] * 5, ["Min", "1Q", "Median", "3Q", "Max"])
+        lines += ["", "Random effects:"]
+        rows = self.random_rows()
+        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
+        lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
+        groups = ", ".join(f"{k}, {v}" for k, v in f.ngroups.items())
+        lines.append(f"Number of obs: {f.nobs}, groups:  {groups}")
+        return lines
+
     def __str__(self) -> str:
         f = self.fit
         lines = []
@@ -91,18 +105,7 @@ class LmmSummary:
                 ["AIC", "BIC", "logLik", "deviance", "df.resid"],
             )
         lines.append("")
-        r = f.residuals("scaled")
-        q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
-        lines.append("Scaled residuals:")
-        lines += _table([[f"{v:.4f}" for v in q]], [True] * 5, ["Min", "1Q", "Median", "3Q", "Max"])
-        lines.append("")
-        lines.append("Random effects:")
-        rows = self.random_rows()
-        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
-        header += [""] * (len(rows[0]) - len(header))
-        lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
-        groups = ", ".join(f"{k}, {v}" for k, v in f.ngroups.items())
-        lines.append(f"Number of obs: {f.nobs}, groups:  {groups}")
+        lines += self.residual_and_random_lines(f.residuals("scaled"))
         lines.append("")
         ft = self.fixed_table()
         if len(ft):
@@ -172,15 +175,7 @@ class GlmmSummary(LmmSummary):
             lines += _table([[f"{f.aic:.1f}", f"{f.bic:.1f}", f"{f.loglik:.1f}", f"{f.deviance:.1f}", f"{f.df_resid}"]],
                             [True] * 5, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
         lines.append("")
-        q = np.quantile(f.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1.0])
-        lines.append("Scaled residuals:")
-        lines += _table([[f"{v:.4f}" for v in q]], [True] * 5, ["Min", "1Q", "Median", "3Q", "Max"])
-        lines.append("")
-        lines.append("Random effects:")
-        rows = self.random_rows()
-        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
-        lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
-        lines.append(f"Number of obs: {f.nobs}, groups:  " + ", ".join(f"{k}, {v}" for k, v in f.ngroups.items()))
+        lines += self.residual_and_random_lines(f.residuals("pearson"))
         lines.append("")
         ft = self.fixed_table()
         if len(ft):
