@@ -488,7 +488,10 @@ def add_common_arguments(
 def check_common_arguments(
     parser: argparse.ArgumentParser, args: argparse.Namespace, cases: list[dict]
 ) -> None:
-    """Split ``--cases``/``--engines`` into lists; stop on unknown names."""
+    """Split ``--cases``/``--engines`` into lists; stop on unknown names or
+    on fewer than one timed fit."""
+    if min(args.repeats, args.repeats_large) < 1:
+        parser.error("--repeats and --repeats-large must be at least 1")
     args.cases = args.cases.split(",")
     args.engines = args.engines.split(",")
     unknown = set(args.cases) - {c["name"] for c in cases}

@@ -268,8 +268,8 @@ def _glmm_fit(module: Any, case: dict, data: pd.DataFrame) -> Callable[[], Any]:
     does and no post-fit inference.
 
     GLMM: ``anova_test="Wald"`` (its default ``"auto"`` refits a Poisson mixed
-    model once per term for likelihood-ratio tables, which ``glmer()`` does not
-    do); ``wald_se="hessian"`` stays (its default), as ``glmer()`` also computes
+    model once per reduced model for likelihood-ratio tables, which ``glmer()``
+    does not do); ``wald_se="hessian"`` stays (its default), as ``glmer()`` also computes
     the finite-difference Hessian of (theta, beta) by default
     (``calc.derivs = TRUE``). glmm's ``cbind()`` takes two column names only,
     so an expression argument (``size - incidence``) becomes a data column

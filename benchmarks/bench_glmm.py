@@ -12,8 +12,9 @@ differences are printed as tables and, with ``--json OUT``, written to a file.
 glmmkit's peak memory is measured for the cases of ``--rss-cases`` (default the
 1e6-row one; the issue's target is below 2 GB): a fresh Python process loads
 that case's data, fits it once with glmmkit and reports its own peak resident
-set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), so the other cases
-and engines of the run do not count.
+set size (Linux ``VmHWM``, also reset at the fit's start for the fit's own
+peak; ``ru_maxrss`` would not do: after fork + exec it still holds the
+parent's peak), so the other cases and engines of the run do not count.
 
 BLAS/OpenMP and rayon thread pools are pinned to ``--threads`` (default 1) for
 everyone: the script re-executes itself with the variables of
@@ -114,10 +115,42 @@ PROTOCOL = (
 # --------------------------------------------------------------------------
 
 
-def _maxrss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports KiB)."""
+def _proc_status_bytes(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (Linux) in bytes, or None."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _peak_rss_bytes() -> int:
+    """Peak resident set size of this process.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``. Not ``ru_maxrss``: a process
+    started by (v)fork + exec keeps, in ``ru_maxrss``, the peak of the parent's
+    memory image it replaced, so a child of the benchmark process would report
+    at least the benchmark's own peak. Elsewhere ``ru_maxrss`` is the fallback.
+    """
+    hwm = _proc_status_bytes("VmHWM")
+    if hwm is not None:
+        return hwm
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (``VmHWM``) to its current RSS: writing 5
+    to ``/proc/self/clear_refs`` (Linux >= 4.0). False where that fails."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def rss_child(case: dict, sources: _common.DataSources) -> dict[str, Any]:
@@ -126,21 +159,29 @@ def rss_child(case: dict, sources: _common.DataSources) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``peak_rss_bytes`` (whole process, fit included),
-        ``rss_before_fit_bytes`` (peak after imports and data loading),
-        ``fit_s`` (this first fit, JIT compilation included) and ``loglik``.
+        ``peak_rss_bytes`` (whole process: imports, data, fit),
+        ``rss_before_fit_bytes`` (peak of the imports and data loading),
+        ``rss_at_fit_start_bytes`` (resident when the fit starts: the data),
+        ``fit_peak_rss_bytes`` (peak while fitting, data included; None where
+        the peak cannot be reset), ``fit_s`` (this first fit, JIT compilation
+        included) and ``loglik``.
     """
     import glmmkit
 
     data, _ = case["loader"](sources)
     fit_once = _common.GLMMKIT.make_fit(glmmkit, case, data)  # the timed call
-    before = _maxrss_bytes()
+    before = _peak_rss_bytes()
+    at_start = _proc_status_bytes("VmRSS")
+    reset = _reset_peak_rss()
     start = time.perf_counter()
     fit = fit_once()
     fit_s = time.perf_counter() - start
+    during = _peak_rss_bytes()
     return {
-        "peak_rss_bytes": _maxrss_bytes(),
+        "peak_rss_bytes": max(before, during),
         "rss_before_fit_bytes": before,
+        "rss_at_fit_start_bytes": at_start,
+        "fit_peak_rss_bytes": during if reset else None,
         "fit_s": fit_s,
         "loglik": float(fit.loglik),
     }
@@ -178,30 +219,38 @@ def _mb(n: float) -> str:
 
 def rss_section(records: list[dict]) -> str | None:
     """Table of the memory probes, or None when no case was probed."""
+    header = [
+        "case", "rows", "peak RSS", "peak during fit", "RSS at fit start",
+        "peak before fit", "first fit", "target",
+    ]
     rows = []
     for rec in records:
         probe = rec.get("glmmkit_rss")
         if probe is None:
             continue
         if "error" in probe:
-            rows.append([rec["name"], str(rec["rows"] or "-"), "n/a (probe failed)", "", "", ""])
+            failed = [rec["name"], str(rec["rows"] or "-"), "n/a (probe failed, see Notes)"]
+            rows.append(failed + [""] * (len(header) - len(failed)))
             continue
         peak = probe["peak_rss_bytes"]
         met = "yes" if peak < RSS_TARGET else "NO"
+        optional = [probe["fit_peak_rss_bytes"], probe["rss_at_fit_start_bytes"]]
         rows.append([
             rec["name"],
             str(rec["rows"] or "-"),
             _mb(peak),
+            *("n/a" if value is None else _mb(value) for value in optional),
             _mb(probe["rss_before_fit_bytes"]),
             _common.fmt_time(probe["fit_s"]),
             f"{met} (< {_mb(RSS_TARGET)})",
         ])
     if not rows:
         return None
-    header = ["case", "rows", "peak RSS", "peak before fit", "first fit", "target"]
     return "\n".join([
         "glmmkit peak memory (fresh process: import, load data, one glmer() fit; "
-        "ru_maxrss; 'before fit' = imports + data)",
+        "peak RSS = VmHWM of the whole process; 'during fit' = peak after "
+        "resetting it at the fit's start, data included; 'before fit' = imports "
+        "and data loading)",
         _common.table(header, rows),
     ])
 
