@@ -149,3 +149,15 @@ def test_glmm_input_errors(kwargs, data_fix, error, fragment):
     with pytest.raises(error) as err:
         gk.glmer(data=df, **kwargs)
     assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize("nagq", [1, 5])
+def test_convergence_record_is_filled(nagq):
+    # nagq=1 takes the one-factor fast path, nagq=5 the general path
+    fit = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", data=gk.datasets.load("cbpp"),
+                   family="binomial", nagq=nagq)
+    info = fit.optimizer_info
+    assert info.converged and info.n_evals > 5 and info.time_s > 0
+    assert info.gradient_norm is not None and info.gradient_norm < 1e-3
+    assert info.hessian_positive_definite is True and info.pirls_failures == 0
+    assert info.on_boundary == []

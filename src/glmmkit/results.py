@@ -34,6 +34,10 @@ class FitInfo:
         θ parameters estimated at their bound (zero variance).
     time_s : float
         Wall-clock time of the whole fit.
+    gradient_norm, hessian_positive_definite, pirls_failures : optional
+        GLMM fits: largest |gradient| of the deviance at the estimates (free
+        parameters), whether the Hessian in (θ, β) is positive definite, and how
+        many PIRLS runs ended without reaching the mode.
     messages : list of str
         Everything the user should know about the fit (dropped rows, dropped
         columns, singularity) in plain words.
@@ -46,6 +50,9 @@ class FitInfo:
     on_boundary: list
     time_s: float = 0.0
     messages: list = field(default_factory=list)
+    gradient_norm: float | None = None
+    hessian_positive_definite: bool | None = None
+    pirls_failures: int | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
