@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import difflib
 import re
-import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError, GlmmkitWarning
+from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError
 from .design import FUNCTIONS, build_design, formulaic_formula, model_matrix, r_column_name
 from .formula import ParsedFormula, RandomTermSpec
 
