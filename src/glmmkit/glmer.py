@@ -214,9 +214,57 @@ def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages,
                    data_name=data_name)
 
 
+def _gradient_hessian(fun_grad, x, u_holder, h=1e-6):
+    """Forward differences of an exact gradient (1 + k evaluations), symmetrised; steps go up, away
+    from the lower bounds.  ``u_holder`` (the objective) has its warm-start modes restored between
+    evaluations so that each starts from the modes at ``x``."""
+    k = x.shape[0]
+    H = np.empty((k, k))
+    u_saved = u_holder.u.copy()
+    _, g0 = fun_grad(x)
+    for j in range(k):
+        u_holder.u = u_saved.copy()
+        e = np.zeros(k)
+        e[j] = h * max(1.0, abs(x[j]))
+        _, g1 = fun_grad(x + e)
+        H[:, j] = (g1 - g0) / e[j]
+    u_holder.u = u_saved
+    return 0.5 * (H + H.T), g0
+
+
+def _lbfgs_laplace(obj, structure, X):
+    """Laplace fit by L-BFGS-B on the exact gradient, from θ's start and the GLM's β (no nAGQ = 0
+    stage: with the gradient the joint problem is cheap).  Returns scipy's OptimizeResult."""
+    from scipy.optimize import minimize
+
+    x0 = np.concatenate([structure.theta_start(), obj._beta0])
+    bounds = ([(lo, None) if np.isfinite(lo) else (None, None) for lo in structure.theta_lower]
+              + [(None, None)] * X.shape[1])
+    return minimize(obj.laplace_and_gradient, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                    options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-6, "maxcor": 20})
+
+
 def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name):
-    """Any GLMM: stage 1 θ with β in PIRLS (nAGQ = 0), stage 2 (θ, β) by Laplace or AGQ, both BOBYQA."""
+    """Any GLMM.  Laplace with a canonical link: L-BFGS-B on the exact gradient (BOBYQA takes over if
+    it stalls).  Otherwise stage 1 θ with β in PIRLS (nAGQ = 0), stage 2 (θ, β) by Laplace or AGQ,
+    both BOBYQA; the Hessian for the standard errors by forward differences."""
     n_theta = structure.n_theta
+    lower = np.concatenate([structure.theta_lower, np.full(X.shape[1], -np.inf)])
+    res0 = res = None
+    if nagq == 1 and obj.gradient_applies():
+        lb = _lbfgs_laplace(obj, structure, X)
+        free = np.concatenate([lb.x[:n_theta] > structure.theta_lower + 1e-8, np.ones(X.shape[1], dtype=bool)])
+        ok = np.isfinite(lb.fun) and (lb.success or float(np.max(np.abs(lb.jac[free]), initial=0.0)) < 1e-3)
+        if ok:
+            theta, beta = obj.split(lb.x)
+            evals = int(lb.nfev)
+            optimizer, converged, message = "L-BFGS-B (exact Laplace gradient)", True, str(lb.message)
+            on_boundary = [structure.theta_names[i] for i in range(n_theta)
+                           if np.isfinite(structure.theta_lower[i]) and theta[i] <= structure.theta_lower[i]]
+            state = obj.pirls(theta, beta)
+            H, grad = _gradient_hessian(obj.laplace_and_gradient, lb.x, obj)
+            return _package_general(obj, structure, frame, state, theta, beta, H, grad, 1, optimizer, evals,
+                                    converged, message, on_boundary, kept, dropped, messages, data_name)
     res0 = minimize_bobyqa(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
                            ftol_abs=1e-6 if nagq else 1e-10)  # stage 2 refines: a start is enough
     state0 = obj.pirls(res0.x, None)
@@ -226,17 +274,27 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
     fun = obj.laplace if nagq == 1 else (lambda prm: obj.agq(prm, nagq))
     if nagq >= 1:
         se0 = _se_from_state(obj, state0, theta)
-        lower = np.concatenate([structure.theta_lower, np.full(X.shape[1], -np.inf)])
         step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), np.maximum(se0, 1e-3)])
         res = minimize_bobyqa(fun, np.concatenate([theta, beta]), lower, initial_step=step)
         theta, beta = obj.split(res.x)
         evals += res.n_evals
     state = obj.pirls(theta, beta if nagq >= 1 else None)
     beta = state.beta
+    H = grad = None
     if nagq >= 1:
-        x = np.concatenate([theta, beta])
-        H, grad = _hessian(fun, x, np.concatenate([structure.theta_lower, np.full(len(beta), -np.inf)]))
+        H, grad = _hessian(fun, np.concatenate([theta, beta]), lower)
         obj.u = state.u
+    on_boundary = [structure.theta_names[i] for i in res.on_boundary if i < n_theta]
+    return _package_general(obj, structure, frame, state, theta, beta, H, grad, nagq, res.optimizer, evals,
+                            bool(res0.converged and res.converged), res.message, on_boundary, kept, dropped,
+                            messages, data_name)
+
+
+def _package_general(obj, structure, frame, state, theta, beta, H, grad, nagq, optimizer, evals, converged,
+                     message, on_boundary, kept, dropped, messages, data_name):
+    """GlmmFit from the estimates, the Hessian of the deviance in (θ, β) (None for nAGQ = 0) and its gradient."""
+    n_theta = structure.n_theta
+    if H is not None:
         try:
             vcov = 2.0 * np.linalg.inv(H)[n_theta:, n_theta:]
             hessian_pd = bool(np.all(np.linalg.eigvalsh(H) > 0))
@@ -248,11 +306,10 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
     else:
         vcov, hessian_pd = _vcov_from_state(obj, state, theta), None
         dev = state.laplace
-    info = FitInfo(res.optimizer, evals, bool(res0.converged and res.converged), res.message,
-                   [structure.theta_names[i] for i in res.on_boundary if i < n_theta], messages=messages)
+    info = FitInfo(optimizer, evals, converged, message, on_boundary, messages=messages)
     info.hessian_positive_definite = hessian_pd
     info.pirls_failures = obj.pirls_failures
-    if nagq >= 1:
+    if grad is not None:
         # away from the bounds the deviance's gradient should vanish at the optimum
         free = np.concatenate([~(theta <= structure.theta_lower + 1e-8), np.ones(len(beta), dtype=bool)])
         info.gradient_norm = float(np.max(np.abs(grad[free]))) if free.any() else 0.0

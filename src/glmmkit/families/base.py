@@ -68,6 +68,16 @@ class Family:
         """The μ-dependent part computed from η (canonical links, cheaper and exact); None if unavailable."""
         return None
 
+    def canonical_derivatives(self, eta, y, wt):
+        """Score, weight and weight derivative of log p(y | η) in η, for a canonical link.
+
+        Returns ``(mu, s, W, dW)`` with s = ∂ℓ/∂η, W = -∂²ℓ/∂η² (equal to the
+        Fisher weight for a canonical link, so PIRLS's Laplace deviance is the
+        true one) and dW = ∂W/∂η: what the exact Laplace gradient needs
+        (``GlmmObjective.laplace_and_gradient``). None for other links.
+        """
+        return None
+
     def mu_start(self, y, wt):
         """Starting μ for IRLS (R's ``mustart``)."""
         raise NotImplementedError

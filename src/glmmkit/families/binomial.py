@@ -43,6 +43,14 @@ class Binomial(Family):
         v = np.maximum(mu * (1.0 - mu), np.finfo(float).eps)
         return mu, wt * v, eta + (y - mu) / v
 
+    def canonical_derivatives(self, eta, y, wt):
+        if self.link.name != "logit":
+            return None
+        mu = self.link.inverse(eta)
+        v = np.maximum(mu * (1.0 - mu), np.finfo(float).eps)  # as working(): the factor sees these weights
+        W = wt * v
+        return mu, wt * (y - mu), W, W * (1.0 - 2.0 * mu)
+
     def mu_start(self, y, wt):
         return (wt * y + 0.5) / (wt + 1.0)  # R's binomial()$initialize
 

@@ -40,6 +40,13 @@ class Poisson(Family):
         mu = self.link.inverse(eta)  # canonical link: dμ/dη = V(μ) = μ
         return mu, wt * mu, eta + (y - mu) / mu
 
+    def canonical_derivatives(self, eta, y, wt):
+        if self.link.name != "log":
+            return None
+        mu = self.link.inverse(eta)
+        W = wt * mu
+        return mu, wt * (y - mu), W, W
+
     def mu_start(self, y, wt):
         return y + 0.1
 

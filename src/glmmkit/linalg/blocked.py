@@ -28,7 +28,7 @@ from scipy.linalg import blas, lapack, solve_triangular
 from .._threads import all_blas_threads
 from .kernels import numba_available, rank_update_kernel, scale_lower_kernel
 
-__all__ = ["BlockedSystem", "BlockedFactor", "CrossprodPlan", "KERNEL_MIN_DENSE"]
+__all__ = ["BlockedSystem", "BlockedFactor", "CrossprodPlan", "InverseParts", "KERNEL_MIN_DENSE"]
 
 #: dense Schur blocks with at least this many random-effect rows use the numba kernels
 KERNEL_MIN_DENSE = 300
@@ -468,36 +468,90 @@ class BlockedSystem:
             at += b.size
         return out
 
+    def cross_u(self, theta, templates) -> np.ndarray:
+        """B = Λ_r' A_z1 Λ_1: the cross block of Λ'Z'WZΛ + I in spherical coordinates, dense (mz, q1 K1)."""
+        mz, K1, q1 = self.mz, self.K1, self.q1
+        scale = np.append(theta, 1.0)[self._scale_idx]
+        B = self.Az1.multiply(scale[:mz, None]).toarray() if sp.issparse(self.Az1) else self.Az1 * scale[:mz, None]
+        for at, q, K, T in self._general_templates(theta):
+            sl = slice(at, at + q * K)
+            B[sl, :] = np.einsum("ba,gbm->gam", T, B[sl, :].reshape(q, K, -1)).reshape(q * K, -1)
+        return (B.reshape(mz, q1, K1) @ templates[0]).reshape(mz, q1 * K1)
+
+    def inverse_parts(self, theta, templates, fac: BlockedFactor) -> "InverseParts":
+        """The blocks of M⁻¹, M = Λ'Z'WZΛ + I, on the pattern the Laplace gradient and condVar read.
+
+        With M = [[D, B'], [B, C]] (D the lead block, block diagonal) and
+        S = C - B D⁻¹ B' = L_zz L_zz' (the random-effect rows of the factor):
+        M⁻¹ = [[D⁻¹ + D⁻¹B'S⁻¹BD⁻¹, -D⁻¹B'S⁻¹], [-S⁻¹BD⁻¹, S⁻¹]].  The lead
+        part is kept only on its diagonal blocks; the others dense, which costs
+        two triangular solves with mz x q1 K1 right-hand sides.
+        """
+        mz = self.mz
+        D_inv = self.lead_inverse(templates[0])
+        if not mz:
+            return InverseParts(D_inv, D_inv, None, None, None, None, None)
+        K1, q1 = self.K1, self.q1
+        Lzz = np.tril(fac.L[:mz, :mz])
+        B = self.cross_u(theta, templates)
+        BD = np.einsum("mgk,gkj->mgj", B.reshape(mz, q1, K1), D_inv).reshape(mz, q1 * K1)
+        W = solve_triangular(Lzz, BD, lower=True, check_finite=False)  # L_zz⁻¹ B D⁻¹
+        W3 = W.reshape(mz, q1, K1)
+        lead = D_inv + np.einsum("mga,mgb->gab", W3, W3)
+        cross = -solve_triangular(Lzz, W, lower=True, trans="T", check_finite=False)  # -S⁻¹ B D⁻¹
+        Linv = solve_triangular(Lzz, np.eye(mz), lower=True, check_finite=False)
+        return InverseParts(D_inv, lead, cross, Linv.T @ Linv, B, BD, Lzz)
+
+    def solve_m(self, parts: "InverseParts", rhs: np.ndarray) -> np.ndarray:
+        """M⁻¹ rhs (spherical coordinates, lead first) by block elimination."""
+        K1, q1 = self.K1, self.q1
+        n1 = q1 * K1
+        r1 = rhs[:n1].reshape(q1, K1)
+        if not self.mz:
+            return np.einsum("gab,gb->ga", parts.D_inv, r1).ravel()
+        t_rest = parts.S_inv @ (rhs[n1:] - parts.BD @ r1.ravel())
+        t1 = np.einsum("gab,gb->ga", parts.D_inv, r1 - (t_rest @ parts.B).reshape(q1, K1))
+        return np.concatenate([t1.ravel(), t_rest])
+
     def u_condvar(self, theta, templates, fac: BlockedFactor) -> list[np.ndarray]:
         """Diagonal level blocks of (Λ'Z'ZΛ + I)⁻¹, per block, shape (q, K, K) each.
 
         These are the conditional covariances of the spherical random effects
         given the data at the estimates (lme4's condVar before scaling by Λ and σ²).
         """
-        mz = self.mz
-        out = []
-        D_inv = self.lead_inverse(templates[0])
-        if not mz:
-            return [D_inv]
-        Lzz = fac.L[:mz, :mz]
-        # B = Λ_r' A_z1 Λ_1 (sparse, mz x q1K1), then W = Lzz⁻¹ B D⁻¹
-        T1 = templates[0]
-        K1, q1 = self.K1, self.q1
-        scale = np.append(theta, 1.0)[self._scale_idx]
-        B = self.Az1.multiply(scale[:mz, None]).toarray() if sp.issparse(self.Az1) else self.Az1 * scale[:mz, None]
-        for at, q, K, T in self._general_templates(theta):
-            sl = slice(at, at + q * K)
-            B[sl, :] = np.einsum("ba,gbm->gam", T, B[sl, :].reshape(q, K, -1)).reshape(q * K, -1)
-        B = (B.reshape(mz, q1, K1) @ T1).reshape(mz, q1, K1)
-        BD = np.einsum("mgk,gkj->mgj", B, D_inv).reshape(mz, q1 * K1)
-        W = solve_triangular(Lzz, BD, lower=True).reshape(mz, q1, K1)
-        lead = D_inv + np.einsum("mga,mgb->gab", W, W)
-        out.append(lead)
-        Linv = solve_triangular(Lzz, np.eye(mz), lower=True)
-        Sinv = Linv.T @ Linv
+        parts = self.inverse_parts(theta, templates, fac)
+        out = [parts.lead]
         at = 0
         for b in self.rest:
             idx = at + np.arange(b.q)[:, None] * b.K + np.arange(b.K)[None, :]
-            out.append(Sinv[idx[:, :, None], idx[:, None, :]])
+            out.append(parts.S_inv[idx[:, :, None], idx[:, None, :]])
             at += b.size
         return out
+
+
+@dataclass
+class InverseParts:
+    """Blocks of M⁻¹ (see ``BlockedSystem.inverse_parts``); the last four are None without other blocks.
+
+    Attributes
+    ----------
+    D_inv : ndarray, shape (q1, K1, K1)
+        Inverses of the lead block's diagonal blocks.
+    lead : ndarray, shape (q1, K1, K1)
+        Diagonal blocks of the lead part of M⁻¹.
+    cross : ndarray, shape (mz, q1 K1)
+        The other blocks' rows of M⁻¹ in the lead columns, -S⁻¹ B D⁻¹.
+    S_inv : ndarray, shape (mz, mz)
+        The other blocks' part of M⁻¹.
+    B, BD : ndarray, shape (mz, q1 K1)
+        The cross block of M and B D⁻¹.
+    Lzz : ndarray, shape (mz, mz)
+    """
+
+    D_inv: np.ndarray
+    lead: np.ndarray
+    cross: np.ndarray | None
+    S_inv: np.ndarray | None
+    B: np.ndarray | None
+    BD: np.ndarray | None
+    Lzz: np.ndarray | None

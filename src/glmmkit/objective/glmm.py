@@ -212,6 +212,112 @@ class GlmmObjective:
             self.u, self._beta0 = state.u, state.beta
         return state.laplace
 
+    # ----- exact Laplace gradient (canonical links) -----
+    def gradient_applies(self, max_cross: int = 5_000_000) -> bool:
+        """True when ``laplace_and_gradient`` is available: a canonical link, and M⁻¹'s dense
+        cross part (other blocks' random effects x lead random effects) of at most ``max_cross`` entries."""
+        if self.family.canonical_derivatives(np.zeros(1), np.zeros(1), np.ones(1)) is None:
+            return False
+        blocks = self.structure.blocks
+        mz = sum(b.size for b in blocks[1:])
+        return mz * blocks[0].size <= max_cross and mz <= 5_000
+
+    def _entries(self):
+        """Per random-effect column of every row: (block, component, index in u) (lead block first)."""
+        if getattr(self, "_entry_cache", None) is None:
+            out = []
+            for bi, blk in enumerate(self.structure.blocks):
+                for c in range(blk.K):
+                    out.append((bi, c, blk.offset + blk.factor.codes.astype(np.int64) * blk.K + c))
+            self._entry_cache = out
+        return self._entry_cache
+
+    def laplace_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """Laplace deviance at (θ, β) and its exact gradient (implicit function theorem).
+
+        With D = F(û) + log|M|, F = -2ℓ(η) + ||u||², M = Λ'Z'WZΛ + I, s = ∂ℓ/∂η,
+        W' = ∂W/∂η, c_i = [ZΛM⁻¹Λ'Z']_ii and v = W'c (∂ log|M| / ∂η at fixed θ):
+
+            dD/dβ   = X'(-2s + v - W e),                   e = ZΛt, t = M⁻¹Λ'Z'v
+            dD/dθ_k = (Λ_k û)'Z'(-2s + v - W e) + (Λ_k t)'Z's + 2 tr(M⁻¹Λ'Z'WZΛ_k)
+
+        (the last term at fixed W; the others carry û's and W's dependence on
+        the parameters, dû/dφ = M⁻¹ ∂(Λ'Z's)/∂φ).  Everything needs M⁻¹ only on
+        the pattern of Z'Z (``BlockedSystem.inverse_parts``) and one solve.
+        """
+        self.n_evals += 1
+        params = np.asarray(params, dtype=float)
+        theta, beta = self.split(params)
+        state = self.pirls(theta, beta)
+        if not np.isfinite(state.laplace):
+            return np.inf, np.full(params.shape[0], np.nan)
+        self.u = state.u
+        return state.laplace, self.gradient_at(state, theta)
+
+    def gradient_at(self, state: PirlsState, theta: np.ndarray) -> np.ndarray:
+        """The exact gradient of the Laplace deviance at a converged PIRLS state (see laplace_and_gradient)."""
+        blocks = self.structure.blocks
+        templates = self.structure.templates(theta)
+        _, s, W, dW = self.family.canonical_derivatives(state.eta, self.y, self.wt)
+        system = state.system
+        parts = system.inverse_parts(theta, templates, state.factor)
+        entries = self._entries()
+        lead = blocks[0]
+        n1, K1 = lead.size, lead.K
+        # z̃ = Λ'z_i per row and entry: block columns times the template
+        zt = {}
+        for bi, blk in enumerate(blocks):
+            ZT = blk.columns @ templates[bi]
+            for c in range(blk.K):
+                zt[(bi, c)] = ZT[:, c]
+        g1 = lead.factor.codes.astype(np.int64)
+        lead_flat = parts.lead.reshape(-1)
+        # P = M⁻¹[row's columns, row's columns] z̃, entry by entry
+        P = []
+        for bi, ci, ui in entries:
+            acc = np.zeros(self.n)
+            for bj, cj, uj in entries:
+                if bi == 0 and bj == 0:
+                    m_ef = lead_flat[g1 * (K1 * K1) + ci * K1 + cj]
+                elif bi == 0:
+                    m_ef = parts.cross.reshape(-1)[(uj - n1) * n1 + g1 * K1 + ci]
+                elif bj == 0:
+                    m_ef = parts.cross.reshape(-1)[(ui - n1) * n1 + g1 * K1 + cj]
+                else:
+                    m_ef = parts.S_inv[ui - n1, uj - n1]
+                acc += m_ef * zt[(bj, cj)]
+            P.append(acc)
+        c_diag = sum(zt[(bi, ci)] * Pe for (bi, ci, _), Pe in zip(entries, P))
+        v = dW * c_diag
+        Zt = self.Z.T
+        r_s, r_v = Zt @ s, Zt @ v
+        w = self._lambda_t(templates, r_v)
+        t = system.solve_m(parts, w)
+        e = self.Z @ self.b_of(templates, t)
+        comb = -2.0 * s + v - W * e
+        r_c = Zt @ comb
+        grad = np.empty(self.n_theta + self.p)
+        grad[self.n_theta :] = self.X.T @ comb
+        P_of = {(bi, ci): Pe for (bi, ci, _), Pe in zip(entries, P)}
+        for bi, blk in enumerate(blocks):
+            sl = slice(blk.offset, blk.offset + blk.size)
+            U = state.u[sl].reshape(blk.q, blk.K)
+            Tt = t[sl].reshape(blk.q, blk.K)
+            Rc = r_c[sl].reshape(blk.q, blk.K)
+            Rs = r_s[sl].reshape(blk.q, blk.K)
+            for r, c, k in zip(blk.tpl_rows, blk.tpl_cols, blk.tpl_theta):
+                direct = 2.0 * float(np.dot(W * blk.columns[:, r], P_of[(bi, c)]))
+                grad[k] = float(U[:, c] @ Rc[:, r] + Tt[:, c] @ Rs[:, r]) + direct
+        return grad
+
+    def _lambda_t(self, templates, r: np.ndarray) -> np.ndarray:
+        """Λ'r for a vector r in the random-effects (b) coordinates."""
+        out = np.empty_like(r)
+        for blk, T in zip(self.structure.blocks, templates):
+            sl = slice(blk.offset, blk.offset + blk.size)
+            out[sl] = (r[sl].reshape(blk.q, blk.K) @ T).ravel()
+        return out
+
     def agq(self, params: np.ndarray, nagq: int) -> float:
         """Adaptive Gauss-Hermite deviance at (θ, β) (one grouping factor)."""
         self.n_evals += 1
