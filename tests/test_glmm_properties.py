@@ -161,3 +161,39 @@ def test_convergence_record_is_filled(nagq):
     assert info.gradient_norm is not None and info.gradient_norm < 1e-3
     assert info.hessian_positive_definite is True and info.pirls_failures == 0
     assert info.on_boundary == []
+
+
+def _crossed_data(seed=1, n=1500):
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, 30, n), rng.integers(0, 20, n)
+    x = rng.normal(size=n)
+    eta = 0.3 + 0.5 * x + rng.normal(size=30)[a] + 0.7 * rng.normal(size=20)[b]
+    trials = rng.integers(1, 5, n)
+    return pd.DataFrame({"a": [f"a{i}" for i in a], "b": [f"b{i}" for i in b], "x": x,
+                         "c": [f"a{i}_{j}" for i, j in zip(a, rng.integers(0, 3, n))],
+                         "k": rng.binomial(trials, 1 / (1 + np.exp(-eta))), "trials": trials,
+                         "cnt": rng.poisson(np.exp(0.5 * eta)), "expo": rng.uniform(0.5, 2.0, n)})
+
+
+@pytest.mark.parametrize("formula, family", [
+    ("cbind(k, trials - k) ~ x + (1 | a) + (1 | b)", "binomial"),
+    ("cbind(k, trials - k) ~ x + (1 + x | b) + (1 | a)", "binomial"),
+    ("cnt ~ x + offset(log(expo)) + (1 | a) + (x || b) + (1 | c)", "poisson"),
+    ("cnt ~ x + (1 + x | a)", "poisson"),
+])
+def test_exact_laplace_gradient_matches_finite_differences(formula, family):
+    """The implicit-function-theorem gradient of the Laplace deviance (crossed, nested, vector and
+    `||` terms, offsets, binomial trials) against central differences of the deviance itself."""
+    df = _crossed_data()
+    fit = gk.glmer(formula, data=df, family=family)
+    obj = fit._objective
+    obj.tol = 1e-15
+    x = np.concatenate([fit.theta.to_numpy() * 0.8 + 0.05, fit.fixef.to_numpy() + 0.05])  # away from the optimum
+    _, grad = obj.laplace_and_gradient(x)
+    fd = np.empty_like(grad)
+    for i in range(x.shape[0]):
+        e = np.zeros_like(x)
+        e[i] = 1e-5
+        fd[i] = (obj.laplace(x + e) - obj.laplace(x - e)) / 2e-5
+    assert np.max(np.abs(grad)) > 1.0  # a point where the gradient is not trivially zero
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-4)

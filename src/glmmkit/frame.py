@@ -20,6 +20,7 @@ import pandas as pd
 from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError
 from .design import FUNCTIONS, build_design, formulaic_formula, model_matrix, r_column_name
 from .formula import ParsedFormula, RandomTermSpec
+from .formula.parser import _python_powers
 
 __all__ = ["GroupingFactor", "RandomTermData", "ModelFrame", "build_model_frame", "r_column_name"]
 
@@ -288,6 +289,23 @@ def _expression(expr: str, data: pd.DataFrame, what: str) -> np.ndarray:
     return np.asarray(mm, dtype=float).reshape(len(data))
 
 
+def _has_top_level_operator(expr: str) -> bool:
+    """True when an arithmetic operator (+ - * / ^ %) appears outside parentheses and quotes."""
+    depth, quote = 0, None
+    for ch in expr:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"`":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and ch in "+-*/^%":
+            return True
+    return False
+
+
 def _binary_factor(col: pd.Series, name: str) -> np.ndarray:
     """0/1 from a two-level factor, bool or text column: the first level is failure (R)."""
     if pd.api.types.is_bool_dtype(col):
@@ -332,8 +350,10 @@ def _response(parsed: ParsedFormula, data: pd.DataFrame, family=None) -> tuple[n
             hint = " (numbers stored as text? convert with pandas.to_numeric)" if col.dtype == object or pd.api.types.is_string_dtype(col) else ""
             raise DataError(f"response {name!r} must be numeric, got dtype {col.dtype}{hint}")
         return col.to_numpy(dtype=float), name, None
+    # R evaluates the left-hand side as an expression: `succ / trials` divides (formula syntax would nest)
+    expr = _python_powers(f"I({lhs})") if _has_top_level_operator(lhs) else lhs
     try:
-        mm = model_matrix(f"{lhs} ~ 1", data)
+        mm = model_matrix(f"{expr} ~ 1", data)
     except Exception as exc:
         raise FormulaError(f"cannot evaluate the response {lhs!r}: {exc}") from None
     y = np.asarray(mm.lhs, dtype=float)
