@@ -485,7 +485,7 @@ class BlockedSystem:
         S = C - B D⁻¹ B' = L_zz L_zz' (the random-effect rows of the factor):
         M⁻¹ = [[D⁻¹ + D⁻¹B'S⁻¹BD⁻¹, -D⁻¹B'S⁻¹], [-S⁻¹BD⁻¹, S⁻¹]].  The lead
         part is kept only on its diagonal blocks; the others dense, which costs
-        two triangular solves with mz x q1 K1 right-hand sides.
+        S⁻¹ from the factor (dpotri) and one mz x mz x q1 K1 product.
         """
         mz = self.mz
         D_inv = self.lead_inverse(templates[0])
@@ -495,12 +495,12 @@ class BlockedSystem:
         Lzz = np.tril(fac.L[:mz, :mz])
         B = self.cross_u(theta, templates)
         BD = np.einsum("mgk,gkj->mgj", B.reshape(mz, q1, K1), D_inv).reshape(mz, q1 * K1)
-        W = solve_triangular(Lzz, BD, lower=True, check_finite=False)  # L_zz⁻¹ B D⁻¹
-        W3 = W.reshape(mz, q1, K1)
-        lead = D_inv + np.einsum("mga,mgb->gab", W3, W3)
-        cross = -solve_triangular(Lzz, W, lower=True, trans="T", check_finite=False)  # -S⁻¹ B D⁻¹
-        Linv = solve_triangular(Lzz, np.eye(mz), lower=True, check_finite=False)
-        return InverseParts(D_inv, lead, cross, Linv.T @ Linv, B, BD, Lzz)
+        S_inv, info = lapack.dpotri(Lzz, lower=1)
+        S_inv = np.tril(S_inv) + np.tril(S_inv, -1).T
+        cross = -(S_inv @ BD)  # one product instead of two triangular solves
+        # lead diagonal blocks: D_g⁻¹ + (BD⁻¹)_g' S⁻¹ (BD⁻¹)_g = D_g⁻¹ - (BD⁻¹)_g' cross_g
+        lead = D_inv - np.einsum("mga,mgb->gab", BD.reshape(mz, q1, K1), cross.reshape(mz, q1, K1))
+        return InverseParts(D_inv, lead, cross, S_inv, B, BD, Lzz)
 
     def solve_m(self, parts: "InverseParts", rhs: np.ndarray) -> np.ndarray:
         """M⁻¹ rhs (spherical coordinates, lead first) by block elimination."""
