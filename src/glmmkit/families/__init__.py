@@ -6,28 +6,57 @@ import difflib
 
 from ..exceptions import ArgumentError
 from .base import Family
+from .beta import Beta
 from .binomial import Binomial
+from .gamma import Gamma
+from .gaussian import Gaussian
+from .inverse_gaussian import InverseGaussian
 from .links import LINKS, Link, get_link
+from .negbin import NegativeBinomial1, NegativeBinomial2
+from .parametric import ParametricFamily
 from .poisson import Poisson
+from .student_t import StudentT
 
-FAMILIES = {"binomial": Binomial, "poisson": Poisson}
-_ALIASES = {"bernoulli": "binomial"}
+FAMILIES = {
+    "binomial": Binomial,
+    "poisson": Poisson,
+    "negative_binomial": NegativeBinomial2,
+    "nbinom1": NegativeBinomial1,
+    "gamma": Gamma,
+    "inverse_gaussian": InverseGaussian,
+    "beta": Beta,
+    "student_t": StudentT,
+    "gaussian": Gaussian,
+}
+_ALIASES = {"bernoulli": "binomial", "nbinom2": "negative_binomial", "negbin": "negative_binomial",
+            "nb2": "negative_binomial", "nb1": "nbinom1", "inverse.gaussian": "inverse_gaussian",
+            "inverse_gaussian": "inverse_gaussian", "beta_family": "beta", "t": "student_t", "normal": "gaussian"}
 
-__all__ = ["Family", "Binomial", "Poisson", "Link", "get_link", "get_family", "FAMILIES", "LINKS"]
+__all__ = ["Family", "ParametricFamily", "Binomial", "Poisson", "NegativeBinomial2", "NegativeBinomial1", "Gamma",
+           "InverseGaussian", "Beta", "StudentT", "Gaussian", "Link", "get_link", "get_family", "FAMILIES", "LINKS"]
 
 
-def get_family(family, link=None) -> Family:
-    """A family instance from a name (``"binomial"``), a class or an instance."""
+def get_family(family, link=None, family_params=None) -> Family:
+    """A family instance from a name (``"binomial"``), a class or an instance.
+
+    ``family_params`` fixes parameters of a family that has them (``{"df": 4}``
+    for the Student-t); the others are estimated.
+    """
     if isinstance(family, Family):
         if link is not None and get_link(link).name != family.link.name:
-            return type(family)(link)
+            return type(family)(link) if not isinstance(family, ParametricFamily) else type(family)(link, family.fixed)
         return family
     if isinstance(family, type) and issubclass(family, Family):
-        return family(link)
+        return family(link, family_params) if issubclass(family, ParametricFamily) else family(link)
     key = str(family).lower()
     key = _ALIASES.get(key, key)
     if key not in FAMILIES:
-        close = difflib.get_close_matches(key, list(FAMILIES) + ["gaussian"], n=1)
+        close = difflib.get_close_matches(key, list(FAMILIES) + list(_ALIASES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ArgumentError(f"unknown family {family!r}{hint}; available: gaussian, {', '.join(FAMILIES)}")
-    return FAMILIES[key](link)
+        raise ArgumentError(f"unknown family {family!r}{hint}; available: {', '.join(FAMILIES)}")
+    cls = FAMILIES[key]
+    if issubclass(cls, ParametricFamily):
+        return cls(link, family_params)
+    if family_params:
+        raise ArgumentError(f"the {cls.name} family has no parameters of its own; family_params={family_params!r} does not apply")
+    return cls(link)

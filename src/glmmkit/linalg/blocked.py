@@ -62,6 +62,11 @@ class BlockedFactor:
     logdet_lead: float
     L: np.ndarray
     ok: bool
+    info: int = 0  # LAPACK's: 0, or the 1-based row whose pivot was not positive
+
+    def random_effects_ok(self, mz: int) -> bool:
+        """The random-effect rows factored (a failure only in the X or y rows is allowed)."""
+        return np.isfinite(self.logdet_lead) and (self.info == 0 or self.info > mz)
 
 
 class CrossprodPlan:
@@ -114,18 +119,21 @@ class CrossprodPlan:
         self.zz_pos, zz_inv = np.unique(np.concatenate(flat), return_inverse=True)
         self.zz_inv = [[zz_inv[(j * nr + k) * n : (j * nr + k + 1) * n] for k in range(nr)] for j in range(nr)]
 
-    def fill(self, XY: np.ndarray, sqrt_w: np.ndarray | None, lead_cols: np.ndarray):
+    def fill(self, XY: np.ndarray, left: np.ndarray | None, right: np.ndarray | None, lead_cols: np.ndarray):
         """Weighted A_zz (dense), A_zx, A_z1 (CSR) and the pair values.
 
-        ``XY`` and ``lead_cols`` already carry the square-root weights; the
-        rest blocks' columns get them here.
+        Every product is (column x ``left``)'(column x ``right``) (square-root
+        weights on both sides, or signed weights on the left alone).  ``XY``
+        and ``lead_cols`` already carry ``right``; the rest blocks' columns get
+        their multipliers here.
         """
         mz, nr = self.mz, len(self.rest_rows)
-        wcols = [c if sqrt_w is None else c * sqrt_w for c in self.rest_cols]
+        wcols = [c if left is None else c * left for c in self.rest_cols]
+        rcols = [c if right is None else c * right for c in self.rest_cols]
         zz = np.zeros(self.zz_pos.shape[0])
         for j in range(nr):
             for k in range(nr):
-                zz += np.bincount(self.zz_inv[j][k], wcols[j] * wcols[k], minlength=zz.shape[0])
+                zz += np.bincount(self.zz_inv[j][k], wcols[j] * rcols[k], minlength=zz.shape[0])
         Azz = np.zeros(mz * mz)
         Azz[self.zz_pos] = zz
         Azx = np.zeros((mz, XY.shape[1]))
@@ -152,34 +160,44 @@ class BlockedSystem:
     y : ndarray, shape (n,)
     sqrt_w : ndarray, shape (n,), or None
         Square roots of the prior weights.
+    weights : ndarray, shape (n,), optional
+        Weights that may be negative (the observed information of a GLMM
+        family: Student-t, beta); replaces ``sqrt_w``.  The crossproducts are
+        then one-sided, Z'(wZ), and Ω need not be positive definite away
+        from a mode (``factor`` then reports ``ok = False``).
     plan : CrossprodPlan, optional
         Index maps of the non-lead crossproducts, reused when the same model is
         refactored with new weights (PIRLS); made here when needed and absent.
     """
 
-    def __init__(self, blocks, X, y, sqrt_w=None, plan: CrossprodPlan | None = None):
+    def __init__(self, blocks, X, y, sqrt_w=None, plan: CrossprodPlan | None = None, weights=None):
         n = X.shape[0]
         self.p = X.shape[1]
         XY = np.column_stack([X, y])
-        if sqrt_w is not None:
-            XY = XY * sqrt_w[:, None]
+        left = right = sqrt_w
+        if weights is not None:
+            left, right = weights, None
+        XY_left = XY if left is None else XY * left[:, None]
+        if right is not None:
+            XY = XY * right[:, None]
         lead, rest = blocks[0], blocks[1:]
         self.lead, self.rest = lead, rest
         self.K1, self.q1 = lead.K, lead.q
         K1, q1 = self.K1, self.q1
 
-        zc = lead.columns if sqrt_w is None else lead.columns * sqrt_w[:, None]
+        zc = lead.columns if right is None else lead.columns * right[:, None]
+        zl = lead.columns if left is None else lead.columns * left[:, None]
         codes = lead.factor.codes
         A11 = np.empty((q1, K1, K1))
         for a in range(K1):
             for b in range(a + 1):
-                A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zc[:, a] * zc[:, b], minlength=q1)
+                A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zl[:, a] * zc[:, b], minlength=q1)
         self.A11 = A11
         self._a11, self._a21, self._a22 = (A11[:, 0, 0].copy(), A11[:, 1, 0].copy(), A11[:, 1, 1].copy()) if K1 == 2 else (None,) * 3
         # G[g] = X_g'Z_g and y_g'Z_g stacked: shape (q1, p + 1, K1)
         G = np.empty((q1, self.p + 1, K1))
         for a in range(K1):
-            za = zc[:, a]
+            za = zl[:, a]
             for j in range(self.p + 1):
                 G[:, j, a] = np.bincount(codes, za * XY[:, j], minlength=q1)
         self.G = G
@@ -201,18 +219,19 @@ class BlockedSystem:
         m = mz + self.p + 1
         self.m = m
         Arr = np.empty((m, m))
-        Arr[mz:, mz:] = XY.T @ XY
+        Arr[mz:, mz:] = XY_left.T @ XY
         self.R1, self.use_kernel = None, False
         if mz:
             if n * (mz + q1 * K1) <= DENSE_Z_MAX:
-                Zr = np.hstack([b.z_dense(sqrt_w) for b in rest])
-                Arr[:mz, :mz] = Zr.T @ Zr
-                self.Az1 = Zr.T @ lead.z_dense(sqrt_w)
-                Azx = np.asarray(Zr.T @ XY)
+                Zl = np.hstack([b.z_dense(left) for b in rest])
+                Zr = Zl if left is right else np.hstack([b.z_dense(right) for b in rest])
+                Arr[:mz, :mz] = Zl.T @ Zr
+                self.Az1 = Zl.T @ lead.z_dense(right)
+                Azx = np.asarray(Zl.T @ XY)
                 pair_a = None
             else:
                 self.plan = plan if plan is not None else CrossprodPlan(blocks)
-                Arr[:mz, :mz], Azx, self.Az1, pair_a = self.plan.fill(XY, sqrt_w, zc)
+                Arr[:mz, :mz], Azx, self.Az1, pair_a = self.plan.fill(XY, left, right, zc)
             Arr[:mz, mz:] = Azx
             Arr[mz:, :mz] = Azx.T
             nnz = np.count_nonzero(self.Az1) if not sp.issparse(self.Az1) else self.Az1.nnz
@@ -307,6 +326,8 @@ class BlockedSystem:
         if K1 == 1:
             t2 = float(theta[pos[(0, 0)]]) ** 2
             d = t2 * self.A11[:, 0, 0] + 1.0
+            if not d.min() > 0.0:  # only with signed weights (observed information)
+                return np.inf, None
             Mg = t2 / d
             return float(np.sum(np.log(d))), [Mg]
         if K1 == 2:
@@ -432,7 +453,7 @@ class BlockedSystem:
                 U, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
         else:
             U, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
-        return BlockedFactor(logdet_lead, U.T, info == 0)
+        return BlockedFactor(logdet_lead, U.T, info == 0, int(info))
 
     # ----- quantities derived from a factor (used once per fit, not per evaluation) -----
 
@@ -512,6 +533,35 @@ class BlockedSystem:
         t_rest = parts.S_inv @ (rhs[n1:] - parts.BD @ r1.ravel())
         t1 = np.einsum("gab,gb->ga", parts.D_inv, r1 - (t_rest @ parts.B).reshape(q1, K1))
         return np.concatenate([t1.ravel(), t_rest])
+
+    def _lambda_rest(self, theta, v: np.ndarray, transpose: bool) -> np.ndarray:
+        """Λ_r v (or Λ_r' v) for a vector over the non-lead random effects."""
+        scale = np.append(theta, 1.0)[self._scale_idx[: self.mz]]
+        out = v * scale
+        for at, q, K, T in self._general_templates(theta):
+            sl = slice(at, at + q * K)
+            out[sl] = (v[sl].reshape(q, K) @ (T if transpose else T.T)).ravel()
+        return out
+
+    def solve_rhs(self, theta, templates, fac: BlockedFactor, rhs: np.ndarray) -> np.ndarray:
+        """M⁻¹ rhs with M = Λ'Z'WZΛ + I from the factor (no dense inverse): block elimination with
+        the lead block's D_g⁻¹, the sparse cross block and two triangular solves with L_zz."""
+        K1, q1, mz = self.K1, self.q1, self.mz
+        n1 = q1 * K1
+        T1 = templates[0]
+        D_inv = self.lead_inverse(T1)
+        r1 = rhs[:n1].reshape(q1, K1)
+        y1 = np.einsum("gab,gb->ga", D_inv, r1)
+        if not mz:
+            return y1.ravel()
+        # B y1 = Λ_r' A_z1 Λ_1 y1
+        By1 = self._lambda_rest(theta, np.asarray(self.Az1 @ (y1 @ T1.T).ravel()).ravel(), transpose=True)
+        Lzz = fac.L[:mz, :mz]
+        w = solve_triangular(Lzz, rhs[n1:] - By1, lower=True, check_finite=False)
+        x_rest = solve_triangular(Lzz, w, lower=True, trans="T", check_finite=False)
+        Btx = (np.asarray(self.Az1.T @ self._lambda_rest(theta, x_rest, transpose=False)).ravel().reshape(q1, K1)) @ T1
+        x1 = np.einsum("gab,gb->ga", D_inv, r1 - Btx)
+        return np.concatenate([x1.ravel(), x_rest])
 
     def u_condvar(self, theta, templates, fac: BlockedFactor) -> list[np.ndarray]:
         """Diagonal level blocks of (Λ'Z'ZΛ + I)⁻¹, per block, shape (q, K, K) each.

@@ -256,9 +256,14 @@ class GlmmObjective:
 
     def gradient_at(self, state: PirlsState, theta: np.ndarray) -> np.ndarray:
         """The exact gradient of the Laplace deviance at a converged PIRLS state (see laplace_and_gradient)."""
+        _, s, W, dW = self.family.canonical_derivatives(state.eta, self.y, self.wt)
+        return self._gradient_core(state, theta, s, W, dW)[0]
+
+    def _gradient_core(self, state: PirlsState, theta, s, W, dW):
+        """Gradient in (θ, β) from the row derivatives s = ∂ℓ/∂η, W = -∂²ℓ/∂η², dW = ∂W/∂η, with the
+        leverages c = diag(ZΛM⁻¹Λ'Z') and e = ZΛM⁻¹Λ'Z'(dW c) that a family parameter's term reuses."""
         blocks = self.structure.blocks
         templates = self.structure.templates(theta)
-        _, s, W, dW = self.family.canonical_derivatives(state.eta, self.y, self.wt)
         system = state.system
         parts = system.inverse_parts(theta, templates, state.factor)
         entries = self._entries()
@@ -308,7 +313,7 @@ class GlmmObjective:
             for r, c, k in zip(blk.tpl_rows, blk.tpl_cols, blk.tpl_theta):
                 direct = 2.0 * float(np.dot(W * blk.columns[:, r], P_of[(bi, c)]))
                 grad[k] = float(U[:, c] @ Rc[:, r] + Tt[:, c] @ Rs[:, r]) + direct
-        return grad
+        return grad, c_diag, e
 
     def _lambda_t(self, templates, r: np.ndarray) -> np.ndarray:
         """Λ'r for a vector r in the random-effects (b) coordinates."""

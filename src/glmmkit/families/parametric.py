@@ -1,0 +1,142 @@
+"""Families with their own parameters (negative binomial θ, Gamma shape, beta φ, Student-t ν and σ, ...).
+
+A parametric family states its log-density and its derivatives in μ; the chain
+rule through the link (``Link.mu_eta_derivatives``) turns them into what the
+exact Laplace objective needs per row (``eta_derivatives``):
+
+    ℓ,  s = ∂ℓ/∂η,  W = -∂²ℓ/∂η² (observed information, may be negative),
+    dW = ∂W/∂η,  and per family parameter ψ (on the log scale): ∂ℓ/∂ψ, ∂s/∂ψ, ∂W/∂ψ.
+
+The parameters are estimated jointly with (θ, β) (glmmTMB's approach), on the
+log scale; ``values`` holds the current values by name, and the Family methods
+that depend on them (``loglik``, ``variance``, ``simulate``, ...) read it.
+A new family is one module: subclass, name the parameters, write
+``mu_derivatives``, ``start`` and the distribution's pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .base import Family
+
+__all__ = ["ParametricFamily", "EtaDerivatives"]
+
+
+@dataclass
+class EtaDerivatives:
+    """Per-row derivatives of the log-density in η (weights applied).
+
+    Attributes
+    ----------
+    ll, s, W, dW : ndarray, shape (n,)
+        ℓ (constants included), ∂ℓ/∂η, -∂²ℓ/∂η², -∂³ℓ/∂η³.
+    psi : list of (ℓ_ψ, s_ψ, W_ψ)
+        For each free family parameter ψ = log(value).
+    """
+
+    ll: np.ndarray
+    s: np.ndarray
+    W: np.ndarray
+    dW: np.ndarray
+    psi: list = field(default_factory=list)
+
+
+class ParametricFamily(Family):
+    """A family whose density has parameters of its own, estimated with (θ, β).
+
+    Attributes
+    ----------
+    param_names : tuple of str
+        Names as ``fit.family_params`` reports them.
+    values : dict
+        Current value of every parameter (the fit sets them at the estimates).
+    fixed : dict
+        Parameters held at a given value (e.g. Student-t ``df``), not estimated.
+    """
+
+    param_names: tuple = ()
+    has_dispersion = True
+
+    def __init__(self, link=None, fixed: dict | None = None):
+        super().__init__(link)
+        self.fixed = dict(fixed or {})
+        unknown = set(self.fixed) - set(self.param_names)
+        if unknown:
+            from ..exceptions import ArgumentError
+
+            raise ArgumentError(
+                f"family_params {sorted(unknown)} are not parameters of the {self.name} family; "
+                f"it has {', '.join(self.param_names)}"
+            )
+        for k, v in self.fixed.items():
+            if not (np.isfinite(v) and v > 0):
+                from ..exceptions import ArgumentError
+
+                raise ArgumentError(f"family_params[{k!r}] must be a positive number, got {v!r}")
+        self.values = {k: float(self.fixed.get(k, 1.0)) for k in self.param_names}
+
+    def __repr__(self) -> str:
+        vals = ", ".join(f"{k}={v:.4g}" for k, v in self.values.items())
+        return f"{type(self).__name__}(link={self.link.name!r}, {vals})"
+
+    @property
+    def free_names(self) -> tuple:
+        """Parameters that are estimated (not in ``fixed``)."""
+        return tuple(k for k in self.param_names if k not in self.fixed)
+
+    def set_log_params(self, psi) -> None:
+        """Set the free parameters from their logs."""
+        for k, v in zip(self.free_names, np.atleast_1d(psi)):
+            self.values[k] = float(np.exp(v))
+
+    # ---- what a family module writes ----
+    def mu_derivatives(self, y, mu, wt, values: dict):
+        """(f, f1, f2, f3, psi) with f = ℓ per row (weights applied, constants included), f1..f3 its
+        derivatives in μ, and psi a dict name -> (∂f/∂ψ, ∂f1/∂ψ, ∂f2/∂ψ) for ψ = log(value)."""
+        raise NotImplementedError
+
+    def start(self, y, mu, wt) -> dict:
+        """Starting values of the parameters from the GLM fit's μ (moments)."""
+        raise NotImplementedError
+
+    # ---- derived ----
+    def eta_derivatives(self, eta, y, wt) -> EtaDerivatives:
+        """Chain rule through the link, at the current ``values``."""
+        mu = self.link.inverse(eta)
+        m1, m2, m3 = self.link.mu_eta_derivatives(eta)
+        f, f1, f2, f3, psi = self.mu_derivatives(y, mu, wt, self.values)
+        s = f1 * m1
+        W = -(f2 * m1 * m1 + f1 * m2)
+        dW = -(f3 * m1**3 + 3.0 * f2 * m1 * m2 + f1 * m3)
+        out = []
+        for name in self.free_names:
+            fp, f1p, f2p = psi[name]
+            out.append((fp, f1p * m1, -(f2p * m1 * m1 + f1p * m2)))
+        return EtaDerivatives(f, s, W, dW, out)
+
+    def loglik(self, y, mu, wt):
+        return self.mu_derivatives(y, mu, wt, self.values)[0]
+
+    def loglik_constant(self, y, wt):
+        return np.zeros_like(np.asarray(y, dtype=float))
+
+    def loglik_kernel(self, y, mu, wt):
+        return self.loglik(y, mu, wt)
+
+    def working(self, eta, y, wt):
+        """Fisher-scoring pieces at the current parameters (starting values, PQL-style uses)."""
+        mu = self.link.inverse(eta)
+        d = self.link.mu_eta(eta)
+        W = wt * d * d / self.variance(mu)
+        return mu, W, eta + (y - mu) / d
+
+    def deviance_residuals(self, y, mu, wt):
+        """2 (ℓ(saturated) - ℓ(μ)) per row; the saturated μ is y (or as close as the family allows)."""
+        sat = self._saturated_mu(y)
+        return 2.0 * (self.loglik(y, sat, wt) - self.loglik(y, mu, wt))
+
+    def _saturated_mu(self, y):
+        return np.asarray(y, dtype=float)
