@@ -14,12 +14,13 @@ import numpy as np
 
 from ._threads import single_blas_thread
 from .exceptions import ArgumentError, FormulaError, RankDeficiencyWarning
-from .families import get_family
+from .families import ParametricFamily, get_family
 from .formula import parse_formula
 from .frame import build_model_frame, drop_aliased_columns
 from .lmer import _check_grouping, finish_fit
 from .objective import single as single_term
 from .objective.glmm import GlmmObjective
+from .objective.parametric import PSI_BOUND, ParametricLaplace
 from .optimize import minimize_bobyqa
 from .results import FitInfo, GlmmFit
 from .structure import build_structure
@@ -86,7 +87,7 @@ def _hessian(fun, x, lower, h=1e-4):
 
 
 def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, weights=None, offset=None,
-          data_name=None):
+          family_params=None, olre=False, data_name=None):
     """Fit a generalized linear mixed model.
 
     Parameters
@@ -97,10 +98,14 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         ``cbind(successes, failures)`` (expressions allowed inside).
     data : pandas.DataFrame
     family : str or Family
-        ``"binomial"`` or ``"poisson"``.
+        ``"binomial"``, ``"poisson"``, ``"negative_binomial"`` (NB2, Var = μ + μ²/θ; alias
+        ``"nbinom2"``), ``"nbinom1"`` (Var = μ(1 + φ)), ``"gamma"``, ``"inverse_gaussian"``,
+        ``"beta"`` (Var = μ(1 − μ)/(1 + φ)), ``"student_t"``, or ``"gaussian"`` with a log or
+        inverse link.  The parameters of the last six are estimated jointly with (θ, β) by the
+        Laplace approximation with the observed information (as glmmTMB); ``fit.family_params``.
     link : str, optional
         logit, probit, cloglog, cauchit, log, identity, sqrt, inverse (as the
-        family allows); the family's canonical link by default.
+        family allows); the family's default (R's) link otherwise.
     nagq : int, default 1
         1: Laplace; 0: β estimated inside PIRLS (fast, lme4's nAGQ = 0); k > 1:
         adaptive Gauss-Hermite quadrature with k nodes per random effect (one
@@ -108,15 +113,25 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     method : None or "laplace" or "agq"
         Alias for the ``nagq`` choice, as the command line uses.
     weights, offset : array-like or column name, optional
+        Prior weights (binomial: trials; other families: they multiply each row's
+        log-likelihood, as glmmTMB's) and an offset on the linear-predictor scale.
+    family_params : dict, optional
+        Family parameters held fixed instead of estimated, e.g. ``{"df": 4}`` for the Student-t.
+    olre : bool, default False
+        Add an observation-level random effect ``(1 | .obs)``, the usual remedy for
+        overdispersed Poisson or binomial data.
 
     Returns
     -------
     GlmmFit
     """
     t0 = time.perf_counter()
-    fam = get_family(family, link)
-    if fam.name == "gaussian":
+    fam = get_family(family, link, family_params)
+    parametric = isinstance(fam, ParametricFamily)
+    if fam.name == "gaussian" and fam.link.name == "identity":
         raise ArgumentError("family='gaussian' with the identity link is a linear mixed model: use glmmkit.lmer(..., reml=False)")
+    if olre:
+        formula, data = _add_olre(formula, data)
     pql = False
     if method is not None:
         m = str(method).lower()
@@ -130,6 +145,11 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         raise ArgumentError(f"nagq must be a whole number >= 0, got {nagq!r}")
     if nagq > 100:
         raise ArgumentError(f"nagq={nagq} is more nodes than any integral here needs; use at most 100")
+    if parametric and (nagq != 1 or (method is not None and str(method).lower() == "pql")):
+        raise ArgumentError(
+            f"the {fam.name} family is fitted by the Laplace approximation (nagq=1) only; its parameter is estimated "
+            "with the other parameters, which PQL and nAGQ = 0 do not provide and AGQ does not yet support"
+        )
     parsed = parse_formula(formula)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effects term such as (1 | group)")
@@ -156,6 +176,10 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         if nagq**K > 20_000:
             raise ArgumentError(f"nagq={nagq} with {K} random effects per level needs {nagq}**{K} nodes; use fewer nodes")
 
+    if parametric:
+        with single_blas_thread():
+            fit = _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_name)
+        return finish_fit(fit, t0)
     with single_blas_thread():
         obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
         obj._beta0 = glm_irls(X, frame.y, wt, frame.offset, fam)
@@ -234,7 +258,7 @@ def _gradient_hessian(fun_grad, x, u_holder, h=1e-6):
     return 0.5 * (H + H.T), g0
 
 
-def _lbfgs_laplace(obj, structure, X, max_restarts=3):
+def _lbfgs_laplace(obj, structure, X, max_restarts=3, x0=None, extra_bounds=()):
     """Laplace fit by L-BFGS-B on the exact gradient, from θ's start and the GLM's β (no nAGQ = 0
     stage: with the gradient the joint problem is cheap).  Returns scipy's OptimizeResult.
 
@@ -244,8 +268,9 @@ def _lbfgs_laplace(obj, structure, X, max_restarts=3):
     from scipy.optimize import minimize
 
     lower = structure.theta_lower
-    bounds = [(lo, None) if np.isfinite(lo) else (None, None) for lo in lower] + [(None, None)] * X.shape[1]
-    x = np.concatenate([structure.theta_start(), obj._beta0])
+    bounds = ([(lo, None) if np.isfinite(lo) else (None, None) for lo in lower] + [(None, None)] * X.shape[1]
+              + list(extra_bounds))
+    x = np.concatenate([structure.theta_start(), obj._beta0]) if x0 is None else np.asarray(x0, dtype=float)
     nfev = 0
     for _ in range(max_restarts + 1):
         res = minimize(obj.laplace_and_gradient, x, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -347,6 +372,69 @@ def _package_general(obj, structure, frame, state, theta, beta, H, grad, nagq, o
     return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
                    vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
                    data_name=data_name)
+
+
+def _add_olre(formula: str, data):
+    """The formula with ``+ (1 | .obs)`` and a copy of the data with the row index as ``.obs``."""
+    import pandas as pd
+
+    if not isinstance(data, pd.DataFrame):
+        raise ArgumentError("olre=True needs data as a pandas DataFrame")
+    if ".obs" in data.columns:
+        raise ArgumentError("olre=True adds a column '.obs', which the data already has; rename it or write (1 | .obs) yourself")
+    data = data.copy()
+    data[".obs"] = pd.Categorical(np.arange(len(data)))
+    return f"{formula} + (1 | .obs)", data
+
+
+def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_name):
+    """A family with its own parameters: L-BFGS-B on the exact Laplace gradient in (θ, β, log ψ)
+    (BOBYQA on the deviance where the gradient's dense blocks would be too large)."""
+    y = frame.y
+    fam.values.update(fam.start(y, np.full(frame.nobs, float(np.average(y, weights=wt))), wt))
+    fam.values.update(fam.fixed)
+    beta0 = glm_irls(X, y, wt, frame.offset, fam)
+    fam.values.update(fam.start(y, fam.link.inverse(X @ beta0 + frame.offset), wt))
+    fam.values.update(fam.fixed)
+    obj = ParametricLaplace(structure, X, y, wt, frame.offset, fam)
+    obj._beta0 = beta0
+    n_theta, p = structure.n_theta, X.shape[1]
+    psi0 = np.log([fam.values[k] for k in fam.free_names])
+    x0 = np.concatenate([structure.theta_start(), beta0, psi0])
+    psi_bounds = [(-PSI_BOUND, PSI_BOUND)] * obj.n_psi
+    lower = np.concatenate([structure.theta_lower, np.full(p, -np.inf), np.full(obj.n_psi, -PSI_BOUND)])
+    if obj.gradient_applies():
+        res = _lbfgs_laplace(obj, structure, X, x0=x0, extra_bounds=psi_bounds)
+        free = np.concatenate([res.x[:n_theta] > structure.theta_lower + 1e-8, np.ones(p + obj.n_psi, dtype=bool)])
+        converged = bool(np.isfinite(res.fun) and (res.success or np.max(np.abs(res.jac[free]), initial=0.0) < 1e-3))
+        x, evals, optimizer, message = res.x, int(res.nfev), "L-BFGS-B (exact Laplace gradient)", str(res.message)
+        H, grad = _gradient_hessian(obj.laplace_and_gradient, x, obj)
+    else:
+        obj.tol = 1e-14
+        res = minimize_bobyqa(obj.laplace, x0, lower, initial_step=np.concatenate(
+            [np.full(n_theta, 0.25), np.full(p, 0.1), np.full(obj.n_psi, 0.5)]))
+        x, evals, optimizer, message, converged = res.x, res.n_evals, res.optimizer, res.message, res.converged
+        H, grad = _hessian(obj.laplace, x, lower)
+    theta, beta, psi = obj.split3(x)
+    obj._set_psi(psi)
+    state = obj.pirls(theta, beta)
+    on_boundary = [structure.theta_names[i] for i in range(n_theta)
+                   if np.isfinite(structure.theta_lower[i]) and theta[i] <= structure.theta_lower[i]]
+    try:
+        cov_all = 2.0 * np.linalg.inv(H)
+        hessian_pd = bool(np.all(np.linalg.eigvalsh(H) > 0))
+    except np.linalg.LinAlgError:
+        cov_all, hessian_pd = np.full(H.shape, np.nan), False
+    vcov = cov_all[n_theta : n_theta + p, n_theta : n_theta + p]
+    psi_cov = cov_all[n_theta + p :, n_theta + p :]
+    info = FitInfo(optimizer, evals, converged, message, on_boundary, messages=messages)
+    info.hessian_positive_definite = hessian_pd
+    info.pirls_failures = obj.pirls_failures
+    free = np.concatenate([~(theta <= structure.theta_lower + 1e-8), np.ones(p + obj.n_psi, dtype=bool)])
+    info.gradient_norm = float(np.max(np.abs(grad[free]), initial=0.0))
+    return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
+                   vcov=vcov, loglik=-0.5 * state.laplace, nagq=1, info=info, x_kept=kept, dropped_columns=dropped,
+                   data_name=data_name, family_psi=psi, family_psi_cov=psi_cov)
 
 
 def _fit_pql(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name, maxit=50):

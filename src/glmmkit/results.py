@@ -364,10 +364,14 @@ class GlmmFit(MixedModelFit):
     has_residual = False
 
     def __init__(self, *, frame, structure, objective, state, theta, beta, vcov, loglik, nagq, info, x_kept,
-                 dropped_columns, data_name=None):
+                 dropped_columns, data_name=None, family_psi=None, family_psi_cov=None):
         self._objective = objective
         self._state = state
         self.family = objective.family
+        names = tuple(getattr(self.family, "free_names", ()))
+        self._psi = np.zeros(0) if family_psi is None else np.asarray(family_psi, dtype=float)
+        self._psi_cov = np.zeros((0, 0)) if family_psi_cov is None else np.asarray(family_psi_cov, dtype=float)
+        self._psi_names = names[: self._psi.shape[0]]
         self.link = objective.family.link.name
         self.nagq = int(nagq)
         self.method = {0: "nAGQ=0", 1: "Laplace"}.get(self.nagq, f"AGQ({self.nagq})")
@@ -381,6 +385,45 @@ class GlmmFit(MixedModelFit):
     def deviance(self) -> float:
         """−2 × log-likelihood (the ``deviance`` column of lme4's glmer summary)."""
         return -2.0 * self.loglik
+
+    @property
+    def npar(self) -> int:
+        """Fixed effects, θ and the family's estimated parameters."""
+        return super().npar + len(self._psi_names)
+
+    @property
+    def family_params(self) -> dict:
+        """The family's own parameters by name (estimated and fixed): ``{"theta": ...}`` for NB2,
+        ``{"phi": ...}`` for NB1 and beta, ``{"shape": ...}`` for Gamma, ``{"df": ..., "sigma": ...}``
+        for the Student-t, ``{"dispersion": ...}`` for the inverse Gaussian; empty for binomial/Poisson."""
+        return dict(getattr(self.family, "values", {}))
+
+    def family_params_table(self, level: float = 0.95) -> pd.DataFrame:
+        """Estimated family parameters with standard errors and Wald intervals on the log scale
+        (where the estimates are close to normal), the intervals mapped back to the parameter's scale."""
+        from scipy.stats import norm
+
+        z = norm.ppf(0.5 + level / 2.0)
+        se = np.sqrt(np.maximum(np.diag(self._psi_cov), 0.0)) if self._psi.shape[0] else np.zeros(0)
+        lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
+        return pd.DataFrame({"estimate": np.exp(self._psi), "log_estimate": self._psi, "log_se": se,
+                             lo: np.exp(self._psi - z * se), hi: np.exp(self._psi + z * se)},
+                            index=pd.Index(self._psi_names, name="parameter"))
+
+    def dispersion_check(self) -> dict | None:
+        """Pearson χ² / residual df with its upper-tail p-value, for Poisson and binomial fits with
+        more than one trial per row (None otherwise): a ratio well above 1 signals overdispersion
+        (remedies: ``olre=True``, ``family="negative_binomial"``, beta-binomial)."""
+        from scipy.stats import chi2
+
+        if self.family.name not in ("poisson", "binomial") or self.method == "PQL":
+            return None
+        if self.family.name == "binomial" and np.all(self._objective.wt <= 1.0):
+            return None  # Bernoulli rows carry no information about dispersion
+        stat = float(np.sum(self.residuals("pearson") ** 2))
+        df = self.df_resid
+        return {"pearson_chisq": stat, "df": df, "ratio": stat / df if df > 0 else np.nan,
+                "p_value": float(chi2.sf(stat, df)) if df > 0 else np.nan}
 
     @cached_property
     def condvar(self) -> dict:

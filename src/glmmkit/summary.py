@@ -177,6 +177,23 @@ class GlmmSummary(LmmSummary):
         lines.append("")
         lines += self.residual_and_random_lines(f.residuals("pearson"))
         lines.append("")
+        fp = f.family_params_table() if f.method != "PQL" else None
+        if fp is not None and len(fp):
+            lines.append(f"Family parameters ({f.family.name}; standard errors and 95% intervals from the log scale):")
+            rows = [[name, f"{r['estimate']:.4g}", f"{r['log_se']:.3g}", f"{r.iloc[3]:.4g}", f"{r.iloc[4]:.4g}"]
+                    for name, r in fp.iterrows()]
+            lines += _table(rows, [False, True, True, True, True], ["", "Estimate", "SE(log)", "2.5 %", "97.5 %"])
+            fixed = getattr(f.family, "fixed", {})
+            if fixed:
+                lines.append("  held fixed: " + ", ".join(f"{k} = {v:g}" for k, v in fixed.items()))
+            lines.append("")
+        disp = f.dispersion_check() if f.method != "PQL" else None
+        if disp is not None:
+            flag = "  <- overdispersion: consider olre=True or family='negative_binomial'" if (
+                disp["p_value"] < 0.05 and disp["ratio"] > 1) else ""
+            lines.append(f"Dispersion check: Pearson chi2 = {disp['pearson_chisq']:.1f} on {disp['df']} df, "
+                         f"ratio {disp['ratio']:.3f}, p = {disp['p_value']:.3g}{flag}")
+            lines.append("")
         ft = self.fixed_table()
         if len(ft):
             lines.append("Fixed effects:")
