@@ -145,10 +145,10 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         raise ArgumentError(f"nagq must be a whole number >= 0, got {nagq!r}")
     if nagq > 100:
         raise ArgumentError(f"nagq={nagq} is more nodes than any integral here needs; use at most 100")
-    if parametric and (nagq != 1 or (method is not None and str(method).lower() == "pql")):
+    if parametric and (nagq == 0 or (method is not None and str(method).lower() == "pql")):
         raise ArgumentError(
-            f"the {fam.name} family is fitted by the Laplace approximation (nagq=1) only; its parameter is estimated "
-            "with the other parameters, which PQL and nAGQ = 0 do not provide and AGQ does not yet support"
+            f"the {fam.name} family is fitted by the Laplace approximation (nagq=1) or adaptive quadrature "
+            "(nagq=k > 1); its own parameters are estimated with the others, which PQL and nAGQ = 0 do not provide"
         )
     parsed = parse_formula(formula)
     if not parsed.random:
@@ -178,7 +178,7 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
 
     if parametric:
         with single_blas_thread():
-            fit = _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_name)
+            fit = _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_name, nagq)
         return finish_fit(fit, t0)
     with single_blas_thread():
         obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
@@ -387,9 +387,10 @@ def _add_olre(formula: str, data):
     return f"{formula} + (1 | .obs)", data
 
 
-def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_name):
+def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_name, nagq=1):
     """A family with its own parameters: L-BFGS-B on the exact Laplace gradient in (θ, β, log ψ)
-    (BOBYQA on the deviance where the gradient's dense blocks would be too large)."""
+    (BOBYQA on the deviance where the gradient's dense blocks would be too large); with nagq > 1
+    BOBYQA on the AGQ deviance from the Laplace estimates."""
     y = frame.y
     fam.values.update(fam.start(y, np.full(frame.nobs, float(np.average(y, weights=wt))), wt))
     fam.values.update(fam.fixed)
@@ -415,9 +416,19 @@ def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_
             [np.full(n_theta, 0.25), np.full(p, 0.1), np.full(obj.n_psi, 0.5)]))
         x, evals, optimizer, message, converged = res.x, res.n_evals, res.optimizer, res.message, res.converged
         H, grad = _hessian(obj.laplace, x, lower)
+    if nagq > 1:
+        obj.tol = 1e-14
+        obj.laplace(x)  # modes at the Laplace estimates: the AGQ grid's centres
+        fun = lambda prm: obj.agq(prm, nagq)  # noqa: E731
+        res = minimize_bobyqa(fun, x, lower, initial_step=np.concatenate(
+            [np.maximum(0.1 * np.abs(x[:n_theta]), 0.05), np.full(p, 0.05), np.full(obj.n_psi, 0.1)]))
+        x, evals = res.x, evals + res.n_evals
+        optimizer, message, converged = f"{optimizer}, then nlopt BOBYQA on the AGQ deviance", res.message, res.converged
+        H, grad = _hessian(fun, x, lower)
     theta, beta, psi = obj.split3(x)
     obj._set_psi(psi)
     state = obj.pirls(theta, beta)
+    dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
     on_boundary = [structure.theta_names[i] for i in range(n_theta)
                    if np.isfinite(structure.theta_lower[i]) and theta[i] <= structure.theta_lower[i]]
     try:
@@ -433,7 +444,7 @@ def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_
     free = np.concatenate([~(theta <= structure.theta_lower + 1e-8), np.ones(p + obj.n_psi, dtype=bool)])
     info.gradient_norm = float(np.max(np.abs(grad[free]), initial=0.0))
     return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
-                   vcov=vcov, loglik=-0.5 * state.laplace, nagq=1, info=info, x_kept=kept, dropped_columns=dropped,
+                   vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
                    data_name=data_name, family_psi=psi, family_psi_cov=psi_cov)
 
 

@@ -42,4 +42,4 @@ class InverseGaussian(ParametricFamily):
             raise DataError(f"inverse Gaussian response {name!r} must be > 0; {int(bad.sum())} row(s) are not (e.g. {y[bad][0]:g})")
 
     def simulate(self, mu, wt, rng):
-        return rng.wald(mu, mu / self.values["dispersion"])
+        return rng.wald(mu, 1.0 / self.values["dispersion"])  # numpy's scale λ: Var = μ³/λ

@@ -340,6 +340,8 @@ class BlockedSystem:
                 det_s = s11 * s22 - s21 * s21
                 E = self._A2 + np.array([[s11 / det_s], [-s21 / det_s], [s22 / det_s]])  # rows e22, e21, e11
                 det_e = E[0] * E[2] - E[1] * E[1]
+                if not (det_e.min() > 0.0 and E[0].min() > 0.0):  # signed weights: not positive definite
+                    return np.inf, None
                 logdet = self.q1 * math.log(det_s) + float(np.log(det_e).sum())
                 if not math.isfinite(logdet):
                     return np.inf, None

@@ -123,6 +123,17 @@ class ParametricLaplace(GlmmObjective):
             self.u = state.u
         return state.laplace
 
+    def agq(self, params, nagq: int) -> float:
+        """Adaptive Gauss-Hermite deviance at (θ, β, ψ) (one grouping factor)."""
+        self.n_evals += 1
+        theta, beta, psi = self.split3(params)
+        self._set_psi(psi)
+        state = self.pirls(theta, beta)
+        if not np.isfinite(state.laplace):
+            return np.inf
+        self.u = state.u
+        return self.agq_deviance(theta, beta, state, nagq)
+
     def laplace_and_gradient(self, params):
         self.n_evals += 1
         params = np.asarray(params, dtype=float)
