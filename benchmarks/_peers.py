@@ -385,6 +385,7 @@ for (i in seq_len({repeats})) {{
 cat("TIMES", sprintf("%.9g", times), sep = "\t"); cat("\n")
 cat("LOGLIK\t", sprintf("%.17g", as.numeric(logLik(fit))), "\n", sep = "")
 b <- fixef(fit)
+if (is.list(b) && !is.null(b$cond)) b <- b$cond  # glmmTMB: the conditional model's coefficients
 for (k in seq_along(b)) cat("FIXEF\t", names(b)[k], "\t", sprintf("%.17g", b[[k]]), "\n", sep = "")
 for (m in unique(msgs)) cat("MSG\t", gsub("[\r\n\t]+", " ", m), "\n", sep = "")
 """
@@ -406,6 +407,8 @@ def r_call(case: dict) -> str:
     ``glmer(..., family = <family>, nAGQ = k)`` with ``method`` either
     ``Laplace`` or ``nAGQ=k``.
     """
+    if case.get("r_call"):  # a case whose R anchor is not lme4 (e.g. glmmTMB for NB2)
+        return case["r_call"].format(formula=case["formula"])
     if case["family"] == "gaussian":
         reml = "TRUE" if case["method"] == "REML" else "FALSE"
         return f"lmer({case['formula']}, data = df, REML = {reml})"

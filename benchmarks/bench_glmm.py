@@ -97,6 +97,16 @@ GLMM_CASES: list[dict[str, Any]] = [
         "method": "Laplace",
         "large": True,
     },
+    {
+        # the issue's NB2 case; its R anchor is glmmTMB (lme4 has NB2 only through glmer.nb's outer loop)
+        "name": "nb2_ri_1e5",
+        "loader": simulated("counts_ri", rows=100_000, groups=1_000),  # the issue's command: default seed
+        "formula": "y ~ x1 + x2 + (1 | g)",
+        "family": "negative_binomial",
+        "method": "Laplace",
+        "large": True,
+        "r_call": "glmmTMB::glmmTMB({formula}, data = df, family = glmmTMB::nbinom2)",
+    },
 ]
 
 #: Peak-memory target of the issue, in bytes (2 GB).
@@ -105,7 +115,7 @@ RSS_TARGET = 2e9
 #: Appended to the header's timing line.
 PROTOCOL = (
     "lme4 timed inside R around glmer() (default control, nAGQ = 1) with the data "
-    "loaded; glmmkit glmer(nagq=1); glmm with anova_test='Wald', wald_se='hessian'; "
+    "loaded (nb2_ri_1e5: glmmTMB(family = nbinom2) in the lme4 column); glmmkit glmer(nagq=1); glmm with anova_test='Wald', wald_se='hessian'; "
     "mixedlm glmer() defaults"
 )
 

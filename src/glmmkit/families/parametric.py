@@ -118,7 +118,12 @@ class ParametricFamily(Family):
         return EtaDerivatives(f, s, W, dW, out)
 
     def loglik(self, y, mu, wt):
-        return self.mu_derivatives(y, mu, wt, self.values)[0]
+        return self.log_density(y, mu, wt, self.values)
+
+    def log_density(self, y, mu, wt, values: dict):
+        """ℓ per row (weights applied); families override it where the value is much cheaper than
+        the derivatives (PIRLS's step halving needs only values)."""
+        return self.mu_derivatives(y, mu, wt, values)[0]
 
     def loglik_constant(self, y, wt):
         return np.zeros_like(np.asarray(y, dtype=float))
