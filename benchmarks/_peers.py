@@ -293,6 +293,7 @@ def _glmm_fit(module: Any, case: dict, data: pd.DataFrame) -> Callable[[], Any]:
                 data = data.assign(**{names[-1]: _counts(data, expr)})
         formula = f"cbind({names[0]}, {names[1]}) ~ {rhs}"
     family, nagq = case["family"], _nagq(case["method"])
+    family = {"negative_binomial": "negativebinomial"}.get(family, family)  # glmm's name for NB2
     return lambda: module.fit(
         data, formula, family=family, nagq=nagq, wald_se="hessian", anova_test="Wald"
     )

@@ -204,3 +204,35 @@ def test_family_argument_errors():
         gk.glmer("y ~ x1 + (1 | g)", df, family="negativ_binomial")
     with pytest.raises(ArgumentError, match="link"):
         gk.glmer("y ~ x1 + (1 | g)", df, family="negative_binomial", link="logit")
+
+
+@pytest.mark.parametrize("family, link, ycol", [("negative_binomial", None, "cnt"), ("gamma", "log", "pos"),
+                                                ("beta", None, "prop")])
+def test_weights_are_likelihood_weights_and_offsets_shift(family, link, ycol):
+    """A weight of 2 is the row counted twice (glmmTMB's likelihood weights); offset= equals
+    offset() in the formula."""
+    rng = np.random.default_rng(11)
+    q, m = 20, 8
+    g = np.repeat(np.arange(q), m)
+    x = rng.normal(size=q * m)
+    eta = 0.3 + 0.4 * x + 0.5 * rng.normal(size=q)[g]
+    mu = np.exp(eta)
+    p = 1 / (1 + np.exp(-eta))
+    df = pd.DataFrame({"g": [f"g{i}" for i in g], "x": x, "cnt": rng.poisson(rng.gamma(2.0, mu / 2.0)),
+                       "pos": rng.gamma(3.0, mu / 3.0), "prop": rng.beta(p * 10, (1 - p) * 10),
+                       "w": rng.integers(1, 3, q * m).astype(float), "off": rng.uniform(-0.3, 0.3, q * m)})
+    weighted = gk.glmer(f"{ycol} ~ x + (1 | g)", df, family=family, link=link, weights=df["w"].to_numpy())
+    doubled = pd.concat([df, df[df["w"] == 2]], ignore_index=True)
+    plain = gk.glmer(f"{ycol} ~ x + (1 | g)", doubled, family=family, link=link)
+    assert weighted.loglik == pytest.approx(plain.loglik, abs=1e-5)
+    np.testing.assert_allclose(weighted.fixef, plain.fixef, atol=1e-4)
+    in_formula = gk.glmer(f"{ycol} ~ x + offset(off) + (1 | g)", df, family=family, link=link)
+    as_argument = gk.glmer(f"{ycol} ~ x + (1 | g)", df, family=family, link=link, offset=df["off"].to_numpy())
+    assert in_formula.loglik == pytest.approx(as_argument.loglik, abs=1e-8)
+    assert in_formula.loglik != pytest.approx(plain.loglik, abs=1e-2)
+
+
+def test_non_numeric_response_is_refused():
+    df = pd.DataFrame({"y": list("abcdefgh"), "g": list("aabbccdd")})
+    with pytest.raises(DataError, match="numeric"):
+        gk.glmer("y ~ 1 + (1 | g)", df, family="gamma")

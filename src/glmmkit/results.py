@@ -493,6 +493,7 @@ class PqlFit(GlmmFit):
         self.link = objective.family.link.name
         self.nagq = 0
         self.method = "PQL"
+        self._psi, self._psi_cov, self._psi_names = np.zeros(0), np.zeros((0, 0)), ()
         MixedModelFit.__init__(self, frame=frame, structure=structure, theta=lmm_fit._theta, beta=lmm_fit._beta,
                                vcov=lmm_fit._vcov, b=lmm_fit._b, sigma=lmm_fit.sigma, loglik=np.nan, info=info,
                                x_kept=x_kept, dropped_columns=dropped_columns, data_name=data_name)
