@@ -236,3 +236,28 @@ def test_non_numeric_response_is_refused():
     df = pd.DataFrame({"y": list("abcdefgh"), "g": list("aabbccdd")})
     with pytest.raises(DataError, match="numeric"):
         gk.glmer("y ~ 1 + (1 | g)", df, family="gamma")
+
+
+@pytest.mark.parametrize("family, link, ycol", [
+    ("negative_binomial", None, "cnt"), ("nbinom1", None, "cnt"), ("gamma", "log", "pos"),
+    ("inverse_gaussian", None, "pos"), ("beta", None, "prop"), ("student_t", None, "yt"), ("gaussian", "log", "pos"),
+])
+def test_every_family_gives_residuals_summary_and_simulations(family, link, ycol, recwarn):
+    rng = np.random.default_rng(1)
+    q, m = 20, 10
+    g = np.repeat(np.arange(q), m)
+    x = rng.normal(size=q * m)
+    eta = 0.3 + 0.4 * x + 0.5 * rng.normal(size=q)[g]
+    mu, p = np.exp(eta), 1 / (1 + np.exp(-eta))
+    df = pd.DataFrame({"g": [f"g{i}" for i in g], "x": x, "cnt": rng.poisson(rng.gamma(2.0, mu / 2.0)),
+                       "pos": rng.gamma(3.0, mu / 3.0), "prop": rng.beta(p * 10, (1 - p) * 10),
+                       "yt": eta + rng.standard_t(4, q * m)})
+    fit = gk.glmer(f"{ycol} ~ x + (1 | g)", df, family=family, link=link)
+    assert fit.converged
+    for kind in ("deviance", "pearson", "response", "working"):
+        assert np.all(np.isfinite(fit.residuals(kind))), kind
+    assert "Family parameters" in str(fit)
+    assert fit.npar == 2 + 1 + len(fit.family_params_table())
+    draws = fit.family.simulate(fit.fitted(), np.ones(len(df)), np.random.default_rng(0))
+    assert draws.shape == (len(df),) and np.all(np.isfinite(draws))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

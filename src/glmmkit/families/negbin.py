@@ -80,6 +80,12 @@ class NegativeBinomial1(_Counts):
     def variance(self, mu):
         return np.maximum(mu * (1.0 + self.values["phi"]), 1e-300)
 
+    def log_density(self, y, mu, wt, values):
+        phi = values["phi"]
+        k = mu / phi
+        l1p = np.log1p(phi)
+        return wt * (gammaln(y + k) - gammaln(k) - gammaln(y + 1.0) - k * l1p + y * (np.log(phi) - l1p))
+
     def mu_derivatives(self, y, mu, wt, values):
         phi = values["phi"]
         k = mu / phi
