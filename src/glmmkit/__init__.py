@@ -15,9 +15,11 @@ from .exceptions import (
     GlmmkitError,
     GlmmkitWarning,
     RankDeficiencyWarning,
+    SeparationWarning,
     SingularFitWarning,
 )
 from .glmer import glmer
+from .inference import check_separation
 from .lmer import lmer
 from .results import GlmmFit, LmmFit
 
@@ -38,4 +40,6 @@ __all__ = [
     "RankDeficiencyWarning",
     "ConvergenceWarning",
     "SingularFitWarning",
+    "SeparationWarning",
+    "check_separation",
 ]

@@ -42,3 +42,8 @@ class ConvergenceWarning(GlmmkitWarning):
 
 class SingularFitWarning(GlmmkitWarning):
     """A variance component is estimated on the boundary (zero variance or |correlation| = 1)."""
+
+
+class SeparationWarning(GlmmkitWarning):
+    """The binomial response is (quasi-)completely separated by the fixed-effect design: the
+    maximum-likelihood estimates of some coefficients are infinite."""

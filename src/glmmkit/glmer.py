@@ -13,10 +13,11 @@ import warnings
 import numpy as np
 
 from ._threads import single_blas_thread
-from .exceptions import ArgumentError, FormulaError, RankDeficiencyWarning
+from .exceptions import ArgumentError, FormulaError, RankDeficiencyWarning, SeparationWarning
 from .families import ParametricFamily, get_family
 from .formula import parse_formula
 from .frame import build_model_frame, drop_aliased_columns
+from .inference.separation import SeparationResult, mle_certificate, separation_lp
 from .lmer import _check_grouping, finish_fit
 from .objective import single as single_term
 from .objective.glmm import GlmmObjective
@@ -183,6 +184,12 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     with single_blas_thread():
         obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
         obj._beta0 = glm_irls(X, frame.y, wt, frame.offset, fam)
+        separation = None
+        if fam.name == "binomial" and not mle_certificate(X, frame.y, wt, frame.offset, obj._beta0, fam):
+            separation = separation_lp(X, frame.y, wt, [frame.x_names[j] for j in kept])
+            if separation.separated:
+                warnings.warn(separation.message(), SeparationWarning, stacklevel=2)
+                messages.append(separation.message())
         fit = None
         if pql:
             fit = _fit_pql(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
@@ -190,6 +197,8 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
             fit = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
         if fit is None and not pql:
             fit = _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name)
+    fit.separation = separation if separation is not None else (
+        SeparationResult("none") if fam.name == "binomial" else None)
     return finish_fit(fit, t0)
 
 

@@ -362,6 +362,8 @@ class GlmmFit(MixedModelFit):
     """
 
     has_residual = False
+    #: binomial fits: the separation check's ``SeparationResult`` (None for other families)
+    separation = None
 
     def __init__(self, *, frame, structure, objective, state, theta, beta, vcov, loglik, nagq, info, x_kept,
                  dropped_columns, data_name=None, family_psi=None, family_psi_cov=None):
