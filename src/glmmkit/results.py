@@ -126,6 +126,31 @@ class MixedModelFit:
     def df_resid(self) -> int:
         return self.nobs - self.npar
 
+    # ----- inference -----
+
+    def coef_table(self, ddf=None, exponentiate: bool = False, level: float = 0.95) -> pd.DataFrame:
+        """Fixed effects with standard errors, tests and Wald intervals.
+
+        Parameters
+        ----------
+        ddf : None, "satterthwaite" or "z"
+            Denominator degrees of freedom: LMMs use Satterthwaite's by default (as
+            lmerTest's summary), GLMMs z (infinite df).
+        exponentiate : bool
+            exp(β) with the interval exp(β ± q·SE): odds ratios for a logit link, rate
+            ratios for a log link (the SE column is then exp(β)·SE, the delta method).
+        level : float
+            Confidence level of the interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns estimate, std_error, df, statistic, p_value, ci_lower, ci_upper.
+        """
+        from .inference.wald import coef_table
+
+        return coef_table(self, ddf=ddf, exponentiate=exponentiate, level=level)
+
     # ----- variance components -----
 
     def _term_cov(self, term) -> np.ndarray:
