@@ -51,3 +51,22 @@ def test_lmm_z_table_on_request():
     assert np.all(np.isinf(fit.coef_table(ddf="z")["df"]))
     with pytest.raises(ArgumentError):
         fit.coef_table(level=1.5)
+
+
+ICC_CASES = json.loads((Path(__file__).parent / "data" / "icc_cases.json").read_text())
+
+
+@pytest.mark.parametrize("case", ICC_CASES, ids=[c["id"] for c in ICC_CASES])
+def test_icc_matches_performance(case):
+    """performance::icc (tests/data/r/make_icc.R): random slopes, two factors, logit, probit, Poisson, NB2.
+    Differences reflect the variance estimates' own (lme4's probit fit stops ~1e-3 short)."""
+    df = gk.datasets.load(case["dataset"])
+    if case["family"] == "gaussian":
+        fit = gk.lmer(case["formula"], df)
+    else:
+        fit = gk.glmer(case["formula"], df, family=case["family"], link=case["link"] or None)
+    res = fit.icc()
+    assert res["adjusted"] == pytest.approx(case["adjusted"], abs=5e-4)
+    assert res["conditional"] == pytest.approx(case["conditional"], abs=5e-4)
+    for group, value in case["by_group"].items():
+        assert res["by_group"][group] == pytest.approx(value, abs=5e-4), group

@@ -151,6 +151,22 @@ class MixedModelFit:
 
         return coef_table(self, ddf=ddf, exponentiate=exponentiate, level=level)
 
+    def icc(self) -> dict:
+        """Intraclass correlation (Nakagawa et al. 2017, as performance::icc).
+
+        Returns
+        -------
+        dict
+            ``"adjusted"`` (random over random + distribution variance), ``"conditional"``
+            (also over the fixed effects' variance), ``"by_group"`` (each factor's intercept
+            variance over the same denominator as "adjusted") and the ``"variances"`` used.
+            Latent-scale distribution variance: π²/3 (logit), 1 (probit), π²/6 (cloglog);
+            log-normal approximation for Poisson and NB2 (from the null model's mean).
+        """
+        from .inference.icc import icc
+
+        return icc(self)
+
     # ----- variance components -----
 
     def _term_cov(self, term) -> np.ndarray:
