@@ -70,3 +70,33 @@ def test_icc_matches_performance(case):
     assert res["conditional"] == pytest.approx(case["conditional"], abs=5e-4)
     for group, value in case["by_group"].items():
         assert res["by_group"][group] == pytest.approx(value, abs=5e-4), group
+
+
+def test_anova_refits_reml_by_ml_and_matches_lme4():
+    """lme4 1.1-31: anova(lmer(Reaction ~ Days + (1|Subject)), lmer(Reaction ~ Days + (Days|Subject))):
+    logLik -897.0393215 / -875.9696722, Chisq 42.13929854 on 2 df, p 7.072412547e-10."""
+    s = gk.datasets.load("sleepstudy")
+    m1 = gk.lmer("Reaction ~ Days + (Days | Subject)", s)
+    m0 = gk.lmer("Reaction ~ Days + (1 | Subject)", s)
+    t = gk.anova(m1, m0, names=["slope", "intercept"])
+    assert list(t.index) == ["intercept", "slope"]  # smallest first
+    np.testing.assert_allclose(t["loglik"], [-897.0393215, -875.9696722], atol=1e-5)
+    assert t.loc["slope", "chisq"] == pytest.approx(42.13929854, abs=1e-4)
+    assert t.loc["slope", "df"] == 2
+    assert t.loc["slope", "p_value"] == pytest.approx(7.072412547e-10, rel=1e-4)
+    assert any("refitting" in n for n in t.attrs["notes"])
+    assert any("boundary" in n for n in t.attrs["notes"])
+
+
+def test_anova_glmm_matches_lme4():
+    """lme4: anova(glmer(cbind(...) ~ 1 + (1|herd)), glmer(cbind(...) ~ period + (1|herd))): Chisq 25.6099376 on
+    3 df, p 1.151006489e-05; lme4's Laplace optima are ~3e-4 short of ours, hence the tolerance."""
+    c = gk.datasets.load("cbpp")
+    g0 = gk.glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", c)
+    g1 = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", c)
+    t = gk.anova(g0, g1)
+    assert t.iloc[1]["chisq"] == pytest.approx(25.6099376, abs=2e-3)
+    assert t.iloc[1]["p_value"] == pytest.approx(1.151006489e-05, rel=2e-3)
+    assert t.attrs["notes"] == []
+    with pytest.raises(ArgumentError, match="different numbers of rows"):
+        gk.anova(g0, gk.glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", c.iloc[:40]))

@@ -19,7 +19,7 @@ from .exceptions import (
     SingularFitWarning,
 )
 from .glmer import glmer
-from .inference import check_separation
+from .inference import anova, check_separation
 from .lmer import lmer
 from .results import GlmmFit, LmmFit
 
@@ -42,4 +42,5 @@ __all__ = [
     "SingularFitWarning",
     "SeparationWarning",
     "check_separation",
+    "anova",
 ]

@@ -1,0 +1,83 @@
+"""Likelihood-ratio tests between nested mixed models (lme4's ``anova(fit0, fit1, ...)``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["anova"]
+
+
+def _ml_version(fit):
+    """An ML fit of the same model (REML fits are refitted, as lme4's anova does)."""
+    if not getattr(fit, "reml", False):
+        return fit, False
+    from ..lmer import lmer
+
+    from ..frame import offset_values
+
+    frame = fit.frame
+    # the offset= argument's part of the frame's offset: the formula's offset() terms come back by themselves
+    extra = frame.offset - sum((offset_values(e, frame.data) for e in frame.parsed.offsets), np.zeros(frame.nobs))
+    refit = lmer(fit.formula, frame.data, reml=False, weights=frame.weights, offset=extra if np.any(extra) else None)
+    return refit, True
+
+
+def anova(*fits, names=None) -> pd.DataFrame:
+    """Likelihood-ratio table for nested models, smallest first.
+
+    Parameters
+    ----------
+    *fits : LmmFit or GlmmFit
+        Two or more fits of nested models to the same rows.
+    names : list of str, optional
+        Row labels (default ``model1``, ``model2``, ... in the order given).
+
+    Returns
+    -------
+    pandas.DataFrame
+        npar, aic, bic, loglik, deviance, chisq, df, p_value (lme4's columns), ordered by
+        npar.  ``attrs["notes"]`` says when REML fits were refitted by ML and when a test
+        puts a variance on its boundary (then the χ² p-value is conservative: for one
+        variance the correct reference is the 50:50 mixture of χ²₀ and χ²₁, half the p-value).
+    """
+    from ..exceptions import ArgumentError
+
+    if len(fits) < 2:
+        raise ArgumentError("anova needs at least two fitted models")
+    names = list(names) if names is not None else [f"model{i + 1}" for i in range(len(fits))]
+    if len(names) != len(fits):
+        raise ArgumentError(f"{len(names)} names for {len(fits)} models")
+    nobs = {f.nobs for f in fits}
+    if len(nobs) > 1:
+        raise ArgumentError(f"the models were fitted to different numbers of rows ({sorted(nobs)}); "
+                            "a likelihood-ratio test needs the same data")
+    notes = []
+    ml = []
+    refitted = False
+    for f in fits:
+        g, r = _ml_version(f)
+        ml.append(g)
+        refitted |= r
+    if refitted:
+        notes.append("refitting model(s) with ML (instead of REML)")
+    order = sorted(range(len(ml)), key=lambda i: ml[i].npar)
+    rows = []
+    prev = None
+    for i in order:
+        f = ml[i]
+        row = {"npar": f.npar, "aic": f.aic, "bic": f.bic, "loglik": f.loglik, "deviance": -2.0 * f.loglik,
+               "chisq": np.nan, "df": np.nan, "p_value": np.nan}
+        if prev is not None:
+            chisq = max(2.0 * (f.loglik - prev.loglik), 0.0)
+            df = f.npar - prev.npar
+            row.update(chisq=chisq, df=df, p_value=float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan)
+            if f.structure.n_theta > prev.structure.n_theta:
+                notes.append(f"{names[i]} adds variance parameters: the null puts a variance on its boundary, so "
+                             "the chi-square p-value is conservative (for one variance, halve it)")
+        rows.append(row)
+        prev = f
+    table = pd.DataFrame(rows, index=[names[i] for i in order])
+    table.attrs["notes"] = notes
+    return table
