@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -99,3 +100,44 @@ def test_anova_glmm_matches_lme4():
     assert t.attrs["notes"] == []
     with pytest.raises(ArgumentError, match="different numbers of rows"):
         gk.anova(g0, gk.glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", c.iloc[:40]))
+
+
+def test_hatvalues_match_lme4_for_lmms():
+    """lme4 1.1-31 hatvalues(): sleepstudy (Days | Subject) sum 29.02212395, first rows 0.2293040377,
+    0.1697299938, 0.126823715; Penicillin crossed sum 27.47235937."""
+    m1 = gk.lmer("Reaction ~ Days + (Days | Subject)", gk.datasets.load("sleepstudy"))
+    np.testing.assert_allclose(m1.hatvalues()[:3], [0.2293040377, 0.1697299938, 0.126823715], rtol=1e-4)
+    assert m1.edf == pytest.approx(29.02212395, rel=1e-5)
+    m2 = gk.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", gk.datasets.load("Penicillin"))
+    assert m2.edf == pytest.approx(27.47235937, rel=1e-5)
+    assert "Effective df (trace of the hat matrix): 29.02" in str(m1)
+
+
+def _dense_hat(fit, W):
+    """diag(W^½ V Ω⁻¹ V' W^½) with V = [ZΛ X], Ω = V'WV + diag(I, 0), dense."""
+    Z = fit.structure.z_matrix().toarray()
+    Lam = np.zeros((fit.structure.q, fit.structure.q))
+    for blk, T in zip(fit.structure.blocks, fit._templates):
+        for g in range(blk.q):
+            sl = slice(blk.offset + g * blk.K, blk.offset + (g + 1) * blk.K)
+            Lam[sl, sl] = T
+    V = np.hstack([Z @ Lam, fit.frame.X[:, fit._x_kept]])
+    q = fit.structure.q
+    Omega = V.T @ (W[:, None] * V)
+    Omega[:q, :q] += np.eye(q)
+    return W * np.einsum("ij,ji->i", V, np.linalg.solve(Omega, V.T))
+
+
+@pytest.mark.parametrize("formula, family", [
+    ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial"),
+    ("y ~ x + cond + (1 | subj) + (1 + x | item)", "binomial"),
+    ("cnt ~ x + (1 | subj) + (1 | item)", "negative_binomial"),
+])
+def test_glmm_hatvalues_are_the_pirls_hat_matrix(formula, family):
+    df = gk.datasets.load("cbpp") if "herd" in formula else pd.read_csv(Path(__file__).parent / "data" / "glmm_crossed.csv")
+    fit = gk.glmer(formula, df, family=family)
+    h = fit.hatvalues()
+    np.testing.assert_allclose(h, _dense_hat(fit, fit._hat_weights()), rtol=1e-8, atol=1e-12)
+    p, q = len(fit.x_names), fit.structure.q
+    assert p < fit.edf < p + q
+    assert np.all((h > 0) & (h < 1))

@@ -151,6 +151,24 @@ class MixedModelFit:
 
         return coef_table(self, ddf=ddf, exponentiate=exponentiate, level=level)
 
+    def hatvalues(self) -> np.ndarray:
+        """Diagonal of the hat matrix of the fitted values (lme4's ``hatvalues``): for a GLMM, of
+        the PIRLS weighted least-squares problem at convergence (working weights)."""
+        from .inference.hat import hat_diagonal
+
+        if getattr(self, "_hat", None) is None:
+            X = self.frame.X[:, self._x_kept]
+            self._hat = hat_diagonal(self.structure, X, self._hat_weights(), self._theta)
+        return self._hat
+
+    def _hat_weights(self):
+        return self.frame.weights
+
+    @property
+    def edf(self) -> float:
+        """Effective degrees of freedom: the trace of the hat matrix (between p and p + q)."""
+        return float(np.sum(self.hatvalues()))
+
     def icc(self) -> dict:
         """Intraclass correlation (Nakagawa et al. 2017, as performance::icc).
 
@@ -452,6 +470,12 @@ class GlmmFit(MixedModelFit):
         return pd.DataFrame({"estimate": np.exp(self._psi), "log_estimate": self._psi, "log_se": se,
                              lo: np.exp(self._psi - z * se), hi: np.exp(self._psi + z * se)},
                             index=pd.Index(self._psi_names, name="parameter"))
+
+    def _hat_weights(self):
+        state = self._state
+        if getattr(state, "derivs", None) is not None:  # families with their own parameters: observed information
+            return state.derivs.W
+        return self.family.working(state.eta, self.frame.y, self._objective.wt)[1]
 
     def dispersion_check(self) -> dict | None:
         """Pearson χ² / residual df with its upper-tail p-value, for Poisson and binomial fits with

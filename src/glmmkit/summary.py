@@ -85,7 +85,21 @@ class LmmSummary:
         lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
         groups = ", ".join(f"{k}, {v}" for k, v in f.ngroups.items())
         lines.append(f"Number of obs: {f.nobs}, groups:  {groups}")
+        edf = self.edf_line()
+        if edf:
+            lines.append(edf)
         return lines
+
+    def edf_line(self) -> str | None:
+        """Effective df beside the parameter count (skipped where M⁻¹'s dense cross block would be large)."""
+        f = self.fit
+        blocks = f.structure.blocks
+        if f.method == "PQL" or sum(b.size for b in blocks[1:]) * blocks[0].size > 5_000_000:
+            return None
+        q = f.structure.q
+        p = len(f.x_names)
+        return (f"Effective df (trace of the hat matrix): {f.edf:.2f}  [fixed effects {p}, random effects {q}; "
+                f"estimated parameters {f.npar}]")
 
     def __str__(self) -> str:
         f = self.fit

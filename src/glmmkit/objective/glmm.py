@@ -70,6 +70,49 @@ class PirlsState:
         return self.pdev + self.logdet
 
 
+def random_effect_entries(structure) -> list:
+    """Per random-effect column of every row: (block, component, index in u), lead block first."""
+    out = []
+    for bi, blk in enumerate(structure.blocks):
+        for c in range(blk.K):
+            out.append((bi, c, blk.offset + blk.factor.codes.astype(np.int64) * blk.K + c))
+    return out
+
+
+def row_leverages(structure, parts, templates, entries=None):
+    """c_i = z̃_i' M⁻¹ z̃_i (z̃_i = Λ'z_i, M = Λ'Z'WZΛ + I) for every row, from M⁻¹ on the pattern of
+    Z'Z (``BlockedSystem.inverse_parts``), and per entry the vectors P = M⁻¹[row, row] z̃ (the Laplace
+    gradient's trace terms reuse them).  Gathers only: no loop over rows or levels."""
+    blocks = structure.blocks
+    entries = random_effect_entries(structure) if entries is None else entries
+    lead = blocks[0]
+    n1, K1 = lead.size, lead.K
+    n = lead.columns.shape[0]
+    zt = {}
+    for bi, blk in enumerate(blocks):
+        ZT = blk.columns @ templates[bi]
+        for c in range(blk.K):
+            zt[(bi, c)] = ZT[:, c]
+    g1 = lead.factor.codes.astype(np.int64)
+    lead_flat = parts.lead.reshape(-1)
+    P = []
+    for bi, ci, ui in entries:
+        acc = np.zeros(n)
+        for bj, cj, uj in entries:
+            if bi == 0 and bj == 0:
+                m_ef = lead_flat[g1 * (K1 * K1) + ci * K1 + cj]
+            elif bi == 0:
+                m_ef = parts.cross.reshape(-1)[(uj - n1) * n1 + g1 * K1 + ci]
+            elif bj == 0:
+                m_ef = parts.cross.reshape(-1)[(ui - n1) * n1 + g1 * K1 + cj]
+            else:
+                m_ef = parts.S_inv[ui - n1, uj - n1]
+            acc += m_ef * zt[(bj, cj)]
+        P.append(acc)
+    c_diag = sum(zt[(bi, ci)] * Pe for (bi, ci, _), Pe in zip(entries, P))
+    return c_diag, P
+
+
 class GlmmObjective:
     """The deviance functions of one GLMM.
 
@@ -225,11 +268,7 @@ class GlmmObjective:
     def _entries(self):
         """Per random-effect column of every row: (block, component, index in u) (lead block first)."""
         if getattr(self, "_entry_cache", None) is None:
-            out = []
-            for bi, blk in enumerate(self.structure.blocks):
-                for c in range(blk.K):
-                    out.append((bi, c, blk.offset + blk.factor.codes.astype(np.int64) * blk.K + c))
-            self._entry_cache = out
+            self._entry_cache = random_effect_entries(self.structure)
         return self._entry_cache
 
     def laplace_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -267,32 +306,7 @@ class GlmmObjective:
         system = state.system
         parts = system.inverse_parts(theta, templates, state.factor)
         entries = self._entries()
-        lead = blocks[0]
-        n1, K1 = lead.size, lead.K
-        # z̃ = Λ'z_i per row and entry: block columns times the template
-        zt = {}
-        for bi, blk in enumerate(blocks):
-            ZT = blk.columns @ templates[bi]
-            for c in range(blk.K):
-                zt[(bi, c)] = ZT[:, c]
-        g1 = lead.factor.codes.astype(np.int64)
-        lead_flat = parts.lead.reshape(-1)
-        # P = M⁻¹[row's columns, row's columns] z̃, entry by entry
-        P = []
-        for bi, ci, ui in entries:
-            acc = np.zeros(self.n)
-            for bj, cj, uj in entries:
-                if bi == 0 and bj == 0:
-                    m_ef = lead_flat[g1 * (K1 * K1) + ci * K1 + cj]
-                elif bi == 0:
-                    m_ef = parts.cross.reshape(-1)[(uj - n1) * n1 + g1 * K1 + ci]
-                elif bj == 0:
-                    m_ef = parts.cross.reshape(-1)[(ui - n1) * n1 + g1 * K1 + cj]
-                else:
-                    m_ef = parts.S_inv[ui - n1, uj - n1]
-                acc += m_ef * zt[(bj, cj)]
-            P.append(acc)
-        c_diag = sum(zt[(bi, ci)] * Pe for (bi, ci, _), Pe in zip(entries, P))
+        c_diag, P = row_leverages(self.structure, parts, templates, entries)
         v = dW * c_diag
         Zt = self.Z.T
         r_s, r_v = Zt @ s, Zt @ v
