@@ -472,10 +472,9 @@ class GlmmFit(MixedModelFit):
                             index=pd.Index(self._psi_names, name="parameter"))
 
     def _hat_weights(self):
-        state = self._state
-        if getattr(state, "derivs", None) is not None:  # families with their own parameters: observed information
-            return state.derivs.W
-        return self.family.working(state.eta, self.frame.y, self._objective.wt)[1]
+        # Fisher's working weights: positive for every family (the observed information of a Student-t
+        # or Gaussian-log fit can be negative in some rows, which has no hat-matrix reading)
+        return self.family.working(self._state.eta, self.frame.y, self._objective.wt)[1]
 
     def dispersion_check(self) -> dict | None:
         """Pearson χ² / residual df with its upper-tail p-value, for Poisson and binomial fits with
