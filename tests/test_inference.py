@@ -141,3 +141,43 @@ def test_glmm_hatvalues_are_the_pirls_hat_matrix(formula, family):
     p, q = len(fit.x_names), fit.structure.q
     assert p < fit.edf < p + q
     assert np.all((h > 0) & (h < 1))
+
+
+def test_wald_confint_uses_lme4_names_and_fixed_effects_only():
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", gk.datasets.load("sleepstudy"))
+    ci = fit.confint()
+    assert list(ci.index) == ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject", "sigma",
+                              "(Intercept)", "Days"]
+    assert ci.iloc[:4].isna().all().all()
+    # lme4: confint(fm1, method = "Wald"): (Intercept) 238.0292 264.7810; Days 7.437595 13.496977
+    np.testing.assert_allclose(ci.loc["(Intercept)"], [238.0292, 264.7810], atol=1e-3)
+    np.testing.assert_allclose(ci.loc["Days"], [7.437595, 13.496977], atol=1e-4)
+
+
+def test_bootstrap_confint_is_reproducible_and_sensible():
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", gk.datasets.load("sleepstudy"))
+    a = fit.confint("bootstrap", n_boot=60, seed=5, progress=False)
+    b = fit.confint("bootstrap", n_boot=60, seed=5, progress=False)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(fit.confint("bootstrap", n_boot=60, seed=6, progress=False))
+    est = pd.concat([gk.inference.confint.variance_parameters(fit), fit.fixef])
+    assert np.all((a["lower"] <= est) & (est <= a["upper"]))
+    wald = fit.confint()
+    width = (a["upper"] - a["lower"]).loc[["(Intercept)", "Days"]]
+    np.testing.assert_allclose(width, (wald["upper"] - wald["lower"]).loc[["(Intercept)", "Days"]], rtol=0.35)
+    assert a.attrs["n_failed"] == 0
+
+
+def test_glmm_bootstrap_and_simulate():
+    fit = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", gk.datasets.load("cbpp"))
+    sims = fit.simulate(200, seed=1)
+    assert sims.shape == (fit.nobs, 200)
+    assert np.all((sims >= 0) & (sims <= 1))
+    # marginal mean of the simulated proportions against the integral of the conditional mean over b
+    sd = fit.varcorr["sdcor"].iloc[0]
+    z, w = np.polynomial.hermite_e.hermegauss(40)
+    eta0 = fit.predict(re_form="~0")
+    marginal = (1 / (1 + np.exp(-(eta0[:, None] + sd * z[None, :])))) @ w / w.sum()
+    assert abs(float(np.mean(sims.mean(axis=1) - marginal))) < 0.01
+    ci = fit.confint("bootstrap", n_boot=30, seed=3, progress=False)
+    assert ci.loc["period2", "lower"] < fit.fixef["period2"] < ci.loc["period2", "upper"]

@@ -151,6 +151,67 @@ class MixedModelFit:
 
         return coef_table(self, ddf=ddf, exponentiate=exponentiate, level=level)
 
+    def simulate(self, nsim: int = 1, seed=None) -> np.ndarray:
+        """Responses simulated from the fitted model, new random effects for each (lme4's default
+        ``simulate``, ``use.u = FALSE``).
+
+        Parameters
+        ----------
+        nsim : int
+        seed : int or numpy Generator, optional
+
+        Returns
+        -------
+        ndarray, shape (nobs, nsim)
+            On the response's scale as fitted (proportions of the weights' trials for binomial data).
+        """
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        n = self.nobs
+        fixed = self.frame.X[:, self._x_kept] @ self._beta + self.frame.offset
+        Z = self._z
+        out = np.empty((n, int(nsim)))
+        for k in range(int(nsim)):
+            u = rng.standard_normal(self.structure.q)
+            b = np.empty_like(u)
+            for blk, T in zip(self.structure.blocks, self._templates):
+                sl = slice(blk.offset, blk.offset + blk.size)
+                b[sl] = (u[sl].reshape(blk.q, blk.K) @ T.T).ravel()
+            eta = fixed + Z @ (b * (self.sigma if self.has_residual else 1.0))
+            out[:, k] = self._simulate_response(eta, rng)
+        return out
+
+    def _simulate_response(self, eta, rng):
+        w = self.frame.weights
+        noise = rng.standard_normal(eta.shape[0]) * self.sigma
+        return eta + (noise if w is None else noise / np.sqrt(w))
+
+    def confint(self, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
+                progress: bool = True) -> pd.DataFrame:
+        """Confidence intervals with lme4's parameter names (``sd_(Intercept)|Subject``,
+        ``cor_Days.(Intercept)|Subject``, ``sigma``, fixed effects).
+
+        Parameters
+        ----------
+        method : "wald" or "bootstrap"
+            Wald: fixed effects ± z·SE (NaN for the variance parameters, as lme4).
+            Bootstrap: parametric (simulate, refit from the estimates), percentile intervals.
+        level : float
+        n_boot : int
+            Bootstrap samples.
+        seed : int or numpy Generator
+            Makes the bootstrap reproducible.
+        progress : bool
+            Progress bar on a terminal.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns lower, upper.
+        """
+        from .inference.confint import confint
+
+        return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress)
+
     def hatvalues(self) -> np.ndarray:
         """Diagonal of the hat matrix of the fitted values (lme4's ``hatvalues``): for a GLMM, of
         the PIRLS weighted least-squares problem at convergence (working weights)."""
@@ -470,6 +531,9 @@ class GlmmFit(MixedModelFit):
         return pd.DataFrame({"estimate": np.exp(self._psi), "log_estimate": self._psi, "log_se": se,
                              lo: np.exp(self._psi - z * se), hi: np.exp(self._psi + z * se)},
                             index=pd.Index(self._psi_names, name="parameter"))
+
+    def _simulate_response(self, eta, rng):
+        return self.family.simulate(self.family.link.inverse(eta), self._objective.wt, rng)
 
     def _hat_weights(self):
         # Fisher's working weights: positive for every family (the observed information of a Student-t

@@ -1,0 +1,132 @@
+"""Confidence intervals in lme4's parameterisation: Wald and parametric bootstrap.
+
+Rows are named as lme4's ``confint(fit, oldNames = FALSE)``: per random-effect
+term ``sd_<term>|<group>`` and ``cor_<term2>.<term1>|<group>`` (the lower
+triangle of the covariance, column by column), then ``sigma`` (models with a
+residual), then the fixed effects.  Wald intervals exist for the fixed effects
+only (NaN for the variance parameters, as lme4).  The parametric bootstrap
+simulates responses from the fitted model (new random effects each time),
+refits from the estimates and takes percentiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["variance_parameters", "confint"]
+
+
+def variance_parameters(fit) -> pd.Series:
+    """sd / cor of every random-effect term and σ, with lme4's names."""
+    names, values = [], []
+    for t in fit.structure.terms:
+        C = fit._term_cov(t)
+        sd = np.sqrt(np.diag(C))
+        for c in range(t.k):
+            for r in range(c, t.k):
+                if r == c:
+                    names.append(f"sd_{t.names[c]}|{t.group}")
+                    values.append(sd[c])
+                else:
+                    names.append(f"cor_{t.names[r]}.{t.names[c]}|{t.group}")
+                    values.append(C[r, c] / (sd[r] * sd[c]) if sd[r] * sd[c] > 0 else np.nan)
+    if fit.has_residual:
+        names.append("sigma")
+        values.append(fit.sigma)
+    return pd.Series(values, index=names, dtype=float)
+
+
+def all_parameters(fit) -> pd.Series:
+    return pd.concat([variance_parameters(fit), fit.fixef])
+
+
+def _wald(fit, level):
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    var = variance_parameters(fit)
+    se = np.sqrt(np.diag(fit._vcov))
+    lower = np.concatenate([np.full(len(var), np.nan), fit._beta - z * se])
+    upper = np.concatenate([np.full(len(var), np.nan), fit._beta + z * se])
+    return pd.DataFrame({"lower": lower, "upper": upper}, index=list(var.index) + list(fit.x_names))
+
+
+def refit_response(fit, y_new):
+    """The same model refitted to a new response vector (complete rows, y on the engine's scale),
+    started from the fit's estimates; returns the new fit."""
+    from ..glmer import _fit_general, _fit_parametric, _fit_single_term, glm_irls
+    from ..lmer import LmmObjective
+    from ..objective import single as single_term
+    from ..objective.glmm import GlmmObjective
+    from ..optimize import minimize_bobyqa
+    from ..results import FitInfo, LmmFit
+
+    frame = dataclasses.replace(fit.frame, y=np.asarray(y_new, dtype=float), messages=[])
+    X = frame.X[:, fit._x_kept]
+    structure = fit.structure
+    if fit.has_residual:
+        obj = LmmObjective(structure, X, frame.y - frame.offset, frame.weights, reml=fit.reml)
+        res = minimize_bobyqa(obj, fit._theta, structure.theta_lower, initial_step=0.1)
+        info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message, [])
+        return LmmFit(frame=frame, structure=structure, objective=obj, theta=res.x, info=info,
+                      x_kept=fit._x_kept, dropped_columns=fit.dropped_columns)
+    fam = fit.family
+    wt = fit._objective.wt
+    kept, dropped = fit._x_kept, fit.dropped_columns
+    if hasattr(fam, "free_names"):
+        return _fit_parametric(structure, frame, X, wt, fam, kept, dropped, [], None, fit.nagq)
+    obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
+    obj._beta0 = glm_irls(X, frame.y, wt, frame.offset, fam)
+    out = None
+    if single_term.applies(structure, fam, fit.nagq):
+        out = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, [], None)
+    if out is None:
+        out = _fit_general(obj, structure, frame, X, wt, fam, fit.nagq, kept, dropped, [], None)
+    return out
+
+
+def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True) -> pd.DataFrame:
+    """Parameters (lme4's names) of ``n_boot`` refits to responses simulated from ``fit``."""
+    from .._threads import single_blas_thread
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    show = progress and sys.stderr.isatty()
+    with single_blas_thread():
+        for b in range(n_boot):
+            y_sim = fit.simulate(1, seed=rng)[:, 0]
+            try:
+                rows.append(all_parameters(refit_response(fit, y_sim)).to_numpy())
+            except Exception:  # a failed refit (e.g. separation in a tiny binomial sample) is recorded as missing
+                rows.append(np.full(len(all_parameters(fit)), np.nan))
+            if show:
+                done = int(40 * (b + 1) / n_boot)
+                sys.stderr.write(f"\rbootstrap [{'#' * done}{'.' * (40 - done)}] {b + 1}/{n_boot}")
+    if show:
+        sys.stderr.write("\n")
+    return pd.DataFrame(rows, columns=all_parameters(fit).index)
+
+
+def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
+            progress: bool = True) -> pd.DataFrame:
+    """See :meth:`MixedModelFit.confint`."""
+    from ..exceptions import ArgumentError
+
+    if not 0.0 < level < 1.0:
+        raise ArgumentError(f"level must be between 0 and 1, got {level!r}")
+    m = str(method).lower()
+    if m == "wald":
+        return _wald(fit, level)
+    if m in ("boot", "bootstrap"):
+        if int(n_boot) < 10:
+            raise ArgumentError(f"n_boot={n_boot} is too few bootstrap samples for an interval; use at least 100")
+        draws = bootstrap_estimates(fit, int(n_boot), seed=seed, progress=progress)
+        alpha = (1.0 - level) / 2.0
+        out = pd.DataFrame({"lower": draws.quantile(alpha), "upper": draws.quantile(1.0 - alpha)})
+        out.attrs["n_failed"] = int(draws.isna().all(axis=1).sum())
+        out.attrs["draws"] = draws
+        return out
+    raise ArgumentError(f"method must be 'wald' or 'bootstrap' (profile intervals are not available yet), got {method!r}")
