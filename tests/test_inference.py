@@ -181,3 +181,54 @@ def test_glmm_bootstrap_and_simulate():
     assert abs(float(np.mean(sims.mean(axis=1) - marginal))) < 0.01
     ci = fit.confint("bootstrap", n_boot=30, seed=3, progress=False)
     assert ci.loc["period2", "lower"] < fit.fixef["period2"] < ci.loc["period2", "upper"]
+
+
+def test_lmm_shrinkage_matches_its_formula_and_posterior_is_the_mode():
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(2, 30, 25)
+    g = np.repeat(np.arange(25), sizes)
+    df = pd.DataFrame({"g": [f"c{i}" for i in g], "y": 3 + 1.5 * rng.normal(size=25)[g] + rng.normal(size=g.size) * 2})
+    fit = gk.lmer("y ~ 1 + (1 | g)", df)
+    s = fit.shrinkage()["g"]
+    sb2, s2 = fit.varcorr["vcov"].iloc[0], fit.sigma**2
+    n = s[("n", "")].to_numpy()
+    np.testing.assert_allclose(s[("(Intercept)", "shrinkage")], (s2 / n) / (sb2 + s2 / n), rtol=1e-6)
+    assert np.corrcoef(n, s[("(Intercept)", "shrinkage")])[0, 1] < -0.8  # small clusters shrink most
+    post = fit.ranef_posterior()["g"]
+    np.testing.assert_allclose(post[("(Intercept)", "mean")], fit.ranef["g"]["(Intercept)"])
+    np.testing.assert_allclose(post[("(Intercept)", "sd")], np.sqrt(fit.condvar["g"][:, 0, 0]))
+
+
+def test_glmm_posterior_means_match_a_direct_integral():
+    cbpp = gk.datasets.load("cbpp")
+    fit = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    post = fit.ranef_posterior(nagq=25)["herd"]
+    assert "quadrature" in post.attrs["method"]
+    sd_b = fit.varcorr["sdcor"].iloc[0]
+    grid = np.linspace(-8, 8, 4001) * sd_b
+    eta0 = fit.predict(re_form="~0")
+    k, n = cbpp["incidence"].to_numpy(), cbpp["size"].to_numpy()
+    codes = fit.structure.blocks[0].factor.codes
+    for level in range(3):
+        rows = codes == level
+        e = eta0[rows][None, :] + grid[:, None]
+        ll = np.sum(k[rows] * e - n[rows] * np.log1p(np.exp(e)), axis=1) - 0.5 * (grid / sd_b) ** 2
+        w = np.exp(ll - ll.max())
+        mean = np.sum(w * grid) / np.sum(w)
+        sd = np.sqrt(np.sum(w * grid**2) / np.sum(w) - mean**2)
+        assert post.iloc[level][("(Intercept)", "mean")] == pytest.approx(mean, abs=1e-6)
+        assert post.iloc[level][("(Intercept)", "sd")] == pytest.approx(sd, abs=1e-6)
+    # the modes differ from the means (a skewed posterior): the reason both are offered
+    assert not np.allclose(post[("(Intercept)", "mean")], fit.ranef["herd"]["(Intercept)"], atol=1e-3)
+
+
+def test_glmm_no_pooling_is_missing_where_a_level_has_no_mle():
+    df = pd.read_csv(Path(__file__).parent / "data" / "glmm_crossed.csv")
+    df = df[df["subj"] != "S01"]
+    extra = pd.DataFrame({"y": [0, 0, 0], "x": [0.1, -0.2, 0.3], "cond": ["a", "b", "c"], "subj": "S00", "item": "I01"})
+    fit = gk.glmer("y ~ x + (1 | subj)", pd.concat([df, extra], ignore_index=True))
+    s = fit.shrinkage()["subj"]
+    assert np.isnan(s.loc["S00", ("(Intercept)", "no_pooling")])  # all failures: its own estimate is -inf
+    assert s.loc["S00", ("(Intercept)", "partial_pooling")] < 0
+    ok = s[("(Intercept)", "shrinkage")].dropna()
+    assert len(ok) >= 55 and ok.between(0, 1).all()

@@ -212,6 +212,24 @@ class MixedModelFit:
 
         return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress)
 
+    def ranef_posterior(self, nagq: int = 15) -> dict:
+        """Posterior means and SDs of the random effects (empirical Bayes), factor -> DataFrame.
+
+        LMMs: exact (the posterior is Gaussian: the mode and the conditional variance).
+        GLMMs with one grouping factor: adaptive Gauss-Hermite quadrature with ``nagq`` nodes per
+        dimension; with several factors the Laplace approximation (``df.attrs["method"]`` says which).
+        ``fit.ranef`` stays the conditional mode.
+        """
+        from .inference.empirical_bayes import ranef_posterior
+
+        return ranef_posterior(self, nagq=nagq)
+
+    def shrinkage(self) -> dict:
+        """Per level: cluster size, no-pooling estimate, partial-pooling prediction and shrinkage factor."""
+        from .inference.empirical_bayes import shrinkage
+
+        return shrinkage(self)
+
     def hatvalues(self) -> np.ndarray:
         """Diagonal of the hat matrix of the fitted values (lme4's ``hatvalues``): for a GLMM, of
         the PIRLS weighted least-squares problem at convergence (working weights)."""
