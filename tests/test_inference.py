@@ -232,3 +232,52 @@ def test_glmm_no_pooling_is_missing_where_a_level_has_no_mle():
     assert s.loc["S00", ("(Intercept)", "partial_pooling")] < 0
     ok = s[("(Intercept)", "shrinkage")].dropna()
     assert len(ok) >= 55 and ok.between(0, 1).all()
+
+
+def test_marginal_coefs_probit_closed_form_and_delta_method():
+    """Probit random intercept: E[Φ(η + b)] = Φ(η / √(1 + σ²)), so the marginal coefficients are exactly
+    β / √(1 + θ²); their delta-method SEs follow from the covariance of (θ, β)."""
+    fit = gk.glmer("y ~ x + (1 | patient)", gk.datasets.load("spinal"), link="probit")
+    m = fit.marginal_coefs()
+    th = fit.theta.iloc[0]
+    beta = fit.fixef.to_numpy()
+    np.testing.assert_allclose(m["estimate"], beta / np.sqrt(1 + th**2), rtol=1e-8)
+    J = np.column_stack([-beta * th / (1 + th**2) ** 1.5, np.eye(2) / np.sqrt(1 + th**2)])
+    se = np.sqrt(np.diag(J @ fit._param_cov @ J.T))
+    np.testing.assert_allclose(m["std_error"], se, rtol=1e-4)
+    assert np.all(m["attenuation"] < 1)
+
+
+def test_poisson_marginal_moments_closed_form():
+    c = gk.datasets.load("counts_ri")
+    fit = gk.glmer("y ~ x1 + x2 + (1 | g)", c, family="poisson")
+    s2 = fit.varcorr["vcov"].iloc[0]
+    rows = c.iloc[[0, 5, 9]]
+    mm = fit.marginal_moments(rows)
+    mu = np.exp(fit.predict(rows, re_form="~0") + s2 / 2)
+    np.testing.assert_allclose(mm["mean"], mu, rtol=1e-10)
+    np.testing.assert_allclose(mm["variance"], mu + mu**2 * (np.exp(s2) - 1), rtol=1e-8)
+    np.testing.assert_allclose(mm["covariance"].to_numpy()[0, 1], mu[0] * mu[1] * (np.exp(s2) - 1), rtol=1e-8)
+    np.testing.assert_allclose(fit.predict(rows, marginal=True, type="response"), mu, rtol=1e-10)
+    corr = mm["correlation"].to_numpy()
+    assert np.allclose(np.diag(corr), 1) and 0 < corr[0, 1] < 1
+
+
+def test_marginal_means_of_a_crossed_model_match_a_direct_integral():
+    df = pd.read_csv(Path(__file__).parent / "data" / "glmm_crossed.csv")
+    fit = gk.glmer("y ~ x + (1 | subj) + (1 | item)", df)
+    s1, s2 = fit.varcorr["sdcor"].iloc[0], fit.varcorr["sdcor"].iloc[1]
+    g = np.linspace(-7, 7, 801)
+    w = np.exp(-0.5 * g**2)
+    w /= w.sum()
+    eta0 = fit.predict(df.iloc[:4], re_form="~0")
+    direct = [float(w @ (1 / (1 + np.exp(-(e + s1 * g[:, None] + s2 * g[None, :])))) @ w) for e in eta0]
+    np.testing.assert_allclose(fit.predict(df.iloc[:4], marginal=True, type="response"), direct, rtol=1e-7)
+    m = fit.marginal_coefs()
+    assert np.all(np.isfinite(m["std_error"])) and np.all(np.abs(m["estimate"]) < np.abs(fit.fixef) + 1e-12)
+
+
+def test_lmm_marginal_equals_conditional():
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", gk.datasets.load("sleepstudy"))
+    m = fit.marginal_coefs()
+    np.testing.assert_allclose(m["estimate"], fit.fixef, rtol=1e-10)

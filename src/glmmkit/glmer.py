@@ -244,9 +244,11 @@ def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages,
     if res.jac is not None:  # parameters held on their bounds are excluded, as on the general path
         free = np.concatenate([theta > structure.theta_lower + 1e-8, np.ones(len(beta), dtype=bool)])
         info.gradient_norm = float(np.max(np.abs(res.jac[free]), initial=0.0))
-    return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta, vcov=vcov,
-                   loglik=-0.5 * float(res.fun), nagq=1, info=info, x_kept=kept, dropped_columns=dropped,
-                   data_name=data_name)
+    fit = GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta, vcov=vcov,
+                  loglik=-0.5 * float(res.fun), nagq=1, info=info, x_kept=kept, dropped_columns=dropped,
+                  data_name=data_name)
+    fit._param_cov = cov_all
+    return fit
 
 
 def _gradient_hessian(fun_grad, x, u_holder, h=1e-6):
@@ -378,9 +380,15 @@ def _package_general(obj, structure, frame, state, theta, beta, H, grad, nagq, o
         # away from the bounds the deviance's gradient should vanish at the optimum
         free = np.concatenate([~(theta <= structure.theta_lower + 1e-8), np.ones(len(beta), dtype=bool)])
         info.gradient_norm = float(np.max(np.abs(grad[free]))) if free.any() else 0.0
-    return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
-                   vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
-                   data_name=data_name)
+    fit = GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
+                  vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
+                  data_name=data_name)
+    if H is not None:
+        try:
+            fit._param_cov = 2.0 * np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            pass
+    return fit
 
 
 def _add_olre(formula: str, data):
@@ -452,9 +460,11 @@ def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_
     info.pirls_failures = obj.pirls_failures
     free = np.concatenate([~(theta <= structure.theta_lower + 1e-8), np.ones(p + obj.n_psi, dtype=bool)])
     info.gradient_norm = float(np.max(np.abs(grad[free]), initial=0.0))
-    return GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
-                   vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
-                   data_name=data_name, family_psi=psi, family_psi_cov=psi_cov)
+    fit = GlmmFit(frame=frame, structure=structure, objective=obj, state=state, theta=theta, beta=beta,
+                  vcov=vcov, loglik=-0.5 * dev, nagq=nagq, info=info, x_kept=kept, dropped_columns=dropped,
+                  data_name=data_name, family_psi=psi, family_psi_cov=psi_cov)
+    fit._param_cov = cov_all[: n_theta + p, : n_theta + p]
+    return fit
 
 
 def _fit_pql(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name, maxit=50):

@@ -212,6 +212,23 @@ class MixedModelFit:
 
         return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress)
 
+    def marginal_coefs(self) -> pd.DataFrame:
+        """Population-averaged (marginal) coefficients: the conditional mean averaged over the
+        random effects for every row, then regressed on X on the link scale (Hedeker et al. 2018,
+        GLMMadaptive's marginal_coefs), with delta-method standard errors; crossed and nested
+        designs too.  Columns estimate, std_error, statistic, p_value, conditional, attenuation."""
+        from .inference.marginal import marginal_coefs
+
+        return marginal_coefs(self)
+
+    def marginal_moments(self, newdata) -> dict:
+        """Marginal mean and variance of y at each row of ``newdata``, and the covariance and
+        correlation the random effects induce between those rows within one cluster (for a Poisson
+        random intercept, Cov = μ_s μ_t (exp(σ²) − 1))."""
+        from .inference.marginal import marginal_moments
+
+        return marginal_moments(self, newdata)
+
     def ranef_posterior(self, nagq: int = 15) -> dict:
         """Posterior means and SDs of the random effects (empirical Bayes), factor -> DataFrame.
 
@@ -500,6 +517,8 @@ class GlmmFit(MixedModelFit):
     """
 
     has_residual = False
+    #: covariance of (θ, β) from the Hessian of the deviance (None where no Hessian was formed)
+    _param_cov = None
     #: binomial fits: the separation check's ``SeparationResult`` (None for other families)
     separation = None
 
@@ -587,8 +606,17 @@ class GlmmFit(MixedModelFit):
         """Conditional means μ = g⁻¹(Xβ + Zb + offset) of the fitted rows (probabilities for the binomial)."""
         return self.family.link.inverse(self._eta())
 
-    def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link") -> np.ndarray:
-        """Predictions: ``type="link"`` (η) or ``"response"`` (μ); see :meth:`MixedModelFit.predict`."""
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False) -> np.ndarray:
+        """Predictions: ``type="link"`` (η) or ``"response"`` (μ); see :meth:`MixedModelFit.predict`.
+
+        ``marginal=True``: the population-averaged mean E[y] (the conditional mean averaged over
+        the random effects), on the response scale, or its link for ``type="link"``.
+        """
+        if marginal:
+            from .inference.marginal import marginal_means
+
+            mu = marginal_means(self, newdata)
+            return mu if type == "response" else self.family.link.link(mu)
         eta = super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
         if type == "link":
             return eta
