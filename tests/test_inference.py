@@ -281,3 +281,22 @@ def test_lmm_marginal_equals_conditional():
     fit = gk.lmer("Reaction ~ Days + (Days | Subject)", gk.datasets.load("sleepstudy"))
     m = fit.marginal_coefs()
     np.testing.assert_allclose(m["estimate"], fit.fixef, rtol=1e-10)
+
+
+PROFILE = json.loads((Path(__file__).parent / "data" / "profile_cases.json").read_text())
+
+
+@pytest.mark.parametrize("case", PROFILE, ids=[c["id"] for c in PROFILE])
+def test_profile_confint_matches_lme4(case):
+    """lme4's confint(method = "profile", oldNames = FALSE) (tests/data/r/make_profile.R): every end within
+    1e-3 of the interval's width (LMM: REML and ML, crossed; GLMM: binomial, Poisson)."""
+    df = gk.datasets.load(case["dataset"])
+    if case["family"] == "gaussian":
+        fit = gk.lmer(case["formula"], df, reml=case["reml"])
+    else:
+        fit = gk.glmer(case["formula"], df, family=case["family"])
+    ci = fit.confint("profile")
+    assert list(ci.index) == case["names"]
+    width = np.array(case["upper"]) - np.array(case["lower"])
+    assert np.all(np.abs(ci["lower"].to_numpy() - case["lower"]) <= 1e-3 * width)
+    assert np.all(np.abs(ci["upper"].to_numpy() - case["upper"]) <= 1e-3 * width)

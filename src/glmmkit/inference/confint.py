@@ -129,4 +129,8 @@ def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, s
         out.attrs["n_failed"] = int(draws.isna().all(axis=1).sum())
         out.attrs["draws"] = draws
         return out
-    raise ArgumentError(f"method must be 'wald' or 'bootstrap' (profile intervals are not available yet), got {method!r}")
+    if m == "profile":
+        from .profile import profile_confint
+
+        return profile_confint(fit, level=level)
+    raise ArgumentError(f"method must be 'wald', 'profile' or 'bootstrap', got {method!r}")

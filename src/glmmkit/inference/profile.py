@@ -1,0 +1,215 @@
+"""Likelihood-profile confidence intervals (lme4's ``confint(fit, method = "profile")``).
+
+The parameters are lme4's: per random-effect term its standard deviations and
+correlations, σ for models with a residual, and the fixed effects.  For one
+parameter ψ held at a value, the deviance is minimised over all the others
+(BOBYQA, warm-started along the profile), and
+
+    ζ(ψ) = sign(ψ − ψ̂) √(D(ψ) − D(ψ̂));
+
+the interval's ends are where ζ = ±z (Brent's method).  LMMs are profiled on
+the ML deviance (lme4 does the same for REML fits), with β profiled out
+analytically for the variance parameters and the fit refitted without x_j (and
+y − b x_j) for a fixed effect; GLMMs on the Laplace (or AGQ) deviance.  A
+standard deviation whose ζ stays below z down to 0 gets the lower end 0, a
+correlation whose ζ stays below z to ±1 gets ±1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ..optimize import minimize_bobyqa
+from .confint import variance_parameters
+
+__all__ = ["profile_confint"]
+
+_BIG = 1e100
+
+
+class _Model:
+    """The deviance of a fit as a function of lme4's parameters, one of which can be held fixed."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.terms = fit.structure.terms
+        self.var_names = list(variance_parameters(fit).index)
+        self.n_var = len(self.var_names)
+        self.lmm = fit.has_residual
+        self.lower = []
+        self.upper = []
+        for name in self.var_names:
+            if name.startswith("cor_"):
+                self.lower.append(-1.0)
+                self.upper.append(1.0)
+            else:
+                self.lower.append(0.0)
+                self.upper.append(np.inf)
+        if self.lmm:
+            from ..objective.lmm import LmmObjective
+
+            f = fit.frame
+            self.obj = LmmObjective(fit.structure, f.X[:, fit._x_kept], f.y - f.offset, f.weights, reml=False)
+        else:
+            self.obj = fit._objective
+            self.obj.tol = 1e-12
+            self.p = len(fit.x_names)
+            self.lower += [-np.inf] * self.p
+            self.upper += [np.inf] * self.p
+        self.lower, self.upper = np.array(self.lower), np.array(self.upper)
+
+    def theta_of(self, v, sigma=1.0):
+        """θ from the sd / cor values of every term (None when a correlation matrix is not valid)."""
+        theta = np.empty(self.fit.structure.n_theta)
+        at = 0
+        for t in self.terms:
+            k = t.k
+            sd = np.empty(k)
+            R = np.eye(k)
+            for c in range(k):
+                for r in range(c, k):
+                    if r == c:
+                        sd[c] = v[at]
+                    else:
+                        R[r, c] = R[c, r] = v[at]
+                    at += 1
+            C = np.outer(sd, sd) * R
+            try:
+                T = np.linalg.cholesky(C + 1e-13 * np.eye(k) * max(1.0, float(np.max(sd)) ** 2))
+            except np.linalg.LinAlgError:
+                return None
+            T = T / sigma
+            vals = [T[r, c] for c in range(k) for r in range(c, k)]
+            theta[t.theta_slice] = vals if t.theta_slice.stop - t.theta_slice.start == len(vals) else [
+                T[i, i] for i in range(k)]
+        return theta
+
+    def deviance(self, x):
+        """Deviance at the full parameter vector (var params [+ σ] for an LMM; var params + β for a GLMM)."""
+        if np.any(x < self.lower - 1e-12) or np.any(x > self.upper + 1e-12):
+            return _BIG
+        if self.lmm:
+            from .wald import _unprofiled_deviance
+
+            sigma = x[self.n_var - 1]
+            if sigma <= 0:
+                return _BIG
+            theta = self.theta_of(x[: self.n_var - 1], sigma)
+            if theta is None:
+                return _BIG
+            d = _unprofiled_deviance(self.obj, theta, sigma)
+        else:
+            theta = self.theta_of(x[: self.n_var])
+            if theta is None:
+                return _BIG
+            params = np.concatenate([theta, x[self.n_var :]])
+            d = self.obj.laplace(params) if self.fit.nagq <= 1 else self.obj.agq(params, self.fit.nagq)
+        return d if np.isfinite(d) else _BIG
+
+    def start(self):
+        v = variance_parameters(self.fit).to_numpy()
+        return v if self.lmm else np.concatenate([v, self.fit._beta])
+
+
+def _profile_fixed_lmm(fit, j, b):
+    """ML deviance of the LMM with β_j held at b (the other β and σ profiled, θ optimised)."""
+    from ..objective.lmm import LmmObjective
+
+    f = fit.frame
+    X = f.X[:, fit._x_kept]
+    keep = [i for i in range(X.shape[1]) if i != j]
+    obj = LmmObjective(fit.structure, X[:, keep], f.y - f.offset - b * X[:, j], f.weights, reml=False)
+    res = minimize_bobyqa(obj, fit._theta, fit.structure.theta_lower, initial_step=0.05)
+    return res.fun
+
+
+def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
+    """Profile intervals for every parameter (or those named in ``which``)."""
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    model = _Model(fit)
+    names = model.var_names + list(fit.x_names)
+    if which is not None:
+        names = [n for n in names if n in set(which)]
+    x_hat = model.start()
+    # the minimum itself (an REML fit's ML optimum is not its estimate: re-minimise first)
+    if model.lmm:
+        from ..objective.lmm import LmmObjective
+
+        f = fit.frame
+        obj_ml = LmmObjective(fit.structure, f.X[:, fit._x_kept], f.y - f.offset, f.weights, reml=False)
+        res0 = minimize_bobyqa(obj_ml, fit._theta, fit.structure.theta_lower, initial_step=0.05)
+        d_min = res0.fun
+        if fit.reml:
+            from ..results import FitInfo, LmmFit
+
+            ml_fit = LmmFit(frame=f, structure=fit.structure, objective=obj_ml, theta=res0.x,
+                            info=FitInfo("", 0, True, "", []), x_kept=fit._x_kept, dropped_columns=fit.dropped_columns)
+            x_hat = variance_parameters(ml_fit).to_numpy()
+            beta_hat, se_beta = ml_fit._beta, np.sqrt(np.diag(ml_fit._vcov))
+        else:
+            beta_hat, se_beta = fit._beta, np.sqrt(np.diag(fit._vcov))
+    else:
+        d_min = model.deviance(x_hat)
+        beta_hat, se_beta = fit._beta, np.sqrt(np.diag(fit._vcov))
+    rows = {}
+    for name in names:
+        if name in fit.x_names and model.lmm:
+            j = list(fit.x_names).index(name)
+
+            def zeta(b, j=j):
+                d = _profile_fixed_lmm(fit, j, b)
+                return np.sign(b - beta_hat[j]) * np.sqrt(max(d - d_min, 0.0))
+
+            est, scale, lo_bound, hi_bound = beta_hat[j], se_beta[j], -np.inf, np.inf
+        else:
+            k = model.var_names.index(name) if name in model.var_names else model.n_var + list(fit.x_names).index(name)
+            others = [i for i in range(x_hat.shape[0]) if i != k]
+            state = {"x": x_hat.copy()}
+
+            def zeta(val, k=k, others=others, state=state):
+                def inner(y):
+                    x = state["x"].copy()
+                    x[others] = y
+                    x[k] = val
+                    return model.deviance(x)
+
+                lower = np.where(np.isfinite(model.lower[others]), model.lower[others], -np.inf)
+                res = minimize_bobyqa(inner, np.clip(state["x"][others], model.lower[others], model.upper[others]),
+                                      lower, initial_step=np.maximum(0.05 * np.abs(state["x"][others]), 0.02),
+                                      ftol_abs=1e-8)
+                state["x"][others] = res.x
+                return np.sign(val - x_hat[k]) * np.sqrt(max(res.fun - d_min, 0.0))
+
+            est = x_hat[k]
+            if name in fit.x_names:
+                scale = se_beta[list(fit.x_names).index(name)]
+            else:
+                scale = 0.25 * abs(est) + 0.05
+            lo_bound, hi_bound = model.lower[k], model.upper[k]
+        rows[name] = (_end(zeta, est, scale, -z, lo_bound), _end(zeta, est, scale, z, hi_bound))
+    return pd.DataFrame(rows, index=["lower", "upper"]).T
+
+
+def _end(zeta, est, scale, target, bound):
+    """The value where ζ crosses ``target`` on one side of the estimate (the bound if it never does)."""
+    direction = np.sign(target)
+    a, fa = est, -target  # ζ(est) = 0
+    step = scale
+    for _ in range(60):
+        b = est + direction * step
+        if (direction < 0 and b <= bound) or (direction > 0 and b >= bound):
+            b = bound
+            fb = zeta(b) - target
+            if np.sign(fb) == np.sign(fa):
+                return float(bound)
+            break
+        fb = zeta(b) - target
+        if np.sign(fb) != np.sign(fa):
+            break
+        a, fa = b, fb
+        step *= 1.6
+    else:
+        return float("nan")
+    return float(optimize.brentq(lambda x: zeta(x) - target, min(a, b), max(a, b), xtol=1e-6 * max(scale, 1e-8)))
