@@ -300,3 +300,14 @@ def test_profile_confint_matches_lme4(case):
     width = np.array(case["upper"]) - np.array(case["lower"])
     assert np.all(np.abs(ci["lower"].to_numpy() - case["lower"]) <= 1e-3 * width)
     assert np.all(np.abs(ci["upper"].to_numpy() - case["upper"]) <= 1e-3 * width)
+
+
+def test_bootstrap_does_not_depend_on_n_jobs_and_summary_labels_ratios():
+    fit = gk.glmer("y ~ x1 + x2 + (1 | g)", gk.datasets.load("counts_ri"), family="poisson")
+    a = fit.confint("bootstrap", n_boot=12, seed=9, progress=False)
+    b = fit.confint("bootstrap", n_boot=12, seed=9, progress=False, n_jobs=2)
+    pd.testing.assert_frame_equal(a, b)
+    text = str(fit)
+    assert "Rate ratios (exp(Estimate))" in text
+    cb = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", gk.datasets.load("cbpp"))
+    assert "Odds ratio" in str(cb)

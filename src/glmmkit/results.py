@@ -186,14 +186,15 @@ class MixedModelFit:
         return eta + (noise if w is None else noise / np.sqrt(w))
 
     def confint(self, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
         """Confidence intervals with lme4's parameter names (``sd_(Intercept)|Subject``,
         ``cor_Days.(Intercept)|Subject``, ``sigma``, fixed effects).
 
         Parameters
         ----------
-        method : "wald" or "bootstrap"
+        method : "wald", "profile" or "bootstrap"
             Wald: fixed effects ± z·SE (NaN for the variance parameters, as lme4).
+            Profile: likelihood profile of every parameter (lme4's; ML for LMMs).
             Bootstrap: parametric (simulate, refit from the estimates), percentile intervals.
         level : float
         n_boot : int
@@ -202,6 +203,8 @@ class MixedModelFit:
             Makes the bootstrap reproducible.
         progress : bool
             Progress bar on a terminal.
+        n_jobs : int
+            Bootstrap worker processes (the result does not depend on it).
 
         Returns
         -------
@@ -210,7 +213,7 @@ class MixedModelFit:
         """
         from .inference.confint import confint
 
-        return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress)
+        return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress, n_jobs=n_jobs)
 
     def marginal_coefs(self) -> pd.DataFrame:
         """Population-averaged (marginal) coefficients: the conditional mean averaged over the

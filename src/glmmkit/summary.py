@@ -215,6 +215,16 @@ class GlmmSummary(LmmSummary):
             pcol = [f"{v:.3g}" if v >= 1e-16 else "<2e-16" for v in ft["Pr(>|z|)"].to_numpy()]
             rows = [[name] + [c[i] for c in cols] + [pcol[i]] for i, name in enumerate(ft.index)]
             lines += _table(rows, [False, True, True, True, True], ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"])
+            ratio = {"logit": "Odds ratios", "log": "Rate ratios"}.get(f.link)
+            if ratio and f.method != "PQL":
+                if f.family.name in ("gamma", "inverse_gaussian", "gaussian", "student_t"):
+                    ratio = "Ratios of means"
+                et = f.coef_table(exponentiate=True)
+                lines += ["", f"{ratio} (exp(Estimate)) with 95% Wald intervals exp(Estimate ± 1.96 SE):"]
+                cols = [format_column(et[c].to_numpy(), 4) for c in ("estimate", "ci_lower", "ci_upper")]
+                rows = [[name] + [c[i] for c in cols] for i, name in enumerate(et.index)]
+                header = {"Odds ratios": "Odds ratio", "Rate ratios": "Rate ratio"}.get(ratio, "Ratio")
+                lines += _table(rows, [False, True, True, True], ["", header, "2.5 %", "97.5 %"])
         notes = list(f.optimizer_info.messages)
         if notes:
             lines.append("")

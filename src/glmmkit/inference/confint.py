@@ -88,30 +88,61 @@ def refit_response(fit, y_new):
     return out
 
 
-def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True) -> pd.DataFrame:
-    """Parameters (lme4's names) of ``n_boot`` refits to responses simulated from ``fit``."""
+_WORKER_FIT = None  # the fit a forked bootstrap worker refits (inherited, not pickled)
+
+
+def _one_replicate(seed_seq) -> np.ndarray:
+    fit = _WORKER_FIT
+    rng = np.random.default_rng(seed_seq)
+    y_sim = fit.simulate(1, seed=rng)[:, 0]
+    try:
+        return all_parameters(refit_response(fit, y_sim)).to_numpy()
+    except Exception:  # a failed refit (e.g. separation in a tiny binomial sample) is recorded as missing
+        return np.full(len(all_parameters(fit)), np.nan)
+
+
+def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
+    """Parameters (lme4's names) of ``n_boot`` refits to responses simulated from ``fit``.
+
+    Replicate b draws from its own stream (``SeedSequence(seed).spawn``), so the result does
+    not depend on ``n_jobs``; with ``n_jobs > 1`` forked worker processes share the work (Linux
+    and macOS; elsewhere the replicates run in this process).
+    """
+    import multiprocessing as mp
+
     from .._threads import single_blas_thread
 
-    rng = np.random.default_rng(seed)
-    rows = []
+    global _WORKER_FIT
+    seeds = np.random.SeedSequence(seed).spawn(n_boot)
     show = progress and sys.stderr.isatty()
-    with single_blas_thread():
-        for b in range(n_boot):
-            y_sim = fit.simulate(1, seed=rng)[:, 0]
-            try:
-                rows.append(all_parameters(refit_response(fit, y_sim)).to_numpy())
-            except Exception:  # a failed refit (e.g. separation in a tiny binomial sample) is recorded as missing
-                rows.append(np.full(len(all_parameters(fit)), np.nan))
-            if show:
-                done = int(40 * (b + 1) / n_boot)
-                sys.stderr.write(f"\rbootstrap [{'#' * done}{'.' * (40 - done)}] {b + 1}/{n_boot}")
+    rows = []
+    _WORKER_FIT = fit
+    try:
+        with single_blas_thread():
+            if n_jobs > 1 and "fork" in mp.get_all_start_methods():
+                with mp.get_context("fork").Pool(n_jobs) as pool:
+                    for b, row in enumerate(pool.imap(_one_replicate, seeds, chunksize=4)):
+                        rows.append(row)
+                        _progress(show, b + 1, n_boot)
+            else:
+                for b, s in enumerate(seeds):
+                    rows.append(_one_replicate(s))
+                    _progress(show, b + 1, n_boot)
+    finally:
+        _WORKER_FIT = None
     if show:
         sys.stderr.write("\n")
     return pd.DataFrame(rows, columns=all_parameters(fit).index)
 
 
+def _progress(show, done, total):
+    if show:
+        bar = int(40 * done / total)
+        sys.stderr.write(f"\rbootstrap [{'#' * bar}{'.' * (40 - bar)}] {done}/{total}")
+
+
 def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
-            progress: bool = True) -> pd.DataFrame:
+            progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
     """See :meth:`MixedModelFit.confint`."""
     from ..exceptions import ArgumentError
 
@@ -123,7 +154,7 @@ def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, s
     if m in ("boot", "bootstrap"):
         if int(n_boot) < 10:
             raise ArgumentError(f"n_boot={n_boot} is too few bootstrap samples for an interval; use at least 100")
-        draws = bootstrap_estimates(fit, int(n_boot), seed=seed, progress=progress)
+        draws = bootstrap_estimates(fit, int(n_boot), seed=seed, progress=progress, n_jobs=int(n_jobs))
         alpha = (1.0 - level) / 2.0
         out = pd.DataFrame({"lower": draws.quantile(alpha), "upper": draws.quantile(1.0 - alpha)})
         out.attrs["n_failed"] = int(draws.isna().all(axis=1).sum())
