@@ -311,3 +311,13 @@ def test_bootstrap_does_not_depend_on_n_jobs_and_summary_labels_ratios():
     assert "Rate ratios (exp(Estimate))" in text
     cb = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", gk.datasets.load("cbpp"))
     assert "Odds ratio" in str(cb)
+
+
+def test_profile_of_a_family_with_its_own_parameter_is_close_to_wald():
+    fit = gk.glmer("y ~ x1 + x2 + (1 | g)", gk.datasets.load("counts_ri"), family="negative_binomial")
+    prof = fit.confint("profile")
+    wald = fit.confint()
+    for name in fit.x_names:  # β is close to normal here: the profile and Wald ends nearly agree
+        np.testing.assert_allclose(prof.loc[name], wald.loc[name], atol=0.05 * (wald.loc[name, "upper"] - wald.loc[name, "lower"]))
+    sd = fit.varcorr["sdcor"].iloc[0]
+    assert prof.loc["sd_(Intercept)|g", "lower"] < sd < prof.loc["sd_(Intercept)|g", "upper"]

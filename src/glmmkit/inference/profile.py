@@ -56,8 +56,9 @@ class _Model:
             self.obj = fit._objective
             self.obj.tol = 1e-12
             self.p = len(fit.x_names)
-            self.lower += [-np.inf] * self.p
-            self.upper += [np.inf] * self.p
+            self.n_psi = getattr(self.obj, "n_psi", 0)  # a family's own parameters: profiled out as nuisance
+            self.lower += [-np.inf] * self.p + [-15.0] * self.n_psi
+            self.upper += [np.inf] * self.p + [15.0] * self.n_psi
         self.lower, self.upper = np.array(self.lower), np.array(self.upper)
 
     def theta_of(self, v, sigma=1.0):
@@ -110,7 +111,7 @@ class _Model:
 
     def start(self):
         v = variance_parameters(self.fit).to_numpy()
-        return v if self.lmm else np.concatenate([v, self.fit._beta])
+        return v if self.lmm else np.concatenate([v, self.fit._beta, self.fit._psi])
 
 
 def _profile_fixed_lmm(fit, j, b):
