@@ -171,11 +171,7 @@ class MixedModelFit:
         Z = self._z
         out = np.empty((n, int(nsim)))
         for k in range(int(nsim)):
-            u = rng.standard_normal(self.structure.q)
-            b = np.empty_like(u)
-            for blk, T in zip(self.structure.blocks, self._templates):
-                sl = slice(blk.offset, blk.offset + blk.size)
-                b[sl] = (u[sl].reshape(blk.q, blk.K) @ T.T).ravel()
+            b = self.structure.b_of(self._templates, rng.standard_normal(self.structure.q))
             eta = fixed + Z @ (b * (self.sigma if self.has_residual else 1.0))
             out[:, k] = self._simulate_response(eta, rng)
         return out
@@ -286,8 +282,10 @@ class MixedModelFit:
 
     # ----- variance components -----
 
-    def _term_cov(self, term) -> np.ndarray:
-        T = self._templates[term.block][np.ix_(term.block_cols, term.block_cols)]
+    def _term_cov(self, term, theta=None) -> np.ndarray:
+        """Covariance of one term's random effects (at the estimates, or at another θ)."""
+        T = self._templates[term.block] if theta is None else self.structure.blocks[term.block].template(theta)
+        T = T[np.ix_(term.block_cols, term.block_cols)]
         return self.sigma**2 * (T @ T.T)
 
     @cached_property

@@ -174,6 +174,25 @@ class ModelStructure:
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
         return [b.template(theta) for b in self.blocks]
 
+    def b_of(self, templates, u: np.ndarray) -> np.ndarray:
+        """b = Λ u from spherical effects u (engine order); u may carry trailing columns (q, k)."""
+        return self._apply_templates(templates, u, transpose=False)
+
+    def lambda_t(self, templates, r: np.ndarray) -> np.ndarray:
+        """Λ'r for r in the random-effects (b) coordinates; r may carry trailing columns (q, k)."""
+        return self._apply_templates(templates, r, transpose=True)
+
+    def _apply_templates(self, templates, v, transpose):
+        out = np.empty_like(v)
+        for blk, T in zip(self.blocks, templates):
+            sl = slice(blk.offset, blk.offset + blk.size)
+            M = T if transpose else T.T  # per level: T'v_g (transpose) or T v_g, as v_g' M
+            if v.ndim == 1:
+                out[sl] = (v[sl].reshape(blk.q, blk.K) @ M).ravel()
+            else:
+                out[sl] = np.einsum("gbk,ba->gak", v[sl].reshape(blk.q, blk.K, -1), M).reshape(blk.size, -1)
+        return out
+
     def is_singular(self, theta: np.ndarray, tol: float = 1e-4) -> bool:
         """lme4's isSingular: a diagonal template entry at (or within tol of) zero."""
         diag = np.isfinite(self.theta_lower)

@@ -23,22 +23,6 @@ from ..objective.glmm import row_leverages
 __all__ = ["hat_diagonal"]
 
 
-def _lambda_t(structure, templates, r):
-    out = np.empty_like(r)
-    for blk, T in zip(structure.blocks, templates):
-        sl = slice(blk.offset, blk.offset + blk.size)
-        out[sl] = (r[sl].reshape(blk.q, blk.K) @ T).ravel()
-    return out
-
-
-def _b_of(structure, templates, u):
-    out = np.empty_like(u)
-    for blk, T in zip(structure.blocks, templates):
-        sl = slice(blk.offset, blk.offset + blk.size)
-        out[sl] = (u[sl].reshape(blk.q, blk.K) @ T.T).ravel()
-    return out
-
-
 def hat_diagonal(structure, X: np.ndarray, w: np.ndarray | None, theta: np.ndarray) -> np.ndarray:
     """Diagonal of the hat matrix at θ for design X and weights w (None: all 1)."""
     theta = np.asarray(theta, dtype=float)
@@ -52,10 +36,9 @@ def hat_diagonal(structure, X: np.ndarray, w: np.ndarray | None, theta: np.ndarr
     if p == 0:
         return w * c
     Z = structure.z_matrix()
-    ztwx = np.asarray(Z.T @ (X * w[:, None]))
-    F = np.column_stack([system.solve_rhs(theta, templates, fac, _lambda_t(structure, templates, ztwx[:, j]))
-                         for j in range(p)])
-    A = np.column_stack([Z @ _b_of(structure, templates, F[:, j]) for j in range(p)]) - X
+    rhs = structure.lambda_t(templates, np.asarray(Z.T @ (X * w[:, None])))
+    F = np.column_stack([system.solve_rhs(theta, templates, fac, rhs[:, j]) for j in range(p)])
+    A = Z @ structure.b_of(templates, F) - X
     mz = system.mz
     L_X = np.tril(fac.L[mz : mz + p, mz : mz + p])
     Q = solve_triangular(L_X, A.T, lower=True, check_finite=False)

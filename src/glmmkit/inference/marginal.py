@@ -25,11 +25,6 @@ _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
 
-def _term_cov_at(fit, t, theta):
-    T = fit.structure.blocks[t.block].template(theta)[np.ix_(t.block_cols, t.block_cols)]
-    return (fit.sigma**2 if fit.has_residual else 1.0) * (T @ T.T)
-
-
 def _row_columns(fit, newdata):
     """Per random-effect term, its columns for the rows (fitted rows or newdata)."""
     from ..frame import term_columns
@@ -53,7 +48,7 @@ def _means_from(fit, eta0, v):
 def _variances(fit, cols, theta):
     v = np.zeros(cols[0].shape[0]) if cols else np.zeros(0)
     for t, Z in zip(fit.structure.terms, cols):
-        C = _term_cov_at(fit, t, theta)
+        C = fit._term_cov(t, theta)
         v = v + np.einsum("ia,ab,ib->i", Z, C, Z)
     return v
 
@@ -115,7 +110,7 @@ def marginal_moments(fit, newdata) -> dict:
     n = eta0.shape[0]
     S = np.zeros((n, n))  # Cov(z_s'b, z_t'b)
     for t, Z in zip(fit.structure.terms, cols):
-        S += Z @ _term_cov_at(fit, t, fit._theta) @ Z.T
+        S += Z @ fit._term_cov(t) @ Z.T
     v = np.diag(S).copy()
     inv = _inverse_link(fit)
     mean = _means_from(fit, eta0, v)

@@ -146,11 +146,7 @@ class GlmmObjective:
     # ----- pieces -----
     def b_of(self, templates, u: np.ndarray) -> np.ndarray:
         """b = Λθ u, block by block (engine order)."""
-        out = np.empty_like(u)
-        for blk, T in zip(self.structure.blocks, templates):
-            sl = slice(blk.offset, blk.offset + blk.size)
-            out[sl] = (u[sl].reshape(blk.q, blk.K) @ T.T).ravel()
-        return out
+        return self.structure.b_of(templates, u)
 
     def _pdev(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray | None]:
         """Penalised deviance; μ is returned only when it had to be computed (None otherwise)."""
@@ -331,11 +327,7 @@ class GlmmObjective:
 
     def _lambda_t(self, templates, r: np.ndarray) -> np.ndarray:
         """Λ'r for a vector r in the random-effects (b) coordinates."""
-        out = np.empty_like(r)
-        for blk, T in zip(self.structure.blocks, templates):
-            sl = slice(blk.offset, blk.offset + blk.size)
-            out[sl] = (r[sl].reshape(blk.q, blk.K) @ T).ravel()
-        return out
+        return self.structure.lambda_t(templates, r)
 
     def agq(self, params: np.ndarray, nagq: int) -> float:
         """Adaptive Gauss-Hermite deviance at (θ, β) (one grouping factor)."""
