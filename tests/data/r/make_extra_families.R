@@ -3,15 +3,7 @@
 # Beyond the shared reference cases: offsets, interactions, random slopes, crossed grouping,
 # NB1, a Gaussian log link and the Student-t, on the bundled data and ../glmm_crossed.csv.
 suppressMessages({library(glmmTMB); library(jsonlite)})
-dd <- "../../../src/glmmkit/datasets/data"
-spec <- fromJSON(file.path(dd, "datasets.json"), simplifyVector = FALSE)
-load_ds <- function(name) {
-  s <- spec[[name]]
-  d <- read.csv(file.path(dd, s$file), stringsAsFactors = FALSE)
-  for (col in s$columns) if (col$type %in% c("factor", "ordered"))
-    d[[col$name]] <- factor(as.character(d[[col$name]]), levels = unlist(col$levels), ordered = col$type == "ordered")
-  d
-}
+source("glmmkit_data.R")  # load_ds(): the bundled data with glmmkit's level orders
 crossed <- function() {
   d <- read.csv("../glmm_crossed.csv", stringsAsFactors = FALSE)
   d$subj <- factor(d$subj); d$item <- factor(d$item); d$cond <- factor(d$cond); d

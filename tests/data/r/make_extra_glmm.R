@@ -5,15 +5,7 @@
 # an observation-level random effect and real crossed data (an InstEval subset).
 # The simulated sets are written to ../glmm_nested.csv and ../glmm_crossed.csv (fixed seeds).
 suppressMessages({library(lme4); library(jsonlite)})
-dd <- "../../../src/glmmkit/datasets/data"
-spec <- fromJSON(file.path(dd, "datasets.json"), simplifyVector = FALSE)
-load_ds <- function(name) {
-  s <- spec[[name]]
-  d <- read.csv(file.path(dd, s$file), stringsAsFactors = FALSE)
-  for (col in s$columns) if (col$type %in% c("factor", "ordered"))
-    d[[col$name]] <- factor(as.character(d[[col$name]]), levels = unlist(col$levels), ordered = col$type == "ordered")
-  d
-}
+source("glmmkit_data.R")  # load_ds(): the bundled data with glmmkit's level orders
 
 set.seed(20261122)
 # pupils in classes in schools: binomial, school-level slope

@@ -1,15 +1,7 @@
 # Extra lme4 reference fits for glmmkit's tests (run: Rscript make_extra_lmm.R > ../extra_lmm_cases.json).
 # Data come from the CSVs bundled with glmmkit, with the level orders glmmkit's datasets.json records.
 suppressMessages({library(lme4); library(jsonlite)})
-dd <- "../../../src/glmmkit/datasets/data"
-spec <- fromJSON(file.path(dd, "datasets.json"), simplifyVector = FALSE)
-load_ds <- function(name) {
-  s <- spec[[name]]
-  d <- read.csv(file.path(dd, s$file), stringsAsFactors = FALSE)
-  for (col in s$columns) if (col$type %in% c("factor", "ordered"))
-    d[[col$name]] <- factor(as.character(d[[col$name]]), levels = unlist(col$levels), ordered = col$type == "ordered")
-  d
-}
+source("glmmkit_data.R")  # load_ds(): the bundled data with glmmkit's level orders
 cases <- list(
   list(id = "sleep_weights_REML", ds = "sleepstudy", f = "Reaction ~ Days + (Days | Subject)", reml = TRUE, w = "1 + Days/10"),
   list(id = "sleep_weights_ML", ds = "sleepstudy", f = "Reaction ~ Days + (1 | Subject)", reml = FALSE, w = "1 + Days/10"),

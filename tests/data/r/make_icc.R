@@ -1,15 +1,7 @@
 # performance::icc reference values for glmmkit's tests (run from this folder:
 #   Rscript make_icc.R > ../icc_cases.json).  Data: glmmkit's bundled CSVs.
 suppressMessages({library(lme4); library(glmmTMB); library(performance); library(jsonlite)})
-dd <- "../../../src/glmmkit/datasets/data"
-spec <- fromJSON(file.path(dd, "datasets.json"), simplifyVector = FALSE)
-load_ds <- function(name) {
-  s <- spec[[name]]
-  d <- read.csv(file.path(dd, s$file), stringsAsFactors = FALSE)
-  for (col in s$columns) if (col$type %in% c("factor", "ordered"))
-    d[[col$name]] <- factor(as.character(d[[col$name]]), levels = unlist(col$levels), ordered = col$type == "ordered")
-  d
-}
+source("glmmkit_data.R")  # load_ds(): the bundled data with glmmkit's level orders
 cases <- list(
   list(id = "sleep_slope", ds = "sleepstudy", fit = quote(lmer(Reaction ~ Days + (Days | Subject), d)),
        f = "Reaction ~ Days + (Days | Subject)", family = "gaussian"),

@@ -1,15 +1,7 @@
 # lme4 profile confidence intervals for glmmkit's tests (run from this folder:
 #   Rscript make_profile.R > ../profile_cases.json).  Data: glmmkit's bundled CSVs.
 suppressMessages({library(lme4); library(jsonlite)})
-dd <- "../../../src/glmmkit/datasets/data"
-spec <- fromJSON(file.path(dd, "datasets.json"), simplifyVector = FALSE)
-load_ds <- function(name) {
-  s <- spec[[name]]
-  d <- read.csv(file.path(dd, s$file), stringsAsFactors = FALSE)
-  for (col in s$columns) if (col$type %in% c("factor", "ordered"))
-    d[[col$name]] <- factor(as.character(d[[col$name]]), levels = unlist(col$levels), ordered = col$type == "ordered")
-  d
-}
+source("glmmkit_data.R")  # load_ds(): the bundled data with glmmkit's level orders
 cases <- list(
   list(id = "sleep_REML", ds = "sleepstudy", f = "Reaction ~ Days + (Days | Subject)", family = "gaussian", reml = TRUE),
   list(id = "penicillin_ML", ds = "Penicillin", f = "diameter ~ 1 + (1 | plate) + (1 | sample)", family = "gaussian", reml = FALSE),
