@@ -251,14 +251,16 @@ def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages,
     return fit
 
 
-def _gradient_hessian(fun_grad, x, u_holder, h=1e-6):
-    """Forward differences of an exact gradient (1 + k evaluations), symmetrised; steps go up, away
-    from the lower bounds.  ``u_holder`` (the objective) has its warm-start modes restored between
-    evaluations so that each starts from the modes at ``x``."""
+def _gradient_hessian(fun_grad, x, u_holder, h=1e-6, g0=None):
+    """Forward differences of an exact gradient (k evaluations, plus one unless ``g0``, the gradient
+    at ``x`` the optimiser already has, is given), symmetrised; steps go up, away from the lower
+    bounds.  ``u_holder`` (the objective) has its warm-start modes restored between evaluations so
+    that each starts from the modes at ``x``."""
     k = x.shape[0]
     H = np.empty((k, k))
     u_saved = u_holder.u.copy()
-    _, g0 = fun_grad(x)
+    if g0 is None or not np.all(np.isfinite(g0)):
+        _, g0 = fun_grad(x)
     for j in range(k):
         u_holder.u = u_saved.copy()
         e = np.zeros(k)
@@ -326,7 +328,7 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
             on_boundary = [structure.theta_names[i] for i in range(n_theta)
                            if np.isfinite(structure.theta_lower[i]) and theta[i] <= structure.theta_lower[i]]
             state = obj.pirls(theta, beta)
-            H, grad = _gradient_hessian(obj.laplace_and_gradient, lb.x, obj)
+            H, grad = _gradient_hessian(obj.laplace_and_gradient, lb.x, obj, g0=lb.jac)
             return _package_general(obj, structure, frame, state, theta, beta, H, grad, 1, optimizer, evals,
                                     converged, message, on_boundary, kept, dropped, messages, data_name)
     res0 = minimize_bobyqa(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
@@ -426,7 +428,7 @@ def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_
         free = np.concatenate([res.x[:n_theta] > structure.theta_lower + 1e-8, np.ones(p + obj.n_psi, dtype=bool)])
         converged = bool(np.isfinite(res.fun) and (res.success or np.max(np.abs(res.jac[free]), initial=0.0) < 1e-3))
         x, evals, optimizer, message = res.x, int(res.nfev), "L-BFGS-B (exact Laplace gradient)", str(res.message)
-        H, grad = _gradient_hessian(obj.laplace_and_gradient, x, obj)
+        H, grad = _gradient_hessian(obj.laplace_and_gradient, x, obj, g0=res.jac)
     else:
         obj.tol = 1e-14
         res = minimize_bobyqa(obj.laplace, x0, lower, initial_step=np.concatenate(
