@@ -15,6 +15,8 @@ import pandas as pd
 from .exceptions import ArgumentError, DataError
 from .design import build_design
 from .frame import factor_labels, offset_values, term_columns
+from .diagnostics import DiagnosticsMixin
+from .report import ReportMixin
 
 __all__ = ["MixedModelFit", "LmmFit", "GlmmFit", "PqlFit", "FitInfo"]
 
@@ -58,7 +60,7 @@ class FitInfo:
         return dict(self.__dict__)
 
 
-class MixedModelFit:
+class MixedModelFit(DiagnosticsMixin, ReportMixin):
     """What every fitted mixed model has: estimates, variance components, random effects.
 
     Subclasses compute the pieces (θ, β, their covariance, the random effects b,
