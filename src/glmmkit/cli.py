@@ -1,7 +1,8 @@
 """Command line: ``glmmkit demo``, ``glmmkit fit``, ``glmmkit datasets``.
 
-Errors on bad input print one line (``glmmkit: error: ...``) and exit with 2;
-never a traceback.
+Every error on bad input prints one line (``glmmkit: error: ...``) naming what to
+fix and exits with 2; warnings print as one ``glmmkit: warning: ...`` line each.
+Nothing prints a traceback unless ``--traceback`` asks for it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +21,31 @@ import numpy as np
 from . import datasets
 from .exceptions import GlmmkitError
 
+#: (data set, kind, formula, keyword arguments, what it shows)
 DEMOS = [
-    ("sleepstudy", "Reaction ~ Days + (Days | Subject)", "reaction time over days of sleep deprivation, "
-     "correlated random intercept and slope per subject"),
-    ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", "crossed random effects: plates x samples"),
-    ("swine", "weight ~ trt * week + (1 | room/pen/pig)", "seed 002's swine experiment: pigs nested in pens "
-     "nested in rooms"),
+    ("sleepstudy", "lmer", "Reaction ~ Days + (Days | Subject)", {},
+     "reaction time over days of sleep deprivation, correlated random intercept and slope per subject"),
+    ("Penicillin", "lmer", "diameter ~ 1 + (1 | plate) + (1 | sample)", {},
+     "crossed random effects: plates x samples"),
+    ("swine", "lmer", "weight ~ trt * week + (1 | room/pen/pig)", {},
+     "seed 002's swine experiment: pigs nested in pens nested in rooms"),
+    ("spinal", "glmer", "y ~ x + (1 | patient)", {"family": "binomial", "nagq": 25},
+     "seed 000's spinal-implant study: conditional odds ratio of no pain after the implant (x = 1)"),
+    ("hospital", "glmer", "infection ~ I(age - 60) + sex + teaching + (1 | hospital)", {"family": "binomial"},
+     "seed 001's hospital registry: postoperative infection, patients nested in hospitals"),
+    ("exacerbations", "glmer", "count ~ treated + smoker + offset(log(years)) + (1 | clinic)",
+     {"family": "negative_binomial"}, "seed 001's overdispersed counts: negative binomial GLMM with exposure offset"),
 ]
+
+FAMILIES = ["gaussian", "binomial", "poisson", "negative_binomial", "nbinom1", "gamma", "inverse_gaussian", "beta",
+            "student_t"]
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that points at ``--help``."""
+
+    def error(self, message):
+        self.exit(2, f"glmmkit: error: {message} (see '{self.prog} --help')\n")
 
 
 def _read_table(path: str):
@@ -30,100 +53,300 @@ def _read_table(path: str):
 
     p = Path(path)
     if not p.exists():
-        raise GlmmkitError(f"data file {path!r} does not exist")
+        raise GlmmkitError(f"data file {path!r} does not exist (give a CSV, Parquet or Feather file, or a bundled "
+                           f"data set name: {', '.join(datasets.names())})")
+    if p.is_dir():
+        raise GlmmkitError(f"data path {path!r} is a directory; give a CSV, Parquet or Feather file")
     suffix = p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         if suffix in (".feather", ".arrow"):
             return pd.read_feather(p)
+        if suffix in (".tsv", ".tab"):
+            return pd.read_csv(p, sep="\t")
         return pd.read_csv(p)
     except ImportError as exc:
         raise GlmmkitError(f"reading {suffix} files needs pyarrow: pip install pyarrow ({exc})") from None
+    except pd.errors.EmptyDataError:
+        raise GlmmkitError(f"data file {path!r} is empty") from None
     except Exception as exc:
-        raise GlmmkitError(f"cannot read {path!r}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GlmmkitError(f"cannot read {path!r} as {suffix or 'CSV'}: {first}") from None
 
 
-def _fit_json(fit) -> dict:
-    se = np.sqrt(np.diag(fit.vcov.to_numpy()))
-    return {
+def _load_data(name: str):
+    if name in datasets.names() and not Path(name).exists():
+        return datasets.load(name)
+    return _read_table(name)
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        return float(v) if np.isfinite(v) else None  # JSON has no NaN/Inf
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, (str, int, bool)) or v is None:
+        return v
+    return str(v)
+
+
+def fit_to_json(fit, confint=None) -> dict:
+    """Everything a script needs from a fit, as plain JSON types (NaN and Inf become null)."""
+    ct = fit.coef_table()
+    doc = {
         "formula": fit.formula,
+        "data": fit.data_name,
+        "family": getattr(getattr(fit, "family", None), "name", "gaussian"),
+        "link": getattr(fit, "link", "identity"),
         "method": fit.method,
         "nobs": fit.nobs,
+        "ngroups": fit.ngroups,
         "loglik": fit.loglik,
         "aic": fit.aic,
         "bic": fit.bic,
-        "sigma": fit.sigma,
-        "fixef": {k: {"estimate": float(v), "std_error": float(s)} for (k, v), s in zip(fit.fixef.items(), se)},
-        "varcorr": json.loads(fit.varcorr.to_json(orient="records")),
+        "deviance": getattr(fit, "deviance", None),
+        "sigma": fit.sigma if fit.has_residual else None,
+        "fixef": {name: {"estimate": r["estimate"], "std_error": r["std_error"], "statistic": r["statistic"],
+                         "df": r["df"], "p_value": r["p_value"], "ci_lower": r["ci_lower"], "ci_upper": r["ci_upper"]}
+                  for name, r in ct.iterrows()},
+        "varcorr": fit.varcorr.to_dict(orient="records"),
         "theta": fit.theta.to_dict(),
         "converged": fit.converged,
         "singular": fit.singular,
-        "messages": list(fit.optimizer_info.messages),
+        "optimizer_info": fit.optimizer_info.as_dict(),
     }
+    if getattr(fit, "reml", False):
+        doc["reml_criterion"] = fit.reml_criterion
+    if getattr(fit, "family", None) is not None and fit.method != "PQL":
+        doc["family_params"] = fit.family_params
+    if confint is not None:
+        doc["confint"] = {"method": confint.attrs.get("method"),
+                          "intervals": {name: {str(c): r[c] for c in confint.columns} for name, r in confint.iterrows()}}
+    return _jsonable(doc)
+
+
+@contextmanager
+def progress(label: str, enabled: bool, delay: float = 2.0):
+    """Show '<label>... 12 s' on stderr while slow work runs (only after ``delay`` seconds, so quick fits stay quiet)."""
+    if not enabled:
+        yield
+        return
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    shown = []
+
+    def tick():
+        if stop.wait(delay):
+            return
+        while not stop.is_set():
+            sys.stderr.write(f"\rglmmkit: {label}... {time.perf_counter() - t0:.0f} s")
+            sys.stderr.flush()
+            shown.append(True)
+            stop.wait(1.0)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        if shown:
+            sys.stderr.write(f"\rglmmkit: {label}: done in {time.perf_counter() - t0:.1f} s\n")
+            sys.stderr.flush()
 
 
 def _cmd_demo(args) -> int:
+    from .glmer import glmer
     from .lmer import lmer
 
-    for name, formula, what in DEMOS:
+    chosen = DEMOS if not args.name else [d for d in DEMOS if d[0].lower() == args.name.lower()]
+    if not chosen:
+        raise GlmmkitError(f"no demo named {args.name!r}; choose one of {', '.join(d[0] for d in DEMOS)}")
+    for name, kind, formula, kwargs, what in chosen:
         print(f"=== {name}: {what}")
-        fit = lmer(formula, data=datasets.load(name), data_name=name)
+        fn = lmer if kind == "lmer" else glmer
+        fit = fn(formula, data=datasets.load(name), data_name=name, **kwargs)
         print(fit.summary())
         print(f"(fitted in {fit.optimizer_info.time_s * 1000:.1f} ms, {fit.optimizer_info.n_evals} evaluations)\n")
     return 0
 
 
 def _cmd_datasets(args) -> int:
+    if args.name:
+        info = datasets.describe(args.name)
+        print(f"{args.name}: {info['description']}\nSource: {info['source']}\nRows: {info['rows']}\nColumns:")
+        for col in info["columns"]:
+            levels = col.get("levels")
+            extra = f" ({len(levels)} levels: {', '.join(levels[:6])}{', ...' if len(levels) > 6 else ''})" if levels else ""
+            print(f"  {col['name']:<14s} {col['type']}{extra}")
+        return 0
     for name in datasets.names():
         info = datasets.describe(name)
-        print(f"{name:12s} {info['rows']:>7} rows  {info['description']}")
+        print(f"{name:14s} {info['rows']:>7} rows  {info['description']}")
     return 0
 
 
-def _cmd_fit(args) -> int:
+def _fit_from_args(args, df):
+    from .glmer import glmer
     from .lmer import lmer
 
-    if args.data in datasets.names() and not Path(args.data).exists():
-        df = datasets.load(args.data)
-    else:
-        df = _read_table(args.data)
-    method = (args.method or "reml").lower()
-    if method not in ("reml", "ml"):
-        raise GlmmkitError(f"--method {args.method!r} is not available for a linear mixed model; use reml or ml")
-    fit = lmer(args.formula, data=df, reml=method == "reml", data_name=Path(args.data).name)
+    family = (args.family or "gaussian").lower()
+    method = (args.method or "").lower()
+    data_name = Path(args.data).name
+    family_params = None
+    if args.family_param:
+        family_params = {}
+        for item in args.family_param:
+            key, sep, value = item.partition("=")
+            try:
+                family_params[key.strip()] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep or not key.strip():
+                raise GlmmkitError(f"--family-param {item!r} must look like name=number, e.g. df=4")
+    if family == "gaussian" and (args.link in (None, "identity")):
+        if method not in ("", "reml", "ml"):
+            raise GlmmkitError(f"--method {args.method!r} is not available for a linear mixed model (gaussian family, "
+                               "identity link); use reml or ml")
+        if args.nagq is not None or args.olre or family_params:
+            raise GlmmkitError("--nagq, --olre and --family-param apply to GLMMs; give --family for a non-gaussian "
+                               "response")
+        return lmer(args.formula, data=df, reml=method != "ml", weights=args.weights, offset=args.offset,
+                    data_name=data_name)
+    if method in ("reml", "ml"):
+        raise GlmmkitError(f"--method {method} is for linear mixed models; a {family} GLMM is fitted by laplace "
+                           "(default), agq (with --nagq K) or pql")
+    if method not in ("", "laplace", "agq", "pql", "nagq0"):
+        raise GlmmkitError(f"--method {args.method!r} is not one of reml, ml, laplace, agq, pql, nagq0")
+    nagq = 1 if args.nagq is None else args.nagq
+    if method == "agq" and args.nagq is None:
+        nagq = 7
+    if method == "laplace" and nagq != 1:
+        raise GlmmkitError("--method laplace means --nagq 1; use --method agq --nagq K for quadrature")
+    if method == "nagq0":
+        nagq = 0
+    return glmer(args.formula, data=df, family=family, link=args.link, nagq=nagq,
+                 method="pql" if method == "pql" else None, weights=args.weights, offset=args.offset,
+                 family_params=family_params, olre=args.olre, data_name=data_name)
+
+
+def _as_factors(df, spec):
+    """Turn the named columns into categoricals, levels in numeric order when the codes are numbers."""
+    import pandas as pd
+
+    names = [c.strip() for item in spec for c in item.split(",") if c.strip()]
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise GlmmkitError(f"--factor names column(s) not in the data: {', '.join(missing)}; columns are "
+                           f"{', '.join(map(str, df.columns))}")
+    df = df.copy()
+    for c in names:
+        levels = pd.unique(df[c].dropna())
+        try:
+            levels = sorted(levels)
+        except TypeError:  # mixed types: keep order of appearance
+            pass
+        df[c] = pd.Categorical(df[c], categories=levels)
+    return df
+
+
+def _cmd_fit(args) -> int:
+    df = _load_data(args.data)
+    if args.factor:
+        df = _as_factors(df, args.factor)
+    show = args.progress or (args.progress is None and sys.stderr.isatty())
+    with progress("fitting", show):
+        fit = _fit_from_args(args, df)
+    ci = None
+    if args.confint:
+        with progress(f"{args.confint} intervals", show):
+            ci = fit.confint(method=args.confint, level=args.level, n_boot=args.nboot, seed=args.seed,
+                             progress=bool(show), n_jobs=args.jobs)
+            ci.attrs["method"] = args.confint
     if args.output == "json":
-        print(json.dumps(_fit_json(fit), indent=2))
+        print(json.dumps(fit_to_json(fit, ci), indent=2))
     elif args.output == "html":
-        print(fit._repr_html_())
+        from .report import fit_report_html
+
+        print(fit_report_html(fit, plots=False))
     else:
         print(fit.summary())
+        if ci is not None:
+            print(f"\n{args.confint.capitalize()} confidence intervals ({args.level:.0%}):")
+            print(ci.to_string(float_format=lambda v: f"{v:.5g}"))
+    if args.report:
+        with progress("writing the report", show):
+            path = fit.report(args.report, seed=args.seed if args.seed is not None else 0)
+        print(f"report written to {path}", file=sys.stderr)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glmmkit", description="Mixed-effects models with lme4 formulas.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="fit bundled example data and print lme4-style summaries")
+    parser = OneLineArgumentParser(prog="glmmkit", description="Mixed-effects models with lme4 formulas.")
+    parser.add_argument("--traceback", action="store_true", help="show Python tracebacks (for bug reports)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    p = sub.add_parser("demo", help="fit the bundled seed examples and print lme4-style summaries")
+    p.add_argument("name", nargs="?", help="run only this demo (" + ", ".join(d[0] for d in DEMOS) + ")")
     p.set_defaults(func=_cmd_demo)
-    p = sub.add_parser("datasets", help="list the bundled data sets")
+    p = sub.add_parser("datasets", help="list the bundled data sets, or describe one")
+    p.add_argument("name", nargs="?", help="describe this data set (source, columns)")
     p.set_defaults(func=_cmd_datasets)
-    p = sub.add_parser("fit", help="fit a model to a CSV/Parquet/Feather file (or a bundled data set name)")
+    p = sub.add_parser("fit", help="fit a model to a CSV/Parquet/Feather file (or a bundled data set name)",
+                       description="Fit an LMM (default, gaussian family) or a GLMM (--family) and print the summary.")
     p.add_argument("formula", help="lme4 formula, e.g. 'y ~ x + (1 | g)'")
-    p.add_argument("--data", required=True, help="data file or bundled data set name")
-    p.add_argument("--method", default=None, help="reml (default) or ml")
-    p.add_argument("--output", choices=["text", "json", "html"], default="text")
+    p.add_argument("--data", required=True, help="data file (.csv, .tsv, .parquet, .feather) or bundled data set name")
+    p.add_argument("--family", default=None, help="response family: " + ", ".join(FAMILIES) + " (default gaussian)")
+    p.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
+    p.add_argument("--method", default=None,
+                   help="reml (LMM default), ml, laplace (GLMM default), agq, pql, nagq0")
+    p.add_argument("--nagq", type=int, default=None, help="quadrature nodes per random effect (with --method agq)")
+    p.add_argument("--factor", action="append", metavar="COL[,COL...]",
+                   help="treat these columns as categorical (numbers coded as categories in a CSV), repeatable")
+    p.add_argument("--weights", default=None, help="column of prior weights (binomial: number of trials)")
+    p.add_argument("--offset", default=None, help="column added to the linear predictor")
+    p.add_argument("--olre", action="store_true", help="add an observation-level random effect (overdispersion)")
+    p.add_argument("--family-param", action="append", metavar="NAME=VALUE",
+                   help="hold a family parameter fixed, e.g. df=4 for student_t (repeatable)")
+    p.add_argument("--confint", choices=["wald", "profile", "boot"], default=None, help="also compute intervals")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--nboot", type=int, default=500, help="bootstrap replicates (default 500)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for the bootstrap")
+    p.add_argument("--seed", type=int, default=None, help="random seed (bootstrap, report simulations)")
+    p.add_argument("--output", choices=["text", "json", "html"], default="text", help="what to print")
+    p.add_argument("--report", default=None, metavar="FILE.html", help="also write a self-contained HTML report")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show progress on stderr for slow work (default: when stderr is a terminal)")
     p.set_defaults(func=_cmd_fit)
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    text = " ".join(str(message).split())
+    print(f"glmmkit: warning: {text}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's own exit: --help (0) or a usage error (2, already printed)
+        return int(exc.code or 0)
+    old_showwarning = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         return args.func(args)
     except GlmmkitError as exc:
-        print(f"glmmkit: error: {exc}", file=sys.stderr)
+        if args.traceback:
+            raise
+        print(f"glmmkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("glmmkit: interrupted", file=sys.stderr)
@@ -133,6 +356,15 @@ def main(argv=None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a bug of ours: still one line, with how to get the details
+        if args.traceback:
+            raise
+        msg = " ".join(str(exc).split()) or "no message"
+        print(f"glmmkit: error: internal error ({type(exc).__name__}: {msg}); rerun with --traceback and report it "
+              "at the project's issue tracker", file=sys.stderr)
+        return 1
+    finally:
+        warnings.showwarning = old_showwarning
 
 
 if __name__ == "__main__":

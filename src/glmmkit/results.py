@@ -505,8 +505,6 @@ class LmmFit(MixedModelFit):
     def __repr__(self) -> str:
         return str(self.summary())
 
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
 
 
 
@@ -650,8 +648,6 @@ class GlmmFit(MixedModelFit):
     def __repr__(self) -> str:
         return str(self.summary())
 
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
 
 
 class PqlFit(GlmmFit):
