@@ -1,11 +1,73 @@
 """Model checking: simulated (DHARMa-style) residuals and plots.
 
 ``DiagnosticsMixin`` gives every fit its diagnostics methods; the work is done
-in this package's modules so that ``results.py`` stays about estimates.
+in this package's modules so that ``results.py`` stays about estimates.  The
+same functions are available here taking the fit as first argument::
+
+    res = fit.simulate_residuals(seed=1)       # or simulate_residuals(fit, seed=1)
+    res.uniformity_test(); res.dispersion_test(); res.zero_inflation_test()
+    fit.plot_residuals(); fit.plot_caterpillar(); fit.plot_shrinkage(); fit.plot_effects("x")
+
+The plots need matplotlib (``pip install glmmkit[plot]``).
 """
 
 from __future__ import annotations
 
+from .plots import plot_caterpillar, plot_effects, plot_residuals, plot_shrinkage
+from .residuals import ResidualTest, SimulatedResiduals, simulate_residuals
+
+__all__ = [
+    "DiagnosticsMixin",
+    "simulate_residuals",
+    "SimulatedResiduals",
+    "ResidualTest",
+    "plot_caterpillar",
+    "plot_shrinkage",
+    "plot_residuals",
+    "plot_effects",
+]
+
 
 class DiagnosticsMixin:
-    """Diagnostics methods shared by every fitted model (filled in by this package's modules)."""
+    """Diagnostics methods shared by every fitted model (the work is in this package's modules)."""
+
+    def simulate_residuals(self, n_sim: int = 250, seed=None, re_form="~0") -> SimulatedResiduals:
+        """Scaled quantile residuals by simulation (DHARMa's ``simulateResiduals``); see
+        :func:`glmmkit.diagnostics.simulate_residuals`.
+
+        Parameters
+        ----------
+        n_sim : int, default 250
+        seed : int or numpy Generator, optional
+        re_form : "~0" or None, default "~0"
+            "~0": new random effects in each simulation (unconditional); None: condition on the
+            predicted random effects.
+
+        Returns
+        -------
+        SimulatedResiduals
+            With ``uniformity_test()``, ``dispersion_test()``, ``zero_inflation_test()``,
+            ``outlier_test()``, ``to_frame()`` and ``plot()``.
+        """
+        return simulate_residuals(self, n_sim=n_sim, seed=seed, re_form=re_form)
+
+    def plot_caterpillar(self, factor=None, level: float = 0.95, axes=None):
+        """Caterpillar plot of the random effects with conditional intervals; see
+        :func:`glmmkit.diagnostics.plot_caterpillar`.  Returns the matplotlib Figure."""
+        return plot_caterpillar(self, factor=factor, level=level, axes=axes)
+
+    def plot_shrinkage(self, factor=None, term=None, axes=None):
+        """No-pooling against partial-pooling estimates per level; see
+        :func:`glmmkit.diagnostics.plot_shrinkage`.  Returns the matplotlib Figure."""
+        return plot_shrinkage(self, factor=factor, term=term, axes=axes)
+
+    def plot_residuals(self, n_sim: int = 250, seed=None, re_form="~0", axes=None):
+        """Diagnostic panel of simulated scaled residuals (QQ, residual vs predicted, dispersion,
+        zeros); see :func:`glmmkit.diagnostics.plot_residuals`.  Returns the matplotlib Figure."""
+        return plot_residuals(self, n_sim=n_sim, seed=seed, re_form=re_form, axes=axes)
+
+    def plot_effects(self, variable: str, n_points: int = 100, n_clusters: int = 0, factor=None, seed=None,
+                     ax=None):
+        """Conditional (random effects = 0) and marginal effect curves of one numeric covariate on
+        the response scale; see :func:`glmmkit.diagnostics.plot_effects`.  Returns the Figure."""
+        return plot_effects(self, variable, n_points=n_points, n_clusters=n_clusters, factor=factor, seed=seed, ax=ax)

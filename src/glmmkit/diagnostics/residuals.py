@@ -1,0 +1,344 @@
+"""Simulated scaled quantile residuals (Dunn & Smyth's randomised quantile residuals computed by
+simulation, as DHARMa does) and the tests built on them.
+
+For every row the observed response is placed within ``n_sim`` responses simulated from the
+fitted model: the scaled residual is the share of simulations below it.  If the model is right
+the residuals are uniform on [0, 1] whatever the family, the link or the random-effects design,
+so one set of checks (a uniform QQ plot, a KS test, dispersion, zero inflation, outliers) serves
+every model.  For integer responses (binomial, Poisson, negative binomial) ties with the
+simulations are broken by drawing the residual uniformly between the share of simulations
+< y and the share <= y: without that the residuals of discrete data pile up at the bucket
+edges and are not uniform even for a correct model.
+
+Random effects are re-simulated by default (unconditional simulation, lme4's
+``simulate(re.form = NA)``); ``re_form=None`` conditions on the predicted random effects
+(``re.form = NULL``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import ArgumentError, DataError
+
+__all__ = ["SimulatedResiduals", "ResidualTest", "simulate_residuals"]
+
+#: families whose responses are whole numbers (binomial: successes of the row's trials)
+INTEGER_FAMILIES = ("binomial", "poisson", "negative_binomial", "nbinom1")
+
+
+@dataclass
+class ResidualTest:
+    """Result of one residual test.
+
+    Attributes
+    ----------
+    method : str
+    statistic : float
+        The test statistic (KS D; observed/mean-simulated ratio for dispersion and zero inflation;
+        number of outliers for the outlier test).
+    p_value : float
+    alternative : str
+    observed, expected : float
+        The observed value of the quantity tested and its mean under the model.
+    simulated : ndarray
+        The quantity in each simulation (simulation-based tests), else empty.
+    """
+
+    method: str
+    statistic: float
+    p_value: float
+    alternative: str = "two-sided"
+    observed: float = np.nan
+    expected: float = np.nan
+    simulated: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def ratio(self) -> float:
+        """Observed over expected (1 under the model)."""
+        return self.observed / self.expected if self.expected else np.nan
+
+
+@dataclass
+class SimulatedResiduals:
+    """Scaled quantile residuals from simulations of a fitted model (``fit.simulate_residuals()``).
+
+    Attributes
+    ----------
+    scaled : ndarray, shape (n,)
+        Residuals in [0, 1], uniform if the model is right (DHARMa's ``scaledResiduals``).
+    observed : ndarray, shape (n,)
+        The response as fitted (proportions for binomial data, as ``fit.fitted()``).
+    fitted : ndarray, shape (n,)
+        Predicted mean on the response scale: population level for unconditional simulations,
+        conditional on the random effects otherwise (as the simulations).
+    simulated : ndarray, shape (n, n_sim)
+        Simulated responses on the scale of ``observed``.
+    n_sim : int
+    conditional : bool
+        Whether the simulations kept the predicted random effects.
+    integer_response : bool
+        Whether ties were randomised (binomial and count families).
+    family : str
+    trials : ndarray, shape (n,)
+        Binomial trials of each row (ones for other families): counts are ``observed * trials``.
+    """
+
+    scaled: np.ndarray
+    observed: np.ndarray
+    fitted: np.ndarray
+    simulated: np.ndarray = field(repr=False)
+    n_sim: int
+    conditional: bool
+    integer_response: bool
+    family: str
+    trials: np.ndarray = field(repr=False)
+
+    def __repr__(self) -> str:
+        kind = "conditional on the random effects" if self.conditional else "new random effects"
+        return (f"SimulatedResiduals(n={self.scaled.shape[0]}, n_sim={self.n_sim}, family={self.family!r}, "
+                f"{kind}, integer_response={self.integer_response})")
+
+    # ----- the response on the scale the tests use: counts for binomial data, as DHARMa -----
+
+    @property
+    def _obs_counts(self) -> np.ndarray:
+        return self.observed * self.trials if self.family == "binomial" else self.observed
+
+    @property
+    def _sim_counts(self) -> np.ndarray:
+        return self.simulated * self.trials[:, None] if self.family == "binomial" else self.simulated
+
+    # ----- tests -----
+
+    def uniformity_test(self) -> ResidualTest:
+        """One-sample Kolmogorov-Smirnov test of the scaled residuals against U(0, 1).
+
+        Returns
+        -------
+        ResidualTest
+            ``statistic`` is D; a small p-value says the residuals are not uniform (wrong
+            distribution, missing predictor, wrong link ...).
+        """
+        from scipy.stats import kstest
+
+        res = kstest(self.scaled, "uniform")
+        return ResidualTest("Kolmogorov-Smirnov test of uniformity", float(res.statistic), float(res.pvalue))
+
+    def dispersion_test(self, alternative: str = "two-sided") -> ResidualTest:
+        """Simulation-based dispersion test (DHARMa's default): the variance of the observed raw
+        residuals y − ȳ_sim against the variance of each simulation's residuals.
+
+        Parameters
+        ----------
+        alternative : {"two-sided", "greater", "less"}
+            "greater" tests for overdispersion only.
+
+        Returns
+        -------
+        ResidualTest
+            ``statistic`` (= ``ratio``) is the observed variance over the mean simulated one:
+            above 1 overdispersion, below 1 underdispersion.
+        """
+        y, sims = self._obs_counts, self._sim_counts
+        centre = sims.mean(axis=1)
+        observed = float(np.var(y - centre, ddof=1))
+        simulated = np.var(sims - centre[:, None], axis=0, ddof=1)
+        return _simulation_test("Simulation-based dispersion test", observed, simulated, alternative)
+
+    def zero_inflation_test(self, alternative: str = "two-sided") -> ResidualTest:
+        """Number of zeros observed against its distribution in the simulations.
+
+        Parameters
+        ----------
+        alternative : {"two-sided", "greater", "less"}
+
+        Returns
+        -------
+        ResidualTest
+            ``ratio`` above 1: more zeros than the model expects.
+
+        Raises
+        ------
+        ArgumentError
+            For a family whose responses are never zero (Gamma, beta, inverse Gaussian, Student-t,
+            Gaussian).
+        """
+        if not self.integer_response:
+            raise ArgumentError(
+                f"zero_inflation_test needs a count or binomial family; the {self.family} family's responses "
+                "are continuous, so exact zeros carry no information (use uniformity_test/dispersion_test)"
+            )
+        observed = float(np.sum(self._obs_counts == 0))
+        simulated = np.sum(self._sim_counts == 0, axis=0).astype(float)
+        return _simulation_test("Zero-inflation test (zeros observed vs simulated)", observed, simulated, alternative)
+
+    def outlier_test(self, alternative: str = "two-sided") -> ResidualTest:
+        """Binomial test of the number of rows outside the range of all their simulations.
+
+        Under the model a continuous response falls outside its ``n_sim`` simulations with
+        probability 2 / (n_sim + 1); for integer responses ties make it rarer, so the test is
+        conservative there.
+
+        Parameters
+        ----------
+        alternative : {"two-sided", "greater", "less"}
+
+        Returns
+        -------
+        ResidualTest
+            ``statistic`` the number of outliers, ``expected`` their expected number.
+        """
+        from scipy.stats import binomtest
+
+        _check_alternative(alternative)
+        y, sims = self._obs_counts, self._sim_counts
+        outside = (y < sims.min(axis=1)) | (y > sims.max(axis=1))
+        k, n = int(outside.sum()), outside.shape[0]
+        p0 = 2.0 / (self.n_sim + 1.0)
+        res = binomtest(k, n, p0, alternative=alternative)
+        return ResidualTest("Outlier test (binomial)", float(k), float(res.pvalue), alternative,
+                            observed=float(k), expected=n * p0)
+
+    def outliers(self) -> np.ndarray:
+        """Row indices whose response lies outside the range of all their simulations."""
+        y, sims = self._obs_counts, self._sim_counts
+        return np.flatnonzero((y < sims.min(axis=1)) | (y > sims.max(axis=1)))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per observation: row, observed, fitted, scaled residual."""
+        return pd.DataFrame({"row": np.arange(self.scaled.shape[0]), "observed": self.observed,
+                             "fitted": self.fitted, "scaled_residual": self.scaled})
+
+    def plot(self, axes=None):
+        """The residual diagnostic panel (see :func:`glmmkit.diagnostics.plot_residuals`)."""
+        from .plots import plot_residuals
+
+        return plot_residuals(self, axes=axes)
+
+
+def _check_alternative(alternative):
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ArgumentError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
+
+
+def _simulation_test(method, observed, simulated, alternative) -> ResidualTest:
+    """p-value of ``observed`` within its simulated distribution (counting the observation itself
+    among the simulations, so the p-value is never exactly zero)."""
+    _check_alternative(alternative)
+    m = simulated.shape[0]
+    p_greater = (np.sum(simulated >= observed) + 1.0) / (m + 1.0)
+    p_less = (np.sum(simulated <= observed) + 1.0) / (m + 1.0)
+    p = {"greater": p_greater, "less": p_less, "two-sided": min(1.0, 2.0 * min(p_greater, p_less))}[alternative]
+    expected = float(np.mean(simulated))
+    ratio = observed / expected if expected else np.nan
+    return ResidualTest(method, float(ratio), float(p), alternative, observed=float(observed),
+                        expected=expected, simulated=simulated)
+
+
+def _conditional(re_form) -> bool:
+    """lme4's re.form: None conditions on the random effects; "~0" / "NA" / NaN re-simulates them."""
+    if re_form is None:
+        return True
+    if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~-1"):
+        return False
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return False
+    raise ArgumentError(
+        f"re_form must be '~0' (new random effects in every simulation, the default) or None "
+        f"(condition on the predicted random effects), got {re_form!r}"
+    )
+
+
+def _trials(fit) -> np.ndarray:
+    if getattr(fit, "family", None) is not None and fit.family.name == "binomial":
+        return np.asarray(fit._objective.wt, dtype=float)
+    return np.ones(fit.nobs)
+
+
+def simulate_matrix(fit, n_sim: int, rng, conditional: bool) -> np.ndarray:
+    """Responses simulated from the fit, all simulations at once: (nobs, n_sim), on the scale of
+    ``fit.simulate`` (proportions for binomial data)."""
+    n = fit.nobs
+    if conditional:
+        eta = np.repeat(fit._eta()[:, None], n_sim, axis=1)
+    else:
+        fixed = fit.frame.X[:, fit._x_kept] @ fit._beta + fit.frame.offset
+        u = rng.standard_normal((fit.structure.q, n_sim))
+        b = fit.structure.b_of(fit._templates, u) * (fit.sigma if fit.has_residual else 1.0)
+        eta = fixed[:, None] + np.asarray(fit._z @ b)
+    if getattr(fit, "family", None) is None:  # LMM: Gaussian noise with the prior weights' variances
+        noise = rng.standard_normal((n, n_sim)) * fit.sigma
+        w = fit.frame.weights
+        return eta + (noise if w is None else noise / np.sqrt(np.asarray(w, dtype=float))[:, None])
+    # the family draws broadcast the rows' weights (trials) along the last axis: simulations as rows
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.ascontiguousarray(fit._simulate_response(eta.T, rng).T)
+    except ValueError:
+        # e.g. an inverse link: new random effects can push η past 0, a mean no Gamma or inverse
+        # Gaussian distribution has
+        raise DataError(
+            f"simulating from the fitted {fit.family.name} model with the {fit.link} link gives means outside "
+            "the family's range for some rows"
+            + ("" if conditional else " once the random effects are re-drawn; pass re_form=None to condition on them")
+            + ", or refit with a link that keeps the mean in range (e.g. link='log')"
+        ) from None
+
+
+def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form="~0") -> SimulatedResiduals:
+    """Scaled quantile residuals of a fitted model by simulation (DHARMa's ``simulateResiduals``).
+
+    Parameters
+    ----------
+    fit : LmmFit, GlmmFit or PqlFit
+    n_sim : int, default 250
+        Simulations per row; more give smoother residuals and tests (at least 10).
+    seed : int or numpy Generator, optional
+        Makes the simulations and the randomisation of ties reproducible.
+    re_form : "~0" or None, default "~0"
+        ``"~0"`` (or ``"NA"``): new random effects in every simulation (unconditional, lme4's
+        ``simulate`` default and DHARMa's for lme4 before version 0.5); None: condition on the
+        predicted random effects, which checks the response distribution given the clusters
+        (DHARMa ≥ 0.5's ``simulateREs = "conditional"``).
+
+    Returns
+    -------
+    SimulatedResiduals
+
+    Notes
+    -----
+    PQL fits are simulated from the family's own distribution (the working model's dispersion
+    is not a parameter of any distribution), so a dispersion far from 1 shows in the tests.
+    """
+    if isinstance(n_sim, bool) or not isinstance(n_sim, (int, np.integer)) or n_sim < 10:
+        raise ArgumentError(f"n_sim must be a whole number of at least 10 simulations, got {n_sim!r}")
+    conditional = _conditional(re_form)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    family = getattr(fit, "family", None)
+    fam_name = "gaussian" if family is None else family.name
+    y = np.asarray(fit.frame.y, dtype=float)
+    trials = _trials(fit)
+    sims = simulate_matrix(fit, int(n_sim), rng, conditional)
+    integer = fam_name in INTEGER_FAMILIES
+    if integer:
+        # compare whole counts: proportions of different trials would tie only up to rounding
+        scale = trials[:, None] if fam_name == "binomial" else 1.0
+        yc = np.round(y * trials) if fam_name == "binomial" else np.round(y)
+        sc = np.round(sims * scale)
+        below = np.mean(sc < yc[:, None], axis=1)
+        at_or_below = np.mean(sc <= yc[:, None], axis=1)
+        scaled = below + rng.uniform(size=y.shape[0]) * (at_or_below - below)
+    else:
+        scaled = np.mean(sims < y[:, None], axis=1)
+    if conditional:
+        fitted = fit.fitted() if family is None else fit.predict(type="response")
+    else:
+        eta0 = fit.predict(re_form="~0") if family is None else fit.predict(re_form="~0", type="response")
+        fitted = eta0
+    return SimulatedResiduals(scaled=scaled, observed=y, fitted=np.asarray(fitted, dtype=float), simulated=sims,
+                              n_sim=int(n_sim), conditional=conditional, integer_response=integer,
+                              family=fam_name, trials=trials)
