@@ -32,6 +32,10 @@ class GlmmkitWarning(UserWarning):
     """Base class of glmmkit's warnings: each says what happened and what to do."""
 
 
+class DataWarning(GlmmkitWarning):
+    """The data are usable but probably not what was meant (e.g. numbers stored as text)."""
+
+
 class RankDeficiencyWarning(GlmmkitWarning):
     """Fixed-effect columns were dropped because they are linear combinations of others."""
 

@@ -9,7 +9,6 @@ column names (``(Intercept)``, ``trtB``, ``trtB:week``).
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +20,7 @@ from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError
 from .design import FUNCTIONS, build_design, formulaic_formula, model_matrix, r_column_name
 from .formula import ParsedFormula, RandomTermSpec
 from .formula.parser import _python_powers
+from .validate import check_finite_array, check_finite_columns, check_numbers_as_text, suggest
 
 __all__ = ["GroupingFactor", "RandomTermData", "ModelFrame", "build_model_frame", "r_column_name"]
 
@@ -134,8 +134,7 @@ def _as_dataframe(data) -> pd.DataFrame:
 
 
 def _suggest(name: str, columns) -> str:
-    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return suggest(name, columns)
 
 
 def _check_columns(names, df: pd.DataFrame, where: str) -> None:
@@ -311,6 +310,11 @@ def _binary_factor(col: pd.Series, name: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(col):
         return col.to_numpy(dtype=float)
     codes, levels = _code_column(col)
+    if len(levels) == 1:
+        raise DataError(
+            f"binomial response {name!r} has the single level {levels[0]!r} in all {len(codes)} row(s): "
+            "a binary response needs both outcomes; check the column and the rows kept"
+        )
     if len(levels) > 2:
         raise DataError(
             f"binomial response {name!r} has {len(levels)} levels ({', '.join(levels[:4])}...); a binary response needs "
@@ -420,6 +424,14 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
             f"({', '.join(map(str, ordered))})"
         )
 
+    # ±inf in a column: name the column before it is buried in a design matrix
+    check_finite_columns(sub, ordered)
+    covariates = set(fixed_vars) - _response_variables(parsed.response, df)
+    for term in parsed.random:
+        if term.lhs.strip() not in ("1", "0", "-1"):
+            covariates |= _used_variables("~ " + term.lhs, df)
+    check_numbers_as_text(sub, [c for c in ordered if c in covariates])
+
     y, response_name, trials = _response(parsed, sub, family)
     if trials is not None:
         w = trials if w is None else w * trials
@@ -428,16 +440,22 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
 
     off = np.zeros(len(sub)) if off_arg is None else off_arg.copy()
     for expr in parsed.offsets:
-        off += offset_values(expr, sub)
+        vals = offset_values(expr, sub)
+        check_finite_array(vals, f"offset({expr})", sub)
+        off += vals
 
     cache: dict = {}
     random = []
     for term in parsed.random:
         factor = _grouping_factor(term.factors, sub, cache)
         cols, names, spec_rt = _term_columns(term.lhs, sub)
+        check_finite_array(cols, f"random-effects term {term.source}", sub)
         random.append(RandomTermData(term, factor, cols, names, spec_rt))
 
-    for arr, what in ((y, "the response"), (X, "the fixed-effects design"), (off, "the offset")):
+    if not np.all(np.isfinite(X)):
+        bad_cols = [x_names[j] for j in np.flatnonzero(~np.isfinite(X).all(axis=0))]
+        check_finite_array(X, f"fixed-effect column(s) {', '.join(map(repr, bad_cols))}", sub)
+    for arr, what in ((y, f"the response {response_name!r}"), (off, "the offset")):
         if not np.all(np.isfinite(arr)):
             bad = int(np.sum(~np.isfinite(arr).reshape(len(sub), -1).all(axis=1)))
             raise DataError(f"{what} has {bad} row(s) with an infinite value; remove or correct them")

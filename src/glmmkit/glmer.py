@@ -25,6 +25,7 @@ from .objective.parametric import PSI_BOUND, ParametricLaplace
 from .optimize import minimize_bobyqa
 from .results import FitInfo, GlmmFit
 from .structure import build_structure
+from .validate import check_glmm_weights, check_method, check_nagq, check_not_constant
 
 __all__ = ["glmer", "glm_irls"]
 
@@ -133,23 +134,16 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         raise ArgumentError("family='gaussian' with the identity link is a linear mixed model: use glmmkit.lmer(..., reml=False)")
     if olre:
         formula, data = _add_olre(formula, data)
-    pql = False
-    if method is not None:
-        m = str(method).lower()
-        if m == "laplace":
-            nagq = 1
-        elif m == "pql":
-            pql = True
-        elif m != "agq":
-            raise ArgumentError(f"method must be 'laplace', 'agq' (with nagq=k) or 'pql', got {method!r}")
-    if not isinstance(nagq, (int, np.integer)) or nagq < 0:
-        raise ArgumentError(f"nagq must be a whole number >= 0, got {nagq!r}")
-    if nagq > 100:
-        raise ArgumentError(f"nagq={nagq} is more nodes than any integral here needs; use at most 100")
-    if parametric and (nagq == 0 or (method is not None and str(method).lower() == "pql")):
+    m = check_method(method)
+    pql = m == "pql"
+    if m == "laplace":
+        nagq = 1
+    nagq = check_nagq(nagq)
+    if parametric and (nagq == 0 or pql):
+        chosen = "method='pql'" if pql else "nagq=0"
         raise ArgumentError(
-            f"the {fam.name} family is fitted by the Laplace approximation (nagq=1) or adaptive quadrature "
-            "(nagq=k > 1); its own parameters are estimated with the others, which PQL and nAGQ = 0 do not provide"
+            f"{chosen} does not apply to the {fam.name} family: it is fitted by the Laplace approximation (nagq=1) "
+            "or adaptive quadrature (nagq=k > 1), as its own parameters are estimated with the others"
         )
     parsed = parse_formula(formula)
     if not parsed.random:
@@ -158,6 +152,8 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     messages = list(frame.messages)
     wt = np.ones(frame.nobs) if frame.weights is None else frame.weights
     fam.check_response(frame.y, wt, frame.response_name)
+    check_glmm_weights(wt)
+    check_not_constant(frame.y, frame.response_name, fam, wt)
     with single_blas_thread():
         X, kept, dropped = drop_aliased_columns(frame.X, frame.x_names)
     if dropped:

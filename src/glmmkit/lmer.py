@@ -19,6 +19,7 @@ from .objective.lmm import LmmObjective, moment_start
 from .optimize import minimize_bobyqa
 from .results import FitInfo, LmmFit
 from .structure import build_structure
+from .validate import check_not_constant, check_reml
 
 __all__ = ["lmer"]
 
@@ -70,6 +71,7 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
     -871.814
     """
     t0 = time.perf_counter()
+    reml = check_reml(reml)
     parsed = parse_formula(formula)
     if not parsed.random:
         raise FormulaError(
@@ -78,6 +80,7 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
         )
     frame = build_model_frame(parsed, data, weights=weights, offset=offset)
     messages = list(frame.messages)
+    check_not_constant(frame.y - frame.offset, frame.response_name, None)
     if frame.weights is not None and np.any(frame.weights == 0):
         raise DataError(
             f"{int(np.sum(frame.weights == 0))} row(s) have weight 0; lmer needs positive weights: drop those rows"

@@ -1,0 +1,166 @@
+"""Checks of the arguments and values that enter ``lmer`` and ``glmer``, in one place.
+
+Every check raises one of glmmkit's exceptions (or warns with one of its
+warnings) whose message names the culprit (argument, column, level, number of
+rows) and says what to do, so that no bad input reaches numpy, scipy or
+formulaic and surfaces as their traceback.  The model frame (``frame.py``)
+calls the data checks; ``lmer``/``glmer`` call the argument checks before any
+work is done.  All checks are vectorised: one pass per column, never per row.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import ArgumentError, DataError, DataWarning
+
+__all__ = ["suggest", "check_reml", "check_nagq", "check_method", "check_finite_columns",
+           "check_numbers_as_text", "check_not_constant", "check_glmm_weights"]
+
+#: ``glmer(method=...)`` choices
+METHODS = ("laplace", "agq", "pql")
+#: most quadrature nodes per random effect: beyond this the integral does not change
+MAX_NAGQ = 100
+
+
+def suggest(name, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``name``, or ``""``.
+
+    A match ignoring case wins first (``Y`` for ``y``), then difflib's closest.
+    """
+    name = str(name)
+    choices = [str(c) for c in choices]
+    lower = {c.lower(): c for c in choices}
+    if name.lower() in lower and lower[name.lower()] != name:
+        return f" (did you mean {lower[name.lower()]!r}?)"
+    close = difflib.get_close_matches(name, choices, n=1)
+    if not close:
+        close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=1)]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_reml(reml) -> bool:
+    """``reml`` must be a bool: a string such as ``"ML"`` would silently count as True."""
+    if not isinstance(reml, (bool, np.bool_)):
+        raise ArgumentError(f"reml must be True (REML) or False (maximum likelihood), got {reml!r}")
+    return bool(reml)
+
+
+def check_nagq(nagq) -> int:
+    """``nagq`` as an int: a whole number in 0 .. MAX_NAGQ (``5.0`` is accepted, ``True`` is not)."""
+    ok = isinstance(nagq, numbers.Real) and not isinstance(nagq, (bool, np.bool_))
+    if ok:
+        ok = bool(np.isfinite(nagq)) and float(nagq) == int(nagq)
+    if not ok or nagq < 0:
+        raise ArgumentError(
+            f"nagq must be a whole number >= 0 (0: nAGQ=0, 1: Laplace, k > 1: adaptive quadrature), got {nagq!r}"
+        )
+    if nagq > MAX_NAGQ:
+        raise ArgumentError(f"nagq={nagq} is more nodes than any integral here needs; use at most {MAX_NAGQ}")
+    return int(nagq)
+
+
+def check_method(method) -> str | None:
+    """Lower-cased ``method`` (``None`` stays None); an unknown one suggests the closest."""
+    if method is None:
+        return None
+    m = str(method).lower()
+    if m not in METHODS:
+        raise ArgumentError(
+            f"method must be 'laplace', 'agq' (with nagq=k) or 'pql', got {method!r}{suggest(m, METHODS)}"
+        )
+    return m
+
+
+def check_finite_columns(data: pd.DataFrame, columns) -> None:
+    """DataError naming the first numeric column of ``columns`` that holds ±inf (with how many rows)."""
+    for c in columns:
+        col = data[c]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":
+            continue  # integers cannot be infinite
+        vals = col.to_numpy(dtype=float, na_value=np.nan)
+        bad = np.isinf(vals)
+        if bad.any():
+            raise DataError(
+                f"column {c!r} has {int(bad.sum())} infinite value(s) (first in row {data.index[bad][0]!r}); "
+                "correct them or set them to NaN so that those rows are dropped"
+            )
+
+
+def check_finite_array(values: np.ndarray, what: str, data: pd.DataFrame) -> None:
+    """DataError naming ``what`` (a term, the offset) when a computed column is ±inf or NaN."""
+    arr = np.asarray(values, dtype=float).reshape(len(data), -1)
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise DataError(
+            f"{what} is infinite or undefined in {int(bad.sum())} row(s) (first in row {data.index[bad][0]!r}), "
+            "e.g. log(0) or division by zero: correct the data or the expression"
+        )
+
+
+def check_numbers_as_text(data: pd.DataFrame, columns) -> None:
+    """Warn when a text column used as a covariate holds only numbers, some of them fractional.
+
+    Text is a factor (as in R), which is right for codes such as ``"1"``, ``"2"``; but
+    ``"0.25"``, ``"1.5"`` are measurements read as text, and a factor with a level per
+    distinct value is almost certainly not what was meant.
+    """
+    for c in columns:
+        col = data[c]
+        if not (col.dtype == object or pd.api.types.is_string_dtype(col)) or isinstance(col.dtype, pd.CategoricalDtype):
+            continue
+        nonmissing = col.dropna()
+        if nonmissing.empty:
+            continue
+        as_num = pd.to_numeric(nonmissing.astype(str), errors="coerce")
+        if as_num.notna().all() and np.any(as_num.to_numpy() != np.round(as_num.to_numpy())):
+            warnings.warn(
+                f"column {c!r} holds numbers stored as text and is treated as a factor with "
+                f"{nonmissing.nunique()} levels; convert it with pandas.to_numeric if it is a measurement",
+                DataWarning, stacklevel=4,
+            )
+
+
+def check_not_constant(y: np.ndarray, name: str, family, wt: np.ndarray | None = None) -> None:
+    """DataError when the response cannot inform a model: the same value in every row.
+
+    A binary response that is always 0 (or always 1) or counts that are all zero have
+    estimates at ±infinity; a constant Gaussian response has no residual variance.
+    """
+    fam = getattr(family, "name", "gaussian")
+    n = y.shape[0]
+    if wt is not None:
+        keep = wt > 0
+        y = y[keep]
+    if y.size == 0:
+        return
+    if fam == "binomial":
+        if np.all(y <= 0) or np.all(y >= 1):
+            which = "0 (failure)" if np.all(y <= 0) else "1 (success)"
+            raise DataError(
+                f"binomial response {name!r} is {which} in all {n} row(s): there is nothing to model; "
+                "check the response column and the rows kept"
+            )
+        return
+    if fam in ("poisson", "negative_binomial", "nbinom1") and np.all(y == 0):
+        raise DataError(f"count response {name!r} is 0 in all {n} row(s): there is nothing to model")
+    if np.ptp(y) == 0:
+        raise DataError(
+            f"response {name!r} has the same value ({y[0]:g}) in all {n} row(s): there is nothing to model"
+        )
+
+
+def check_glmm_weights(wt: np.ndarray) -> None:
+    """At least one row must carry weight (binomial trials or prior weights)."""
+    if not np.any(wt > 0):
+        raise DataError(
+            f"all {wt.shape[0]} weights (or binomial trials) are 0: no row contributes to the likelihood; "
+            "check the weights= argument or the cbind() columns"
+        )
