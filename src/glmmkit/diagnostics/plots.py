@@ -99,9 +99,10 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, axes=None):
         sd = np.sqrt(np.maximum(np.diagonal(fit.condvar[name], axis1=1, axis2=2), 0.0))
         for j, term in enumerate(est.columns):
             panels.append((name, term, est.index.astype(str).to_numpy(), est[term].to_numpy(), sd[:, j]))
-    n_levels = max(p[2].shape[0] for p in panels)
-    fig, flat = _axes_for(len(panels), axes, ncols_max=3,
-                          panel_size=(4.2, float(np.clip(1.0 + 0.2 * min(n_levels, 60), 3.0, 12.0))))
+    # tall enough for a readable label per level; unlabelled panels need no more than a screen
+    labelled = [p[2].shape[0] for p in panels if p[2].shape[0] <= _MAX_LABELLED_LEVELS]
+    height = float(np.clip(1.0 + 0.2 * max(labelled), 3.0, 9.0)) if labelled else 5.0
+    fig, flat = _axes_for(len(panels), axes, ncols_max=3, panel_size=(4.2, height))
     for ax, (name, term, labels, b, s) in zip(flat, panels):
         order = np.argsort(b, kind="stable")
         pos = np.arange(b.shape[0])
@@ -247,12 +248,18 @@ def _as_residuals(obj, n_sim, seed, re_form):
 
 
 def _binned_quantiles(x, r, probs, n_bins):
-    """Quantiles of r within equal-count bins of x (a cheap stand-in for quantile regression)."""
-    order = np.argsort(x, kind="stable")
-    bins = np.array_split(order, n_bins)
+    """Quantiles of r within equal-count bins of x (a cheap stand-in for quantile regression); with
+    few distinct predictions (a binary covariate, a balanced design) one bin per distinct value, as
+    a bin across a tie would mix groups."""
+    values, inverse = np.unique(x, return_inverse=True)
+    if values.shape[0] <= 2 * n_bins:
+        bins = [np.flatnonzero(inverse == k) for k in range(values.shape[0])]
+        bins = [b for b in bins if b.shape[0] >= 5]
+    else:
+        bins = np.array_split(np.argsort(x, kind="stable"), n_bins)
     centres = np.array([np.mean(x[b]) for b in bins])
-    qs = np.array([np.quantile(r[b], probs) for b in bins])
-    return centres, qs
+    qs = np.array([np.quantile(r[b], probs) for b in bins]).reshape(len(bins), len(probs))
+    return centres, qs, values.shape[0] <= 2 * n_bins
 
 
 def _simulation_hist(ax, test, title, xlabel):
@@ -294,7 +301,7 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form="~0", axes=None):
     r = res.scaled
     n = r.shape[0]
     ks, disp, out = res.uniformity_test(), res.dispersion_test(), res.outlier_test()
-    marker = dict(s=max(2.0, min(14.0, 4000.0 / n)), alpha=float(np.clip(300.0 / n, 0.15, 0.8)), lw=0)
+    marker = dict(s=max(3.0, min(14.0, 4000.0 / n)), alpha=float(np.clip(400.0 / n, 0.3, 0.8)), lw=0)
 
     ax = flat[0]
     expected = (np.arange(1, n + 1) - 0.5) / n
@@ -319,9 +326,10 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form="~0", axes=None):
     for p in (0.25, 0.5, 0.75):
         ax.axhline(p, color="0.5", ls="--", lw=0.8)
     if n >= 30:
-        centres, qs = _binned_quantiles(x, r, [0.25, 0.5, 0.75], int(np.clip(n // 25, 3, 12)))
+        centres, qs, distinct = _binned_quantiles(x, r, [0.25, 0.5, 0.75], int(np.clip(n // 25, 3, 12)))
+        style = "-o" if distinct else "-"
         for k, p in enumerate((0.25, 0.5, 0.75)):
-            ax.plot(centres, qs[:, k], color="C3" if p == 0.5 else "C1", lw=1.6)
+            ax.plot(centres, qs[:, k], style, color="C3" if p == 0.5 else "C1", lw=1.6, ms=4)
     outl = res.outliers()
     if outl.size:
         ax.scatter(x[outl], r[outl], color="C3", marker="*", s=40, zorder=3)
@@ -435,8 +443,9 @@ def plot_effects(fit, variable: str, n_points: int = 100, n_clusters: int = 0, f
     ax.plot(grid, conditional, color="C0", lw=2.2, label="conditional (random effects = 0)")
     ax.plot(grid, marginal, color="C3", lw=2.2, ls="--", label="marginal (population-averaged)")
     if data[variable].nunique() <= 200:
-        ax.plot(data[variable].to_numpy(), np.full(data.shape[0], 0.0), "|", color="k", alpha=0.3, ms=8,
-                transform=ax.get_xaxis_transform())
+        # a rug of the observed values, just above the axis so it is not read as tick marks
+        ax.plot(data[variable].to_numpy(), np.full(data.shape[0], 0.03), "|", color="k", alpha=0.3, ms=8,
+                transform=ax.get_xaxis_transform(), label="_rug")
     ax.set_xlabel(variable)
     ylabel = f"mean of {fit.frame.response_name}" if fit.frame.response_name else "mean response"
     if glmm and fit.family.name == "binomial":
