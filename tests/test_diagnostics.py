@@ -96,6 +96,16 @@ def test_seed_reproducibility(poisson_fit):
     np.testing.assert_array_equal(a.scaled, d.scaled)
 
 
+def test_whole_matrix_simulation_matches_fit_simulate(cbpp_fit, lmm_fit):
+    """The vectorised draws follow the same model as ``fit.simulate`` (new random effects)."""
+    for fit in (cbpp_fit, lmm_fit):
+        ours = fit.simulate_residuals(n_sim=2000, seed=1).simulated
+        theirs = fit.simulate(2000, seed=2)
+        sd = theirs.std(axis=1)
+        np.testing.assert_allclose(ours.mean(axis=1), theirs.mean(axis=1), atol=float(5 * sd.max() / np.sqrt(2000)))
+        np.testing.assert_allclose(ours.std(axis=1), sd, rtol=0.12)
+
+
 def test_conditional_and_unconditional_simulation(lmm_fit, poisson_fit):
     un = poisson_fit.simulate_residuals(n_sim=300, seed=3)
     co = poisson_fit.simulate_residuals(n_sim=300, seed=3, re_form=None)
@@ -331,6 +341,10 @@ def test_effects(plt, poisson_fit, lmm_fit, tmp_path):
         poisson_fit.plot_effects("g")
     with pytest.raises(gk.ArgumentError, match="not a column"):
         poisson_fit.plot_effects("nope")
+    cbpp = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", gk.datasets.load("cbpp"),
+                    family="binomial")
+    with pytest.raises(gk.ArgumentError, match="not in the fixed effects"):
+        cbpp.plot_effects("size")
 
 
 def test_missing_matplotlib_says_how_to_install(monkeypatch, lmm_fit):

@@ -7,6 +7,8 @@ draws into caller-supplied axes when given them.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -404,6 +406,10 @@ def plot_effects(fit, variable: str, n_points: int = 100, n_clusters: int = 0, f
     if variable not in numeric:
         raise ArgumentError(f"variable {variable!r} is not numeric; plot_effects draws curves of a numeric "
                             f"covariate, one of {numeric}")
+    if not re.search(rf"(?<![\w.]){re.escape(variable)}(?![\w.])", str(fit.frame.parsed.fixed_rhs)):
+        # e.g. the trials column of cbind(successes, trials - successes): its curve would be flat
+        raise ArgumentError(f"variable {variable!r} is not in the fixed effects ({fit.frame.parsed.fixed_rhs}); "
+                            "plot_effects draws a covariate of the fixed part")
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
         raise ArgumentError(f"n_points must be a whole number of at least 2, got {n_points!r}")
     grid = np.linspace(float(data[variable].min()), float(data[variable].max()), int(n_points))
