@@ -472,7 +472,8 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
 def offset_values(expr: str, data: pd.DataFrame) -> np.ndarray:
     """Values of the expression inside ``offset(...)`` (a Python/R arithmetic expression)."""
     try:
-        om = model_matrix(f"~ 0 + I({expr})", data)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) and the like: reported by the caller's check
+            om = model_matrix(f"~ 0 + I({expr})", data)
     except Exception as exc:
         raise FormulaError(f"cannot evaluate offset({expr}): {exc}") from None
     return np.asarray(om, dtype=float).reshape(len(data), -1).sum(axis=1)

@@ -24,6 +24,7 @@ from .objective.glmm import GlmmObjective
 from .objective.parametric import PSI_BOUND, ParametricLaplace
 from .optimize import minimize_bobyqa
 from .results import FitInfo, GlmmFit
+from .design import rescale_columns
 from .structure import build_structure
 from .validate import check_glmm_weights, check_method, check_nagq, check_not_constant
 
@@ -173,9 +174,16 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         if nagq**K > 20_000:
             raise ArgumentError(f"nagq={nagq} with {K} random effects per level needs {nagq}**{K} nodes; use fewer nodes")
 
+    # extreme covariates are fitted centred/scaled and reported on the user's scale (PQL's
+    # linearised fits are left alone: they have no likelihood to lose digits of)
+    X_user, M = X, None
+    if not pql:
+        X, M = rescale_columns(X_user, [frame.x_names[j] for j in kept])
     if parametric:
         with single_blas_thread():
             fit = _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_name, nagq)
+            if M is not None:
+                fit = _unscale_glmm(fit, M, X_user, wt)
         return finish_fit(fit, t0)
     with single_blas_thread():
         obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
@@ -193,9 +201,45 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
             fit = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
         if fit is None and not pql:
             fit = _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name)
+        if M is not None:
+            fit = _unscale_glmm(fit, M, X_user, wt)
     fit.separation = separation if separation is not None else (
         SeparationResult("none") if fam.name == "binomial" else None)
     return finish_fit(fit, t0)
+
+
+def _unscale_glmm(fit, M, X, wt):
+    """The fit made on rescaled columns (``X M``) as a fit on the user's columns ``X``.
+
+    β = M β_new and its covariance M V M' (also in the joint (θ, β) covariance); θ, the
+    family's parameters, the modes and the log-likelihood do not depend on the scaling.
+    The returned fit's objective holds the user's X, so that later inference (profiles,
+    simulation, prediction) works in the reported coefficients.
+    """
+    obj_s = fit._objective
+    obj = type(obj_s)(fit.structure, X, fit.frame.y, wt, fit.frame.offset, obj_s.family)
+    obj.tol = obj_s.tol
+    obj._beta0 = M @ obj_s._beta0
+    beta = M @ fit._beta
+    psi = fit._psi if fit._psi.shape[0] else None
+    if psi is not None:
+        obj._set_psi(psi)
+    obj.u = obj_s.u.copy()
+    state = obj.pirls(fit._theta, beta)
+    obj.pirls_failures = obj_s.pirls_failures
+    info = fit.optimizer_info
+    info.rescaled = [fit.x_names[j] for j in np.flatnonzero(np.diag(M) != 1.0)]
+    new = GlmmFit(frame=fit.frame, structure=fit.structure, objective=obj, state=state, theta=fit._theta, beta=beta,
+                  vcov=M @ fit._vcov @ M.T, loglik=fit.loglik, nagq=fit.nagq, info=info, x_kept=fit._x_kept,
+                  dropped_columns=fit.dropped_columns, data_name=fit.data_name, family_psi=psi,
+                  family_psi_cov=fit._psi_cov if psi is not None else None)
+    if fit._param_cov is not None:
+        n_theta = fit.structure.n_theta
+        B = np.eye(fit._param_cov.shape[0])
+        B[n_theta : n_theta + M.shape[0], n_theta : n_theta + M.shape[0]] = M
+        new._param_cov = B @ fit._param_cov @ B.T
+    new.separation = fit.separation
+    return new
 
 
 def _vcov_from_state(obj, state, theta) -> np.ndarray:

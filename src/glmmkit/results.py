@@ -43,6 +43,16 @@ class FitInfo:
     messages : list of str
         Everything the user should know about the fit (dropped rows, dropped
         columns, singularity) in plain words.
+    method : str
+        What was maximised: ``"REML"``, ``"ML"``, ``"Laplace"``, ``"AGQ(k)"``, ``"nAGQ=0"``, ``"PQL"``.
+    restarts : list of dict
+        Every optimiser run after the first, and why: ``{"optimizer", "start", "reason",
+        "loglik", "converged", "chosen"}``; empty when the first run ended well.
+    rescaled : list of str
+        Fixed-effect columns centred/scaled for the optimiser because of their extreme
+        magnitude; the estimates are reported on the user's scale.
+    singular : bool
+        A variance estimated as zero or a correlation as ±1 (also ``fit.singular``).
     """
 
     optimizer: str
@@ -55,6 +65,10 @@ class FitInfo:
     gradient_norm: float | None = None
     hessian_positive_definite: bool | None = None
     pirls_failures: int | None = None
+    method: str = ""
+    restarts: list = field(default_factory=list)
+    rescaled: list = field(default_factory=list)
+    singular: bool = False
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -89,6 +103,7 @@ class MixedModelFit(DiagnosticsMixin, ReportMixin):
         self.sigma = float(sigma)
         self.loglik = float(loglik)
         self.singular = structure.is_singular(self._theta)
+        info.singular = self.singular
         self.nobs = frame.nobs
         self.ngroups = {blk.factor.name: blk.q for blk in structure.blocks}
 
