@@ -5,7 +5,7 @@
 >>> print(fit.summary())  # doctest: +SKIP
 """
 
-from . import datasets
+from . import datasets, diagnostics
 from .exceptions import (
     ArgumentError,
     ConvergenceWarning,
@@ -31,6 +31,7 @@ __all__ = [
     "LmmFit",
     "GlmmFit",
     "datasets",
+    "diagnostics",
     "GlmmkitError",
     "FormulaError",
     "DataError",

@@ -31,7 +31,7 @@ __all__ = [
 class DiagnosticsMixin:
     """Diagnostics methods shared by every fitted model (the work is in this package's modules)."""
 
-    def simulate_residuals(self, n_sim: int = 250, seed=None, re_form="~0") -> SimulatedResiduals:
+    def simulate_residuals(self, n_sim: int = 250, seed=None, re_form=None) -> SimulatedResiduals:
         """Scaled quantile residuals by simulation (DHARMa's ``simulateResiduals``); see
         :func:`glmmkit.diagnostics.simulate_residuals`.
 
@@ -39,9 +39,9 @@ class DiagnosticsMixin:
         ----------
         n_sim : int, default 250
         seed : int or numpy Generator, optional
-        re_form : "~0" or None, default "~0"
-            "~0": new random effects in each simulation (unconditional); None: condition on the
-            predicted random effects.
+        re_form : None or "~0", default None
+            None: condition on the predicted random effects (DHARMa >= 0.5's default);
+            "~0": new random effects in each simulation (unconditional).
 
         Returns
         -------
@@ -61,7 +61,7 @@ class DiagnosticsMixin:
         :func:`glmmkit.diagnostics.plot_shrinkage`.  Returns the matplotlib Figure."""
         return plot_shrinkage(self, factor=factor, term=term, axes=axes)
 
-    def plot_residuals(self, n_sim: int = 250, seed=None, re_form="~0", axes=None):
+    def plot_residuals(self, n_sim: int = 250, seed=None, re_form=None, axes=None):
         """Diagnostic panel of simulated scaled residuals (QQ, residual vs predicted, dispersion,
         zeros); see :func:`glmmkit.diagnostics.plot_residuals`.  Returns the matplotlib Figure."""
         return plot_residuals(self, n_sim=n_sim, seed=seed, re_form=re_form, axes=axes)

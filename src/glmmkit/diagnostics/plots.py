@@ -275,7 +275,7 @@ def _simulation_hist(ax, test, title, xlabel):
                 ha="left", va="top", fontsize=8, bbox=dict(boxstyle="round", fc="white", ec="0.8"))
 
 
-def plot_residuals(obj, n_sim: int = 250, seed=None, re_form="~0", axes=None):
+def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, axes=None):
     """Diagnostic panel of simulated scaled residuals (as DHARMa's ``plot``).
 
     Panels: a uniform QQ plot with the KS, dispersion and outlier tests' p-values; residuals

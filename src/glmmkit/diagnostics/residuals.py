@@ -10,9 +10,11 @@ simulations are broken by drawing the residual uniformly between the share of si
 < y and the share <= y: without that the residuals of discrete data pile up at the bucket
 edges and are not uniform even for a correct model.
 
-Random effects are re-simulated by default (unconditional simulation, lme4's
-``simulate(re.form = NA)``); ``re_form=None`` conditions on the predicted random effects
-(``re.form = NULL``).
+By default the simulations condition on the predicted random effects (``re_form=None``, as
+DHARMa >= 0.5's ``simulateREs = "conditional"``): that checks the response distribution
+given the clusters and gives the dispersion test its power.  ``re_form="~0"`` re-draws the
+random effects in every simulation (lme4's ``simulate(re.form = NA)``, DHARMa's default
+before 0.5).
 """
 
 from __future__ import annotations
@@ -289,7 +291,7 @@ def simulate_matrix(fit, n_sim: int, rng, conditional: bool) -> np.ndarray:
         ) from None
 
 
-def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form="~0") -> SimulatedResiduals:
+def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form=None) -> SimulatedResiduals:
     """Scaled quantile residuals of a fitted model by simulation (DHARMa's ``simulateResiduals``).
 
     Parameters
@@ -299,11 +301,11 @@ def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form="~0") -> Simula
         Simulations per row; more give smoother residuals and tests (at least 10).
     seed : int or numpy Generator, optional
         Makes the simulations and the randomisation of ties reproducible.
-    re_form : "~0" or None, default "~0"
-        ``"~0"`` (or ``"NA"``): new random effects in every simulation (unconditional, lme4's
-        ``simulate`` default and DHARMa's for lme4 before version 0.5); None: condition on the
-        predicted random effects, which checks the response distribution given the clusters
-        (DHARMa ≥ 0.5's ``simulateREs = "conditional"``).
+    re_form : None or "~0", default None
+        None: condition on the predicted random effects, which checks the response
+        distribution given the clusters (DHARMa ≥ 0.5's default ``simulateREs =
+        "conditional"``); ``"~0"`` (or ``"NA"``): new random effects in every simulation
+        (unconditional, lme4's ``simulate`` default and DHARMa's before version 0.5).
 
     Returns
     -------
