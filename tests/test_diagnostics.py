@@ -351,3 +351,13 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch, lmm_fit):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import now fails
     with pytest.raises(gk.ArgumentError, match=r"glmmkit\[plot\]"):
         lmm_fit.plot_caterpillar()
+
+
+def test_olre_models_warn_about_conditional_simulation():
+    data = gk.datasets.load("exacerbations")
+    fit = gk.glmer("count ~ treated + offset(log(years)) + (1 | clinic)", data, family="poisson", olre=True)
+    with pytest.warns(gk.GlmmkitWarning, match="re_form='~0'"):
+        cond = fit.simulate_residuals(n_sim=100, seed=1)
+    assert cond.dispersion_test().statistic < 0.6          # the artefact the warning is about
+    uncond = fit.simulate_residuals(n_sim=100, seed=1, re_form="~0")
+    assert uncond.dispersion_test().p_value > 0.05

@@ -19,12 +19,13 @@ before 0.5).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ArgumentError, DataError
+from ..exceptions import ArgumentError, DataError, GlmmkitWarning
 
 __all__ = ["SimulatedResiduals", "ResidualTest", "simulate_residuals"]
 
@@ -319,6 +320,13 @@ def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form=None) -> Simula
     if isinstance(n_sim, bool) or not isinstance(n_sim, (int, np.integer)) or n_sim < 10:
         raise ArgumentError(f"n_sim must be a whole number of at least 10 simulations, got {n_sim!r}")
     conditional = _conditional(re_form)
+    olre = [b.factor.name for b in fit.structure.blocks if b.q == fit.nobs]
+    if conditional and olre and getattr(fit, "family", None) is not None:
+        # given its predicted observation-level effects a model reproduces every row almost exactly,
+        # so conditional simulations look underdispersed whatever the truth
+        warnings.warn(f"the model has an observation-level random effect ({', '.join(olre)}): conditional "
+                      "simulations understate the variance; use re_form='~0' to re-draw the random effects",
+                      GlmmkitWarning, stacklevel=3)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     family = getattr(fit, "family", None)
     fam_name = "gaussian" if family is None else family.name
