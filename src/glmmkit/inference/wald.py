@@ -39,7 +39,10 @@ def _beta_cov(obj, theta, sigma):
 
 
 def _steps(phi):
-    return 1e-4 * np.maximum(np.abs(phi), 0.1)
+    # second differences of a deviance of size ~1e3 lose ~1e-12 relative accuracy to rounding, so
+    # the best step is ~(1e-12)^(1/4) = 1e-3; 1e-4 gave df 18.12 instead of lmerTest's 17.66 on the
+    # swine model (pen variance near zero), 1e-3 gives 17.666
+    return 1e-3 * np.maximum(np.abs(phi), 0.1)
 
 
 def satterthwaite_df(fit, L: np.ndarray | None = None) -> np.ndarray:
