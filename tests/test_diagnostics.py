@@ -361,3 +361,11 @@ def test_olre_models_warn_about_conditional_simulation():
     assert cond.dispersion_test().statistic < 0.6          # the artefact the warning is about
     uncond = fit.simulate_residuals(n_sim=100, seed=1, re_form="~0")
     assert uncond.dispersion_test().p_value > 0.05
+
+
+def test_outlier_test_does_not_flag_a_correct_bernoulli_model():
+    # ties make outliers rarer than 2/(n_sim + 1) for 0/1 data: only too many is a finding
+    data = gk.datasets.load("hospital")
+    fit = gk.glmer("infection ~ sex + (1 | hospital)", data, family="binomial")
+    test = fit.simulate_residuals(n_sim=100, seed=2).outlier_test()
+    assert test.alternative == "greater" and test.p_value > 0.05

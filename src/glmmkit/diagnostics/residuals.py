@@ -179,7 +179,7 @@ class SimulatedResiduals:
         simulated = np.sum(self._sim_counts == 0, axis=0).astype(float)
         return _simulation_test("Zero-inflation test (zeros observed vs simulated)", observed, simulated, alternative)
 
-    def outlier_test(self, alternative: str = "two-sided") -> ResidualTest:
+    def outlier_test(self, alternative: str | None = None) -> ResidualTest:
         """Binomial test of the number of rows outside the range of all their simulations.
 
         Under the model a continuous response falls outside its ``n_sim`` simulations with
@@ -188,7 +188,10 @@ class SimulatedResiduals:
 
         Parameters
         ----------
-        alternative : {"two-sided", "greater", "less"}
+        alternative : {"two-sided", "greater", "less"}, optional
+            Default: two-sided for continuous responses, "greater" (too many outliers) for
+            integer ones, whose ties make too few outliers the normal case (a correct
+            Bernoulli model has almost none).
 
         Returns
         -------
@@ -197,6 +200,8 @@ class SimulatedResiduals:
         """
         from scipy.stats import binomtest
 
+        if alternative is None:
+            alternative = "greater" if self.integer_response else "two-sided"
         _check_alternative(alternative)
         y, sims = self._obs_counts, self._sim_counts
         outside = (y < sims.min(axis=1)) | (y > sims.max(axis=1))
