@@ -388,3 +388,55 @@ def test_catalogue(case):
 def test_catalogue_is_large():
     assert len(CASES) >= 60
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+# ---------------- convergence status: filled for every method ----------------
+
+STATUS_FITS = {
+    "lmm-reml": lm("y ~ x + (1|g)"),
+    "lmm-ml": lm("y ~ x + (x|g)", reml=False),
+    "glmm-laplace-single": glm("yb ~ x + (1|g)"),
+    "glmm-laplace-general": glm("yb ~ x + (1|g) + (1|h)"),
+    "glmm-agq": glm("yb ~ x + (1|g)", nagq=7),
+    "glmm-nagq0": glm("yc ~ x + (1|g)", "poisson", nagq=0),
+    "glmm-probit": glm("yb ~ x + (1|g)", link="probit"),
+    "glmm-pql": glm("yb ~ x + (1|g)", method="pql"),
+    "glmm-nbinom2": glm("yc ~ x + (1|g)", "nbinom2"),
+    "glmm-gamma": glm("yg ~ x + (1|g)", "gamma", link="log"),
+    "glmm-beta-agq": glm("ybeta ~ x + (1|g)", "beta", nagq=3),
+}
+
+
+@pytest.mark.parametrize("name", list(STATUS_FITS))
+def test_convergence_status_filled(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # none of these may raise a false alarm
+        fit = STATUS_FITS[name]()
+    info = fit.optimizer_info
+    assert fit.converged is True and info.converged is True
+    assert isinstance(fit.singular, bool) and info.singular == fit.singular
+    assert info.method == fit.method and info.method
+    assert info.optimizer and info.n_evals > 0 and info.time_s > 0
+    assert isinstance(info.restarts, list)
+    for r in info.restarts:
+        assert {"optimizer", "start", "reason", "loglik", "converged", "chosen"} <= set(r)
+    if info.restarts:
+        assert sum(r["chosen"] for r in info.restarts) == 1
+
+
+def test_restarts_recorded_when_the_first_run_ends_badly():
+    from glmmkit.optimize import minimize_with_restarts
+
+    def rosen(x):
+        return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+    res = minimize_with_restarts(rosen, np.array([-1.2, 1.0]), np.full(2, -np.inf), alt_start=np.zeros(2),
+                                 maxeval=30)
+    starts = [r["start"] for r in res.restarts]
+    assert starts[:2] == ["initial", "second start"] and len(res.restarts) >= 3
+    assert sum(r["chosen"] for r in res.restarts) == 1
+    chosen = next(r for r in res.restarts if r["chosen"])
+    assert chosen["loglik"] == max(r["loglik"] for r in res.restarts)
+    assert res.fun == pytest.approx(-2 * chosen["loglik"])
+    # a run that ends well has no restarts
+    assert minimize_with_restarts(rosen, np.array([-1.2, 1.0]), np.full(2, -np.inf)).restarts == []

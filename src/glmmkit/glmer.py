@@ -22,7 +22,7 @@ from .lmer import _check_grouping, finish_fit
 from .objective import single as single_term
 from .objective.glmm import GlmmObjective
 from .objective.parametric import PSI_BOUND, ParametricLaplace
-from .optimize import minimize_bobyqa
+from .optimize import minimize_bobyqa, minimize_with_restarts, restart_record
 from .results import FitInfo, GlmmFit
 from .design import rescale_columns
 from .structure import build_structure
@@ -195,12 +195,13 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
                 warnings.warn(separation.message(), SeparationWarning, stacklevel=2)
                 messages.append(separation.message())
         fit = None
+        failed: list = []
         if pql:
             fit = _fit_pql(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
         elif single_term.applies(structure, fam, nagq):
-            fit = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name)
+            fit = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name, failed)
         if fit is None and not pql:
-            fit = _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name)
+            fit = _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name, failed)
         if M is not None:
             fit = _unscale_glmm(fit, M, X_user, wt)
     fit.separation = separation if separation is not None else (
@@ -242,6 +243,13 @@ def _unscale_glmm(fit, M, X, wt):
     return new
 
 
+def _as_result(res, optimizer, converged):
+    """scipy's OptimizeResult as an OptimResult (for the restart records)."""
+    from .optimize import OptimResult
+
+    return OptimResult(res.x, float(res.fun), int(res.nfev), converged, str(res.message), optimizer)
+
+
 def _vcov_from_state(obj, state, theta) -> np.ndarray:
     """(R_X'R_X)⁻¹ of the weighted PLS system with β at the mode (lme4's use.hessian = FALSE)."""
     sys = obj._system(state.eta, obj.offset, obj.X)
@@ -257,11 +265,18 @@ def _se_from_state(obj, state, theta) -> np.ndarray:
     return np.sqrt(np.diag(_vcov_from_state(obj, state, theta)))
 
 
-def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name):
-    """One scalar term, canonical link, Laplace: exact-gradient L-BFGS-B (None if it fails)."""
+def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name, failed=None):
+    """One scalar term, canonical link, Laplace: exact-gradient L-BFGS-B (None if it fails; then
+    what it reached is appended to ``failed``, for the general path's ``restarts`` record)."""
     fast = single_term.SingleTermLaplace(structure, X, frame.y, wt, frame.offset, fam)
     res = fast.fit(structure.theta_start(), obj._beta0, structure.theta_lower)
     if not fast.converged(res) or fast.failures or not np.isfinite(res.fun):
+        if failed is not None:
+            failed.append({"optimizer": "L-BFGS-B (exact Laplace gradient, one grouping factor)",
+                           "start": "initial", "reason": "first run",
+                           "loglik": -0.5 * float(res.fun) if np.isfinite(res.fun) else float("nan"),
+                           "converged": False, "n_evals": int(fast.n_evals), "chosen": False,
+                           "message": str(res.message)})
         return None
     n_theta = structure.n_theta
     theta, beta = res.x[:n_theta], res.x[n_theta:]
@@ -350,17 +365,22 @@ def _lbfgs_laplace(obj, structure, X, max_restarts=3, x0=None, extra_bounds=()):
     return res
 
 
-def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name):
+def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, messages, data_name, failed=()):
     """Any GLMM.  Laplace with a canonical link: L-BFGS-B on the exact gradient (BOBYQA takes over if
     it stalls).  Otherwise stage 1 θ with β in PIRLS (nAGQ = 0), stage 2 (θ, β) by Laplace or AGQ,
     both BOBYQA; the Hessian for the standard errors by forward differences."""
     n_theta = structure.n_theta
     lower = np.concatenate([structure.theta_lower, np.full(X.shape[1], -np.inf)])
     res0 = res = None
+    restarts = list(failed)  # a faster path that gave up before this one
     if nagq == 1 and obj.gradient_applies():
         lb = _lbfgs_laplace(obj, structure, X)
         free = np.concatenate([lb.x[:n_theta] > structure.theta_lower + 1e-8, np.ones(X.shape[1], dtype=bool)])
         ok = np.isfinite(lb.fun) and (lb.success or float(np.max(np.abs(lb.jac[free]), initial=0.0)) < 1e-3)
+        if not ok:  # BOBYQA's two stages take over below: record what L-BFGS-B reached
+            restarts.append({"optimizer": "L-BFGS-B (exact Laplace gradient)", "start": "initial",
+                             "reason": "first run", "loglik": -0.5 * float(lb.fun), "converged": False,
+                             "n_evals": int(lb.nfev), "chosen": False, "message": str(lb.message)})
         if ok:
             theta, beta = obj.split(lb.x)
             evals = int(lb.nfev)
@@ -369,10 +389,21 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
                            if np.isfinite(structure.theta_lower[i]) and theta[i] <= structure.theta_lower[i]]
             state = obj.pirls(theta, beta)
             H, grad = _gradient_hessian(obj.laplace_and_gradient, lb.x, obj, g0=lb.jac)
-            return _package_general(obj, structure, frame, state, theta, beta, H, grad, 1, optimizer, evals,
-                                    converged, message, on_boundary, kept, dropped, messages, data_name)
-    res0 = minimize_bobyqa(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
-                           ftol_abs=1e-6 if nagq else 1e-10)  # stage 2 refines: a start is enough
+            fit = _package_general(obj, structure, frame, state, theta, beta, H, grad, 1, optimizer, evals,
+                                   converged, message, on_boundary, kept, dropped, messages, data_name)
+            if restarts:
+                restarts.append(restart_record(_as_result(lb, optimizer, True), "initial", "the faster path gave up",
+                                               True))
+            fit.optimizer_info.restarts = restarts
+            return fit
+    if nagq == 0:  # the final estimates: a second start and optimiser if this run ends badly
+        res0 = minimize_with_restarts(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
+                                      ftol_abs=1e-10, alt_start=np.full(structure.n_theta, 0.5) * (
+                                          np.isfinite(structure.theta_lower)))
+        restarts.extend(res0.restarts)
+    else:  # stage 2 refines: a start is enough
+        res0 = minimize_bobyqa(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
+                               ftol_abs=1e-6)
     state0 = obj.pirls(res0.x, None)
     theta, beta = res0.x, state0.beta
     obj.u = state0.u
@@ -384,9 +415,11 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
         obj.tol = 1e-15
         se0 = _se_from_state(obj, state0, theta)
         step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), np.maximum(se0, 1e-3)])
-        res = minimize_bobyqa(fun, np.concatenate([theta, beta]), lower, initial_step=step)
+        res = minimize_with_restarts(fun, np.concatenate([theta, beta]), lower, initial_step=step,
+                                     alt_start=np.concatenate([structure.theta_start(), obj._beta0]))
         theta, beta = obj.split(res.x)
         evals += res.n_evals
+        restarts.extend(res.restarts)
     state = obj.pirls(theta, beta if nagq >= 1 else None)
     beta = state.beta
     H = grad = None
@@ -394,9 +427,13 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
         H, grad = _hessian(fun, np.concatenate([theta, beta]), lower)
         obj.u = state.u
     on_boundary = [structure.theta_names[i] for i in res.on_boundary if i < n_theta]
-    return _package_general(obj, structure, frame, state, theta, beta, H, grad, nagq, res.optimizer, evals,
-                            bool(res0.converged and res.converged), res.message, on_boundary, kept, dropped,
-                            messages, data_name)
+    if restarts and not any(r.get("chosen") for r in restarts):
+        restarts.append(restart_record(res, "nAGQ=0 estimates", "the first optimiser gave up", True))
+    fit = _package_general(obj, structure, frame, state, theta, beta, H, grad, nagq, res.optimizer, evals,
+                           bool(res.converged), res.message, on_boundary, kept, dropped,
+                           messages, data_name)
+    fit.optimizer_info.restarts = restarts
+    return fit
 
 
 def _package_general(obj, structure, frame, state, theta, beta, H, grad, nagq, optimizer, evals, converged,
@@ -463,17 +500,32 @@ def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_
     x0 = np.concatenate([structure.theta_start(), beta0, psi0])
     psi_bounds = [(-PSI_BOUND, PSI_BOUND)] * obj.n_psi
     lower = np.concatenate([structure.theta_lower, np.full(p, -np.inf), np.full(obj.n_psi, -PSI_BOUND)])
+    restarts: list = []
     if obj.gradient_applies():
         res = _lbfgs_laplace(obj, structure, X, x0=x0, extra_bounds=psi_bounds)
         free = np.concatenate([res.x[:n_theta] > structure.theta_lower + 1e-8, np.ones(p + obj.n_psi, dtype=bool)])
         converged = bool(np.isfinite(res.fun) and (res.success or np.max(np.abs(res.jac[free]), initial=0.0) < 1e-3))
         x, evals, optimizer, message = res.x, int(res.nfev), "L-BFGS-B (exact Laplace gradient)", str(res.message)
-        H, grad = _gradient_hessian(obj.laplace_and_gradient, x, obj, g0=res.jac)
+        g0 = res.jac
+        if not converged:  # a second optimiser from where the first stopped (or from the start if it blew up)
+            start = res.x if np.isfinite(res.fun) else x0
+            obj.tol = 1e-14
+            alt = minimize_bobyqa(obj.laplace, start, lower, initial_step=np.concatenate(
+                [np.full(n_theta, 0.25), np.full(p, 0.1), np.full(obj.n_psi, 0.5)]))
+            take = alt.converged and (not np.isfinite(res.fun) or alt.fun <= res.fun)
+            restarts.append(restart_record(_as_result(res, optimizer, False), "initial", "first run", not take))
+            restarts.append(restart_record(alt, "L-BFGS-B's end" if np.isfinite(res.fun) else "initial",
+                                           f"L-BFGS-B did not converge ({message})", take))
+            if take:
+                x, evals, optimizer, message, converged = alt.x, evals + alt.n_evals, alt.optimizer, alt.message, True
+                g0 = None
+        H, grad = _gradient_hessian(obj.laplace_and_gradient, x, obj, g0=g0)
     else:
         obj.tol = 1e-14
-        res = minimize_bobyqa(obj.laplace, x0, lower, initial_step=np.concatenate(
+        res = minimize_with_restarts(obj.laplace, x0, lower, initial_step=np.concatenate(
             [np.full(n_theta, 0.25), np.full(p, 0.1), np.full(obj.n_psi, 0.5)]))
         x, evals, optimizer, message, converged = res.x, res.n_evals, res.optimizer, res.message, res.converged
+        restarts.extend(res.restarts)
         H, grad = _hessian(obj.laplace, x, lower)
     if nagq > 1:
         obj.tol = 1e-14
@@ -497,7 +549,7 @@ def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_
         cov_all, hessian_pd = np.full(H.shape, np.nan), False
     vcov = cov_all[n_theta : n_theta + p, n_theta : n_theta + p]
     psi_cov = cov_all[n_theta + p :, n_theta + p :]
-    info = FitInfo(optimizer, evals, converged, message, on_boundary, messages=messages)
+    info = FitInfo(optimizer, evals, converged, message, on_boundary, messages=messages, restarts=restarts)
     info.hessian_positive_definite = hessian_pd
     info.pirls_failures = obj.pirls_failures
     free = np.concatenate([~(theta <= structure.theta_lower + 1e-8), np.ones(p + obj.n_psi, dtype=bool)])

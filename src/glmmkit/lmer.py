@@ -17,7 +17,7 @@ from .formula import parse_formula
 from .design import rescale_columns
 from .frame import build_model_frame, drop_aliased_columns
 from .objective.lmm import LmmObjective, moment_start
-from .optimize import minimize_bobyqa
+from .optimize import minimize_with_restarts
 from .results import FitInfo, LmmFit
 from .structure import build_structure
 from .validate import check_not_constant, check_reml
@@ -101,9 +101,12 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
     with single_blas_thread():
         objective = LmmObjective(structure, Xs, frame.y - frame.offset, frame.weights, reml=reml)
         theta0, step = moment_start(structure, Xs, frame.y - frame.offset)
-        res = minimize_bobyqa(objective, theta0, structure.theta_lower, initial_step=step)
+        # a second start (lme4's identity θ) and a second optimiser only when the first run ends badly
+        res = minimize_with_restarts(objective, theta0, structure.theta_lower, initial_step=step,
+                                     alt_start=structure.theta_start())
         info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message,
-                       [structure.theta_names[i] for i in res.on_boundary], messages=messages)
+                       [structure.theta_names[i] for i in res.on_boundary], messages=messages,
+                       restarts=res.restarts)
         fit = LmmFit(frame=frame, structure=structure, objective=objective, theta=res.x, info=info,
                      x_kept=kept, dropped_columns=dropped, data_name=data_name)
         if M is not None:
@@ -133,6 +136,8 @@ def _unscale_lmm(fit, M, X) -> None:
 def finish_fit(fit, t0: float):
     """Record what the user must know (singular fit, no convergence) and the fit's wall time."""
     info = fit.optimizer_info
+    info.method = fit.method
+    info.singular = bool(fit.singular)
     if fit.singular:
         info.messages.append("boundary (singular) fit: a variance is estimated as zero or a correlation as ±1; "
                              "consider simplifying the random effects (see fit.varcorr)")

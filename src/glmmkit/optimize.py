@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["OptimResult", "minimize_bobyqa"]
+__all__ = ["OptimResult", "minimize_bobyqa", "minimize_with_restarts", "restart_record"]
 
 _NLOPT_MESSAGES = {
     1: "success",
@@ -106,7 +106,77 @@ def minimize_bobyqa(fun, x0, lower, *, initial_step=0.75, ftol_abs=1e-10, ftol_r
     except nlopt.RoundoffLimited:
         code = -4
     x, fval = best["x"], best["f"]
-    converged = bool(np.isfinite(fval)) and (code > 0 or code == -4)
+    # stopping on maxeval/maxtime (codes 5, 6) is giving up, not converging
+    converged = bool(np.isfinite(fval)) and (code in (1, 2, 3, 4) or code == -4)
     on_boundary = [int(i) for i in np.flatnonzero(np.isfinite(lower) & (x <= lower + 1e-10))]
     return OptimResult(np.asarray(x), fval, best["count"], converged, _NLOPT_MESSAGES.get(code, str(code)),
                        "nlopt BOBYQA", on_boundary)
+
+
+def _lbfgsb_numeric(fun, x0, lower, maxeval):
+    """scipy's L-BFGS-B with finite-difference gradients: a second, different optimiser."""
+    from scipy.optimize import minimize
+
+    bounds = [(lo, None) if np.isfinite(lo) else (None, None) for lo in lower]
+    best = {"x": np.asarray(x0, dtype=float).copy(), "f": np.inf, "count": 0}
+
+    def wrapped(x):
+        best["count"] += 1
+        v = float(fun(x))
+        if v < best["f"]:
+            best["x"], best["f"] = x.copy(), v
+        return v if np.isfinite(v) else 1e300
+
+    res = minimize(wrapped, x0, method="L-BFGS-B", bounds=bounds,
+                   options={"maxfun": maxeval, "ftol": 1e-13, "gtol": 1e-7})
+    x, fval = best["x"], best["f"]
+    on_boundary = [int(i) for i in np.flatnonzero(np.isfinite(lower) & (x <= lower + 1e-10))]
+    return OptimResult(x, fval, best["count"], bool(res.success and np.isfinite(fval)), str(res.message),
+                       "scipy L-BFGS-B (numerical gradient)", on_boundary)
+
+
+def restart_record(res: OptimResult, start: str, reason: str, chosen: bool) -> dict:
+    """One entry of ``FitInfo.restarts``: what was tried, from where, why, and what it reached."""
+    return {"optimizer": res.optimizer, "start": start, "reason": reason,
+            "loglik": -0.5 * float(res.fun) if np.isfinite(res.fun) else float("nan"),
+            "converged": bool(res.converged), "n_evals": int(res.n_evals), "chosen": bool(chosen)}
+
+
+def minimize_with_restarts(fun, x0, lower, *, alt_start=None, initial_step=0.75, maxeval=100_000, **kw):
+    """BOBYQA, and when it ends badly (no convergence or no finite value) further tries.
+
+    The tries, in order, each from the best point so far unless said: BOBYQA from
+    ``alt_start`` (a second start, e.g. lme4's identity θ when the first was the
+    moment start), BOBYQA restarted from the best point with a fresh trust region,
+    and scipy's L-BFGS-B (a different method, as lme4's ``allFit``).  The run with the
+    lowest value among those that converged wins (the lowest value overall if none
+    did).  ``fun`` is a deviance: the records give the log-likelihood ``-fun / 2``.
+
+    Returns
+    -------
+    OptimResult
+        With an extra attribute ``restarts``: the records of every run when there was
+        more than one (the first included), else an empty list.
+    """
+    first = minimize_bobyqa(fun, x0, lower, initial_step=initial_step, maxeval=maxeval, **kw)
+    first.restarts = []
+    if first.converged and np.isfinite(first.fun):
+        return first
+    reason = "no finite value" if not np.isfinite(first.fun) else f"did not converge ({first.message})"
+    runs = [(first, "initial", "first run")]
+    if alt_start is not None and not np.allclose(alt_start, x0):
+        runs.append((minimize_bobyqa(fun, alt_start, lower, initial_step=initial_step, maxeval=maxeval, **kw),
+                     "second start", reason))
+    best = min(runs, key=lambda r: r[0].fun if np.isfinite(r[0].fun) else np.inf)[0]
+    if not best.converged:
+        runs.append((minimize_bobyqa(fun, best.x, lower, initial_step=initial_step, maxeval=maxeval, **kw),
+                     "best point so far", reason))
+    if not any(r.converged for r, _, _ in runs):
+        best = min(runs, key=lambda r: r[0].fun if np.isfinite(r[0].fun) else np.inf)[0]
+        runs.append((_lbfgsb_numeric(fun, best.x, lower, maxeval), "best point so far", reason))
+    pool = [r for r in runs if r[0].converged] or runs
+    chosen = min(pool, key=lambda r: r[0].fun if np.isfinite(r[0].fun) else np.inf)[0]
+    out = OptimResult(chosen.x, chosen.fun, sum(r.n_evals for r, _, _ in runs), chosen.converged, chosen.message,
+                      chosen.optimizer, chosen.on_boundary)
+    out.restarts = [restart_record(r, start, why, r is chosen) for r, start, why in runs]
+    return out
