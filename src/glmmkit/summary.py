@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 
@@ -144,22 +142,9 @@ class LmmSummary:
 
     # HTML ------------------------------------------------------------------------
     def _repr_html_(self) -> str:
-        f = self.fit
-        esc = html.escape
-        parts = [f"<div class='glmmkit-summary'><p><b>Linear mixed model</b> fit by {esc(f.method)}<br>"
-                 f"Formula: <code>{esc(f.formula)}</code></p>"]
-        if f.reml:
-            parts.append(f"<p>REML criterion: {f.reml_criterion:.4f}</p>")
-        else:
-            parts.append(f"<p>AIC {f.aic:.2f}, BIC {f.bic:.2f}, logLik {f.loglik:.4f}</p>")
-        vc = f.varcorr
-        parts.append("<p><b>Random effects</b></p>" + vc.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
-        parts.append(f"<p>Number of obs: {f.nobs}; groups: " + esc(", ".join(f"{k} {v}" for k, v in f.ngroups.items())) + "</p>")
-        parts.append("<p><b>Fixed effects</b></p>" + self.fixed_table().to_html(float_format=lambda v: f"{v:.4g}"))
-        for m in f.optimizer_info.messages:
-            parts.append(f"<p><i>note: {esc(m)}</i></p>")
-        parts.append("</div>")
-        return "".join(parts)
+        from .report import fit_tables_html
+
+        return fit_tables_html(self.fit)
 
 
 class GlmmSummary(LmmSummary):
