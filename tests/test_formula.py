@@ -1,5 +1,7 @@
 import re
 
+import numpy as np
+
 import pytest
 
 from glmmkit import FormulaError
@@ -66,3 +68,17 @@ def test_errors_name_the_problem(bad, fragment):
 def test_not_a_string():
     with pytest.raises(FormulaError):
         parse_formula(42)
+
+
+def test_factor_and_as_factor_make_numeric_codes_categorical():
+    """R's factor(x) / as.factor(x): a CSV stores factor codes as numbers; the names follow R's."""
+    import glmmkit as gk
+
+    cbpp = gk.datasets.load("cbpp")
+    coded = cbpp.assign(period=cbpp["period"].astype(int))
+    ref = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    for call in ("factor", "as.factor"):
+        fit = gk.glmer(f"cbind(incidence, size - incidence) ~ {call}(period) + (1 | herd)", coded, family="binomial")
+        assert list(fit.fixef.index) == ["(Intercept)", "factor(period)2", "factor(period)3", "factor(period)4"]
+        assert fit.loglik == pytest.approx(ref.loglik, abs=1e-8)
+        assert np.allclose(fit.predict(coded.head(4)), ref.predict(cbpp.head(4)))

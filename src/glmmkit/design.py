@@ -29,6 +29,17 @@ FUNCTIONS = {
 }
 
 
+def _register_factor():
+    # R's factor(x) / as.factor(x) (the parser maps as.factor to factor) is formulaic's C(x): columns come
+    # out as factor(x)[T.b] -> R's factor(x)b
+    from formulaic.transforms import TRANSFORMS
+
+    FUNCTIONS["factor"] = TRANSFORMS["C"]
+
+
+_register_factor()
+
+
 def model_matrix(formula: str, data: pd.DataFrame):
     """formulaic's model_matrix with glmmkit's function context, numpy output, no row dropping."""
     from formulaic import model_matrix as _mm

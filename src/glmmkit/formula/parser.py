@@ -167,12 +167,16 @@ def _parse_grouping(text: str, source: str) -> list[tuple[str, ...]]:
     return groups
 
 
+_R_AS_FACTOR = re.compile(r"(?<![A-Za-z0-9_.`])as\.factor\(")
+
+
 def _python_powers(text: str) -> str:
     """R's ``^`` inside a function call (``I(x^2)``, ``log(x^2)``) is Python's ``**``.
 
     At formula level ``^`` keeps formulaic's (and R's) meaning: ``(a + b)^2`` is
     the interactions up to second order.
     """
+    text = _R_AS_FACTOR.sub("factor(", text)
     out, stack, in_tick = [], [], False
     for i, ch in enumerate(text):
         if ch == "`":
