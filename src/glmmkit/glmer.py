@@ -46,6 +46,7 @@ def glm_irls(X, y, wt, offset, family, maxit=50, tol=1e-7) -> np.ndarray:
         mu = family.mu_start(y, wt)
         eta = family.link.link(mu)
         beta = np.zeros(X.shape[1])
+    ll_old = -np.inf
     for _ in range(maxit):
         _, W, z = family.working(eta, y, wt)
         XtW = X.T * W
@@ -53,12 +54,34 @@ def glm_irls(X, y, wt, offset, family, maxit=50, tol=1e-7) -> np.ndarray:
             new = np.linalg.solve(XtW @ X, XtW @ (z - offset))
         except np.linalg.LinAlgError:
             new, *_ = np.linalg.lstsq(X * np.sqrt(W)[:, None], (z - offset) * np.sqrt(W), rcond=None)
+        # step-halving (as R's glm2): a full IRLS step can overshoot into overflow (a log link with
+        # large covariates or variances), and a diverged start sends the GLMM optimiser nowhere
+        ll_new = _glm_loglik(family, X, new, offset, y, wt)
+        if np.isfinite(ll_old):
+            halvings = 0
+            while (not np.isfinite(ll_new) or ll_new < ll_old - 1e-8 * abs(ll_old)) and halvings < 30:
+                new = 0.5 * (beta + new)
+                ll_new = _glm_loglik(family, X, new, offset, y, wt)
+                halvings += 1
+        if not np.all(np.isfinite(new)):
+            break
         done = np.max(np.abs(new - beta)) < tol * (1.0 + np.max(np.abs(new)))
-        beta = new
+        beta, ll_old = new, ll_new
         eta = X @ beta + offset
         if done:
             break
     return beta
+
+
+def _glm_loglik(family, X, beta, offset, y, wt) -> float:
+    """The GLM's log-likelihood kernel at β (-inf where the mean leaves the family's range)."""
+    with np.errstate(all="ignore"):
+        try:
+            mu = family.link.inverse(X @ beta + offset)
+            value = float(np.sum(family.loglik_kernel(y, mu, wt)))
+        except (FloatingPointError, ValueError, ZeroDivisionError, NotImplementedError):
+            return -np.inf
+    return value if np.isfinite(value) else -np.inf
 
 
 def _hessian(fun, x, lower, h=1e-4):
@@ -257,7 +280,12 @@ def _vcov_from_state(obj, state, theta) -> np.ndarray:
     mz, p = sys.mz, sys.p
     if p == 0:
         return np.empty((0, 0))
-    Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
+    if not fac.ok or fac.L.shape[0] < mz + p:  # the system at this state cannot be factored
+        return np.full((p, p), np.nan)
+    try:
+        Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
+    except np.linalg.LinAlgError:
+        return np.full((p, p), np.nan)
     return Rinv.T @ Rinv
 
 
@@ -265,12 +293,36 @@ def _se_from_state(obj, state, theta) -> np.ndarray:
     return np.sqrt(np.diag(_vcov_from_state(obj, state, theta)))
 
 
+def _theta_start(structure, deviance_at) -> np.ndarray:
+    """lme4's identity start, or the unit-scale start where the identity start's deviance is not
+    finite (slopes on large covariates overflow the linear predictor at θ = 1)."""
+    start = structure.theta_start()
+    with np.errstate(all="ignore"):
+        if np.isfinite(deviance_at(start)):
+            return start
+        scaled = structure.scaled_theta_start()
+        return scaled if np.isfinite(deviance_at(scaled)) else start
+
+
 def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name, failed=None):
     """One scalar term, canonical link, Laplace: exact-gradient L-BFGS-B (None if it fails; then
     what it reached is appended to ``failed``, for the general path's ``restarts`` record)."""
     fast = single_term.SingleTermLaplace(structure, X, frame.y, wt, frame.offset, fam)
-    res = fast.fit(structure.theta_start(), obj._beta0, structure.theta_lower)
-    if not fast.converged(res) or fast.failures or not np.isfinite(res.fun):
+    lower = structure.theta_lower
+    theta0 = _theta_start(structure, lambda t: fast.value_and_grad(np.concatenate([t, obj._beta0]))[0])
+    res = fast.fit(theta0, obj._beta0, lower)
+    for _ in range(3):  # a θ stuck on its bound: try off it, and restart from there if the deviance falls
+        if not np.isfinite(res.fun):
+            break
+        probe = _probe_off_bound(lambda prm: fast.value_and_grad(prm)[0], res.x, res.fun, lower,
+                                 lambda: fast.u.copy(), lambda u: fast.u.__setitem__(Ellipsis, u))
+        if probe is None:
+            break
+        res = fast.fit(probe[: structure.n_theta], probe[structure.n_theta:], lower)
+    free = np.concatenate([res.x[: structure.n_theta] > lower + 1e-8, np.ones(X.shape[1], dtype=bool)])
+    gmax = float(np.max(np.abs(res.jac[free]), initial=0.0)) if res.jac is not None else np.inf
+    if (not fast.converged(res) or fast.failures or not np.isfinite(res.fun)
+            or gmax > gradient_tolerance(frame.nobs)):
         if failed is not None:
             failed.append({"optimizer": "L-BFGS-B (exact Laplace gradient, one grouping factor)",
                            "start": "initial", "reason": "first run",
@@ -326,19 +378,55 @@ def _gradient_hessian(fun_grad, x, u_holder, h=1e-6, g0=None):
     return 0.5 * (H + H.T), g0
 
 
+#: values tried for a θ that ends on its bound of 0 (see _probe_off_bound); small ones matter: an
+#: optimum at θ = 0.02 lowers the deviance by only ~c·θ² next to the bound
+BOUND_PROBES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.5)
+
+
+def _probe_off_bound(fun, x, fx, lower, get_u, set_u):
+    """The best point with one bound θ moved off 0 that beats ``fx``, or None.
+
+    A scalar term's deviance is even in its θ, so its gradient vanishes at θ = 0 and a line
+    search that lands on the bound never leaves it; only trying values off the bound shows
+    whether the deviance falls there.  ``get_u``/``set_u`` save and restore the objective's
+    warm-start modes so that every trial starts from the modes at ``x``."""
+    best_x, best_f = None, fx - 1e-8 * max(1.0, abs(fx))
+    u_saved = get_u()
+    for k in np.flatnonzero(np.isfinite(lower) & (x[: len(lower)] <= lower + 1e-6)):
+        for value in BOUND_PROBES:
+            trial = x.copy()
+            trial[k] = value
+            set_u(u_saved)
+            f_trial = fun(trial)
+            if f_trial < best_f:
+                best_x, best_f = trial, f_trial
+    set_u(u_saved)
+    return best_x
+
+
+def gradient_tolerance(nobs: int) -> float:
+    """Largest |gradient| of the deviance (free parameters) accepted at an optimum.  Stopping rules on
+    the relative change of the deviance can fire far from an optimum (an overflowing trial step right
+    after the start, at |g| in the hundreds); a real optimum of a deviance of size ~n has |g| well below
+    1e-5 n."""
+    return max(1.0, 1e-5 * nobs)
+
+
 def _lbfgs_laplace(obj, structure, X, max_restarts=3, x0=None, extra_bounds=()):
     """Laplace fit by L-BFGS-B on the exact gradient, from θ's start and the GLM's β (no nAGQ = 0
     stage: with the gradient the joint problem is cheap).  Returns scipy's OptimizeResult.
 
-    A scalar term's deviance is even in its θ, so its gradient vanishes at θ = 0 and a line search
-    that lands on the bound never leaves it.  A θ that ends on its bound is therefore probed at
-    0.1 and 0.5; when either lowers the deviance the search restarts from there."""
+    A θ that ends on its bound is probed off it (``_probe_off_bound``); when that lowers the
+    deviance the search restarts from there."""
     from scipy.optimize import minimize
 
     lower = structure.theta_lower
     bounds = ([(lo, None) if np.isfinite(lo) else (None, None) for lo in lower] + [(None, None)] * X.shape[1]
               + list(extra_bounds))
-    x = np.concatenate([structure.theta_start(), obj._beta0]) if x0 is None else np.asarray(x0, dtype=float)
+    if x0 is None:
+        x0 = np.concatenate([_theta_start(structure, lambda t: obj.laplace(np.concatenate([t, obj._beta0]))),
+                             obj._beta0])
+    x = np.asarray(x0, dtype=float)
     nfev = 0
     for _ in range(max_restarts + 1):
         res = minimize(obj.laplace_and_gradient, x, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -346,18 +434,9 @@ def _lbfgs_laplace(obj, structure, X, max_restarts=3, x0=None, extra_bounds=()):
         nfev += res.nfev
         if not np.isfinite(res.fun):
             break
-        best_x, best_f = None, res.fun - 1e-8 * max(1.0, abs(res.fun))
-        u_saved = obj.u.copy()
-        for k in np.flatnonzero(np.isfinite(lower) & (res.x[: len(lower)] <= lower + 1e-6)):
-            for value in (0.1, 0.5):
-                trial = res.x.copy()
-                trial[k] = value
-                obj.u = u_saved.copy()
-                f_trial = obj.laplace(trial)
-                nfev += 1
-                if f_trial < best_f:
-                    best_x, best_f = trial, f_trial
-        obj.u = u_saved
+        best_x = _probe_off_bound(obj.laplace, res.x, res.fun, lower, lambda: obj.u.copy(),
+                                  lambda u: setattr(obj, "u", u.copy()))
+        nfev += len(BOUND_PROBES) * int(np.sum(np.isfinite(lower) & (res.x[: len(lower)] <= lower + 1e-6)))
         if best_x is None:
             break
         x = best_x
@@ -376,7 +455,8 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
     if nagq == 1 and obj.gradient_applies():
         lb = _lbfgs_laplace(obj, structure, X)
         free = np.concatenate([lb.x[:n_theta] > structure.theta_lower + 1e-8, np.ones(X.shape[1], dtype=bool)])
-        ok = np.isfinite(lb.fun) and (lb.success or float(np.max(np.abs(lb.jac[free]), initial=0.0)) < 1e-3)
+        gmax = float(np.max(np.abs(lb.jac[free]), initial=0.0)) if np.isfinite(lb.fun) else np.inf
+        ok = np.isfinite(lb.fun) and ((lb.success and gmax < gradient_tolerance(frame.nobs)) or gmax < 1e-3)
         if not ok:  # BOBYQA's two stages take over below: record what L-BFGS-B reached
             restarts.append({"optimizer": "L-BFGS-B (exact Laplace gradient)", "start": "initial",
                              "reason": "first run", "loglik": -0.5 * float(lb.fun), "converged": False,
@@ -396,13 +476,14 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
                                                True))
             fit.optimizer_info.restarts = restarts
             return fit
+    theta0 = _theta_start(structure, obj.nagq0)
     if nagq == 0:  # the final estimates: a second start and optimiser if this run ends badly
-        res0 = minimize_with_restarts(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
+        res0 = minimize_with_restarts(obj.nagq0, theta0, structure.theta_lower, initial_step=0.5,
                                       ftol_abs=1e-10, alt_start=np.full(structure.n_theta, 0.5) * (
                                           np.isfinite(structure.theta_lower)))
         restarts.extend(res0.restarts)
     else:  # stage 2 refines: a start is enough
-        res0 = minimize_bobyqa(obj.nagq0, structure.theta_start(), structure.theta_lower, initial_step=0.5,
+        res0 = minimize_bobyqa(obj.nagq0, theta0, structure.theta_lower, initial_step=0.5,
                                ftol_abs=1e-6)
     state0 = obj.pirls(res0.x, None)
     theta, beta = res0.x, state0.beta
@@ -414,7 +495,8 @@ def _fit_general(obj, structure, frame, X, wt, fam, nagq, kept, dropped, message
         # deviance that stalls BOBYQA and swamps the Hessian's differences (1e-7 / h² with h = 1e-4)
         obj.tol = 1e-15
         se0 = _se_from_state(obj, state0, theta)
-        step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), np.maximum(se0, 1e-3)])
+        step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05),
+                               np.where(np.isfinite(se0), np.maximum(se0, 1e-3), 0.1)])
         res = minimize_with_restarts(fun, np.concatenate([theta, beta]), lower, initial_step=step,
                                      alt_start=np.concatenate([structure.theta_start(), obj._beta0]))
         theta, beta = obj.split(res.x)
@@ -497,14 +579,17 @@ def _fit_parametric(structure, frame, X, wt, fam, kept, dropped, messages, data_
     obj._beta0 = beta0
     n_theta, p = structure.n_theta, X.shape[1]
     psi0 = np.log([fam.values[k] for k in fam.free_names])
-    x0 = np.concatenate([structure.theta_start(), beta0, psi0])
+    theta0 = _theta_start(structure, lambda t: obj.laplace(np.concatenate([t, beta0, psi0])))
+    x0 = np.concatenate([theta0, beta0, psi0])
     psi_bounds = [(-PSI_BOUND, PSI_BOUND)] * obj.n_psi
     lower = np.concatenate([structure.theta_lower, np.full(p, -np.inf), np.full(obj.n_psi, -PSI_BOUND)])
     restarts: list = []
     if obj.gradient_applies():
         res = _lbfgs_laplace(obj, structure, X, x0=x0, extra_bounds=psi_bounds)
         free = np.concatenate([res.x[:n_theta] > structure.theta_lower + 1e-8, np.ones(p + obj.n_psi, dtype=bool)])
-        converged = bool(np.isfinite(res.fun) and (res.success or np.max(np.abs(res.jac[free]), initial=0.0) < 1e-3))
+        gmax = float(np.max(np.abs(res.jac[free]), initial=0.0)) if np.isfinite(res.fun) else np.inf
+        converged = bool(np.isfinite(res.fun) and ((res.success and gmax < gradient_tolerance(frame.nobs))
+                                                   or gmax < 1e-3))
         x, evals, optimizer, message = res.x, int(res.nfev), "L-BFGS-B (exact Laplace gradient)", str(res.message)
         g0 = res.jac
         if not converged:  # a second optimiser from where the first stopped (or from the start if it blew up)

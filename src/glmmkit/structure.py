@@ -171,6 +171,21 @@ class ModelStructure:
         """lme4's default start: identity templates (1 on diagonals, 0 elsewhere)."""
         return np.where(np.isfinite(self.theta_lower), 1.0, 0.0)
 
+    def scaled_theta_start(self) -> np.ndarray:
+        """A start whose random effects all have unit scale on the linear predictor: each diagonal
+        θ is 1 / rms of its column (1 for intercepts).  Used when lme4's identity start overflows
+        (a slope on a covariate in the hundreds makes b·x ~ 100 at θ = 1)."""
+        start = self.theta_start()
+        for t in self.terms:
+            k = len(t.names)
+            rms = np.sqrt(np.mean(np.asarray(t.columns, dtype=float) ** 2, axis=0))
+            idx = np.arange(t.theta_slice.start, t.theta_slice.stop)
+            diag_pos = [j * k - j * (j - 1) // 2 for j in range(k)]  # column-wise lower triangle
+            for j, pos in enumerate(diag_pos):
+                if rms[j] > 0 and np.isfinite(rms[j]):
+                    start[idx[pos]] = 1.0 / rms[j]
+        return start
+
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
         return [b.template(theta) for b in self.blocks]
 

@@ -99,8 +99,21 @@ class SingleTermLaplace:
 
     def value_and_grad(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         self.n_evals += 1
-        if self.K > 1:
-            return self._value_and_grad_vector(params)
+        u_saved = self.u.copy()
+        try:
+            with np.errstate(all="ignore"):
+                value, grad = (self._value_and_grad_vector(params) if self.K > 1
+                               else self._value_and_grad_scalar(params))
+        except (np.linalg.LinAlgError, SystemError, FloatingPointError, ZeroDivisionError):
+            # a trial point so far out that the modes overflow (numba raises from inside the kernel):
+            # an infinite deviance sends the line search back, and the modes stay at their last good values
+            value, grad = np.inf, np.zeros(params.shape[0])
+        if not np.isfinite(value) or not np.all(np.isfinite(grad)):
+            self.u[...] = u_saved
+            return np.inf, np.zeros(params.shape[0])
+        return value, grad
+
+    def _value_and_grad_scalar(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         theta, beta = float(params[0]), params[1:]
         eta0 = self.X @ beta + self.offset
         dev_g, dth_g, fail_g = self._per_level
