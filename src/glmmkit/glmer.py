@@ -58,11 +58,18 @@ def glm_irls(X, y, wt, offset, family, maxit=50, tol=1e-7) -> np.ndarray:
         # large covariates or variances), and a diverged start sends the GLMM optimiser nowhere
         ll_new = _glm_loglik(family, X, new, offset, y, wt)
         if np.isfinite(ll_old):
-            halvings = 0
-            while (not np.isfinite(ll_new) or ll_new < ll_old - 1e-8 * abs(ll_old)) and halvings < 30:
-                new = 0.5 * (beta + new)
-                ll_new = _glm_loglik(family, X, new, offset, y, wt)
-                halvings += 1
+            # halve the step while that helps: a full step may overflow, or overshoot so far that the
+            # log-likelihood barely moves (Gamma, log link, extreme y: β0 jumped from 2 to 298 and then
+            # crept back by 1 per iteration)
+            step, t = new - beta, 1.0
+            for _ in range(30):
+                t *= 0.5
+                cand = beta + t * step
+                ll_cand = _glm_loglik(family, X, cand, offset, y, wt)
+                if ll_cand > ll_new:
+                    new, ll_new = cand, ll_cand
+                elif np.isfinite(ll_new) and ll_new >= ll_old - 1e-8 * abs(ll_old):
+                    break
         if not np.all(np.isfinite(new)):
             break
         done = np.max(np.abs(new - beta)) < tol * (1.0 + np.max(np.abs(new)))
@@ -412,6 +419,42 @@ def gradient_tolerance(nobs: int) -> float:
     return max(1.0, 1e-5 * nobs)
 
 
+def _rescued_lbfgs(obj, x, bounds):
+    """L-BFGS-B on coordinates scaled by the curvature at ``x`` (diagonal of the Hessian by forward
+    differences of the gradient).  L-BFGS-B's first step has unit length; when the deviance is badly
+    scaled (a covariate in the hundreds, a huge variance) that step overflows, the line search fails
+    and scipy stops at the start with |g| in the hundreds.  In curvature units a unit step is sensible."""
+    from scipy.optimize import OptimizeResult, minimize
+
+    u_saved = obj.u.copy()
+    f0, g0 = obj.laplace_and_gradient(x)
+    k = x.shape[0]
+    curv = np.ones(k)
+    for j in range(k):
+        obj.u = u_saved.copy()
+        h = 1e-5 * max(1.0, abs(x[j]))
+        step = x.copy()
+        lo = bounds[j][0]
+        step[j] = x[j] + h if lo is None or x[j] + h >= lo else x[j] - h
+        _, g1 = obj.laplace_and_gradient(step)
+        curv[j] = abs((g1[j] - g0[j]) / (step[j] - x[j]))
+    obj.u = u_saved
+    ok = np.isfinite(curv) & (curv > 0)
+    scale = np.where(ok, 1.0 / np.sqrt(np.where(ok, curv, 1.0)), 1.0)
+    scale = np.clip(scale, 1e-6, 1e3)
+
+    def fun(z):
+        value, grad = obj.laplace_and_gradient(z * scale)
+        return value, grad * scale
+
+    zb = [(None if lo is None else lo / sc, None if hi is None else hi / sc) for (lo, hi), sc in zip(bounds, scale)]
+    res = minimize(fun, x / scale, jac=True, method="L-BFGS-B", bounds=zb,
+                   options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-7, "maxcor": 20})
+    out = OptimizeResult(x=res.x * scale, fun=res.fun, jac=res.jac / scale, success=res.success,
+                         message=f"{res.message} (curvature-scaled restart)", nfev=res.nfev + k + 1)
+    return out
+
+
 def _lbfgs_laplace(obj, structure, X, max_restarts=3, x0=None, extra_bounds=()):
     """Laplace fit by L-BFGS-B on the exact gradient, from θ's start and the GLM's β (no nAGQ = 0
     stage: with the gradient the joint problem is cheap).  Returns scipy's OptimizeResult.
@@ -432,6 +475,12 @@ def _lbfgs_laplace(obj, structure, X, max_restarts=3, x0=None, extra_bounds=()):
         res = minimize(obj.laplace_and_gradient, x, jac=True, method="L-BFGS-B", bounds=bounds,
                        options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-6, "maxcor": 20})
         nfev += res.nfev
+        free = np.concatenate([res.x[: len(lower)] > lower + 1e-8, np.ones(len(res.x) - len(lower), dtype=bool)])
+        if np.isfinite(res.fun) and np.max(np.abs(res.jac[free]), initial=0.0) > gradient_tolerance(X.shape[0]):
+            scaled = _rescued_lbfgs(obj, res.x, bounds)
+            nfev += scaled.nfev
+            if np.isfinite(scaled.fun) and scaled.fun < res.fun:
+                res = scaled
         if not np.isfinite(res.fun):
             break
         best_x = _probe_off_bound(obj.laplace, res.x, res.fun, lower, lambda: obj.u.copy(),
