@@ -301,14 +301,19 @@ def _se_from_state(obj, state, theta) -> np.ndarray:
 
 
 def _theta_start(structure, deviance_at) -> np.ndarray:
-    """lme4's identity start, or the unit-scale start where the identity start's deviance is not
-    finite (slopes on large covariates overflow the linear predictor at θ = 1)."""
+    """lme4's identity start, or the unit-scale start (``scaled_theta_start``) where the identity
+    start's deviance is not finite or far worse (slopes on large covariates)."""
     start = structure.theta_start()
+    scaled = structure.scaled_theta_start()
+    if np.array_equal(start, scaled):
+        return start
     with np.errstate(all="ignore"):
-        if np.isfinite(deviance_at(start)):
-            return start
-        scaled = structure.scaled_theta_start()
-        return scaled if np.isfinite(deviance_at(scaled)) else start
+        f_start, f_scaled = deviance_at(start), deviance_at(scaled)
+    # the identity start unless the unit-scale one is clearly better (a slope on x ~ 100 at θ = 1 puts
+    # b·x ~ 100 on the linear predictor: overflow, or a deviance thousands above the optimum's)
+    if np.isfinite(f_scaled) and (not np.isfinite(f_start) or f_scaled < f_start - 0.1 * abs(f_start)):
+        return scaled
+    return start
 
 
 def _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, messages, data_name, failed=None):
