@@ -202,23 +202,11 @@ class GlmmObjective:
             u_lead, u_rest, beta_new = system.solve(templates, fac)
             du = np.concatenate([u_lead.ravel(), u_rest]) - u
             db = beta_new - beta if joint else None
-            step = 1.0
-            for _ in range(30):  # step halving
-                u_try = u + step * du
-                beta_try = beta + step * db if joint else beta
-                fixed_try = self.X @ beta_try + self.offset if joint else fixed
-                eta_try = fixed_try + self.Z @ self.b_of(templates, u_try)
-                dev_try, mu_try = self._pdev(eta_try, u_try)
-                if dev_try <= dev + 1e-12 * abs(dev):
-                    break
-                step *= 0.5
-            else:
-                self.pirls_failures += 1
+            trial = self._halved_step(templates, u, du, dev, fixed, beta, db)
+            if trial is None:
                 break
-            change = dev - dev_try
-            u, beta, eta, dev, mu = u_try, beta_try, eta_try, dev_try, mu_try
-            if joint:
-                fixed = fixed_try
+            step, u, beta, fixed, eta, dev_new, mu = trial
+            change, dev = dev - dev_new, dev_new
             if change < self.tol * (abs(dev) + 0.1) and step == 1.0:
                 converged = True
                 break
@@ -229,6 +217,26 @@ class GlmmObjective:
         mz = system.mz
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[:mz]))) if fac.ok else np.inf
         return PirlsState(u, beta, eta, mu, dev, logdet, system, fac, converged, it)
+
+    def _halved_step(self, templates, u, du, dev, fixed, beta, db=None):
+        """Step-halving line search along a Newton step (du, and db when β moves with u): the first
+        of 1, 1/2, 1/4, ... that does not raise the penalised deviance, as (step, u, β, Xβ + offset,
+        η, deviance, μ); None after 30 halvings (counted in ``pirls_failures``)."""
+        step = 1.0
+        for _ in range(30):
+            u_try = u + step * du
+            if db is None:
+                beta_try, fixed_try = beta, fixed
+            else:
+                beta_try = beta + step * db
+                fixed_try = self.X @ beta_try + self.offset
+            eta_try = fixed_try + self.Z @ self.b_of(templates, u_try)
+            dev_try, mu_try = self._pdev(eta_try, u_try)
+            if dev_try <= dev + 1e-12 * abs(dev):
+                return step, u_try, beta_try, fixed_try, eta_try, dev_try, mu_try
+            step *= 0.5
+        self.pirls_failures += 1
+        return None
 
     # ----- objectives -----
     def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -88,18 +88,10 @@ class ParametricLaplace(GlmmObjective):
             grad_u = self._lambda_t(templates, self.Z.T @ d.s) - u
             du = system.solve_rhs(theta, templates, fac, grad_u)
             decrement = float(grad_u @ du)
-            step = 1.0
-            for _ in range(30):
-                u_try = u + step * du
-                eta_try = fixed + self.Z @ self.b_of(templates, u_try)
-                dev_try, _ = self._pdev(eta_try, u_try)
-                if dev_try <= dev + 1e-12 * abs(dev):
-                    break
-                step *= 0.5
-            else:
-                self.pirls_failures += 1
+            trial = self._halved_step(templates, u, du, dev, fixed, beta)
+            if trial is None:
                 break
-            u, eta, dev = u_try, eta_try, dev_try
+            step, u, _, _, eta, dev, _ = trial
             if decrement < self.tol * (abs(dev) + 0.1) and step == 1.0:
                 converged = True
                 break
