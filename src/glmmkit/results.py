@@ -168,35 +168,26 @@ class MixedModelFit(DiagnosticsMixin, ReportMixin):
 
         return coef_table(self, ddf=ddf, exponentiate=exponentiate, level=level)
 
-    def simulate(self, nsim: int = 1, seed=None) -> np.ndarray:
-        """Responses simulated from the fitted model, new random effects for each (lme4's default
-        ``simulate``, ``use.u = FALSE``).
+    def simulate(self, nsim: int = 1, seed=None, re_form="~0") -> np.ndarray:
+        """Responses simulated from the fitted model (lme4's ``simulate``).
 
         Parameters
         ----------
         nsim : int
         seed : int or numpy Generator, optional
+        re_form : "~0" or None, default "~0"
+            "~0" (lme4's default ``re.form = NA``): new random effects for each simulation;
+            None: condition on the predicted random effects.
 
         Returns
         -------
         ndarray, shape (nobs, nsim)
             On the response's scale as fitted (proportions of the weights' trials for binomial data).
         """
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        n = self.nobs
-        fixed = self.frame.X[:, self._x_kept] @ self._beta + self.frame.offset
-        Z = self._z
-        out = np.empty((n, int(nsim)))
-        for k in range(int(nsim)):
-            b = self.structure.b_of(self._templates, rng.standard_normal(self.structure.q))
-            eta = fixed + Z @ (b * (self.sigma if self.has_residual else 1.0))
-            out[:, k] = self._simulate_response(eta, rng)
-        return out
+        from .diagnostics.residuals import simulate_matrix
 
-    def _simulate_response(self, eta, rng):
-        w = self.frame.weights
-        noise = rng.standard_normal(eta.shape[0]) * self.sigma
-        return eta + (noise if w is None else noise / np.sqrt(w))
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return simulate_matrix(self, int(nsim), rng, conditional=not _population_level(re_form))
 
     def confint(self, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
                 progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:

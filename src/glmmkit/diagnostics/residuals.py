@@ -249,16 +249,9 @@ def _simulation_test(method, observed, simulated, alternative) -> ResidualTest:
 
 def _conditional(re_form) -> bool:
     """lme4's re.form: None conditions on the random effects; "~0" / "NA" / NaN re-simulates them."""
-    if re_form is None:
-        return True
-    if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~-1"):
-        return False
-    if isinstance(re_form, float) and np.isnan(re_form):
-        return False
-    raise ArgumentError(
-        f"re_form must be '~0' (new random effects in every simulation, the default) or None "
-        f"(condition on the predicted random effects), got {re_form!r}"
-    )
+    from ..results import _population_level
+
+    return not _population_level(re_form)
 
 
 def _trials(fit) -> np.ndarray:
