@@ -18,6 +18,7 @@ statistics (that lives in ``objective/``) and no pandas.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -40,6 +41,9 @@ DENSE_CROSS_MAX = 250_000
 #: meet often): then BLAS on the dense block beats the sparse rank update
 DENSE_CROSS_LARGE = 20_000_000
 DENSE_CROSS_DENSITY = 0.1
+#: ... and a sparser small cross block only while its dense update (m² q1 K1 multiply-adds) stays this cheap:
+#: beyond it the rank update by pairs wins (three factors of 403, 118 and 63 levels: 1.7 ms dense, 0.7 ms by pairs)
+DENSE_CROSS_FLOPS = 4_000_000
 #: dense parts at least this large are factored with every BLAS thread
 PARALLEL_MIN_DENSE = 600
 
@@ -127,6 +131,25 @@ class CrossprodPlan:
         and ``lead_cols`` already carry ``right``; the rest blocks' columns get
         their multipliers here.
         """
+        Azz, Azx, pair_a = self.fill_pairs(XY, left, right, lead_cols)
+        return Azz, Azx, self.az1_csr(pair_a), pair_a
+
+    def az1_csr(self, pair_a: np.ndarray) -> sp.csr_matrix:
+        """A_z1 (rows: dense rows, columns: g K1 + c1) as CSR from the pair values.
+
+        The index arrays never change, so a validated template is copied and given the new
+        values: scipy's checking constructor cost more than the products on small models."""
+        data = pair_a.ravel()[self.az1_perm]
+        if getattr(self, "_az1_template", None) is None:
+            self._az1_template = sp.csr_matrix((data, self.az1_indices, self.az1_indptr),
+                                               shape=(self.mz, self.q1 * self.K1))
+        out = copy.copy(self._az1_template)
+        out.data = data
+        return out
+
+    def fill_pairs(self, XY: np.ndarray, left: np.ndarray | None, right: np.ndarray | None, lead_cols: np.ndarray):
+        """Weighted A_zz (dense, mz x mz), A_zx (mz x columns of ``XY``) and the pair values
+        (npairs x K1): bincounts over the rows, see ``fill``."""
         mz, nr = self.mz, len(self.rest_rows)
         wcols = [c if left is None else c * left for c in self.rest_cols]
         rcols = [c if right is None else c * right for c in self.rest_cols]
@@ -144,9 +167,29 @@ class CrossprodPlan:
         for j in range(nr):
             for c1 in range(self.K1):
                 pair_a[:, c1] += np.bincount(self.pair_inv[j], wcols[j] * lead_cols[:, c1], minlength=self.npairs)
-        Az1 = sp.csr_matrix((pair_a.ravel()[self.az1_perm], self.az1_indices, self.az1_indptr),
-                            shape=(mz, self.q1 * self.K1))
-        return Azz.reshape(mz, mz), Azx, Az1, pair_a
+        return Azz.reshape(mz, mz), Azx, pair_a
+
+    def dense_cross_pos(self) -> np.ndarray:
+        """Flat positions of the pair values (pair, c1) in a dense mz x q1 K1 block (cached)."""
+        if getattr(self, "_dense_pos", None) is None:
+            n1 = self.q1 * self.K1
+            self._dense_pos = ((self.pair_i * n1 + self.pair_g * self.K1)[:, None]
+                               + np.arange(self.K1)[None, :]).ravel()
+        return self._dense_pos
+
+    def triples(self):
+        """For the update of the dense block by pairs of one level: (left pair, right pair, level,
+        flat position in the mz x mz block, pair_ptr), every (i, l, g) with l <= i once (cached)."""
+        if getattr(self, "_triples", None) is None:
+            pg, pi, npairs = self.pair_g, self.pair_i, self.npairs
+            ptr = np.searchsorted(pg, np.arange(self.q1 + 1), side="left").astype(np.int64)
+            start = ptr[pg]
+            cnt = np.arange(npairs) - start + 1
+            left = np.repeat(np.arange(npairs), cnt)
+            first = np.cumsum(cnt) - cnt
+            right = start[left] + (np.arange(left.shape[0]) - first[left])
+            self._triples = (left, right, pg[left], pi[left] * self.mz + pi[right], ptr)
+        return self._triples
 
 
 class BlockedSystem:
@@ -187,32 +230,8 @@ class BlockedSystem:
 
         zc = lead.columns if right is None else lead.columns * right[:, None]
         zl = lead.columns if left is None else lead.columns * left[:, None]
-        codes = lead.factor.codes
-        A11 = np.empty((q1, K1, K1))
-        for a in range(K1):
-            for b in range(a + 1):
-                A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zl[:, a] * zc[:, b], minlength=q1)
-        self.A11 = A11
-        self._a11, self._a21, self._a22 = (A11[:, 0, 0].copy(), A11[:, 1, 0].copy(), A11[:, 1, 1].copy()) if K1 == 2 else (None,) * 3
-        # G[g] = X_g'Z_g and y_g'Z_g stacked: shape (q1, p + 1, K1)
-        G = np.empty((q1, self.p + 1, K1))
-        for a in range(K1):
-            za = zl[:, a]
-            for j in range(self.p + 1):
-                G[:, j, a] = np.bincount(codes, za * XY[:, j], minlength=q1)
-        self.G = G
-        # per-group outer products G_g[:, a] G_g[:, b]' so that Σ_g G_g M_g G_g' is one
-        # (q1 K1²) x (p+1)² product; only while that array stays small
-        P_size = q1 * K1 * K1 * (self.p + 1) ** 2
-        self.P = None
-        if P_size <= 4_000_000:
-            P = np.einsum("gia,gjb->abgij", G, G).reshape(K1, K1, q1, -1)
-            # pieces by the distinct entries of the symmetric M_g: (a, a) and (a, b) + (b, a)
-            self.P = [P[a, a] if a == b else P[a, b] + P[b, a] for a in range(K1) for b in range(a + 1)]
-            if K1 == 2:
-                # fast path: _lead returns the rows m11, -m21, m22 (see there)
-                self._P2 = np.concatenate([self.P[0], -self.P[1], self.P[2]])
-                self._A2 = np.stack([A11[:, 1, 1], A11[:, 1, 0], A11[:, 0, 0]])
+        self._set_lead(XY, zl, zc)
+        G = self.G
 
         self.mz = sum(b.size for b in rest)
         mz = self.mz
@@ -236,7 +255,8 @@ class BlockedSystem:
             Arr[mz:, :mz] = Azx.T
             nnz = np.count_nonzero(self.Az1) if not sp.issparse(self.Az1) else self.Az1.nnz
             dense_enough = nnz >= DENSE_CROSS_DENSITY * mz * q1 * K1 and m * q1 * K1 <= DENSE_CROSS_LARGE
-            if (mz < KERNEL_MIN_DENSE and m * q1 * K1 <= DENSE_CROSS_MAX) or dense_enough:
+            small = mz < KERNEL_MIN_DENSE and m * q1 * K1 <= DENSE_CROSS_MAX and m * m * q1 * K1 <= DENSE_CROSS_FLOPS
+            if small or dense_enough:
                 # small: the whole cross block [A_z1; A_x1] dense, so B D⁻¹ B' is two matrix products
                 Az1 = self.Az1.toarray() if sp.issparse(self.Az1) else self.Az1
                 self.R1 = np.vstack([Az1, G.transpose(1, 0, 2).reshape(self.p + 1, q1 * K1)])
@@ -257,6 +277,97 @@ class BlockedSystem:
         self._theta_ext = np.ones(n_theta + 1)  # θ with a trailing 1, reused by every evaluation
         self._diag_z = np.arange(mz) * (m + 1)  # flat indices of the random-effect diagonal
         self._general = [(i, b) for i, b in enumerate(rest) if b.K > 1]
+
+    def _set_lead(self, XY: np.ndarray, zl: np.ndarray, zc: np.ndarray) -> None:
+        """The lead block's crossproducts A11 and G (and the per-level outer products P) from the
+        weighted lead columns ``zl`` (left) and ``zc`` (right) and the right-weighted [X y]."""
+        K1, q1 = self.K1, self.q1
+        codes = self.lead.factor.codes
+        A11 = np.empty((q1, K1, K1))
+        for a in range(K1):
+            for b in range(a + 1):
+                A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zl[:, a] * zc[:, b], minlength=q1)
+        self.A11 = A11
+        self._a11, self._a21, self._a22 = (A11[:, 0, 0].copy(), A11[:, 1, 0].copy(), A11[:, 1, 1].copy()) if K1 == 2 else (None,) * 3
+        # G[g] = X_g'Z_g and y_g'Z_g stacked: shape (q1, p + 1, K1)
+        G = np.empty((q1, self.p + 1, K1))
+        for a in range(K1):
+            za = zl[:, a]
+            for j in range(self.p + 1):
+                G[:, j, a] = np.bincount(codes, za * XY[:, j], minlength=q1)
+        self.G = G
+        # per-group outer products G_g[:, a] G_g[:, b]' so that Σ_g G_g M_g G_g' is one
+        # (q1 K1²) x (p+1)² product; only while that array stays small (and only where factor reads it)
+        P_size = q1 * K1 * K1 * (self.p + 1) ** 2
+        self.P = None
+        if P_size <= 4_000_000 and not sum(b.size for b in self.rest):
+            P = np.einsum("gia,gjb->abgij", G, G).reshape(K1, K1, q1, -1)
+            # pieces by the distinct entries of the symmetric M_g: (a, a) and (a, b) + (b, a)
+            self.P = [P[a, a] if a == b else P[a, b] + P[b, a] for a in range(K1) for b in range(a + 1)]
+            if K1 == 2:
+                # fast path: _lead returns the rows m11, -m21, m22 (see there)
+                self._P2 = np.concatenate([self.P[0], -self.P[1], self.P[2]])
+        if K1 == 2:
+            self._A2 = np.stack([A11[:, 1, 1], A11[:, 1, 0], A11[:, 0, 0]])
+
+    def reweighted(self, X: np.ndarray, y: np.ndarray, sqrt_w: np.ndarray | None = None,
+                   weights: np.ndarray | None = None) -> "BlockedSystem":
+        """The same model's system with new weights and response (PIRLS, Newton on the mode).
+
+        The random-effects pattern, the evaluation path (dense cross block or rank
+        updates) and every index array are this system's; only the numbers are
+        formed anew, by bincounts over the rows (``CrossprodPlan``), so no dense
+        or sparse Z is built.  This system is left unchanged.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, p)
+            Fixed-effects columns; ``p`` must equal this system's.
+        y : ndarray, shape (n,)
+        sqrt_w, weights : ndarray, shape (n,), optional
+            As in the constructor.
+
+        Returns
+        -------
+        BlockedSystem
+        """
+        if X.shape[1] != self.p:
+            raise ValueError(f"reweighted: X has {X.shape[1]} columns, the system {self.p}")
+        new = copy.copy(self)
+        XY = np.column_stack([X, y])
+        left = right = sqrt_w
+        if weights is not None:
+            left, right = weights, None
+        XY_left = XY if left is None else XY * left[:, None]
+        if right is not None:
+            XY = XY * right[:, None]
+        lead = self.lead
+        zc = lead.columns if right is None else lead.columns * right[:, None]
+        zl = lead.columns if left is None else lead.columns * left[:, None]
+        new._set_lead(XY, zl, zc)
+        mz, m = self.mz, self.m
+        Arr = np.empty((m, m))
+        Arr[mz:, mz:] = XY_left.T @ XY
+        if mz:
+            plan = getattr(self, "plan", None)
+            if plan is None:
+                plan = self.plan = CrossprodPlan([self.lead, *self.rest])
+            new.plan = plan
+            Arr[:mz, :mz], Azx, pair_a = plan.fill_pairs(XY, left, right, zc)
+            Arr[:mz, mz:] = Azx
+            Arr[mz:, :mz] = Azx.T
+            if self.R1 is not None:
+                n1 = self.q1 * self.K1
+                R1 = np.zeros((m, n1))
+                R1[:mz].ravel()[plan.dense_cross_pos()] = pair_a.ravel()
+                R1[mz:] = new.G.transpose(1, 0, 2).reshape(self.p + 1, n1)
+                new.R1 = R1
+                new.Az1 = R1[:mz]
+            else:
+                new.Az1 = plan.az1_csr(pair_a)
+                new._prepare_pairs(use_kernel=self.use_kernel, pair_a=pair_a)
+        new.Arr = Arr
+        return new
 
     def _prepare_pairs(self, use_kernel: bool | None = None, pair_a: np.ndarray | None = None) -> None:
         """Index arrays for the update C - B D⁻¹ B' of the dense block.
@@ -284,21 +395,37 @@ class BlockedSystem:
             pg = (uniq // mz).astype(np.int64)
             pi = (uniq % mz).astype(np.int64)
         self.pair_rows, self.pair_a = pi, a
-        self.pair_ptr = np.searchsorted(pg, np.arange(self.q1 + 1), side="left").astype(np.int64)
         self.use_kernel = (mz >= KERNEL_MIN_DENSE and numba_available()) if use_kernel is None else use_kernel
-        if self.use_kernel:
-            return
-        start = self.pair_ptr[pg]
-        cnt = np.arange(npairs) - start + 1
-        left = np.repeat(np.arange(npairs), cnt)
-        first = np.cumsum(cnt) - cnt
-        right = start[left] + (np.arange(left.shape[0]) - first[left])
-        self.tri_g = pg[left]
-        self.tri_flat = pi[left] * mz + pi[right]
+        if plan is not None and pair_a is not None:
+            left, right, self.tri_g, self.tri_flat, self.pair_ptr = plan.triples()
+            if self.use_kernel:
+                return
+        else:
+            self.pair_ptr = np.searchsorted(pg, np.arange(self.q1 + 1), side="left").astype(np.int64)
+            if self.use_kernel:
+                return
+            start = self.pair_ptr[pg]
+            cnt = np.arange(npairs) - start + 1
+            left = np.repeat(np.arange(npairs), cnt)
+            first = np.cumsum(cnt) - cnt
+            right = start[left] + (np.arange(left.shape[0]) - first[left])
+            self.tri_g = pg[left]
+            self.tri_flat = pi[left] * mz + pi[right]
         if K1 == 1:
             self.tri_prod = a[left, 0] * a[right, 0]
         else:
             self.tri_prod = (a[left][:, :, None] * a[right][:, None, :]).reshape(-1, K1 * K1)
+
+    def _az1_rmatvec(self, v: np.ndarray) -> np.ndarray:
+        """A_z1' v for a vector over the dense random-effect rows (a bincount over the stored
+        nonzeros when A_z1 is sparse: scipy's transpose builds a new matrix at every call)."""
+        A = self.Az1
+        if not sp.issparse(A):
+            return A.T @ v
+        plan = self.plan
+        if getattr(plan, "_az1_rows", None) is None:
+            plan._az1_rows = np.repeat(np.arange(self.mz), np.diff(plan.az1_indptr))
+        return np.bincount(plan.az1_indices, A.data * v[plan._az1_rows], minlength=self.q1 * self.K1)
 
     def _general_templates(self, theta):
         """(first dense row, q, K, template) of every non-lead block with K > 1."""
@@ -389,6 +516,9 @@ class BlockedSystem:
     def lead_inverse(self, T1) -> np.ndarray:
         """D_g⁻¹ for every lead level, shape (q1, K1, K1) (used after the fit, not per evaluation)."""
         K1 = self.K1
+        if K1 == 1:  # the 1 x 1 inverse, without the batched LAPACK call
+            t = float(T1[0, 0])
+            return (1.0 / (t * self.A11[:, 0, 0] * t + 1.0)).reshape(-1, 1, 1)
         D = np.matmul(np.matmul(T1.T, self.A11), T1)
         D[:, np.arange(K1), np.arange(K1)] += 1.0
         return np.linalg.inv(D)
@@ -471,12 +601,12 @@ class BlockedSystem:
         L = fac.L
         m, mz, p = self.m, self.mz, self.p
         c = L[m - 1, : m - 1]
-        v = solve_triangular(L[: m - 1, : m - 1], c, lower=True, trans="T") if m > 1 else np.empty(0)
+        v = solve_triangular(L[: m - 1, : m - 1], c, lower=True, trans="T", check_finite=False) if m > 1 else np.empty(0)
         u_rest, beta = v[:mz], v[mz:]
         b_rest = self.rest_b(templates, u_rest)
         rhs = self.G[:, p, :] - np.einsum("gpk,p->gk", self.G[:, :p, :], beta)
         if mz:
-            rhs -= (self.Az1.T @ b_rest).reshape(self.q1, self.K1)
+            rhs -= self._az1_rmatvec(b_rest).reshape(self.q1, self.K1)
         T1 = templates[0]
         rhs = rhs @ T1  # T1' applied to each level's vector
         u_lead = np.einsum("gab,gb->ga", self.lead_inverse(T1), rhs)
@@ -517,9 +647,23 @@ class BlockedSystem:
         K1, q1 = self.K1, self.q1
         Lzz = np.tril(fac.L[:mz, :mz])
         B = self.cross_u(theta, templates)
-        BD = np.einsum("mgk,gkj->mgj", B.reshape(mz, q1, K1), D_inv).reshape(mz, q1 * K1)
         S_inv, info = lapack.dpotri(Lzz, lower=1)
         S_inv = np.tril(S_inv) + np.tril(S_inv, -1).T
+        plan = getattr(self, "plan", None)
+        if plan is not None and sp.issparse(self.Az1):
+            # a sparse cross block: B D⁻¹ has A_z1's pattern, so the products below run over its
+            # nonzeros (the pairs) instead of the dense mz x q1 K1 block
+            pos = plan.dense_cross_pos()
+            bd = np.einsum("pk,pkj->pj", B.ravel()[pos].reshape(-1, K1), D_inv[plan.pair_g])
+            BD_sp = plan.az1_csr(bd)
+            cross = -np.ascontiguousarray((BD_sp.T @ S_inv).T)  # S⁻¹ is symmetric
+            cr = cross.ravel()[pos].reshape(-1, K1)
+            lead = D_inv.copy()
+            for a in range(K1):
+                for b in range(K1):
+                    lead[:, a, b] -= np.bincount(plan.pair_g, bd[:, a] * cr[:, b], minlength=q1)
+            return InverseParts(D_inv, lead, cross, S_inv, B, BD_sp.toarray(), Lzz)
+        BD = np.einsum("mgk,gkj->mgj", B.reshape(mz, q1, K1), D_inv).reshape(mz, q1 * K1)
         cross = -(S_inv @ BD)  # one product instead of two triangular solves
         # lead diagonal blocks: D_g⁻¹ + (BD⁻¹)_g' S⁻¹ (BD⁻¹)_g = D_g⁻¹ - (BD⁻¹)_g' cross_g
         lead = D_inv - np.einsum("mga,mgb->gab", BD.reshape(mz, q1, K1), cross.reshape(mz, q1, K1))
@@ -561,7 +705,7 @@ class BlockedSystem:
         Lzz = fac.L[:mz, :mz]
         w = solve_triangular(Lzz, rhs[n1:] - By1, lower=True, check_finite=False)
         x_rest = solve_triangular(Lzz, w, lower=True, trans="T", check_finite=False)
-        Btx = (np.asarray(self.Az1.T @ self._lambda_rest(theta, x_rest, transpose=False)).ravel().reshape(q1, K1)) @ T1
+        Btx = self._az1_rmatvec(self._lambda_rest(theta, x_rest, transpose=False)).reshape(q1, K1) @ T1
         x1 = np.einsum("gab,gb->ga", D_inv, r1 - Btx)
         return np.concatenate([x1.ravel(), x_rest])
 

@@ -136,7 +136,7 @@ class GlmmObjective:
         self.Z = structure.z_matrix()
         self._X0 = np.empty((self.n, 0))
         self.u = np.zeros(structure.q)  # warm start: the last mode found
-        self._plan = None
+        self._bases = {}  # unweighted BlockedSystem by number of fixed-effects columns
         self.tol, self.maxit = tol, maxit
         self.n_evals = 0
         self.pirls_failures = 0
@@ -171,11 +171,18 @@ class GlmmObjective:
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[: system.mz])))
         return PirlsState(u.copy(), np.asarray(beta, dtype=float), eta, mu, dev, logdet, system, fac, True, 0)
 
+    def _base_system(self, X: np.ndarray) -> BlockedSystem:
+        """The unweighted system of this model with fixed-effects columns ``X``, built once: every
+        PIRLS or Newton iteration reweights it (the pattern of Z'WZ never changes)."""
+        p = X.shape[1]
+        base = self._bases.get(p)
+        if base is None:
+            base = self._bases[p] = BlockedSystem(self.structure.blocks, X, np.zeros(self.n))
+        return base
+
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
         _, W, z = self.family.working(eta, self.y, self.wt)
-        system = BlockedSystem(self.structure.blocks, X, z - fixed, np.sqrt(W), plan=self._plan)
-        self._plan = getattr(system, "plan", None)  # the pattern of Z'WZ is the same at every iteration
-        return system
+        return self._base_system(X).reweighted(X, z - fixed, np.sqrt(W))
 
     # ----- PIRLS -----
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None, u0: np.ndarray | None = None) -> PirlsState:

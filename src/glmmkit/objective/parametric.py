@@ -55,9 +55,7 @@ class ParametricLaplace(GlmmObjective):
 
     # ----- the mode -----
     def _newton_system(self, W):
-        system = BlockedSystem(self.structure.blocks, self._X0, self._zeros, plan=self._plan, weights=W)
-        self._plan = getattr(system, "plan", None)
-        return system
+        return self._base_system(self._X0).reweighted(self._X0, self._zeros, weights=W)
 
     def pirls(self, theta, beta, u0=None) -> PirlsState:
         """Newton's method for û at (θ, β) and the current family parameters."""
