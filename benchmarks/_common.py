@@ -114,6 +114,36 @@ def package_data(name: str) -> Loader:
     return load
 
 
+R_DATASETS_DIR = REPO_ROOT / "tests" / "data" / "r_datasets"
+
+
+def r_dataset(name: str, prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> Loader:
+    """Loader for a data set exported from R into ``tests/data/r_datasets`` (grouseticks, VerbAgg, Owls).
+
+    Parameters
+    ----------
+    name : str
+        File stem and key in that folder's ``datasets.json`` (factor levels in R's order).
+    prepare : callable, optional
+        Applied to the frame after reading (e.g. a 0/1 response every engine reads alike).
+
+    Returns
+    -------
+    callable
+        ``load(sources) -> (DataFrame, source description)``.
+    """
+
+    def load(sources: DataSources) -> tuple[pd.DataFrame, str]:
+        path = R_DATASETS_DIR / f"{name}.csv"
+        spec = _dataset_spec(name, R_DATASETS_DIR)
+        if not path.is_file() or spec is None:
+            raise FileNotFoundError(f"{name}: no {path} with datasets.json")
+        df = _read_with_spec(path, spec)
+        return (df if prepare is None else prepare(df)), str(path)
+
+    return load
+
+
 def _read_simulated(path: Path) -> pd.DataFrame:
     """Read a simulated CSV; string columns become categoricals with sorted levels."""
     df = pd.read_csv(path)

@@ -9,6 +9,8 @@ column names (``(Intercept)``, ``trtB``, ``trtB:week``).
 
 from __future__ import annotations
 
+import ast
+
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -277,10 +279,52 @@ def _response_variables(lhs: str, df: pd.DataFrame) -> set:
     return _used_variables(f"{lhs} ~ 1", df)
 
 
+_FAST_OPS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide}
+_FAST_CALLS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt}
+
+
+def _fast_arithmetic(expr: str, data: pd.DataFrame) -> np.ndarray | None:
+    """Values of + - * / and log/exp/sqrt over numeric columns and numbers (``size - incidence``,
+    ``log(BroodSize)``) with numpy directly, or None for anything else (formulaic evaluates it):
+    building a formulaic model matrix cost more than fitting a small model."""
+    try:
+        tree = ast.parse(expr.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+
+    def ev(node):
+        if isinstance(node, ast.BinOp) and type(node.op) in _FAST_OPS:
+            left, right = ev(node.left), ev(node.right)
+            return None if left is None or right is None else _FAST_OPS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = ev(node.operand)
+            return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return float(node.value)
+        if isinstance(node, ast.Name) and node.id in data.columns:
+            col = data[node.id]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                return col.to_numpy(dtype=float)
+            return None
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FAST_CALLS
+                and len(node.args) == 1 and not node.keywords):
+            inner = ev(node.args[0])
+            return None if inner is None else _FAST_CALLS[node.func.id](inner)
+        return None
+
+    out = ev(tree)
+    if out is None or np.ndim(out) != 1:
+        return None
+    return np.asarray(out, dtype=float)
+
+
 def _expression(expr: str, data: pd.DataFrame, what: str) -> np.ndarray:
     name = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
     if name in data.columns and pd.api.types.is_numeric_dtype(data[name]) and not pd.api.types.is_bool_dtype(data[name]):
         return data[name].to_numpy(dtype=float)
+    fast = _fast_arithmetic(expr, data)
+    if fast is not None:
+        return fast
     try:
         mm = model_matrix(f"~ 0 + I({expr})", data)
     except Exception as exc:
@@ -471,8 +515,12 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
 
 def offset_values(expr: str, data: pd.DataFrame) -> np.ndarray:
     """Values of the expression inside ``offset(...)`` (a Python/R arithmetic expression)."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) and the like: reported by the caller's check
+        fast = _fast_arithmetic(expr, data)
+    if fast is not None:
+        return fast
     try:
-        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) and the like: reported by the caller's check
+        with np.errstate(divide="ignore", invalid="ignore"):
             om = model_matrix(f"~ 0 + I({expr})", data)
     except Exception as exc:
         raise FormulaError(f"cannot evaluate offset({expr}): {exc}") from None
