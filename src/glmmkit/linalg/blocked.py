@@ -333,6 +333,12 @@ class BlockedSystem:
         """
         if X.shape[1] != self.p:
             raise ValueError(f"reweighted: X has {X.shape[1]} columns, the system {self.p}")
+        # weights that overflowed at a wild trial step give a system that factor() rejects;
+        # the elementwise products here would warn where the old matrix products did not
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._reweighted(X, y, sqrt_w, weights)
+
+    def _reweighted(self, X, y, sqrt_w, weights) -> "BlockedSystem":
         new = copy.copy(self)
         XY = np.column_stack([X, y])
         left = right = sqrt_w
