@@ -565,11 +565,14 @@ class BlockedSystem:
                     if self.use_kernel:
                         rank_update_kernel()(S, self.pair_ptr, self.pair_rows, self.pair_a, M.reshape(self.q1, K1, K1))
                     else:
-                        if K1 == 1:
-                            vals = self.tri_prod * M[self.tri_g]
-                        else:
-                            vals = np.einsum("tk,tk->t", self.tri_prod, M.reshape(-1, K1 * K1)[self.tri_g])
-                        S[:mz, :mz] -= np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
+                        # weights that overflowed at a trial step make inf x 0 here: that factor fails
+                        # (ok = False) without a warning, as the matrix products of the dense path do
+                        with np.errstate(invalid="ignore", over="ignore"):
+                            if K1 == 1:
+                                vals = self.tri_prod * M[self.tri_g]
+                            else:
+                                vals = np.einsum("tk,tk->t", self.tri_prod, M.reshape(-1, K1 * K1)[self.tri_g])
+                            S[:mz, :mz] -= np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
         if mz:
             self._theta_ext[:-1] = theta
             scale = self._theta_ext[self._scale_idx]
