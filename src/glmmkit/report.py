@@ -58,7 +58,7 @@ def _table(df: pd.DataFrame, index: bool = True, pcols=()) -> str:
         cells = [html.escape(str(idx))] if index else []
         for c, v in r.items():
             if c in pcols and isinstance(v, (float, np.floating)) and np.isfinite(v):
-                cells.append("&lt;2e-16" if v < 2e-16 else f"{v:.3g}")
+                cells.append("NaN" if not np.isfinite(v) else ("&lt;2e-16" if v < 2e-16 else f"{v:.3g}"))
             elif isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool):
                 cells.append(_num(v))
             else:

@@ -197,7 +197,8 @@ class GlmmSummary(LmmSummary):
         if len(ft):
             lines.append("Fixed effects:")
             cols = [format_column(ft[c].to_numpy(), 4 if c not in ("z value",) else 3) for c in ft.columns[:3]]
-            pcol = [f"{v:.3g}" if v >= 1e-16 else "<2e-16" for v in ft["Pr(>|z|)"].to_numpy()]
+            pcol = ["NaN" if not np.isfinite(v) else (f"{v:.3g}" if v >= 1e-16 else "<2e-16")
+                    for v in ft["Pr(>|z|)"].to_numpy()]
             rows = [[name] + [c[i] for c in cols] + [pcol[i]] for i, name in enumerate(ft.index)]
             lines += _table(rows, [False, True, True, True, True], ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"])
             ratio = {"logit": "Odds ratios", "log": "Rate ratios"}.get(f.link)

@@ -11,7 +11,6 @@ refits from the estimates and takes percentiles.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import numpy as np
@@ -55,37 +54,9 @@ def _wald(fit, level):
 
 
 def refit_response(fit, y_new):
-    """The same model refitted to a new response vector (complete rows, y on the engine's scale),
-    started from the fit's estimates; returns the new fit."""
-    from ..glmer import _fit_general, _fit_parametric, _fit_single_term, glm_irls
-    from ..lmer import LmmObjective
-    from ..objective import single as single_term
-    from ..objective.glmm import GlmmObjective
-    from ..optimize import minimize_bobyqa
-    from ..results import FitInfo, LmmFit
-
-    frame = dataclasses.replace(fit.frame, y=np.asarray(y_new, dtype=float), messages=[])
-    X = frame.X[:, fit._x_kept]
-    structure = fit.structure
-    if fit.has_residual:
-        obj = LmmObjective(structure, X, frame.y - frame.offset, frame.weights, reml=fit.reml)
-        res = minimize_bobyqa(obj, fit._theta, structure.theta_lower, initial_step=0.1)
-        info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message, [])
-        return LmmFit(frame=frame, structure=structure, objective=obj, theta=res.x, info=info,
-                      x_kept=fit._x_kept, dropped_columns=fit.dropped_columns)
-    fam = fit.family
-    wt = fit._objective.wt
-    kept, dropped = fit._x_kept, fit.dropped_columns
-    if hasattr(fam, "free_names"):
-        return _fit_parametric(structure, frame, X, wt, fam, kept, dropped, [], None, fit.nagq)
-    obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
-    obj._beta0 = glm_irls(X, frame.y, wt, frame.offset, fam)
-    out = None
-    if single_term.applies(structure, fam, fit.nagq):
-        out = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, [], None)
-    if out is None:
-        out = _fit_general(obj, structure, frame, X, wt, fam, fit.nagq, kept, dropped, [], None)
-    return out
+    """The same model refitted to a new response vector (complete rows, y on the engine's scale):
+    ``fit.refit(y_new)``, which shares nothing with ``fit``."""
+    return fit.refit(np.asarray(y_new, dtype=float))
 
 
 _WORKER_FIT = None  # the fit a forked bootstrap worker refits (inherited, not pickled)
@@ -155,6 +126,19 @@ def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, s
         if int(n_boot) < 10:
             raise ArgumentError(f"n_boot={n_boot} is too few bootstrap samples for an interval; use at least 100")
         draws = bootstrap_estimates(fit, int(n_boot), seed=seed, progress=progress, n_jobs=int(n_jobs))
+        n_failed = int(draws.isna().all(axis=1).sum())
+        if n_failed == len(draws):
+            from ..exceptions import GlmmkitError
+
+            raise GlmmkitError(f"every one of the {n_failed} bootstrap refits failed; no interval can be formed "
+                               "(try method='wald' or 'profile')")
+        if n_failed:
+            import warnings
+
+            from ..exceptions import ConvergenceWarning
+
+            warnings.warn(f"{n_failed} of {len(draws)} bootstrap refits failed and are left out of the intervals",
+                          ConvergenceWarning, stacklevel=3)
         alpha = (1.0 - level) / 2.0
         out = pd.DataFrame({"lower": draws.quantile(alpha), "upper": draws.quantile(1.0 - alpha)})
         out.attrs["n_failed"] = int(draws.isna().all(axis=1).sum())
@@ -162,6 +146,12 @@ def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, s
         return out
     if m == "profile":
         from .profile import profile_confint
+
+        if not fit.has_likelihood:
+            from ..exceptions import NotAvailableError
+
+            raise NotAvailableError(f"profile intervals need a likelihood, which a {fit.method} fit does not have; "
+                                    "use method='wald' or 'bootstrap', or refit with nagq=1 (Laplace)")
 
         return profile_confint(fit, level=level)
     raise ArgumentError(f"method must be 'wald', 'profile' or 'bootstrap', got {method!r}")

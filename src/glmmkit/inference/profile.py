@@ -53,8 +53,9 @@ class _Model:
             f = fit.frame
             self.obj = LmmObjective(fit.structure, f.X[:, fit._x_kept], f.y - f.offset, f.weights, reml=False)
         else:
-            self.obj = fit._objective
-            self.obj.tol = 1e-12
+            # an objective of its own (the fit's is never touched), warm-started at the fit's modes
+            self.obj = fit._problem.objective(tol=1e-12)
+            self.obj.u = fit._state.u.copy()
             self.p = len(fit.x_names)
             self.n_psi = getattr(self.obj, "n_psi", 0)  # a family's own parameters: profiled out as nuisance
             self.lower += [-np.inf] * self.p + [-15.0] * self.n_psi
