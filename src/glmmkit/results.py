@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ArgumentError, DataError
+from .validate import population_level as _population_level
 from .design import build_design
 from .frame import factor_labels, offset_values, term_columns
 from .diagnostics import DiagnosticsMixin
@@ -448,12 +449,7 @@ class LmmFit(MixedModelFit):
 
     def __init__(self, *, frame, structure, objective, theta, info, x_kept, dropped_columns, data_name=None,
                  problem=None):
-        if problem is None:  # a working fit made inside the engine (PQL's LMMs): its problem from its parts
-            from .fitting.lmm import LmmProblem
-
-            problem = LmmProblem(frame=frame, structure=structure, X=frame.X[:, list(x_kept)], kept=list(x_kept),
-                                 dropped=list(dropped_columns), reml=objective.reml, data_name=data_name)
-        self._problem = problem
+        self._problem = problem  # None for the working fits inside PQL, which are never refitted
         self._objective = objective
         self.reml = objective.reml
         self.method = "REML" if objective.reml else "ML"
@@ -490,12 +486,10 @@ class LmmFit(MixedModelFit):
         LmmFit
             A new fit started from this fit's θ; this one is not changed.
         """
-        from .fitting.lmm import fit_lmm
-
         problem = self._problem if y is None else self._problem.with_response(y)
         if reml is not None:
             problem = dataclasses.replace(problem, reml=bool(reml))
-        return fit_lmm(problem, start=self._theta)
+        return problem.fit(start=self._theta)
 
     @property
     def reml_criterion(self) -> float | None:
@@ -611,12 +605,10 @@ class GlmmFit(MixedModelFit):
         GlmmFit
             A new fit; this one is not changed.
         """
-        from .fitting.glmm import fit_glmm
-
         problem = self._problem if y is None else self._problem.with_response(y)
         if nagq is not None:
             problem = dataclasses.replace(problem, nagq=int(nagq))
-        return fit_glmm(problem)
+        return problem.fit()
 
     @property
     def deviance(self) -> float:
@@ -662,7 +654,7 @@ class GlmmFit(MixedModelFit):
         (remedies: ``olre=True``, ``family="negative_binomial"``, beta-binomial)."""
         from scipy.stats import chi2
 
-        if self.family.name not in ("poisson", "binomial") or self.method == "PQL":
+        if self.family.name not in ("poisson", "binomial") or self.kind == "pql":
             return None
         if self.family.name == "binomial" and np.all(self._problem.wt <= 1.0):
             return None  # Bernoulli rows carry no information about dispersion
@@ -759,12 +751,10 @@ class PqlFit(GlmmFit):
 
     def refit(self, y=None, **kwargs):
         """The PQL fit again with a new response (see :meth:`GlmmFit.refit`)."""
-        from .fitting.pql import fit_pql
-
         if kwargs:
             raise ArgumentError(f"a PQL fit can only be refitted to a new response, not with {sorted(kwargs)}")
         problem = self._problem if y is None else self._problem.with_response(y)
-        return fit_pql(problem)
+        return problem.fit(pql=True)
 
     @property
     def dispersion(self) -> float:
@@ -782,13 +772,3 @@ class PqlFit(GlmmFit):
     def _hat_weights(self):
         # the working weights at the final linear predictor: the hat matrix of the linearised fit
         return self.family.working(self._eta(), self.frame.y, self._problem.wt)[1]
-
-
-def _population_level(re_form) -> bool:
-    if re_form is None:
-        return False
-    if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~-1"):
-        return True
-    if isinstance(re_form, float) and np.isnan(re_form):
-        return True
-    raise ArgumentError(f"re_form must be None (all random effects) or '~0' (none), got {re_form!r}")

@@ -100,6 +100,14 @@ class GlmmProblem:
         return cls(self.structure, self.X, self.y, self.wt, self.offset, self.family, beta_start=beta_start,
                    tol=tol)
 
+    def fit(self, pql: bool = False, beta0=None):
+        """Fit this problem: ``fit_glmm`` (or ``fit_pql``); returns a new fit."""
+        if pql:
+            from .pql import fit_pql
+
+            return fit_pql(self)
+        return fit_glmm(self, beta0)
+
     def with_response(self, y) -> "GlmmProblem":
         """The same problem with another response (complete rows, the engine's scale)."""
         frame = dataclasses.replace(self.frame, y=np.asarray(y, dtype=float), messages=[])

@@ -49,6 +49,10 @@ class LmmProblem:
         return LmmObjective(self.structure, self.X if X is None else X, self.response, self.frame.weights,
                             reml=self.reml if reml is None else bool(reml))
 
+    def fit(self, start=None):
+        """Fit this problem (``fit_lmm``); returns a new fit."""
+        return fit_lmm(self, start=start)
+
     def with_response(self, y) -> "LmmProblem":
         frame = dataclasses.replace(self.frame, y=np.asarray(y, dtype=float), messages=[])
         return dataclasses.replace(self, frame=frame, messages=())

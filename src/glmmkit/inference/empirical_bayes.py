@@ -32,7 +32,7 @@ def ranef_posterior(fit, nagq: int = 15) -> dict:
     cond = fit.condvar
     means = {k: v.to_numpy() for k, v in fit.ranef.items()}
     method = "exact (Gaussian posterior)" if fit.has_residual else "Laplace (mode and conditional variance)"
-    if not fit.has_residual and len(fit.structure.blocks) == 1 and fit.method != "PQL":
+    if not fit.has_residual and len(fit.structure.blocks) == 1 and fit.kind != "pql":
         means, cond = _agq_posterior(fit, nagq)
         method = f"adaptive Gauss-Hermite quadrature, {nagq} nodes per dimension"
     for blk in fit.structure.blocks:
@@ -127,7 +127,7 @@ def _no_pooling(fit, blk, base, max_iter=50):
         r = np.zeros((q, K))
         np.add.at(r, codes, (w * (y - base))[:, None] * Z)
         return _batched_solve(G, r)
-    fam, wt = fit.family, fit._objective.wt
+    fam, wt = fit.family, fit._problem.wt
     b = fit._b[blk.offset : blk.offset + blk.size].reshape(q, K).copy()  # Newton from the modes
     ok = np.ones(q, dtype=bool)
     for _ in range(max_iter):

@@ -62,12 +62,10 @@ def _null_model_mean(fit) -> float:
     rebuilt from term names) and an intercept as the only fixed effect."""
     import dataclasses
 
-    from ..fitting.glmm import fit_glmm
-
     problem = fit._problem
     ones = np.ones((fit.nobs, 1))
     frame = dataclasses.replace(problem.frame, X=ones, x_names=["(Intercept)"], messages=[])
-    null = fit_glmm(dataclasses.replace(problem, frame=frame, X=ones, kept=[0], dropped=[], messages=()))
+    null = dataclasses.replace(problem, frame=frame, X=ones, kept=[0], dropped=[], messages=()).fit()
     return float(np.exp(null._beta[0]))
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..optimize import minimize_bobyqa
-from .confint import variance_parameters
+from .parameters import variance_parameters
 
 __all__ = ["profile_confint"]
 
@@ -141,16 +141,14 @@ def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
 
         f = fit.frame
         obj_ml = LmmObjective(fit.structure, f.X[:, fit._x_kept], f.y - f.offset, f.weights, reml=False)
-        res0 = minimize_bobyqa(obj_ml, fit._theta, fit.structure.theta_lower, initial_step=0.05)
-        d_min = res0.fun
-        if fit.reml:
-            from ..results import FitInfo, LmmFit
-
-            ml_fit = LmmFit(frame=f, structure=fit.structure, objective=obj_ml, theta=res0.x,
-                            info=FitInfo("", 0, True, "", []), x_kept=fit._x_kept, dropped_columns=fit.dropped_columns)
+        if fit.reml:  # the ML optimum is not the REML estimate: refit by ML first
+            ml_fit = fit.refit(reml=False)
+            d_min = -2.0 * ml_fit.loglik
             x_hat = variance_parameters(ml_fit).to_numpy()
             beta_hat, se_beta = ml_fit._beta, np.sqrt(np.diag(ml_fit._vcov))
         else:
+            res0 = minimize_bobyqa(obj_ml, fit._theta, fit.structure.theta_lower, initial_step=0.05)
+            d_min = res0.fun
             beta_hat, se_beta = fit._beta, np.sqrt(np.diag(fit._vcov))
     else:
         d_min = model.deviance(x_hat)

@@ -91,7 +91,7 @@ def coef_table(fit, ddf=None, exponentiate: bool = False, level: float = 0.95) -
         raise ArgumentError(f"level must be between 0 and 1, got {level!r}")
     est = fit.fixef.to_numpy()
     se = np.sqrt(np.diag(fit._vcov))
-    lmm = fit.has_residual and not getattr(fit, "method", "") == "PQL"
+    lmm = fit.kind == "lmm"
     if ddf is None:
         ddf = "satterthwaite" if lmm else "z"
     ddf = str(ddf).lower()
