@@ -24,11 +24,12 @@ Scenarios (simulated data use a fixed seed: 2,000 rows, 50 groups, x ~ N(0, 1)):
 ``cbpp``           ``cbind(incidence, size - incidence) ~ period + (1 | herd)``, binomial
 ``sleepstudy``     ``lmer("Reaction ~ Days + (Days | Subject)")``
 ``insteval``       ``lmer("y ~ 1 + service*dept + (1|s) + (1|d)")`` (73,421 rows, crossed)
+``pois_corr_1e5``  ``y ~ x + (x | g)``, Poisson, 100,000 rows, 2,000 groups (numba path; only when named)
 
 Usage::
 
     python benchmarks/bench_coldstart.py [--repeats 3] [--scenarios three_poisson,cbpp]
-                                         [--no-warm] [--json out.json]
+                                         [--no-warm] [--json out.json] [--src DIR]
 
 Times are medians over ``--repeats`` (default 3) fresh processes per mode.
 """
@@ -56,7 +57,11 @@ SCENARIOS = {
     "cbpp": ["cbpp"],
     "sleepstudy": ["sleepstudy"],
     "insteval": ["insteval"],
+    "pois_corr_1e5": ["pois_corr_1e5"],
 }
+
+#: scenarios run unless --scenarios names others (pois_corr_1e5 compiles the numba kernel: slow, cold)
+DEFAULT_SCENARIOS = [s for s in SCENARIOS if s != "pois_corr_1e5"]
 
 #: the child's code: import glmmkit (timed), then each fit (timed); prints one JSON line
 CHILD = r"""
@@ -67,7 +72,7 @@ t_import = time.perf_counter() - t0
 import numpy as np
 import pandas as pd
 
-def poisson_data(seed=20261201, n=2000, q=50):
+def poisson_data(n=2000, q=50, seed=20261201):
     rng = np.random.default_rng(seed)
     g = rng.integers(0, q, n)
     x = rng.standard_normal(n)
@@ -81,6 +86,8 @@ def fit(name):
         return gk.glmer("y ~ x + (x || g)", poisson_data(), family="poisson")
     if name == "pois_corr":
         return gk.glmer("y ~ x + (x | g)", poisson_data(), family="poisson")
+    if name == "pois_corr_1e5":
+        return gk.glmer("y ~ x + (x | g)", poisson_data(n=100_000, q=2_000), family="poisson")
     if name == "pois_agq9":
         return gk.glmer("y ~ x + (1 | g)", poisson_data(), family="poisson", nagq=9)
     if name == "cbpp":
@@ -103,11 +110,11 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def run_child(fits: list[str], cache_dir: str) -> dict:
+def run_child(fits: list[str], cache_dir: str, src: Path) -> dict:
     """One fresh interpreter running ``fits`` with ``NUMBA_CACHE_DIR=cache_dir``; its timings."""
     env = dict(os.environ)
     env["NUMBA_CACHE_DIR"] = cache_dir
-    env["PYTHONPATH"] = str(REPO_ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, *fits], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -120,16 +127,16 @@ def run_child(fits: list[str], cache_dir: str) -> dict:
     return res
 
 
-def run_scenario(name: str, repeats: int, warm: bool) -> dict:
+def run_scenario(name: str, repeats: int, warm: bool, src: Path) -> dict:
     """Cold (and warm) runs of one scenario: medians over ``repeats`` fresh processes."""
     fits = SCENARIOS[name]
     cold, hot = [], []
     for _ in range(repeats):
         cache = tempfile.mkdtemp(prefix="glmmkit-numba-")
         try:
-            cold.append(run_child(fits, cache))
+            cold.append(run_child(fits, cache, src))
             if warm:
-                hot.append(run_child(fits, cache))
+                hot.append(run_child(fits, cache, src))
         finally:
             shutil.rmtree(cache, ignore_errors=True)
 
@@ -151,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the scenarios and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per scenario and mode (default 3)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
-                        help=f"comma-separated subset of {', '.join(SCENARIOS)}")
+    parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
+                        help=f"comma-separated subset of {', '.join(SCENARIOS)} (default all but pois_corr_1e5)")
+    parser.add_argument("--src", type=Path, default=REPO_ROOT / "src",
+                        help="source folder holding the glmmkit package to time (default this checkout's src), "
+                             "e.g. an exported older commit for before/after figures")
     parser.add_argument("--no-warm", action="store_true", help="skip the warm-cache runs")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
@@ -168,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     results = []
     for name in names:
-        r = run_scenario(name, args.repeats, not args.no_warm)
+        r = run_scenario(name, args.repeats, not args.no_warm, args.src)
         results.append(r)
         per = ", ".join(f"{k} {v:.2f}" for k, v in r["cold"]["per_fit"].items()) if len(r["fits"]) > 1 else ""
         print(f"{name:<15}{r['cold']['import']:>8.2f}{r['cold']['fit']:>10.2f}{r['cold']['wall']:>11.2f}"

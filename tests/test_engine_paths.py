@@ -102,3 +102,14 @@ def test_numpy_path_does_not_import_numba():
                          env={**__import__("os").environ,
                               "PYTHONPATH": str(__import__("pathlib").Path(gk.__file__).parents[1])})
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("use_numba", [False, True])
+def test_a_wild_trial_point_is_an_infinite_deviance_on_both_paths(use_numba):
+    data = pd.DataFrame({"y": np.r_[0, 1, 3, 2, 0, 5, 1, 2, 4, 0, 1, 2], "x": np.tile([-1.0, 0.0, 1.0], 4),
+                         "g": np.repeat(list("abcd"), 3)})
+    obj, _ = _objective("y ~ x + (x | g)", data, "poisson", use_numba)
+    u_before = obj.u.copy()
+    value, grad = obj.value_and_grad(np.array([1e3, 5.0, 1e3, 50.0, 80.0]))
+    assert value == np.inf and np.all(grad == 0)
+    np.testing.assert_array_equal(obj.u, u_before)

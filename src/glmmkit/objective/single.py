@@ -10,9 +10,13 @@ implicit function theorem (algorithms note §9.2):
     dD/dφ = ∂F/∂φ + Σ_g [∂H_g/∂φ + ∂H_g/∂u_g · du_g/dφ] / H_g,
     du_g/dφ = -(∂²F/∂u_g∂φ) / (2 H_g).
 
-Rows are sorted by level once, one numba kernel runs every level's Newton
+Rows are sorted by level once, one kernel runs every level's Newton
 iterations (warm-started from the previous modes) and accumulates the value,
 dD/dθ and a per-row coefficient c with dD/dβ = X'c; L-BFGS-B does the rest.
+Large models (``NUMBA_MIN_ROWS``) use the numba kernels of
+:mod:`objective._laplace_kernels`; smaller ones their numpy twins below, which
+run the levels' iterations side by side on whole arrays: a first fit then
+compiles nothing and never imports numba.
 Canonical links only (binomial-logit, Poisson-log), where the observed and
 expected information agree, so the value equals the PIRLS-based Laplace
 deviance of :mod:`objective.glmm`.
