@@ -15,7 +15,6 @@ import sys
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .parameters import all_parameters, variance_parameters
 
@@ -23,6 +22,8 @@ __all__ = ["variance_parameters", "all_parameters", "confint"]
 
 
 def _wald(fit, level):
+    from scipy import stats  # imported here: scipy.stats costs ~0.8 s of glmmkit's import
+
     z = stats.norm.ppf(0.5 + level / 2.0)
     var = variance_parameters(fit)
     se = np.sqrt(np.diag(fit._vcov))
@@ -68,6 +69,14 @@ def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True, n_jo
     _WORKER_FIT = fit
     try:
         with single_blas_thread():
+            if n_jobs > 1 and _gnu_openmp_loaded():
+                import warnings
+
+                warnings.warn("GNU OpenMP is loaded in this process (numba's parallel kernels use it where libgomp "
+                              "is installed), and a forked worker would be killed by it: the bootstrap runs its "
+                              "replicates in this process (set NUMBA_THREADING_LAYER=tbb or workqueue to use n_jobs)",
+                              RuntimeWarning, stacklevel=3)
+                n_jobs = 1
             if n_jobs > 1 and "fork" in mp.get_all_start_methods():
                 with mp.get_context("fork").Pool(n_jobs) as pool:
                     for b, row in enumerate(pool.imap(_one_replicate, seeds, chunksize=4)):
@@ -82,6 +91,13 @@ def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True, n_jo
     if show:
         sys.stderr.write("\n")
     return pd.DataFrame(rows, columns=all_parameters(fit).index)
+
+
+def _gnu_openmp_loaded() -> bool:
+    """True when GNU OpenMP's runtime is loaded here: it terminates a child forked after its first use."""
+    from threadpoolctl import threadpool_info
+
+    return any(i.get("internal_api") == "openmp" and "gomp" in str(i.get("filepath", "")) for i in threadpool_info())
 
 
 def _progress(show, done, total):
