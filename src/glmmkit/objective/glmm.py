@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..linalg import BlockedFactor, BlockedSystem
+from .agq import level_nodes
 
 __all__ = ["GlmmObjective", "PirlsState"]
 
@@ -366,31 +367,8 @@ class GlmmObjective:
         the state was found with: bound to its parameters for a parametric family)."""
         fam = getattr(state, "family", None) or self.family
         blk = self.structure.blocks[0]
-        T = blk.template(theta)
         q, K = blk.q, blk.K
-        codes, zc = blk.factor.codes, blk.columns
-        _, W, _ = fam.working(state.eta, self.y, self.wt)
-        # D_g = T' (Σ_i W_i z_i z_i') T + I: the curvature of pdev/2 at the mode
-        A = np.empty((q, K, K))
-        for a in range(K):
-            for c in range(a + 1):
-                A[:, a, c] = A[:, c, a] = np.bincount(codes, W * zc[:, a] * zc[:, c], minlength=q)
-        D = np.matmul(np.matmul(T.T, A), T) + np.eye(K)
-        Lc = np.linalg.cholesky(D)  # D = L L'
-        x, w = np.polynomial.hermite_e.hermegauss(nagq)  # ∫ f(x) exp(-x²/2) dx ≈ Σ w f(x)
-        grids = np.stack(np.meshgrid(*([x] * K), indexing="ij"), -1).reshape(-1, K)
-        logw = np.sum(np.log(np.stack(np.meshgrid(*([w] * K), indexing="ij"), -1).reshape(-1, K)), axis=1)
-        u_hat = state.u[: q * K].reshape(q, K)
-        fixed = self.X @ beta + self.offset
-        Linv_T = np.linalg.inv(np.transpose(Lc, (0, 2, 1)))  # L⁻ᵀ per level
-        const_g = np.bincount(codes, fam.loglik_constant(self.y, self.wt), minlength=q)
-        terms = np.empty((grids.shape[0], q))
-        for k, xk in enumerate(grids):  # nagq^K passes over the rows
-            U = u_hat + Linv_T @ xk  # (q, K)
-            eta = fixed + np.einsum("ik,ik->i", zc, (U @ T.T)[codes])
-            ll = const_g + np.bincount(codes, fam.loglik_kernel(self.y, fam.link.inverse(eta), self.wt),
-                                       minlength=q)
-            terms[k] = ll - 0.5 * np.sum(U * U, axis=1) + 0.5 * float(xk @ xk) + logw[k]
-        logdet_L = np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2)), axis=1)
-        log_lik = logsumexp(terms, axis=0) - logdet_L - 0.5 * K * np.log(2.0 * np.pi)
+        nodes = level_nodes(blk, blk.template(theta), self.X @ beta + self.offset, state.u[: q * K].reshape(q, K),
+                            self.y, self.wt, fam, state.eta, nagq)
+        log_lik = logsumexp(nodes.log_terms, axis=0) - nodes.logdet_L - 0.5 * K * np.log(2.0 * np.pi)
         return -2.0 * float(np.sum(log_lik))
