@@ -67,7 +67,7 @@ def test_a_failing_kernel_evaluation_is_an_infinite_deviance():
     fit = gk.glmer("y ~ x + (x || g)", pd.DataFrame({
         "y": np.r_[0, 1, 3, 2, 0, 5, 1, 2, 4, 0, 1, 2], "x": np.tile([-1.0, 0.0, 1.0], 4),
         "g": np.repeat(list("abcd"), 3)}), family="poisson")
-    obj = fit._objective
+    obj = fit._problem.objective()
     fast = SingleTermLaplace(fit.structure, obj.X, fit.frame.y, np.ones(fit.nobs), fit.frame.offset, obj.family)
     u_before = fast.u.copy()
     value, grad = fast.value_and_grad(np.array([1e3, 1e3, 50.0, 80.0]))

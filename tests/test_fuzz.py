@@ -110,14 +110,15 @@ def _gaussian_glmm(formula, data):
     from glmmkit.families import get_family
     from glmmkit.formula import parse_formula
     from glmmkit.frame import build_model_frame, drop_aliased_columns
-    from glmmkit.glmer import _fit_parametric
+    from glmmkit.fitting.glmm import GlmmProblem, fit_glmm
     from glmmkit.structure import build_structure
 
     fam = get_family("gaussian")
     frame = build_model_frame(parse_formula(formula), data, family=fam)
     structure = build_structure(frame)
     X, kept, dropped = drop_aliased_columns(frame.X, frame.x_names)
-    return _fit_parametric(structure, frame, X, np.ones(frame.nobs), fam, kept, dropped, [], None)
+    return fit_glmm(GlmmProblem(frame=frame, structure=structure, X=X, wt=np.ones(frame.nobs), family=fam, nagq=1,
+                                kept=kept, dropped=dropped))
 
 
 @settings(max_examples=20, **SETTINGS)

@@ -42,7 +42,7 @@ def test_vector_agq_matches_brute_force_integral_and_converges():
     fit = gk.glmer("y ~ x + (x | g)", data=df, family="binomial")
     # a point with large, correlated random effects, where Laplace is visibly off
     theta, beta = np.array([1.6, 0.4, 0.9]), np.array([-0.3, 0.8])
-    obj = fit._objective
+    obj = fit._problem.objective()
     state = obj.pirls(theta, beta)
     exact = _brute_force_deviance(df, theta, beta)
     errors = [abs(obj.agq_deviance(theta, beta, state, k) - exact) for k in (1, 3, 7, 15)]
@@ -60,7 +60,7 @@ def test_scalar_agq_one_node_is_laplace():
     lap = gk.glmer("y ~ x + (1 | patient)", data=df, family="binomial")
     one = gk.glmer("y ~ x + (1 | patient)", data=df, family="binomial", nagq=1, method="laplace")
     assert lap.loglik == pytest.approx(one.loglik, abs=1e-9)
-    obj = lap._objective
+    obj = lap._problem.objective()
     state = obj.pirls(lap.theta.to_numpy(), lap.fixef.to_numpy())
     assert obj.agq_deviance(lap.theta.to_numpy(), lap.fixef.to_numpy(), state, 1) == pytest.approx(state.laplace, abs=1e-8)
 
@@ -186,8 +186,7 @@ def test_exact_laplace_gradient_matches_finite_differences(formula, family):
     `||` terms, offsets, binomial trials) against central differences of the deviance itself."""
     df = _crossed_data()
     fit = gk.glmer(formula, data=df, family=family)
-    obj = fit._objective
-    obj.tol = 1e-15
+    obj = fit._problem.objective(tol=1e-15)
     x = np.concatenate([fit.theta.to_numpy() * 0.8 + 0.05, fit.fixef.to_numpy() + 0.05])  # away from the optimum
     _, grad = obj.laplace_and_gradient(x)
     fd = np.empty_like(grad)

@@ -20,7 +20,7 @@ def _same_fit(a, b, tol=1e-6):
     np.testing.assert_allclose(a.fixef.to_numpy(), b.fixef.to_numpy(), rtol=tol, atol=tol)
     # θ can wander along flat directions of the deviance (swine's pen variance: 7e-5 in θ, 4e-9 in
     # deviance): the invariant is that each fit's θ is optimal for the other's objective too
-    dev_b_at_a = b._objective(a.theta.to_numpy())
+    dev_b_at_a = b._problem.objective()(a.theta.to_numpy())
     assert dev_b_at_a == pytest.approx(-2 * b.loglik, abs=2e-7)
     np.testing.assert_allclose(a.theta.to_numpy(), b.theta.to_numpy(), rtol=1e-3, atol=1e-5)
 

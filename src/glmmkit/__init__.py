@@ -15,6 +15,8 @@ from .exceptions import (
     FormulaError,
     GlmmkitError,
     GlmmkitWarning,
+    IdentifiabilityWarning,
+    NotAvailableError,
     RankDeficiencyWarning,
     SeparationWarning,
     SingularFitWarning,
@@ -22,7 +24,7 @@ from .exceptions import (
 from .glmer import glmer
 from .inference import anova, check_separation
 from .lmer import lmer
-from .results import GlmmFit, LmmFit
+from .results import GlmmFit, LmmFit, PqlFit
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,7 @@ __all__ = [
     "glmer",
     "LmmFit",
     "GlmmFit",
+    "PqlFit",
     "datasets",
     "diagnostics",
     "GlmmkitError",
@@ -42,6 +45,8 @@ __all__ = [
     "GlmmkitWarning",
     "RankDeficiencyWarning",
     "ConvergenceWarning",
+    "IdentifiabilityWarning",
+    "NotAvailableError",
     "SingularFitWarning",
     "SeparationWarning",
     "check_separation",

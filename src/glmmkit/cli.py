@@ -124,7 +124,7 @@ def fit_to_json(fit, confint=None) -> dict:
     }
     if getattr(fit, "reml", False):
         doc["reml_criterion"] = fit.reml_criterion
-    if getattr(fit, "family", None) is not None and fit.method != "PQL":
+    if fit.kind == "glmm":
         doc["family_params"] = fit.family_params
     if confint is not None:
         doc["confint"] = {"method": confint.attrs.get("method"),

@@ -28,6 +28,11 @@ class DataTypeError(GlmmkitError, TypeError):
     """An argument or column has the wrong type (e.g. data that is not a data frame)."""
 
 
+class NotAvailableError(GlmmkitError, NotImplementedError):
+    """A method that does not apply to this kind of fit (e.g. a profile of a PQL fit, which has no
+    likelihood); the message says why and what to use instead."""
+
+
 class GlmmkitWarning(UserWarning):
     """Base class of glmmkit's warnings: each says what happened and what to do."""
 
@@ -42,6 +47,11 @@ class RankDeficiencyWarning(GlmmkitWarning):
 
 class ConvergenceWarning(GlmmkitWarning):
     """The optimiser stopped without meeting its convergence criteria."""
+
+
+class IdentifiabilityWarning(GlmmkitWarning):
+    """The data cannot determine every parameter (no more observations than parameters): the optimiser
+    may have converged, but to one of many equally good points."""
 
 
 class SingularFitWarning(GlmmkitWarning):

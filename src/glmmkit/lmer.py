@@ -14,18 +14,15 @@ import numpy as np
 from ._threads import single_blas_thread
 from .exceptions import DataError, FormulaError, RankDeficiencyWarning, ConvergenceWarning
 from .formula import parse_formula
-from .design import rescale_columns
 from .frame import build_model_frame, drop_aliased_columns
-from .objective.lmm import LmmObjective, moment_start
-from .optimize import minimize_with_restarts
-from .results import FitInfo, LmmFit
+from .fitting.lmm import LmmProblem, fit_lmm
 from .structure import build_structure
 from .validate import check_not_constant, check_reml
 
 __all__ = ["lmer"]
 
 
-def _check_grouping(structure, nobs: int, lmm: bool) -> None:
+def check_grouping(structure, nobs: int, lmm: bool) -> None:
     for b in structure.blocks:
         if b.q < 2:
             raise DataError(
@@ -94,43 +91,12 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
         warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
         messages.append(msg)
     structure = build_structure(frame)
-    _check_grouping(structure, frame.nobs, lmm=True)
+    check_grouping(structure, frame.nobs, lmm=True)
 
-    # tiny dense factorisations: BLAS threads only add overhead (50x on a 2-core machine)
-    Xs, M = rescale_columns(X, [frame.x_names[j] for j in kept])
-    with single_blas_thread():
-        objective = LmmObjective(structure, Xs, frame.y - frame.offset, frame.weights, reml=reml)
-        theta0, step = moment_start(structure, Xs, frame.y - frame.offset)
-        # a second start (lme4's identity θ) and a second optimiser only when the first run ends badly
-        res = minimize_with_restarts(objective, theta0, structure.theta_lower, initial_step=step,
-                                     alt_start=structure.theta_start())
-        info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message,
-                       [structure.theta_names[i] for i in res.on_boundary], messages=messages,
-                       restarts=res.restarts)
-        fit = LmmFit(frame=frame, structure=structure, objective=objective, theta=res.x, info=info,
-                     x_kept=kept, dropped_columns=dropped, data_name=data_name)
-        if M is not None:
-            _unscale_lmm(fit, M, X)
+    problem = LmmProblem(frame=frame, structure=structure, X=X, kept=kept, dropped=dropped, reml=reml,
+                         data_name=data_name, messages=tuple(messages))
+    fit = fit_lmm(problem)
     return finish_fit(fit, t0)
-
-
-def _unscale_lmm(fit, M, X) -> None:
-    """Report a fit made on rescaled columns (``X M``) on the user's scale.
-
-    θ, σ and the random effects do not depend on how X's columns are scaled; β and its
-    covariance transform with M, and the REML log-likelihood (which holds log|X'V⁻¹X|)
-    shifts by log|det M|.  The estimates come from the well-conditioned fit; the
-    objective kept for later inference (Satterthwaite, profiles) is the user-scale one,
-    so that its coefficients are the reported ones.
-    """
-    obj_s = fit._objective
-    fit._beta = M @ fit._beta
-    fit._vcov = M @ fit._vcov @ M.T
-    if obj_s.reml:
-        fit.loglik += float(np.linalg.slogdet(M)[1])
-    fit._objective = LmmObjective(fit.structure, X, fit.frame.y - fit.frame.offset, fit.frame.weights,
-                                  reml=obj_s.reml)
-    fit.optimizer_info.rescaled = [fit.x_names[j] for j in np.flatnonzero(np.diag(M) != 1.0)]
 
 
 def finish_fit(fit, t0: float):

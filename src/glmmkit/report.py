@@ -58,7 +58,7 @@ def _table(df: pd.DataFrame, index: bool = True, pcols=()) -> str:
         cells = [html.escape(str(idx))] if index else []
         for c, v in r.items():
             if c in pcols and isinstance(v, (float, np.floating)) and np.isfinite(v):
-                cells.append("&lt;2e-16" if v < 2e-16 else f"{v:.3g}")
+                cells.append("NaN" if not np.isfinite(v) else ("&lt;2e-16" if v < 2e-16 else f"{v:.3g}"))
             elif isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool):
                 cells.append(_num(v))
             else:
@@ -69,9 +69,9 @@ def _table(df: pd.DataFrame, index: bool = True, pcols=()) -> str:
 
 
 def _model_line(fit) -> str:
-    if getattr(fit, "family", None) is None:
+    if not fit.has_family:
         return f"Linear mixed model fit by {'REML' if fit.reml else 'maximum likelihood'}"
-    how = "penalized quasi-likelihood" if fit.method == "PQL" else f"maximum likelihood ({fit.method})"
+    how = "penalized quasi-likelihood" if fit.kind == "pql" else f"maximum likelihood ({fit.method})"
     return f"Generalized linear mixed model, {fit.family.name} family, {fit.link} link, fit by {how}"
 
 
@@ -104,7 +104,7 @@ def _fixed_html(fit) -> str:
     ct = fit.coef_table()
     cols = {"estimate": "Estimate", "std_error": "Std. Error", "df": "df", "statistic": "statistic",
             "p_value": "p-value", "ci_lower": "2.5 %", "ci_upper": "97.5 %"}
-    if getattr(fit, "family", None) is not None:
+    if fit.has_family:
         cols["statistic"] = "z value"
     elif "df" in ct and np.isfinite(ct["df"]).any():
         cols["statistic"] = "t value"
@@ -113,7 +113,7 @@ def _fixed_html(fit) -> str:
         ct = ct.drop(columns="df")
     out = [_table(ct, pcols=("p-value",))]
     link = getattr(fit, "link", None)
-    if link in ("logit", "log") and fit.method != "PQL":
+    if link in ("logit", "log") and fit.kind != "pql":
         label = "Odds ratios" if link == "logit" else "Rate ratios"
         if fit.family.name in ("gamma", "inverse_gaussian", "gaussian", "student_t"):
             label = "Ratios of means"
@@ -128,10 +128,10 @@ def _random_html(fit) -> str:
     vc = vc.rename(columns={"group": "Group", "term1": "Term", "term2": "with", "vcov": "Variance / Cov",
                             "sdcor": "Std.Dev. / Corr"})
     out = [_table(vc, index=False)]
-    fp = fit.family_params_table() if getattr(fit, "family", None) is not None and fit.method != "PQL" else None
+    fp = fit.family_params_table() if fit.kind == "glmm" else None
     if fp is not None and len(fp):
         out.append(f"<p>Parameters of the {html.escape(fit.family.name)} family:</p>" + _table(fp))
-    if fit.method != "PQL":
+    if fit.kind != "pql":
         try:
             icc = fit.icc()
         except Exception as exc:  # an ICC is undefined for some families; say why instead of failing the page
@@ -198,7 +198,7 @@ def _figures(fit, n_sim: int, seed) -> list[tuple[str, str]]:
     add(f"Simulated scaled (quantile) residuals, {n_sim} simulations",
         lambda: fit.plot_residuals(n_sim=n_sim, seed=seed, re_form=_re_form(fit)))
     var = _effect_variable(fit)
-    if getattr(fit, "family", None) is not None and fit.method != "PQL" and var is not None:
+    if fit.kind == "glmm" and var is not None:
         add(f"Conditional vs marginal effect of {var}", lambda: fit.plot_effects(var))
     return figs
 

@@ -6,6 +6,7 @@ a pandas object named in lme4's vocabulary (fixef, ranef, varcorr, vcov, loglik)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ArgumentError, DataError
+from .validate import population_level as _population_level
 from .design import build_design
 from .frame import factor_labels, offset_values, term_columns
 from .diagnostics import DiagnosticsMixin
@@ -83,6 +85,18 @@ class MixedModelFit(DiagnosticsMixin, ReportMixin):
 
     #: LMMs report a residual row in ``varcorr``; binomial/Poisson GLMMs do not
     has_residual = True
+    #: "lmm", "glmm" or "pql": what kind of fit this is (one place to ask instead of guessing from attributes)
+    kind = ""
+
+    @property
+    def has_likelihood(self) -> bool:
+        """False for fits without a likelihood (PQL): no loglik, AIC, BIC, LRT or profile."""
+        return self.kind != "pql"
+
+    @property
+    def has_family(self) -> bool:
+        """True for GLMM fits (a response family other than the LMM's Gaussian)."""
+        return self.kind in ("glmm", "pql")
 
     def __init__(self, *, frame, structure, theta, beta, vcov, b, sigma, loglik, info, x_kept, dropped_columns,
                  data_name=None):
@@ -431,7 +445,11 @@ class LmmFit(MixedModelFit):
     optimizer_info : FitInfo
     """
 
-    def __init__(self, *, frame, structure, objective, theta, info, x_kept, dropped_columns, data_name=None):
+    kind = "lmm"
+
+    def __init__(self, *, frame, structure, objective, theta, info, x_kept, dropped_columns, data_name=None,
+                 problem=None):
+        self._problem = problem  # None for the working fits inside PQL, which are never refitted
         self._objective = objective
         self.reml = objective.reml
         self.method = "REML" if objective.reml else "ML"
@@ -452,6 +470,26 @@ class LmmFit(MixedModelFit):
         super().__init__(frame=frame, structure=structure, theta=theta, beta=beta, vcov=cov, b=b, sigma=sigma,
                          loglik=-0.5 * objective.deviance_from(fac), info=info, x_kept=x_kept,
                          dropped_columns=dropped_columns, data_name=data_name)
+
+    def refit(self, y=None, *, reml=None):
+        """The same model fitted again, to a new response or by the other criterion (lme4's ``refit``).
+
+        Parameters
+        ----------
+        y : array-like, optional
+            A new response for the fitted rows (offset included, as the data's response column).
+        reml : bool, optional
+            REML or ML; the fit's own criterion when omitted.
+
+        Returns
+        -------
+        LmmFit
+            A new fit started from this fit's θ; this one is not changed.
+        """
+        problem = self._problem if y is None else self._problem.with_response(y)
+        if reml is not None:
+            problem = dataclasses.replace(problem, reml=bool(reml))
+        return problem.fit(start=self._theta)
 
     @property
     def reml_criterion(self) -> float | None:
@@ -524,28 +562,53 @@ class GlmmFit(MixedModelFit):
     """
 
     has_residual = False
-    #: covariance of (θ, β) from the Hessian of the deviance (None where no Hessian was formed)
-    _param_cov = None
+    kind = "glmm"
     #: binomial fits: the separation check's ``SeparationResult`` (None for other families)
     separation = None
 
-    def __init__(self, *, frame, structure, objective, state, theta, beta, vcov, loglik, nagq, info, x_kept,
-                 dropped_columns, data_name=None, family_psi=None, family_psi_cov=None):
-        self._objective = objective
+    def __init__(self, *, problem, state, theta, beta, vcov, loglik, info, family, family_psi=None,
+                 family_psi_cov=None, param_cov=None, objective=None):
+        self._problem = problem
+        self._objective = objective if objective is not None else problem.objective()
         self._state = state
-        self.family = objective.family
-        names = tuple(getattr(self.family, "free_names", ()))
+        #: the family bound to the estimated parameters: this fit's own object, never changed
+        self.family = family
+        names = tuple(getattr(family, "free_names", ()))
         self._psi = np.zeros(0) if family_psi is None else np.asarray(family_psi, dtype=float)
         self._psi_cov = np.zeros((0, 0)) if family_psi_cov is None else np.asarray(family_psi_cov, dtype=float)
         self._psi_names = names[: self._psi.shape[0]]
-        self.link = objective.family.link.name
-        self.nagq = int(nagq)
+        #: covariance of (θ, β) from the Hessian of the deviance (None where no Hessian was formed)
+        self._param_cov = param_cov
+        self.link = family.link.name
+        self.nagq = int(problem.nagq)
         self.method = {0: "nAGQ=0", 1: "Laplace"}.get(self.nagq, f"AGQ({self.nagq})")
+        structure = problem.structure
         templates = structure.templates(np.asarray(theta, dtype=float))
-        b = objective.b_of(templates, state.u)
-        super().__init__(frame=frame, structure=structure, theta=theta, beta=beta, vcov=vcov, b=b, sigma=1.0,
-                         loglik=loglik, info=info, x_kept=x_kept, dropped_columns=dropped_columns,
-                         data_name=data_name)
+        b = structure.b_of(templates, state.u)
+        super().__init__(frame=problem.frame, structure=structure, theta=theta, beta=beta, vcov=vcov, b=b,
+                         sigma=1.0, loglik=loglik, info=info, x_kept=problem.kept,
+                         dropped_columns=problem.dropped, data_name=problem.data_name)
+
+    def refit(self, y=None, *, nagq=None):
+        """The same model fitted again, to a new response or by another method (lme4's ``refit``).
+
+        Parameters
+        ----------
+        y : array-like, optional
+            A new response for the fitted rows (the engine's scale: proportions for binomial data
+            with trials as weights).  The fit's own response when omitted.
+        nagq : int, optional
+            Another number of quadrature nodes (0, 1 or k > 1).
+
+        Returns
+        -------
+        GlmmFit
+            A new fit; this one is not changed.
+        """
+        problem = self._problem if y is None else self._problem.with_response(y)
+        if nagq is not None:
+            problem = dataclasses.replace(problem, nagq=int(nagq))
+        return problem.fit()
 
     @property
     def deviance(self) -> float:
@@ -561,7 +624,8 @@ class GlmmFit(MixedModelFit):
     def family_params(self) -> dict:
         """The family's own parameters by name (estimated and fixed): ``{"theta": ...}`` for NB2,
         ``{"phi": ...}`` for NB1 and beta, ``{"shape": ...}`` for Gamma, ``{"df": ..., "sigma": ...}``
-        for the Student-t, ``{"dispersion": ...}`` for the inverse Gaussian; empty for binomial/Poisson."""
+        for the Student-t, ``{"dispersion": ...}`` for the inverse Gaussian; empty for binomial/Poisson.
+        A copy of what the fit's own family object is bound to: it never changes."""
         return dict(getattr(self.family, "values", {}))
 
     def family_params_table(self, level: float = 0.95) -> pd.DataFrame:
@@ -577,12 +641,12 @@ class GlmmFit(MixedModelFit):
                             index=pd.Index(self._psi_names, name="parameter"))
 
     def _simulate_response(self, eta, rng):
-        return self.family.simulate(self.family.link.inverse(eta), self._objective.wt, rng)
+        return self.family.simulate(self.family.link.inverse(eta), self._problem.wt, rng)
 
     def _hat_weights(self):
         # Fisher's working weights: positive for every family (the observed information of a Student-t
         # or Gaussian-log fit can be negative in some rows, which has no hat-matrix reading)
-        return self.family.working(self._state.eta, self.frame.y, self._objective.wt)[1]
+        return self.family.working(self._state.eta, self.frame.y, self._problem.wt)[1]
 
     def dispersion_check(self) -> dict | None:
         """Pearson χ² / residual df with its upper-tail p-value, for Poisson and binomial fits with
@@ -590,9 +654,9 @@ class GlmmFit(MixedModelFit):
         (remedies: ``olre=True``, ``family="negative_binomial"``, beta-binomial)."""
         from scipy.stats import chi2
 
-        if self.family.name not in ("poisson", "binomial") or self.method == "PQL":
+        if self.family.name not in ("poisson", "binomial") or self.kind == "pql":
             return None
-        if self.family.name == "binomial" and np.all(self._objective.wt <= 1.0):
+        if self.family.name == "binomial" and np.all(self._problem.wt <= 1.0):
             return None  # Bernoulli rows carry no information about dispersion
         stat = float(np.sum(self.residuals("pearson") ** 2))
         df = self.df_resid
@@ -633,7 +697,7 @@ class GlmmFit(MixedModelFit):
 
     def residuals(self, kind: str = "deviance") -> np.ndarray:
         """Residuals: ``"deviance"`` (lme4's default), ``"pearson"``, ``"response"`` (y − μ), ``"working"``."""
-        y, wt, mu = self.frame.y, self._objective.wt, self.fitted()
+        y, wt, mu = self.frame.y, self._problem.wt, self.fitted()
         if kind == "response":
             return y - mu
         if kind == "pearson":
@@ -662,22 +726,35 @@ class PqlFit(GlmmFit):
     The estimates are those of the final weighted linear mixed model on the working
     response: random-effect variances on the linear-predictor scale, ``sigma`` the
     estimated dispersion (1 when the family's variance holds exactly).  There is no
-    likelihood: ``loglik``, ``aic``, ``bic`` and ``deviance`` are NaN.
+    likelihood: ``loglik``, ``aic``, ``bic`` and ``deviance`` are NaN, and what needs one
+    (profile intervals, likelihood-ratio tests) raises ``NotAvailableError`` saying so.
     """
 
     has_residual = True
+    kind = "pql"
 
-    def __init__(self, *, frame, structure, objective, lmm_fit, info, x_kept, dropped_columns, data_name=None):
-        self._objective = objective
+    def __init__(self, *, problem, lmm_fit, info):
+        self._problem = problem
+        self._objective = problem.objective()
         self._lmm = lmm_fit
-        self.family = objective.family
-        self.link = objective.family.link.name
+        self._state = None
+        self.family = problem.family
+        self.link = problem.family.link.name
         self.nagq = 0
         self.method = "PQL"
         self._psi, self._psi_cov, self._psi_names = np.zeros(0), np.zeros((0, 0)), ()
-        MixedModelFit.__init__(self, frame=frame, structure=structure, theta=lmm_fit._theta, beta=lmm_fit._beta,
-                               vcov=lmm_fit._vcov, b=lmm_fit._b, sigma=lmm_fit.sigma, loglik=np.nan, info=info,
-                               x_kept=x_kept, dropped_columns=dropped_columns, data_name=data_name)
+        self._param_cov = None
+        MixedModelFit.__init__(self, frame=problem.frame, structure=problem.structure, theta=lmm_fit._theta,
+                               beta=lmm_fit._beta, vcov=lmm_fit._vcov, b=lmm_fit._b, sigma=lmm_fit.sigma,
+                               loglik=np.nan, info=info, x_kept=problem.kept, dropped_columns=problem.dropped,
+                               data_name=problem.data_name)
+
+    def refit(self, y=None, **kwargs):
+        """The PQL fit again with a new response (see :meth:`GlmmFit.refit`)."""
+        if kwargs:
+            raise ArgumentError(f"a PQL fit can only be refitted to a new response, not with {sorted(kwargs)}")
+        problem = self._problem if y is None else self._problem.with_response(y)
+        return problem.fit(pql=True)
 
     @property
     def dispersion(self) -> float:
@@ -692,12 +769,6 @@ class PqlFit(GlmmFit):
     def condvar(self) -> dict:
         return self._lmm.condvar
 
-
-def _population_level(re_form) -> bool:
-    if re_form is None:
-        return False
-    if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~-1"):
-        return True
-    if isinstance(re_form, float) and np.isnan(re_form):
-        return True
-    raise ArgumentError(f"re_form must be None (all random effects) or '~0' (none), got {re_form!r}")
+    def _hat_weights(self):
+        # the working weights at the final linear predictor: the hat matrix of the linearised fit
+        return self.family.working(self._eta(), self.frame.y, self._problem.wt)[1]

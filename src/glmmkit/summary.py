@@ -92,7 +92,7 @@ class LmmSummary:
         """Effective df beside the parameter count (skipped where M⁻¹'s dense cross block would be large)."""
         f = self.fit
         blocks = f.structure.blocks
-        if f.method == "PQL" or sum(b.size for b in blocks[1:]) * blocks[0].size > 5_000_000:
+        if f.kind == "pql" or sum(b.size for b in blocks[1:]) * blocks[0].size > 5_000_000:
             return None
         q = f.structure.q
         p = len(f.x_names)
@@ -161,13 +161,13 @@ class GlmmSummary(LmmSummary):
         f = self.fit
         how = {"Laplace": "Laplace Approximation", "nAGQ=0": "nAGQ = 0: fixed effects inside PIRLS"}.get(
             f.method, f"Adaptive Gauss-Hermite Quadrature, nAGQ = {f.nagq}")
-        by = "penalized quasi-likelihood (PQL)" if f.method == "PQL" else f"maximum likelihood ({how})"
+        by = "penalized quasi-likelihood (PQL)" if f.kind == "pql" else f"maximum likelihood ({how})"
         lines = [f"Generalized linear mixed model fit by {by}  [glmmkit glmer]",
                  f" Family: {f.family.name}  ( {f.link} )", f"Formula: {f.formula}"]
         if f.data_name:
             lines.append(f"   Data: {f.data_name}")
         lines.append("")
-        if f.method == "PQL":
+        if f.kind == "pql":
             lines.append(f"Quasi-likelihood: no log-likelihood, AIC or BIC.  Dispersion (residual variance of the "
                          f"working model): {f.sigma ** 2:.4g}")
         else:
@@ -176,7 +176,7 @@ class GlmmSummary(LmmSummary):
         lines.append("")
         lines += self.residual_and_random_lines(f.residuals("pearson"))
         lines.append("")
-        fp = f.family_params_table() if f.method != "PQL" else None
+        fp = f.family_params_table() if f.kind != "pql" else None
         if fp is not None and len(fp):
             lines.append(f"Family parameters ({f.family.name}; standard errors and 95% intervals from the log scale):")
             rows = [[name, f"{r['estimate']:.4g}", f"{r['log_se']:.3g}", f"{r.iloc[3]:.4g}", f"{r.iloc[4]:.4g}"]
@@ -186,7 +186,7 @@ class GlmmSummary(LmmSummary):
             if fixed:
                 lines.append("  held fixed: " + ", ".join(f"{k} = {v:g}" for k, v in fixed.items()))
             lines.append("")
-        disp = f.dispersion_check() if f.method != "PQL" else None
+        disp = f.dispersion_check() if f.kind != "pql" else None
         if disp is not None:
             flag = "  <- overdispersion: consider olre=True or family='negative_binomial'" if (
                 disp["p_value"] < 0.05 and disp["ratio"] > 1) else ""
@@ -197,11 +197,12 @@ class GlmmSummary(LmmSummary):
         if len(ft):
             lines.append("Fixed effects:")
             cols = [format_column(ft[c].to_numpy(), 4 if c not in ("z value",) else 3) for c in ft.columns[:3]]
-            pcol = [f"{v:.3g}" if v >= 1e-16 else "<2e-16" for v in ft["Pr(>|z|)"].to_numpy()]
+            pcol = ["NaN" if not np.isfinite(v) else (f"{v:.3g}" if v >= 1e-16 else "<2e-16")
+                    for v in ft["Pr(>|z|)"].to_numpy()]
             rows = [[name] + [c[i] for c in cols] + [pcol[i]] for i, name in enumerate(ft.index)]
             lines += _table(rows, [False, True, True, True, True], ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"])
             ratio = {"logit": "Odds ratios", "log": "Rate ratios"}.get(f.link)
-            if ratio and f.method != "PQL":
+            if ratio and f.kind != "pql":
                 if f.family.name in ("gamma", "inverse_gaussian", "gaussian", "student_t"):
                     ratio = "Ratios of means"
                 et = f.coef_table(exponentiate=True)

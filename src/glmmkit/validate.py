@@ -164,3 +164,15 @@ def check_glmm_weights(wt: np.ndarray) -> None:
             f"all {wt.shape[0]} weights (or binomial trials) are 0: no row contributes to the likelihood; "
             "check the weights= argument or the cbind() columns"
         )
+
+
+def population_level(re_form) -> bool:
+    """True for lme4's ``re.form = NA`` (``"~0"``, ``"NA"``, NaN): the population level; False for None
+    (every random effect); an ArgumentError otherwise."""
+    if re_form is None:
+        return False
+    if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~-1"):
+        return True
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return True
+    raise ArgumentError(f"re_form must be None (all random effects) or '~0' (none), got {re_form!r}")

@@ -138,7 +138,7 @@ def _continuity_no_pooling(fit, blk, term_index):
     b = fit._b[blk.offset : blk.offset + blk.size].reshape(q, blk.K)
     base = fit._eta() - np.einsum("ik,ik->i", blk.columns, b[codes])
     y = np.asarray(fit.frame.y, dtype=float)
-    wt = np.asarray(fit._objective.wt, dtype=float)
+    wt = np.asarray(fit._problem.wt, dtype=float)
     total = np.bincount(codes, wt * y, minlength=q)
     trials = np.bincount(codes, wt, minlength=q)
     n = np.bincount(codes, minlength=q)
@@ -183,13 +183,13 @@ def plot_shrinkage(fit, factor=None, term=None, axes=None):
         raise ArgumentError(f"term {unknown[0]!r} is not a random effect of {name!r}; use one of {list(blk.names)}")
     n = table[("n", "")].to_numpy().astype(float)
     size_label = "cluster size (rows)"
-    if getattr(fit, "family", None) is not None and fit.family.name == "binomial" and np.any(fit._objective.wt > 1):
+    if fit.has_family and fit.family.name == "binomial" and np.any(fit._problem.wt > 1):
         # with several trials per row the information a cluster carries is its number of trials
-        n = np.bincount(blk.factor.codes, fit._objective.wt, minlength=blk.q).astype(float)
+        n = np.bincount(blk.factor.codes, fit._problem.wt, minlength=blk.q).astype(float)
         size_label = "cluster size (trials)"
     fig, flat = _axes_for(len(terms), axes, ncols_max=3, panel_size=(4.6, 4.2))
     fixef = dict(zip(fit.x_names, fit._beta))
-    scale = "link scale" if getattr(fit, "family", None) is not None else "response scale"
+    scale = "link scale" if fit.has_family else "response scale"
     equal_sizes = n.min() == n.max()
     area = 12.0 + 120.0 * (n - n.min()) / max(n.max() - n.min(), 1.0) if not equal_sizes else np.full(n.shape, 30.0)
     for ax, t in zip(flat, terms):
@@ -198,7 +198,7 @@ def plot_shrinkage(fit, factor=None, term=None, axes=None):
         nopool = table[(t, "no_pooling")].to_numpy().astype(float)
         partial = table[(t, "partial_pooling")].to_numpy().astype(float)
         corrected = ~np.isfinite(nopool)
-        if corrected.any() and t == "(Intercept)" and getattr(fit, "family", None) is not None:
+        if corrected.any() and t == "(Intercept)" and fit.has_family:
             nopool = np.where(corrected, _continuity_no_pooling(fit, blk, j), nopool)
         shown = np.isfinite(nopool)
         x, yv = nopool + pop, partial + pop
@@ -238,15 +238,14 @@ def plot_shrinkage(fit, factor=None, term=None, axes=None):
 # ----------------------------------------------------------------------------------------------
 
 def _as_residuals(obj, n_sim, seed, re_form):
-    from .residuals import SimulatedResiduals, simulate_residuals
-
-    if isinstance(obj, SimulatedResiduals):
+    # plots read residuals, never make them themselves: a fit makes its own (DiagnosticsMixin)
+    if hasattr(obj, "scaled") and hasattr(obj, "uniformity_test"):
         return obj
-    if not hasattr(obj, "structure"):
+    if not hasattr(obj, "simulate_residuals"):
         raise ArgumentError(
             f"plot_residuals needs a fitted model or a SimulatedResiduals object, got {type(obj).__name__}"
         )
-    return simulate_residuals(obj, n_sim=n_sim, seed=seed, re_form=re_form)
+    return obj.simulate_residuals(n_sim=n_sim, seed=seed, re_form=re_form)
 
 
 def _binned_quantiles(x, r, probs, n_bins):
@@ -418,7 +417,7 @@ def plot_effects(fit, variable: str, n_points: int = 100, n_clusters: int = 0, f
         if isinstance(data[col].dtype, pd.CategoricalDtype):
             nd[col] = pd.Categorical(nd[col], categories=data[col].cat.categories)
     nd[variable] = grid
-    glmm = getattr(fit, "family", None) is not None
+    glmm = fit.has_family
     if glmm:
         conditional = fit.predict(nd, re_form="~0", type="response")
         marginal = fit.predict(nd, type="response", marginal=True)

@@ -249,14 +249,14 @@ def _simulation_test(method, observed, simulated, alternative) -> ResidualTest:
 
 def _conditional(re_form) -> bool:
     """lme4's re.form: None conditions on the random effects; "~0" / "NA" / NaN re-simulates them."""
-    from ..results import _population_level
+    from ..validate import population_level as _population_level
 
     return not _population_level(re_form)
 
 
 def _trials(fit) -> np.ndarray:
-    if getattr(fit, "family", None) is not None and fit.family.name == "binomial":
-        return np.asarray(fit._objective.wt, dtype=float)
+    if fit.has_family and fit.family.name == "binomial":
+        return np.asarray(fit._problem.wt, dtype=float)
     return np.ones(fit.nobs)
 
 
@@ -271,7 +271,7 @@ def simulate_matrix(fit, n_sim: int, rng, conditional: bool) -> np.ndarray:
         u = rng.standard_normal((fit.structure.q, n_sim))
         b = fit.structure.b_of(fit._templates, u) * (fit.sigma if fit.has_residual else 1.0)
         eta = fixed[:, None] + np.asarray(fit._z @ b)
-    if getattr(fit, "family", None) is None:  # LMM: Gaussian noise with the prior weights' variances
+    if not fit.has_family:  # LMM: Gaussian noise with the prior weights' variances
         noise = rng.standard_normal((n, n_sim)) * fit.sigma
         w = fit.frame.weights
         return eta + (noise if w is None else noise / np.sqrt(np.asarray(w, dtype=float))[:, None])
@@ -319,7 +319,7 @@ def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form=None) -> Simula
         raise ArgumentError(f"n_sim must be a whole number of at least 10 simulations, got {n_sim!r}")
     conditional = _conditional(re_form)
     olre = [b.factor.name for b in fit.structure.blocks if b.q == fit.nobs]
-    if conditional and olre and getattr(fit, "family", None) is not None:
+    if conditional and olre and fit.has_family:
         # given its predicted observation-level effects a model reproduces every row almost exactly,
         # so conditional simulations look underdispersed whatever the truth
         warnings.warn(f"the model has an observation-level random effect ({', '.join(olre)}): conditional "

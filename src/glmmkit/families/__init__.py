@@ -37,15 +37,32 @@ __all__ = ["Family", "ParametricFamily", "Binomial", "Poisson", "NegativeBinomia
 
 
 def get_family(family, link=None, family_params=None) -> Family:
-    """A family instance from a name (``"binomial"``), a class or an instance.
+    """A new family object from a name (``"binomial"``), a class or an instance.
 
-    ``family_params`` fixes parameters of a family that has them (``{"df": 4}``
-    for the Student-t); the others are estimated.
+    An instance is never handed back itself: the caller gets a fresh object of its
+    class with its link and fixed parameters, so that no two fits share a family.
+
+    Parameters
+    ----------
+    family : str, Family subclass or Family instance
+    link : str, optional
+        The family's default link when omitted (an instance's own link).
+    family_params : dict, optional
+        Fixes parameters of a family that has them (``{"df": 4}`` for the
+        Student-t); the others are estimated.
+
+    Returns
+    -------
+    Family
     """
     if isinstance(family, Family):
-        if link is not None and get_link(link).name != family.link.name:
-            return type(family)(link) if not isinstance(family, ParametricFamily) else type(family)(link, family.fixed)
-        return family
+        link = family.link.name if link is None else link
+        if isinstance(family, ParametricFamily):
+            return type(family)(link, {**family.fixed, **dict(family_params or {})})
+        if family_params:
+            raise ArgumentError(f"the {family.name} family has no parameters of its own; "
+                                f"family_params={family_params!r} does not apply")
+        return type(family)(link)
     if isinstance(family, type) and issubclass(family, Family):
         return family(link, family_params) if issubclass(family, ParametricFamily) else family(link)
     key = str(family).lower()

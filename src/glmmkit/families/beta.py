@@ -20,7 +20,7 @@ class Beta(ParametricFamily):
     param_names = ("phi",)
 
     def variance(self, mu):
-        return np.maximum(mu * (1.0 - mu) / (1.0 + self.values["phi"]), 1e-300)
+        return np.maximum(mu * (1.0 - mu) / (1.0 + self._values["phi"]), 1e-300)
 
     def mu_derivatives(self, y, mu, wt, values):
         phi = values["phi"]
@@ -56,7 +56,7 @@ class Beta(ParametricFamily):
             )
 
     def simulate(self, mu, wt, rng):
-        phi = self.values["phi"]
+        phi = self._values["phi"]
         return rng.beta(mu * phi, (1.0 - mu) * phi)
 
     def _saturated_mu(self, y):

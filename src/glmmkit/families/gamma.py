@@ -20,7 +20,7 @@ class Gamma(ParametricFamily):
     param_names = ("shape",)
 
     def variance(self, mu):
-        return np.maximum(mu * mu / self.values["shape"], 1e-300)
+        return np.maximum(mu * mu / self._values["shape"], 1e-300)
 
     def mu_derivatives(self, y, mu, wt, values):
         a = values["shape"]
@@ -48,5 +48,5 @@ class Gamma(ParametricFamily):
             )
 
     def simulate(self, mu, wt, rng):
-        a = self.values["shape"]
+        a = self._values["shape"]
         return rng.gamma(a, mu / a)

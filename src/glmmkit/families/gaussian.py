@@ -25,7 +25,7 @@ class Gaussian(ParametricFamily):
     param_names = ("sigma",)
 
     def variance(self, mu):
-        return np.full_like(np.asarray(mu, dtype=float), self.values["sigma"] ** 2)
+        return np.full_like(np.asarray(mu, dtype=float), self._values["sigma"] ** 2)
 
     def mu_derivatives(self, y, mu, wt, values):
         s2 = values["sigma"] ** 2
@@ -46,4 +46,4 @@ class Gaussian(ParametricFamily):
         _check_numeric(y, name, self.name)
 
     def simulate(self, mu, wt, rng):
-        return mu + self.values["sigma"] * rng.standard_normal(np.shape(mu))
+        return mu + self._values["sigma"] * rng.standard_normal(np.shape(mu))

@@ -19,7 +19,7 @@ class InverseGaussian(ParametricFamily):
     param_names = ("dispersion",)
 
     def variance(self, mu):
-        return np.maximum(self.values["dispersion"] * mu**3, 1e-300)
+        return np.maximum(self._values["dispersion"] * mu**3, 1e-300)
 
     def mu_derivatives(self, y, mu, wt, values):
         phi = values["dispersion"]
@@ -42,4 +42,4 @@ class InverseGaussian(ParametricFamily):
             raise DataError(f"inverse Gaussian response {name!r} must be > 0; {int(bad.sum())} row(s) are not (e.g. {y[bad][0]:g})")
 
     def simulate(self, mu, wt, rng):
-        return rng.wald(mu, 1.0 / self.values["dispersion"])  # numpy's scale λ: Var = μ³/λ
+        return rng.wald(mu, 1.0 / self._values["dispersion"])  # numpy's scale λ: Var = μ³/λ

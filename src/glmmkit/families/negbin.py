@@ -32,17 +32,20 @@ class NegativeBinomial2(_Counts):
     param_names = ("theta",)
 
     def variance(self, mu):
-        return np.maximum(mu + mu * mu / self.values["theta"], 1e-300)
+        return np.maximum(mu + mu * mu / self._values["theta"], 1e-300)
 
     def _theta_terms(self, y, th):
-        """The μ-free row terms at θ, cached: PIRLS evaluates many μ at one θ, and the log-gamma
-        and digamma of 1e5 rows cost more than everything else of an iteration."""
-        key = (th, id(y), y.shape[0], float(y.sum()))  # the sum guards against a recycled id
-        if getattr(self, "_cache_key", None) != key:
+        """The μ-free row terms at θ, memoised on this (bound, immutable) object: PIRLS evaluates
+        many μ at one θ, and the log-gamma and digamma of 1e5 rows cost more than everything else of
+        an iteration.  The memo holds the response it was computed for, so it can never answer for
+        another one."""
+        memo = self.__dict__.get("_memo")
+        if memo is None or memo[0] is not y or memo[1] != th:
             const = gammaln(y + th) - gammaln(th) - gammaln(y + 1.0) + th * np.log(th)
             dconst = digamma(y + th) - digamma(th) + np.log(th) + 1.0
-            self._cache_key, self._cache = key, (const, dconst)
-        return self._cache
+            memo = (y, th, (const, dconst))
+            self.__dict__["_memo"] = memo
+        return memo[2]
 
     def log_density(self, y, mu, wt, values):
         th = values["theta"]
@@ -67,7 +70,7 @@ class NegativeBinomial2(_Counts):
         return {"theta": float(np.clip(1.0 / excess, 0.05, 1e4)) if excess > 0 else 100.0}
 
     def simulate(self, mu, wt, rng):
-        th = self.values["theta"]
+        th = self._values["theta"]
         return rng.poisson(rng.gamma(th, mu / th)).astype(float)
 
 
@@ -78,7 +81,7 @@ class NegativeBinomial1(_Counts):
     param_names = ("phi",)
 
     def variance(self, mu):
-        return np.maximum(mu * (1.0 + self.values["phi"]), 1e-300)
+        return np.maximum(mu * (1.0 + self._values["phi"]), 1e-300)
 
     def log_density(self, y, mu, wt, values):
         phi = values["phi"]
@@ -108,6 +111,6 @@ class NegativeBinomial1(_Counts):
         return {"phi": float(np.clip(ratio, 0.05, 1e3))}
 
     def simulate(self, mu, wt, rng):
-        phi = self.values["phi"]
+        phi = self._values["phi"]
         k = mu / phi
         return rng.poisson(rng.gamma(k, phi)).astype(float)

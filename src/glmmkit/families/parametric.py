@@ -8,14 +8,18 @@ exact Laplace objective needs per row (``eta_derivatives``):
     dW = ∂W/∂η,  and per family parameter ψ (on the log scale): ∂ℓ/∂ψ, ∂s/∂ψ, ∂W/∂ψ.
 
 The parameters are estimated jointly with (θ, β) (glmmTMB's approach), on the
-log scale; ``values`` holds the current values by name, and the Family methods
-that depend on them (``loglik``, ``variance``, ``simulate``, ...) read it.
+log scale.  A family object never changes: ``with_values`` / ``with_log_params``
+return a new object bound to given parameter values, and the Family methods that
+depend on them (``loglik``, ``variance``, ``simulate``, ...) read those.  The
+objective binds a fresh object at every evaluation and a fit holds the one bound
+at its estimates, so fits, refits and bootstrap replicates share nothing.
 A new family is one module: subclass, name the parameters, write
 ``mu_derivatives``, ``start`` and the distribution's pieces.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +56,7 @@ class ParametricFamily(Family):
     param_names : tuple of str
         Names as ``fit.family_params`` reports them.
     values : dict
-        Current value of every parameter (the fit sets them at the estimates).
+        The value of every parameter this object is bound to (a copy; defaults 1 until bound).
     fixed : dict
         Parameters held at a given value (e.g. Student-t ``df``), not estimated.
     """
@@ -76,21 +80,39 @@ class ParametricFamily(Family):
                 from ..exceptions import ArgumentError
 
                 raise ArgumentError(f"family_params[{k!r}] must be a positive number, got {v!r}")
-        self.values = {k: float(self.fixed.get(k, 1.0)) for k in self.param_names}
+        self._values = {k: float(self.fixed.get(k, 1.0)) for k in self.param_names}
+
+    @property
+    def values(self) -> dict:
+        """Parameter values this object is bound to, by name (a copy: the object never changes)."""
+        return dict(self._values)
+
+    def with_values(self, values: dict) -> "ParametricFamily":
+        """A new family object bound to ``values`` (fixed parameters keep their given values)."""
+        new = copy.copy(self)
+        merged = dict(self._values)
+        merged.update({k: float(v) for k, v in values.items() if k in self.param_names})
+        merged.update(self.fixed)
+        new._values = merged
+        new.__dict__.pop("_memo", None)  # memos of μ-free terms belong to one set of values
+        return new
+
+    def with_log_params(self, psi) -> "ParametricFamily":
+        """A new family object with the free parameters set from their logs ``psi``."""
+        return self.with_values({k: float(np.exp(v)) for k, v in zip(self.free_names, np.atleast_1d(psi))})
+
+    def log_params(self) -> np.ndarray:
+        """Logs of the free parameters' bound values (the engine's ψ)."""
+        return np.log([self._values[k] for k in self.free_names])
 
     def __repr__(self) -> str:
-        vals = ", ".join(f"{k}={v:.4g}" for k, v in self.values.items())
+        vals = ", ".join(f"{k}={v:.4g}" for k, v in self._values.items())
         return f"{type(self).__name__}(link={self.link.name!r}, {vals})"
 
     @property
     def free_names(self) -> tuple:
         """Parameters that are estimated (not in ``fixed``)."""
         return tuple(k for k in self.param_names if k not in self.fixed)
-
-    def set_log_params(self, psi) -> None:
-        """Set the free parameters from their logs."""
-        for k, v in zip(self.free_names, np.atleast_1d(psi)):
-            self.values[k] = float(np.exp(v))
 
     # ---- what a family module writes ----
     def mu_derivatives(self, y, mu, wt, values: dict):
@@ -104,10 +126,10 @@ class ParametricFamily(Family):
 
     # ---- derived ----
     def eta_derivatives(self, eta, y, wt) -> EtaDerivatives:
-        """Chain rule through the link, at the current ``values``."""
+        """Chain rule through the link, at the bound ``values``."""
         mu = self.link.inverse(eta)
         m1, m2, m3 = self.link.mu_eta_derivatives(eta)
-        f, f1, f2, f3, psi = self.mu_derivatives(y, mu, wt, self.values)
+        f, f1, f2, f3, psi = self.mu_derivatives(y, mu, wt, self._values)
         s = f1 * m1
         W = -(f2 * m1 * m1 + f1 * m2)
         dW = -(f3 * m1**3 + 3.0 * f2 * m1 * m2 + f1 * m3)
@@ -118,7 +140,7 @@ class ParametricFamily(Family):
         return EtaDerivatives(f, s, W, dW, out)
 
     def loglik(self, y, mu, wt):
-        return self.log_density(y, mu, wt, self.values)
+        return self.log_density(y, mu, wt, self._values)
 
     def log_density(self, y, mu, wt, values: dict):
         """ℓ per row (weights applied); families override it where the value is much cheaper than

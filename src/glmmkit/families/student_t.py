@@ -20,7 +20,7 @@ class StudentT(ParametricFamily):
     param_names = ("df", "sigma")
 
     def variance(self, mu):
-        nu, sig = self.values["df"], self.values["sigma"]
+        nu, sig = self._values["df"], self._values["sigma"]
         v = sig * sig * nu / (nu - 2.0) if nu > 2 else np.inf
         return np.full_like(np.asarray(mu, dtype=float), v)
 
@@ -57,4 +57,4 @@ class StudentT(ParametricFamily):
         _check_numeric(y, name, self.name)
 
     def simulate(self, mu, wt, rng):
-        return mu + self.values["sigma"] * rng.standard_t(self.values["df"], size=np.shape(mu))
+        return mu + self._values["sigma"] * rng.standard_t(self._values["df"], size=np.shape(mu))

@@ -11,41 +11,19 @@ refits from the estimates and takes percentiles.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-__all__ = ["variance_parameters", "confint"]
+from .parameters import all_parameters, variance_parameters
 
-
-def variance_parameters(fit) -> pd.Series:
-    """sd / cor of every random-effect term and σ, with lme4's names."""
-    names, values = [], []
-    for t in fit.structure.terms:
-        C = fit._term_cov(t)
-        sd = np.sqrt(np.diag(C))
-        for c in range(t.k):
-            for r in range(c, t.k):
-                if r == c:
-                    names.append(f"sd_{t.names[c]}|{t.group}")
-                    values.append(sd[c])
-                else:
-                    names.append(f"cor_{t.names[r]}.{t.names[c]}|{t.group}")
-                    values.append(C[r, c] / (sd[r] * sd[c]) if sd[r] * sd[c] > 0 else np.nan)
-    if fit.has_residual:
-        names.append("sigma")
-        values.append(fit.sigma)
-    return pd.Series(values, index=names, dtype=float)
-
-
-def all_parameters(fit) -> pd.Series:
-    return pd.concat([variance_parameters(fit), fit.fixef])
+__all__ = ["variance_parameters", "all_parameters", "confint"]
 
 
 def _wald(fit, level):
+    from scipy import stats  # imported here: scipy.stats costs ~0.8 s of glmmkit's import
+
     z = stats.norm.ppf(0.5 + level / 2.0)
     var = variance_parameters(fit)
     se = np.sqrt(np.diag(fit._vcov))
@@ -55,37 +33,9 @@ def _wald(fit, level):
 
 
 def refit_response(fit, y_new):
-    """The same model refitted to a new response vector (complete rows, y on the engine's scale),
-    started from the fit's estimates; returns the new fit."""
-    from ..glmer import _fit_general, _fit_parametric, _fit_single_term, glm_irls
-    from ..lmer import LmmObjective
-    from ..objective import single as single_term
-    from ..objective.glmm import GlmmObjective
-    from ..optimize import minimize_bobyqa
-    from ..results import FitInfo, LmmFit
-
-    frame = dataclasses.replace(fit.frame, y=np.asarray(y_new, dtype=float), messages=[])
-    X = frame.X[:, fit._x_kept]
-    structure = fit.structure
-    if fit.has_residual:
-        obj = LmmObjective(structure, X, frame.y - frame.offset, frame.weights, reml=fit.reml)
-        res = minimize_bobyqa(obj, fit._theta, structure.theta_lower, initial_step=0.1)
-        info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message, [])
-        return LmmFit(frame=frame, structure=structure, objective=obj, theta=res.x, info=info,
-                      x_kept=fit._x_kept, dropped_columns=fit.dropped_columns)
-    fam = fit.family
-    wt = fit._objective.wt
-    kept, dropped = fit._x_kept, fit.dropped_columns
-    if hasattr(fam, "free_names"):
-        return _fit_parametric(structure, frame, X, wt, fam, kept, dropped, [], None, fit.nagq)
-    obj = GlmmObjective(structure, X, frame.y, wt, frame.offset, fam)
-    obj._beta0 = glm_irls(X, frame.y, wt, frame.offset, fam)
-    out = None
-    if single_term.applies(structure, fam, fit.nagq):
-        out = _fit_single_term(obj, structure, frame, X, wt, fam, kept, dropped, [], None)
-    if out is None:
-        out = _fit_general(obj, structure, frame, X, wt, fam, fit.nagq, kept, dropped, [], None)
-    return out
+    """The same model refitted to a new response vector (complete rows, y on the engine's scale):
+    ``fit.refit(y_new)``, which shares nothing with ``fit``."""
+    return fit.refit(np.asarray(y_new, dtype=float))
 
 
 _WORKER_FIT = None  # the fit a forked bootstrap worker refits (inherited, not pickled)
@@ -119,6 +69,14 @@ def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True, n_jo
     _WORKER_FIT = fit
     try:
         with single_blas_thread():
+            if n_jobs > 1 and _gnu_openmp_loaded():
+                import warnings
+
+                warnings.warn("GNU OpenMP is loaded in this process (numba's parallel kernels use it where libgomp "
+                              "is installed), and a forked worker would be killed by it: the bootstrap runs its "
+                              "replicates in this process (set NUMBA_THREADING_LAYER=tbb or workqueue to use n_jobs)",
+                              RuntimeWarning, stacklevel=3)
+                n_jobs = 1
             if n_jobs > 1 and "fork" in mp.get_all_start_methods():
                 with mp.get_context("fork").Pool(n_jobs) as pool:
                     for b, row in enumerate(pool.imap(_one_replicate, seeds, chunksize=4)):
@@ -133,6 +91,13 @@ def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True, n_jo
     if show:
         sys.stderr.write("\n")
     return pd.DataFrame(rows, columns=all_parameters(fit).index)
+
+
+def _gnu_openmp_loaded() -> bool:
+    """True when GNU OpenMP's runtime is loaded here: it terminates a child forked after its first use."""
+    from threadpoolctl import threadpool_info
+
+    return any(i.get("internal_api") == "openmp" and "gomp" in str(i.get("filepath", "")) for i in threadpool_info())
 
 
 def _progress(show, done, total):
@@ -155,6 +120,19 @@ def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, s
         if int(n_boot) < 10:
             raise ArgumentError(f"n_boot={n_boot} is too few bootstrap samples for an interval; use at least 100")
         draws = bootstrap_estimates(fit, int(n_boot), seed=seed, progress=progress, n_jobs=int(n_jobs))
+        n_failed = int(draws.isna().all(axis=1).sum())
+        if n_failed == len(draws):
+            from ..exceptions import GlmmkitError
+
+            raise GlmmkitError(f"every one of the {n_failed} bootstrap refits failed; no interval can be formed "
+                               "(try method='wald' or 'profile')")
+        if n_failed:
+            import warnings
+
+            from ..exceptions import ConvergenceWarning
+
+            warnings.warn(f"{n_failed} of {len(draws)} bootstrap refits failed and are left out of the intervals",
+                          ConvergenceWarning, stacklevel=3)
         alpha = (1.0 - level) / 2.0
         out = pd.DataFrame({"lower": draws.quantile(alpha), "upper": draws.quantile(1.0 - alpha)})
         out.attrs["n_failed"] = int(draws.isna().all(axis=1).sum())
@@ -162,6 +140,12 @@ def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, s
         return out
     if m == "profile":
         from .profile import profile_confint
+
+        if not fit.has_likelihood:
+            from ..exceptions import NotAvailableError
+
+            raise NotAvailableError(f"profile intervals need a likelihood, which a {fit.method} fit does not have; "
+                                    "use method='wald' or 'bootstrap', or refit with nagq=1 (Laplace)")
 
         return profile_confint(fit, level=level)
     raise ArgumentError(f"method must be 'wald', 'profile' or 'bootstrap', got {method!r}")

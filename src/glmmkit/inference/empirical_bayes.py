@@ -32,7 +32,7 @@ def ranef_posterior(fit, nagq: int = 15) -> dict:
     cond = fit.condvar
     means = {k: v.to_numpy() for k, v in fit.ranef.items()}
     method = "exact (Gaussian posterior)" if fit.has_residual else "Laplace (mode and conditional variance)"
-    if not fit.has_residual and len(fit.structure.blocks) == 1 and fit.method != "PQL":
+    if not fit.has_residual and len(fit.structure.blocks) == 1 and fit.kind != "pql":
         means, cond = _agq_posterior(fit, nagq)
         method = f"adaptive Gauss-Hermite quadrature, {nagq} nodes per dimension"
     for blk in fit.structure.blocks:
@@ -51,34 +51,15 @@ def ranef_posterior(fit, nagq: int = 15) -> dict:
 
 def _agq_posterior(fit, nagq):
     """Posterior mean and covariance of each level's b (one grouping factor) by AGHQ."""
-    obj = fit._objective
-    state = fit._state
+    from ..objective.agq import level_nodes
+
+    state, problem = fit._state, fit._problem
     blk = fit.structure.blocks[0]
     T = fit._templates[0]
     q, K = blk.q, blk.K
-    codes, zc = blk.factor.codes, blk.columns
-    fam = fit.family
-    _, W, _ = fam.working(state.eta, obj.y, obj.wt)
-    A = np.empty((q, K, K))
-    for a in range(K):
-        for c in range(a + 1):
-            A[:, a, c] = A[:, c, a] = np.bincount(codes, W * zc[:, a] * zc[:, c], minlength=q)
-    D = np.matmul(np.matmul(T.T, A), T) + np.eye(K)
-    Lc = np.linalg.cholesky(D)
-    x, w = np.polynomial.hermite_e.hermegauss(nagq)
-    grids = np.stack(np.meshgrid(*([x] * K), indexing="ij"), -1).reshape(-1, K)
-    logw = np.sum(np.log(np.stack(np.meshgrid(*([w] * K), indexing="ij"), -1).reshape(-1, K)), axis=1)
-    u_hat = state.u[: q * K].reshape(q, K)
-    fixed = obj.X @ fit._beta + obj.offset
-    Linv_T = np.linalg.inv(np.transpose(Lc, (0, 2, 1)))
-    terms = np.empty((grids.shape[0], q))
-    Us = np.empty((grids.shape[0], q, K))
-    for k, xk in enumerate(grids):
-        U = u_hat + Linv_T @ xk
-        eta = fixed + np.einsum("ik,ik->i", zc, (U @ T.T)[codes])
-        ll = np.bincount(codes, fam.loglik(obj.y, fam.link.inverse(eta), obj.wt), minlength=q)
-        terms[k] = ll - 0.5 * np.sum(U * U, axis=1) + 0.5 * float(xk @ xk) + logw[k]
-        Us[k] = U
+    nodes = level_nodes(blk, T, problem.X @ fit._beta + problem.offset, state.u[: q * K].reshape(q, K), problem.y,
+                        problem.wt, fit.family, state.eta, nagq)
+    terms, Us = nodes.log_terms, nodes.U
     wts = np.exp(terms - logsumexp(terms, axis=0))  # normalised per level
     B = Us @ T.T  # b at every node
     mean = np.einsum("kg,kga->ga", wts, B)
@@ -127,7 +108,7 @@ def _no_pooling(fit, blk, base, max_iter=50):
         r = np.zeros((q, K))
         np.add.at(r, codes, (w * (y - base))[:, None] * Z)
         return _batched_solve(G, r)
-    fam, wt = fit.family, fit._objective.wt
+    fam, wt = fit.family, fit._problem.wt
     b = fit._b[blk.offset : blk.offset + blk.size].reshape(q, K).copy()  # Newton from the modes
     ok = np.ones(q, dtype=bool)
     for _ in range(max_iter):

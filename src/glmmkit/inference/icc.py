@@ -58,18 +58,15 @@ def _distribution_variance(fit) -> float:
 
 
 def _null_model_mean(fit) -> float:
-    """exp(intercept) of the model with the same random effects and no fixed covariates."""
-    from ..glmer import glmer
+    """exp(intercept) of the model with the same random effects (the fit's own structure, not a formula
+    rebuilt from term names) and an intercept as the only fixed effect."""
+    import dataclasses
 
-    terms = " + ".join(
-        f"({'1' if t.names == ['(Intercept)'] else ' + '.join(n if n != '(Intercept)' else '1' for n in t.names)} | {t.group})"
-        for t in fit.structure.terms
-    )
-    frame = fit.frame
-    null = glmer(f"{frame.response_name} ~ 1 + {terms}", frame.data, family=fit.family.name,
-                 link=fit.family.link.name, weights=frame.weights,
-                 offset=frame.offset if np.any(frame.offset) else None)
-    return float(np.exp(null.fixef.iloc[0]))
+    problem = fit._problem
+    ones = np.ones((fit.nobs, 1))
+    frame = dataclasses.replace(problem.frame, X=ones, x_names=["(Intercept)"], messages=[])
+    null = dataclasses.replace(problem, frame=frame, X=ones, kept=[0], dropped=[], messages=()).fit()
+    return float(np.exp(null._beta[0]))
 
 
 def icc(fit) -> dict:

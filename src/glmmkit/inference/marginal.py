@@ -62,7 +62,7 @@ def marginal_means(fit, newdata=None) -> np.ndarray:
 def _marginal_beta(fit, theta, beta, X, offset, cols):
     eta0 = X @ beta + offset
     mu = _means_from(fit, eta0, _variances(fit, cols, theta))
-    link = fit.family.link.link if getattr(fit, "family", None) is not None else (lambda m: m)
+    link = fit.family.link.link if fit.has_family else (lambda m: m)
     target = link(mu) - offset
     return np.linalg.lstsq(X, target, rcond=None)[0]
 
@@ -77,7 +77,7 @@ def marginal_coefs(fit) -> pd.DataFrame:
     theta, beta = np.asarray(fit._theta, dtype=float), fit._beta
     est = _marginal_beta(fit, theta, beta, X, offset, cols)
     cov = getattr(fit, "_param_cov", None)
-    if fit.has_residual or getattr(fit, "family", None) is None:
+    if fit.has_residual or not fit.has_family:
         se = np.sqrt(np.diag(fit._vcov))  # identity link: marginal = conditional
     elif cov is None or not np.all(np.isfinite(cov)):
         se = np.full(est.shape, np.nan)

@@ -88,16 +88,65 @@ def scalar_kernel(eta0, z, k, n, gptr, theta, u, fam, c_out, s_buf, w_buf, dw_bu
 
 
 @nb.njit(cache=True, nogil=True)
-def vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, s_buf, w_buf, dw_buf, grad, H):
+def _cholesky(H, L):
+    """L = lower Cholesky factor of the small SPD matrix H; False when H is not positive definite.
+
+    Hand-written (K <= 6) rather than np.linalg: numba's LAPACK bindings cost tens of seconds of
+    compilation on first use, far more than these few multiply-adds ever do."""
+    K = H.shape[0]
+    for j in range(K):
+        d = H[j, j]
+        for m in range(j):
+            d -= L[j, m] * L[j, m]
+        if not d > 0.0:
+            return False
+        L[j, j] = np.sqrt(d)
+        for i in range(j + 1, K):
+            acc = H[i, j]
+            for m in range(j):
+                acc -= L[i, m] * L[j, m]
+            L[i, j] = acc / L[j, j]
+        for i in range(j):
+            L[i, j] = 0.0
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _chol_solve(L, rhs, out):
+    """out = (LL')⁻¹ rhs."""
+    K = L.shape[0]
+    for i in range(K):
+        acc = rhs[i]
+        for m in range(i):
+            acc -= L[i, m] * out[m]
+        out[i] = acc / L[i, i]
+    for i in range(K - 1, -1, -1):
+        acc = out[i]
+        for m in range(i + 1, K):
+            acc -= L[m, i] * out[m]
+        out[i] = acc / L[i, i]
+
+
+@nb.njit(cache=True, nogil=True)
+def _matvec(A, x, out):
+    """out = A x (small dense A)."""
+    for c in range(A.shape[0]):
+        acc = 0.0
+        for d in range(A.shape[1]):
+            acc += A[c, d] * x[d]
+        out[c] = acc
+
+
+@nb.njit(cache=True, nogil=True)
+def vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, bvec, zeta, s_buf, w_buf, dw_buf, grad, H):
     """Log-likelihood of the level at u_g; fills grad = Σ s ζ - u, H = Σ W ζζ' + I and the row buffers."""
     K = T.shape[0]
-    bvec = T @ ug
+    _matvec(T, ug, bvec)
     ll = 0.0
     for c in range(K):
         grad[c] = -ug[c]
         for d in range(K):
             H[c, d] = 1.0 if c == d else 0.0
-    zeta = np.empty(K)
     for i in range(a, b):
         eta = eta0[i]
         for c in range(K):
@@ -121,56 +170,87 @@ def vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, s_buf, w_buf, dw_buf, gra
             H[d, c] = H[c, d]
     return ll
 
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, dev_g, dT_g, fail_g):
     K = T.shape[0]
     for g in nb.prange(gptr.shape[0] - 1):
         a, b = gptr[g], gptr[g + 1]
         ug = U[g].copy()
+        ut = np.empty(K)
+        bvec = np.empty(K)
+        zeta = np.empty(K)
         grad = np.empty(K)
         H = np.empty((K, K))
-        ll = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, s_buf, w_buf, dw_buf, grad, H)
-        f = ll - 0.5 * (ug @ ug)
+        L = np.empty((K, K))
+        step = np.empty(K)
+        ll = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, bvec, zeta, s_buf, w_buf, dw_buf, grad, H)
+        f = ll
+        for c in range(K):
+            f -= 0.5 * ug[c] * ug[c]
         fail_g[g] = 0
         gt = np.empty(K)
         Ht = np.empty((K, K))
         for _ in range(100):
-            step = np.linalg.solve(H, grad)
-            if np.max(np.abs(step)) < 1e-11 * (1.0 + np.max(np.abs(ug))):
+            if not _cholesky(H, L):
+                fail_g[g] = 1
+                break
+            _chol_solve(L, grad, step)
+            smax = 0.0
+            umax = 0.0
+            for c in range(K):
+                smax = max(smax, abs(step[c]))
+                umax = max(umax, abs(ug[c]))
+            if smax < 1e-11 * (1.0 + umax):
                 break
             ok = False
             for _h in range(40):
-                ut = ug + step
-                llt = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ut, s_buf, w_buf, dw_buf, gt, Ht)
-                ft = llt - 0.5 * (ut @ ut)
+                for c in range(K):
+                    ut[c] = ug[c] + step[c]
+                llt = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ut, bvec, zeta, s_buf, w_buf, dw_buf, gt, Ht)
+                ft = llt
+                for c in range(K):
+                    ft -= 0.5 * ut[c] * ut[c]
                 if ft >= f - 1e-13 * (abs(f) + 1.0):
                     ok = True
                     break
-                step *= 0.5
+                for c in range(K):
+                    step[c] *= 0.5
             if not ok:
                 fail_g[g] = 1
                 break
-            ug, ll, f = ut, llt, ft
+            ug[:] = ut
+            ll, f = llt, ft
             grad[:] = gt
             H[:, :] = Ht
         U[g] = ug
-        Hinv = np.linalg.inv(H)
-        sign, logdet = np.linalg.slogdet(H)
-        dev_g[g] = -2.0 * ll + ug @ ug + logdet
+        if not _cholesky(H, L):
+            fail_g[g] = 1
+            dev_g[g] = np.nan
+            continue
+        logdet = 0.0
+        for c in range(K):
+            logdet += 2.0 * np.log(L[c, c])
+        uu = 0.0
+        for c in range(K):
+            uu += ug[c] * ug[c]
+        dev_g[g] = -2.0 * ll + uu + logdet
         # pass A at the mode: h_i, v, and the sums Σ s z_a, Σ W'h z_a, Σ W z_a (H⁻¹ζ)_b
         v = np.zeros(K)
         A_sz = np.zeros(K)
         B = np.zeros(K)
         E = np.zeros((K, K))
-        zeta = np.empty(K)
+        hz = np.empty(K)
         for i in range(a, b):
             for c in range(K):
                 acc = 0.0
                 for d in range(K):
                     acc += T[d, c] * Z[i, d]
                 zeta[c] = acc
-            hz = Hinv @ zeta
-            h = zeta @ hz
+            _chol_solve(L, zeta, hz)
+            h = 0.0
+            for c in range(K):
+                h += zeta[c] * hz[c]
             si, wi, dwi = s_buf[i], w_buf[i], dw_buf[i]
             for c in range(K):
                 v[c] += dwi * h * zeta[c]
@@ -179,7 +259,8 @@ def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, d
                 for d in range(K):
                     E[c, d] += wi * Z[i, c] * hz[d]
             c_out[i] = -2.0 * si + dwi * h
-        Hv = Hinv @ v
+        Hv = np.empty(K)
+        _chol_solve(L, v, Hv)
         # pass B: r_i = ζ_i'H⁻¹v, the β row terms and Σ W r z_a
         C = np.zeros(K)
         for i in range(a, b):
@@ -196,4 +277,3 @@ def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, d
         for aa in range(K):
             for bb in range(aa + 1):
                 dT_g[g, aa, bb] = ug[bb] * (-2.0 * A_sz[aa] + B[aa] - C[aa]) + 2.0 * E[aa, bb] + Hv[bb] * A_sz[aa]
-

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..linalg import BlockedFactor, BlockedSystem
+from .agq import level_nodes
 
 __all__ = ["GlmmObjective", "PirlsState"]
 
@@ -52,6 +53,7 @@ class PirlsState:
         variances and the fixed-effects covariance).
     converged : bool
     iterations : int
+    family : Family or None
     """
 
     u: np.ndarray
@@ -64,6 +66,8 @@ class PirlsState:
     factor: BlockedFactor
     converged: bool
     iterations: int
+    #: the family the mode was found with (bound to its parameters for a parametric family)
+    family: object = None
 
     @property
     def laplace(self) -> float:
@@ -126,9 +130,16 @@ class GlmmObjective:
         Prior weights (times the number of trials for the binomial).
     offset : ndarray, shape (n,)
     family : Family
+    beta_start : ndarray, optional
+        β that PIRLS starts from when it estimates β itself (nAGQ = 0): the GLM's estimate.
+    tol : float
+        PIRLS's relative tolerance on the penalised deviance.  Fisher scoring (non-canonical
+        links) converges linearly, so BOBYQA on the deviance and the Hessian's differences need a
+        tight one (1e-15): a loose stop is noise they amplify.
+    maxit : int
     """
 
-    def __init__(self, structure, X, y, wt, offset, family, *, tol=1e-10, maxit=60):
+    def __init__(self, structure, X, y, wt, offset, family, *, beta_start=None, tol=1e-10, maxit=60):
         self.structure = structure
         self.X, self.y, self.wt, self.offset, self.family = X, y, wt, offset, family
         self.n, self.p = X.shape
@@ -138,6 +149,8 @@ class GlmmObjective:
         self.u = np.zeros(structure.q)  # warm start: the last mode found
         self._bases = {}  # unweighted BlockedSystem by number of fixed-effects columns
         self.tol, self.maxit = tol, maxit
+        # the last β PIRLS estimated (nAGQ = 0): each θ's PIRLS starts there
+        self._beta_warm = None if beta_start is None else np.asarray(beta_start, dtype=float).copy()
         self.n_evals = 0
         self.pirls_failures = 0
         # the parts of log p(y | η) that do not depend on η, summed once
@@ -148,13 +161,15 @@ class GlmmObjective:
         """b = Λθ u, block by block (engine order)."""
         return self.structure.b_of(templates, u)
 
-    def _pdev(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray | None]:
-        """Penalised deviance; μ is returned only when it had to be computed (None otherwise)."""
-        direct = self.family.loglik_kernel_eta(self.y, eta, self.wt)
+    def _pdev(self, eta: np.ndarray, u: np.ndarray, family=None) -> tuple[float, np.ndarray | None]:
+        """Penalised deviance (with ``family``, bound to its parameters, or the objective's own);
+        μ is returned only when it had to be computed (None otherwise)."""
+        fam = self.family if family is None else family
+        direct = fam.loglik_kernel_eta(self.y, eta, self.wt)
         mu = None
         if direct is None:
-            mu = self.family.link.inverse(eta)
-            direct = self.family.loglik_kernel(self.y, mu, self.wt)
+            mu = fam.link.inverse(eta)
+            direct = fam.loglik_kernel(self.y, mu, self.wt)
         ll = float(np.sum(direct)) + self._loglik_const
         return -2.0 * ll + float(u @ u), mu
 
@@ -191,8 +206,8 @@ class GlmmObjective:
         templates = self.structure.templates(theta)
         joint = beta is None
         beta = np.zeros(self.p) if joint else np.asarray(beta, dtype=float)
-        if joint and u0 is None and getattr(self, "_beta0", None) is not None:
-            beta = self._beta0.copy()
+        if joint and u0 is None and self._beta_warm is not None:
+            beta = self._beta_warm.copy()
         u = (self.u if u0 is None else u0).copy()
         fixed = self.X @ beta + self.offset
         eta = fixed + self.Z @ self.b_of(templates, u)
@@ -225,7 +240,7 @@ class GlmmObjective:
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[:mz]))) if fac.ok else np.inf
         return PirlsState(u, beta, eta, mu, dev, logdet, system, fac, converged, it)
 
-    def _halved_step(self, templates, u, du, dev, fixed, beta, db=None):
+    def _halved_step(self, templates, u, du, dev, fixed, beta, db=None, family=None):
         """Step-halving line search along a Newton step (du, and db when β moves with u): the first
         of 1, 1/2, 1/4, ... that does not raise the penalised deviance, as (step, u, β, Xβ + offset,
         η, deviance, μ); None after 30 halvings (counted in ``pirls_failures``)."""
@@ -238,7 +253,7 @@ class GlmmObjective:
                 beta_try = beta + step * db
                 fixed_try = self.X @ beta_try + self.offset
             eta_try = fixed_try + self.Z @ self.b_of(templates, u_try)
-            dev_try, mu_try = self._pdev(eta_try, u_try)
+            dev_try, mu_try = self._pdev(eta_try, u_try, family)
             if dev_try <= dev + 1e-12 * abs(dev):
                 return step, u_try, beta_try, fixed_try, eta_try, dev_try, mu_try
             step *= 0.5
@@ -263,7 +278,7 @@ class GlmmObjective:
         self.n_evals += 1
         state = self.pirls(theta, None)
         if np.isfinite(state.laplace):
-            self.u, self._beta0 = state.u, state.beta
+            self.u, self._beta_warm = state.u, state.beta
         return state.laplace
 
     # ----- exact Laplace gradient (canonical links) -----
@@ -355,33 +370,12 @@ class GlmmObjective:
         return self.agq_deviance(theta, beta, state, nagq)
 
     def agq_deviance(self, theta, beta, state: PirlsState, nagq: int) -> float:
-        """-2 log L by a product Gauss-Hermite rule around the mode of each level."""
+        """-2 log L by a product Gauss-Hermite rule around the mode of each level (with the family
+        the state was found with: bound to its parameters for a parametric family)."""
+        fam = getattr(state, "family", None) or self.family
         blk = self.structure.blocks[0]
-        T = blk.template(theta)
         q, K = blk.q, blk.K
-        codes, zc = blk.factor.codes, blk.columns
-        _, W, _ = self.family.working(state.eta, self.y, self.wt)
-        # D_g = T' (Σ_i W_i z_i z_i') T + I: the curvature of pdev/2 at the mode
-        A = np.empty((q, K, K))
-        for a in range(K):
-            for c in range(a + 1):
-                A[:, a, c] = A[:, c, a] = np.bincount(codes, W * zc[:, a] * zc[:, c], minlength=q)
-        D = np.matmul(np.matmul(T.T, A), T) + np.eye(K)
-        Lc = np.linalg.cholesky(D)  # D = L L'
-        x, w = np.polynomial.hermite_e.hermegauss(nagq)  # ∫ f(x) exp(-x²/2) dx ≈ Σ w f(x)
-        grids = np.stack(np.meshgrid(*([x] * K), indexing="ij"), -1).reshape(-1, K)
-        logw = np.sum(np.log(np.stack(np.meshgrid(*([w] * K), indexing="ij"), -1).reshape(-1, K)), axis=1)
-        u_hat = state.u[: q * K].reshape(q, K)
-        fixed = self.X @ beta + self.offset
-        Linv_T = np.linalg.inv(np.transpose(Lc, (0, 2, 1)))  # L⁻ᵀ per level
-        const_g = np.bincount(codes, self.family.loglik_constant(self.y, self.wt), minlength=q)
-        terms = np.empty((grids.shape[0], q))
-        for k, xk in enumerate(grids):  # nagq^K passes over the rows
-            U = u_hat + Linv_T @ xk  # (q, K)
-            eta = fixed + np.einsum("ik,ik->i", zc, (U @ T.T)[codes])
-            ll = const_g + np.bincount(codes, self.family.loglik_kernel(self.y, self.family.link.inverse(eta), self.wt),
-                                       minlength=q)
-            terms[k] = ll - 0.5 * np.sum(U * U, axis=1) + 0.5 * float(xk @ xk) + logw[k]
-        logdet_L = np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2)), axis=1)
-        log_lik = logsumexp(terms, axis=0) - logdet_L - 0.5 * K * np.log(2.0 * np.pi)
+        nodes = level_nodes(blk, blk.template(theta), self.X @ beta + self.offset, state.u[: q * K].reshape(q, K),
+                            self.y, self.wt, fam, state.eta, nagq)
+        log_lik = logsumexp(nodes.log_terms, axis=0) - nodes.logdet_L - 0.5 * K * np.log(2.0 * np.pi)
         return -2.0 * float(np.sum(log_lik))

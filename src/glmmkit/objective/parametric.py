@@ -50,15 +50,17 @@ class ParametricLaplace(GlmmObjective):
         theta, beta, _ = self.split3(params)
         return theta, beta
 
-    def _set_psi(self, psi) -> None:
-        self.family.set_log_params(np.clip(psi, -PSI_BOUND, PSI_BOUND))
+    def family_at(self, psi):
+        """The family bound to ψ (a new object: the objective's own family is never changed)."""
+        return self.family.with_log_params(np.clip(psi, -PSI_BOUND, PSI_BOUND))
 
     # ----- the mode -----
     def _newton_system(self, W):
         return self._base_system(self._X0).reweighted(self._X0, self._zeros, weights=W)
 
-    def pirls(self, theta, beta, u0=None) -> PirlsState:
-        """Newton's method for û at (θ, β) and the current family parameters."""
+    def pirls(self, theta, beta, u0=None, family=None) -> PirlsState:
+        """Newton's method for û at (θ, β) and the parameters ``family`` is bound to (``family_at(ψ)``)."""
+        fam = self.family if family is None else family
         if beta is None:
             raise NotImplementedError("nAGQ = 0 is not offered for families with their own parameters")
         theta = np.asarray(theta, dtype=float)
@@ -67,14 +69,14 @@ class ParametricLaplace(GlmmObjective):
         u = (self.u if u0 is None else u0).copy()
         fixed = self.X @ beta + self.offset
         eta = fixed + self.Z @ self.b_of(templates, u)
-        dev, _ = self._pdev(eta, u)
+        dev, _ = self._pdev(eta, u, fam)
         converged, it = False, 0
         if not np.isfinite(dev):
             u = np.zeros_like(u)
             eta = fixed.copy()
-            dev, _ = self._pdev(eta, u)
+            dev, _ = self._pdev(eta, u, fam)
         for it in range(1, self.maxit + 1):
-            d = self.family.eta_derivatives(eta, self.y, self.wt)
+            d = fam.eta_derivatives(eta, self.y, self.wt)
             system = self._newton_system(d.W)
             fac = system.factor(theta)
             if not fac.random_effects_ok(mz):
@@ -86,29 +88,29 @@ class ParametricLaplace(GlmmObjective):
             grad_u = self._lambda_t(templates, self.Z.T @ d.s) - u
             du = system.solve_rhs(theta, templates, fac, grad_u)
             decrement = float(grad_u @ du)
-            trial = self._halved_step(templates, u, du, dev, fixed, beta)
+            trial = self._halved_step(templates, u, du, dev, fixed, beta, family=fam)
             if trial is None:
                 break
             step, u, _, _, eta, dev, _ = trial
             if decrement < self.tol * (abs(dev) + 0.1) and step == 1.0:
                 converged = True
                 break
-        d = self.family.eta_derivatives(eta, self.y, self.wt)
+        d = fam.eta_derivatives(eta, self.y, self.wt)
         system = self._newton_system(d.W)
         fac = system.factor(theta)
         ok = fac.random_effects_ok(mz)
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[:mz]))) if ok else np.inf
-        mu = self.family.link.inverse(eta)
+        mu = fam.link.inverse(eta)
         state = PirlsState(u, np.asarray(beta, dtype=float), eta, mu, dev, logdet, system, fac, converged, it)
         state.derivs = d
+        state.family = fam
         return state
 
     # ----- objectives -----
     def laplace(self, params) -> float:
         self.n_evals += 1
         theta, beta, psi = self.split3(params)
-        self._set_psi(psi)
-        state = self.pirls(theta, beta)
+        state = self.pirls(theta, beta, family=self.family_at(psi))
         if np.isfinite(state.laplace):
             self.u = state.u
         return state.laplace
@@ -117,8 +119,7 @@ class ParametricLaplace(GlmmObjective):
         """Adaptive Gauss-Hermite deviance at (θ, β, ψ) (one grouping factor)."""
         self.n_evals += 1
         theta, beta, psi = self.split3(params)
-        self._set_psi(psi)
-        state = self.pirls(theta, beta)
+        state = self.pirls(theta, beta, family=self.family_at(psi))
         if not np.isfinite(state.laplace):
             return np.inf
         self.u = state.u
@@ -128,8 +129,7 @@ class ParametricLaplace(GlmmObjective):
         self.n_evals += 1
         params = np.asarray(params, dtype=float)
         theta, beta, psi = self.split3(params)
-        self._set_psi(psi)
-        state = self.pirls(theta, beta)
+        state = self.pirls(theta, beta, family=self.family_at(psi))
         if not np.isfinite(state.laplace):
             return np.inf, np.full(params.shape[0], np.nan)
         self.u = state.u

@@ -1,0 +1,282 @@
+"""The optimisation policy every GLMM strategy shares.
+
+One convergence test (``gradient_converged``), one boundary rule (``on_boundary``),
+one bound probe (``probe_off_bound``), one L-BFGS-B policy with its curvature-scaled
+rescue (``lbfgs``), one pair of Hessian routines (from an exact gradient or from
+values) and one Hessian → covariance step (``covariance_from_hessian``).  Every
+optimiser run goes into a :class:`RunLog`, which becomes ``fit.optimizer_info.restarts``.
+
+Warm starts are passed, never planted: routines that evaluate an objective at
+trial points take a ``warm`` pair ``(get, set)`` that saves and restores the
+objective's warm-start modes, so that every trial starts from the modes at the
+estimate and the objective ends as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..optimize import OptimResult, restart_record
+
+__all__ = ["RunLog", "gradient_tolerance", "free_mask", "free_gradient_norm", "gradient_converged",
+           "on_boundary", "probe_off_bound", "BOUND_PROBES", "lbfgs", "hessian_from_gradient",
+           "hessian_from_values", "covariance_from_hessian", "as_result", "LBFGS_OPTIONS"]
+
+#: L-BFGS-B's options on every Laplace path (one set: the paths used to differ in gtol)
+LBFGS_OPTIONS = {"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-7, "maxcor": 20}
+
+#: values tried for a θ that ends on its bound of 0 (see probe_off_bound); small ones matter: an
+#: optimum at θ = 0.02 lowers the deviance by only ~c·θ² next to the bound
+BOUND_PROBES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.5)
+
+
+@dataclass
+class RunLog:
+    """Every optimiser run of one fit, in order (``fit.optimizer_info.restarts``)."""
+
+    runs: list = field(default_factory=list)
+
+    def add(self, optimizer: str, start: str, reason: str, loglik: float, converged: bool, n_evals: int,
+            chosen: bool, message: str) -> None:
+        self.runs.append({"optimizer": optimizer, "start": start, "reason": reason,
+                          "loglik": float(loglik) if np.isfinite(loglik) else float("nan"),
+                          "converged": bool(converged), "n_evals": int(n_evals), "chosen": bool(chosen),
+                          "message": str(message)})
+
+    def add_result(self, res: OptimResult, start: str, reason: str, chosen: bool) -> None:
+        self.runs.append(restart_record(res, start, reason, chosen))
+
+    def extend(self, records) -> None:
+        self.runs.extend(records)
+
+    def any_chosen(self) -> bool:
+        return any(r.get("chosen") for r in self.runs)
+
+
+def as_result(res, optimizer: str, converged: bool) -> OptimResult:
+    """scipy's OptimizeResult as an OptimResult (for the run log)."""
+    return OptimResult(res.x, float(res.fun), int(res.nfev), converged, str(res.message), optimizer)
+
+
+def gradient_tolerance(nobs: int) -> float:
+    """Largest |gradient| of the deviance (free parameters) accepted at an optimum.  Stopping rules on
+    the relative change of the deviance can fire far from an optimum (an overflowing trial step right
+    after the start, at |g| in the hundreds); a real optimum of a deviance of size ~n has |g| well below
+    1e-5 n."""
+    return max(1.0, 1e-5 * nobs)
+
+
+def free_mask(x: np.ndarray, theta_lower: np.ndarray) -> np.ndarray:
+    """Parameters not held on a bound: θ entries above their lower bound and everything after θ."""
+    k = theta_lower.shape[0]
+    return np.concatenate([x[:k] > theta_lower + 1e-8, np.ones(x.shape[0] - k, dtype=bool)])
+
+
+def free_gradient_norm(grad, x, theta_lower) -> float:
+    """max |gradient| over the free parameters (inf when the gradient is missing or not finite)."""
+    if grad is None:
+        return np.inf
+    g = np.asarray(grad, dtype=float)[free_mask(np.asarray(x, dtype=float), theta_lower)]
+    gmax = float(np.max(np.abs(g), initial=0.0))
+    return gmax if np.isfinite(gmax) else np.inf
+
+
+def gradient_converged(fun_value, success: bool, grad, x, theta_lower, nobs: int) -> bool:
+    """The one convergence test of gradient-based runs: a finite deviance, and either the optimiser's
+    own success with a gradient below ``gradient_tolerance`` or a gradient below 1e-3 whatever the
+    optimiser said."""
+    if not np.isfinite(fun_value):
+        return False
+    gmax = free_gradient_norm(grad, x, theta_lower)
+    return bool((success and gmax < gradient_tolerance(nobs)) or gmax < 1e-3)
+
+
+def on_boundary(theta, theta_lower, names) -> list:
+    """Names of the θ entries estimated at their (finite) lower bound."""
+    return [names[i] for i in range(theta_lower.shape[0])
+            if np.isfinite(theta_lower[i]) and theta[i] <= theta_lower[i]]
+
+
+def probe_off_bound(fun, x, fx, theta_lower, warm):
+    """The best point with one bound θ moved off 0 that beats ``fx``, or None.
+
+    A scalar term's deviance is even in its θ, so its gradient vanishes at θ = 0 and a line
+    search that lands on the bound never leaves it; only trying values off the bound shows
+    whether the deviance falls there.  ``warm`` = (get, set) of the objective's warm-start
+    modes: every trial starts from the modes at ``x``, and they are restored at the end."""
+    get_u, set_u = warm
+    best_x, best_f = None, fx - 1e-8 * max(1.0, abs(fx))
+    u_saved = get_u()
+    for k in np.flatnonzero(np.isfinite(theta_lower) & (x[: len(theta_lower)] <= theta_lower + 1e-6)):
+        for value in BOUND_PROBES:
+            trial = x.copy()
+            trial[k] = value
+            set_u(u_saved)
+            f_trial = fun(trial)
+            if f_trial < best_f:
+                best_x, best_f = trial, f_trial
+    set_u(u_saved)
+    return best_x
+
+
+def n_on_bound(x, theta_lower) -> int:
+    return int(np.sum(np.isfinite(theta_lower) & (x[: len(theta_lower)] <= theta_lower + 1e-6)))
+
+
+def _rescued_lbfgs(fun_grad, x, bounds, warm):
+    """L-BFGS-B on coordinates scaled by the curvature at ``x`` (diagonal of the Hessian by forward
+    differences of the gradient).  L-BFGS-B's first step has unit length; when the deviance is badly
+    scaled (a covariate in the hundreds, a huge variance) that step overflows, the line search fails
+    and scipy stops at the start with |g| in the hundreds.  In curvature units a unit step is sensible."""
+    from scipy.optimize import OptimizeResult, minimize
+
+    get_u, set_u = warm
+    u_saved = get_u()
+    f0, g0 = fun_grad(x)
+    k = x.shape[0]
+    curv = np.ones(k)
+    for j in range(k):
+        set_u(u_saved)
+        h = 1e-5 * max(1.0, abs(x[j]))
+        step = x.copy()
+        lo = bounds[j][0]
+        step[j] = x[j] + h if lo is None or x[j] + h >= lo else x[j] - h
+        _, g1 = fun_grad(step)
+        curv[j] = abs((g1[j] - g0[j]) / (step[j] - x[j]))
+    set_u(u_saved)
+    ok = np.isfinite(curv) & (curv > 0)
+    scale = np.where(ok, 1.0 / np.sqrt(np.where(ok, curv, 1.0)), 1.0)
+    scale = np.clip(scale, 1e-6, 1e3)
+
+    def fun(z):
+        value, grad = fun_grad(z * scale)
+        return value, grad * scale
+
+    zb = [(None if lo is None else lo / sc, None if hi is None else hi / sc) for (lo, hi), sc in zip(bounds, scale)]
+    res = minimize(fun, x / scale, jac=True, method="L-BFGS-B", bounds=zb, options=LBFGS_OPTIONS)
+    return OptimizeResult(x=res.x * scale, fun=res.fun, jac=res.jac / scale, success=res.success,
+                          message=f"{res.message} (curvature-scaled restart)", nfev=res.nfev + k + 1)
+
+
+def lbfgs(fun_grad, x0, theta_lower, n_other_free: int, nobs: int, warm, value=None, extra_bounds=(),
+          max_restarts: int = 3):
+    """L-BFGS-B on an exact gradient with the shared policy: a curvature-scaled restart when it stops
+    with a large gradient, and a probe of every θ that ends on its bound (restart from the best probe).
+
+    Parameters
+    ----------
+    fun_grad : callable
+        x -> (deviance, gradient).
+    x0 : ndarray
+    theta_lower : ndarray
+        Lower bounds of the leading θ entries; the next ``n_other_free`` parameters are unbounded,
+        the rest take ``extra_bounds``.
+    nobs : int
+    warm : (get, set)
+        The objective's warm-start modes (see ``probe_off_bound``).
+    value : callable, optional
+        x -> deviance for the probes (defaults to the first item of ``fun_grad``).
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        With ``nfev`` counting every evaluation.
+    """
+    from scipy.optimize import minimize
+
+    bounds = ([(lo, None) if np.isfinite(lo) else (None, None) for lo in theta_lower]
+              + [(None, None)] * n_other_free + list(extra_bounds))
+    value = value or (lambda prm: fun_grad(prm)[0])
+    x = np.asarray(x0, dtype=float)
+    nfev = 0
+    res = None
+    for _ in range(max_restarts + 1):
+        res = minimize(fun_grad, x, jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
+        nfev += res.nfev
+        if np.isfinite(res.fun) and free_gradient_norm(res.jac, res.x, theta_lower) > gradient_tolerance(nobs):
+            scaled = _rescued_lbfgs(fun_grad, res.x, bounds, warm)
+            nfev += scaled.nfev
+            if np.isfinite(scaled.fun) and scaled.fun < res.fun:
+                res = scaled
+        if not np.isfinite(res.fun):
+            break
+        nfev += len(BOUND_PROBES) * n_on_bound(res.x, theta_lower)
+        best_x = probe_off_bound(value, res.x, res.fun, theta_lower, warm)
+        if best_x is None:
+            break
+        x = best_x
+    res.nfev = nfev
+    return res
+
+
+def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None):
+    """Forward differences of an exact gradient (k evaluations, plus one unless ``g0``, the gradient
+    at ``x`` the optimiser already has, is given), symmetrised; steps go up, away from the lower
+    bounds; every evaluation starts from the warm-start modes at ``x``.
+
+    Returns
+    -------
+    H : ndarray, shape (k, k)
+    grad : ndarray, shape (k,)
+    """
+    get_u, set_u = warm
+    k = x.shape[0]
+    H = np.empty((k, k))
+    u_saved = get_u()
+    if g0 is None or not np.all(np.isfinite(g0)):
+        _, g0 = fun_grad(x)
+    for j in range(k):
+        set_u(u_saved)
+        e = np.zeros(k)
+        e[j] = h * max(1.0, abs(x[j]))
+        _, g1 = fun_grad(x + e)
+        H[:, j] = (g1 - g0) / e[j]
+    set_u(u_saved)
+    return 0.5 * (H + H.T), g0
+
+
+def hessian_from_values(fun, x, h=1e-4):
+    """Forward-difference Hessian of ``fun`` at ``x``, and the gradient that comes with it.
+
+    1 + k + k(k+1)/2 evaluations (central differences need 2k²), O(h) accurate, which
+    is ample for standard errors.  Steps go up, away from the lower bounds.
+
+    Returns
+    -------
+    H : ndarray, shape (k, k)
+    grad : ndarray, shape (k,)
+        One-sided second-order gradient from the same evaluations (for the convergence record).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):  # a non-finite deviance gives a NaN Hessian, reported
+        return _hessian_from_values(fun, x, h)
+
+
+def _hessian_from_values(fun, x, h):
+    k = x.shape[0]
+    steps = h * np.maximum(1.0, np.abs(x))
+    f0 = fun(x)
+    f1 = np.array([fun(x + steps[i] * np.eye(k)[i]) for i in range(k)])
+    H = np.empty((k, k))
+    f2 = np.empty(k)
+    for i in range(k):
+        for j in range(i + 1):
+            fij = fun(x + steps[i] * np.eye(k)[i] + steps[j] * np.eye(k)[j])
+            H[i, j] = H[j, i] = (fij - f1[i] - f1[j] + f0) / (steps[i] * steps[j])
+            if i == j:
+                f2[i] = fij
+    return H, (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * steps)
+
+
+def covariance_from_hessian(H):
+    """Covariance 2 H⁻¹ of the parameters from the Hessian of the deviance, and whether H is positive
+    definite; (None, False) when H is missing, singular or not finite."""
+    if H is None or not np.all(np.isfinite(H)):
+        return None, False
+    try:
+        cov = 2.0 * np.linalg.inv(H)
+        pd_ = bool(np.all(np.linalg.eigvalsh(H) > 0))
+    except np.linalg.LinAlgError:
+        return None, False
+    return cov, pd_

@@ -1,0 +1,539 @@
+"""Fitting a GLMM once the model is built: a problem, an ordered table of strategies, one packaging step.
+
+``GlmmProblem`` is everything a fit needs after the formula and data have been
+turned into a frame and a structure (and what ``fit.refit`` reuses).  ``fit_glmm``
+tries the strategies of ``STRATEGIES`` in order; the first that applies and
+converges wins, and every attempt is in the run log.  Each strategy returns an
+:class:`Estimate`; ``package`` turns it into a ``GlmmFit`` the same way for all.
+
+Strategies (first that applies):
+
+* ``ParametricLaplace``: families with their own parameters (NB, Gamma, beta, ...):
+  L-BFGS-B on the exact gradient in (θ, β, log ψ), BOBYQA if it fails; AGQ refines.
+* ``OneFactorLaplace``: one grouping factor, canonical link, Laplace: per-level
+  Newton in numba kernels with the exact gradient.
+* ``GradientLaplace``: any other canonical-link Laplace fit: L-BFGS-B on the exact
+  gradient of the PIRLS Laplace deviance.
+* ``StagedBobyqa``: everything else (non-canonical links, AGQ, nAGQ = 0): θ with β
+  inside PIRLS (nAGQ = 0), then (θ, β) by BOBYQA on the Laplace or AGQ deviance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..families import ParametricFamily
+from ..objective import single as single_term
+from ..objective.glmm import GlmmObjective
+from ..objective.parametric import PSI_BOUND, ParametricLaplace
+from ..optimize import minimize_bobyqa, minimize_with_restarts
+from . import driver
+from .start import glm_irls, theta_start
+
+__all__ = ["GlmmProblem", "Estimate", "fit_glmm", "package", "STRATEGIES", "vcov_from_state"]
+
+
+@dataclass(frozen=True)
+class GlmmProblem:
+    """A GLMM ready to be fitted: frame, structure, the fixed-effect columns the engine sees, the family.
+
+    Attributes
+    ----------
+    frame : ModelFrame
+    structure : ModelStructure
+    X : ndarray, shape (n, p)
+        The kept fixed-effect columns (possibly centred/scaled for the optimiser).
+    wt : ndarray, shape (n,)
+        Prior weights (trials for the binomial).
+    family : Family
+        The family as asked for (never bound to estimates: the fit holds its own).
+    nagq : int
+        0 (nAGQ = 0), 1 (Laplace) or k > 1 (AGQ).
+    kept, dropped : list
+        Columns of ``frame.X`` kept, names of those dropped as aliased.
+    data_name : str or None
+    messages : tuple of str
+        What the front end had to say (dropped rows, dropped columns).
+    """
+
+    frame: object
+    structure: object
+    X: np.ndarray
+    wt: np.ndarray
+    family: object
+    nagq: int
+    kept: list
+    dropped: list
+    data_name: str | None = None
+    messages: tuple = ()
+
+    @property
+    def y(self):
+        return self.frame.y
+
+    @property
+    def offset(self):
+        return self.frame.offset
+
+    @property
+    def nobs(self) -> int:
+        return self.frame.nobs
+
+    @property
+    def n_theta(self) -> int:
+        return self.structure.n_theta
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def parametric(self) -> bool:
+        return isinstance(self.family, ParametricFamily)
+
+    def objective(self, tol: float = 1e-10, beta_start=None):
+        """A new objective for this problem (ParametricLaplace for a family with parameters)."""
+        cls = ParametricLaplace if self.parametric else GlmmObjective
+        return cls(self.structure, self.X, self.y, self.wt, self.offset, self.family, beta_start=beta_start,
+                   tol=tol)
+
+    def fit(self, pql: bool = False, beta0=None):
+        """Fit this problem: ``fit_glmm`` (or ``fit_pql``); returns a new fit."""
+        if pql:
+            from .pql import fit_pql
+
+            return fit_pql(self)
+        return fit_glmm(self, beta0)
+
+    def with_response(self, y) -> "GlmmProblem":
+        """The same problem with another response (complete rows, the engine's scale)."""
+        frame = dataclasses.replace(self.frame, y=np.asarray(y, dtype=float), messages=[])
+        return dataclasses.replace(self, frame=frame, messages=())
+
+    def with_columns(self, X) -> "GlmmProblem":
+        return dataclasses.replace(self, X=np.asarray(X, dtype=float))
+
+
+@dataclass
+class Estimate:
+    """What a strategy found: the estimates, the Hessian of the deviance there, and how it went.
+
+    Attributes
+    ----------
+    x : ndarray
+        (θ, β[, ψ]) at the optimum.
+    state : PirlsState
+        The conditional mode at ``x`` (with the family bound to ψ for a parametric family).
+    objective : GlmmObjective
+    deviance : float
+        −2 log L (Laplace or AGQ).
+    H, grad : ndarray or None
+        Hessian and gradient of the deviance in ``x`` (None for nAGQ = 0).
+    optimizer, message : str
+    n_evals : int
+    converged : bool
+    pirls_failures : int
+    """
+
+    x: np.ndarray
+    state: object
+    objective: object
+    deviance: float
+    H: np.ndarray | None
+    grad: np.ndarray | None
+    optimizer: str
+    n_evals: int
+    converged: bool
+    message: str
+    pirls_failures: int = 0
+    log: driver.RunLog = field(default_factory=driver.RunLog)
+
+
+def _warm(obj):
+    """(get, set) of an objective's warm-start modes."""
+    return (lambda: obj.u.copy()), (lambda u: setattr(obj, "u", u.copy()))
+
+
+class _Context:
+    """What strategies of one fit share: the problem, the GLM start, the run log, the objective."""
+
+    def __init__(self, problem: GlmmProblem, beta0: np.ndarray):
+        self.problem = problem
+        self.beta0 = beta0
+        self.log = driver.RunLog()
+        self._obj = None
+
+    @property
+    def obj(self):
+        """The PIRLS objective (built on first use, shared by the non-parametric strategies)."""
+        if self._obj is None:
+            self._obj = self.problem.objective(beta_start=self.beta0)
+        return self._obj
+
+
+# ----- strategies ---------------------------------------------------------------------------------------
+
+
+class OneFactorLaplace:
+    """One grouping factor (up to six effects), canonical link, Laplace: per-level Newton in a kernel."""
+
+    name = "L-BFGS-B (exact Laplace gradient, one grouping factor)"
+
+    @staticmethod
+    def applies(problem: GlmmProblem) -> bool:
+        return not problem.parametric and single_term.applies(problem.structure, problem.family, problem.nagq)
+
+    def run(self, ctx: _Context) -> Estimate | None:
+        pb = ctx.problem
+        s = pb.structure
+        fast = single_term.SingleTermLaplace(s, pb.X, pb.y, pb.wt, pb.offset, pb.family)
+        lower = s.theta_lower
+        warm = (lambda: fast.u.copy()), (lambda u: fast.u.__setitem__(Ellipsis, u))
+        theta0 = theta_start(s, lambda t: fast.value_and_grad(np.concatenate([t, ctx.beta0]))[0])
+        res = fast.fit(theta0, ctx.beta0, lower)
+        for _ in range(3):  # a θ stuck on its bound: try off it, and restart from there if the deviance falls
+            if not np.isfinite(res.fun):
+                break
+            probe = driver.probe_off_bound(lambda prm: fast.value_and_grad(prm)[0], res.x, res.fun, lower, warm)
+            if probe is None:
+                break
+            res = fast.fit(probe[: s.n_theta], probe[s.n_theta:], lower)
+        ok = (fast.converged(res) and not fast.failures and np.isfinite(res.fun)
+              and driver.free_gradient_norm(res.jac, res.x, lower) <= driver.gradient_tolerance(pb.nobs))
+        if not ok:
+            ctx.log.add(self.name, "initial", "first run", -0.5 * float(res.fun), False, fast.n_evals, False,
+                        res.message)
+            return None
+        theta, beta = res.x[: s.n_theta], res.x[s.n_theta:]
+        H = fast.hessian(res.x)
+        state = ctx.obj.state_at(theta, beta, fast.u.ravel())
+        return Estimate(res.x, state, ctx.obj, float(res.fun), H, res.jac, self.name, fast.n_evals, True,
+                        str(res.message))
+
+
+class GradientLaplace:
+    """Canonical link, Laplace: L-BFGS-B on the exact gradient of the PIRLS Laplace deviance."""
+
+    name = "L-BFGS-B (exact Laplace gradient)"
+
+    @staticmethod
+    def applies(problem: GlmmProblem) -> bool:
+        return not problem.parametric and problem.nagq == 1
+
+    def run(self, ctx: _Context) -> Estimate | None:
+        pb, obj = ctx.problem, ctx.obj
+        if not obj.gradient_applies():
+            return None
+        s = pb.structure
+        warm = _warm(obj)
+        x0 = np.concatenate([theta_start(s, lambda t: obj.laplace(np.concatenate([t, ctx.beta0]))), ctx.beta0])
+        lb = driver.lbfgs(obj.laplace_and_gradient, x0, s.theta_lower, pb.p, pb.nobs, warm, value=obj.laplace)
+        if not driver.gradient_converged(lb.fun, lb.success, lb.jac, lb.x, s.theta_lower, pb.nobs):
+            ctx.log.add(self.name, "initial", "first run", -0.5 * float(lb.fun), False, lb.nfev, False, lb.message)
+            return None
+        theta, beta = obj.split(lb.x)
+        state = obj.pirls(theta, beta)
+        H, grad = driver.hessian_from_gradient(obj.laplace_and_gradient, lb.x, warm, g0=lb.jac)
+        return Estimate(lb.x, state, obj, state.laplace, H, grad, self.name, int(lb.nfev), True, str(lb.message),
+                        pirls_failures=obj.pirls_failures)
+
+
+class StagedBobyqa:
+    """Stage 1: θ with β inside PIRLS (nAGQ = 0); stage 2: (θ, β) by BOBYQA on the Laplace or AGQ
+    deviance (PIRLS to 1e-15); the Hessian by differences of the deviance."""
+
+    @staticmethod
+    def applies(problem: GlmmProblem) -> bool:
+        return not problem.parametric
+
+    def run(self, ctx: _Context) -> Estimate:
+        pb, obj = ctx.problem, ctx.obj
+        s, nagq = pb.structure, pb.nagq
+        lower = np.concatenate([s.theta_lower, np.full(pb.p, -np.inf)])
+        theta0 = theta_start(s, obj.nagq0)
+        if nagq == 0:  # the final estimates: a second start and optimiser if this run ends badly
+            res0 = minimize_with_restarts(obj.nagq0, theta0, s.theta_lower, initial_step=0.5, ftol_abs=1e-10,
+                                          alt_start=np.full(s.n_theta, 0.5) * np.isfinite(s.theta_lower))
+            ctx.log.extend(res0.restarts)
+        else:  # stage 2 refines: a start is enough
+            res0 = minimize_bobyqa(obj.nagq0, theta0, s.theta_lower, initial_step=0.5, ftol_abs=1e-6)
+        state0 = obj.pirls(res0.x, None)
+        theta, beta = res0.x, state0.beta
+        obj.u = state0.u
+        evals, res = res0.n_evals, res0
+        if nagq == 0:
+            state = obj.pirls(theta, None)
+            if ctx.log.runs and not ctx.log.any_chosen():
+                ctx.log.add_result(res, "nAGQ=0 estimates", "the first optimiser gave up", True)
+            return Estimate(np.concatenate([theta, state.beta]), state, obj, state.laplace, None, None,
+                            res.optimizer, evals, bool(res.converged), res.message, obj.pirls_failures)
+        # the deviance in (θ, β) for the final stage, with a tight PIRLS (see GlmmObjective's tol)
+        fine = pb.objective(tol=1e-15, beta_start=ctx.beta0)
+        fine.u = state0.u.copy()
+        fun = fine.laplace if nagq == 1 else (lambda prm: fine.agq(prm, nagq))
+        se0 = np.sqrt(np.diag(vcov_from_state(fine, state0, theta)))
+        step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05),
+                               np.where(np.isfinite(se0), np.maximum(se0, 1e-3), 0.1)])
+        res = minimize_with_restarts(fun, np.concatenate([theta, beta]), lower, initial_step=step,
+                                     alt_start=np.concatenate([s.theta_start(), ctx.beta0]))
+        theta, beta = fine.split(res.x)
+        evals += res.n_evals
+        ctx.log.extend(res.restarts)
+        state = fine.pirls(theta, beta)
+        x = np.concatenate([theta, state.beta])
+        H, grad = driver.hessian_from_values(fun, x)
+        fine.u = state.u
+        dev = state.laplace if nagq == 1 else fine.agq_deviance(theta, beta, state, nagq)
+        if ctx.log.runs and not ctx.log.any_chosen():
+            ctx.log.add_result(res, "nAGQ=0 estimates", "the first optimiser gave up", True)
+        return Estimate(x, state, fine, dev, H, grad, res.optimizer, evals, bool(res.converged), res.message,
+                        obj.pirls_failures + fine.pirls_failures)
+
+
+class ParametricLaplaceFit:
+    """Families with their own parameters: L-BFGS-B on the exact Laplace gradient in (θ, β, log ψ)
+    (BOBYQA on the deviance where the gradient's dense blocks would be too large, or when L-BFGS-B
+    does not converge); with nagq > 1 BOBYQA on the AGQ deviance from the Laplace estimates."""
+
+    name = "L-BFGS-B (exact Laplace gradient)"
+
+    @staticmethod
+    def applies(problem: GlmmProblem) -> bool:
+        return problem.parametric
+
+    def run(self, ctx: _Context) -> Estimate:
+        pb = ctx.problem
+        s, fam, nagq = pb.structure, pb.family, pb.nagq
+        n_theta, p = s.n_theta, pb.p
+        psi0 = family_start(fam, pb, ctx.beta0).log_params()
+        obj = pb.objective()
+        n_psi = obj.n_psi
+        warm = _warm(obj)
+        theta0 = theta_start(s, lambda t: obj.laplace(np.concatenate([t, ctx.beta0, psi0])))
+        x0 = np.concatenate([theta0, ctx.beta0, psi0])
+        psi_bounds = [(-PSI_BOUND, PSI_BOUND)] * n_psi
+        lower = np.concatenate([s.theta_lower, np.full(p, -np.inf), np.full(n_psi, -PSI_BOUND)])
+        bobyqa_step = np.concatenate([np.full(n_theta, 0.25), np.full(p, 0.1), np.full(n_psi, 0.5)])
+        if obj.gradient_applies():
+            res = driver.lbfgs(obj.laplace_and_gradient, x0, s.theta_lower, p, pb.nobs, warm, value=obj.laplace,
+                               extra_bounds=psi_bounds)
+            converged = driver.gradient_converged(res.fun, res.success, res.jac, res.x, s.theta_lower, pb.nobs)
+            x, evals, optimizer, message = res.x, int(res.nfev), self.name, str(res.message)
+            g0 = res.jac
+            fun_grad = obj.laplace_and_gradient
+            if not converged:  # a second optimiser from where the first stopped (or from the start if it blew up)
+                start = res.x if np.isfinite(res.fun) else x0
+                tight = pb.objective(tol=1e-14)
+                tight.u = obj.u.copy()
+                alt = minimize_bobyqa(tight.laplace, start, lower, initial_step=bobyqa_step)
+                take = alt.converged and (not np.isfinite(res.fun) or alt.fun <= res.fun)
+                ctx.log.add_result(driver.as_result(res, optimizer, False), "initial", "first run", not take)
+                ctx.log.add_result(alt, "L-BFGS-B's end" if np.isfinite(res.fun) else "initial",
+                                   f"L-BFGS-B did not converge ({message})", take)
+                if take:
+                    x, evals, optimizer, message, converged = alt.x, evals + alt.n_evals, alt.optimizer, alt.message, True
+                    g0, obj, fun_grad = None, tight, tight.laplace_and_gradient
+                    warm = _warm(obj)
+            H, grad = driver.hessian_from_gradient(fun_grad, x, warm, g0=g0)
+        else:
+            obj = pb.objective(tol=1e-14)
+            res = minimize_with_restarts(obj.laplace, x0, lower, initial_step=bobyqa_step)
+            x, evals, optimizer, message, converged = res.x, res.n_evals, res.optimizer, res.message, res.converged
+            ctx.log.extend(res.restarts)
+            H, grad = driver.hessian_from_values(obj.laplace, x)
+        if nagq > 1:
+            agq_obj = pb.objective(tol=1e-14)
+            agq_obj.u = obj.u.copy()
+            agq_obj.laplace(x)  # modes at the Laplace estimates: the AGQ grid's centres
+            fun = lambda prm: agq_obj.agq(prm, nagq)  # noqa: E731
+            res = minimize_bobyqa(fun, x, lower, initial_step=np.concatenate(
+                [np.maximum(0.1 * np.abs(x[:n_theta]), 0.05), np.full(p, 0.05), np.full(n_psi, 0.1)]))
+            x, evals = res.x, evals + res.n_evals
+            optimizer, message, converged = f"{optimizer}, then nlopt BOBYQA on the AGQ deviance", res.message, res.converged
+            H, grad = driver.hessian_from_values(fun, x)
+            obj = agq_obj
+        theta, beta, psi = obj.split3(x)
+        state = obj.pirls(theta, beta, family=obj.family_at(psi))
+        dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
+        return Estimate(x, state, obj, dev, H, grad, optimizer, evals, bool(converged), str(message),
+                        obj.pirls_failures)
+
+
+#: tried in order; the first that applies and returns an estimate wins
+STRATEGIES = (ParametricLaplaceFit, OneFactorLaplace, GradientLaplace, StagedBobyqa)
+
+
+def family_start(family, problem: GlmmProblem, beta0) -> ParametricFamily:
+    """The family bound to moment starts of its parameters at the GLM's fitted means."""
+    y, wt = problem.y, problem.wt
+    mu = family.link.inverse(problem.X @ beta0 + problem.offset)
+    return family.with_values(family.start(y, mu, wt))
+
+
+def glm_start(problem: GlmmProblem) -> np.ndarray:
+    """β of the fixed-effects-only GLM (for a parametric family at moment starts of its parameters)."""
+    fam = problem.family
+    if problem.parametric:
+        y, wt = problem.y, problem.wt
+        fam = fam.with_values(fam.start(y, np.full(problem.nobs, float(np.average(y, weights=wt))), wt))
+    return glm_irls(problem.X, problem.y, problem.wt, problem.offset, fam)
+
+
+def fit_glmm(problem: GlmmProblem, beta0=None):
+    """Fit ``problem`` by the first strategy that applies and converges; returns a ``GlmmFit``.
+
+    Parameters
+    ----------
+    problem : GlmmProblem
+    beta0 : ndarray, optional
+        The GLM's β (computed when omitted).
+
+    Returns
+    -------
+    GlmmFit
+    """
+    from ..design import rescale_columns
+
+    # extreme covariates are fitted centred/scaled and reported on the user's scale
+    X_s, M = rescale_columns(problem.X, [problem.frame.x_names[j] for j in problem.kept])
+    if M is not None:
+        scaled = problem.with_columns(X_s)
+        b0 = None if beta0 is None else np.linalg.solve(M, beta0)
+        return unscale(_fit_strategies(scaled, b0), M, problem)
+    return _fit_strategies(problem, beta0)
+
+
+def _fit_strategies(problem: GlmmProblem, beta0=None):
+    beta0 = glm_start(problem) if beta0 is None else beta0
+    ctx = _Context(problem, beta0)
+    for strategy in STRATEGIES:
+        if not strategy.applies(problem):
+            continue
+        est = strategy().run(ctx)
+        if est is None:
+            continue
+        if ctx.log.runs and not ctx.log.any_chosen():
+            ctx.log.add(est.optimizer, "initial", "the faster path gave up", -0.5 * est.deviance, est.converged,
+                        est.n_evals, True, est.message)
+        return package(problem, est, ctx.log)
+    raise AssertionError("StagedBobyqa applies to every non-parametric problem")  # pragma: no cover
+
+
+def unscale(fit, M, problem: GlmmProblem):
+    """The fit made on rescaled columns (``X M``) as a fit of ``problem`` (the user's columns).
+
+    β = M β_new and its covariance M V M' (also in the joint (θ, β) covariance); θ, the
+    family's parameters, the modes and the log-likelihood do not depend on the scaling.
+    The new fit's problem and objective hold the user's X, so that later inference
+    (profiles, simulation, prediction, refit) works in the reported coefficients.
+    """
+    from ..results import GlmmFit
+
+    beta = M @ fit._beta
+    obj = problem.objective(tol=fit._objective.tol)
+    obj.u = fit._state.u.copy()
+    if problem.parametric:
+        state = obj.pirls(fit._theta, beta, family=fit.family)
+    else:
+        state = obj.pirls(fit._theta, beta)
+    info = fit.optimizer_info
+    info.rescaled = [fit.x_names[j] for j in np.flatnonzero(np.diag(M) != 1.0)]
+    param_cov = None
+    if fit._param_cov is not None:
+        n_theta = problem.n_theta
+        B = np.eye(fit._param_cov.shape[0])
+        B[n_theta : n_theta + M.shape[0], n_theta : n_theta + M.shape[0]] = M
+        param_cov = B @ fit._param_cov @ B.T
+    psi = fit._psi if fit._psi.shape[0] else None
+    new = GlmmFit(problem=problem, state=state, theta=fit._theta, beta=beta, vcov=M @ fit._vcov @ M.T,
+                  loglik=fit.loglik, info=info, family=fit.family, family_psi=psi,
+                  family_psi_cov=fit._psi_cov if psi is not None else None, param_cov=param_cov, objective=obj)
+    return new
+
+
+def vcov_from_state(obj, state, theta) -> np.ndarray:
+    """(R_X'R_X)⁻¹ of the weighted PLS system with β at the mode (lme4's use.hessian = FALSE)."""
+    sys = obj._system(state.eta, obj.offset, obj.X)
+    fac = sys.factor(theta)
+    mz, p = sys.mz, sys.p
+    if p == 0:
+        return np.empty((0, 0))
+    if not fac.ok or fac.L.shape[0] < mz + p:  # the system at this state cannot be factored
+        return np.full((p, p), np.nan)
+    try:
+        Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
+    except np.linalg.LinAlgError:
+        return np.full((p, p), np.nan)
+    return Rinv.T @ Rinv
+
+
+def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
+    """The ``GlmmFit`` of an estimate: covariances from the Hessian (the PLS system's where it fails),
+    the convergence record, and the family bound to its estimated parameters."""
+    from ..results import FitInfo, GlmmFit
+
+    s = problem.structure
+    n_theta, p = s.n_theta, problem.p
+    theta, beta = est.x[:n_theta], est.x[n_theta : n_theta + p]
+    psi = est.x[n_theta + p :]
+    cov_all, hessian_pd = driver.covariance_from_hessian(est.H)
+    vcov = cov_all[n_theta : n_theta + p, n_theta : n_theta + p] if cov_all is not None else None
+    if vcov is None or not np.all(np.isfinite(vcov)) or np.any(np.diag(vcov) <= 0):
+        if problem.parametric:  # the PLS system's curvature ignores the family's parameters
+            vcov = np.full((p, p), np.nan) if vcov is None else vcov
+        else:
+            vcov = vcov_from_state(est.objective, est.state, theta)
+        hessian_pd = False if est.H is not None else None
+    messages = list(problem.messages)
+    converged, message = est.converged, est.message
+    failure = _non_finite(est.deviance, vcov, problem, est.state)
+    if failure:
+        converged, message = False, failure
+        messages.append(failure)
+    info = FitInfo(est.optimizer, est.n_evals, converged, message,
+                   driver.on_boundary(theta, s.theta_lower, s.theta_names), messages=messages, restarts=log.runs)
+    info.hessian_positive_definite = hessian_pd
+    info.pirls_failures = est.pirls_failures
+    if est.grad is not None:
+        info.gradient_norm = driver.free_gradient_norm(est.grad, est.x, s.theta_lower)
+    family = est.state.family if getattr(est.state, "family", None) is not None else problem.family
+    fit = GlmmFit(problem=problem, state=est.state, theta=theta, beta=beta, vcov=vcov, loglik=-0.5 * est.deviance,
+                  info=info, family=family, family_psi=psi if psi.shape[0] else None,
+                  family_psi_cov=cov_all[n_theta + p :, n_theta + p :] if (cov_all is not None and psi.shape[0])
+                  else (np.full((psi.shape[0], psi.shape[0]), np.nan) if psi.shape[0] else None),
+                  param_cov=cov_all[: n_theta + p, : n_theta + p] if cov_all is not None else None,
+                  objective=est.objective)
+    return fit
+
+
+def _non_finite(deviance, vcov, problem, state) -> str:
+    """Why a fit cannot count as converged ('' when it can): a log-likelihood or a standard error that is
+    not finite, naming the rows whose mean left the family's range where that is the cause."""
+    se = np.sqrt(np.diag(vcov)) if vcov.size else np.zeros(0)
+    if np.isfinite(deviance) and np.all(np.isfinite(se)):
+        return ""
+    what = "the log-likelihood" if not np.isfinite(deviance) else "standard errors"
+    fam = state.family if getattr(state, "family", None) is not None else problem.family
+    mu = state.mu if state is not None else None
+    bad = np.zeros(0, dtype=bool)
+    if mu is not None:
+        with np.errstate(all="ignore"):
+            ll = fam.loglik_kernel(problem.y, mu, problem.wt)
+            W = fam.working(state.eta, problem.y, problem.wt)[1]
+        # a mean on the edge of the family's range (μ = 0 under an identity link) has a finite
+        # likelihood but infinite curvature: the Laplace approximation is undefined there too
+        bad = ~np.isfinite(ll) | ~np.isfinite(mu) | ~np.isfinite(W)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        return (f"{what} is not finite: the fitted mean reaches or leaves the edge of the {fam.name} family's range "
+                f"in {rows.size} row(s) (first: row {int(rows[0])}, mu = {float(mu[rows[0]]):.4g}) with the "
+                f"{fam.link.name} link, which does not keep it inside; use the family's default link "
+                f"({type(fam).default_link}) or check the data")
+    if mu is not None and fam.link.name != type(fam).default_link and np.all(np.isfinite(mu)):
+        return (f"{what} is not finite at the estimates: with the {fam.link.name} link the fitted means of the "
+                f"{fam.name} family are not kept inside its range (they run from {float(np.min(mu)):.3g} to "
+                f"{float(np.max(mu)):.3g}); use the family's default link ({type(fam).default_link})")
+    return f"{what} is not finite at the estimates; the fit has not converged (check fit.optimizer_info)"
