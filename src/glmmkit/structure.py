@@ -132,6 +132,10 @@ class ReBlock:
         if self.direct:
             self._theta_idx = np.concatenate([np.arange(t.theta_slice.start, t.theta_slice.stop) for t in self.terms])
             self._flat = self.tpl_rows * self.K + self.tpl_cols
+            # θ entries of the block contiguous (every lme4 model): a slice instead of a gather
+            lo = int(self._theta_idx[0])
+            contiguous = np.array_equal(self._theta_idx, np.arange(lo, lo + self._theta_idx.shape[0]))
+            self._theta_range = slice(lo, lo + self._theta_idx.shape[0]) if contiguous else None
 
     @property
     def K(self) -> int:
@@ -149,8 +153,11 @@ class ReBlock:
         """The K x K lower-triangular relative covariance factor at ``theta`` (block diagonal over the terms)."""
         K = self.K
         if self.direct:
+            sl = self._theta_range
+            if K == 1 and sl is not None:
+                return theta[sl].astype(float).reshape(1, 1)  # astype copies: no view of θ
             T = np.zeros(K * K)
-            T[self._flat] = theta[self._theta_idx]
+            T[self._flat] = theta[self._theta_idx] if sl is None else theta[sl]
             return T.reshape(K, K)
         T = np.zeros((K, K))
         for t in self.terms:
