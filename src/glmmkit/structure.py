@@ -211,6 +211,15 @@ class ModelStructure:
         self.theta_upper = cat([np.asarray(t.structure.upper(), dtype=float) for t in self.terms])
         self.theta_names = [name for t in self.terms for name in t.structure.names(t.label, t.names)]
         self.direct = all(b.direct for b in self.blocks)
+        if self.direct:
+            # every θ is one template entry: one scatter into a fresh buffer that the blocks' templates view
+            self._tpl_pos = np.empty(self.n_theta, dtype=np.int64)
+            self._tpl_views, at = [], 0
+            for b in self.blocks:
+                self._tpl_pos[b._theta_idx] = at + b._flat
+                self._tpl_views.append((at, at + b.K * b.K, b.K))
+                at += b.K * b.K
+            self._tpl_size = at
 
     @cached_property
     def nesting(self) -> dict:
@@ -247,6 +256,10 @@ class ModelStructure:
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
         """The K x K lower-triangular template of every block at θ (engine order): what ``linalg`` takes."""
+        if self.direct:
+            flat = np.zeros(self._tpl_size)
+            flat[self._tpl_pos] = theta
+            return [flat[a:b].reshape(K, K) for a, b, K in self._tpl_views]
         return [b.template(theta) for b in self.blocks]
 
     def contract(self, theta: np.ndarray, entry_grads) -> np.ndarray:

@@ -253,6 +253,7 @@ class BlockedSystem:
             if b.K == 1:
                 self._scalar_rest.append((i + 1, at, at + b.q))
             at += b.size
+        self._scale_buf = np.ones(m)
         self._diag_z = np.arange(mz) * (m + 1)  # flat indices of the random-effect diagonal
         self._general = [(i, b) for i, b in enumerate(rest) if b.K > 1]
 
@@ -447,7 +448,9 @@ class BlockedSystem:
                             vals = np.einsum("tk,tk->t", self.tri_prod, M.reshape(-1, K1 * K1)[self.tri_g])
                         S[:mz, :mz] -= np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
         if mz:
-            scale = self._rest_scale(templates, self.m)
+            scale = self._scale_buf  # only read below, so one buffer serves every call
+            for i, a, b in self._scalar_rest:
+                scale[a:b] = templates[i][0, 0]
             if self._general:
                 S = np.tril(S) + np.tril(S, -1).T
                 for at, q, K, T in self._general_templates(templates):
