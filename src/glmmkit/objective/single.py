@@ -80,6 +80,7 @@ class SingleTermLaplace:
         self.Zmat = np.ascontiguousarray(blk.columns[order])
         self.n_theta = structure.n_theta
         self.structure = structure
+        self._direct = blk.direct
         self.k = np.ascontiguousarray((y * wt)[order])
         self.n = np.ascontiguousarray(wt[order])
         self.gptr = np.searchsorted(codes[order], np.arange(blk.q + 1)).astype(np.int64)
@@ -115,10 +116,14 @@ class SingleTermLaplace:
         return value, grad
 
     def _value_and_grad_scalar(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        nt = self.n_theta
-        theta, beta = params[:nt], params[nt:]
         # the kernel takes the 1 x 1 template; lme4's scalar term is its own θ (no Jacobian to apply)
-        t = float(theta[0]) if self.block.direct else float(self.block.template(theta)[0, 0])
+        direct = self._direct
+        nt = self.n_theta
+        if direct:
+            t, beta = float(params[0]), params[1:]
+        else:
+            theta, beta = params[:nt], params[nt:]
+            t = float(self.block.template(theta)[0, 0])
         eta0 = self.X @ beta + self.offset
         dev_g, dth_g, fail_g = self._per_level
         _kernel()(eta0, self.z, self.k, self.n, self.gptr, t, self.u, self.fam, self.c, *self._bufs,
@@ -126,7 +131,7 @@ class SingleTermLaplace:
         self.failures += int(fail_g.sum())
         dev, dt = float(dev_g.sum()), float(dth_g.sum())
         grad = np.empty(params.shape[0])
-        if self.block.direct:
+        if direct:
             grad[0] = dt
         else:
             grad[:nt] = self.structure.contract(theta, [np.array([dt])])
