@@ -517,7 +517,7 @@ class LmmFit(MixedModelFit):
         """
         out = {}
         blocks = self.structure.blocks
-        for b, T, V in zip(blocks, self._templates, self._objective.system.u_condvar(self._theta, self._templates, self._factor)):
+        for b, T, V in zip(blocks, self._templates, self._objective.system.u_condvar(self._templates, self._factor)):
             out[b.factor.name] = self.sigma**2 * np.einsum("ab,gbc,dc->gad", T, V, T)
         return out
 
@@ -669,7 +669,7 @@ class GlmmFit(MixedModelFit):
         state = self._state
         out = {}
         for blk, T, V in zip(self.structure.blocks, self._templates,
-                             state.system.u_condvar(self._theta, self._templates, state.factor)):
+                             state.system.u_condvar(self._templates, state.factor)):
             out[blk.factor.name] = np.einsum("ab,gbc,dc->gad", T, V, T)
         return out
 

@@ -1,16 +1,23 @@
-"""Model structure (lme4's JSS formulation): terms, Λθ templates, θ <-> Λ mapping.
+"""Model structure (lme4's JSS formulation): terms, their covariance structures, θ <-> templates.
 
 Two views of the random effects live here:
 
 * **terms** -- what the user and lme4 see: one per bar after ``||`` splitting,
-  ordered by decreasing number of levels (lme4's ``reorder.terms``).  θ is the
-  concatenation, term by term, of the lower triangle (column-major) of each
-  term's relative covariance factor, exactly lme4's ``getME(fit, "theta")``.
+  ordered by decreasing number of levels (lme4's ``reorder.terms``).  Each term
+  owns a covariance structure (:mod:`glmmkit.covstruct`) mapping its slice of θ
+  to its lower-triangular template; θ is the terms' parameters concatenated.
+  With lme4's unstructured and scalar terms that is the lower triangle
+  (column-major) of each term's relative covariance factor, exactly lme4's
+  ``getME(fit, "theta")``.
 * **blocks** -- what the engine factors: all terms on one grouping factor are
   amalgamated into one block whose template is block-diagonal (so ``(x || g)``
   costs the same as ``(x | g)``).  The block with the most random effects leads:
   its diagonal block of Λ'Z'ZΛ + I stays block-diagonal; every other block goes
   into the dense Schur complement.
+
+θ stops here: the engine (``linalg/``) takes the list of block templates
+(``ModelStructure.templates``), and gradients with respect to template entries
+come back through ``ModelStructure.contract`` (the structures' Jacobians).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from .covstruct import CovStructure, Scalar, Unstructured
 from .frame import GroupingFactor, ModelFrame
 
 __all__ = ["ReTerm", "ReBlock", "ModelStructure", "build_structure"]
@@ -45,6 +53,8 @@ class ReTerm:
         Where the term's parameters sit in θ.
     block : int
         Index of the block holding this term; ``block_cols`` its columns there.
+    structure : CovStructure
+        The term's covariance structure (default: unstructured, scalar for one column).
     """
 
     group: str
@@ -57,6 +67,11 @@ class ReTerm:
     source_cols: list | None = None
     block: int = -1
     block_cols: np.ndarray | None = None
+    structure: CovStructure | None = None
+
+    def __post_init__(self):
+        if self.structure is None:
+            self.structure = Scalar() if self.k == 1 else Unstructured(self.k)
 
     @property
     def k(self) -> int:
@@ -65,6 +80,14 @@ class ReTerm:
     @property
     def nlevels(self) -> int:
         return self.factor.nlevels
+
+    def params(self, theta: np.ndarray) -> np.ndarray:
+        """The term's slice of θ (its structure's φ)."""
+        return theta[self.theta_slice]
+
+    def template(self, theta: np.ndarray) -> np.ndarray:
+        """The term's k x k lower-triangular template at θ."""
+        return self.structure.template(theta[self.theta_slice])
 
 
 @dataclass
@@ -77,9 +100,12 @@ class ReBlock:
     columns : ndarray, shape (n, K)
         The concatenated term columns.
     names : list of str
-    tpl_rows, tpl_cols, tpl_theta : ndarray of int
-        Template entry (tpl_rows[i], tpl_cols[i]) of the K x K lower-triangular
-        factor takes θ[tpl_theta[i]].
+    terms : list of ReTerm
+        The block's terms, in the order of their columns.
+    tpl_rows, tpl_cols : ndarray of int
+        The template entries the terms' structures may make nonzero (each term's
+        ``pattern`` shifted to its columns, term by term): the coordinates in which
+        gradients with respect to the template are taken (``ModelStructure.contract``).
     offset : int
         First column of this block in the engine's Z (lead block first).
     """
@@ -87,10 +113,29 @@ class ReBlock:
     factor: GroupingFactor
     columns: np.ndarray
     names: list[str]
-    tpl_rows: np.ndarray
-    tpl_cols: np.ndarray
-    tpl_theta: np.ndarray
+    terms: list[ReTerm]
     offset: int = 0
+
+    def __post_init__(self):
+        rows, cols, ends = [], [], []
+        for t in self.terms:
+            at = int(t.block_cols[0])
+            r, c = t.structure.pattern
+            rows.append(at + r)
+            cols.append(at + c)
+            ends.append(sum(len(x) for x in rows))
+        self.tpl_rows = np.concatenate(rows).astype(np.int64)
+        self.tpl_cols = np.concatenate(cols).astype(np.int64)
+        self.entry_slices = [slice(e - len(r), e) for e, r in zip(ends, rows)]
+        # all structures direct: template entries are θ entries, one scatter builds the template
+        self.direct = all(t.structure.direct for t in self.terms)
+        if self.direct:
+            self._theta_idx = np.concatenate([np.arange(t.theta_slice.start, t.theta_slice.stop) for t in self.terms])
+            self._flat = self.tpl_rows * self.K + self.tpl_cols
+            # θ entries of the block contiguous (every lme4 model): a slice instead of a gather
+            lo = int(self._theta_idx[0])
+            contiguous = np.array_equal(self._theta_idx, np.arange(lo, lo + self._theta_idx.shape[0]))
+            self._theta_range = slice(lo, lo + self._theta_idx.shape[0]) if contiguous else None
 
     @property
     def K(self) -> int:
@@ -105,9 +150,18 @@ class ReBlock:
         return self.K * self.q
 
     def template(self, theta: np.ndarray) -> np.ndarray:
-        """The K x K lower-triangular relative covariance factor at ``theta``."""
-        T = np.zeros((self.K, self.K))
-        T[self.tpl_rows, self.tpl_cols] = theta[self.tpl_theta]
+        """The K x K lower-triangular relative covariance factor at ``theta`` (block diagonal over the terms)."""
+        K = self.K
+        if self.direct:
+            sl = self._theta_range
+            if K == 1 and sl is not None:
+                return theta[sl].astype(float).reshape(1, 1)  # astype copies: no view of θ
+            T = np.zeros(K * K)
+            T[self._flat] = theta[self._theta_idx] if sl is None else theta[sl]
+            return T.reshape(K, K)
+        T = np.zeros((K, K))
+        for t in self.terms:
+            T[np.ix_(t.block_cols, t.block_cols)] = t.template(theta)
         return T
 
     def z_dense(self, sqrt_w: np.ndarray | None = None) -> np.ndarray:
@@ -131,22 +185,41 @@ class ReBlock:
 class ModelStructure:
     """Terms, blocks and the θ parameterisation of one model.
 
+    θ is the concatenation of the terms' structure parameters; everything about
+    it (bounds, names, starts, singularity) comes from the terms' structures.
+
     Attributes
     ----------
     terms : list of ReTerm
         lme4 order (decreasing number of levels, stable).
     blocks : list of ReBlock
         Engine order: ``blocks[0]`` is the lead block (most random effects).
-    theta_lower : ndarray
-        Lower bounds: 0 for diagonal entries of the templates, -inf otherwise.
+    theta_lower, theta_upper : ndarray
+        Bounds of θ (for lme4's terms: 0 below the template diagonals, -inf elsewhere; inf above).
     theta_names : list of str
         lme4-style names, e.g. ``"Subject.(Intercept)"``, ``"Subject.Days.(Intercept)"``.
     """
 
     terms: list[ReTerm]
     blocks: list[ReBlock]
-    theta_lower: np.ndarray
-    theta_names: list[str]
+
+    def __post_init__(self):
+        def cat(parts):
+            return np.concatenate(parts) if parts else np.zeros(0)
+
+        self.theta_lower = cat([np.asarray(t.structure.lower(), dtype=float) for t in self.terms])
+        self.theta_upper = cat([np.asarray(t.structure.upper(), dtype=float) for t in self.terms])
+        self.theta_names = [name for t in self.terms for name in t.structure.names(t.label, t.names)]
+        self.direct = all(b.direct for b in self.blocks)
+        if self.direct:
+            # every θ is one template entry: one scatter into a fresh buffer that the blocks' templates view
+            self._tpl_pos = np.empty(self.n_theta, dtype=np.int64)
+            self._tpl_views, at = [], 0
+            for b in self.blocks:
+                self._tpl_pos[b._theta_idx] = at + b._flat
+                self._tpl_views.append((at, at + b.K * b.K, b.K))
+                at += b.K * b.K
+            self._tpl_size = at
 
     @cached_property
     def nesting(self) -> dict:
@@ -168,26 +241,61 @@ class ModelStructure:
         return sum(b.size for b in self.blocks)
 
     def theta_start(self) -> np.ndarray:
-        """lme4's default start: identity templates (1 on diagonals, 0 elsewhere)."""
-        return np.where(np.isfinite(self.theta_lower), 1.0, 0.0)
+        """The structures' default starts (lme4's identity templates for its terms)."""
+        return np.concatenate([np.asarray(t.structure.start(), dtype=float) for t in self.terms])
 
     def scaled_theta_start(self) -> np.ndarray:
-        """A start whose random effects all have unit scale on the linear predictor: each diagonal
-        θ is 1 / rms of its column (1 for intercepts).  Used when lme4's identity start overflows
-        (a slope on a covariate in the hundreds makes b·x ~ 100 at θ = 1)."""
-        start = self.theta_start()
+        """A start whose random effects all have unit scale on the linear predictor (for lme4's terms:
+        each diagonal θ is 1 / rms of its column, 1 for intercepts).  Used when lme4's identity start
+        overflows (a slope on a covariate in the hundreds makes b·x ~ 100 at θ = 1)."""
+        parts = []
         for t in self.terms:
-            k = len(t.names)
             rms = np.sqrt(np.mean(np.asarray(t.columns, dtype=float) ** 2, axis=0))
-            idx = np.arange(t.theta_slice.start, t.theta_slice.stop)
-            diag_pos = [j * k - j * (j - 1) // 2 for j in range(k)]  # column-wise lower triangle
-            for j, pos in enumerate(diag_pos):
-                if rms[j] > 0 and np.isfinite(rms[j]):
-                    start[idx[pos]] = 1.0 / rms[j]
-        return start
+            parts.append(np.asarray(t.structure.scaled_start(rms), dtype=float))
+        return np.concatenate(parts)
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
+        """The K x K lower-triangular template of every block at θ (engine order): what ``linalg`` takes."""
+        if self.direct:
+            flat = np.zeros(self._tpl_size)
+            flat[self._tpl_pos] = theta
+            return [flat[a:b].reshape(K, K) for a, b, K in self._tpl_views]
         return [b.template(theta) for b in self.blocks]
+
+    def contract(self, theta: np.ndarray, entry_grads) -> np.ndarray:
+        """The gradient in θ from gradients with respect to template entries.
+
+        Parameters
+        ----------
+        theta : ndarray
+        entry_grads : list of ndarray
+            Per block (engine order), d(objective) / dT[tpl_rows[i], tpl_cols[i]].
+
+        Returns
+        -------
+        ndarray, shape (n_theta,)
+            Σ over entries of the entry gradient times the structures' Jacobians.
+        """
+        grad = np.zeros(self.n_theta)
+        for blk, g in zip(self.blocks, entry_grads):
+            g = np.asarray(g, dtype=float)
+            if blk.direct:
+                grad[blk._theta_idx] += g
+                continue
+            for t, es in zip(blk.terms, blk.entry_slices):
+                phi = theta[t.theta_slice]
+                grad[t.theta_slice] += g[es] @ t.structure.jacobian(phi)
+        return grad
+
+    def template_jacobian(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per block, d T[tpl_rows, tpl_cols] / dθ as a dense (entries, n_theta) array."""
+        out = []
+        for blk in self.blocks:
+            J = np.zeros((blk.tpl_rows.shape[0], self.n_theta))
+            for t, es in zip(blk.terms, blk.entry_slices):
+                J[es, t.theta_slice] = t.structure.jacobian(theta[t.theta_slice])
+            out.append(J)
+        return out
 
     def b_of(self, templates, u: np.ndarray) -> np.ndarray:
         """b = Λ u from spherical effects u (engine order); u may carry trailing columns (q, k)."""
@@ -209,9 +317,9 @@ class ModelStructure:
         return out
 
     def is_singular(self, theta: np.ndarray, tol: float = 1e-4) -> bool:
-        """lme4's isSingular: a diagonal template entry at (or within tol of) zero."""
-        diag = np.isfinite(self.theta_lower)
-        return bool(np.any(np.abs(theta[diag]) < tol))
+        """lme4's isSingular, asked of every term's structure (for lme4's terms: a diagonal template
+        entry at, or within tol of, zero)."""
+        return any(t.structure.is_singular(theta[t.theta_slice], tol) for t in self.terms)
 
     def z_matrix(self, sqrt_w: np.ndarray | None = None) -> sp.csr_matrix:
         """Sparse Z of all blocks in engine order."""
@@ -224,17 +332,22 @@ def _is_nested(inner: GroupingFactor, outer: GroupingFactor) -> bool:
     return pairs.shape[0] == inner.nlevels
 
 
-def build_structure(frame: ModelFrame) -> ModelStructure:
+def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelStructure:
     """Build terms, blocks and θ mapping from a model frame.
 
     Parameters
     ----------
     frame : ModelFrame
+    structures : dict, optional
+        Covariance structure per term label (``{"Subject": CovStructure}``, labels as in
+        ``ReTerm.label``); other terms are unstructured (one column: scalar), lme4's.
 
     Returns
     -------
     ModelStructure
     """
+    from .exceptions import ArgumentError
+
     raw = []
     for rt in frame.random:
         if rt.spec.correlated:
@@ -246,7 +359,8 @@ def build_structure(frame: ModelFrame) -> ModelStructure:
     order = sorted(range(len(raw)), key=lambda i: -raw[i][0].nlevels)
     raw = [raw[i] for i in order]
 
-    terms, theta_lower, theta_names = [], [], []
+    structures = dict(structures or {})
+    terms = []
     seen: dict[str, int] = {}
     pos = 0
     for factor, cols, names, src, src_cols in raw:
@@ -254,13 +368,18 @@ def build_structure(frame: ModelFrame) -> ModelStructure:
         count = seen.get(factor.name, 0)
         seen[factor.name] = count + 1
         label = factor.name if count == 0 else f"{factor.name}.{count}"
-        n_par = k * (k + 1) // 2
-        for c in range(k):  # lower triangle, column-major
-            for r in range(c, k):
-                theta_lower.append(0.0 if r == c else -np.inf)
-                theta_names.append(f"{label}.{names[r]}" if r == c else f"{label}.{names[r]}.{names[c]}")
-        terms.append(ReTerm(factor.name, label, names, factor, cols, slice(pos, pos + n_par), src, src_cols))
-        pos += n_par
+        cs = structures.pop(label, None)
+        if cs is None:
+            cs = Scalar() if k == 1 else Unstructured(k)
+        elif not isinstance(cs, CovStructure) or cs.k != k:
+            raise ArgumentError(f"structures[{label!r}] must be a CovStructure for {k} column(s) "
+                                f"({', '.join(names)}), got {cs!r}")
+        terms.append(ReTerm(factor.name, label, names, factor, cols, slice(pos, pos + cs.n_params), src, src_cols,
+                            structure=cs))
+        pos += cs.n_params
+    if structures:
+        raise ArgumentError(f"structures names unknown term(s) {sorted(structures)}; "
+                            f"the terms are {[t.label for t in terms]}")
 
     # amalgamate terms on the same factor into blocks
     by_factor: dict[str, list[int]] = {}
@@ -268,24 +387,13 @@ def build_structure(frame: ModelFrame) -> ModelStructure:
         by_factor.setdefault(t.group, []).append(i)
     blocks = []
     for idxs in by_factor.values():
-        cols, names, rows, tcols, tth = [], [], [], [], []
         at = 0
         for i in idxs:
-            t = terms[i]
-            th = t.theta_slice.start
-            for c in range(t.k):
-                for r in range(c, t.k):
-                    rows.append(at + r)
-                    tcols.append(at + c)
-                    tth.append(th)
-                    th += 1
-            t.block_cols = np.arange(at, at + t.k)
-            cols.append(t.columns)
-            names.extend(t.names)
-            at += t.k
-        blocks.append(
-            ReBlock(terms[idxs[0]].factor, np.hstack(cols), names, np.array(rows), np.array(tcols), np.array(tth))
-        )
+            terms[i].block_cols = np.arange(at, at + terms[i].k)
+            at += terms[i].k
+        members = [terms[i] for i in idxs]
+        blocks.append(ReBlock(members[0].factor, np.hstack([t.columns for t in members]),
+                              [name for t in members for name in t.names], members))
     # the block with the most random effects leads; the rest keep lme4 order
     lead = max(range(len(blocks)), key=lambda b: blocks[b].size)
     blocks = [blocks[lead]] + blocks[:lead] + blocks[lead + 1 :]
@@ -296,4 +404,4 @@ def build_structure(frame: ModelFrame) -> ModelStructure:
         for t in terms:
             if t.factor is b.factor:
                 t.block = b_idx
-    return ModelStructure(terms, blocks, np.array(theta_lower), theta_names)
+    return ModelStructure(terms, blocks)

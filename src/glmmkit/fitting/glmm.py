@@ -457,7 +457,7 @@ def unscale(fit, M, problem: GlmmProblem):
 def vcov_from_state(obj, state, theta) -> np.ndarray:
     """(R_X'R_X)⁻¹ of the weighted PLS system with β at the mode (lme4's use.hessian = FALSE)."""
     sys = obj._system(state.eta, obj.offset, obj.X)
-    fac = sys.factor(theta)
+    fac = sys.factor(obj.structure.templates(theta))
     mz, p = sys.mz, sys.p
     if p == 0:
         return np.empty((0, 0))

@@ -29,15 +29,15 @@ def hat_diagonal(structure, X: np.ndarray, w: np.ndarray | None, theta: np.ndarr
     n, p = X.shape
     w = np.ones(n) if w is None else np.asarray(w, dtype=float)
     system = BlockedSystem(structure.blocks, X, np.zeros(n), np.sqrt(w))
-    fac = system.factor(theta)
     templates = structure.templates(theta)
-    parts = system.inverse_parts(theta, templates, fac)
+    fac = system.factor(templates)
+    parts = system.inverse_parts(templates, fac)
     c, _ = row_leverages(structure, parts, templates)
     if p == 0:
         return w * c
     Z = structure.z_matrix()
     rhs = structure.lambda_t(templates, np.asarray(Z.T @ (X * w[:, None])))
-    F = np.column_stack([system.solve_rhs(theta, templates, fac, rhs[:, j]) for j in range(p)])
+    F = np.column_stack([system.solve_rhs(templates, fac, rhs[:, j]) for j in range(p)])
     A = Z @ structure.b_of(templates, F) - X
     mz = system.mz
     L_X = np.tril(fac.L[mz : mz + p, mz : mz + p])

@@ -1,7 +1,7 @@
-"""Blocked Cholesky of Ω(θ) = [ZΛ X y]'[ZΛ X y] + diag(I, 0, 0).
+"""Blocked Cholesky of Ω(Λ) = [ZΛ X y]'[ZΛ X y] + diag(I, 0, 0).
 
 The crossproducts A = [Z X y]'[Z X y] are formed once (one pass over the rows);
-after that an evaluation at θ never touches the n rows (MixedModels.jl's idea,
+after that an evaluation at new templates (Λ) never touches the n rows (MixedModels.jl's idea,
 see docs/architecture.md).  Layout, with the lead block first:
 
     Ω = | D    B' |      D  : block-diagonal, q1 blocks of K1 x K1 (the lead factor)
@@ -12,8 +12,10 @@ C - B D⁻¹ B' is dense and factored by LAPACK.  The dense part's last diagonal
 element is the square root of the penalised residual sum of squares; its X part
 is R_X (the REML term and the fixed-effects covariance).
 
-Everything here is a pure function of precomputed arrays and θ's templates: no
-statistics (that lives in ``objective/``) and no pandas.
+Everything here is a pure function of precomputed arrays and the blocks' templates
+(one K x K lower-triangular array per block, ``ModelStructure.templates``): θ and
+the covariance structures stay in ``structure.py``; no statistics (that lives in
+``objective/``) and no pandas.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ PARALLEL_MIN_DENSE = 600
 
 @dataclass
 class BlockedFactor:
-    """The factor of Ω at one θ.
+    """The factor of Ω at one set of templates.
 
     Attributes
     ----------
@@ -193,7 +195,7 @@ class CrossprodPlan:
 
 
 class BlockedSystem:
-    """Precomputed crossproducts of one model and the per-θ factorisation.
+    """Precomputed crossproducts of one model and the factorisation at given templates.
 
     Parameters
     ----------
@@ -264,17 +266,14 @@ class BlockedSystem:
                 self._prepare_pairs(pair_a=pair_a)
         self.Arr = Arr
         self.n = n
-        # θ positions: lead template entries, and per dense row the θ that scales it (scalar blocks)
-        self._lead_pos = {(int(r), int(c)): int(t) for r, c, t in zip(lead.tpl_rows, lead.tpl_cols, lead.tpl_theta)}
-        n_theta = 1 + max(int(b.tpl_theta.max()) for b in blocks)
-        scale_idx = np.full(m, n_theta, dtype=np.int64)  # n_theta points at a trailing 1
+        # dense rows of the scalar (K = 1) non-lead blocks: scaled by their 1 x 1 template
+        self._scalar_rest = []  # (rest index + 1 = index in templates, first dense row, last + 1)
         at = 0
-        for b in rest:
+        for i, b in enumerate(rest):
             if b.K == 1:
-                scale_idx[at : at + b.q] = b.tpl_theta[0]
+                self._scalar_rest.append((i + 1, at, at + b.q))
             at += b.size
-        self._scale_idx = scale_idx
-        self._theta_ext = np.ones(n_theta + 1)  # θ with a trailing 1, reused by every evaluation
+        self._scale_buf = np.ones(m)
         self._diag_z = np.arange(mz) * (m + 1)  # flat indices of the random-effect diagonal
         self._general = [(i, b) for i, b in enumerate(rest) if b.K > 1]
 
@@ -383,7 +382,7 @@ class BlockedSystem:
         to entry (i, l).  Pairs are sorted by level, then row, so a level's pairs
         are contiguous (``pair_ptr``) and earlier pairs have smaller rows.
         Large blocks run the numba rank-update kernel over the pairs; small ones
-        expand all (i, l, g) triples once and use one gather and one bincount per θ.
+        expand all (i, l, g) triples once and use one gather and one bincount per factorisation.
         """
         K1, mz = self.K1, self.mz
         plan = getattr(self, "plan", None)
@@ -433,17 +432,24 @@ class BlockedSystem:
             plan._az1_rows = np.repeat(np.arange(self.mz), np.diff(plan.az1_indptr))
         return np.bincount(plan.az1_indices, A.data * v[plan._az1_rows], minlength=self.q1 * self.K1)
 
-    def _general_templates(self, theta):
+    def _general_templates(self, templates):
         """(first dense row, q, K, template) of every non-lead block with K > 1."""
         out = []
         at = 0
-        for b in self.rest:
+        for b, T in zip(self.rest, templates[1:]):
             if b.K > 1:
-                out.append((at, b.q, b.K, b.template(theta)))
+                out.append((at, b.q, b.K, T))
             at += b.size
         return out
 
-    def _lead(self, theta):
+    def _rest_scale(self, templates, length):
+        """Per dense row (the first ``length``) the factor scaling it: a scalar block's template, else 1."""
+        scale = np.ones(length)
+        for i, a, b in self._scalar_rest:
+            scale[a:b] = templates[i][0, 0]
+        return scale
+
+    def _lead(self, T1):
         """Lead-block pieces at template T1: log det D and M_g = T1 D_g⁻¹ T1'.
 
         M is returned as the list of its distinct entries, lower triangle
@@ -455,17 +461,15 @@ class BlockedSystem:
         would dominate the evaluation.
         """
         K1 = self.K1
-        pos = self._lead_pos
         if K1 == 1:
-            t2 = float(theta[pos[(0, 0)]]) ** 2
+            t2 = float(T1[0, 0]) ** 2
             d = t2 * self.A11[:, 0, 0] + 1.0
             if not d.min() > 0.0:  # only with signed weights (observed information)
                 return np.inf, None
             Mg = t2 / d
             return float(np.sum(np.log(d))), [Mg]
         if K1 == 2:
-            t11, t22 = float(theta[pos[(0, 0)]]), float(theta[pos[(1, 1)]])
-            t21 = float(theta[pos[(1, 0)]]) if (1, 0) in pos else 0.0  # (x || g): structural zero
+            t11, t21, t22 = float(T1[0, 0]), float(T1[1, 0]), float(T1[1, 1])
             a11, a21, a22 = self._a11, self._a21, self._a22
             if min(abs(t11), abs(t22)) > 1e-2:
                 # M_g = T (T'A_gT + I)⁻¹ T' = (A_g + Σ⁻¹)⁻¹ with Σ = TT'; det D_g = det Σ det(A_g + Σ⁻¹)
@@ -493,7 +497,6 @@ class BlockedSystem:
             m21 = r1 * t11
             m22 = r1 * t21 + (t21 * i21 + t22 * i22) * t22
             return float(np.sum(np.log(det))), [m11, m21, m22]
-        T1 = self.lead.template(theta)
         D = np.matmul(np.matmul(T1.T, self.A11), T1)
         D[:, np.arange(K1), np.arange(K1)] += 1.0
         try:
@@ -529,10 +532,20 @@ class BlockedSystem:
         D[:, np.arange(K1), np.arange(K1)] += 1.0
         return np.linalg.inv(D)
 
-    def factor(self, theta: np.ndarray) -> BlockedFactor:
-        """Factor Ω at θ (lme4's parameter vector)."""
+    def factor(self, templates) -> BlockedFactor:
+        """Factor Ω at the blocks' templates.
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            One K x K lower-triangular template per block, engine order (``ModelStructure.templates``).
+
+        Returns
+        -------
+        BlockedFactor
+        """
         K1, mz = self.K1, self.mz
-        logdet_lead, m_entries = self._lead(theta)
+        logdet_lead, m_entries = self._lead(templates[0])
         if m_entries is None:
             return BlockedFactor(np.inf, np.empty((0, 0)), False)
         p1 = self.p + 1
@@ -574,11 +587,12 @@ class BlockedSystem:
                                 vals = np.einsum("tk,tk->t", self.tri_prod, M.reshape(-1, K1 * K1)[self.tri_g])
                             S[:mz, :mz] -= np.bincount(self.tri_flat, vals, minlength=mz * mz).reshape(mz, mz)
         if mz:
-            self._theta_ext[:-1] = theta
-            scale = self._theta_ext[self._scale_idx]
+            scale = self._scale_buf  # only read below, so one buffer serves every call
+            for i, a, b in self._scalar_rest:
+                scale[a:b] = templates[i][0, 0]
             if self._general:
                 S = np.tril(S) + np.tril(S, -1).T
-                for at, q, K, T in self._general_templates(theta):
+                for at, q, K, T in self._general_templates(templates):
                     sl = slice(at, at + q * K)
                     S[:, sl] = (S[:, sl].reshape(self.m, q, K) @ T).reshape(self.m, q * K)
                     S[sl, :] = np.einsum("ba,gbm->gam", T, S[sl, :].reshape(q, K, self.m)).reshape(q * K, self.m)
@@ -630,17 +644,17 @@ class BlockedSystem:
             at += b.size
         return out
 
-    def cross_u(self, theta, templates) -> np.ndarray:
+    def cross_u(self, templates) -> np.ndarray:
         """B = Λ_r' A_z1 Λ_1: the cross block of Λ'Z'WZΛ + I in spherical coordinates, dense (mz, q1 K1)."""
         mz, K1, q1 = self.mz, self.K1, self.q1
-        scale = np.append(theta, 1.0)[self._scale_idx]
-        B = self.Az1.multiply(scale[:mz, None]).toarray() if sp.issparse(self.Az1) else self.Az1 * scale[:mz, None]
-        for at, q, K, T in self._general_templates(theta):
+        scale = self._rest_scale(templates, mz)
+        B = self.Az1.multiply(scale[:, None]).toarray() if sp.issparse(self.Az1) else self.Az1 * scale[:, None]
+        for at, q, K, T in self._general_templates(templates):
             sl = slice(at, at + q * K)
             B[sl, :] = np.einsum("ba,gbm->gam", T, B[sl, :].reshape(q, K, -1)).reshape(q * K, -1)
         return (B.reshape(mz, q1, K1) @ templates[0]).reshape(mz, q1 * K1)
 
-    def inverse_parts(self, theta, templates, fac: BlockedFactor) -> "InverseParts":
+    def inverse_parts(self, templates, fac: BlockedFactor) -> "InverseParts":
         """The blocks of M⁻¹, M = Λ'Z'WZΛ + I, on the pattern the Laplace gradient and condVar read.
 
         With M = [[D, B'], [B, C]] (D the lead block, block diagonal) and
@@ -655,7 +669,7 @@ class BlockedSystem:
             return InverseParts(D_inv, D_inv, None, None, None, None, None)
         K1, q1 = self.K1, self.q1
         Lzz = np.tril(fac.L[:mz, :mz])
-        B = self.cross_u(theta, templates)
+        B = self.cross_u(templates)
         S_inv, info = lapack.dpotri(Lzz, lower=1)
         S_inv = np.tril(S_inv) + np.tril(S_inv, -1).T
         plan = getattr(self, "plan", None)
@@ -689,16 +703,15 @@ class BlockedSystem:
         t1 = np.einsum("gab,gb->ga", parts.D_inv, r1 - (t_rest @ parts.B).reshape(q1, K1))
         return np.concatenate([t1.ravel(), t_rest])
 
-    def _lambda_rest(self, theta, v: np.ndarray, transpose: bool) -> np.ndarray:
+    def _lambda_rest(self, templates, v: np.ndarray, transpose: bool) -> np.ndarray:
         """Λ_r v (or Λ_r' v) for a vector over the non-lead random effects."""
-        scale = np.append(theta, 1.0)[self._scale_idx[: self.mz]]
-        out = v * scale
-        for at, q, K, T in self._general_templates(theta):
+        out = v * self._rest_scale(templates, self.mz)
+        for at, q, K, T in self._general_templates(templates):
             sl = slice(at, at + q * K)
             out[sl] = (v[sl].reshape(q, K) @ (T if transpose else T.T)).ravel()
         return out
 
-    def solve_rhs(self, theta, templates, fac: BlockedFactor, rhs: np.ndarray) -> np.ndarray:
+    def solve_rhs(self, templates, fac: BlockedFactor, rhs: np.ndarray) -> np.ndarray:
         """M⁻¹ rhs with M = Λ'Z'WZΛ + I from the factor (no dense inverse): block elimination with
         the lead block's D_g⁻¹, the sparse cross block and two triangular solves with L_zz."""
         K1, q1, mz = self.K1, self.q1, self.mz
@@ -710,21 +723,21 @@ class BlockedSystem:
         if not mz:
             return y1.ravel()
         # B y1 = Λ_r' A_z1 Λ_1 y1
-        By1 = self._lambda_rest(theta, np.asarray(self.Az1 @ (y1 @ T1.T).ravel()).ravel(), transpose=True)
+        By1 = self._lambda_rest(templates, np.asarray(self.Az1 @ (y1 @ T1.T).ravel()).ravel(), transpose=True)
         Lzz = fac.L[:mz, :mz]
         w = solve_triangular(Lzz, rhs[n1:] - By1, lower=True, check_finite=False)
         x_rest = solve_triangular(Lzz, w, lower=True, trans="T", check_finite=False)
-        Btx = self._az1_rmatvec(self._lambda_rest(theta, x_rest, transpose=False)).reshape(q1, K1) @ T1
+        Btx = self._az1_rmatvec(self._lambda_rest(templates, x_rest, transpose=False)).reshape(q1, K1) @ T1
         x1 = np.einsum("gab,gb->ga", D_inv, r1 - Btx)
         return np.concatenate([x1.ravel(), x_rest])
 
-    def u_condvar(self, theta, templates, fac: BlockedFactor) -> list[np.ndarray]:
+    def u_condvar(self, templates, fac: BlockedFactor) -> list[np.ndarray]:
         """Diagonal level blocks of (Λ'Z'ZΛ + I)⁻¹, per block, shape (q, K, K) each.
 
         These are the conditional covariances of the spherical random effects
         given the data at the estimates (lme4's condVar before scaling by Λ and σ²).
         """
-        parts = self.inverse_parts(theta, templates, fac)
+        parts = self.inverse_parts(templates, fac)
         out = [parts.lead]
         at = 0
         for b in self.rest:

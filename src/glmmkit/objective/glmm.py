@@ -182,7 +182,7 @@ class GlmmObjective:
         dev, mu = self._pdev(eta, u)
         mu = self.family.link.inverse(eta) if mu is None else mu
         system = self._system(eta, fixed, self._X0)
-        fac = system.factor(theta)
+        fac = system.factor(templates)
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[: system.mz])))
         return PirlsState(u.copy(), np.asarray(beta, dtype=float), eta, mu, dev, logdet, system, fac, True, 0)
 
@@ -218,7 +218,7 @@ class GlmmObjective:
                 system = self._system(eta, self.offset, self.X)
             else:
                 system = self._system(eta, fixed, self._X0)
-            fac = system.factor(theta)
+            fac = system.factor(templates)
             if not fac.ok:
                 break
             u_lead, u_rest, beta_new = system.solve(templates, fac)
@@ -235,7 +235,7 @@ class GlmmObjective:
         if mu is None:
             mu = self.family.link.inverse(eta)
         system = self._system(eta, fixed if not joint else self.offset, self._X0 if not joint else self.X)
-        fac = system.factor(theta)
+        fac = system.factor(templates)
         mz = system.mz
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[:mz]))) if fac.ok else np.inf
         return PirlsState(u, beta, eta, mu, dev, logdet, system, fac, converged, it)
@@ -304,10 +304,12 @@ class GlmmObjective:
         W' = ∂W/∂η, c_i = [ZΛM⁻¹Λ'Z']_ii and v = W'c (∂ log|M| / ∂η at fixed θ):
 
             dD/dβ   = X'(-2s + v - W e),                   e = ZΛt, t = M⁻¹Λ'Z'v
-            dD/dθ_k = (Λ_k û)'Z'(-2s + v - W e) + (Λ_k t)'Z's + 2 tr(M⁻¹Λ'Z'WZΛ_k)
+            dD/dτ   = (Λ_τ û)'Z'(-2s + v - W e) + (Λ_τ t)'Z's + 2 tr(M⁻¹Λ'Z'WZΛ_τ)
 
-        (the last term at fixed W; the others carry û's and W's dependence on
-        the parameters, dû/dφ = M⁻¹ ∂(Λ'Z's)/∂φ).  Everything needs M⁻¹ only on
+        for each template entry τ = T_b[r, c] (Λ_τ = ∂Λ/∂τ; the last term at fixed W,
+        the others carry û's and W's dependence on the parameters, dû/dφ =
+        M⁻¹ ∂(Λ'Z's)/∂φ), and dD/dθ = Σ_τ dD/dτ · dτ/dθ with the Jacobian of the
+        terms' covariance structures (``ModelStructure.contract``).  Everything needs M⁻¹ only on
         the pattern of Z'Z (``BlockedSystem.inverse_parts``) and one solve.
         """
         self.n_evals += 1
@@ -330,7 +332,7 @@ class GlmmObjective:
         blocks = self.structure.blocks
         templates = self.structure.templates(theta)
         system = state.system
-        parts = system.inverse_parts(theta, templates, state.factor)
+        parts = system.inverse_parts(templates, state.factor)
         entries = self._entries()
         c_diag, P = row_leverages(self.structure, parts, templates, entries)
         v = dW * c_diag
@@ -343,16 +345,19 @@ class GlmmObjective:
         r_c = Zt @ comb
         grad = np.empty(self.n_theta + self.p)
         grad[self.n_theta :] = self.X.T @ comb
+        # dD/dT_b[r, c] for every template entry the structures use, then θ through their Jacobians
         P_of = {(bi, ci): Pe for (bi, ci, _), Pe in zip(entries, P)}
+        entry_grads = []
         for bi, blk in enumerate(blocks):
             sl = slice(blk.offset, blk.offset + blk.size)
             U = state.u[sl].reshape(blk.q, blk.K)
             Tt = t[sl].reshape(blk.q, blk.K)
             Rc = r_c[sl].reshape(blk.q, blk.K)
             Rs = r_s[sl].reshape(blk.q, blk.K)
-            for r, c, k in zip(blk.tpl_rows, blk.tpl_cols, blk.tpl_theta):
-                direct = 2.0 * float(np.dot(W * blk.columns[:, r], P_of[(bi, c)]))
-                grad[k] = float(U[:, c] @ Rc[:, r] + Tt[:, c] @ Rs[:, r]) + direct
+            entry_grads.append(np.array([float(U[:, c] @ Rc[:, r] + Tt[:, c] @ Rs[:, r])
+                                         + 2.0 * float(np.dot(W * blk.columns[:, r], P_of[(bi, c)]))
+                                         for r, c in zip(blk.tpl_rows, blk.tpl_cols)]))
+        grad[: self.n_theta] = self.structure.contract(theta, entry_grads)
         return grad, c_diag, e
 
     def _lambda_t(self, templates, r: np.ndarray) -> np.ndarray:

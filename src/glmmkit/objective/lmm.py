@@ -45,7 +45,8 @@ class LmmObjective:
         self.n_evals = 0
 
     def factor(self, theta: np.ndarray) -> BlockedFactor:
-        return self.system.factor(np.asarray(theta, dtype=float))
+        """The blocked factor at θ (the structure turns θ into the templates the engine takes)."""
+        return self.system.factor(self.structure.templates(np.asarray(theta, dtype=float)))
 
     def parts(self, fac: BlockedFactor) -> tuple[float, float, float]:
         """(log|L|², log|R_X|², r²) of a factor."""
@@ -130,10 +131,11 @@ def _two_stage_start(structure, X, y, theta0, step):
     Sigma = np.cov(coef, rowvar=False) - sigma2 * inv.mean(axis=0)
     w, V = np.linalg.eigh(Sigma / sigma2)
     rel = (V * np.maximum(w, 1e-4 * max(w.max(), 1e-8))) @ V.T
-    T = np.linalg.cholesky(rel)
+    phi = t.structure.from_template(np.linalg.cholesky(rel))
+    if phi is None:  # a structure that cannot place a template: its own start
+        return theta0, step
     start = theta0.copy()
-    for i, (rr, cc) in enumerate((rr, cc) for cc in range(K) for rr in range(cc, K)):
-        start[t.theta_slice.start + i] = T[rr, cc]
+    start[t.theta_slice] = phi
     step = np.maximum(0.25 * np.abs(start), 0.05)
     return start, step
 
@@ -192,7 +194,8 @@ def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
     sol, *_ = np.linalg.lstsq(C, V, rcond=None)
     sigma2 = sol[k] if sol[k] > 0 else 0.5 * V[k]
     for t, s2 in zip(terms, sol[:k]):
-        i = t.theta_slice.start
-        theta0[i] = np.sqrt(s2 / sigma2) if s2 > 0 else 0.1
-        step[i] = max(0.1 * theta0[i], 0.05)
+        phi = t.structure.from_template(np.array([[np.sqrt(s2 / sigma2) if s2 > 0 else 0.1]]))
+        if phi is not None:
+            theta0[t.theta_slice] = phi
+            step[t.theta_slice] = np.maximum(0.1 * np.abs(phi), 0.05)
     return theta0, step

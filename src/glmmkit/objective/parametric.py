@@ -78,15 +78,15 @@ class ParametricLaplace(GlmmObjective):
         for it in range(1, self.maxit + 1):
             d = fam.eta_derivatives(eta, self.y, self.wt)
             system = self._newton_system(d.W)
-            fac = system.factor(theta)
+            fac = system.factor(templates)
             if not fac.random_effects_ok(mz):
                 floor = 1e-6 * max(float(np.max(np.abs(d.W))), 1e-12)
                 system = self._newton_system(np.maximum(d.W, floor))
-                fac = system.factor(theta)
+                fac = system.factor(templates)
                 if not fac.random_effects_ok(mz):
                     break
             grad_u = self._lambda_t(templates, self.Z.T @ d.s) - u
-            du = system.solve_rhs(theta, templates, fac, grad_u)
+            du = system.solve_rhs(templates, fac, grad_u)
             decrement = float(grad_u @ du)
             trial = self._halved_step(templates, u, du, dev, fixed, beta, family=fam)
             if trial is None:
@@ -97,7 +97,7 @@ class ParametricLaplace(GlmmObjective):
                 break
         d = fam.eta_derivatives(eta, self.y, self.wt)
         system = self._newton_system(d.W)
-        fac = system.factor(theta)
+        fac = system.factor(templates)
         ok = fac.random_effects_ok(mz)
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[:mz]))) if ok else np.inf
         mu = fam.link.inverse(eta)

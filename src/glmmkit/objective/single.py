@@ -221,6 +221,8 @@ class SingleTermLaplace:
         self.z = np.ascontiguousarray(blk.columns[order, 0])
         self.Zmat = np.ascontiguousarray(blk.columns[order])
         self.n_theta = structure.n_theta
+        self.structure = structure
+        self._direct = blk.direct
         self.k = np.ascontiguousarray((y * wt)[order])
         self.n = np.ascontiguousarray(wt[order])
         self.gptr = np.searchsorted(codes[order], np.arange(blk.q + 1)).astype(np.int64)
@@ -260,20 +262,30 @@ class SingleTermLaplace:
         return value, grad
 
     def _value_and_grad_scalar(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        theta, beta = float(params[0]), params[1:]
+        # the kernel takes the 1 x 1 template; lme4's scalar term is its own θ (no Jacobian to apply)
+        direct = self._direct
+        nt = self.n_theta
+        if direct:
+            t, beta = float(params[0]), params[1:]
+        else:
+            theta, beta = params[:nt], params[nt:]
+            t = float(self.block.template(theta)[0, 0])
         eta0 = self.X @ beta + self.offset
         dev_g, dth_g, fail_g = self._per_level
         if self.use_numba:
-            _kernel()(eta0, self.z, self.k, self.n, self.gptr, theta, self.u, self.fam, self.c, *self._bufs,
+            _kernel()(eta0, self.z, self.k, self.n, self.gptr, t, self.u, self.fam, self.c, *self._bufs,
                       dev_g, dth_g, fail_g)
         else:
-            _scalar_numpy(eta0, self.z, self.k, self.n, self._G, self._grp, theta, self.u, self.fam, self.c,
+            _scalar_numpy(eta0, self.z, self.k, self.n, self._G, self._grp, t, self.u, self.fam, self.c,
                           dev_g, dth_g, fail_g)
         self.failures += int(fail_g.sum())
-        dev, dtheta = float(dev_g.sum()), float(dth_g.sum())
+        dev, dt = float(dev_g.sum()), float(dth_g.sum())
         grad = np.empty(params.shape[0])
-        grad[0] = dtheta
-        grad[1:] = self.X.T @ self.c
+        if direct:
+            grad[0] = dt
+        else:
+            grad[:nt] = self.structure.contract(theta, [np.array([dt])])
+        grad[nt:] = self.X.T @ self.c
         return dev - 2.0 * self.const, grad
 
     def _value_and_grad_vector(self, params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -289,9 +301,9 @@ class SingleTermLaplace:
             _vector_numpy(eta0, self.Zmat, self.k, self.n, self._G, self._grp, T, self.u, self.fam, self.c,
                           dev_g, self._dT, fail_g)
         self.failures += int(fail_g.sum())
-        dT = self._dT.sum(axis=0)
+        dT = self._dT.sum(axis=0)  # d deviance / d template entries (lower triangle)
         grad = np.empty(params.shape[0])
-        grad[: self.n_theta] = dT[blk.tpl_rows, blk.tpl_cols]
+        grad[: self.n_theta] = self.structure.contract(theta, [dT[blk.tpl_rows, blk.tpl_cols]])
         grad[self.n_theta :] = self.X.T @ self.c
         return float(dev_g.sum()) - 2.0 * self.const, grad
 
