@@ -10,6 +10,13 @@ slopes ``(x|g)``, uncorrelated slopes ``(x||g)``, nested ``(1|a/b)``, crossed
 variance levels from exactly zero (singular truth) to large, with slope
 correlations up to ±1 and small, badly scaled or rare-event data sets.
 
+A second set (``--raw-n``, default 120; glmmkit issue 12) holds Poisson and
+Bernoulli GLMMs on covariates as recorded: x of spread 30-3,000 around
+0-2,000 and an age in years, with one grouping factor, two crossed factors, an
+observation-level factor, or a correlated random slope on the raw x
+(``y ~ x + (x | g)``).  The truth acts on the standardized x, so each model is
+well posed; glmmkit and lme4 fit the raw columns.
+
 Every data set is written as CSV to ``--cache-dir`` (default ``/tmp/stress``)
 with a manifest; glmmkit fits each one in this process and R fits them all in
 ONE ``Rscript`` session that loops over the manifest. The R anchor is lme4
@@ -40,7 +47,7 @@ Usage::
 
     python benchmarks/stress_study.py [--n 200] [--seed 1] [--no-r]
                                       [--cache-dir /tmp/stress] [--out-dir benchmarks/results]
-                                      [--ids 3,17] [--reuse-r]
+                                      [--raw-n 120] [--ids 3,17] [--reuse-r]
 """
 
 from __future__ import annotations
@@ -139,6 +146,9 @@ class Spec:
     extra: float         # cbind: max trials; gamma: shape; nbinom2: size; else 0
     tags: str            # "small", "rare", "scaled", ... for the reader
     seed: int
+    scenario: str = "base"   # "base" (the 200 models above) or "raw" (covariates as recorded, below)
+    x_loc: float = 0.0       # raw scenario: x = x_loc + x_spread * s with s ~ N(0, 1)
+    x_spread: float = 1.0
 
     @property
     def response(self) -> str:
@@ -146,6 +156,8 @@ class Spec:
 
     @property
     def formula(self) -> str:
+        if self.scenario == "raw":
+            return RAW_FORMULAS[self.design]
         return f"{self.response} ~ x + z + {RANDOM_TERMS[self.design]}"
 
     @property
@@ -172,6 +184,8 @@ class Spec:
         ]
         if self.design == "slope_corr" or (self.design == "slope_uncorr" and self.rho):
             parts.append(f"rho={self.rho:g}")
+        if self.scenario == "raw":
+            parts.append(f"x={self.x_loc:g}+{self.x_spread:g}*N(0,1)")
         if self.tags:
             parts.append(f"[{self.tags}]")
         return " ".join(parts)
@@ -286,6 +300,107 @@ def make_specs(n: int, seed: int) -> list[Spec]:
 
 
 # --------------------------------------------------------------------------
+# Raw-covariate scenario set (glmmkit issue 12, defect 5)
+# --------------------------------------------------------------------------
+
+#: Designs of the raw-covariate set and their models: x is a covariate as recorded (an altitude, a
+#: year, a baseline count: spread 30-3,000 around 0-2,000), age an age in whole years (18-80).
+RAW_FORMULAS = {
+    "ri": "y ~ x + age + z + (1 | g)",
+    "crossed": "y ~ x + age + z + (1 | a) + (1 | b)",
+    "olre": "y ~ x + age + z + (1 | g) + (1 | obs)",
+    "slope_corr": "y ~ x + (x | g)",
+}
+
+#: models per (design, family) in the raw set's rotation: slopes, the hardest, get the most
+RAW_DESIGN_SHARES = (("slope_corr", 0.3), ("ri", 0.25), ("crossed", 0.25), ("olre", 0.2))
+
+
+def make_raw_specs(n: int, seed: int, first_id: int) -> list[Spec]:
+    """Draw `n` Poisson and Bernoulli GLMMs on raw-scale covariates, deterministically from `seed`.
+
+    The truth acts on the standardized covariates (so that every model is well posed); the fit
+    sees them as recorded, which is the same model with other coefficients -- for ``(x | g)``
+    with an intercept, centring and scaling x leave the model unchanged.
+    """
+    rng = np.random.default_rng(seed + 7919)  # its own stream: the base set is unchanged
+    counts = [(d, int(round(share * n))) for d, share in RAW_DESIGN_SHARES]
+    counts[0] = (counts[0][0], counts[0][1] + n - sum(c for _, c in counts))
+    specs: list[Spec] = []
+    for design, count in counts:
+        for j in range(count):
+            family = "poisson" if j % 2 == 0 else "binomial"
+            kind = "poisson" if family == "poisson" else "bernoulli"
+            level = ("small", "moderate", "large")[(j // 2) % 3]
+            rows = _log_uniform_int(rng, 150, 3000)
+            per_group = 3.0 if design == "slope_corr" else 2.5
+            max_groups = max(5, min(200, int(rows / per_group)))
+            if design == "crossed":
+                groups = _log_uniform_int(rng, 5, max(5, min(60, max_groups)))
+                groups2 = _log_uniform_int(rng, 4, max(4, min(40, max_groups)))
+            else:
+                groups, groups2 = _log_uniform_int(rng, 5, max_groups), 0
+            s = SD_BY_LEVEL["glmm"][level] * float(rng.uniform(0.7, 1.4))
+            sd = (s, s * float(rng.uniform(0.3, 1.0))) if design in ("slope_corr", "crossed", "olre") else (s,)
+            rho = float(CORRELATIONS[rng.integers(len(CORRELATIONS))]) if design == "slope_corr" else 0.0
+            x_loc = float(rng.choice([0.0, 50.0, 460.0, 1000.0, 2000.0]))
+            x_spread = float(round(math.exp(rng.uniform(math.log(30.0), math.log(3000.0))), 1))
+            b0 = float(rng.choice([-1.0, 0.0, 0.5, 1.0])) if family == "poisson" else float(rng.choice([-1.0, 0.0, 1.0]))
+            beta = (b0, float(rng.choice([0.3, 0.5, -0.7])), float(rng.choice([0.0, 0.3])))
+            link = "log" if family == "poisson" else "logit"
+            specs.append(Spec(
+                id=first_id + len(specs), kind=kind, family=family, link=link, design=design, rows=rows,
+                groups=groups, groups2=groups2, level=level, sd=tuple(round(v, 4) for v in sd), rho=rho,
+                beta=tuple(round(v, 4) for v in beta), x_scale=x_spread, resid_sd=1.0, extra=0.0, tags="raw",
+                seed=int(rng.integers(2**31 - 1)), scenario="raw", x_loc=x_loc, x_spread=x_spread,
+            ))
+    return specs
+
+
+def simulate_raw(spec: Spec) -> pd.DataFrame:
+    """One data set of the raw-covariate set: y, x (as recorded), age (years), z and the factors."""
+    rng = np.random.default_rng(spec.seed)
+    n = spec.rows
+    sx = rng.normal(size=n)
+    x = np.round(spec.x_loc + spec.x_spread * sx, 1)
+    sx = (x - spec.x_loc) / spec.x_spread  # the recorded (rounded) x is the one the truth acts on
+    age = rng.integers(18, 81, size=n).astype(float)
+    z = (rng.uniform(size=n) < 0.5).astype(float)
+    b0, bx, bz = spec.beta
+    slope = spec.design == "slope_corr"
+    eta = b0 + bx * sx + (0.0 if slope else 0.2 * (age - 50.0) / 15.0 + bz * z)
+    data: dict[str, Any] = {}
+    if spec.design == "crossed":
+        a = rng.integers(spec.groups, size=n)
+        b = rng.integers(spec.groups2, size=n)
+        a[: spec.groups] = np.arange(spec.groups)
+        b[: spec.groups2] = np.arange(spec.groups2)
+        data["a"], data["b"] = _labels("a", a, 3), _labels("b", b, 3)
+        eta = eta + rng.normal(size=spec.groups)[a] * spec.sd[0] + rng.normal(size=spec.groups2)[b] * spec.sd[1]
+    else:
+        g = rng.integers(spec.groups, size=n)
+        g[: spec.groups] = np.arange(spec.groups)
+        data["g"] = _labels("g", g, 3)
+        if slope:
+            s0, s1 = spec.sd
+            e0, e1 = rng.normal(size=(2, spec.groups))
+            r = spec.rho
+            u0, u1 = s0 * e0, s1 * (r * e0 + math.sqrt(max(0.0, 1.0 - r * r)) * e1)
+            eta = eta + u0[g] + u1[g] * sx
+        else:
+            eta = eta + rng.normal(size=spec.groups)[g] * spec.sd[0]
+        if spec.design == "olre":
+            data["obs"] = _labels("o", np.arange(n), 5)
+            eta = eta + rng.normal(size=n) * spec.sd[1]
+    mu = _inverse_link(spec.link, eta)
+    y = rng.poisson(mu) if spec.family == "poisson" else (rng.uniform(size=n) < mu).astype(int)
+    columns = {"y": y, "x": x}
+    if not slope:
+        columns.update(age=age, z=z)
+    return pd.DataFrame({**columns, **data})
+
+
+# --------------------------------------------------------------------------
 # Simulation
 # --------------------------------------------------------------------------
 
@@ -311,6 +426,8 @@ def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
 
 def simulate(spec: Spec) -> pd.DataFrame:
     """Simulate one data set: columns y (and m for cbind), x, z and the factors."""
+    if spec.scenario == "raw":
+        return simulate_raw(spec)
     rng = np.random.default_rng(spec.seed)
     n = spec.rows
     x = rng.normal(size=n) * spec.x_scale
@@ -477,7 +594,7 @@ fit_one <- function(m, df) {
 invisible(suppressWarnings(suppressMessages(lmer(Reaction ~ Days + (Days | Subject), sleepstudy))))
 for (m in manifest) {
   header <- names(read.csv(m$path, nrows = 1))
-  factors <- intersect(c("g", "a", "b"), header)
+  factors <- intersect(c("g", "a", "b", "obs"), header)
   df <- read.csv(m$path, colClasses = setNames(rep("character", length(factors)), factors))
   for (v in factors) df[[v]] <- factor(df[[v]])
   warns <- character(); msgs <- character(); err <- ""
@@ -574,11 +691,11 @@ def _as_list(value) -> list:
 def merge(spec: Spec, gk: dict, r: dict | None, path: Path, tol: float) -> dict[str, Any]:
     """One row of the per-model table."""
     row: dict[str, Any] = {
-        "id": spec.id, "name": spec.name, "kind": spec.kind, "family": spec.family, "link": spec.link,
+        "id": spec.id, "name": spec.name, "scenario": spec.scenario, "kind": spec.kind, "family": spec.family, "link": spec.link,
         "design": spec.design, "level": spec.level, "rows": spec.rows, "groups": spec.groups,
         "groups2": spec.groups2, "sd": " ".join(map(str, spec.sd)), "rho": spec.rho,
         "beta": " ".join(map(str, spec.beta)), "x_scale": spec.x_scale, "resid_sd": spec.resid_sd,
-        "extra": spec.extra, "tags": spec.tags, "formula": spec.formula, "anchor": spec.anchor,
+        "extra": spec.extra, "x_loc": spec.x_loc, "x_spread": spec.x_spread, "tags": spec.tags, "formula": spec.formula, "anchor": spec.anchor,
         "criterion": "REML" if spec.reml else ("ML" if spec.family == "gaussian" else "Laplace"),
         "data": str(path), "call": glmmkit_call(spec),
     }
@@ -635,7 +752,7 @@ def summary_table(df: pd.DataFrame, have_r: bool) -> str:
     if have_r:
         header += ["R median", "R total"]
     lines = [_group_row("all", df, have_r)]
-    for col in ("kind", "design", "level"):
+    for col in ("scenario", "kind", "design", "level"):
         for value, rows in df.groupby(col, sort=False):
             lines.append(_group_row(f"{col}={value}", rows, have_r))
     if have_r:
@@ -710,6 +827,18 @@ def report(df: pd.DataFrame, have_r: bool, r_note: str, tol: float, meta: dict[s
             f"- time: glmmkit {df.gk_time.sum():.1f} s in all (median {df.gk_time.median() * 1e3:.0f} ms), "
             f"R {df.r_time.sum():.1f} s in all (median {df.r_time.median() * 1e3:.0f} ms)",
         ]
+    for scenario, label in (("base", "base set (issue 7)"), ("raw", "raw-covariate set (issue 12)")):
+        sub = df[df.scenario == scenario]
+        if not len(sub):
+            continue
+        line = f"- {label}: {len(sub)} models, glmmkit converged {int(sub.gk_ok.sum())}/{len(sub)}"
+        if have_r:
+            both_s = sub[sub.both_fit]
+            worst = both_s["diff"].min() if len(both_s) else math.nan
+            line += (f"; log-lik ≥ R − {tol:g}: {int(sub.ll_ok.sum())}/{len(sub)}; worst glmmkit − R "
+                     f"{worst:+.3g}; shortfalls {len(shortfalls(sub, tol))}; lme4 no error {int(sub.r_no_error.sum())}, "
+                     f"no warning {int(sub.r_conv.sum())}")
+        parts += [line]
     short = shortfalls(df, tol)
     parts += ["", f"glmmkit shortfalls (fails, not converged, or log-lik < R − {tol:g}): {len(short)}"]
     parts += [_detail(row) for _, row in short.iterrows()] or ["(none)"]
@@ -739,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="number of models (default 200)")
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument("--raw-n", type=int, default=120,
+                        help="models of the raw-covariate set (issue 12: covariates as recorded; default 120)")
     parser.add_argument("--no-r", action="store_true", help="glmmkit only (also automatic when R is absent)")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/stress"),
                         help="data sets, manifest and R results (default /tmp/stress)")
@@ -756,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
     _common.use_source_tree()
     import glmmkit
 
-    specs = make_specs(args.n, args.seed)
+    specs = make_specs(args.n, args.seed) + make_raw_specs(args.raw_n, args.seed, args.n + 1)
     if args.ids:
         wanted = {int(i) for i in args.ids.split(",")}
         specs = [s for s in specs if s.id in wanted]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .exceptions import FormulaError
 
-__all__ = ["build_design", "r_column_name", "formulaic_formula", "FUNCTIONS", "model_matrix", "rescale_columns"]
+__all__ = ["build_design", "r_column_name", "formulaic_formula", "FUNCTIONS", "model_matrix"]
 
 #: Functions a formula may call, under R's names (formulaic adds its own: log, exp, scale, center, C, I, poly, ...)
 FUNCTIONS = {
@@ -249,57 +249,3 @@ def build_design(rhs: str, data: pd.DataFrame, spec=None):
     X = np.ascontiguousarray(np.asarray(mm, dtype=float).reshape(n, -1))
     return X, [r_column_name(c) for c in spec.column_names], spec
 
-
-#: a covariate whose root mean square lies outside [1/LIMIT, LIMIT] is rescaled for the optimiser
-SCALE_LIMIT = 1e4
-
-
-def rescale_columns(X: np.ndarray, names: list[str]):
-    """Centre and scale the columns of extreme magnitude, for the fit only.
-
-    A covariate in the millions (or millionths), or one whose values are a huge
-    constant plus a small variation (``x + 1e6``), makes X'X ill-conditioned: the
-    optimiser stalls and the log-likelihood loses digits.  Such columns are
-    replaced by ``(x - c) / s`` (centred only when the model has an intercept,
-    which absorbs the shift); every other column is left alone, so ordinary fits
-    are untouched.  The fit on the new columns is the same model: with
-    ``X_new = X M``, the coefficients on the user's scale are ``β = M β_new`` and
-    their covariance ``M V M'``.
-
-    Parameters
-    ----------
-    X : ndarray, shape (n, p)
-    names : list of str
-        Column names; ``"(Intercept)"`` marks the intercept.
-
-    Returns
-    -------
-    X_new : ndarray
-        ``X`` itself when nothing needs rescaling.
-    M : ndarray, shape (p, p), or None
-        None when nothing was rescaled.
-    """
-    n, p = X.shape
-    if n < 2 or p == 0:
-        return X, None
-    rms = np.sqrt(np.mean(X * X, axis=0))
-    sd = np.std(X, axis=0)
-    intercept = names.index("(Intercept)") if "(Intercept)" in names else None
-    extreme = (rms > SCALE_LIMIT) | ((rms < 1.0 / SCALE_LIMIT) & (rms > 0))
-    if intercept is not None:
-        extreme |= (sd > 0) & (rms > SCALE_LIMIT * sd)  # a huge shift on a small variation
-        extreme[intercept] = False
-    extreme &= (sd > 0) if intercept is not None else (rms > 0)
-    if not extreme.any():
-        return X, None
-    M = np.eye(p)
-    cols = np.flatnonzero(extreme)
-    if intercept is not None:
-        centre, scale = X[:, cols].mean(axis=0), sd[cols]
-        M[intercept, cols] = -centre / scale
-    else:
-        centre, scale = np.zeros(cols.shape[0]), rms[cols]
-    M[cols, cols] = 1.0 / scale
-    X_new = X.copy()
-    X_new[:, cols] = (X[:, cols] - centre) / scale
-    return X_new, M

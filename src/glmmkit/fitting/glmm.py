@@ -395,15 +395,30 @@ def fit_glmm(problem: GlmmProblem, beta0=None):
     -------
     GlmmFit
     """
-    from ..design import rescale_columns
+    from ..scaling import choose_scaling
 
-    # extreme covariates are fitted centred/scaled and reported on the user's scale
-    X_s, M = rescale_columns(problem.X, [problem.frame.x_names[j] for j in problem.kept])
-    if M is not None:
-        scaled = problem.with_columns(X_s)
-        b0 = None if beta0 is None else np.linalg.solve(M, beta0)
-        return unscale(_fit_strategies(scaled, b0), M, problem)
-    return _fit_strategies(problem, beta0)
+    # covariates of large or small magnitude (altitudes, ages, years, baseline counts) are fitted
+    # centred/scaled, random slopes too where the model is invariant, and reported on the user's scale
+    names = [problem.frame.x_names[j] for j in problem.kept]
+    scaling = choose_scaling(problem.X, names, problem.structure, problem.frame, centre_slopes=problem.nagq <= 1)
+    if not scaling.active:
+        return _fit_strategies(problem, beta0)
+    fit = _fit_scaled(problem, scaling, beta0)
+    # a boundary fit in centred slope coordinates can stop on another rank-deficient covariance than
+    # the user's coordinates lead to (the boundaries differ): fit with the slopes scaled only too
+    if scaling.centred and (fit.singular or not fit.converged) and not problem.parametric:
+        alt_scaling = choose_scaling(problem.X, names, problem.structure, problem.frame, centre_slopes=False)
+        alt = _fit_scaled(problem, alt_scaling, beta0) if alt_scaling.active else _fit_strategies(problem, beta0)
+        if (alt.converged, alt.loglik) > (fit.converged, fit.loglik + 1e-8):
+            fit = alt
+    return fit
+
+
+def _fit_scaled(problem: GlmmProblem, scaling, beta0):
+    """Fit ``problem`` in the coordinates ``scaling`` chose and map the fit back to the user's."""
+    scaled = dataclasses.replace(problem, X=scaling.X, structure=scaling.structure)
+    b0 = beta0 if beta0 is None or scaling.M is None else np.linalg.solve(scaling.M, beta0)
+    return unscale(_fit_strategies(scaled, b0), scaling, problem)
 
 
 def _fit_strategies(problem: GlmmProblem, beta0=None):
@@ -422,36 +437,42 @@ def _fit_strategies(problem: GlmmProblem, beta0=None):
     raise AssertionError("StagedBobyqa applies to every non-parametric problem")  # pragma: no cover
 
 
-def unscale(fit, M, problem: GlmmProblem):
-    """The fit made on rescaled columns (``X M``) as a fit of ``problem`` (the user's columns).
+def unscale(fit, scaling, problem: GlmmProblem):
+    """The fit made in the transformed coordinates of ``scaling`` as a fit of ``problem`` (the user's
+    columns and structure).
 
-    β = M β_new and its covariance M V M' (also in the joint (θ, β) covariance); θ, the
-    family's parameters, the modes and the log-likelihood do not depend on the scaling.
-    The new fit's problem and objective hold the user's X, so that later inference
-    (profiles, simulation, prediction, refit) works in the reported coefficients.
+    β = M β_fit, θ and the modes u through each transformed term's LQ map (``scaling.py``), their
+    covariances through the Jacobian (also the joint (θ, β) one that profiles and Wald intervals
+    use); the family's parameters and the log-likelihood do not depend on the parameterisation.
+    The new fit's problem and objective hold the user's X and Z, so that later inference
+    (profiles, simulation, prediction, ranef, refit) works in the reported parameters.
     """
     from ..results import GlmmFit
+    from ..scaling import theta_jacobian, theta_to_user, u_to_user
 
+    structure, p = problem.structure, problem.p
+    M = scaling.M if scaling.M is not None else np.eye(p)
+    theta = theta_to_user(structure, scaling.term_maps, fit._theta)
     beta = M @ fit._beta
     obj = problem.objective(tol=fit._objective.tol)
-    obj.u = fit._state.u.copy()
+    obj.u = u_to_user(structure, scaling.term_maps, fit._theta, fit._state.u)
     if problem.parametric:
-        state = obj.pirls(fit._theta, beta, family=fit.family)
+        state = obj.pirls(theta, beta, family=fit.family)
     else:
-        state = obj.pirls(fit._theta, beta)
+        state = obj.pirls(theta, beta)
     info = fit.optimizer_info
-    info.rescaled = [fit.x_names[j] for j in np.flatnonzero(np.diag(M) != 1.0)]
+    info.rescaled = list(scaling.names)
     param_cov = None
     if fit._param_cov is not None:
-        n_theta = problem.n_theta
+        n_theta = structure.n_theta
         B = np.eye(fit._param_cov.shape[0])
-        B[n_theta : n_theta + M.shape[0], n_theta : n_theta + M.shape[0]] = M
+        B[:n_theta, :n_theta] = theta_jacobian(structure, scaling.term_maps, fit._theta)
+        B[n_theta : n_theta + p, n_theta : n_theta + p] = M
         param_cov = B @ fit._param_cov @ B.T
     psi = fit._psi if fit._psi.shape[0] else None
-    new = GlmmFit(problem=problem, state=state, theta=fit._theta, beta=beta, vcov=M @ fit._vcov @ M.T,
-                  loglik=fit.loglik, info=info, family=fit.family, family_psi=psi,
-                  family_psi_cov=fit._psi_cov if psi is not None else None, param_cov=param_cov, objective=obj)
-    return new
+    return GlmmFit(problem=problem, state=state, theta=theta, beta=beta, vcov=M @ fit._vcov @ M.T,
+                   loglik=fit.loglik, info=info, family=fit.family, family_psi=psi,
+                   family_psi_cov=fit._psi_cov if psi is not None else None, param_cov=param_cov, objective=obj)
 
 
 def vcov_from_state(obj, state, theta) -> np.ndarray:

@@ -72,7 +72,7 @@ def fit_lmm(problem: LmmProblem, start=None):
     -------
     LmmFit
     """
-    from ..design import rescale_columns
+    from ..scaling import rescale_columns
     from ..results import FitInfo, LmmFit
 
     structure, frame = problem.structure, problem.frame
