@@ -194,6 +194,20 @@ class CrossprodPlan:
         return self._triples
 
 
+def _weighted_xy(X, y, sqrt_w, weights):
+    """[X y] weighted for the crossproducts: both sides by √w (Fisher weights), or one side by w
+    (signed observed weights, one-sided products).  Returns (right-weighted [X y], left-weighted
+    [X y], the left- and right-side weights, each possibly None)."""
+    XY = np.column_stack([X, y])
+    left = right = sqrt_w
+    if weights is not None:
+        left, right = weights, None
+    XY_left = XY if left is None else XY * left[:, None]
+    if right is not None:
+        XY = XY * right[:, None]
+    return XY, XY_left, left, right
+
+
 class BlockedSystem:
     """Precomputed crossproducts of one model and the factorisation at given templates.
 
@@ -218,13 +232,7 @@ class BlockedSystem:
     def __init__(self, blocks, X, y, sqrt_w=None, plan: CrossprodPlan | None = None, weights=None):
         n = X.shape[0]
         self.p = X.shape[1]
-        XY = np.column_stack([X, y])
-        left = right = sqrt_w
-        if weights is not None:
-            left, right = weights, None
-        XY_left = XY if left is None else XY * left[:, None]
-        if right is not None:
-            XY = XY * right[:, None]
+        XY, XY_left, left, right = _weighted_xy(X, y, sqrt_w, weights)
         lead, rest = blocks[0], blocks[1:]
         self.lead, self.rest = lead, rest
         self.K1, self.q1 = lead.K, lead.q
@@ -339,13 +347,7 @@ class BlockedSystem:
 
     def _reweighted(self, X, y, sqrt_w, weights) -> "BlockedSystem":
         new = copy.copy(self)
-        XY = np.column_stack([X, y])
-        left = right = sqrt_w
-        if weights is not None:
-            left, right = weights, None
-        XY_left = XY if left is None else XY * left[:, None]
-        if right is not None:
-            XY = XY * right[:, None]
+        XY, XY_left, left, right = _weighted_xy(X, y, sqrt_w, weights)
         lead = self.lead
         zc = lead.columns if right is None else lead.columns * right[:, None]
         zl = lead.columns if left is None else lead.columns * left[:, None]

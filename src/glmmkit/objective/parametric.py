@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..linalg import BlockedSystem
 from .glmm import GlmmObjective, PirlsState
 
 __all__ = ["ParametricLaplace"]
