@@ -43,13 +43,18 @@ from typing import Any
 
 import _common
 import bench_glmm
-from _common import package_data, r_dataset, simulated
+import bench_lmm
+from _common import r_dataset, simulated
 
 
 def _verbagg(df):
     """VerbAgg with r2 as 0/1 (Y = 1), the numeric response every engine accepts."""
     return df.assign(r2=(df["r2"] == "Y").astype(float))
 
+
+#: the cases bench_lmm.py / bench_glmm.py already define, reused as they are
+_LMM = {c["name"]: c for c in bench_lmm.LMM_CASES}
+_GLMM = {c["name"]: c for c in bench_glmm.GLMM_CASES}
 
 #: The cases of the issue, in table order. ``large``: timed ``--repeats-large`` times.
 CASES: list[dict[str, Any]] = [
@@ -67,20 +72,8 @@ CASES: list[dict[str, Any]] = [
         "family": "binomial",
         "method": "Laplace",
     },
-    {
-        "name": "sleepstudy",
-        "loader": package_data("sleepstudy"),
-        "formula": "Reaction ~ Days + (Days | Subject)",
-        "family": "gaussian",
-        "method": "REML",
-    },
-    {
-        "name": "cbpp",
-        "loader": package_data("cbpp"),
-        "formula": "cbind(incidence, size - incidence) ~ period + (1 | herd)",
-        "family": "binomial",
-        "method": "Laplace",
-    },
+    _LMM["sleepstudy"],
+    _GLMM["cbpp"],
     {
         # glmmTMB's vignette model; its R anchor is glmmTMB
         "name": "owls_nb2",
@@ -106,22 +99,8 @@ CASES: list[dict[str, Any]] = [
         "method": "Laplace",
         "large": True,
     },
-    {
-        "name": "pois_slope_1e5",
-        "loader": simulated("pois_slope", seed=104, rows=100_000, groups=1_000),
-        "formula": "y ~ x1 + x2 + (1 + x1 | g)",
-        "family": "poisson",
-        "method": "Laplace",
-        "large": True,
-    },
-    {
-        "name": "insteval",
-        "loader": package_data("InstEval"),
-        "formula": "y ~ 1 + service*dept + (1|s) + (1|d)",
-        "family": "gaussian",
-        "method": "REML",
-        "large": True,
-    },
+    _GLMM["pois_slope_1e5"],
+    _LMM["insteval"],
 ]
 
 #: Peak-memory target of issue 12 for the 1e6-row Bernoulli fit, in bytes.
