@@ -54,9 +54,9 @@ class OptimResult:
     on_boundary: list = field(default_factory=list)
 
 
-def minimize_bobyqa(fun, x0, lower, *, initial_step=0.75, ftol_abs=1e-10, ftol_rel=1e-12, xtol_abs=1e-10,
-                    maxeval=100_000):
-    """Minimise ``fun`` from ``x0`` subject to ``x >= lower`` with NLopt's BOBYQA.
+def minimize_bobyqa(fun, x0, lower, *, upper=None, initial_step=0.75, ftol_abs=1e-10, ftol_rel=1e-12,
+                    xtol_abs=1e-10, maxeval=100_000):
+    """Minimise ``fun`` from ``x0`` subject to ``lower <= x <= upper`` with NLopt's BOBYQA.
 
     A non-finite objective value (a failed factorisation) is replaced by the
     value at the start, so that BOBYQA's quadratic model is not wrecked.
@@ -66,6 +66,8 @@ def minimize_bobyqa(fun, x0, lower, *, initial_step=0.75, ftol_abs=1e-10, ftol_r
     fun : callable
         ``fun(x) -> float``.
     x0, lower : ndarray
+    upper : ndarray, optional
+        Upper bounds (none when omitted).
     ftol_abs, ftol_rel, xtol_abs : float
         Stopping tolerances (NLopt's meaning).
     maxeval : int
@@ -80,6 +82,8 @@ def minimize_bobyqa(fun, x0, lower, *, initial_step=0.75, ftol_abs=1e-10, ftol_r
 
     x0 = np.asarray(x0, dtype=float)
     lower = np.asarray(lower, dtype=float)
+    upper = np.full_like(lower, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    x0 = np.clip(x0, lower, upper)
     n = x0.shape[0]
     f0 = float(fun(x0))
     fallback = f0 if np.isfinite(f0) else 1e300
@@ -95,11 +99,16 @@ def minimize_bobyqa(fun, x0, lower, *, initial_step=0.75, ftol_abs=1e-10, ftol_r
     opt = nlopt.opt(nlopt.LN_BOBYQA, n)
     opt.set_min_objective(wrapped)
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    opt.set_upper_bounds(np.where(np.isfinite(upper), upper, np.inf))
     opt.set_ftol_abs(ftol_abs)
     opt.set_ftol_rel(ftol_rel)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
-    opt.set_initial_step(np.broadcast_to(np.asarray(initial_step, dtype=float), (n,)).copy())
+    step = np.broadcast_to(np.asarray(initial_step, dtype=float), (n,)).copy()
+    width = upper - lower
+    # BOBYQA refuses a trust region wider than half the box
+    step = np.where(np.isfinite(width) & (width > 0), np.minimum(step, 0.5 * width), step)
+    opt.set_initial_step(step)
     try:
         opt.optimize(x0)
         code = opt.last_optimize_result()
@@ -113,11 +122,12 @@ def minimize_bobyqa(fun, x0, lower, *, initial_step=0.75, ftol_abs=1e-10, ftol_r
                        "nlopt BOBYQA", on_boundary)
 
 
-def _lbfgsb_numeric(fun, x0, lower, maxeval):
+def _lbfgsb_numeric(fun, x0, lower, upper, maxeval):
     """scipy's L-BFGS-B with finite-difference gradients: a second, different optimiser."""
     from scipy.optimize import minimize
 
-    bounds = [(lo, None) if np.isfinite(lo) else (None, None) for lo in lower]
+    upper = np.full_like(lower, np.inf) if upper is None else upper
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower, upper)]
     best = {"x": np.asarray(x0, dtype=float).copy(), "f": np.inf, "count": 0}
 
     def wrapped(x):
@@ -142,7 +152,8 @@ def restart_record(res: OptimResult, start: str, reason: str, chosen: bool) -> d
             "converged": bool(res.converged), "n_evals": int(res.n_evals), "chosen": bool(chosen)}
 
 
-def minimize_with_restarts(fun, x0, lower, *, alt_start=None, initial_step=0.75, maxeval=100_000, **kw):
+def minimize_with_restarts(fun, x0, lower, *, upper=None, alt_start=None, initial_step=0.75, maxeval=100_000,
+                           **kw):
     """BOBYQA, and when it ends badly (no convergence or no finite value) further tries.
 
     The tries, in order, each from the best point so far unless said: BOBYQA from
@@ -158,22 +169,22 @@ def minimize_with_restarts(fun, x0, lower, *, alt_start=None, initial_step=0.75,
         With an extra attribute ``restarts``: the records of every run when there was
         more than one (the first included), else an empty list.
     """
-    first = minimize_bobyqa(fun, x0, lower, initial_step=initial_step, maxeval=maxeval, **kw)
+    first = minimize_bobyqa(fun, x0, lower, upper=upper, initial_step=initial_step, maxeval=maxeval, **kw)
     first.restarts = []
     if first.converged and np.isfinite(first.fun):
         return first
     reason = "no finite value" if not np.isfinite(first.fun) else f"did not converge ({first.message})"
     runs = [(first, "initial", "first run")]
     if alt_start is not None and not np.allclose(alt_start, x0):
-        runs.append((minimize_bobyqa(fun, alt_start, lower, initial_step=initial_step, maxeval=maxeval, **kw),
+        runs.append((minimize_bobyqa(fun, alt_start, lower, upper=upper, initial_step=initial_step, maxeval=maxeval, **kw),
                      "second start", reason))
     best = min(runs, key=lambda r: r[0].fun if np.isfinite(r[0].fun) else np.inf)[0]
     if not best.converged:
-        runs.append((minimize_bobyqa(fun, best.x, lower, initial_step=initial_step, maxeval=maxeval, **kw),
+        runs.append((minimize_bobyqa(fun, best.x, lower, upper=upper, initial_step=initial_step, maxeval=maxeval, **kw),
                      "best point so far", reason))
     if not any(r.converged for r, _, _ in runs):
         best = min(runs, key=lambda r: r[0].fun if np.isfinite(r[0].fun) else np.inf)[0]
-        runs.append((_lbfgsb_numeric(fun, best.x, lower, maxeval), "best point so far", reason))
+        runs.append((_lbfgsb_numeric(fun, best.x, lower, upper, maxeval), "best point so far", reason))
     pool = [r for r in runs if r[0].converged] or runs
     chosen = min(pool, key=lambda r: r[0].fun if np.isfinite(r[0].fun) else np.inf)[0]
     out = OptimResult(chosen.x, chosen.fun, sum(r.n_evals for r, _, _ in runs), chosen.converged, chosen.message,

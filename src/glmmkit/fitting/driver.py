@@ -68,38 +68,36 @@ def gradient_tolerance(nobs: int) -> float:
     return max(1.0, 1e-5 * nobs)
 
 
-def free_mask(x: np.ndarray, theta_lower: np.ndarray) -> np.ndarray:
-    """Parameters not held on a bound: θ entries above their lower bound and everything after θ."""
-    k = theta_lower.shape[0]
-    return np.concatenate([x[:k] > theta_lower + 1e-8, np.ones(x.shape[0] - k, dtype=bool)])
+def free_mask(x: np.ndarray, layout) -> np.ndarray:
+    """Parameters not held on a bound of ``layout`` (a ``ParameterLayout``)."""
+    return layout.free_mask(np.asarray(x, dtype=float))
 
 
-def free_gradient_norm(grad, x, theta_lower) -> float:
+def free_gradient_norm(grad, x, layout) -> float:
     """max |gradient| over the free parameters (inf when the gradient is missing or not finite)."""
     if grad is None:
         return np.inf
-    g = np.asarray(grad, dtype=float)[free_mask(np.asarray(x, dtype=float), theta_lower)]
+    g = np.asarray(grad, dtype=float)[free_mask(x, layout)]
     gmax = float(np.max(np.abs(g), initial=0.0))
     return gmax if np.isfinite(gmax) else np.inf
 
 
-def gradient_converged(fun_value, success: bool, grad, x, theta_lower, nobs: int) -> bool:
+def gradient_converged(fun_value, success: bool, grad, x, layout, nobs: int) -> bool:
     """The one convergence test of gradient-based runs: a finite deviance, and either the optimiser's
     own success with a gradient below ``gradient_tolerance`` or a gradient below 1e-3 whatever the
     optimiser said."""
     if not np.isfinite(fun_value):
         return False
-    gmax = free_gradient_norm(grad, x, theta_lower)
+    gmax = free_gradient_norm(grad, x, layout)
     return bool((success and gmax < gradient_tolerance(nobs)) or gmax < 1e-3)
 
 
-def on_boundary(theta, theta_lower, names) -> list:
-    """Names of the θ entries estimated at their (finite) lower bound."""
-    return [names[i] for i in range(theta_lower.shape[0])
-            if np.isfinite(theta_lower[i]) and theta[i] <= theta_lower[i]]
+def on_boundary(x, layout) -> list:
+    """Names of the covariance parameters (every θ block) estimated on one of their finite bounds."""
+    return [name for b in layout.blocks if b.probe for name in layout.at_bound(x, b.name, tol=1e-10)]
 
 
-def probe_off_bound(fun, x, fx, theta_lower, warm):
+def probe_off_bound(fun, x, fx, layout, warm):
     """The best point with one bound θ moved off 0 that beats ``fx``, or None.
 
     A scalar term's deviance is even in its θ, so its gradient vanishes at θ = 0 and a line
@@ -109,8 +107,10 @@ def probe_off_bound(fun, x, fx, theta_lower, warm):
     get_u, set_u = warm
     best_x, best_f = None, fx - 1e-8 * max(1.0, abs(fx))
     u_saved = get_u()
-    for k in np.flatnonzero(np.isfinite(theta_lower) & (x[: len(theta_lower)] <= theta_lower + 1e-6)):
+    for k in layout.probe_candidates(x):
         for value in BOUND_PROBES:
+            if value >= layout.upper[k]:
+                continue
             trial = x.copy()
             trial[k] = value
             set_u(u_saved)
@@ -121,11 +121,7 @@ def probe_off_bound(fun, x, fx, theta_lower, warm):
     return best_x
 
 
-def n_on_bound(x, theta_lower) -> int:
-    return int(np.sum(np.isfinite(theta_lower) & (x[: len(theta_lower)] <= theta_lower + 1e-6)))
-
-
-def _rescued_lbfgs(fun_grad, x, bounds, warm):
+def _rescued_lbfgs(fun_grad, x, layout, warm):
     """L-BFGS-B on coordinates scaled by the curvature at ``x`` (diagonal of the Hessian by forward
     differences of the gradient).  L-BFGS-B's first step has unit length; when the deviance is badly
     scaled (a covariate in the hundreds, a huge variance) that step overflows, the line search fails
@@ -141,8 +137,7 @@ def _rescued_lbfgs(fun_grad, x, bounds, warm):
         set_u(u_saved)
         h = 1e-5 * max(1.0, abs(x[j]))
         step = x.copy()
-        lo = bounds[j][0]
-        step[j] = x[j] + h if lo is None or x[j] + h >= lo else x[j] - h
+        step[j] = x[j] + h if x[j] + h <= layout.upper[j] else x[j] - h
         _, g1 = fun_grad(step)
         curv[j] = abs((g1[j] - g0[j]) / (step[j] - x[j]))
     set_u(u_saved)
@@ -154,14 +149,14 @@ def _rescued_lbfgs(fun_grad, x, bounds, warm):
         value, grad = fun_grad(z * scale)
         return value, grad * scale
 
-    zb = [(None if lo is None else lo / sc, None if hi is None else hi / sc) for (lo, hi), sc in zip(bounds, scale)]
+    zb = [(None if lo is None else lo / sc, None if hi is None else hi / sc)
+          for (lo, hi), sc in zip(layout.scipy_bounds(), scale)]
     res = minimize(fun, x / scale, jac=True, method="L-BFGS-B", bounds=zb, options=LBFGS_OPTIONS)
     return OptimizeResult(x=res.x * scale, fun=res.fun, jac=res.jac / scale, success=res.success,
                           message=f"{res.message} (curvature-scaled restart)", nfev=res.nfev + k + 1)
 
 
-def lbfgs(fun_grad, x0, theta_lower, n_other_free: int, nobs: int, warm, value=None, extra_bounds=(),
-          max_restarts: int = 3):
+def lbfgs(fun_grad, x0, layout, nobs: int, warm, value=None, max_restarts: int = 3):
     """L-BFGS-B on an exact gradient with the shared policy: a curvature-scaled restart when it stops
     with a large gradient, and a probe of every θ that ends on its bound (restart from the best probe).
 
@@ -170,9 +165,8 @@ def lbfgs(fun_grad, x0, theta_lower, n_other_free: int, nobs: int, warm, value=N
     fun_grad : callable
         x -> (deviance, gradient).
     x0 : ndarray
-    theta_lower : ndarray
-        Lower bounds of the leading θ entries; the next ``n_other_free`` parameters are unbounded,
-        the rest take ``extra_bounds``.
+    layout : ParameterLayout
+        The parameters' blocks and bounds (the start is clipped into them).
     nobs : int
     warm : (get, set)
         The objective's warm-start modes (see ``probe_off_bound``).
@@ -186,24 +180,23 @@ def lbfgs(fun_grad, x0, theta_lower, n_other_free: int, nobs: int, warm, value=N
     """
     from scipy.optimize import minimize
 
-    bounds = ([(lo, None) if np.isfinite(lo) else (None, None) for lo in theta_lower]
-              + [(None, None)] * n_other_free + list(extra_bounds))
+    bounds = layout.scipy_bounds()
     value = value or (lambda prm: fun_grad(prm)[0])
-    x = np.asarray(x0, dtype=float)
+    x = layout.clip(x0)
     nfev = 0
     res = None
     for _ in range(max_restarts + 1):
         res = minimize(fun_grad, x, jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
         nfev += res.nfev
-        if np.isfinite(res.fun) and free_gradient_norm(res.jac, res.x, theta_lower) > gradient_tolerance(nobs):
-            scaled = _rescued_lbfgs(fun_grad, res.x, bounds, warm)
+        if np.isfinite(res.fun) and free_gradient_norm(res.jac, res.x, layout) > gradient_tolerance(nobs):
+            scaled = _rescued_lbfgs(fun_grad, res.x, layout, warm)
             nfev += scaled.nfev
             if np.isfinite(scaled.fun) and scaled.fun < res.fun:
                 res = scaled
         if not np.isfinite(res.fun):
             break
-        nfev += len(BOUND_PROBES) * n_on_bound(res.x, theta_lower)
-        best_x = probe_off_bound(value, res.x, res.fun, theta_lower, warm)
+        nfev += len(BOUND_PROBES) * len(layout.probe_candidates(res.x))
+        best_x = probe_off_bound(value, res.x, res.fun, layout, warm)
         if best_x is None:
             break
         x = best_x
@@ -211,10 +204,19 @@ def lbfgs(fun_grad, x0, theta_lower, n_other_free: int, nobs: int, warm, value=N
     return res
 
 
-def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None):
+def _steps(x, h, layout):
+    """Difference steps h·max(1, |x|), up (away from lower bounds) unless that crosses an upper bound."""
+    steps = h * np.maximum(1.0, np.abs(x))
+    if layout is not None:
+        steps = np.where(x + steps > layout.upper, -steps, steps)
+    return steps
+
+
+def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None, layout=None):
     """Forward differences of an exact gradient (k evaluations, plus one unless ``g0``, the gradient
     at ``x`` the optimiser already has, is given), symmetrised; steps go up, away from the lower
-    bounds; every evaluation starts from the warm-start modes at ``x``.
+    bounds (down where ``layout`` has an upper bound within the step); every evaluation starts from
+    the warm-start modes at ``x``.
 
     Returns
     -------
@@ -227,21 +229,23 @@ def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None):
     u_saved = get_u()
     if g0 is None or not np.all(np.isfinite(g0)):
         _, g0 = fun_grad(x)
+    steps = _steps(x, h, layout)
     for j in range(k):
         set_u(u_saved)
         e = np.zeros(k)
-        e[j] = h * max(1.0, abs(x[j]))
+        e[j] = steps[j]
         _, g1 = fun_grad(x + e)
         H[:, j] = (g1 - g0) / e[j]
     set_u(u_saved)
     return 0.5 * (H + H.T), g0
 
 
-def hessian_from_values(fun, x, h=1e-4):
+def hessian_from_values(fun, x, h=1e-4, layout=None):
     """Forward-difference Hessian of ``fun`` at ``x``, and the gradient that comes with it.
 
     1 + k + k(k+1)/2 evaluations (central differences need 2k²), O(h) accurate, which
-    is ample for standard errors.  Steps go up, away from the lower bounds.
+    is ample for standard errors.  Steps go up, away from the lower bounds (down where ``layout`` has
+    an upper bound within the step).
 
     Returns
     -------
@@ -250,12 +254,11 @@ def hessian_from_values(fun, x, h=1e-4):
         One-sided second-order gradient from the same evaluations (for the convergence record).
     """
     with np.errstate(invalid="ignore", over="ignore"):  # a non-finite deviance gives a NaN Hessian, reported
-        return _hessian_from_values(fun, x, h)
+        return _hessian_from_values(fun, x, _steps(x, h, layout))
 
 
-def _hessian_from_values(fun, x, h):
+def _hessian_from_values(fun, x, steps):
     k = x.shape[0]
-    steps = h * np.maximum(1.0, np.abs(x))
     f0 = fun(x)
     f1 = np.array([fun(x + steps[i] * np.eye(k)[i]) for i in range(k)])
     H = np.empty((k, k))

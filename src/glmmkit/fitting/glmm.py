@@ -28,7 +28,8 @@ import numpy as np
 from ..families import ParametricFamily
 from ..objective import single as single_term
 from ..objective.glmm import GlmmObjective
-from ..objective.parametric import PSI_BOUND, ParametricLaplace
+from ..objective.parametric import ParametricLaplace
+from ..objective.predictor import LinearPredictor, model_layout
 from ..optimize import minimize_bobyqa, minimize_with_restarts
 from . import driver
 from .start import glm_irls, theta_start
@@ -94,11 +95,25 @@ class GlmmProblem:
     def parametric(self) -> bool:
         return isinstance(self.family, ParametricFamily)
 
+    @property
+    def beta_names(self) -> tuple:
+        return tuple(self.frame.x_names[j] for j in self.kept)
+
+    @property
+    def predictor(self) -> LinearPredictor:
+        """The conditional mean's linear predictor."""
+        return LinearPredictor(self.X, self.offset, self.structure, self.beta_names)
+
+    @property
+    def layout(self):
+        """The parameters a fit estimates: (θ, β[, ψ]) as a ``ParameterLayout``."""
+        return model_layout([self.predictor], self.family)
+
     def objective(self, tol: float = 1e-10, beta_start=None):
         """A new objective for this problem (ParametricLaplace for a family with parameters)."""
         cls = ParametricLaplace if self.parametric else GlmmObjective
         return cls(self.structure, self.X, self.y, self.wt, self.offset, self.family, beta_start=beta_start,
-                   tol=tol)
+                   tol=tol, beta_names=self.beta_names)
 
     def fit(self, pql: bool = False, beta0=None):
         """Fit this problem: ``fit_glmm`` (or ``fit_pql``); returns a new fit."""
@@ -190,27 +205,18 @@ class OneFactorLaplace:
         pb = ctx.problem
         s = pb.structure
         fast = single_term.SingleTermLaplace(s, pb.X, pb.y, pb.wt, pb.offset, pb.family)
-        lower = s.theta_lower
+        layout = pb.layout
         warm = (lambda: fast.u.copy()), (lambda u: fast.u.__setitem__(Ellipsis, u))
         theta0 = theta_start(s, lambda t: fast.value_and_grad(np.concatenate([t, ctx.beta0]))[0])
-        res = fast.fit(theta0, ctx.beta0, lower)
-        for _ in range(3):  # a θ stuck on its bound: try off it, and restart from there if the deviance falls
-            if not np.isfinite(res.fun):
-                break
-            probe = driver.probe_off_bound(lambda prm: fast.value_and_grad(prm)[0], res.x, res.fun, lower, warm)
-            if probe is None:
-                break
-            res = fast.fit(probe[: s.n_theta], probe[s.n_theta:], lower)
-        ok = (fast.converged(res) and not fast.failures and np.isfinite(res.fun)
-              and driver.free_gradient_norm(res.jac, res.x, lower) <= driver.gradient_tolerance(pb.nobs))
-        if not ok:
+        res = driver.lbfgs(fast.value_and_grad, layout.join(theta=theta0, beta=ctx.beta0), layout, pb.nobs, warm)
+        if fast.failures or not driver.gradient_converged(res.fun, res.success, res.jac, res.x, layout, pb.nobs):
             ctx.log.add(self.name, "initial", "first run", -0.5 * float(res.fun), False, fast.n_evals, False,
                         res.message)
             return None
-        theta, beta = res.x[: s.n_theta], res.x[s.n_theta:]
-        H = fast.hessian(res.x)
-        state = ctx.obj.state_at(theta, beta, fast.u.ravel())
-        return Estimate(res.x, state, ctx.obj, float(res.fun), H, res.jac, self.name, fast.n_evals, True,
+        prm = layout.split(res.x)
+        H, grad = driver.hessian_from_gradient(fast.value_and_grad, res.x, warm, g0=res.jac, layout=layout)
+        state = ctx.obj.state_at(prm.theta, prm.beta, fast.u.ravel())
+        return Estimate(res.x, state, ctx.obj, float(res.fun), H, grad, self.name, fast.n_evals, True,
                         str(res.message))
 
 
@@ -227,16 +233,17 @@ class GradientLaplace:
         pb, obj = ctx.problem, ctx.obj
         if not obj.gradient_applies():
             return None
-        s = pb.structure
+        s, layout = pb.structure, obj.layout
         warm = _warm(obj)
-        x0 = np.concatenate([theta_start(s, lambda t: obj.laplace(np.concatenate([t, ctx.beta0]))), ctx.beta0])
-        lb = driver.lbfgs(obj.laplace_and_gradient, x0, s.theta_lower, pb.p, pb.nobs, warm, value=obj.laplace)
-        if not driver.gradient_converged(lb.fun, lb.success, lb.jac, lb.x, s.theta_lower, pb.nobs):
+        theta0 = theta_start(s, lambda t: obj.laplace(layout.join(theta=t, beta=ctx.beta0)))
+        lb = driver.lbfgs(obj.laplace_and_gradient, layout.join(theta=theta0, beta=ctx.beta0), layout, pb.nobs,
+                          warm, value=obj.laplace)
+        if not driver.gradient_converged(lb.fun, lb.success, lb.jac, lb.x, layout, pb.nobs):
             ctx.log.add(self.name, "initial", "first run", -0.5 * float(lb.fun), False, lb.nfev, False, lb.message)
             return None
-        theta, beta = obj.split(lb.x)
-        state = obj.pirls(theta, beta)
-        H, grad = driver.hessian_from_gradient(obj.laplace_and_gradient, lb.x, warm, g0=lb.jac)
+        prm = layout.split(lb.x)
+        state = obj.pirls(prm.theta, prm.beta)
+        H, grad = driver.hessian_from_gradient(obj.laplace_and_gradient, lb.x, warm, g0=lb.jac, layout=layout)
         return Estimate(lb.x, state, obj, state.laplace, H, grad, self.name, int(lb.nfev), True, str(lb.message),
                         pirls_failures=obj.pirls_failures)
 
@@ -251,15 +258,16 @@ class StagedBobyqa:
 
     def run(self, ctx: _Context) -> Estimate:
         pb, obj = ctx.problem, ctx.obj
-        s, nagq = pb.structure, pb.nagq
-        lower = np.concatenate([s.theta_lower, np.full(pb.p, -np.inf)])
+        s, nagq, layout = pb.structure, pb.nagq, obj.layout
         theta0 = theta_start(s, obj.nagq0)
         if nagq == 0:  # the final estimates: a second start and optimiser if this run ends badly
-            res0 = minimize_with_restarts(obj.nagq0, theta0, s.theta_lower, initial_step=0.5, ftol_abs=1e-10,
+            res0 = minimize_with_restarts(obj.nagq0, theta0, s.theta_lower, upper=s.theta_upper, initial_step=0.5,
+                                          ftol_abs=1e-10,
                                           alt_start=np.full(s.n_theta, 0.5) * np.isfinite(s.theta_lower))
             ctx.log.extend(res0.restarts)
         else:  # stage 2 refines: a start is enough
-            res0 = minimize_bobyqa(obj.nagq0, theta0, s.theta_lower, initial_step=0.5, ftol_abs=1e-6)
+            res0 = minimize_bobyqa(obj.nagq0, theta0, s.theta_lower, upper=s.theta_upper, initial_step=0.5,
+                                   ftol_abs=1e-6)
         state0 = obj.pirls(res0.x, None)
         theta, beta = res0.x, state0.beta
         obj.u = state0.u
@@ -268,7 +276,7 @@ class StagedBobyqa:
             state = obj.pirls(theta, None)
             if ctx.log.runs and not ctx.log.any_chosen():
                 ctx.log.add_result(res, "nAGQ=0 estimates", "the first optimiser gave up", True)
-            return Estimate(np.concatenate([theta, state.beta]), state, obj, state.laplace, None, None,
+            return Estimate(layout.join(theta=theta, beta=state.beta), state, obj, state.laplace, None, None,
                             res.optimizer, evals, bool(res.converged), res.message, obj.pirls_failures)
         # the deviance in (θ, β) for the final stage, with a tight PIRLS (see GlmmObjective's tol)
         fine = pb.objective(tol=1e-15, beta_start=ctx.beta0)
@@ -277,14 +285,15 @@ class StagedBobyqa:
         se0 = np.sqrt(np.diag(vcov_from_state(fine, state0, theta)))
         step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05),
                                np.where(np.isfinite(se0), np.maximum(se0, 1e-3), 0.1)])
-        res = minimize_with_restarts(fun, np.concatenate([theta, beta]), lower, initial_step=step,
-                                     alt_start=np.concatenate([s.theta_start(), ctx.beta0]))
-        theta, beta = fine.split(res.x)
+        res = minimize_with_restarts(fun, layout.join(theta=theta, beta=beta), layout.lower, upper=layout.upper,
+                                     initial_step=step, alt_start=layout.join(theta=s.theta_start(), beta=ctx.beta0))
+        prm = layout.split(res.x)
+        theta, beta = prm.theta, prm.beta
         evals += res.n_evals
         ctx.log.extend(res.restarts)
         state = fine.pirls(theta, beta)
-        x = np.concatenate([theta, state.beta])
-        H, grad = driver.hessian_from_values(fun, x)
+        x = layout.join(theta=theta, beta=state.beta)
+        H, grad = driver.hessian_from_values(fun, x, layout=layout)
         fine.u = state.u
         dev = state.laplace if nagq == 1 else fine.agq_deviance(theta, beta, state, nagq)
         if ctx.log.runs and not ctx.log.any_chosen():
@@ -307,20 +316,16 @@ class ParametricLaplaceFit:
     def run(self, ctx: _Context) -> Estimate:
         pb = ctx.problem
         s, fam, nagq = pb.structure, pb.family, pb.nagq
-        n_theta, p = s.n_theta, pb.p
         psi0 = family_start(fam, pb, ctx.beta0).log_params()
         obj = pb.objective()
-        n_psi = obj.n_psi
+        layout = obj.layout
+        lower, upper = layout.lower, layout.upper
         warm = _warm(obj)
-        theta0 = theta_start(s, lambda t: obj.laplace(np.concatenate([t, ctx.beta0, psi0])))
-        x0 = np.concatenate([theta0, ctx.beta0, psi0])
-        psi_bounds = [(-PSI_BOUND, PSI_BOUND)] * n_psi
-        lower = np.concatenate([s.theta_lower, np.full(p, -np.inf), np.full(n_psi, -PSI_BOUND)])
-        bobyqa_step = np.concatenate([np.full(n_theta, 0.25), np.full(p, 0.1), np.full(n_psi, 0.5)])
+        theta0 = theta_start(s, lambda t: obj.laplace(layout.join(theta=t, beta=ctx.beta0, psi=psi0)))
+        x0 = layout.join(theta=theta0, beta=ctx.beta0, psi=psi0)
         if obj.gradient_applies():
-            res = driver.lbfgs(obj.laplace_and_gradient, x0, s.theta_lower, p, pb.nobs, warm, value=obj.laplace,
-                               extra_bounds=psi_bounds)
-            converged = driver.gradient_converged(res.fun, res.success, res.jac, res.x, s.theta_lower, pb.nobs)
+            res = driver.lbfgs(obj.laplace_and_gradient, x0, layout, pb.nobs, warm, value=obj.laplace)
+            converged = driver.gradient_converged(res.fun, res.success, res.jac, res.x, layout, pb.nobs)
             x, evals, optimizer, message = res.x, int(res.nfev), self.name, str(res.message)
             g0 = res.jac
             fun_grad = obj.laplace_and_gradient
@@ -328,7 +333,7 @@ class ParametricLaplaceFit:
                 start = res.x if np.isfinite(res.fun) else x0
                 tight = pb.objective(tol=1e-14)
                 tight.u = obj.u.copy()
-                alt = minimize_bobyqa(tight.laplace, start, lower, initial_step=bobyqa_step)
+                alt = minimize_bobyqa(tight.laplace, start, lower, upper=upper, initial_step=layout.step)
                 take = alt.converged and (not np.isfinite(res.fun) or alt.fun <= res.fun)
                 ctx.log.add_result(driver.as_result(res, optimizer, False), "initial", "first run", not take)
                 ctx.log.add_result(alt, "L-BFGS-B's end" if np.isfinite(res.fun) else "initial",
@@ -337,26 +342,29 @@ class ParametricLaplaceFit:
                     x, evals, optimizer, message, converged = alt.x, evals + alt.n_evals, alt.optimizer, alt.message, True
                     g0, obj, fun_grad = None, tight, tight.laplace_and_gradient
                     warm = _warm(obj)
-            H, grad = driver.hessian_from_gradient(fun_grad, x, warm, g0=g0)
+            H, grad = driver.hessian_from_gradient(fun_grad, x, warm, g0=g0, layout=layout)
         else:
             obj = pb.objective(tol=1e-14)
-            res = minimize_with_restarts(obj.laplace, x0, lower, initial_step=bobyqa_step)
+            res = minimize_with_restarts(obj.laplace, x0, lower, upper=upper, initial_step=layout.step)
             x, evals, optimizer, message, converged = res.x, res.n_evals, res.optimizer, res.message, res.converged
             ctx.log.extend(res.restarts)
-            H, grad = driver.hessian_from_values(obj.laplace, x)
+            H, grad = driver.hessian_from_values(obj.laplace, x, layout=layout)
         if nagq > 1:
             agq_obj = pb.objective(tol=1e-14)
             agq_obj.u = obj.u.copy()
             agq_obj.laplace(x)  # modes at the Laplace estimates: the AGQ grid's centres
             fun = lambda prm: agq_obj.agq(prm, nagq)  # noqa: E731
-            res = minimize_bobyqa(fun, x, lower, initial_step=np.concatenate(
-                [np.maximum(0.1 * np.abs(x[:n_theta]), 0.05), np.full(p, 0.05), np.full(n_psi, 0.1)]))
+            at = layout.split(x)
+            step = layout.join(theta=np.maximum(0.1 * np.abs(at.theta), 0.05), beta=np.full(at.beta.shape, 0.05),
+                               psi=np.full(at.psi.shape, 0.1))
+            res = minimize_bobyqa(fun, x, lower, upper=upper, initial_step=step)
             x, evals = res.x, evals + res.n_evals
             optimizer, message, converged = f"{optimizer}, then nlopt BOBYQA on the AGQ deviance", res.message, res.converged
-            H, grad = driver.hessian_from_values(fun, x)
+            H, grad = driver.hessian_from_values(fun, x, layout=layout)
             obj = agq_obj
-        theta, beta, psi = obj.split3(x)
-        state = obj.pirls(theta, beta, family=obj.family_at(psi))
+        prm = layout.split(x)
+        theta, beta = prm.theta, prm.beta
+        state = obj.pirls(theta, beta, family=obj.family_at(prm.psi))
         dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
         return Estimate(x, state, obj, dev, H, grad, optimizer, evals, bool(converged), str(message),
                         obj.pirls_failures)
@@ -464,10 +472,11 @@ def unscale(fit, scaling, problem: GlmmProblem):
     info.rescaled = list(scaling.names)
     param_cov = None
     if fit._param_cov is not None:
-        n_theta = structure.n_theta
+        layout = problem.layout
+        th, be = layout.slice("theta"), layout.slice("beta")
         B = np.eye(fit._param_cov.shape[0])
-        B[:n_theta, :n_theta] = theta_jacobian(structure, scaling.term_maps, fit._theta)
-        B[n_theta : n_theta + p, n_theta : n_theta + p] = M
+        B[th, th] = theta_jacobian(structure, scaling.term_maps, fit._theta)
+        B[be, be] = M
         param_cov = B @ fit._param_cov @ B.T
     psi = fit._psi if fit._psi.shape[0] else None
     return GlmmFit(problem=problem, state=state, theta=theta, beta=beta, vcov=M @ fit._vcov @ M.T,
@@ -478,17 +487,7 @@ def unscale(fit, scaling, problem: GlmmProblem):
 def vcov_from_state(obj, state, theta) -> np.ndarray:
     """(R_X'R_X)⁻¹ of the weighted PLS system with β at the mode (lme4's use.hessian = FALSE)."""
     sys = obj._system(state.eta, obj.offset, obj.X)
-    fac = sys.factor(obj.structure.templates(theta))
-    mz, p = sys.mz, sys.p
-    if p == 0:
-        return np.empty((0, 0))
-    if not fac.ok or fac.L.shape[0] < mz + p:  # the system at this state cannot be factored
-        return np.full((p, p), np.nan)
-    try:
-        Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
-    except np.linalg.LinAlgError:
-        return np.full((p, p), np.nan)
-    return Rinv.T @ Rinv
+    return sys.factor(obj.structure.templates(theta)).fixed_effects_covariance(sys.mz, sys.p)
 
 
 def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
@@ -496,12 +495,11 @@ def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
     the convergence record, and the family bound to its estimated parameters."""
     from ..results import FitInfo, GlmmFit
 
-    s = problem.structure
-    n_theta, p = s.n_theta, problem.p
-    theta, beta = est.x[:n_theta], est.x[n_theta : n_theta + p]
-    psi = est.x[n_theta + p :]
+    layout, p = problem.layout, problem.p
+    prm = layout.split(est.x)
+    theta, beta, psi = prm.theta, prm.beta, getattr(prm, "psi", np.zeros(0))
     cov_all, hessian_pd = driver.covariance_from_hessian(est.H)
-    vcov = cov_all[n_theta : n_theta + p, n_theta : n_theta + p] if cov_all is not None else None
+    vcov = layout.block("beta", cov_all) if cov_all is not None else None
     if vcov is None or not np.all(np.isfinite(vcov)) or np.any(np.diag(vcov) <= 0):
         if problem.parametric:  # the PLS system's curvature ignores the family's parameters
             vcov = np.full((p, p), np.nan) if vcov is None else vcov
@@ -515,17 +513,19 @@ def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
         converged, message = False, failure
         messages.append(failure)
     info = FitInfo(est.optimizer, est.n_evals, converged, message,
-                   driver.on_boundary(theta, s.theta_lower, s.theta_names), messages=messages, restarts=log.runs)
+                   driver.on_boundary(est.x, layout), messages=messages, restarts=log.runs)
     info.hessian_positive_definite = hessian_pd
     info.pirls_failures = est.pirls_failures
     if est.grad is not None:
-        info.gradient_norm = driver.free_gradient_norm(est.grad, est.x, s.theta_lower)
+        info.gradient_norm = driver.free_gradient_norm(est.grad, est.x, layout)
     family = est.state.family if getattr(est.state, "family", None) is not None else problem.family
+    n_psi = psi.shape[0]
+    conditional = slice(0, layout.slice("beta").stop)  # (θ, β) of the conditional mean
     fit = GlmmFit(problem=problem, state=est.state, theta=theta, beta=beta, vcov=vcov, loglik=-0.5 * est.deviance,
-                  info=info, family=family, family_psi=psi if psi.shape[0] else None,
-                  family_psi_cov=cov_all[n_theta + p :, n_theta + p :] if (cov_all is not None and psi.shape[0])
-                  else (np.full((psi.shape[0], psi.shape[0]), np.nan) if psi.shape[0] else None),
-                  param_cov=cov_all[: n_theta + p, : n_theta + p] if cov_all is not None else None,
+                  info=info, family=family, family_psi=psi if n_psi else None,
+                  family_psi_cov=(layout.block("psi", cov_all) if cov_all is not None
+                                  else np.full((n_psi, n_psi), np.nan)) if n_psi else None,
+                  param_cov=cov_all[conditional, conditional] if cov_all is not None else None,
                   objective=est.objective)
     return fit
 

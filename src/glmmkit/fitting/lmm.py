@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._threads import single_blas_thread
+from ..objective.layout import covariance_layout
 from ..objective.lmm import LmmObjective, moment_start
 from ..optimize import minimize_bobyqa, minimize_with_restarts
+from . import driver
 
 __all__ = ["LmmProblem", "fit_lmm"]
 
@@ -83,13 +85,14 @@ def fit_lmm(problem: LmmProblem, start=None):
         if start is None:
             theta0, step = moment_start(structure, Xs, problem.response)
             # a second start (lme4's identity θ) and a second optimiser only when the first run ends badly
-            res = minimize_with_restarts(objective, theta0, structure.theta_lower, initial_step=step,
-                                         alt_start=structure.theta_start())
+            res = minimize_with_restarts(objective, theta0, structure.theta_lower, upper=structure.theta_upper,
+                                         initial_step=step, alt_start=structure.theta_start())
         else:
-            res = minimize_bobyqa(objective, np.asarray(start, dtype=float), structure.theta_lower, initial_step=0.1)
+            res = minimize_bobyqa(objective, np.asarray(start, dtype=float), structure.theta_lower,
+                                  upper=structure.theta_upper, initial_step=0.1)
             res.restarts = []
         info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message,
-                       [structure.theta_names[i] for i in res.on_boundary], messages=list(problem.messages),
+                       driver.on_boundary(res.x, covariance_layout(structure)), messages=list(problem.messages),
                        restarts=res.restarts)
         fit = LmmFit(frame=frame, structure=structure, objective=objective, theta=res.x, info=info,
                      x_kept=problem.kept, dropped_columns=problem.dropped, data_name=problem.data_name,

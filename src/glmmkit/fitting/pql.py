@@ -41,7 +41,7 @@ def fit_pql(problem, maxit: int = 50):
         _, W, z = fam.working(eta, frame.y, wt)
         lmm = LmmObjective(structure, X, z - frame.offset, W, reml=False)
         start, step = moment_start(structure, X, z - frame.offset) if theta is None else (theta, 0.1)
-        res = minimize_bobyqa(lmm, start, structure.theta_lower, initial_step=step)
+        res = minimize_bobyqa(lmm, start, structure.theta_lower, upper=structure.theta_upper, initial_step=step)
         evals += res.n_evals
         theta = res.x
         lmm_fit = LmmFit(frame=frame, structure=structure, objective=lmm, theta=theta,

@@ -56,10 +56,11 @@ class _Model:
             # an objective of its own (the fit's is never touched), warm-started at the fit's modes
             self.obj = fit._problem.objective(tol=1e-12)
             self.obj.u = fit._state.u.copy()
-            self.p = len(fit.x_names)
-            self.n_psi = getattr(self.obj, "n_psi", 0)  # a family's own parameters: profiled out as nuisance
-            self.lower += [-np.inf] * self.p + [-15.0] * self.n_psi
-            self.upper += [np.inf] * self.p + [15.0] * self.n_psi
+            # β and a family's own parameters (profiled out as nuisance) with the objective's bounds
+            layout = self.obj.layout
+            rest = slice(layout.slice("theta").stop, layout.size)
+            self.lower += list(layout.lower[rest])
+            self.upper += list(layout.upper[rest])
         self.lower, self.upper = np.array(self.lower), np.array(self.upper)
 
     def theta_of(self, v, sigma=1.0):
@@ -82,10 +83,10 @@ class _Model:
                 T = np.linalg.cholesky(C + 1e-13 * np.eye(k) * max(1.0, float(np.max(sd)) ** 2))
             except np.linalg.LinAlgError:
                 return None
-            T = T / sigma
-            vals = [T[r, c] for c in range(k) for r in range(c, k)]
-            theta[t.theta_slice] = vals if t.theta_slice.stop - t.theta_slice.start == len(vals) else [
-                T[i, i] for i in range(k)]
+            phi = t.structure.from_template(T / sigma)
+            if phi is None:
+                return None
+            theta[t.theta_slice] = phi
         return theta
 
     def deviance(self, x):

@@ -31,10 +31,7 @@ def _unprofiled_deviance(obj, theta, sigma):
 
 
 def _beta_cov(obj, theta, sigma):
-    fac = obj.factor(theta)
-    mz, p = obj.system.mz, obj.p
-    Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
-    return sigma * sigma * (Rinv.T @ Rinv)
+    return sigma * sigma * obj.factor(theta).fixed_effects_covariance(obj.system.mz, obj.p)
 
 
 def _steps(phi):

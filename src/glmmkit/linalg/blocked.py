@@ -74,6 +74,19 @@ class BlockedFactor:
         """The random-effect rows factored (a failure only in the X or y rows is allowed)."""
         return np.isfinite(self.logdet_lead) and (self.info == 0 or self.info > mz)
 
+    def fixed_effects_covariance(self, mz: int, p: int) -> np.ndarray:
+        """(R_X'R_X)⁻¹ from the X rows of L (rows ``mz`` to ``mz + p``): the fixed effects' covariance
+        over σ² (lme4's ``vcov``); NaN when those rows did not factor."""
+        if p == 0:
+            return np.empty((0, 0))
+        if not self.ok or self.L.shape[0] < mz + p:
+            return np.full((p, p), np.nan)
+        try:
+            Rinv = np.linalg.solve(np.tril(self.L[mz : mz + p, mz : mz + p]), np.eye(p))
+        except np.linalg.LinAlgError:
+            return np.full((p, p), np.nan)
+        return Rinv.T @ Rinv
+
 
 class CrossprodPlan:
     """Index maps for the weighted crossproducts of the non-lead blocks (built once per model).

@@ -29,6 +29,7 @@ from scipy.special import logsumexp
 
 from ..linalg import BlockedFactor, BlockedSystem
 from .agq import level_nodes
+from .predictor import LinearPredictor, model_layout
 
 __all__ = ["GlmmObjective", "PirlsState"]
 
@@ -137,10 +138,22 @@ class GlmmObjective:
         links) converges linearly, so BOBYQA on the deviance and the Hessian's differences need a
         tight one (1e-15): a loose stop is noise they amplify.
     maxit : int
+    beta_names : sequence of str, optional
+        Fixed-effect labels for the parameter layout.
+
+    Attributes
+    ----------
+    predictor : LinearPredictor
+        The conditional mean's η = Xβ + offset + Zb.
+    layout : ParameterLayout
+        The blocks of the parameter vector (θ, β[, ψ]).
     """
 
-    def __init__(self, structure, X, y, wt, offset, family, *, beta_start=None, tol=1e-10, maxit=60):
+    def __init__(self, structure, X, y, wt, offset, family, *, beta_start=None, tol=1e-10, maxit=60,
+                 beta_names=None):
         self.structure = structure
+        self.predictor = LinearPredictor(X, offset, structure, None if beta_names is None else tuple(beta_names))
+        self.layout = model_layout([self.predictor], family)
         self.X, self.y, self.wt, self.offset, self.family = X, y, wt, offset, family
         self.n, self.p = X.shape
         self.n_theta = structure.n_theta
@@ -261,13 +274,11 @@ class GlmmObjective:
         return None
 
     # ----- objectives -----
-    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return params[: self.n_theta], params[self.n_theta :]
-
     def laplace(self, params: np.ndarray) -> float:
         """Laplace deviance at (θ, β), warm-started from the last mode."""
         self.n_evals += 1
-        theta, beta = self.split(np.asarray(params, dtype=float))
+        prm = self.layout.split(params)
+        theta, beta = prm.theta, prm.beta
         state = self.pirls(theta, beta)
         if np.isfinite(state.laplace):
             self.u = state.u
@@ -314,7 +325,8 @@ class GlmmObjective:
         """
         self.n_evals += 1
         params = np.asarray(params, dtype=float)
-        theta, beta = self.split(params)
+        prm = self.layout.split(params)
+        theta, beta = prm.theta, prm.beta
         state = self.pirls(theta, beta)
         if not np.isfinite(state.laplace):
             return np.inf, np.full(params.shape[0], np.nan)
@@ -367,7 +379,8 @@ class GlmmObjective:
     def agq(self, params: np.ndarray, nagq: int) -> float:
         """Adaptive Gauss-Hermite deviance at (θ, β) (one grouping factor)."""
         self.n_evals += 1
-        theta, beta = self.split(np.asarray(params, dtype=float))
+        prm = self.layout.split(params)
+        theta, beta = prm.theta, prm.beta
         state = self.pirls(theta, beta)
         if not np.isfinite(state.laplace):
             return np.inf

@@ -24,11 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from .glmm import GlmmObjective, PirlsState
+from .predictor import PSI_BOUND
 
-__all__ = ["ParametricLaplace"]
-
-#: bounds of ψ = log(parameter): e^±15 covers every NB θ, shape or precision that a fit can tell apart
-PSI_BOUND = 15.0
+__all__ = ["ParametricLaplace", "PSI_BOUND"]
 
 
 class ParametricLaplace(GlmmObjective):
@@ -36,18 +34,7 @@ class ParametricLaplace(GlmmObjective):
 
     def __init__(self, structure, X, y, wt, offset, family, **kw):
         super().__init__(structure, X, y, wt, offset, family, **kw)
-        self.n_psi = len(family.free_names)
         self._zeros = np.zeros(self.n)
-
-    # ----- parameters -----
-    def split3(self, params):
-        params = np.asarray(params, dtype=float)
-        k, p = self.n_theta, self.p
-        return params[:k], params[k : k + p], params[k + p :]
-
-    def split(self, params):
-        theta, beta, _ = self.split3(params)
-        return theta, beta
 
     def family_at(self, psi):
         """The family bound to ψ (a new object: the objective's own family is never changed)."""
@@ -108,8 +95,9 @@ class ParametricLaplace(GlmmObjective):
     # ----- objectives -----
     def laplace(self, params) -> float:
         self.n_evals += 1
-        theta, beta, psi = self.split3(params)
-        state = self.pirls(theta, beta, family=self.family_at(psi))
+        prm = self.layout.split(params)
+        theta, beta = prm.theta, prm.beta
+        state = self.pirls(theta, beta, family=self.family_at(prm.psi))
         if np.isfinite(state.laplace):
             self.u = state.u
         return state.laplace
@@ -117,8 +105,9 @@ class ParametricLaplace(GlmmObjective):
     def agq(self, params, nagq: int) -> float:
         """Adaptive Gauss-Hermite deviance at (θ, β, ψ) (one grouping factor)."""
         self.n_evals += 1
-        theta, beta, psi = self.split3(params)
-        state = self.pirls(theta, beta, family=self.family_at(psi))
+        prm = self.layout.split(params)
+        theta, beta = prm.theta, prm.beta
+        state = self.pirls(theta, beta, family=self.family_at(prm.psi))
         if not np.isfinite(state.laplace):
             return np.inf
         self.u = state.u
@@ -127,8 +116,9 @@ class ParametricLaplace(GlmmObjective):
     def laplace_and_gradient(self, params):
         self.n_evals += 1
         params = np.asarray(params, dtype=float)
-        theta, beta, psi = self.split3(params)
-        state = self.pirls(theta, beta, family=self.family_at(psi))
+        prm = self.layout.split(params)
+        theta, beta = prm.theta, prm.beta
+        state = self.pirls(theta, beta, family=self.family_at(prm.psi))
         if not np.isfinite(state.laplace):
             return np.inf, np.full(params.shape[0], np.nan)
         self.u = state.u

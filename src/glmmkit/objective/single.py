@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize
 from scipy.special import gammaln
 
 __all__ = ["SingleTermLaplace", "applies", "NUMBA_MIN_ROWS"]
@@ -306,33 +305,3 @@ class SingleTermLaplace:
         grad[: self.n_theta] = self.structure.contract(theta, [dT[blk.tpl_rows, blk.tpl_cols]])
         grad[self.n_theta :] = self.X.T @ self.c
         return float(dev_g.sum()) - 2.0 * self.const, grad
-
-    def fit(self, theta0, beta0: np.ndarray, lower=None):
-        """L-BFGS-B from (θ0, β0) with θ's diagonal entries ≥ 0; returns scipy's OptimizeResult."""
-        theta0 = np.atleast_1d(np.asarray(theta0, dtype=float))
-        lower = np.zeros(1) if lower is None else lower
-        x0 = np.concatenate([np.maximum(theta0, np.where(np.isfinite(lower), lower, -np.inf)), beta0])
-        bounds = [(lo, None) if np.isfinite(lo) else (None, None) for lo in lower] + [(None, None)] * beta0.shape[0]
-        return minimize(self.value_and_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                        options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-7, "maxcor": 20})
-
-    @staticmethod
-    def converged(res) -> bool:
-        """scipy's flag, or a line search that ended at a point whose gradient is negligible in deviance
-        units (at 1e6 rows the deviance is ~1e6 and L-BFGS-B's line search can stall at |g| ~ 1e-6)."""
-        return bool(res.success) or (res.jac is not None and float(np.max(np.abs(res.jac))) < 1e-3)
-
-    def hessian(self, params: np.ndarray, h: float = 1e-6) -> np.ndarray:
-        """Forward differences of the exact gradient (1 + p gradient evaluations), symmetrised."""
-        k = params.shape[0]
-        H = np.empty((k, k))
-        u_saved = self.u.copy()
-        _, g0 = self.value_and_grad(params)
-        self.u[...] = u_saved
-        for j in range(k):
-            e = np.zeros(k)
-            e[j] = h * max(1.0, abs(params[j]))
-            _, g1 = self.value_and_grad(params + e)
-            H[:, j] = (g1 - g0) / e[j]
-            self.u[...] = u_saved
-        return 0.5 * (H + H.T)

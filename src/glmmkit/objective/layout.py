@@ -1,0 +1,179 @@
+"""The parameter vector an objective is optimised over, as named blocks.
+
+An objective's parameters are the concatenation of blocks: the covariance
+parameters θ of a linear predictor's random terms, its fixed effects β, and a
+family's own parameters ψ (log scale); the zero-inflation and dispersion
+predictors of a model add their own β (and θ) blocks.  ``ParameterLayout`` is the
+one place that knows where each block sits, its names, bounds and BOBYQA step,
+so that objectives, the optimisation driver, the Hessian → covariance step and
+the packaging of a fit address parameters by name instead of by offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ParameterBlock", "ParameterLayout", "Parts", "covariance_layout"]
+
+
+@dataclass(frozen=True)
+class ParameterBlock:
+    """One named block of an objective's parameters.
+
+    Attributes
+    ----------
+    name : str
+        The block's key in the layout: ``"theta"``, ``"beta"``, ``"psi"`` (later ``"beta_zi"``, ...).
+    names : tuple of str
+        One label per entry (as the fit reports them).
+    lower, upper : ndarray
+        Bounds per entry (±inf when free).
+    step : ndarray
+        BOBYQA's first trust-region radius per entry.
+    probe : bool
+        Entries of this block that end on a lower bound of 0 are tried off it (covariance
+        parameters of scalar terms, whose deviance is even there: ``driver.probe_off_bound``).
+    """
+
+    name: str
+    names: tuple
+    lower: np.ndarray
+    upper: np.ndarray
+    step: np.ndarray
+    probe: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def free(cls, name: str, names, step: float = 0.1) -> "ParameterBlock":
+        """An unbounded block (fixed effects)."""
+        k = len(names)
+        return cls(name, tuple(names), np.full(k, -np.inf), np.full(k, np.inf), np.full(k, step))
+
+    @classmethod
+    def bounded(cls, name: str, names, bound: float, step: float = 0.5) -> "ParameterBlock":
+        """A block bounded to [-bound, bound] (log-scale family parameters)."""
+        k = len(names)
+        return cls(name, tuple(names), np.full(k, -bound), np.full(k, bound), np.full(k, step))
+
+    @classmethod
+    def covariance(cls, structure, step: float = 0.25) -> "ParameterBlock":
+        """The θ of a ``ModelStructure`` with the bounds its covariance structures set."""
+        return cls("theta", tuple(structure.theta_names), np.asarray(structure.theta_lower, dtype=float),
+                   np.asarray(structure.theta_upper, dtype=float), np.full(structure.n_theta, step), probe=True)
+
+
+class Parts:
+    """The blocks of one parameter vector as attributes (views into it): ``parts.theta``, ``parts.beta``."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.__dict__[name]
+
+    def __repr__(self) -> str:
+        return "Parts(" + ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items()) + ")"
+
+
+class ParameterLayout:
+    """Ordered named blocks of a parameter vector.
+
+    Parameters
+    ----------
+    blocks : sequence of ParameterBlock
+        In the order of the vector; names must be distinct.
+    """
+
+    def __init__(self, blocks):
+        self.blocks = tuple(blocks)
+        names = [b.name for b in self.blocks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"parameter blocks must have distinct names, got {names}")
+        self._slices = {}
+        start = 0
+        for b in self.blocks:
+            self._slices[b.name] = slice(start, start + b.size)
+            start += b.size
+        self.size = start
+        self.lower = np.concatenate([b.lower for b in self.blocks]) if self.blocks else np.zeros(0)
+        self.upper = np.concatenate([b.upper for b in self.blocks]) if self.blocks else np.zeros(0)
+        self.step = np.concatenate([b.step for b in self.blocks]) if self.blocks else np.zeros(0)
+
+    # ----- addressing -----
+    def __contains__(self, name: str) -> bool:
+        return name in self._slices
+
+    def slice(self, name: str) -> slice:
+        """Where block ``name`` sits in the vector (an empty slice at the end when it is absent)."""
+        return self._slices.get(name, slice(self.size, self.size))
+
+    def size_of(self, name: str) -> int:
+        s = self.slice(name)
+        return s.stop - s.start
+
+    @property
+    def names(self) -> list:
+        return [n for b in self.blocks for n in b.names]
+
+    def split(self, x) -> Parts:
+        """The blocks of ``x`` by name (views), absent blocks as empty arrays."""
+        x = np.asarray(x, dtype=float)
+        if x.shape[0] != self.size:
+            raise ValueError(f"expected {self.size} parameters ({', '.join(b.name for b in self.blocks)}), "
+                             f"got {x.shape[0]}")
+        return Parts({b.name: x[self._slices[b.name]] for b in self.blocks})
+
+    def join(self, **parts) -> np.ndarray:
+        """The vector from its blocks by name (every block must be given)."""
+        missing = [b.name for b in self.blocks if b.name not in parts]
+        if missing:
+            raise ValueError(f"missing parameter blocks: {missing}")
+        return np.concatenate([np.asarray(parts[b.name], dtype=float).reshape(b.size) for b in self.blocks])
+
+    def block(self, name: str, M: np.ndarray, other: str | None = None) -> np.ndarray:
+        """The (name, other) sub-block of a matrix over this layout (a covariance or Hessian)."""
+        return M[self.slice(name), self.slice(other or name)]
+
+    # ----- bounds -----
+    def scipy_bounds(self) -> list:
+        """Bounds as scipy's ``minimize`` takes them (None for an infinite bound)."""
+        return [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+                for lo, hi in zip(self.lower, self.upper)]
+
+    def clip(self, x) -> np.ndarray:
+        return np.clip(np.asarray(x, dtype=float), self.lower, self.upper)
+
+    def free_mask(self, x, tol: float = 1e-8) -> np.ndarray:
+        """Entries not held on a finite bound (those whose gradient must vanish at an optimum)."""
+        x = np.asarray(x, dtype=float)
+        return ~((np.isfinite(self.lower) & (x <= self.lower + tol))
+                 | (np.isfinite(self.upper) & (x >= self.upper - tol)))
+
+    def at_bound(self, x, name: str = "theta", tol: float = 0.0) -> list:
+        """Labels of block ``name``'s entries estimated on one of their finite bounds."""
+        s = self.slice(name)
+        x = np.asarray(x, dtype=float)[s]
+        lo, hi = self.lower[s], self.upper[s]
+        hit = (np.isfinite(lo) & (x <= lo + tol)) | (np.isfinite(hi) & (x >= hi - tol))
+        names = self.names[s]
+        return [names[i] for i in np.flatnonzero(hit)]
+
+    def probe_candidates(self, x, tol: float = 1e-6) -> np.ndarray:
+        """Indices of entries of probe blocks that end on a lower bound of 0."""
+        x = np.asarray(x, dtype=float)
+        idx = [np.arange(self.size)[self._slices[b.name]] for b in self.blocks if b.probe]
+        if not idx:
+            return np.zeros(0, dtype=int)
+        idx = np.concatenate(idx)
+        lo = self.lower[idx]
+        return idx[(lo == 0.0) & (x[idx] <= lo + tol)]
+
+
+def covariance_layout(structure) -> ParameterLayout:
+    """The layout of an objective over θ alone (the profiled LMM criterion, nAGQ = 0)."""
+    return ParameterLayout([ParameterBlock.covariance(structure)])
