@@ -25,6 +25,9 @@ CASES = [  # file, formula, family, R's log-likelihood, what went wrong before
      "the Gamma GLM start diverged (β0 = 250)"),
     ("m193_nbinom2_nested", "y ~ x + z + (1 | a/b)", "negative_binomial", -131.504990939155,
      "overflowing first step on a family with its own parameter"),
+    ("m207_poisson_slope_corr", "y ~ x + (x | g)", "poisson", -984.841740157067,
+     "a rank-1 boundary fit with the intercept's diagonal on 0: the column below it can point either way,"
+     " and the probes tried only one sign (5.15 below lme4, flagged converged)"),
 ]
 
 

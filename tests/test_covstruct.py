@@ -277,3 +277,17 @@ def test_structure_argument_errors():
         build_structure(mf, structures={"a": LogScalar()})
     with pytest.raises(ArgumentError, match="unknown term.*'z'"):
         build_structure(mf, structures={"z": LogScalar()})
+
+
+def test_unstructured_sign_flips_are_the_columns_below_each_diagonal():
+    # column-major lower triangle of a 3 x 3 template: (0,0) (1,0) (2,0) (1,1) (2,1) (2,2)
+    flips = Unstructured(3).sign_flips()
+    assert set(flips) == {0, 3}
+    np.testing.assert_array_equal(flips[0], [1, 2])
+    np.testing.assert_array_equal(flips[3], [4])
+    assert Scalar().sign_flips() == {}
+    # in a model's θ: the second term's indices are offset by the first term's
+    mf = build_model_frame(parse_formula("cont ~ x + (1 | b) + (x | a)"), _data())
+    st = build_structure(mf)
+    off = st.terms[[t.group for t in st.terms].index("a")].theta_slice.start
+    np.testing.assert_array_equal(st.theta_sign_flips[off], [off + 1])

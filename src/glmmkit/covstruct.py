@@ -87,6 +87,13 @@ class CovStructure:
         """φ whose template is (closest to) T, or None when the structure cannot say (used for starts)."""
         return None
 
+    def sign_flips(self) -> dict:
+        """``{i: js}``: when φ_i sits on its bound of 0, negating φ_js gives another point of the same
+        boundary that the optimiser cannot reach from this one (the column of T with a zero diagonal
+        may point either way: T T' is unchanged by negating a column, but the bound φ_i >= 0 fixes
+        its sign only while φ_i > 0).  Used by the bound probes; none by default."""
+        return {}
+
     # ----- what is reported -----
     def covariance(self, phi: np.ndarray, sigma: float = 1.0) -> np.ndarray:
         """σ² T T', the term's covariance."""
@@ -155,6 +162,15 @@ class Unstructured(CovStructure):
     def start(self):
         out = np.zeros(self.n_params)
         out[self._diag] = 1.0
+        return out
+
+    def sign_flips(self):
+        rows, cols = self.pattern
+        out = {}
+        for i in self._diag:
+            below = np.flatnonzero((cols == cols[i]) & (rows > rows[i]))
+            if below.size:
+                out[int(i)] = below
         return out
 
     def scaled_start(self, column_rms):

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from ._threads import single_blas_thread
-from .exceptions import ArgumentError, FormulaError, RankDeficiencyWarning, SeparationWarning
+from .exceptions import ArgumentError, FormulaError, IdentifiabilityWarning, RankDeficiencyWarning, SeparationWarning
 from .families import ParametricFamily, get_family
 from .fitting.glmm import GlmmProblem, fit_glmm, glm_start
 from .fitting.pql import fit_pql
@@ -24,7 +24,7 @@ from .frame import build_model_frame, drop_aliased_columns
 from .inference.separation import SeparationResult, mle_certificate, separation_lp
 from .lmer import check_grouping, finish_fit
 from .structure import build_structure
-from .validate import check_glmm_weights, check_method, check_nagq, check_not_constant
+from .validate import binary_levels_message, check_glmm_weights, check_method, check_nagq, check_not_constant
 
 __all__ = ["glmer", "glm_irls"]
 
@@ -103,6 +103,10 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         messages.append(msg)
     structure = build_structure(frame)
     check_grouping(structure, frame.nobs, lmm=False)
+    unidentified = binary_levels_message(structure, frame.y, wt, fam)
+    if unidentified:
+        warnings.warn(unidentified, IdentifiabilityWarning, stacklevel=2)
+        messages.append(unidentified)
     if nagq > 1:
         if len(structure.blocks) > 1:
             raise ArgumentError(

@@ -210,6 +210,9 @@ class ModelStructure:
         self.theta_lower = cat([np.asarray(t.structure.lower(), dtype=float) for t in self.terms])
         self.theta_upper = cat([np.asarray(t.structure.upper(), dtype=float) for t in self.terms])
         self.theta_names = [name for t in self.terms for name in t.structure.names(t.label, t.names)]
+        # the terms' sign flips (CovStructure.sign_flips) in θ's indices
+        self.theta_sign_flips = {t.theta_slice.start + i: t.theta_slice.start + np.asarray(js)
+                                 for t in self.terms for i, js in t.structure.sign_flips().items()}
         self.direct = all(b.direct for b in self.blocks)
         if self.direct:
             # every θ is one template entry: one scatter into a fresh buffer that the blocks' templates view

@@ -176,3 +176,25 @@ def population_level(re_form) -> bool:
     if isinstance(re_form, float) and np.isnan(re_form):
         return True
     raise ArgumentError(f"re_form must be None (all random effects) or '~0' (none), got {re_form!r}")
+
+
+def binary_levels_message(structure, y: np.ndarray, wt: np.ndarray, family) -> str:
+    """Why a binary GLMM's random effects are not identified ('' when they may be): a grouping factor
+    all of whose levels have no more Bernoulli observations than random effects (two visits per
+    patient with ``(1 + visit | patient)``).  The Laplace likelihood of such a model keeps rising
+    towards very large variances (an artefact: quadrature with more nodes falls again), so its
+    maximum says nothing about the data."""
+    if family.name != "binomial" or not np.all(wt == 1.0):
+        return ""
+    for b in structure.blocks:
+        if b.K < 2:
+            continue
+        per_level = np.bincount(b.factor.codes, minlength=b.q)
+        if per_level.max() <= b.K:
+            cols = ", ".join(n for t in structure.terms if t.group == b.factor.name for n in t.names)
+            return (f"every level of {b.factor.name!r} has at most {int(per_level.max())} binary observations for "
+                    f"its {b.K} random effects ({cols}): their covariance is not identified by the data, and the "
+                    "Laplace approximation is unreliable here (its maximum can lie at very large variances); "
+                    f"use fewer random effects per level, e.g. (1 | {b.factor.name})")
+    return ""
+

@@ -102,21 +102,28 @@ def probe_off_bound(fun, x, fx, layout, warm):
 
     A scalar term's deviance is even in its θ, so its gradient vanishes at θ = 0 and a line
     search that lands on the bound never leaves it; only trying values off the bound shows
-    whether the deviance falls there.  ``warm`` = (get, set) of the objective's warm-start
-    modes: every trial starts from the modes at ``x``, and they are restored at the end."""
+    whether the deviance falls there.  A correlated term's column whose diagonal is on 0 may point
+    either way (``CovStructure.sign_flips``), so the probes try it negated too: the optimum
+    across the boundary can lie on the other side.  ``warm`` = (get, set) of the objective's
+    warm-start modes: every trial starts from the modes at ``x``, and they are restored at the end."""
     get_u, set_u = warm
     best_x, best_f = None, fx - 1e-8 * max(1.0, abs(fx))
     u_saved = get_u()
     for k in layout.probe_candidates(x):
+        flips = layout.sign_flips(k)
         for value in BOUND_PROBES:
             if value >= layout.upper[k]:
                 continue
-            trial = x.copy()
-            trial[k] = value
-            set_u(u_saved)
-            f_trial = fun(trial)
-            if f_trial < best_f:
-                best_x, best_f = trial, f_trial
+            trials = [x.copy()]
+            if flips.size and np.any(x[flips] != 0):
+                trials.append(x.copy())
+                trials[1][flips] = -x[flips]
+            for trial in trials:
+                trial[k] = value
+                set_u(u_saved)
+                f_trial = fun(trial)
+                if f_trial < best_f:
+                    best_x, best_f = trial, f_trial
     set_u(u_saved)
     return best_x
 

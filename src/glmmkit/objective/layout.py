@@ -11,7 +11,7 @@ the packaging of a fit address parameters by name instead of by offsets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,9 @@ class ParameterBlock:
     probe : bool
         Entries of this block that end on a lower bound of 0 are tried off it (covariance
         parameters of scalar terms, whose deviance is even there: ``driver.probe_off_bound``).
+    sign_flips : dict
+        ``{i: js}`` (indices in the block): when entry i is on its bound of 0 the probes also try
+        entries js negated (``CovStructure.sign_flips``).
     """
 
     name: str
@@ -43,6 +46,7 @@ class ParameterBlock:
     upper: np.ndarray
     step: np.ndarray
     probe: bool = False
+    sign_flips: dict = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -64,7 +68,8 @@ class ParameterBlock:
     def covariance(cls, structure, step: float = 0.25) -> "ParameterBlock":
         """The θ of a ``ModelStructure`` with the bounds its covariance structures set."""
         return cls("theta", tuple(structure.theta_names), np.asarray(structure.theta_lower, dtype=float),
-                   np.asarray(structure.theta_upper, dtype=float), np.full(structure.n_theta, step), probe=True)
+                   np.asarray(structure.theta_upper, dtype=float), np.full(structure.n_theta, step), probe=True,
+                   sign_flips=dict(getattr(structure, "theta_sign_flips", {})))
 
 
 class Parts:
@@ -172,6 +177,14 @@ class ParameterLayout:
         idx = np.concatenate(idx)
         lo = self.lower[idx]
         return idx[(lo == 0.0) & (x[idx] <= lo + tol)]
+
+    def sign_flips(self, k: int) -> np.ndarray:
+        """Indices negated with entry ``k`` when it is probed off its bound (empty when none)."""
+        for b in self.blocks:
+            s = self._slices[b.name]
+            if s.start <= k < s.stop and (k - s.start) in b.sign_flips:
+                return s.start + np.asarray(b.sign_flips[k - s.start], dtype=int)
+        return np.zeros(0, dtype=int)
 
 
 def covariance_layout(structure) -> ParameterLayout:

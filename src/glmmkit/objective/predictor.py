@@ -66,7 +66,8 @@ class LinearPredictor:
         names = self.names if self.names is not None else tuple(f"beta[{j}]" for j in range(self.p))
         beta = ParameterBlock.free("beta", names)
         if self.suffix:
-            theta = ParameterBlock(f"theta{self.suffix}", theta.names, theta.lower, theta.upper, theta.step, True)
+            theta = ParameterBlock(f"theta{self.suffix}", theta.names, theta.lower, theta.upper, theta.step, True,
+                                   theta.sign_flips)
             beta = ParameterBlock(f"beta{self.suffix}", beta.names, beta.lower, beta.upper, beta.step)
         return theta, beta
 
