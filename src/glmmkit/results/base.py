@@ -204,3 +204,11 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
     def ranef(self) -> dict:
         """Conditional modes of the random effects: factor name -> DataFrame (levels x terms)."""
         return self._block_values(self._b)
+
+    def _condvar_at(self, system, factor, scale: float = 1.0) -> dict:
+        """Conditional covariances of the random effects from the PLS factor at the estimates,
+        times ``scale``: factor name -> array (levels, K, K)."""
+        out = {}
+        for blk, T, V in zip(self.structure.blocks, self._templates, system.u_condvar(self._templates, factor)):
+            out[blk.factor.name] = scale * np.einsum("ab,gbc,dc->gad", T, V, T)
+        return out

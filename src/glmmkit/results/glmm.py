@@ -129,12 +129,7 @@ class GlmmFit(MixedModelFit):
     @cached_property
     def condvar(self) -> dict:
         """Conditional covariances of the random effects at the mode (lme4's condVar): factor -> (levels, K, K)."""
-        state = self._state
-        out = {}
-        for blk, T, V in zip(self.structure.blocks, self._templates,
-                             state.system.u_condvar(self._templates, state.factor)):
-            out[blk.factor.name] = np.einsum("ab,gbc,dc->gad", T, V, T)
-        return out
+        return self._condvar_at(self._state.system, self._state.factor)
 
     def fitted(self) -> np.ndarray:
         """Conditional means μ = g⁻¹(Xβ + Zb + offset) of the fitted rows (probabilities for the binomial)."""

@@ -10,7 +10,25 @@ import numpy as np
 from ..exceptions import ArgumentError
 from .base import MixedModelFit
 
-__all__ = ["LmmFit"]
+__all__ = ["LmmFit", "lmm_estimates"]
+
+
+def lmm_estimates(objective, structure, theta: np.ndarray):
+    """The penalised least-squares solution at θ: ``(factor, beta, b, sigma, vcov)``, with
+    vcov = σ² (R_X'R_X)⁻¹ from the factor's fixed-effects block."""
+    templates = structure.templates(theta)
+    system = objective.system
+    fac = objective.factor(theta)
+    u_lead, u_rest, beta = system.solve(templates, fac)
+    sigma = float(np.sqrt(objective.sigma2(fac)))
+    b = np.concatenate([(u_lead @ templates[0].T).ravel(), system.rest_b(templates, u_rest)])
+    mz, p = system.mz, system.p
+    if p:
+        Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
+        cov = sigma**2 * (Rinv.T @ Rinv)
+    else:
+        cov = np.empty((0, 0))
+    return fac, beta, b, sigma, cov
 
 
 class LmmFit(MixedModelFit):
@@ -46,19 +64,8 @@ class LmmFit(MixedModelFit):
         self.reml = objective.reml
         self.method = "REML" if objective.reml else "ML"
         theta = np.asarray(theta, dtype=float)
-        templates = structure.templates(theta)
-        system = objective.system
-        fac = objective.factor(theta)
+        fac, beta, b, sigma, cov = lmm_estimates(objective, structure, theta)
         self._factor = fac
-        u_lead, u_rest, beta = system.solve(templates, fac)
-        sigma = float(np.sqrt(objective.sigma2(fac)))
-        b = np.concatenate([(u_lead @ templates[0].T).ravel(), system.rest_b(templates, u_rest)])
-        mz, p = system.mz, system.p
-        if p:
-            Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
-            cov = sigma**2 * (Rinv.T @ Rinv)
-        else:
-            cov = np.empty((0, 0))
         super().__init__(frame=frame, structure=structure, theta=theta, beta=beta, vcov=cov, b=b, sigma=sigma,
                          loglik=-0.5 * objective.deviance_from(fac), info=info, x_kept=x_kept,
                          dropped_columns=dropped_columns, data_name=data_name)
@@ -107,11 +114,7 @@ class LmmFit(MixedModelFit):
 
         Conditional on the data and on the estimated parameters (lme4's ``condVar``).
         """
-        out = {}
-        blocks = self.structure.blocks
-        for b, T, V in zip(blocks, self._templates, self._objective.system.u_condvar(self._templates, self._factor)):
-            out[b.factor.name] = self.sigma**2 * np.einsum("ab,gbc,dc->gad", T, V, T)
-        return out
+        return self._condvar_at(self._objective.system, self._factor, self.sigma**2)
 
     def fitted(self) -> np.ndarray:
         """Conditional fitted values Xβ + Zb + offset, one per row used in the fit."""
