@@ -94,14 +94,9 @@ class GlmmFit(MixedModelFit):
     def family_params_table(self, level: float = 0.95) -> pd.DataFrame:
         """Estimated family parameters with standard errors and Wald intervals on the log scale
         (where the estimates are close to normal), the intervals mapped back to the parameter's scale."""
-        from scipy.stats import norm
+        from ..inference.wald import family_params_table
 
-        z = norm.ppf(0.5 + level / 2.0)
-        se = np.sqrt(np.maximum(np.diag(self._psi_cov), 0.0)) if self._psi.shape[0] else np.zeros(0)
-        lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
-        return pd.DataFrame({"estimate": np.exp(self._psi), "log_estimate": self._psi, "log_se": se,
-                             lo: np.exp(self._psi - z * se), hi: np.exp(self._psi + z * se)},
-                            index=pd.Index(self._psi_names, name="parameter"))
+        return family_params_table(self, level=level)
 
     def _simulate_response(self, eta, rng):
         return self.family.simulate(self.family.link.inverse(eta), self._problem.wt, rng)
@@ -115,16 +110,9 @@ class GlmmFit(MixedModelFit):
         """Pearson χ² / residual df with its upper-tail p-value, for Poisson and binomial fits with
         more than one trial per row (None otherwise): a ratio well above 1 signals overdispersion
         (remedies: ``olre=True``, ``family="negative_binomial"``, beta-binomial)."""
-        from scipy.stats import chi2
+        from ..diagnostics.residuals import dispersion_check
 
-        if self.family.name not in ("poisson", "binomial") or self.kind == "pql":
-            return None
-        if self.family.name == "binomial" and np.all(self._problem.wt <= 1.0):
-            return None  # Bernoulli rows carry no information about dispersion
-        stat = float(np.sum(self.residuals("pearson") ** 2))
-        df = self.df_resid
-        return {"pearson_chisq": stat, "df": df, "ratio": stat / df if df > 0 else np.nan,
-                "p_value": float(chi2.sf(stat, df)) if df > 0 else np.nan}
+        return dispersion_check(self)
 
     @cached_property
     def condvar(self) -> dict:
