@@ -1,7 +1,7 @@
 """Model checking: simulated (DHARMa-style) residuals and plots.
 
 ``DiagnosticsMixin`` gives every fit its diagnostics methods; the work is done
-in this package's modules so that ``results.py`` stays about estimates.  The
+in this package's modules so that ``results/`` stays about estimates.  The
 same functions are available here taking the fit as first argument::
 
     res = fit.simulate_residuals(seed=1)       # or simulate_residuals(fit, seed=1)

@@ -15,6 +15,9 @@ DHARMa >= 0.5's ``simulateREs = "conditional"``): that checks the response distr
 given the clusters and gives the dispersion test its power.  ``re_form="~0"`` re-draws the
 random effects in every simulation (lme4's ``simulate(re.form = NA)``, DHARMa's default
 before 0.5).
+
+``dispersion_check`` is the classical check that needs no simulation: Pearson χ² over the
+residual degrees of freedom of a Poisson or binomial fit.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pandas as pd
 
 from ..exceptions import ArgumentError, DataError, GlmmkitWarning
 
-__all__ = ["SimulatedResiduals", "ResidualTest", "simulate_residuals"]
+__all__ = ["ResidualTest", "SimulatedResiduals", "dispersion_check", "simulate_residuals"]
 
 #: families whose responses are whole numbers (binomial: successes of the row's trials)
 INTEGER_FAMILIES = ("binomial", "poisson", "negative_binomial", "nbinom1")
@@ -350,3 +353,18 @@ def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form=None) -> Simula
     return SimulatedResiduals(scaled=scaled, observed=y, fitted=np.asarray(fitted, dtype=float), simulated=sims,
                               n_sim=int(n_sim), conditional=conditional, integer_response=integer,
                               family=fam_name, trials=trials)
+
+
+def dispersion_check(fit) -> dict | None:
+    """See :meth:`GlmmFit.dispersion_check`: Pearson χ² / residual df and its upper-tail p-value
+    (None for other families, PQL fits and Bernoulli rows)."""
+    from scipy.stats import chi2
+
+    if fit.family.name not in ("poisson", "binomial") or fit.kind == "pql":
+        return None
+    if fit.family.name == "binomial" and np.all(fit._problem.wt <= 1.0):
+        return None  # Bernoulli rows carry no information about dispersion
+    stat = float(np.sum(fit.residuals("pearson") ** 2))
+    df = fit.df_resid
+    return {"pearson_chisq": stat, "df": df, "ratio": stat / df if df > 0 else np.nan,
+            "p_value": float(chi2.sf(stat, df)) if df > 0 else np.nan}

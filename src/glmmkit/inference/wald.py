@@ -1,4 +1,5 @@
-"""Wald tables for the fixed effects: z for GLMMs, t with Satterthwaite's degrees of freedom for LMMs.
+"""Wald tables for the fixed effects: z for GLMMs, t with Satterthwaite's degrees of freedom for LMMs;
+and for a GLMM family's own parameters, on the log scale.
 
 Satterthwaite (as lmerTest): with φ = (θ, σ) the variance parameters, C(φ) the
 covariance of β̂ and A = 2 H⁻¹ the asymptotic covariance of φ̂ (H the Hessian of
@@ -15,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["satterthwaite_df", "coef_table"]
+__all__ = ["coef_table", "family_params_table", "satterthwaite_df"]
 
 
 def _unprofiled_deviance(obj, theta, sigma):
@@ -110,3 +111,16 @@ def coef_table(fit, ddf=None, exponentiate: bool = False, level: float = 0.95) -
         est, lo, hi, se = np.exp(est), np.exp(lo), np.exp(hi), np.exp(est) * se  # SE by the delta method
     return pd.DataFrame({"estimate": est, "std_error": se, "df": df, "statistic": stat, "p_value": p,
                          "ci_lower": lo, "ci_upper": hi}, index=fit.fixef.index)
+
+
+def family_params_table(fit, level: float = 0.95) -> pd.DataFrame:
+    """See :meth:`GlmmFit.family_params_table`: log-scale standard errors from the covariance of
+    log ψ, the intervals exp(log ψ ± z·SE)."""
+    from scipy.stats import norm
+
+    z = norm.ppf(0.5 + level / 2.0)
+    se = np.sqrt(np.maximum(np.diag(fit._psi_cov), 0.0)) if fit._psi.shape[0] else np.zeros(0)
+    lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
+    return pd.DataFrame({"estimate": np.exp(fit._psi), "log_estimate": fit._psi, "log_se": se,
+                         lo: np.exp(fit._psi - z * se), hi: np.exp(fit._psi + z * se)},
+                        index=pd.Index(fit._psi_names, name="parameter"))

@@ -1,0 +1,214 @@
+"""``MixedModelFit``: what every fitted mixed model has.
+
+The estimates (θ, β, their covariance, the random effects b, σ, the log-likelihood)
+as lme4's pandas views (fixef, vcov, theta, varcorr, ranef), the likelihood
+summaries (npar, AIC, BIC) and the tables of ``inference/`` (coef_table, confint).
+Prediction and interpretation come from the mixins of ``prediction.py`` and
+``interpretation.py``; diagnostics and the report from ``diagnostics/`` and ``report.py``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..diagnostics import DiagnosticsMixin
+from ..report import ReportMixin
+from .interpretation import InterpretationMixin
+from .prediction import PredictionMixin
+
+__all__ = ["MixedModelFit"]
+
+
+class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, ReportMixin):
+    """What every fitted mixed model has: estimates, variance components, random effects.
+
+    Subclasses compute the pieces (θ, β, their covariance, the random effects b,
+    the scale σ and the log-likelihood) and hand them to this constructor.
+    """
+
+    #: LMMs report a residual row in ``varcorr``; binomial/Poisson GLMMs do not
+    has_residual = True
+    #: "lmm", "glmm" or "pql": what kind of fit this is (one place to ask instead of guessing from attributes)
+    kind = ""
+
+    @property
+    def has_likelihood(self) -> bool:
+        """False for fits without a likelihood (PQL): no loglik, AIC, BIC, LRT or profile."""
+        return self.kind != "pql"
+
+    @property
+    def has_family(self) -> bool:
+        """True for GLMM fits (a response family other than the LMM's Gaussian)."""
+        return self.kind in ("glmm", "pql")
+
+    def __init__(self, *, frame, structure, theta, beta, vcov, b, sigma, loglik, info, x_kept, dropped_columns,
+                 data_name=None):
+        self.frame = frame
+        self.structure = structure
+        self.formula = frame.parsed.text
+        self.data_name = data_name
+        self.dropped_columns = list(dropped_columns)
+        self._x_kept = list(x_kept)
+        self.x_names = [frame.x_names[j] for j in x_kept]
+        self.optimizer_info = info
+        self.converged = bool(info.converged)
+        self._theta = np.asarray(theta, dtype=float)
+        self._templates = structure.templates(self._theta)
+        self._beta = np.asarray(beta, dtype=float)
+        self._vcov = np.asarray(vcov, dtype=float)
+        self._b = np.asarray(b, dtype=float)
+        self.sigma = float(sigma)
+        self.loglik = float(loglik)
+        self.singular = structure.is_singular(self._theta)
+        info.singular = self.singular
+        self.nobs = frame.nobs
+        self.ngroups = {blk.factor.name: blk.q for blk in structure.blocks}
+
+    # ----- estimates as pandas objects (built on first use: pandas constructors cost more than a small fit) -----
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates, model-matrix order."""
+        return pd.Series(self._beta, index=self.x_names, name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effect estimates."""
+        return pd.DataFrame(self._vcov, index=self.x_names, columns=self.x_names)
+
+    @cached_property
+    def theta(self) -> pd.Series:
+        """lme4's θ: lower-triangle entries of each term's relative covariance factor."""
+        return pd.Series(self._theta, index=self.structure.theta_names, name="theta")
+
+    # ----- likelihood summaries -----
+
+    @property
+    def npar(self) -> int:
+        """Number of estimated parameters: fixed effects, θ, and σ where the model has one."""
+        return len(self.x_names) + self.structure.n_theta + int(self.has_residual)
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.npar
+
+    # ----- inference -----
+
+    def coef_table(self, ddf=None, exponentiate: bool = False, level: float = 0.95) -> pd.DataFrame:
+        """Fixed effects with standard errors, tests and Wald intervals.
+
+        Parameters
+        ----------
+        ddf : None, "satterthwaite" or "z"
+            Denominator degrees of freedom: LMMs use Satterthwaite's by default (as
+            lmerTest's summary), GLMMs z (infinite df).
+        exponentiate : bool
+            exp(β) with the interval exp(β ± q·SE): odds ratios for a logit link, rate
+            ratios for a log link (the SE column is then exp(β)·SE, the delta method).
+        level : float
+            Confidence level of the interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns estimate, std_error, df, statistic, p_value, ci_lower, ci_upper.
+        """
+        from ..inference.wald import coef_table
+
+        return coef_table(self, ddf=ddf, exponentiate=exponentiate, level=level)
+
+    def confint(self, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
+                progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
+        """Confidence intervals with lme4's parameter names (``sd_(Intercept)|Subject``,
+        ``cor_Days.(Intercept)|Subject``, ``sigma``, fixed effects).
+
+        Parameters
+        ----------
+        method : "wald", "profile" or "bootstrap"
+            Wald: fixed effects ± z·SE (NaN for the variance parameters, as lme4).
+            Profile: likelihood profile of every parameter (lme4's; ML for LMMs).
+            Bootstrap: parametric (simulate, refit from the estimates), percentile intervals.
+        level : float
+        n_boot : int
+            Bootstrap samples.
+        seed : int or numpy Generator
+            Makes the bootstrap reproducible.
+        progress : bool
+            Progress bar on a terminal.
+        n_jobs : int
+            Bootstrap worker processes (the result does not depend on it).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns lower, upper.
+        """
+        from ..inference.confint import confint
+
+        return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress, n_jobs=n_jobs)
+
+    # ----- variance components -----
+
+    def _term_cov(self, term, theta=None) -> np.ndarray:
+        """Covariance of one term's random effects (at the estimates, or at another θ)."""
+        T = self._templates[term.block] if theta is None else self.structure.blocks[term.block].template(theta)
+        T = T[np.ix_(term.block_cols, term.block_cols)]
+        return self.sigma**2 * (T @ T.T)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components in lme4's ``as.data.frame(VarCorr(fit))`` layout.
+
+        Columns: group, term1, term2, vcov, sdcor.  ``group`` names the grouping
+        factor (for ``(x || g)`` both blocks are ``g``; lme4 labels the second
+        ``g.1``, as the summary does).  Variance rows have an empty
+        term2 and sdcor the standard deviation; correlation rows give the
+        covariance and the correlation; the last row is the residual.
+        """
+        rows = []
+        for t in self.structure.terms:
+            C = self._term_cov(t)
+            sd = np.sqrt(np.diag(C))
+            for i, name in enumerate(t.names):
+                rows.append((t.group, name, None, C[i, i], sd[i]))
+            for c in range(t.k):
+                for r in range(c + 1, t.k):
+                    denom = sd[r] * sd[c]
+                    corr = C[r, c] / denom if denom > 0 else np.nan
+                    rows.append((t.group, t.names[c], t.names[r], C[r, c], corr))
+        if self.has_residual:
+            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["group", "term1", "term2", "vcov", "sdcor"])
+
+    # ----- random effects -----
+
+    def _block_values(self, vec: np.ndarray) -> dict:
+        out = {}
+        for b in self.structure.blocks:
+            vals = vec[b.offset : b.offset + b.size].reshape(b.q, b.K)
+            out[b.factor.name] = pd.DataFrame(vals, index=pd.Index(b.factor.levels, name=b.factor.name), columns=b.names)
+        return out
+
+    @cached_property
+    def ranef(self) -> dict:
+        """Conditional modes of the random effects: factor name -> DataFrame (levels x terms)."""
+        return self._block_values(self._b)
+
+    def _condvar_at(self, system, factor, scale: float = 1.0) -> dict:
+        """Conditional covariances of the random effects from the PLS factor at the estimates,
+        times ``scale``: factor name -> array (levels, K, K)."""
+        out = {}
+        for blk, T, V in zip(self.structure.blocks, self._templates, system.u_condvar(self._templates, factor)):
+            out[blk.factor.name] = scale * np.einsum("ab,gbc,dc->gad", T, V, T)
+        return out

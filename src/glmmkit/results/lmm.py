@@ -1,0 +1,145 @@
+"""``LmmFit``: a fitted linear mixed model, built from the LMM objective at the estimated θ."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+
+import numpy as np
+
+from ..exceptions import ArgumentError
+from .base import MixedModelFit
+
+__all__ = ["LmmFit", "lmm_estimates"]
+
+
+def lmm_estimates(objective, structure, theta: np.ndarray):
+    """The penalised least-squares solution at θ: ``(factor, beta, b, sigma, vcov)``, with
+    vcov = σ² (R_X'R_X)⁻¹ from the factor's fixed-effects block."""
+    templates = structure.templates(theta)
+    system = objective.system
+    fac = objective.factor(theta)
+    u_lead, u_rest, beta = system.solve(templates, fac)
+    sigma = float(np.sqrt(objective.sigma2(fac)))
+    b = np.concatenate([(u_lead @ templates[0].T).ravel(), system.rest_b(templates, u_rest)])
+    mz, p = system.mz, system.p
+    if p:
+        Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
+        cov = sigma**2 * (Rinv.T @ Rinv)
+    else:
+        cov = np.empty((0, 0))
+    return fac, beta, b, sigma, cov
+
+
+class LmmFit(MixedModelFit):
+    """A fitted linear mixed model (returned by :func:`glmmkit.lmer`).
+
+    Attributes
+    ----------
+    formula : str
+    method : {"REML", "ML"}
+    fixef : Series
+        Fixed-effect estimates in model-matrix order.
+    vcov : DataFrame
+        Their covariance matrix.
+    theta : Series
+        lme4's θ (relative covariance factor entries, ``getME(fit, "theta")``).
+    sigma : float
+        Residual standard deviation.
+    loglik : float
+        Log-likelihood at the estimates (the REML log-likelihood for REML fits, as lme4).
+    nobs : int
+    ngroups : dict
+        Number of levels of each grouping factor.
+    converged, singular : bool
+    optimizer_info : FitInfo
+    """
+
+    kind = "lmm"
+
+    def __init__(self, *, frame, structure, objective, theta, info, x_kept, dropped_columns, data_name=None,
+                 problem=None):
+        self._problem = problem  # None for the working fits inside PQL, which are never refitted
+        self._objective = objective
+        self.reml = objective.reml
+        self.method = "REML" if objective.reml else "ML"
+        theta = np.asarray(theta, dtype=float)
+        fac, beta, b, sigma, cov = lmm_estimates(objective, structure, theta)
+        self._factor = fac
+        super().__init__(frame=frame, structure=structure, theta=theta, beta=beta, vcov=cov, b=b, sigma=sigma,
+                         loglik=-0.5 * objective.deviance_from(fac), info=info, x_kept=x_kept,
+                         dropped_columns=dropped_columns, data_name=data_name)
+
+    def refit(self, y=None, *, reml=None):
+        """The same model fitted again, to a new response or by the other criterion (lme4's ``refit``).
+
+        Parameters
+        ----------
+        y : array-like, optional
+            A new response for the fitted rows (offset included, as the data's response column).
+        reml : bool, optional
+            REML or ML; the fit's own criterion when omitted.
+
+        Returns
+        -------
+        LmmFit
+            A new fit started from this fit's θ; this one is not changed.
+        """
+        problem = self._problem if y is None else self._problem.with_response(y)
+        if reml is not None:
+            problem = dataclasses.replace(problem, reml=bool(reml))
+        return problem.fit(start=self._theta)
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """−2 × REML log-likelihood for REML fits (lme4's ``REMLcrit``), else None."""
+        return -2.0 * self.loglik if self.reml else None
+
+    @cached_property
+    def deviance(self) -> float:
+        """−2 × the ML log-likelihood at the estimates (lme4's ``deviance(fit, REML = FALSE)``)."""
+        if not self.reml:
+            return -2.0 * self.loglik
+        obj = self._objective
+        saved = obj.reml
+        obj.reml = False
+        try:
+            return obj.deviance_from(self._factor)
+        finally:
+            obj.reml = saved
+
+    @cached_property
+    def condvar(self) -> dict:
+        """Conditional covariances of the random effects: factor name -> array (levels, K, K).
+
+        Conditional on the data and on the estimated parameters (lme4's ``condVar``).
+        """
+        return self._condvar_at(self._objective.system, self._factor, self.sigma**2)
+
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted values Xβ + Zb + offset, one per row used in the fit."""
+        return self._eta()
+
+    def residuals(self, kind: str = "response") -> np.ndarray:
+        """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), or ``"scaled"`` (pearson / σ)."""
+        r = self.frame.y - self.fitted()
+        if kind == "response":
+            return r
+        if self.frame.weights is not None:
+            r = r * np.sqrt(self.frame.weights)
+        if kind == "pearson":
+            return r
+        if kind == "scaled":
+            return r / self.sigma
+        raise ArgumentError(f"residuals kind must be 'response', 'pearson' or 'scaled', got {kind!r}")
+
+    # ----- display -----
+
+    def summary(self):
+        """lme4-style summary (prints as text, renders as HTML in notebooks)."""
+        from ..summary import LmmSummary
+
+        return LmmSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())

@@ -1,0 +1,127 @@
+"""Linear predictors and simulation: the fitted rows' η, predictions for new data, ``simulate``.
+
+``PredictionMixin`` gives every fit ``predict`` and ``simulate``; the functions
+below build η for new rows: the fixed-effects design from the fit's own
+formulaic spec, offsets, and each random-effect term's columns times the
+predicted effects of the levels it has (zero, or an error, for levels it has not).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..design import build_design
+from ..exceptions import DataError
+from ..frame import factor_labels, offset_values, term_columns
+from ..validate import population_level as _population_level
+
+__all__ = ["PredictionMixin", "add_random_effects", "fixed_predictor"]
+
+
+def fixed_predictor(fit, nd: pd.DataFrame) -> np.ndarray:
+    """Xβ + offset for the rows of ``nd`` (a DataFrame with a default index)."""
+    spec = fit.frame.fixed_spec
+    try:
+        X = np.asarray(build_design(fit.frame.parsed.fixed_rhs, nd, spec)[0], dtype=float)
+    except Exception as exc:
+        raise DataError(f"cannot build the fixed-effects design for newdata: {exc}") from None
+    X = X.reshape(len(nd), -1)[:, fit._x_kept]
+    eta = X @ fit._beta
+    return eta + fit._new_offset(nd)
+
+
+def add_random_effects(fit, nd: pd.DataFrame, eta: np.ndarray, allow_new_levels: bool) -> np.ndarray:
+    """``eta`` plus every random-effect term's z'b for the rows of ``nd``: 0 for a level not in the
+    fit (a ``DataError`` unless ``allow_new_levels``), NaN where a grouping factor is missing."""
+    for t in fit.structure.terms:
+        cols = term_columns(t.source, nd)[:, t.source_cols]
+        block = fit.structure.blocks[t.block]
+        labels = factor_labels(nd, t.source.spec.factors)
+        idx = pd.Index(block.factor.levels).get_indexer(labels).astype(np.int64)
+        missing_rows = pd.isna(nd[list(t.source.spec.factors)]).any(axis=1).to_numpy()
+        new = (idx < 0) & ~missing_rows
+        if new.any() and not allow_new_levels:
+            examples = sorted(set(labels[new]))[:3]
+            raise DataError(
+                f"newdata has {int(new.sum())} row(s) with level(s) of {block.factor.name!r} not in the fit "
+                f"(e.g. {examples}); pass allow_new_levels=True to predict them at the population level"
+            )
+        bvals = fit._b[block.offset : block.offset + block.size].reshape(block.q, block.K)[:, t.block_cols]
+        contrib = np.einsum("ik,ik->i", cols, bvals[np.maximum(idx, 0)])
+        contrib[idx < 0] = 0.0
+        contrib[missing_rows] = np.nan
+        eta = eta + contrib
+    return eta
+
+
+class PredictionMixin:
+    """``predict`` and ``simulate``, and the fitted rows' linear predictor they share."""
+
+    @cached_property
+    def _z(self):
+        return self.structure.z_matrix()
+
+    def _eta(self) -> np.ndarray:
+        """Conditional linear predictor Xβ + Zb + offset of the fitted rows."""
+        return self.frame.X[:, self._x_kept] @ self._beta + self._z @ self._b + self.frame.offset
+
+    def _new_offset(self, nd: pd.DataFrame) -> np.ndarray:
+        off = np.zeros(len(nd))
+        for expr in self.frame.parsed.offsets:
+            off += offset_values(expr, nd)
+        return off
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False) -> np.ndarray:
+        """Predictions of the linear predictor (the response for an LMM).
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict; the fitted rows when omitted.
+        re_form : None or "~0"
+            None: conditional on the predicted random effects; ``"~0"`` (or ``"NA"``):
+            the population level, fixed effects only.
+        allow_new_levels : bool
+            Levels not seen in the fit get random effects of zero instead of an error.
+
+        Returns
+        -------
+        ndarray
+            NaN where a needed value of ``newdata`` is missing.
+        """
+        population = _population_level(re_form)
+        if newdata is None:
+            if population:
+                return self.frame.X[:, self._x_kept] @ self._beta + self.frame.offset
+            return self._eta()
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+        nd = newdata.reset_index(drop=True)
+        eta = fixed_predictor(self, nd)
+        if population:
+            return eta
+        return add_random_effects(self, nd, eta, allow_new_levels)
+
+    def simulate(self, nsim: int = 1, seed=None, re_form="~0") -> np.ndarray:
+        """Responses simulated from the fitted model (lme4's ``simulate``).
+
+        Parameters
+        ----------
+        nsim : int
+        seed : int or numpy Generator, optional
+        re_form : "~0" or None, default "~0"
+            "~0" (lme4's default ``re.form = NA``): new random effects for each simulation;
+            None: condition on the predicted random effects.
+
+        Returns
+        -------
+        ndarray, shape (nobs, nsim)
+            On the response's scale as fitted (proportions of the weights' trials for binomial data).
+        """
+        from ..diagnostics.residuals import simulate_matrix
+
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return simulate_matrix(self, int(nsim), rng, conditional=not _population_level(re_form))
