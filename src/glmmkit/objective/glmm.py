@@ -99,16 +99,22 @@ def row_leverages(structure, parts, templates, entries=None):
             zt[(bi, c)] = ZT[:, c]
     g1 = lead.factor.codes.astype(np.int64)
     lead_flat = parts.lead.reshape(-1)
+    # a sparse cross block's inverse parts hold the cross part at the pairs (lead level, other row),
+    # which is where every row reads it: entry j > K1's pair of each row is the plan's pair_inv[j - K1]
+    pairs = getattr(parts, "cross_pairs", None)
+    pair_inv = parts.plan.pair_inv if pairs is not None else None
     P = []
-    for bi, ci, ui in entries:
+    for ei, (bi, ci, ui) in enumerate(entries):
         acc = np.zeros(n)
-        for bj, cj, uj in entries:
+        for ej, (bj, cj, uj) in enumerate(entries):
             if bi == 0 and bj == 0:
                 m_ef = lead_flat[g1 * (K1 * K1) + ci * K1 + cj]
             elif bi == 0:
-                m_ef = parts.cross.reshape(-1)[(uj - n1) * n1 + g1 * K1 + ci]
+                m_ef = (pairs[pair_inv[ej - K1], ci] if pairs is not None
+                        else parts.cross.reshape(-1)[(uj - n1) * n1 + g1 * K1 + ci])
             elif bj == 0:
-                m_ef = parts.cross.reshape(-1)[(ui - n1) * n1 + g1 * K1 + cj]
+                m_ef = (pairs[pair_inv[ei - K1], cj] if pairs is not None
+                        else parts.cross.reshape(-1)[(ui - n1) * n1 + g1 * K1 + cj])
             else:
                 m_ef = parts.S_inv[ui - n1, uj - n1]
             acc += m_ef * zt[(bj, cj)]
