@@ -402,13 +402,15 @@ class SingleTermLaplace:
         units (at 1e6 rows the deviance is ~1e6 and L-BFGS-B's line search can stall at |g| ~ 1e-6)."""
         return bool(res.success) or (res.jac is not None and float(np.max(np.abs(res.jac))) < 1e-3)
 
-    def hessian(self, params: np.ndarray, h: float = 1e-6) -> np.ndarray:
-        """Forward differences of the exact gradient (1 + p gradient evaluations), symmetrised."""
+    def hessian(self, params: np.ndarray, h: float = 1e-6, g0: np.ndarray | None = None) -> np.ndarray:
+        """Forward differences of the exact gradient (k gradient evaluations, plus one unless ``g0``, the
+        gradient at ``params`` the optimiser already has, is given), symmetrised."""
         k = params.shape[0]
         H = np.empty((k, k))
         u_saved = self.u.copy()
-        _, g0 = self.value_and_grad(params)
-        self.u[...] = u_saved
+        if g0 is None or not np.all(np.isfinite(g0)):
+            _, g0 = self.value_and_grad(params)
+            self.u[...] = u_saved
         for j in range(k):
             e = np.zeros(k)
             e[j] = h * max(1.0, abs(params[j]))
