@@ -698,14 +698,15 @@ class BlockedSystem:
         return InverseParts(D_inv, lead, cross, S_inv, B, BD, Lzz)
 
     def _pairs_inverse_applies(self, plan) -> bool:
-        """The pairs-only inverse parts (``_pairs_inverse_parts``): scalar non-lead blocks, and no more
-        pairs of pairs within a level than the dense cross block has entries (memory and work)."""
+        """The pairs-only inverse parts (``_pairs_inverse_parts``): scalar non-lead blocks, and pairs of
+        pairs within a level (``plan.triples``, five index arrays) fewer than a quarter of the dense
+        cross block's entries, so that they take no more memory than the dense B, B D⁻¹ and cross."""
         if self._general:
             return False
         if getattr(plan, "_n_triples", None) is None:
             cnt = np.bincount(plan.pair_g, minlength=self.q1)
             plan._n_triples = int(np.sum(cnt * (cnt + 1) // 2))
-        return plan._n_triples <= self.mz * self.q1 * self.K1
+        return 4 * plan._n_triples <= self.mz * self.q1 * self.K1
 
     def _pairs_inverse_parts(self, templates, plan, D_inv, S_inv, Lzz) -> "InverseParts":
         """Inverse parts of a sparse cross block without its dense mz x q1 K1 forms.
