@@ -671,12 +671,12 @@ class BlockedSystem:
             return InverseParts(D_inv, D_inv, None, None, None, None, None)
         K1, q1 = self.K1, self.q1
         Lzz = np.tril(fac.L[:mz, :mz])
-        S_inv, info = lapack.dpotri(Lzz, lower=1)
-        S_inv = np.tril(S_inv) + np.tril(S_inv, -1).T
+        S_low, info = lapack.dpotri(Lzz, lower=1)  # S⁻¹'s lower triangle
         plan = getattr(self, "plan", None)
+        if plan is not None and sp.issparse(self.Az1) and self._pairs_inverse_applies(plan):
+            return self._pairs_inverse_parts(templates, plan, D_inv, S_low, Lzz)
+        S_inv = _symmetric(S_low)
         if plan is not None and sp.issparse(self.Az1):
-            if self._pairs_inverse_applies(plan):
-                return self._pairs_inverse_parts(templates, plan, D_inv, S_inv, Lzz)
             B = self.cross_u(templates)
             # a sparse cross block: B D⁻¹ has A_z1's pattern, so the products below run over its
             # nonzeros (the pairs) instead of the dense mz x q1 K1 block
@@ -708,22 +708,23 @@ class BlockedSystem:
             plan._n_triples = int(np.sum(cnt * (cnt + 1) // 2))
         return 4 * plan._n_triples <= self.mz * self.q1 * self.K1
 
-    def _pairs_inverse_parts(self, templates, plan, D_inv, S_inv, Lzz) -> "InverseParts":
+    def _pairs_inverse_parts(self, templates, plan, D_inv, S_low, Lzz) -> "InverseParts":
         """Inverse parts of a sparse cross block without its dense mz x q1 K1 forms.
 
         B = Λ_r' A_z1 Λ_1 and B D⁻¹ have A_z1's pattern (the pairs); the cross part -S⁻¹ B D⁻¹ is
         dense, but the gradient's leverages read it only at the pairs, where it is a sum over the
         pairs of the same lead level, -Σ_l S⁻¹[i, l] (BD⁻¹)_lg: one gather of S⁻¹ at the pairs of pairs
         (``plan.triples``) and bincounts.  The dense cross part, B and B D⁻¹ are formed only when read
-        (``InverseParts``).  On three factors of 403, 118 and 63 levels this took the inverse parts
-        from 3.3 to ~1 ms per gradient."""
+        (``InverseParts``), and so is the symmetric S⁻¹: what a gradient reads of it comes from the
+        lower triangle ``S_low`` that dpotri leaves.  On three factors of 403, 118 and 63 levels this
+        took the inverse parts from 3.3 to ~1 ms per gradient."""
         K1, q1 = self.K1, self.q1
         T1 = templates[0]
         scale = self._rest_scale(templates, self.mz)
         Bp = (self.pair_a * scale[plan.pair_i][:, None]) @ T1  # B at the pairs, (npairs, K1)
         bd = np.einsum("pk,pkj->pj", Bp, D_inv[plan.pair_g])  # B D⁻¹ at the pairs
         left, right, _, _, _ = plan.triples()
-        s_lr = S_inv[plan.pair_i[left], plan.pair_i[right]]
+        s_lr = S_low[plan.pair_i[left], plan.pair_i[right]]  # pairs of a level are sorted by row: lower triangle
         off = left != right
         cr = np.empty_like(bd)  # the cross part at the pairs
         for k in range(K1):
@@ -735,12 +736,15 @@ class BlockedSystem:
                 lead[:, a, b] -= np.bincount(plan.pair_g, bd[:, a] * cr[:, b], minlength=q1)
         B_sp, BD_sp = plan.az1_csr(Bp), plan.az1_csr(bd)
 
+        parts = InverseParts(D_inv, lead, None, None, None, None, Lzz, cross_pairs=cr, B_sp=B_sp, BD_sp=BD_sp,
+                             plan=plan, S_low=S_low)
+
         def dense():
-            cross = -np.ascontiguousarray((BD_sp.T @ S_inv).T)  # S⁻¹ is symmetric
+            cross = -np.ascontiguousarray((BD_sp.T @ parts.S_inv).T)  # S⁻¹ is symmetric
             return cross, B_sp.toarray(), BD_sp.toarray()
 
-        return InverseParts(D_inv, lead, None, S_inv, None, None, Lzz, cross_pairs=cr, B_sp=B_sp, BD_sp=BD_sp,
-                            plan=plan, dense=dense)
+        parts._dense = dense
+        return parts
 
     def solve_m(self, parts: "InverseParts", rhs: np.ndarray) -> np.ndarray:
         """M⁻¹ rhs (spherical coordinates, lead first) by block elimination."""
@@ -750,7 +754,7 @@ class BlockedSystem:
         if not self.mz:
             return np.einsum("gab,gb->ga", parts.D_inv, r1).ravel()
         if parts.BD_sp is not None:  # sparse cross block: products over its nonzeros
-            t_rest = parts.S_inv @ (rhs[n1:] - parts.BD_sp @ r1.ravel())
+            t_rest = parts.s_inv_matvec(rhs[n1:] - parts.BD_sp @ r1.ravel())
             Bt = parts.B_sp.T @ t_rest
         else:
             t_rest = parts.S_inv @ (rhs[n1:] - parts.BD @ r1.ravel())
@@ -802,6 +806,11 @@ class BlockedSystem:
         return out
 
 
+def _symmetric(low: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose lower triangle ``low`` holds."""
+    return np.tril(low) + np.tril(low, -1).T
+
+
 class InverseParts:
     """Blocks of M⁻¹ (see ``BlockedSystem.inverse_parts``); cross, S_inv, B, BD and Lzz are None
     without other blocks.
@@ -825,11 +834,30 @@ class InverseParts:
     """
 
     def __init__(self, D_inv, lead, cross, S_inv, B, BD, Lzz, cross_pairs=None, B_sp=None, BD_sp=None, plan=None,
-                 dense=None):
-        self.D_inv, self.lead, self.S_inv, self.Lzz = D_inv, lead, S_inv, Lzz
+                 dense=None, S_low=None):
+        self.D_inv, self.lead, self.Lzz = D_inv, lead, Lzz
+        self._S_inv, self._S_low = S_inv, S_low  # S_low: only S⁻¹'s lower triangle is valid (LAPACK's order)
         self._cross, self._B, self._BD = cross, B, BD
         self.cross_pairs, self.B_sp, self.BD_sp, self.plan = cross_pairs, B_sp, BD_sp, plan
         self._dense = dense
+
+    @property
+    def S_inv(self):
+        if self._S_inv is None and self._S_low is not None:
+            self._S_inv = _symmetric(self._S_low)
+        return self._S_inv
+
+    def s_inv_at(self, i, j):
+        """S⁻¹[i, j] elementwise for index arrays (from the lower triangle while S⁻¹ is not formed)."""
+        if self._S_inv is not None or self._S_low is None:
+            return self._S_inv[i, j]
+        return self._S_low[np.maximum(i, j), np.minimum(i, j)]
+
+    def s_inv_matvec(self, v):
+        """S⁻¹ v (a symmetric product on the lower triangle while S⁻¹ is not formed)."""
+        if self._S_inv is not None or self._S_low is None:
+            return self._S_inv @ v
+        return blas.dsymv(1.0, np.asfortranarray(self._S_low), v, lower=1)
 
     def _materialise(self):
         if self._dense is not None:

@@ -116,7 +116,7 @@ def row_leverages(structure, parts, templates, entries=None):
                 m_ef = (pairs[pair_inv[ei - K1], cj] if pairs is not None
                         else parts.cross.reshape(-1)[(ui - n1) * n1 + g1 * K1 + cj])
             else:
-                m_ef = parts.S_inv[ui - n1, uj - n1]
+                m_ef = parts.s_inv_at(ui - n1, uj - n1)
             acc += m_ef * zt[(bj, cj)]
         P.append(acc)
     c_diag = sum(zt[(bi, ci)] * Pe for (bi, ci, _), Pe in zip(entries, P))
