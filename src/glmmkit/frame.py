@@ -492,7 +492,11 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
     random = []
     for term in parsed.random:
         factor = _grouping_factor(term.factors, sub, cache)
-        cols, names, spec_rt = _term_columns(term.lhs, sub)
+        if term.lhs.strip() == parsed.fixed_rhs.strip() and X.shape[1] and term.lhs.strip() != "1":
+            # (x | g) next to ~ x: the same design, built once (a design build cost ~0.2 ms of a small fit)
+            cols, names, spec_rt = X.copy(), list(x_names), spec
+        else:
+            cols, names, spec_rt = _term_columns(term.lhs, sub)
         check_finite_array(cols, f"random-effects term {term.source}", sub)
         random.append(RandomTermData(term, factor, cols, names, spec_rt))
 

@@ -65,6 +65,11 @@ class NegativeBinomial2(_Counts):
         d2_th = 1.0 / tm**2 - 2.0 * (y + th) / tm**3
         return wt * f, wt * f1, wt * f2, wt * f3, {"theta": (wt * th * d_th, wt * th * d1_th, wt * th * d2_th)}
 
+    def mu_score_info(self, y, mu, wt, values):
+        th = values["theta"]
+        tm = th + mu
+        return wt * (y / mu - (y + th) / tm), wt * (-y / mu**2 + (y + th) / tm**2)
+
     def start(self, y, mu, wt):
         excess = np.sum(wt * ((y - mu) ** 2 - mu)) / np.sum(wt * mu * mu)
         return {"theta": float(np.clip(1.0 / excess, 0.05, 1e4)) if excess > 0 else 100.0}

@@ -62,16 +62,16 @@ class ParametricLaplace(GlmmObjective):
             eta = fixed.copy()
             dev, _ = self._pdev(eta, u, fam)
         for it in range(1, self.maxit + 1):
-            d = fam.eta_derivatives(eta, self.y, self.wt)
-            system = self._newton_system(d.W)
+            s, W = fam.newton_weights(eta, self.y, self.wt)
+            system = self._newton_system(W)
             fac = system.factor(templates)
             if not fac.random_effects_ok(mz):
-                floor = 1e-6 * max(float(np.max(np.abs(d.W))), 1e-12)
-                system = self._newton_system(np.maximum(d.W, floor))
+                floor = 1e-6 * max(float(np.max(np.abs(W))), 1e-12)
+                system = self._newton_system(np.maximum(W, floor))
                 fac = system.factor(templates)
                 if not fac.random_effects_ok(mz):
                     break
-            grad_u = self._lambda_t(templates, self.Z.T @ d.s) - u
+            grad_u = self._lambda_t(templates, self.Z.T @ s) - u
             du = system.solve_rhs(templates, fac, grad_u)
             decrement = float(grad_u @ du)
             trial = self._halved_step(templates, u, du, dev, fixed, beta, family=fam)
