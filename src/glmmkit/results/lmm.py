@@ -22,12 +22,7 @@ def lmm_estimates(objective, structure, theta: np.ndarray):
     u_lead, u_rest, beta = system.solve(templates, fac)
     sigma = float(np.sqrt(objective.sigma2(fac)))
     b = np.concatenate([(u_lead @ templates[0].T).ravel(), system.rest_b(templates, u_rest)])
-    mz, p = system.mz, system.p
-    if p:
-        Rinv = np.linalg.solve(np.tril(fac.L[mz : mz + p, mz : mz + p]), np.eye(p))
-        cov = sigma**2 * (Rinv.T @ Rinv)
-    else:
-        cov = np.empty((0, 0))
+    cov = sigma**2 * fac.fixed_effects_covariance(system.mz, system.p)
     return fac, beta, b, sigma, cov
 
 
