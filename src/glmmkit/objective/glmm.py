@@ -341,7 +341,7 @@ class GlmmObjective:
         self._mode_at = (theta.copy(), beta.copy(), state)
         return state.laplace, grad
 
-    def _predicted_mode(self, theta, beta):
+    def _predicted_mode(self, theta, beta, family=None, score_shift=None):
         """PIRLS's start at (θ, β) from the mode of the previous gradient evaluation, moved to first
         order (implicit function theorem, with that evaluation's factor: one solve, no new one):
 
@@ -350,11 +350,13 @@ class GlmmObjective:
         whichever of it and the previous mode has the lower penalised deviance at (θ, β).  L-BFGS-B's
         steps are short near the optimum, where a start to first order saves one of ~3-4 PIRLS
         iterations.  None (PIRLS starts from ``self.u``) when ``self.u`` is not that mode: a caller's
-        warm start (the driver's (get, set) pair) is used as given."""
+        warm start (the driver's (get, set) pair) is used as given.  ``family`` is the family at the
+        new point and ``score_shift`` (per row) the change of s with its parameters, for a family
+        with parameters of its own (``ParametricLaplace``)."""
         last = getattr(self, "_mode_at", None)
         if last is None or last[2].u is not self.u:
             return None
-        theta0, beta0, st = last
+        theta0, beta0, st = last[:3]
         s, W = getattr(st, "_score_weights", (None, None))
         if s is None:
             return None
@@ -363,13 +365,14 @@ class GlmmObjective:
         dtpl = [t1 - t0 for t0, t1 in zip(tpl0, tpl1)]
         with np.errstate(all="ignore"):
             shift = self.X @ (beta - beta0) + self.Z @ st_.b_of(dtpl, st.u)
-            rhs = st_.lambda_t(dtpl, self.Z.T @ s) - st_.lambda_t(tpl0, self.Z.T @ (W * shift))
+            r_eta = W * shift if score_shift is None else W * shift - score_shift
+            rhs = st_.lambda_t(dtpl, self.Z.T @ s) - st_.lambda_t(tpl0, self.Z.T @ r_eta)
             if not np.all(np.isfinite(rhs)):
                 return None
             u_pred = st.u + st.system.solve_rhs(tpl0, st.factor, rhs)
             fixed = self.X @ beta + self.offset
-            dev_pred = self._pdev(fixed + self.Z @ st_.b_of(tpl1, u_pred), u_pred)[0]
-            dev_old = self._pdev(fixed + self.Z @ st_.b_of(tpl1, st.u), st.u)[0]
+            dev_pred = self._pdev(fixed + self.Z @ st_.b_of(tpl1, u_pred), u_pred, family)[0]
+            dev_old = self._pdev(fixed + self.Z @ st_.b_of(tpl1, st.u), st.u, family)[0]
         return u_pred if np.isfinite(dev_pred) and dev_pred < dev_old else None
 
     def gradient_at(self, state: PirlsState, theta: np.ndarray) -> np.ndarray:

@@ -117,15 +117,26 @@ class ParametricLaplace(GlmmObjective):
         self.n_evals += 1
         params = np.asarray(params, dtype=float)
         prm = self.layout.split(params)
-        theta, beta = prm.theta, prm.beta
-        state = self.pirls(theta, beta, family=self.family_at(prm.psi))
+        theta, beta, psi = prm.theta, prm.beta, prm.psi
+        fam = self.family_at(psi)
+        u0 = None
+        last = getattr(self, "_mode_at", None)
+        if last is not None:  # PIRLS's start to first order, ψ's change included (GlmmObjective._predicted_mode)
+            d_prev = last[2].derivs
+            shift = sum((s_p * (psi[j] - last[3][j]) for j, (_, s_p, _) in enumerate(d_prev.psi)),
+                        np.zeros(self.n))
+            u0 = self._predicted_mode(theta, beta, fam, shift)
+        state = self.pirls(theta, beta, u0=u0, family=fam)
         if not np.isfinite(state.laplace):
             return np.inf, np.full(params.shape[0], np.nan)
         self.u = state.u
-        return state.laplace, self.gradient_at(state, theta)
+        grad = self.gradient_at(state, theta)
+        self._mode_at = (theta.copy(), beta.copy(), state, psi.copy())
+        return state.laplace, grad
 
     def gradient_at(self, state, theta):
         d = state.derivs
+        state._score_weights = (d.s, d.W)  # for the next evaluation's start (_predicted_mode)
         grad, c_diag, e = self._gradient_core(state, theta, d.s, d.W, d.dW)
         extra = [float(np.sum(-2.0 * lp + c_diag * Wp + e * sp)) for lp, sp, Wp in d.psi]
         return np.concatenate([grad, extra])
