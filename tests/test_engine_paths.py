@@ -76,6 +76,34 @@ def test_numpy_and_numba_paths_agree(formula, family):
         assert slow.failures == fast.failures == 0
 
 
+@pytest.mark.parametrize("use_numba", [False, True])
+@pytest.mark.parametrize("formula,family", [CASES[0], CASES[2]])
+def test_rows_in_level_order_are_used_in_place(formula, family, use_numba):
+    """Data already sorted by level skips the objective's sorted copies and gives the same deviance,
+    gradient and modes as the same rows in another order."""
+    data = _data(7, family=family)
+    ordered = data.sort_values("g", kind="stable").reset_index(drop=True)
+    fam = get_family(family, None, None)
+    objectives = []
+    for df in (data, ordered):
+        frame = build_model_frame(parse_formula(formula), df, family=fam)
+        structure = build_structure(frame)
+        obj = single.SingleTermLaplace(structure, frame.X, frame.y, np.ones(frame.nobs), frame.offset, fam)
+        obj.use_numba = use_numba
+        objectives.append(obj)
+        # the fixed-effects columns are copied (sorted) only when the rows are not in level order
+        assert np.shares_memory(obj.X, frame.X) == (df is ordered)
+    shuffled, in_place = objectives
+    params = np.concatenate([np.full(structure.n_theta, 0.6), 0.2 * np.ones(shuffled.X.shape[1])])
+    if structure.n_theta > 1:
+        params[1] = 0.1
+    v1, g1 = shuffled.value_and_grad(params)
+    v2, g2 = in_place.value_and_grad(params)
+    assert v2 == pytest.approx(v1, rel=1e-12)
+    np.testing.assert_allclose(g2, g1, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(in_place.u, shuffled.u, rtol=1e-9, atol=1e-10)
+
+
 @pytest.mark.parametrize("formula,family", [CASES[0], CASES[2], CASES[3]])
 def test_fits_agree_across_paths(formula, family, monkeypatch):
     data = _data(5, n=400, q=20, family=family)

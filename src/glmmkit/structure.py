@@ -326,6 +326,8 @@ class ModelStructure:
 
     def z_matrix(self, sqrt_w: np.ndarray | None = None) -> sp.csr_matrix:
         """Sparse Z of all blocks in engine order."""
+        if len(self.blocks) == 1:  # sp.hstack would copy the one block's matrix (16 MB at 1e6 rows)
+            return self.blocks[0].z_matrix(sqrt_w)
         return sp.hstack([b.z_matrix(sqrt_w) for b in self.blocks], format="csr")
 
 
@@ -395,7 +397,10 @@ def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelS
             terms[i].block_cols = np.arange(at, at + terms[i].k)
             at += terms[i].k
         members = [terms[i] for i in idxs]
-        blocks.append(ReBlock(members[0].factor, np.hstack([t.columns for t in members]),
+        # a block of one term reads that term's columns (the frame's array, never written): no copy
+        columns = (np.ascontiguousarray(members[0].columns) if len(members) == 1
+                   else np.hstack([t.columns for t in members]))
+        blocks.append(ReBlock(members[0].factor, columns,
                               [name for t in members for name in t.names], members))
     # the block with the most random effects leads; the rest keep lme4 order
     lead = max(range(len(blocks)), key=lambda b: blocks[b].size)

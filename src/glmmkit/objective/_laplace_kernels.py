@@ -10,8 +10,8 @@ import numpy as np
 
 
 @nb.njit(cache=True, nogil=True)
-def row_terms(eta, k, n, fam):
-    """ℓ_i, s_i = ∂ℓ/∂η, W_i = -∂²ℓ/∂η², W'_i = ∂W/∂η for ℓ = kη - n A(η)."""
+def row_mean(eta, k, n, fam):
+    """ℓ_i = kη - n A(η) and μ_i = A'(η)."""
     if fam == 0:  # binomial, logit: A = log(1 + e^η)
         if eta > 0:
             e = np.exp(-eta)
@@ -21,37 +21,49 @@ def row_terms(eta, k, n, fam):
             e = np.exp(eta)
             mu = e / (1.0 + e)
             a = np.log1p(e)
-        v = mu * (1.0 - mu)
-        return k * eta - n * a, k - n * mu, n * v, n * v * (1.0 - 2.0 * mu)
+        return k * eta - n * a, mu
     mu = np.exp(eta)  # Poisson, log: A = e^η
-    return k * eta - n * mu, k - n * mu, n * mu, n * mu
+    return k * eta - n * mu, mu
+
 
 @nb.njit(cache=True, nogil=True)
-def level_pass(a, b, eta0, z, k, n, fam, tz, s_buf, w_buf, dw_buf):
-    """One pass over a level's rows at b_g = tz: sums, and the per-row s, W, W' kept for later."""
+def row_derivatives(mu, k, n, fam):
+    """s_i = ∂ℓ/∂η, W_i = -∂²ℓ/∂η², W'_i = ∂W/∂η from μ_i: with a canonical link they are functions
+    of μ alone, so the kernels keep one number per row (μ) between passes instead of three."""
+    if fam == 0:
+        v = mu * (1.0 - mu)
+        return k - n * mu, n * v, n * v * (1.0 - 2.0 * mu)
+    return k - n * mu, n * mu, n * mu
+
+
+@nb.njit(cache=True, nogil=True)
+def level_pass(a, b, eta0, z, k, n, fam, tz, mu_buf):
+    """One pass over a level's rows at b_g = tz: sums, and the per-row μ kept for later."""
     ll = 0.0
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
     for i in range(a, b):
-        li, si, wi, dwi = row_terms(eta0[i] + tz * z[i], k[i], n[i], fam)
+        li, mu = row_mean(eta0[i] + tz * z[i], k[i], n[i], fam)
+        si, wi, dwi = row_derivatives(mu, k[i], n[i], fam)
         zi = z[i]
         ll += li
         s1 += zi * si
         s2 += zi * zi * wi
         s3 += zi * zi * zi * dwi
-        s_buf[i] = si
-        w_buf[i] = wi
-        dw_buf[i] = dwi
+        mu_buf[i] = mu
     return ll, s1, s2, s3
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def scalar_kernel(eta0, z, k, n, gptr, theta, u, fam, c_out, s_buf, w_buf, dw_buf, dev_g, dth_g, fail_g):
-    """Modes (u in place); per level its deviance and dD/dθ terms; c_out gets dD/dβ's row terms."""
+def scalar_kernel(eta0, z, k, n, gptr, theta, u, fam, c_out, dev_g, dth_g, fail_g):
+    """Modes (u in place); per level its deviance and dD/dθ terms; c_out gets dD/dβ's row terms.
+
+    c_out doubles as the per-row buffer of the passes (μ_i), which its final value needs alone:
+    no n-sized scratch arrays."""
     for g in nb.prange(gptr.shape[0] - 1):
         a, b = gptr[g], gptr[g + 1]
         ug = u[g]
-        ll, s1, s2, s3 = level_pass(a, b, eta0, z, k, n, fam, theta * ug, s_buf, w_buf, dw_buf)
+        ll, s1, s2, s3 = level_pass(a, b, eta0, z, k, n, fam, theta * ug, c_out)
         f = ll - 0.5 * ug * ug
         fail_g[g] = 0
         for _ in range(100):
@@ -61,7 +73,7 @@ def scalar_kernel(eta0, z, k, n, gptr, theta, u, fam, c_out, s_buf, w_buf, dw_bu
             ok = False
             for _h in range(40):
                 ut = ug + step
-                llt, s1t, s2t, s3t = level_pass(a, b, eta0, z, k, n, fam, theta * ut, s_buf, w_buf, dw_buf)
+                llt, s1t, s2t, s3t = level_pass(a, b, eta0, z, k, n, fam, theta * ut, c_out)
                 ft = llt - 0.5 * ut * ut
                 if ft >= f - 1e-13 * (abs(f) + 1.0):
                     ok = True
@@ -72,7 +84,7 @@ def scalar_kernel(eta0, z, k, n, gptr, theta, u, fam, c_out, s_buf, w_buf, dw_bu
                 break
             ug, ll, s1, s2, s3, f = ut, llt, s1t, s2t, s3t, ft
         u[g] = ug
-        # the buffers hold s, W, W' at the mode (the last accepted pass)
+        # c_out holds μ at the mode (the last accepted pass)
         h = theta * theta * s2 + 1.0
         dev_g[g] = -2.0 * ll + ug * ug + np.log(h)
         du_dtheta = (s1 - theta * ug * s2) / h
@@ -82,7 +94,8 @@ def scalar_kernel(eta0, z, k, n, gptr, theta, u, fam, c_out, s_buf, w_buf, dw_bu
         t4 = theta * theta * theta * theta * s3 / (h * h)
         for i in range(a, b):
             zi = z[i]
-            c_out[i] = -2.0 * s_buf[i] + t2h * zi * zi * dw_buf[i] - t4 * zi * w_buf[i]
+            si, wi, dwi = row_derivatives(c_out[i], k[i], n[i], fam)
+            c_out[i] = -2.0 * si + t2h * zi * zi * dwi - t4 * zi * wi
 
 
 
@@ -138,8 +151,8 @@ def _matvec(A, x, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, bvec, zeta, s_buf, w_buf, dw_buf, grad, H):
-    """Log-likelihood of the level at u_g; fills grad = Σ s ζ - u, H = Σ W ζζ' + I and the row buffers."""
+def vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, bvec, zeta, mu_buf, grad, H):
+    """Log-likelihood of the level at u_g; fills grad = Σ s ζ - u, H = Σ W ζζ' + I and the rows' μ."""
     K = T.shape[0]
     _matvec(T, ug, bvec)
     ll = 0.0
@@ -151,11 +164,10 @@ def vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, bvec, zeta, s_buf, w_buf,
         eta = eta0[i]
         for c in range(K):
             eta += Z[i, c] * bvec[c]
-        li, si, wi, dwi = row_terms(eta, k[i], n[i], fam)
+        li, mu = row_mean(eta, k[i], n[i], fam)
+        si, wi, _ = row_derivatives(mu, k[i], n[i], fam)
         ll += li
-        s_buf[i] = si
-        w_buf[i] = wi
-        dw_buf[i] = dwi
+        mu_buf[i] = mu
         for c in range(K):
             acc = 0.0
             for d in range(K):
@@ -172,7 +184,9 @@ def vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, bvec, zeta, s_buf, w_buf,
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, dev_g, dT_g, fail_g):
+def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, mu_buf, dev_g, dT_g, fail_g):
+    """As scalar_kernel for a K-vector term; mu_buf (n,) keeps the rows' μ between passes (pass B
+    still needs W after c_out is written)."""
     K = T.shape[0]
     for g in nb.prange(gptr.shape[0] - 1):
         a, b = gptr[g], gptr[g + 1]
@@ -184,7 +198,7 @@ def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, d
         H = np.empty((K, K))
         L = np.empty((K, K))
         step = np.empty(K)
-        ll = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, bvec, zeta, s_buf, w_buf, dw_buf, grad, H)
+        ll = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ug, bvec, zeta, mu_buf, grad, H)
         f = ll
         for c in range(K):
             f -= 0.5 * ug[c] * ug[c]
@@ -207,7 +221,7 @@ def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, d
             for _h in range(40):
                 for c in range(K):
                     ut[c] = ug[c] + step[c]
-                llt = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ut, bvec, zeta, s_buf, w_buf, dw_buf, gt, Ht)
+                llt = vector_level_pass(a, b, eta0, Z, k, n, fam, T, ut, bvec, zeta, mu_buf, gt, Ht)
                 ft = llt
                 for c in range(K):
                     ft -= 0.5 * ut[c] * ut[c]
@@ -251,7 +265,7 @@ def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, d
             h = 0.0
             for c in range(K):
                 h += zeta[c] * hz[c]
-            si, wi, dwi = s_buf[i], w_buf[i], dw_buf[i]
+            si, wi, dwi = row_derivatives(mu_buf[i], k[i], n[i], fam)
             for c in range(K):
                 v[c] += dwi * h * zeta[c]
                 A_sz[c] += si * Z[i, c]
@@ -270,7 +284,7 @@ def vector_kernel(eta0, Z, k, n, gptr, T, U, fam, c_out, s_buf, w_buf, dw_buf, d
                 for d in range(K):
                     acc += T[d, c] * Z[i, d]
                 r += acc * Hv[c]
-            wi = w_buf[i]
+            wi = row_derivatives(mu_buf[i], k[i], n[i], fam)[1]
             c_out[i] -= wi * r
             for c in range(K):
                 C[c] += wi * r * Z[i, c]

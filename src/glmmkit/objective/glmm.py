@@ -196,11 +196,14 @@ class GlmmObjective:
         """The PIRLS state at a known mode (no iterations): for results after a fast-path fit."""
         theta = np.asarray(theta, dtype=float)
         templates = self.structure.templates(theta)
-        fixed = self.X @ beta + self.offset
-        eta = fixed + self.Z @ self.b_of(templates, u)
-        dev, mu = self._pdev(eta, u)
-        mu = self.family.link.inverse(eta) if mu is None else mu
-        system = self._system(eta, fixed, self._X0)
+        # in place where a sum would make another n-sized temporary (this step sets the peak memory
+        # of a large one-factor fit)
+        fixed = self.X @ beta
+        fixed += self.offset
+        eta = self.Z @ self.b_of(templates, u)
+        eta += fixed
+        dev, _ = self._pdev(eta, u)
+        system, mu = self._working_system(eta, fixed, self._X0)
         fac = system.factor(templates)
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[: system.mz])))
         return PirlsState(u.copy(), np.asarray(beta, dtype=float), eta, mu, dev, logdet, system, fac, True, 0)
@@ -215,8 +218,15 @@ class GlmmObjective:
         return base
 
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
-        _, W, z = self.family.working(eta, self.y, self.wt)
-        return self._base_system(X).reweighted(X, z - fixed, np.sqrt(W))
+        return self._working_system(eta, fixed, X)[0]
+
+    def _working_system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> tuple[BlockedSystem, np.ndarray]:
+        """The weighted PLS system at η, and μ there (``working`` computes it anyway).  The working
+        response and weights are fresh arrays, turned into z - fixed and √W in place."""
+        mu, W, z = self.family.working(eta, self.y, self.wt)
+        z -= fixed
+        np.sqrt(W, out=W)
+        return self._base_system(X).reweighted(X, z, W), mu
 
     # ----- PIRLS -----
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None, u0: np.ndarray | None = None) -> PirlsState:
@@ -251,9 +261,7 @@ class GlmmObjective:
             if change < self.tol * (abs(dev) + 0.1) and step == 1.0:
                 converged = True
                 break
-        if mu is None:
-            mu = self.family.link.inverse(eta)
-        system = self._system(eta, fixed if not joint else self.offset, self._X0 if not joint else self.X)
+        system, mu = self._working_system(eta, fixed if not joint else self.offset, self._X0 if not joint else self.X)
         fac = system.factor(templates)
         mz = system.mz
         logdet = fac.logdet_lead + 2.0 * float(np.sum(np.log(np.diagonal(fac.L)[:mz]))) if fac.ok else np.inf

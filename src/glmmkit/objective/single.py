@@ -67,7 +67,8 @@ def _vector_kernel():
 
 
 def _row_terms(eta, k, n, fam):
-    """ℓ_i, s_i = ∂ℓ/∂η, W_i, W'_i for ℓ = kη - n A(η), whole arrays (the numba kernels' row_terms)."""
+    """ℓ_i, s_i = ∂ℓ/∂η, W_i, W'_i for ℓ = kη - n A(η), whole arrays (the numba kernels' row_mean
+    and row_derivatives)."""
     if fam == 0:  # binomial, logit: A = log(1 + e^η), evaluated on the side where e^(∓η) cannot overflow
         pos = eta > 0
         e = np.exp(np.where(pos, -eta, eta))
@@ -289,18 +290,24 @@ class SingleTermLaplace:
         self.block = blk
         self.K = blk.K
         codes = blk.factor.codes
-        order = np.argsort(codes, kind="stable")
-        self.order = order
-        self.X = np.ascontiguousarray(X[order])
-        self.offset = offset[order]
-        self.z = np.ascontiguousarray(blk.columns[order, 0])
-        self.Zmat = np.ascontiguousarray(blk.columns[order])
+        # the kernels read each level's rows as one slice; rows already in level order (the usual
+        # long format) are used as they are, others are sorted into copies (X alone is 32 MB at 1e6 rows)
+        order = None if np.all(codes[1:] >= codes[:-1]) else np.argsort(codes, kind="stable")
+
+        def rows(a):
+            return np.ascontiguousarray(a if order is None else a[order])
+
+        sorted_codes = rows(codes)
+        self.X = rows(X)
+        self.offset = rows(offset)
+        self.Zmat = rows(blk.columns)
+        self.z = self.Zmat[:, 0]  # K = 1: a contiguous view, not another copy
         self.n_theta = structure.n_theta
         self.structure = structure
         self._direct = blk.direct
-        self.k = np.ascontiguousarray((y * wt)[order])
-        self.n = np.ascontiguousarray(wt[order])
-        self.gptr = np.searchsorted(codes[order], np.arange(blk.q + 1)).astype(np.int64)
+        self.k = rows(y * wt)
+        self.n = rows(wt)
+        self.gptr = np.searchsorted(sorted_codes, np.arange(blk.q + 1)).astype(np.int64)
         self.fam = _FAMILY_CODE[(family.name, family.link.name)]
         if self.fam == 0:
             const = gammaln(wt + 1.0) - gammaln(y * wt + 1.0) - gammaln(wt - y * wt + 1.0)
@@ -310,8 +317,11 @@ class SingleTermLaplace:
         self.u = np.zeros(blk.q) if self.K == 1 else np.zeros((blk.q, self.K))
         self._dT = np.zeros((blk.q, self.K, self.K))
         n_rows = X.shape[0]
+        # per-row arrays reused by every evaluation: η's fixed part, dD/dβ's row terms (the scalar
+        # kernel's scratch too) and the vector kernel's μ between its passes
+        self._eta0 = np.empty(n_rows)
         self.c = np.empty(n_rows)
-        self._bufs = (np.empty(n_rows), np.empty(n_rows), np.empty(n_rows))
+        self._mu = np.empty(n_rows) if self.K > 1 else None
         self._per_level = (np.empty(blk.q), np.empty(blk.q), np.zeros(blk.q, dtype=np.int64))
         self.n_evals = 0
         self.failures = 0
@@ -340,6 +350,12 @@ class SingleTermLaplace:
             return np.inf, np.zeros(params.shape[0])
         return value, grad
 
+    def _fixed_part(self, beta: np.ndarray) -> np.ndarray:
+        """Xβ + offset (level order) in the reused buffer: no two n-sized temporaries per evaluation."""
+        eta0 = np.matmul(self.X, beta, out=self._eta0)
+        eta0 += self.offset
+        return eta0
+
     def _value_and_grad_scalar(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         # the kernel takes the 1 x 1 template; lme4's scalar term is its own θ (no Jacobian to apply)
         direct = self._direct
@@ -349,11 +365,10 @@ class SingleTermLaplace:
         else:
             theta, beta = params[:nt], params[nt:]
             t = float(self.block.template(theta)[0, 0])
-        eta0 = self.X @ beta + self.offset
+        eta0 = self._fixed_part(beta)
         dev_g, dth_g, fail_g = self._per_level
         if self.use_numba:
-            _kernel()(eta0, self.z, self.k, self.n, self.gptr, t, self.u, self.fam, self.c, *self._bufs,
-                      dev_g, dth_g, fail_g)
+            _kernel()(eta0, self.z, self.k, self.n, self.gptr, t, self.u, self.fam, self.c, dev_g, dth_g, fail_g)
         else:
             _scalar_numpy(eta0, self._z_or_none, self.k, self.n, self._sums, self._grp, t, self.u, self.fam,
                           self.c, dev_g, dth_g, fail_g, self._R)
@@ -371,10 +386,10 @@ class SingleTermLaplace:
         blk = self.block
         theta, beta = params[: self.n_theta], params[self.n_theta :]
         T = blk.template(theta)
-        eta0 = self.X @ beta + self.offset
+        eta0 = self._fixed_part(beta)
         dev_g, _, fail_g = self._per_level
         if self.use_numba:
-            _vector_kernel()(eta0, self.Zmat, self.k, self.n, self.gptr, T, self.u, self.fam, self.c, *self._bufs,
+            _vector_kernel()(eta0, self.Zmat, self.k, self.n, self.gptr, T, self.u, self.fam, self.c, self._mu,
                              dev_g, self._dT, fail_g)
         else:
             _vector_numpy(eta0, self.Zmat, self.k, self.n, self._G, self._grp, T, self.u, self.fam, self.c,
