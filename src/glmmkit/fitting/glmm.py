@@ -168,8 +168,16 @@ class Estimate:
 
 
 def _warm(obj):
-    """(get, set) of an objective's warm-start modes."""
-    return (lambda: obj.u.copy()), (lambda u: setattr(obj, "u", u.copy()))
+    """(get, set) of an objective's warm start: the last mode and the last evaluation's state that
+    PIRLS's first-order start extrapolates from (both restored, so every trial starts alike)."""
+
+    def get():
+        return obj.u.copy(), obj._mode_at
+
+    def set_(saved):
+        obj.u, obj._mode_at = saved[0].copy(), saved[1]
+
+    return get, set_
 
 
 class _Context:
@@ -500,6 +508,7 @@ def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
     from ..results import FitInfo, GlmmFit
 
     layout, p = problem.layout, problem.p
+    est.objective._mode_at = None  # the fit keeps its own state; the optimiser's last one is not needed
     prm = layout.split(est.x)
     theta, beta, psi = prm.theta, prm.beta, getattr(prm, "psi", np.zeros(0))
     cov_all, hessian_pd = driver.covariance_from_hessian(est.H)

@@ -166,6 +166,7 @@ class GlmmObjective:
         self.Z = structure.z_matrix()
         self._X0 = np.empty((self.n, 0))
         self.u = np.zeros(structure.q)  # warm start: the last mode found
+        self._mode_at = None  # (θ, β, state[, ψ]) of the last gradient evaluation: PIRLS's first-order start
         self._bases = {}  # unweighted BlockedSystem by number of fixed-effects columns
         self.tol, self.maxit = tol, maxit
         # the last β PIRLS estimated (nAGQ = 0): each θ's PIRLS starts there
