@@ -23,7 +23,13 @@ __all__ = ["lmer"]
 
 
 def check_grouping(structure, nobs: int, lmm: bool) -> None:
+    from .covstruct import ScaledCorrelation
+
     for b in structure.blocks:
+        if all(isinstance(t.structure, ScaledCorrelation) for t in b.terms):
+            # a correlation structure tells its effects from white noise, and one level (a spatial
+            # field over all rows) is a model (glmmTMB's)
+            continue
         if b.q < 2:
             raise DataError(
                 f"grouping factor {b.factor.name!r} has only {b.q} level in the complete rows; "

@@ -202,6 +202,8 @@ def choose_scaling(X: np.ndarray, x_names: list[str], structure, frame, *, centr
     # it may only be scaled; so may a correlated term without an intercept)
     rt_maps = {}
     for r, rt in enumerate(frame.random):
+        if getattr(rt.spec, "structure", None) is not None:
+            continue  # a structured term's parameters mean what they say on the user's columns
         A = _term_transform(np.asarray(rt.columns, dtype=float), list(rt.names),
                             centre_slopes and rt.spec.correlated, limit)
         if A is not None:

@@ -28,7 +28,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from .covstruct import CovStructure, Scalar, Unstructured
+from .covstruct import CovStructure, Scalar, Unstructured, structure_for_term
 from .frame import GroupingFactor, ModelFrame
 
 __all__ = ["ReTerm", "ReBlock", "ModelStructure", "build_structure"]
@@ -88,6 +88,11 @@ class ReTerm:
     def template(self, theta: np.ndarray) -> np.ndarray:
         """The term's k x k lower-triangular template at θ."""
         return self.structure.template(theta[self.theta_slice])
+
+    def columns_from(self, source_columns: np.ndarray) -> np.ndarray:
+        """The term's columns from its source term's columns on new data (``frame.term_columns``):
+        its share of a split ``||`` term, or its structure's positions."""
+        return self.structure.term_columns(np.asarray(source_columns)[:, self.source_cols])
 
 
 @dataclass
@@ -355,11 +360,14 @@ def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelS
 
     raw = []
     for rt in frame.random:
-        if rt.spec.correlated:
-            raw.append((rt.factor, rt.columns, list(rt.names), rt, list(range(len(rt.names)))))
+        if getattr(rt.spec, "structure", None) is not None:  # ar1(...), cs(...), exp(...): one term
+            cs, cols, names = structure_for_term(rt.spec.structure, rt.columns, list(rt.names), rt.spec.source)
+            raw.append((rt.factor, cols, names, rt, list(range(len(rt.names))), cs))
+        elif rt.spec.correlated:
+            raw.append((rt.factor, rt.columns, list(rt.names), rt, list(range(len(rt.names))), None))
         else:  # (x || g) = (1 | g) + (0 + x | g): one scalar term per column
             for j, name in enumerate(rt.names):
-                raw.append((rt.factor, rt.columns[:, [j]], [name], rt, [j]))
+                raw.append((rt.factor, rt.columns[:, [j]], [name], rt, [j], None))
     # lme4: terms sorted by decreasing number of levels, ties keep formula order
     order = sorted(range(len(raw)), key=lambda i: -raw[i][0].nlevels)
     raw = [raw[i] for i in order]
@@ -368,14 +376,14 @@ def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelS
     terms = []
     seen: dict[str, int] = {}
     pos = 0
-    for factor, cols, names, src, src_cols in raw:
+    for factor, cols, names, src, src_cols, own in raw:
         k = len(names)
         count = seen.get(factor.name, 0)
         seen[factor.name] = count + 1
         label = factor.name if count == 0 else f"{factor.name}.{count}"
         cs = structures.pop(label, None)
         if cs is None:
-            cs = Scalar() if k == 1 else Unstructured(k)
+            cs = own if own is not None else (Scalar() if k == 1 else Unstructured(k))
         elif not isinstance(cs, CovStructure) or cs.k != k:
             raise ArgumentError(f"structures[{label!r}] must be a CovStructure for {k} column(s) "
                                 f"({', '.join(names)}), got {cs!r}")

@@ -32,12 +32,16 @@ class RandomTermSpec:
         False for ``||`` terms: every column gets its own variance, no correlations.
     source : str
         The bar as the user wrote it, for messages.
+    structure : str or None
+        The covariance structure's name for a structured term (``ar1(0 + f | g)`` -> ``"ar1"``,
+        see ``covstruct.registry``); None for lme4's unstructured terms (``us(x | g)`` too).
     """
 
     lhs: str
     factors: tuple[str, ...]
     correlated: bool
     source: str
+    structure: str | None = None
 
     @property
     def group_name(self) -> str:
@@ -111,6 +115,7 @@ def _split_top_level(text: str, sep: str, formula: str, offset: int = 0) -> list
 
 
 _BAR = re.compile(r"^\((.*)\)$", re.S)
+_STRUCTURED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\((.*)\)$", re.S)
 
 
@@ -130,6 +135,27 @@ def _find_bar(inner: str) -> tuple[int, int] | None:
             width = 2 if inner[i + 1 : i + 2] == "|" else 1
             return i, width
     return None
+
+
+class _STRUCTURED_INNER:
+    """A match-like view of a structured term's inside (``group(1)``), as ``_BAR`` gives for bars."""
+
+    def __init__(self, m):
+        self._inner = m.group(2)
+
+    def group(self, i):
+        return self._inner
+
+
+def _check_structure(name: str, width: int, piece: str) -> None:
+    from ..covstruct.registry import STRUCTURE_NAMES, suggest_structure
+
+    if name not in STRUCTURE_NAMES:
+        raise FormulaError(f"unknown covariance structure {name!r} in {piece}{suggest_structure(name)}; "
+                           f"known: {', '.join(STRUCTURE_NAMES)}")
+    if width == 2:
+        raise FormulaError(f"{piece}: a structured term takes a single '|' ({name}(x | g)); "
+                           "diag(x | g) is the uncorrelated one")
 
 
 def _strip_ticks(name: str) -> str:
@@ -238,6 +264,11 @@ def parse_formula(formula: str) -> ParsedFormula:
                 f"empty term at position {at + 1} of formula {formula!r} (a doubled or trailing '+')"
             )
         m = _BAR.match(piece)
+        structure = None
+        if m is None:  # a structured term: ar1(0 + f | g), cs(...), exp(x + y | g), ...
+            ms = _STRUCTURED.match(piece)
+            if ms and _find_bar(ms.group(2)) is not None:
+                structure, m = ms.group(1), _STRUCTURED_INNER(ms)
         bar = _find_bar(m.group(1)) if m else None
         if m and bar is not None:
             inner = m.group(1)
@@ -248,8 +279,12 @@ def parse_formula(formula: str) -> ParsedFormula:
                     f"random-effects term {piece} at position {at + 1} has nothing before '|'; "
                     "write (1 | g) for a random intercept"
                 )
+            if structure is not None:
+                _check_structure(structure, width, piece)
+                if structure == "us":
+                    structure = None
             for factors in _parse_grouping(inner[pos + width :], piece):
-                random.append(RandomTermSpec(term_lhs, factors, width == 1, piece))
+                random.append(RandomTermSpec(term_lhs, factors, width == 1, piece, structure))
             continue
         if "|" in piece and "`" not in piece:
             raise FormulaError(
@@ -277,6 +312,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         else:
             fixed_rhs += (" " if piece.startswith("-") else " + ") + piece
     fixed_rhs = _python_powers(fixed_rhs or "1")
-    random = [RandomTermSpec(_python_powers(t.lhs), t.factors, t.correlated, t.source) for t in random]
+    random = [RandomTermSpec(_python_powers(t.lhs), t.factors, t.correlated, t.source, t.structure)
+              for t in random]
     offsets = [_python_powers(o) for o in offsets]
     return ParsedFormula(formula, _python_powers(lhs), fixed_rhs, tuple(offsets), tuple(random))

@@ -32,7 +32,7 @@ def _row_columns(fit, newdata):
     if newdata is None:
         return [t.columns for t in fit.structure.terms]
     nd = newdata.reset_index(drop=True)
-    return [term_columns(t.source, nd)[:, t.source_cols] for t in fit.structure.terms]
+    return [t.columns_from(term_columns(t.source, nd)) for t in fit.structure.terms]
 
 
 def _inverse_link(fit):

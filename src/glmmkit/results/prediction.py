@@ -37,7 +37,7 @@ def add_random_effects(fit, nd: pd.DataFrame, eta: np.ndarray, allow_new_levels:
     """``eta`` plus every random-effect term's z'b for the rows of ``nd``: 0 for a level not in the
     fit (a ``DataError`` unless ``allow_new_levels``), NaN where a grouping factor is missing."""
     for t in fit.structure.terms:
-        cols = term_columns(t.source, nd)[:, t.source_cols]
+        cols = t.columns_from(term_columns(t.source, nd))
         block = fit.structure.blocks[t.block]
         labels = factor_labels(nd, t.source.spec.factors)
         idx = pd.Index(block.factor.levels).get_indexer(labels).astype(np.int64)

@@ -10,22 +10,28 @@ of the deviance with respect to each template entry and contract it with the
 Jacobian (``ModelStructure.contract``), so a new structure needs nothing below
 this layer.
 
-Two structures cover lme4's terms:
+The structures (one module each; ``registry.py`` maps formula names to them):
 
-* :class:`Unstructured` -- ``(x | g)``: φ is the column-major lower triangle of
-  T, diagonal entries bounded below by 0, identity start (lme4's θ);
-* :class:`Scalar` -- one column (``(1 | g)``, and each term of ``(x || g)``,
-  which lme4 splits into scalar terms): T = [φ].
+* ``unstructured.py`` -- lme4's :class:`Unstructured` ``(x | g)`` (φ the
+  column-major lower triangle of T, exactly lme4's θ) and :class:`Scalar`
+  ``(1 | g)``, plus :class:`Diagonal` ``diag(x | g)`` and :class:`HomDiagonal`;
+* ``correlated.py`` -- Σ = D R(ψ) D with a correlation matrix from a few
+  parameters: compound symmetry, AR(1), Toeplitz (heterogeneous or one variance);
+* ``spatial.py`` -- correlation a function of the distance between positions
+  taken from coordinate columns: ``ou``/``exp``, ``gau``, ``mat`` (Matérn).
 
 A structure whose template entries *are* its parameters (identity Jacobian,
 ``direct = True``) lets the structure layer map θ to templates by one scatter.
+A structure may also define the term's random-effect columns from the columns
+its formula gives (``term_columns``: coordinates become one indicator column per
+position), and report its natural parameters (``report``: ``rho``, ``range``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CovStructure", "Unstructured", "Scalar"]
+__all__ = ["CovStructure"]
 
 
 class CovStructure:
@@ -94,7 +100,40 @@ class CovStructure:
         its sign only while φ_i > 0).  Used by the bound probes; none by default."""
         return {}
 
+    # ----- the term's columns -----
+    #: set by the registry for structures over positions: (raw column indices of the coordinates,
+    #: positions (k, dim), column names)
+    coordinates: tuple | None = None
+
+    def term_columns(self, raw: np.ndarray) -> np.ndarray:
+        """The term's random-effect columns from the columns its formula gives (``raw``, the
+        term's model matrix, training encoding): ``raw`` itself, or for a structure over positions
+        one indicator column per position.
+
+        Raises
+        ------
+        ArgumentError
+            When a row's coordinates are not one of the fitted positions.
+        """
+        if self.coordinates is None:
+            return raw
+        from .positions import indicator_columns
+
+        idx, positions, _ = self.coordinates
+        return indicator_columns(np.asarray(raw, dtype=float)[:, idx], positions)
+
     # ----- what is reported -----
+    #: short name shown in summaries (glmmTMB's: "us", "ar1", ...)
+    label: str = "us"
+    #: description for summaries ("AR(1)", "compound symmetry")
+    description: str = "unstructured"
+
+    def report(self, phi: np.ndarray) -> dict:
+        """The structure's natural parameters beyond standard deviations (``{"rho": 0.64}``,
+        ``{"range": 3.1}``); none for unstructured terms, whose correlations are all reported."""
+        return {}
+
+
     def covariance(self, phi: np.ndarray, sigma: float = 1.0) -> np.ndarray:
         """σ² T T', the term's covariance."""
         T = self.template(phi)
@@ -129,80 +168,3 @@ class CovStructure:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(k={self.k})"
-
-
-class Unstructured(CovStructure):
-    """lme4's ``(x | g)``: φ = the column-major lower triangle of T (k (k + 1) / 2 parameters).
-
-    Parameters
-    ----------
-    k : int
-        Number of columns of the term.
-    """
-
-    direct = True
-    kind = "unstructured"
-
-    def __init__(self, k: int):
-        self.k = int(k)
-        self.n_params = self.k * (self.k + 1) // 2
-        cols, rows = zip(*[(c, r) for c in range(self.k) for r in range(c, self.k)])
-        self.pattern = (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
-        self._diag = np.flatnonzero(self.pattern[0] == self.pattern[1])
-
-    def names(self, label, columns):
-        rows, cols = self.pattern
-        return [f"{label}.{columns[r]}" if r == c else f"{label}.{columns[r]}.{columns[c]}" for r, c in zip(rows, cols)]
-
-    def lower(self):
-        out = np.full(self.n_params, -np.inf)
-        out[self._diag] = 0.0
-        return out
-
-    def start(self):
-        out = np.zeros(self.n_params)
-        out[self._diag] = 1.0
-        return out
-
-    def sign_flips(self):
-        rows, cols = self.pattern
-        out = {}
-        for i in self._diag:
-            below = np.flatnonzero((cols == cols[i]) & (rows > rows[i]))
-            if below.size:
-                out[int(i)] = below
-        return out
-
-    def scaled_start(self, column_rms):
-        # 1 / rms on each diagonal: b·x has unit scale even for a covariate in the hundreds
-        out = self.start()
-        rms = np.asarray(column_rms, dtype=float)
-        ok = (rms > 0) & np.isfinite(rms)
-        out[self._diag[ok]] = 1.0 / rms[ok]
-        return out
-
-    def template(self, phi):
-        T = np.zeros((self.k, self.k))
-        T[self.pattern] = phi
-        return T
-
-    def jacobian(self, phi):
-        return np.eye(self.n_params)
-
-    def from_template(self, T):
-        return np.asarray(T, dtype=float)[self.pattern].copy()
-
-    def is_singular(self, phi, tol=1e-4):
-        return bool(np.any(np.abs(np.asarray(phi)[self._diag]) < tol))
-
-
-class Scalar(Unstructured):
-    """One column: ``(1 | g)``, ``(0 + x | g)``, each term of ``(x || g)``; T = [φ], φ >= 0."""
-
-    kind = "scalar"
-
-    def __init__(self):
-        super().__init__(1)
-
-    def __repr__(self) -> str:
-        return "Scalar()"
