@@ -34,6 +34,28 @@ def _table(rows: list[list[str]], align_right: list[bool], header: list[str] | N
     return out
 
 
+def _structure_rows(term, C, sd, theta):
+    """Rows of a structured term (glmmTMB's compact layout): one row when every column has the same
+    variance (ar1, homcs, spatial, homdiag), else one per column; the structure and its parameters
+    (``ar1: rho 0.642``) in the Corr column of the first row.  None for lme4's terms (full matrix)."""
+    from .covstruct import Diagonal, HomDiagonal, ScaledCorrelation
+
+    cs = term.structure
+    if not isinstance(cs, (ScaledCorrelation, HomDiagonal, Diagonal)):
+        return None
+    phi = theta[term.theta_slice]
+    params = ", ".join(f"{k} {v:.3g}" if abs(v) >= 1e3 else f"{k} {v:.3f}" for k, v in cs.report(phi).items())
+    text = cs.label + (f": {params}" if params else "")
+    if isinstance(cs, Diagonal):
+        text = ""
+    homogeneous = not getattr(cs, "heterogeneous", isinstance(cs, Diagonal))
+    if homogeneous:
+        name = term.names[0] if term.k == 1 else f"{term.names[0]} .. {term.names[-1]} ({term.k})"
+        return [([term.label, name, "", "", text], C[0, 0], sd[0])]
+    return [([term.label if i == 0 else "", n, "", "", text if i == 0 else ""], C[i, i], sd[i])
+            for i, n in enumerate(term.names)]
+
+
 class LmmSummary:
     """Summary of an :class:`~glmmkit.results.LmmFit`; ``str()`` gives lme4's layout."""
 
@@ -55,6 +77,13 @@ class LmmSummary:
         for t in f.structure.terms:
             C = f._term_cov(t)
             sd = np.sqrt(np.diag(C))
+            compact = _structure_rows(t, C, sd, f.theta.to_numpy())
+            if compact is not None:
+                for row, v, s in compact:
+                    rows.append(row)
+                    variances.append(v)
+                    sds.append(s)
+                continue
             with np.errstate(invalid="ignore", divide="ignore"):
                 corr = C / np.outer(sd, sd)
             for i, name in enumerate(t.names):

@@ -35,7 +35,7 @@ def indicator_columns(coords: np.ndarray, positions: np.ndarray) -> np.ndarray:
     if bad.size:
         raise ArgumentError(f"row {int(bad[0])} has coordinates {tuple(coords[bad[0]].tolist())} that are not among "
                             f"the {k} positions the model was fitted on ({bad.size} such rows); random effects "
-                            "at new positions are not predicted (use re_form=None for the population level)")
+                            "at new positions are not predicted (re_form='~0' predicts at the population level)")
     out = np.zeros((coords.shape[0], k))
     out[np.arange(coords.shape[0]), codes] = 1.0
     return out

@@ -25,11 +25,13 @@ class Gamma(ParametricFamily):
     def mu_derivatives(self, y, mu, wt, values):
         a = values["shape"]
         ly = np.log(y)
-        f = a * np.log(a) - a * np.log(mu) + (a - 1.0) * ly - a * y / mu - gammaln(a)
-        f1 = a * (y - mu) / mu**2
-        f2 = a / mu**2 - 2.0 * a * y / mu**3
-        f3 = -2.0 * a / mu**3 + 6.0 * a * y / mu**4
-        d_f = a * (np.log(a) + 1.0 - np.log(mu) + ly - y / mu - digamma(a))
+        # a trial point of the inverse link can put μ <= 0: NaN there, which PIRLS halves its step on
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = a * np.log(a) - a * np.log(mu) + (a - 1.0) * ly - a * y / mu - gammaln(a)
+            f1 = a * (y - mu) / mu**2
+            f2 = a / mu**2 - 2.0 * a * y / mu**3
+            f3 = -2.0 * a / mu**3 + 6.0 * a * y / mu**4
+            d_f = a * (np.log(a) + 1.0 - np.log(mu) + ly - y / mu - digamma(a))
         return wt * f, wt * f1, wt * f2, wt * f3, {"shape": (wt * d_f, wt * f1, wt * f2)}
 
     def start(self, y, mu, wt):
