@@ -410,7 +410,8 @@ def _response(parsed: ParsedFormula, data: pd.DataFrame, family=None) -> tuple[n
     return y.reshape(-1), lhs, None
 
 
-def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, family=None) -> ModelFrame:
+def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, family=None,
+                      extra_columns=(), extra_what: str = "") -> ModelFrame:
     """Validate ``data`` against the formula and build the numeric model frame.
 
     Parameters
@@ -423,6 +424,10 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
         GLMM family; decides which response forms are accepted (``cbind(s, f)``
         and two-level factors for the binomial).  The binomial's number of
         trials is folded into the returned weights.
+    extra_columns : sequence of str
+        Further columns the model uses outside the formula (a residual structure's time and cluster),
+        checked and kept in ``data``, and counted for complete cases; ``extra_what`` names their
+        argument in messages.
 
     Returns
     -------
@@ -445,6 +450,10 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
         _check_columns(sorted(lhs_vars), df, f"random-effects term {term.source}")
         _check_columns(list(term.factors), df, f"grouping factor of {term.source}")
         used |= lhs_vars | set(term.factors)
+
+    if extra_columns:
+        _check_columns(list(extra_columns), df, extra_what or "the model")
+        used |= set(extra_columns)
 
     w = _numeric_vector(weights, "weights", df, n_total)
     off_arg = _numeric_vector(offset, "offset", df, n_total)

@@ -43,7 +43,7 @@ def check_grouping(structure, nobs: int, lmm: bool) -> None:
             )
 
 
-def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None):
+def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, data_name=None):
     """Fit a linear mixed model by REML (default) or maximum likelihood.
 
     Parameters
@@ -59,6 +59,14 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
         Prior weights: observation i has residual variance σ² / w_i.
     offset : array-like or column name, optional
         Known part of the linear predictor (adds to ``offset()`` terms).
+    residual : str, optional
+        A residual correlation structure within clusters (nlme's ``correlation=``):
+        ``"ar1(visit | Subject)"`` (integer times; ``"ar1(1 | Subject)"`` the rows' order,
+        ``corAR1``), ``"exp(Time | Rat)"`` (continuous time, ``corCAR1``), ``"cs(1 | Subject)"``
+        (``corCompSymm``), ``"un(visit | Subject)"`` (every pair of visits, ``corSymm``),
+        ``"toep(visit | Subject)"`` (one correlation per lag).  The cluster must be nested in
+        every grouping factor of the random effects.  With ``residual=`` the formula may have no
+        random-effects term (nlme's ``gls``).  Estimates in ``fit.residual_params``.
     data_name : str, optional
         Name shown in the summary.
 
@@ -77,12 +85,19 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
     t0 = time.perf_counter()
     reml = check_reml(reml)
     parsed = parse_formula(formula)
-    if not parsed.random:
+    rspec = None
+    if residual is not None:
+        from .residual import parse_residual
+
+        rspec = parse_residual(residual)
+    if not parsed.random and rspec is None:
         raise FormulaError(
             f"formula {formula!r} has no random-effects term such as (1 | group); "
-            "a model without random effects is an ordinary linear model"
+            "a model without random effects is an ordinary linear model "
+            "(or give residual= for a correlated-errors model, nlme's gls)"
         )
-    frame = build_model_frame(parsed, data, weights=weights, offset=offset)
+    frame = build_model_frame(parsed, data, weights=weights, offset=offset,
+                              extra_columns=() if rspec is None else rspec.columns, extra_what=f"residual={residual!r}")
     messages = list(frame.messages)
     check_not_constant(frame.y - frame.offset, frame.response_name, None)
     if frame.weights is not None and np.any(frame.weights == 0):
@@ -98,9 +113,15 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, data_name=None)
         messages.append(msg)
     structure = build_structure(frame)
     check_grouping(structure, frame.nobs, lmm=True)
+    resid = None
+    if rspec is not None:
+        from .residual import make_residual
+
+        resid = make_residual(rspec, frame.data)
+        resid.layout.check_nested(structure)
 
     problem = LmmProblem(frame=frame, structure=structure, X=X, kept=kept, dropped=dropped, reml=reml,
-                         data_name=data_name, messages=tuple(messages))
+                         data_name=data_name, messages=tuple(messages), residual=resid)
     fit = fit_lmm(problem)
     return finish_fit(fit, t0)
 

@@ -274,10 +274,8 @@ def simulate_matrix(fit, n_sim: int, rng, conditional: bool) -> np.ndarray:
         u = rng.standard_normal((fit.structure.q, n_sim))
         b = fit.structure.b_of(fit._templates, u) * (fit.sigma if fit.has_residual else 1.0)
         eta = fixed[:, None] + np.asarray(fit._z @ b)
-    if not fit.has_family:  # LMM: Gaussian noise with the prior weights' variances
-        noise = rng.standard_normal((n, n_sim)) * fit.sigma
-        w = fit.frame.weights
-        return eta + (noise if w is None else noise / np.sqrt(np.asarray(w, dtype=float))[:, None])
+    if not fit.has_family:  # LMM: Gaussian noise with the prior weights' variances and R's correlations
+        return eta + fit._residual_noise(rng, n_sim)
     # the family draws broadcast the rows' weights (trials) along the last axis: simulations as rows
     try:
         with np.errstate(invalid="ignore", over="ignore"):

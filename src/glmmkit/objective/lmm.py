@@ -33,13 +33,16 @@ class LmmObjective:
     weights : ndarray or None
         Prior weights (observation i has variance σ² / w_i).
     reml : bool
+    blocks : list of ReBlock, optional
+        The blocks whose columns form Z (default the structure's; a residual structure passes its
+        whitened columns, with the same factors and templates).
     """
 
-    def __init__(self, structure, X, y, weights=None, reml=True):
+    def __init__(self, structure, X, y, weights=None, reml=True, blocks=None):
         self.structure = structure
         self.reml = bool(reml)
         sqrt_w = None if weights is None else np.sqrt(weights)
-        self.system = BlockedSystem(structure.blocks, X, y, sqrt_w)
+        self.system = BlockedSystem(structure.blocks if blocks is None else blocks, X, y, sqrt_w)
         self.n, self.p = X.shape
         self.log_w_sum = 0.0 if weights is None else float(np.sum(np.log(weights)))
         self.n_evals = 0

@@ -89,7 +89,8 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
     @property
     def npar(self) -> int:
         """Number of estimated parameters: fixed effects, θ, and σ where the model has one."""
-        return len(self.x_names) + self.structure.n_theta + int(self.has_residual)
+        psi = getattr(self, "_residual_psi", None)
+        return len(self.x_names) + self.structure.n_theta + int(self.has_residual) + (0 if psi is None else len(psi))
 
     @property
     def aic(self) -> float:

@@ -6,6 +6,7 @@ import dataclasses
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
 from ..exceptions import ArgumentError
 from .base import MixedModelFit
@@ -53,9 +54,11 @@ class LmmFit(MixedModelFit):
     kind = "lmm"
 
     def __init__(self, *, frame, structure, objective, theta, info, x_kept, dropped_columns, data_name=None,
-                 problem=None):
+                 problem=None, residual_psi=None):
         self._problem = problem  # None for the working fits inside PQL, which are never refitted
         self._objective = objective
+        self._residual = None if residual_psi is None else problem.residual
+        self._residual_psi = None if residual_psi is None else np.asarray(residual_psi, dtype=float).copy()
         self.reml = objective.reml
         self.method = "REML" if objective.reml else "ML"
         theta = np.asarray(theta, dtype=float)
@@ -83,7 +86,44 @@ class LmmFit(MixedModelFit):
         problem = self._problem if y is None else self._problem.with_response(y)
         if reml is not None:
             problem = dataclasses.replace(problem, reml=bool(reml))
-        return problem.fit(start=self._theta)
+        start = self._theta if self._residual is None else np.concatenate([self._theta, self._residual_psi])
+        return problem.fit(start=start)
+
+    # ----- the residual structure -----
+
+    @property
+    def residual_structure(self):
+        """The residual correlation structure (``residual=``), or None for σ² I."""
+        return self._residual
+
+    @cached_property
+    def residual_params(self) -> pd.Series:
+        """The residual structure's parameters as nlme reports them (``Phi`` for ar1 and exp, the
+        correlation at a lag of one time unit; ``Rho`` for cs; every pair's correlation for un; the
+        lag correlations for toep); empty without one."""
+        if self._residual is None:
+            return pd.Series(dtype=float, name="residual_params")
+        return pd.Series(self._residual.report(self._residual_psi), name="residual_params")
+
+    def _whiten_rows(self, r: np.ndarray) -> np.ndarray:
+        lay = self._residual.layout
+        w, _ = self._residual.whiten(self._residual_psi, np.asarray(r, dtype=float)[lay.order][:, None])
+        out = np.empty_like(r, dtype=float)
+        out[lay.order] = w[:, 0]
+        return out
+
+    def _residual_noise(self, rng, n_sim: int) -> np.ndarray:
+        """σ ε for ``n_sim`` simulations (nobs, n_sim): correlated within clusters by R, scaled by the
+        prior weights."""
+        z = rng.standard_normal((self.nobs, n_sim))
+        if self._residual is not None:
+            lay = self._residual.layout
+            out = np.empty_like(z)
+            out[lay.order] = self._residual.color(self._residual_psi, z[lay.order])
+            z = out
+        w = self.frame.weights
+        z = z * self.sigma
+        return z if w is None else z / np.sqrt(np.asarray(w, dtype=float))[:, None]
 
     @property
     def reml_criterion(self) -> float | None:
@@ -116,7 +156,9 @@ class LmmFit(MixedModelFit):
         return self._eta()
 
     def residuals(self, kind: str = "response") -> np.ndarray:
-        """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), or ``"scaled"`` (pearson / σ)."""
+        """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), ``"scaled"``
+        (pearson / σ), or ``"normalized"`` (nlme's: the scaled residuals whitened by the residual
+        correlation structure, so independent standard normal under the model; "scaled" without one)."""
         r = self.frame.y - self.fitted()
         if kind == "response":
             return r
@@ -126,7 +168,9 @@ class LmmFit(MixedModelFit):
             return r
         if kind == "scaled":
             return r / self.sigma
-        raise ArgumentError(f"residuals kind must be 'response', 'pearson' or 'scaled', got {kind!r}")
+        if kind in ("normalized", "normalised"):
+            return (r if self._residual is None else self._whiten_rows(r)) / self.sigma
+        raise ArgumentError(f"residuals kind must be 'response', 'pearson', 'scaled' or 'normalized', got {kind!r}")
 
     # ----- display -----
 

@@ -1,0 +1,356 @@
+"""Residual correlation structures: R = diag(R_1, ..., R_m) over clusters, with a few parameters ψ.
+
+Each structure *whitens*: given rows sorted by (cluster, time) (``ClusterLayout``) it
+applies W with W'W = R⁻¹ to the columns of a matrix and returns log|R|, so that the
+whitened model is an ordinary LMM with residual σ² I and
+
+    -2 log L(y) = -2 log L*(W y) + log|R|
+
+(the same shift for the REML criterion).  ``color`` applies W⁻¹ (simulation).
+
+* ``ar1`` (nlme ``corAR1``) and ``exp`` (``corCAR1``): a Markov chain in time, so W is
+  bidiagonal: w_i = (a_i - φ_i a_{i-1}) / sqrt(1 - φ_i²), φ_i = ρ^(t_i - t_{i-1}): O(n);
+* ``cs`` (``corCompSymm``), ``un`` (``corSymm``), ``toep``: dense R_c per cluster; clusters
+  with the same times (the same *pattern*) share one Cholesky factor, so one evaluation
+  costs one small factorisation per pattern and one batched product over the rows.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from ..covstruct.correlated import _acf_from_pacf, param_from_rho, rho_from_param
+
+__all__ = ["RESIDUAL_STRUCTURES", "make_residual", "ResidualStructure", "suggest"]
+
+RESIDUAL_STRUCTURES = ("ar1", "exp", "cs", "un", "toep")
+
+
+def suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, RESIDUAL_STRUCTURES, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _logistic(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class ResidualStructure:
+    """Base class.  Subclasses set ``name``, ``description``, ``n_params`` and implement
+    ``whiten``, ``color``, ``report`` and ``param_names``.
+
+    Parameters
+    ----------
+    layout : ClusterLayout
+    """
+
+    name = ""
+    description = ""
+    n_params = 0
+    integer_times = False
+
+    def __init__(self, layout):
+        self.layout = layout
+
+    # parameters
+    def param_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def lower(self) -> np.ndarray:
+        return np.full(self.n_params, -np.inf)
+
+    def upper(self) -> np.ndarray:
+        return np.full(self.n_params, np.inf)
+
+    def start(self) -> np.ndarray:
+        return np.zeros(self.n_params)
+
+    # the transform
+    def whiten(self, psi: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, float]:
+        """W A (rows sorted by the layout) and log|R|."""
+        raise NotImplementedError
+
+    def color(self, psi: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """W⁻¹ Z: independent standard normal rows (sorted) -> rows correlated by R."""
+        raise NotImplementedError
+
+    def report(self, psi: np.ndarray) -> dict:
+        """nlme's parameters (``Phi``, ``Rho``, correlations) at ψ."""
+        raise NotImplementedError
+
+    def correlation_at(self, psi: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """The correlation matrix of one cluster's residuals at the given times."""
+        raise NotImplementedError
+
+    @property
+    def formula(self) -> str:
+        s = self.layout.spec
+        return f"~{s.time or '1'} | {s.group_name}"
+
+
+class _Markov(ResidualStructure):
+    """AR(1) in (integer) time and its continuous-time version: φ_i = ρ^(Δt_i)."""
+
+    n_params = 1
+
+    def __init__(self, layout):
+        super().__init__(layout)
+        lay = layout
+        self._rest = np.flatnonzero(~lay.first)
+        self._dt = lay.times[self._rest] - lay.times[self._rest - 1]
+        # for color: rows by position within their cluster
+        self._by_within = [np.flatnonzero(lay.within == j) for j in range(1, int(lay.sizes.max()))]
+
+    def rho(self, psi):
+        raise NotImplementedError
+
+    def _phi(self, psi):
+        return self.rho(float(psi[0])) ** self._dt
+
+    def whiten(self, psi, A):
+        phi = self._phi(psi)
+        one_m = 1.0 - phi * phi
+        if np.any(one_m <= 0):
+            return None, np.inf
+        out = A.copy()
+        r = self._rest
+        s = np.sqrt(one_m)
+        out[r] = (A[r] - phi[:, None] * A[r - 1]) / s[:, None]
+        return out, float(np.sum(np.log(one_m)))
+
+    def color(self, psi, Z):
+        phi_rest = self._phi(psi)
+        phi = np.zeros(self.layout.n)
+        phi[self._rest] = phi_rest
+        out = Z.copy()
+        for rows in self._by_within:  # a loop over positions within a cluster, vectorised over clusters
+            p = phi[rows][:, None]
+            out[rows] = p * out[rows - 1] + np.sqrt(1.0 - p * p) * Z[rows]
+        return out
+
+    def correlation_at(self, psi, times):
+        t = np.asarray(times, dtype=float)
+        return self.rho(float(psi[0])) ** np.abs(np.subtract.outer(t, t))
+
+    def report(self, psi):
+        return {"Phi": float(self.rho(float(psi[0])))}
+
+    def param_names(self):
+        return [f"{self.layout.spec.group_name}.Phi"]
+
+
+class ResidualAR1(_Markov):
+    """``ar1(time | g)`` (nlme ``corAR1``): ρ^|t_i - t_j| for integer times; ``ar1(1 | g)`` uses the
+    rows' order.  ρ = ψ / sqrt(1 + ψ²)."""
+
+    name = "ar1"
+    description = "AR(1)"
+    integer_times = True
+
+    def rho(self, psi):
+        return rho_from_param(psi)
+
+
+class ResidualExp(_Markov):
+    """``exp(time | g)`` (nlme ``corCAR1``): ρ^|t_i - t_j| for continuous times, 0 < ρ < 1 the
+    correlation at a lag of one time unit (nlme's Phi); ρ = logistic(ψ)."""
+
+    name = "exp"
+    description = "Continuous AR(1)"
+
+    def rho(self, psi):
+        return _logistic(psi)
+
+    def start(self):
+        return np.array([np.log(0.2 / 0.8)])
+
+
+class _Dense(ResidualStructure):
+    """Structures with a dense R_c: clusters grouped by pattern, one Cholesky per pattern."""
+
+    def __init__(self, layout):
+        super().__init__(layout)
+        lay = layout
+        starts = np.flatnonzero(lay.first)
+        self._visit_values, self._visit = lay.visits()
+        keys = self._pattern_keys(starts)
+        self._patterns = []
+        order = np.argsort(keys, kind="stable")
+        bounds = np.flatnonzero(np.diff(keys[order])) + 1
+        for group in np.split(order, bounds):  # a loop over distinct patterns, not clusters
+            m = int(lay.sizes[group[0]])
+            rows = starts[group][:, None] + np.arange(m)[None, :]
+            visits = self._visit[rows[0]]
+            self._patterns.append((rows, visits))
+
+    def _pattern_keys(self, starts):
+        raise NotImplementedError
+
+    def cluster_correlation(self, psi, visits) -> np.ndarray:
+        raise NotImplementedError
+
+    def whiten(self, psi, A):
+        out = np.empty_like(A)
+        logdet = 0.0
+        for rows, visits in self._patterns:
+            R = self.cluster_correlation(psi, visits)
+            try:
+                L = np.linalg.cholesky(R)
+            except np.linalg.LinAlgError:
+                return None, np.inf
+            Linv = solve_triangular(L, np.eye(L.shape[0]), lower=True)
+            out[rows] = np.einsum("ij,cjk->cik", Linv, A[rows])
+            logdet += rows.shape[0] * 2.0 * float(np.sum(np.log(np.diag(L))))
+        return out, logdet
+
+    def color(self, psi, Z):
+        out = np.empty_like(Z)
+        for rows, visits in self._patterns:
+            L = np.linalg.cholesky(self.cluster_correlation(psi, visits))
+            out[rows] = np.einsum("ij,cjk->cik", L, Z[rows])
+        return out
+
+
+class ResidualCS(_Dense):
+    """``cs(1 | g)`` (nlme ``corCompSymm``): one correlation ρ between any two residuals of a cluster,
+    -1/(m - 1) < ρ < 1 for the largest cluster size m; ρ = -a + (1 + a) logistic(ψ), a = 1/(m - 1)."""
+
+    name = "cs"
+    description = "Compound symmetry"
+    n_params = 1
+
+    def __init__(self, layout):
+        super().__init__(layout)
+        m = int(layout.sizes.max())
+        self._a = 1.0 / (m - 1) if m > 1 else 1.0
+
+    def _pattern_keys(self, starts):
+        return self.layout.sizes.astype(np.int64)
+
+    def rho(self, psi):
+        return -self._a + (1.0 + self._a) * _logistic(float(psi[0]))
+
+    def start(self):
+        p = self._a / (1.0 + self._a)
+        return np.array([np.log(p / (1.0 - p))])
+
+    def cluster_correlation(self, psi, visits):
+        m = visits.shape[0]
+        r = self.rho(psi)
+        return (1.0 - r) * np.eye(m) + r
+
+    def correlation_at(self, psi, times):
+        return self.cluster_correlation(psi, np.asarray(times))
+
+    def report(self, psi):
+        return {"Rho": float(self.rho(psi))}
+
+    def param_names(self):
+        return [f"{self.layout.spec.group_name}.Rho"]
+
+
+class _ByVisit(_Dense):
+    def _pattern_keys(self, starts):
+        k = self._visit_values.shape[0]
+        if k > 62:
+            # many distinct times: a pattern per cluster from its visit list (rare for un/toep)
+            keys = np.empty(starts.shape[0], dtype=np.int64)
+            seen: dict = {}
+            for c, (s, m) in enumerate(zip(starts, self.layout.sizes)):
+                keys[c] = seen.setdefault(tuple(self._visit[s : s + m]), len(seen))
+            return keys
+        bits = np.left_shift(np.int64(1), self._visit.astype(np.int64))
+        return np.bitwise_or.reduceat(bits, starts)
+
+    def correlation_at(self, psi, times):
+        idx = np.searchsorted(self._visit_values, np.asarray(times, dtype=float))
+        return self.full_correlation(psi)[np.ix_(idx, idx)]
+
+    def cluster_correlation(self, psi, visits):
+        return self.full_correlation(psi)[np.ix_(visits, visits)]
+
+
+class ResidualUN(_ByVisit):
+    """``un(visit | g)`` (nlme ``corSymm``, SAS TYPE=UN with one variance): a free correlation for every
+    pair of visits.  R = normalise(L L') with L unit lower triangular (its k(k-1)/2 entries below the
+    diagonal are ψ), so every ψ gives a valid correlation matrix."""
+
+    name = "un"
+    description = "General correlation"
+
+    def __init__(self, layout):
+        super().__init__(layout)
+        self.k = self._visit_values.shape[0]
+        self.n_params = self.k * (self.k - 1) // 2
+        self._tril = np.tril_indices(self.k, -1)
+
+    def full_correlation(self, psi):
+        L = np.eye(self.k)
+        L[self._tril] = psi
+        S = L @ L.T
+        d = np.sqrt(np.diag(S))
+        return S / np.outer(d, d)
+
+    def report(self, psi):
+        R = self.full_correlation(np.asarray(psi, dtype=float))
+        v = self._visit_values
+        return {f"cor({v[i]:g},{v[j]:g})": float(R[j, i]) for i in range(self.k) for j in range(i + 1, self.k)}
+
+    def param_names(self):
+        g = self.layout.spec.group_name
+        return [f"{g}.L{r + 1}{c + 1}" for r, c in zip(*self._tril)]
+
+
+class ResidualToep(_ByVisit):
+    """``toep(visit | g)``: a correlation for each lag between integer visits (SAS TYPE=TOEP with one
+    variance), parameterised by partial autocorrelations (always positive definite)."""
+
+    name = "toep"
+    description = "Toeplitz"
+    integer_times = True
+
+    def __init__(self, layout):
+        super().__init__(layout)
+        v = self._visit_values
+        self._lags = np.abs(np.subtract.outer(v, v)).round().astype(np.int64)
+        self.n_params = int(self._lags.max())
+
+    def lag_correlations(self, psi):
+        return np.asarray(_acf_from_pacf(rho_from_param(np.asarray(psi, dtype=float))), dtype=float)
+
+    def full_correlation(self, psi):
+        return self.lag_correlations(psi)[self._lags]
+
+    def report(self, psi):
+        rho = self.lag_correlations(psi)
+        return {f"rho{h}": float(rho[h]) for h in range(1, self.n_params + 1)}
+
+    def param_names(self):
+        g = self.layout.spec.group_name
+        return [f"{g}.pacf{h + 1}" for h in range(self.n_params)]
+
+
+_CLASSES = {"ar1": ResidualAR1, "exp": ResidualExp, "cs": ResidualCS, "un": ResidualUN, "toep": ResidualToep}
+
+
+def make_residual(spec, data):
+    """The residual structure of ``spec`` over the model frame's rows ``data``.
+
+    Parameters
+    ----------
+    spec : ResidualSpec
+    data : DataFrame
+        The complete rows, in fit order.
+
+    Returns
+    -------
+    ResidualStructure
+    """
+    from .layout import ClusterLayout
+
+    cls = _CLASSES[spec.name]
+    layout = ClusterLayout(spec, data, integer_times=cls.integer_times, unique_times=spec.time is not None)
+    return cls(layout)
