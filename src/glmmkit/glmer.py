@@ -30,7 +30,7 @@ __all__ = ["glmer", "glm_irls"]
 
 
 def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, weights=None, offset=None,
-          family_params=None, olre=False, data_name=None):
+          family_params=None, olre=False, residual=None, data_name=None):
     """Fit a generalized linear mixed model.
 
     Parameters
@@ -63,12 +63,22 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     olre : bool, default False
         Add an observation-level random effect ``(1 | .obs)``, the usual remedy for
         overdispersed Poisson or binomial data.
+    residual : None
+        Residual correlation structures belong to Gaussian models (``lmer(..., residual=...)``);
+        a GLMM has no residual to correlate, and asking raises an error that points to the
+        G-side equivalent.
 
     Returns
     -------
     GlmmFit
     """
     t0 = time.perf_counter()
+    if residual is not None:
+        raise ArgumentError(
+            f"residual={residual!r} is for Gaussian models (lmer); a {family if isinstance(family, str) else 'GLMM'} "
+            "response has no residual to correlate: put the correlation on the linear predictor with a G-side "
+            "term on an observation-level factor, e.g. ar1(0 + factor(visit) | Subject) (one effect per visit "
+            "and subject)")
     fam = get_family(family, link, family_params)
     parametric = isinstance(fam, ParametricFamily)
     if fam.name == "gaussian" and fam.link.name == "identity":

@@ -250,7 +250,7 @@ class ModelStructure:
 
     def theta_start(self) -> np.ndarray:
         """The structures' default starts (lme4's identity templates for its terms)."""
-        return np.concatenate([np.asarray(t.structure.start(), dtype=float) for t in self.terms])
+        return np.concatenate([np.zeros(0)] + [np.asarray(t.structure.start(), dtype=float) for t in self.terms])
 
     def scaled_theta_start(self) -> np.ndarray:
         """A start whose random effects all have unit scale on the linear predictor (for lme4's terms:
@@ -260,7 +260,7 @@ class ModelStructure:
         for t in self.terms:
             rms = np.sqrt(np.mean(np.asarray(t.columns, dtype=float) ** 2, axis=0))
             parts.append(np.asarray(t.structure.scaled_start(rms), dtype=float))
-        return np.concatenate(parts)
+        return np.concatenate([np.zeros(0)] + parts)
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
         """The K x K lower-triangular template of every block at θ (engine order): what ``linalg`` takes."""
@@ -411,8 +411,9 @@ def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelS
         blocks.append(ReBlock(members[0].factor, columns,
                               [name for t in members for name in t.names], members))
     # the block with the most random effects leads; the rest keep lme4 order
-    lead = max(range(len(blocks)), key=lambda b: blocks[b].size)
-    blocks = [blocks[lead]] + blocks[:lead] + blocks[lead + 1 :]
+    if blocks:
+        lead = max(range(len(blocks)), key=lambda b: blocks[b].size)
+        blocks = [blocks[lead]] + blocks[:lead] + blocks[lead + 1 :]
     offset = 0
     for b_idx, b in enumerate(blocks):
         b.offset = offset

@@ -106,22 +106,42 @@ class LmmSummary:
         q = np.quantile(residuals, [0, 0.25, 0.5, 0.75, 1.0])
         lines = ["Scaled residuals:"]
         lines += _table([[f"{v:.4f}" for v in q]], [True] * 5, ["Min", "1Q", "Median", "3Q", "Max"])
-        lines += ["", "Random effects:"]
         rows = self.random_rows()
-        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
-        lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
-        groups = ", ".join(f"{k}, {v}" for k, v in f.ngroups.items())
-        lines.append(f"Number of obs: {f.nobs}, groups:  {groups}")
+        if f.structure.terms:
+            lines += ["", "Random effects:"]
+            header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
+            lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
+            groups = ", ".join(f"{k}, {v}" for k, v in f.ngroups.items())
+            lines.append(f"Number of obs: {f.nobs}, groups:  {groups}")
+        else:
+            lines += ["", f"Residual standard error: {f.sigma:.4f}"]
+        lines += self.residual_structure_lines()
+        if not f.structure.terms:
+            lay = f.residual_structure.layout
+            lines.append(f"Number of obs: {f.nobs}, clusters:  {lay.spec.group_name}, {lay.n_clusters}")
         edf = self.edf_line()
         if edf:
             lines.append(edf)
+        return lines
+
+    def residual_structure_lines(self) -> list[str]:
+        """nlme's block on the residual correlation structure ('Correlation Structure: AR(1)')."""
+        R = getattr(self.fit, "residual_structure", None)
+        if R is None:
+            return []
+        params = self.fit.residual_params
+        lines = ["", f"Correlation Structure: {R.description}", f" Formula: {R.formula}",
+                 " Parameter estimate(s):"]
+        names, vals = list(params.index), format_column(params.to_numpy())
+        for at in range(0, len(names), 6):
+            lines += [" " + s for s in _table([vals[at:at + 6]], [True] * len(vals[at:at + 6]), names[at:at + 6])]
         return lines
 
     def edf_line(self) -> str | None:
         """Effective df beside the parameter count (skipped where M⁻¹'s dense cross block would be large)."""
         f = self.fit
         blocks = f.structure.blocks
-        if f.kind == "pql" or sum(b.size for b in blocks[1:]) * blocks[0].size > 5_000_000:
+        if f.kind == "pql" or not blocks or sum(b.size for b in blocks[1:]) * blocks[0].size > 5_000_000:
             return None
         q = f.structure.q
         p = len(f.x_names)

@@ -162,6 +162,41 @@ class CovStructure:
         np.fill_diagonal(corr, 1.0)
         return sd, corr
 
+    # ----- interval parameters (confint, profiles) -----
+    def natural(self, phi: np.ndarray, sigma: float, columns: list[str]) -> list[tuple]:
+        """The parameters intervals are given for, ``(name, value, lower, upper)`` each; the caller
+        appends ``|group``.  Default: lme4's -- every standard deviation ``sd_<col>`` and correlation
+        ``cor_<row>.<col>`` of the lower triangle, column by column."""
+        S = self.covariance(phi, sigma)
+        sd = np.sqrt(np.maximum(np.diag(S), 0.0))
+        out = []
+        for c in range(self.k):
+            for r in range(c, self.k):
+                if r == c:
+                    out.append((f"sd_{columns[c]}", float(sd[c]), 0.0, np.inf))
+                else:
+                    v = S[r, c] / (sd[r] * sd[c]) if sd[r] * sd[c] > 0 else np.nan
+                    out.append((f"cor_{columns[r]}.{columns[c]}", float(v), -1.0, 1.0))
+        return out
+
+    def from_natural(self, values: np.ndarray, sigma: float) -> np.ndarray | None:
+        """φ from the values of ``natural`` (None when they give no valid covariance)."""
+        k = self.k
+        sd, R, at = np.empty(k), np.eye(k), 0
+        for c in range(k):
+            for r in range(c, k):
+                if r == c:
+                    sd[c] = values[at]
+                else:
+                    R[r, c] = R[c, r] = values[at]
+                at += 1
+        C = np.outer(sd, sd) * R
+        try:
+            T = np.linalg.cholesky(C + 1e-13 * np.eye(k) * max(1.0, float(np.max(sd)) ** 2))
+        except np.linalg.LinAlgError:
+            return None
+        return self.from_template(T / sigma)
+
     def is_singular(self, phi: np.ndarray, tol: float = 1e-4) -> bool:
         """lme4's isSingular for one term: a diagonal entry of the template within ``tol`` of 0."""
         return bool(np.any(np.abs(np.diag(self.template(phi))) < tol))

@@ -26,7 +26,7 @@ from scipy.linalg import solve_triangular
 from .base import CovStructure
 
 __all__ = ["ScaledCorrelation", "CompoundSymmetry", "AR1", "Toeplitz", "lag_matrix",
-           "rho_from_param", "param_from_rho"]
+           "rho_from_param", "param_from_rho", "pacf_from_acf"]
 
 _H = 1e-30  # complex step
 
@@ -178,6 +178,27 @@ class ScaledCorrelation(CovStructure):
     def is_singular(self, phi, tol=1e-4):
         return bool(np.any(np.abs(np.asarray(phi[: self.n_sd])) < tol))
 
+    # interval parameters: the standard deviations, then the correlation's own (rho, range, ...)
+    def corr_natural(self, psi) -> list[tuple]:
+        """``(name, value, lower, upper)`` of the correlation's parameters."""
+        raise NotImplementedError
+
+    def corr_from_natural(self, values) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def natural(self, phi, sigma, columns):
+        phi = np.asarray(phi, dtype=float)
+        sds = ([(f"sd_{c}", float(sigma * p), 0.0, np.inf) for c, p in zip(columns, phi[: self.n_sd])]
+               if self.heterogeneous else [("sd", float(sigma * phi[0]), 0.0, np.inf)])
+        return sds + self.corr_natural(phi[self.n_sd:])
+
+    def from_natural(self, values, sigma):
+        values = np.asarray(values, dtype=float)
+        psi = self.corr_from_natural(values[self.n_sd:])
+        if psi is None:
+            return None
+        return np.concatenate([values[: self.n_sd] / sigma, psi])
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(k={self.k}, heterogeneous={self.heterogeneous})"
 
@@ -226,6 +247,13 @@ class CompoundSymmetry(ScaledCorrelation):
     def report(self, phi):
         return {"rho": float(self.rho(float(phi[self.n_sd])))}
 
+    def corr_natural(self, psi):
+        return [("rho", float(self.rho(float(psi[0]))), -self._a, 1.0)]
+
+    def corr_from_natural(self, values):
+        r = float(values[0])
+        return None if not -self._a < r < 1.0 else self.corr_from_rho(r)
+
 
 class AR1(ScaledCorrelation):
     """``ar1(0 + f | g)`` (one variance, glmmTMB's ``ar1``) and ``hetar1`` (one per column):
@@ -266,6 +294,32 @@ class AR1(ScaledCorrelation):
 
     def report(self, phi):
         return {"rho": float(rho_from_param(float(phi[self.n_sd])))}
+
+    def corr_natural(self, psi):
+        return [("rho", float(rho_from_param(float(psi[0]))), -1.0, 1.0)]
+
+    def corr_from_natural(self, values):
+        r = float(values[0])
+        return None if not -1.0 < r < 1.0 else np.atleast_1d(param_from_rho(r))
+
+
+def pacf_from_acf(acf) -> np.ndarray | None:
+    """Partial autocorrelations from ρ_0 = 1, ρ_1, ..., ρ_m (Levinson's recursion); None when the
+    autocorrelations are not those of a positive definite Toeplitz matrix."""
+    acf = np.asarray(acf, dtype=float)
+    m = acf.shape[0] - 1
+    pacf = np.zeros(m)
+    phi = np.zeros(0)
+    v = 1.0
+    for n in range(m):
+        num = acf[n + 1] - (phi @ acf[n:0:-1] if n else 0.0)
+        p = num / v
+        if not -1.0 < p < 1.0:
+            return None
+        phi = np.concatenate([phi - p * phi[::-1], [p]])
+        v *= 1.0 - p * p
+        pacf[n] = p
+    return pacf
 
 
 def _acf_from_pacf(pacf):
@@ -315,20 +369,23 @@ class Toeplitz(ScaledCorrelation):
         return np.asarray(rho)[self._lags]
 
     def corr_from_matrix(self, R):
-        # the lags' mean correlations, then their partial autocorrelations (Levinson's recursion)
+        # the lags' mean correlations, then their partial autocorrelations (shrunk until valid)
         m = self.n_corr
         acf = np.array([1.0] + [float(np.mean(R[self._lags == h])) if (self._lags == h).any() else 0.0
                                 for h in range(1, m + 1)])
-        pacf = np.zeros(m)
-        phi = np.zeros(0)
-        v = 1.0
-        for n in range(m):
-            num = acf[n + 1] - (phi @ acf[n:0:-1] if n else 0.0)
-            p = float(np.clip(num / v, -0.95, 0.95)) if v > 1e-8 else 0.0
-            phi = np.concatenate([phi - p * phi[::-1], [p]])
-            v *= 1.0 - p * p
-            pacf[n] = p
-        return param_from_rho(pacf)
+        for shrink in (1.0, 0.9, 0.7, 0.5, 0.0):
+            pacf = pacf_from_acf(np.concatenate([[1.0], shrink * acf[1:]]))
+            if pacf is not None:
+                return param_from_rho(np.clip(pacf, -0.95, 0.95))
+        return self.corr_start()
+
+    def corr_natural(self, psi):
+        rho = self.lag_correlations(np.asarray(psi, dtype=float))
+        return [(f"rho{h}", float(rho[h]), -1.0, 1.0) for h in range(1, self.n_corr + 1)]
+
+    def corr_from_natural(self, values):
+        pacf = pacf_from_acf(np.concatenate([[1.0], np.asarray(values, dtype=float)]))
+        return None if pacf is None else param_from_rho(pacf)
 
     def corr_names(self, label):
         return [f"{label}.pacf{h + 1}" for h in range(self.n_corr)]

@@ -67,6 +67,13 @@ class SpatialCorrelation(ScaledCorrelation):
         """Correlation at distance 1."""
         raise NotImplementedError
 
+    def corr_natural(self, psi):
+        return [("range", float(np.exp(psi[0])), 0.0, np.inf)]
+
+    def corr_from_natural(self, values):
+        r = float(values[0])
+        return None if not r > 0 else np.array([np.log(r)])
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(k={self.k}, dim={self.positions.shape[1]})"
 
@@ -144,3 +151,10 @@ class Matern(SpatialCorrelation):
         out = super().report(phi)
         out["kappa"] = float(np.exp(phi[self.n_sd + 1]))
         return out
+
+    def corr_natural(self, psi):
+        return [("range", float(np.exp(psi[0])), 0.0, np.inf), ("kappa", float(np.exp(psi[1])), 0.0, np.inf)]
+
+    def corr_from_natural(self, values):
+        r, k = float(values[0]), float(values[1])
+        return None if not (r > 0 and k > 0) else np.array([np.log(r), np.log(k)])

@@ -136,6 +136,12 @@ class Diagonal(CovStructure):
     def is_singular(self, phi, tol=1e-4):
         return bool(np.any(np.abs(np.asarray(phi)) < tol))
 
+    def natural(self, phi, sigma, columns):
+        return [(f"sd_{c}", float(sigma * p), 0.0, np.inf) for c, p in zip(columns, phi)]
+
+    def from_natural(self, values, sigma):
+        return np.asarray(values, dtype=float) / sigma
+
     def __repr__(self) -> str:
         return f"Diagonal(k={self.k})"
 
@@ -186,6 +192,12 @@ class HomDiagonal(CovStructure):
 
     def is_singular(self, phi, tol=1e-4):
         return bool(abs(float(phi[0])) < tol)
+
+    def natural(self, phi, sigma, columns):
+        return [("sd", float(sigma * phi[0]), 0.0, np.inf)]
+
+    def from_natural(self, values, sigma):
+        return np.asarray(values, dtype=float) / sigma
 
     def __repr__(self) -> str:
         return f"HomDiagonal(k={self.k})"

@@ -93,7 +93,8 @@ def fit_lmm(problem: LmmProblem, start=None):
     with single_blas_thread():
         objective = problem.objective(X=Xs)
         if start is None:
-            theta0, step = moment_start(structure, Xs, problem.response)
+            theta0, step = (moment_start(structure, Xs, problem.response) if structure.terms
+                            else (np.zeros(0), np.zeros(0)))
             # a second start (lme4's identity θ) and a second optimiser only when the first run ends badly
             res = minimize_with_restarts(objective, theta0, structure.theta_lower, upper=structure.theta_upper,
                                          initial_step=step, alt_start=structure.theta_start())
@@ -161,7 +162,8 @@ def _fit_with_residual(problem: LmmProblem, start=None):
     with single_blas_thread():
         objective = problem.objective(X=Xs)
         if start is None:
-            theta0, step = moment_start(structure, Xs, problem.response)
+            theta0, step = (moment_start(structure, Xs, problem.response) if structure.terms
+                            else (np.zeros(0), np.zeros(0)))
             x0 = np.concatenate([theta0, R.start()])
             steps = np.concatenate([step, np.full(R.n_params, 0.5)])
             res = minimize_with_restarts(objective, x0, lower, upper=upper, initial_step=steps,

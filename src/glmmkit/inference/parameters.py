@@ -6,27 +6,33 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["variance_parameters", "all_parameters"]
+__all__ = ["variance_parameters", "natural_parameters", "all_parameters"]
 
 
 def variance_parameters(fit) -> pd.Series:
-    """sd / cor of every random-effect term and σ, with lme4's names."""
+    """sd / cor of every random-effect term (or a structured term's own parameters: ``sd|id``,
+    ``rho|id``, ``range|group``), σ, and a residual structure's (``Phi|Subject``), with lme4's names."""
     names, values = [], []
-    for t in fit.structure.terms:
-        C = fit._term_cov(t)
-        sd = np.sqrt(np.diag(C))
-        for c in range(t.k):
-            for r in range(c, t.k):
-                if r == c:
-                    names.append(f"sd_{t.names[c]}|{t.group}")
-                    values.append(sd[c])
-                else:
-                    names.append(f"cor_{t.names[r]}.{t.names[c]}|{t.group}")
-                    values.append(C[r, c] / (sd[r] * sd[c]) if sd[r] * sd[c] > 0 else np.nan)
-    if fit.has_residual:
-        names.append("sigma")
-        values.append(fit.sigma)
+    for name, value, _, _ in natural_parameters(fit):
+        names.append(name)
+        values.append(value)
     return pd.Series(values, index=names, dtype=float)
+
+
+def natural_parameters(fit) -> list[tuple]:
+    """``(name, value, lower, upper)`` of every variance parameter, in ``variance_parameters``' order."""
+    out = []
+    sigma = fit.sigma if fit.has_residual else 1.0
+    for t in fit.structure.terms:
+        for name, value, lo, hi in t.structure.natural(fit._theta[t.theta_slice], sigma, t.names):
+            out.append((f"{name}|{t.group}", value, lo, hi))
+    if fit.has_residual:
+        out.append(("sigma", float(fit.sigma), 0.0, np.inf))
+    R = getattr(fit, "_residual", None)
+    if R is not None:
+        g = R.layout.spec.group_name
+        out += [(f"{name}|{g}", value, lo, hi) for name, value, lo, hi in R.natural(fit._residual_psi)]
+    return out
 
 
 def all_parameters(fit) -> pd.Series:

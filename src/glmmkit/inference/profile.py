@@ -1,7 +1,8 @@
 """Likelihood-profile confidence intervals (lme4's ``confint(fit, method = "profile")``).
 
 The parameters are lme4's: per random-effect term its standard deviations and
-correlations, σ for models with a residual, and the fixed effects.  For one
+correlations (a structured term's own: ``sd``, ``rho``, ``range``), σ for models
+with a residual, a residual structure's (``Phi``), and the fixed effects.  For one
 parameter ψ held at a value, the deviance is minimised over all the others
 (BOBYQA, warm-started along the profile), and
 
@@ -22,7 +23,7 @@ import pandas as pd
 from scipy import optimize
 
 from ..optimize import minimize_bobyqa
-from .parameters import variance_parameters
+from .parameters import natural_parameters, variance_parameters
 
 __all__ = ["profile_confint"]
 
@@ -30,28 +31,39 @@ _BIG = 1e100
 
 
 class _Model:
-    """The deviance of a fit as a function of lme4's parameters, one of which can be held fixed."""
+    """The deviance of a fit as a function of its interval parameters (``natural_parameters``: lme4's
+    sd/cor, a structure's own, σ, a residual structure's), one of which can be held fixed."""
 
     def __init__(self, fit):
         self.fit = fit
         self.terms = fit.structure.terms
-        self.var_names = list(variance_parameters(fit).index)
+        nat = natural_parameters(fit)
+        self.var_names = [n for n, *_ in nat]
         self.n_var = len(self.var_names)
         self.lmm = fit.has_residual
-        self.lower = []
-        self.upper = []
-        for name in self.var_names:
-            if name.startswith("cor_"):
-                self.lower.append(-1.0)
-                self.upper.append(1.0)
-            else:
-                self.lower.append(0.0)
-                self.upper.append(np.inf)
+        self.lower = [lo for _, _, lo, _ in nat]
+        self.upper = [hi for _, _, _, hi in nat]
+        # positions in the vector: each term's slice, then σ (LMM), then the residual structure's
+        at, self.term_slices = 0, []
+        sigma = fit.sigma if self.lmm else 1.0
+        for t in self.terms:
+            n = len(t.structure.natural(fit._theta[t.theta_slice], sigma, t.names))
+            self.term_slices.append(slice(at, at + n))
+            at += n
+        self.sigma_at = at if self.lmm else None
+        self.residual = getattr(fit, "_residual", None)
+        self.resid_slice = slice(at + 1, self.n_var) if self.residual is not None else None
         if self.lmm:
-            from ..objective.lmm import LmmObjective
-
             f = fit.frame
-            self.obj = LmmObjective(fit.structure, f.X[:, fit._x_kept], f.y - f.offset, f.weights, reml=False)
+            X, y = f.X[:, fit._x_kept], f.y - f.offset
+            if self.residual is not None:
+                from ..objective.residual_lmm import ResidualLmmObjective
+
+                self.robj = ResidualLmmObjective(fit.structure, X, y, f.weights, False, self.residual)
+            else:
+                from ..objective.lmm import LmmObjective
+
+                self.obj = LmmObjective(fit.structure, X, y, f.weights, reml=False)
         else:
             # an objective of its own (the fit's is never touched), warm-started at the fit's modes
             self.obj = fit._problem.objective(tol=1e-12)
@@ -64,47 +76,37 @@ class _Model:
         self.lower, self.upper = np.array(self.lower), np.array(self.upper)
 
     def theta_of(self, v, sigma=1.0):
-        """θ from the sd / cor values of every term (None when a correlation matrix is not valid)."""
+        """θ from the interval parameters of every term (None where they give no valid covariance)."""
         theta = np.empty(self.fit.structure.n_theta)
-        at = 0
-        for t in self.terms:
-            k = t.k
-            sd = np.empty(k)
-            R = np.eye(k)
-            for c in range(k):
-                for r in range(c, k):
-                    if r == c:
-                        sd[c] = v[at]
-                    else:
-                        R[r, c] = R[c, r] = v[at]
-                    at += 1
-            C = np.outer(sd, sd) * R
-            try:
-                T = np.linalg.cholesky(C + 1e-13 * np.eye(k) * max(1.0, float(np.max(sd)) ** 2))
-            except np.linalg.LinAlgError:
-                return None
-            phi = t.structure.from_template(T / sigma)
-            if phi is None:
+        for t, sl in zip(self.terms, self.term_slices):
+            phi = t.structure.from_natural(np.asarray(v[sl], dtype=float), sigma)
+            if phi is None or not np.all(np.isfinite(phi)):
                 return None
             theta[t.theta_slice] = phi
         return theta
 
     def deviance(self, x):
-        """Deviance at the full parameter vector (var params [+ σ] for an LMM; var params + β for a GLMM)."""
+        """Deviance at the full parameter vector (interval parameters for an LMM; + β for a GLMM)."""
         if np.any(x < self.lower - 1e-12) or np.any(x > self.upper + 1e-12):
             return _BIG
         if self.lmm:
             from .wald import _unprofiled_deviance
 
-            sigma = x[self.n_var - 1]
+            sigma = x[self.sigma_at]
             if sigma <= 0:
                 return _BIG
-            theta = self.theta_of(x[: self.n_var - 1], sigma)
+            theta = self.theta_of(x, sigma)
             if theta is None:
                 return _BIG
-            d = _unprofiled_deviance(self.obj, theta, sigma)
+            obj = self.obj if self.residual is None else None
+            if self.residual is not None:
+                psi = self.residual.from_natural(x[self.resid_slice])
+                obj = None if psi is None else self.robj.at(psi)
+                if obj is None:
+                    return _BIG
+            d = _unprofiled_deviance(obj, theta, sigma)
         else:
-            theta = self.theta_of(x[: self.n_var])
+            theta = self.theta_of(x)
             if theta is None:
                 return _BIG
             params = np.concatenate([theta, x[self.n_var :]])
@@ -117,13 +119,22 @@ class _Model:
 
 
 def _profile_fixed_lmm(fit, j, b):
-    """ML deviance of the LMM with β_j held at b (the other β and σ profiled, θ optimised)."""
+    """ML deviance of the LMM with β_j held at b (the other β and σ profiled, θ (and ψ) optimised)."""
     from ..objective.lmm import LmmObjective
 
     f = fit.frame
     X = f.X[:, fit._x_kept]
     keep = [i for i in range(X.shape[1]) if i != j]
-    obj = LmmObjective(fit.structure, X[:, keep], f.y - f.offset - b * X[:, j], f.weights, reml=False)
+    y = f.y - f.offset - b * X[:, j]
+    R = getattr(fit, "_residual", None)
+    if R is not None:
+        from ..objective.residual_lmm import ResidualLmmObjective
+
+        obj = ResidualLmmObjective(fit.structure, X[:, keep], y, f.weights, False, R)
+        x0 = np.concatenate([fit._theta, fit._residual_psi])
+        lower = np.concatenate([fit.structure.theta_lower, R.lower()])
+        return minimize_bobyqa(obj, x0, lower, initial_step=0.05).fun
+    obj = LmmObjective(fit.structure, X[:, keep], y, f.weights, reml=False)
     res = minimize_bobyqa(obj, fit._theta, fit.structure.theta_lower, initial_step=0.05)
     return res.fun
 
@@ -144,7 +155,9 @@ def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
 
         f = fit.frame
         obj_ml = LmmObjective(fit.structure, f.X[:, fit._x_kept], f.y - f.offset, f.weights, reml=False)
-        if fit.reml:  # the ML optimum is not the REML estimate: refit by ML first
+        if fit.reml or getattr(fit, "_residual", None) is not None:
+            # the ML optimum is not the REML estimate: refit by ML first (an ML fit with a residual
+            # structure is its own optimum: refit() starts there)
             ml_fit = fit.refit(reml=False)
             d_min = -2.0 * ml_fit.loglik
             x_hat = variance_parameters(ml_fit).to_numpy()

@@ -43,14 +43,35 @@ def _steps(phi):
 
 
 def satterthwaite_df(fit, L: np.ndarray | None = None) -> np.ndarray:
-    """Satterthwaite degrees of freedom of each fixed effect (or of each row of ``L``) of an LMM fit."""
-    obj = fit._objective
-    phi = np.append(np.asarray(fit._theta, dtype=float), fit.sigma)
+    """Satterthwaite degrees of freedom of each fixed effect (or of each row of ``L``) of an LMM fit.
+
+    The variance parameters are (θ, σ) and, with a residual structure, its ψ: the Hessian of the
+    deviance and the gradient of Var(β̂) are taken in all of them (each ψ a whitened objective)."""
+    nt = fit._theta.shape[0]
+    R = getattr(fit, "_residual", None)
+    if R is None:
+        phi = np.append(np.asarray(fit._theta, dtype=float), fit.sigma)
+        base = fit._objective
+
+        def obj_at(psi):
+            return base
+    else:
+        phi = np.concatenate([fit._theta, [fit.sigma], fit._residual_psi])
+        robj = fit._problem.objective()
+
+        def obj_at(psi):
+            return robj.at(psi)
+
     k = phi.shape[0]
     h = _steps(phi)
 
     def dev(x):
-        return _unprofiled_deviance(obj, x[:-1], x[-1])
+        o = obj_at(x[nt + 1:])
+        return np.inf if o is None else _unprofiled_deviance(o, x[:nt], x[nt])
+
+    def beta_cov(x):
+        o = obj_at(x[nt + 1:])
+        return _beta_cov(o, x[:nt], x[nt])
 
     f0 = dev(phi)
     H = np.empty((k, k))
@@ -64,16 +85,15 @@ def satterthwaite_df(fit, L: np.ndarray | None = None) -> np.ndarray:
             H[i, j] = H[j, i] = (dev(phi + ei + ej) - dev(phi + ei - ej) - dev(phi - ei + ej)
                                  + dev(phi - ei - ej)) / (4.0 * h[i] * h[j])
     A = 2.0 * np.linalg.pinv(H)
-    p = obj.p
+    p = fit._beta.shape[0]
     L = np.eye(p) if L is None else np.atleast_2d(np.asarray(L, dtype=float))
     grads = np.empty((L.shape[0], k))
     for i in range(k):
         ei = np.zeros(k)
         ei[i] = h[i]
-        up = _beta_cov(obj, (phi + ei)[:-1], (phi + ei)[-1])
-        down = _beta_cov(obj, (phi - ei)[:-1], (phi - ei)[-1])
+        up, down = beta_cov(phi + ei), beta_cov(phi - ei)
         grads[:, i] = np.einsum("ij,jk,ik->i", L, (up - down) / (2.0 * h[i]), L)
-    C = _beta_cov(obj, phi[:-1], phi[-1])
+    C = beta_cov(phi)
     var = np.einsum("ij,jk,ik->i", L, C, L)
     denom = np.einsum("ij,jk,ik->i", grads, A, grads)
     with np.errstate(divide="ignore", invalid="ignore"):

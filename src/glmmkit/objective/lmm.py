@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..linalg import BlockedFactor, BlockedSystem
+from ..linalg.fixed_only import FixedOnlySystem
 
 __all__ = ["LmmObjective"]
 
@@ -42,7 +43,8 @@ class LmmObjective:
         self.structure = structure
         self.reml = bool(reml)
         sqrt_w = None if weights is None else np.sqrt(weights)
-        self.system = BlockedSystem(structure.blocks if blocks is None else blocks, X, y, sqrt_w)
+        blocks = structure.blocks if blocks is None else blocks
+        self.system = BlockedSystem(blocks, X, y, sqrt_w) if blocks else FixedOnlySystem(X, y, sqrt_w)
         self.n, self.p = X.shape
         self.log_w_sum = 0.0 if weights is None else float(np.sum(np.log(weights)))
         self.n_evals = 0

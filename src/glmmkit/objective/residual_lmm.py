@@ -24,14 +24,15 @@ __all__ = ["ResidualLmmObjective", "WhitenedLmmObjective"]
 
 
 class WhitenedLmmObjective(LmmObjective):
-    """The LMM objective of the whitened model at one ψ, its deviance shifted by log|R(ψ)|."""
+    """The LMM objective of the whitened model at one ψ, its deviance shifted by log|R(ψ)|.
+
+    The shift rides on ``log_w_sum`` (which every deviance formula subtracts: the log-Jacobian of
+    the rows' transform), so the unprofiled deviances of inference see it too."""
 
     def __init__(self, structure, blocks, X, y, reml, logdet_r: float):
         super().__init__(structure, X, y, None, reml=reml, blocks=blocks)
         self.logdet_r = float(logdet_r)
-
-    def deviance_from(self, fac) -> float:
-        return super().deviance_from(fac) + self.logdet_r
+        self.log_w_sum = -self.logdet_r
 
 
 class ResidualLmmObjective:

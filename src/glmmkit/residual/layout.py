@@ -59,7 +59,7 @@ def parse_residual(text: str) -> ResidualSpec:
         For text of another shape, an unknown name (with a suggestion), or no group.
     """
     from ..exceptions import FormulaError
-    from .structures import RESIDUAL_STRUCTURES, suggest
+    from .names import RESIDUAL_STRUCTURES, suggest
 
     if not isinstance(text, str):
         raise FormulaError(f"residual= takes a string such as 'ar1(visit | Subject)', got {type(text).__name__}")

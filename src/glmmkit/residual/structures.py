@@ -17,22 +17,13 @@ whitened model is an ordinary LMM with residual σ² I and
 
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from ..covstruct.correlated import _acf_from_pacf, param_from_rho, rho_from_param
+from .names import RESIDUAL_STRUCTURES, suggest
+from ..covstruct.correlated import _acf_from_pacf, pacf_from_acf, param_from_rho, rho_from_param
 
 __all__ = ["RESIDUAL_STRUCTURES", "make_residual", "ResidualStructure", "suggest"]
-
-RESIDUAL_STRUCTURES = ("ar1", "exp", "cs", "un", "toep")
-
-
-def suggest(name: str) -> str:
-    close = difflib.get_close_matches(name, RESIDUAL_STRUCTURES, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
 
 def _logistic(x):
     return 1.0 / (1.0 + np.exp(-x))
@@ -83,6 +74,18 @@ class ResidualStructure:
 
     def correlation_at(self, psi: np.ndarray, times: np.ndarray) -> np.ndarray:
         """The correlation matrix of one cluster's residuals at the given times."""
+        raise NotImplementedError
+
+    def natural(self, psi: np.ndarray) -> list[tuple]:
+        """``(name, value, lower, upper)`` of the reported parameters (intervals, profiles)."""
+        lo, hi = self.natural_bounds()
+        return [(k, v, lo, hi) for k, v in self.report(psi).items()]
+
+    def natural_bounds(self) -> tuple[float, float]:
+        return -1.0, 1.0
+
+    def from_natural(self, values: np.ndarray) -> np.ndarray | None:
+        """ψ from the reported parameters' values (None when they are not valid)."""
         raise NotImplementedError
 
     @property
@@ -153,6 +156,10 @@ class ResidualAR1(_Markov):
     def rho(self, psi):
         return rho_from_param(psi)
 
+    def from_natural(self, values):
+        r = float(values[0])
+        return None if not -1.0 < r < 1.0 else np.atleast_1d(param_from_rho(r))
+
 
 class ResidualExp(_Markov):
     """``exp(time | g)`` (nlme ``corCAR1``): ρ^|t_i - t_j| for continuous times, 0 < ρ < 1 the
@@ -166,6 +173,13 @@ class ResidualExp(_Markov):
 
     def start(self):
         return np.array([np.log(0.2 / 0.8)])
+
+    def natural_bounds(self):
+        return 0.0, 1.0
+
+    def from_natural(self, values):
+        r = float(values[0])
+        return None if not 0.0 < r < 1.0 else np.array([np.log(r / (1.0 - r))])
 
 
 class _Dense(ResidualStructure):
@@ -248,6 +262,16 @@ class ResidualCS(_Dense):
     def report(self, psi):
         return {"Rho": float(self.rho(psi))}
 
+    def natural_bounds(self):
+        return -self._a, 1.0
+
+    def from_natural(self, values):
+        r = float(values[0])
+        if not -self._a < r < 1.0:
+            return None
+        p = (r + self._a) / (1.0 + self._a)
+        return np.array([np.log(p / (1.0 - p))])
+
     def param_names(self):
         return [f"{self.layout.spec.group_name}.Rho"]
 
@@ -303,6 +327,20 @@ class ResidualUN(_ByVisit):
         g = self.layout.spec.group_name
         return [f"{g}.L{r + 1}{c + 1}" for r, c in zip(*self._tril)]
 
+    def from_natural(self, values):
+        R = np.eye(self.k)
+        at = 0
+        for i in range(self.k):  # report's order: pairs (i, j > i), row by row
+            for j in range(i + 1, self.k):
+                R[i, j] = R[j, i] = values[at]
+                at += 1
+        try:
+            C = np.linalg.cholesky(R)
+        except np.linalg.LinAlgError:
+            return None
+        L = C / np.diag(C)[:, None]  # chol(Λ R Λ) = Λ chol(R): unit diagonal for Λ = 1 / diag(C)
+        return L[self._tril]
+
 
 class ResidualToep(_ByVisit):
     """``toep(visit | g)``: a correlation for each lag between integer visits (SAS TYPE=TOEP with one
@@ -331,6 +369,10 @@ class ResidualToep(_ByVisit):
     def param_names(self):
         g = self.layout.spec.group_name
         return [f"{g}.pacf{h + 1}" for h in range(self.n_params)]
+
+    def from_natural(self, values):
+        pacf = pacf_from_acf(np.concatenate([[1.0], np.asarray(values, dtype=float)]))
+        return None if pacf is None else param_from_rho(pacf)
 
 
 _CLASSES = {"ar1": ResidualAR1, "exp": ResidualExp, "cs": ResidualCS, "un": ResidualUN, "toep": ResidualToep}

@@ -22,7 +22,8 @@ def lmm_estimates(objective, structure, theta: np.ndarray):
     fac = objective.factor(theta)
     u_lead, u_rest, beta = system.solve(templates, fac)
     sigma = float(np.sqrt(objective.sigma2(fac)))
-    b = np.concatenate([(u_lead @ templates[0].T).ravel(), system.rest_b(templates, u_rest)])
+    b = (np.concatenate([(u_lead @ templates[0].T).ravel(), system.rest_b(templates, u_rest)]) if templates
+         else np.zeros(0))
     cov = sigma**2 * fac.fixed_effects_covariance(system.mz, system.p)
     return fac, beta, b, sigma, cov
 

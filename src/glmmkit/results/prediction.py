@@ -62,6 +62,10 @@ class PredictionMixin:
 
     @cached_property
     def _z(self):
+        if not self.structure.blocks:  # a gls model: no random effects
+            import scipy.sparse as sp
+
+            return sp.csr_matrix((self.nobs, 0))
         return self.structure.z_matrix()
 
     def _eta(self) -> np.ndarray:

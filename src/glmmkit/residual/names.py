@@ -1,0 +1,15 @@
+"""The residual structures' formula names (shared by the parser and the structures)."""
+
+from __future__ import annotations
+
+import difflib
+
+__all__ = ["RESIDUAL_STRUCTURES", "suggest"]
+
+RESIDUAL_STRUCTURES = ("ar1", "exp", "cs", "un", "toep")
+
+
+def suggest(name: str) -> str:
+    """' (did you mean ...?)' for an unknown name, or ''."""
+    close = difflib.get_close_matches(name, RESIDUAL_STRUCTURES, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
