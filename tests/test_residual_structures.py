@@ -172,3 +172,37 @@ def test_glmer_residual_points_to_g_side():
     O = _data("orthodont.csv").assign(n=lambda d: np.round(d.distance).astype(int))
     with pytest.raises(ArgumentError, match="ar1\\(0 \\+ factor\\(visit\\) \\| Subject\\)"):
         gk.glmer("n ~ age + (1 | Subject)", O, family="poisson", residual="ar1(visit | Subject)")
+
+
+def test_marginal_moments_include_the_residual_correlation():
+    """Random intercept + AR(1): corr(y_s, y_t) = (σ_b² + σ² φ^|s-t|) / (σ_b² + σ²) within a subject."""
+    O = _data("orthodont.csv")
+    fit = gk.lmer("distance ~ age + Sex + (1 | Subject)", O, residual="ar1(visit | Subject)")
+    corr = fit.marginal_moments(O.iloc[:4])["correlation"].to_numpy()
+    sb2, s2, phi = fit.varcorr.vcov.iloc[0], fit.sigma**2, fit.residual_params["Phi"]
+    for lag in (1, 2, 3):
+        assert corr[0, lag] == pytest.approx((sb2 + s2 * phi**lag) / (sb2 + s2), abs=1e-10)
+
+
+def test_correlation_by_lag_and_its_plot():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    V = _data("ovary.csv")
+    fit = gk.lmer("follicles ~ s1 + c1 + (1 | Mare)", V, residual="ar1(1 | Mare)")
+    tab = fit.correlation_by_lag(max_lag=8)
+    sb2, s2, phi = fit.varcorr.vcov.iloc[0], fit.sigma**2, fit.residual_params["Phi"]
+    np.testing.assert_allclose(tab["fitted"], (sb2 + s2 * phi ** tab.index.to_numpy()) / (sb2 + s2), atol=1e-10)
+    assert np.max(np.abs(tab["empirical"] - tab["fitted"])) < 0.15  # the data follow the fitted decay
+    assert tab["n_pairs"].iloc[0] == fit.nobs - fit.residual_structure.layout.n_clusters
+    fig = fit.plot_correlation()
+    assert fig.axes[0].get_xlabel() == "lag"
+    d = pd.read_csv(DATA / "repeated.csv")
+    g = gk.lmer("y ~ x + grp + ar1(0 + factor(visit) | id)", d)  # a G-side structure over visits
+    tg = g.correlation_by_lag()
+    assert tg["fitted"].iloc[0] > tg["fitted"].iloc[2] > 0
+    html = fit.report(plots=True, n_sim=20)
+    assert "Within-cluster correlation by lag" in html
+    with pytest.raises(ArgumentError, match="no correlation over time"):
+        gk.lmer("distance ~ age + (1 | Subject)", _data("orthodont.csv")).correlation_by_lag()

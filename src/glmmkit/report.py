@@ -197,10 +197,23 @@ def _figures(fit, n_sim: int, seed) -> list[tuple[str, str]]:
     add("Shrinkage: no-pooling vs partial-pooling estimates by cluster", lambda: fit.plot_shrinkage())
     add(f"Simulated scaled (quantile) residuals, {n_sim} simulations",
         lambda: fit.plot_residuals(n_sim=n_sim, seed=seed, re_form=_re_form(fit)))
+    if fit.kind == "lmm" and _has_time_correlation(fit):
+        add("Within-cluster correlation by lag: data (points) against the fitted structure (line)",
+            lambda: fit.plot_correlation())
     var = _effect_variable(fit)
     if fit.kind == "glmm" and var is not None:
         add(f"Conditional vs marginal effect of {var}", lambda: fit.plot_effects(var))
     return figs
+
+
+def _has_time_correlation(fit) -> bool:
+    from .diagnostics.correlation import _clusters_and_times
+
+    try:
+        _clusters_and_times(fit)
+    except Exception:
+        return False
+    return True
 
 
 def _re_form(fit):

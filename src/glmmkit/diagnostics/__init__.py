@@ -13,7 +13,7 @@ The plots need matplotlib (``pip install glmmkit[plot]``).
 
 from __future__ import annotations
 
-from .plots import plot_caterpillar, plot_effects, plot_residuals, plot_shrinkage
+from .plots import plot_caterpillar, plot_correlation, plot_effects, plot_residuals, plot_shrinkage
 from .residuals import ResidualTest, SimulatedResiduals, simulate_residuals
 
 __all__ = [
@@ -65,6 +65,18 @@ class DiagnosticsMixin:
         """Diagnostic panel of simulated scaled residuals (QQ, residual vs predicted, dispersion,
         zeros); see :func:`glmmkit.diagnostics.plot_residuals`.  Returns the matplotlib Figure."""
         return plot_residuals(self, n_sim=n_sim, seed=seed, re_form=re_form, axes=axes)
+
+    def correlation_by_lag(self, max_lag=None):
+        """Empirical and fitted within-cluster correlation of the marginal residuals by lag; see
+        :func:`glmmkit.diagnostics.correlation.correlation_by_lag`.  Returns a DataFrame."""
+        from .correlation import correlation_by_lag
+
+        return correlation_by_lag(self, max_lag=max_lag)
+
+    def plot_correlation(self, max_lag=None, ax=None):
+        """The correlation by lag, data against the fitted model; see
+        :func:`glmmkit.diagnostics.plot_correlation`.  Returns the matplotlib Figure."""
+        return plot_correlation(self, max_lag=max_lag, ax=ax)
 
     def plot_effects(self, variable: str, n_points: int = 100, n_clusters: int = 0, factor=None, seed=None,
                      ax=None):

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..exceptions import ArgumentError, DataError
 
-__all__ = ["plot_caterpillar", "plot_shrinkage", "plot_residuals", "plot_effects"]
+__all__ = ["plot_caterpillar", "plot_shrinkage", "plot_residuals", "plot_effects", "plot_correlation"]
 
 #: above this many levels a panel shows no level names (they would overprint)
 _MAX_LABELLED_LEVELS = 40
@@ -458,5 +458,39 @@ def plot_effects(fit, variable: str, n_points: int = 100, n_clusters: int = 0, f
     ax.set_ylabel(ylabel)
     ax.set_title(f"Effect of {variable}" + ("" if glmm else " (identity link: the curves coincide)"), fontsize=10)
     ax.legend(fontsize=8, frameon=False)
+    _tidy(fig)
+    return fig
+
+
+def plot_correlation(fit, max_lag=None, ax=None):
+    """Within-cluster correlation of the marginal residuals by lag: the data's (points, sized by the
+    number of pairs) beside the fitted model's (line), as nlme's ``Variogram`` checks a correlation
+    structure.  See :func:`glmmkit.diagnostics.correlation.correlation_by_lag`.
+
+    Parameters
+    ----------
+    fit : LmmFit
+        With a residual structure or a structured random-effect term over time.
+    max_lag : float, optional
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    from .correlation import correlation_by_lag
+
+    tab = correlation_by_lag(fit, max_lag=max_lag)
+    fig, (ax,) = _axes_for(1, None if ax is None else [ax], name="ax")
+    size = 20 + 180 * tab["n_pairs"] / tab["n_pairs"].max()
+    ax.scatter(tab.index, tab["empirical"], s=size, alpha=0.6, label="data (marginal residuals)")
+    ax.plot(tab.index, tab["fitted"], "-o", color="C3", ms=3, label="fitted model")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlabel("lag")
+    ax.set_ylabel("within-cluster correlation")
+    R = getattr(fit, "residual_structure", None)
+    what = f"residual {R.description}" if R is not None else "random-effect structure"
+    ax.set_title(f"Correlation by lag\n({what})", fontsize="medium")
+    ax.legend(frameon=False, fontsize="small")
     _tidy(fig)
     return fig

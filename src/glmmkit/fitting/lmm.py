@@ -160,7 +160,8 @@ def _fit_with_residual(problem: LmmProblem, start=None):
     lower = np.concatenate([structure.theta_lower, R.lower()])
     upper = np.concatenate([structure.theta_upper, R.upper()])
     with single_blas_thread():
-        objective = problem.objective(X=Xs)
+        objective = ResidualLmmObjective(structure, Xs, problem.response, frame.weights, problem.reml, R,
+                                         sorted_rows=True)
         if start is None:
             theta0, step = (moment_start(structure, Xs, problem.response) if structure.terms
                             else (np.zeros(0), np.zeros(0)))

@@ -103,7 +103,9 @@ def marginal_coefs(fit) -> pd.DataFrame:
 
 def marginal_moments(fit, newdata) -> dict:
     """Marginal mean and variance of y per row of ``newdata`` and the covariance and correlation that
-    the random effects induce between those rows when they belong to one cluster (every factor)."""
+    the random effects induce between those rows when they belong to one cluster (every factor),
+    plus σ² R between them for a residual correlation structure (at the rows' times, or their order
+    for ``ar1(1 | g)``)."""
     nd = newdata.reset_index(drop=True)
     eta0 = fit.predict(nd, re_form="~0")
     cols = _row_columns(fit, nd)
@@ -134,6 +136,13 @@ def marginal_moments(fit, newdata) -> dict:
     cov = np.zeros((n, n))
     cov[s_idx, t_idx] = np.einsum("pij,i,j->p", joint, _WEIGHTS, _WEIGHTS) - mean[s_idx] * mean[t_idx]
     cov = cov + cov.T
+    R = getattr(fit, "_residual", None)
+    if R is not None:  # the residual structure correlates the rows too: σ² R off the diagonal
+        spec = R.layout.spec
+        times = np.arange(n, dtype=float) if spec.time is None else np.asarray(nd[spec.time], dtype=float)
+        Rm = R.correlation_at(fit._residual_psi, times)
+        off = ~np.eye(n, dtype=bool)
+        cov[off] += fit.sigma**2 * Rm[off]
     cov[np.diag_indices(n)] = variance
     sdv = np.sqrt(variance)
     corr = cov / np.outer(sdv, sdv)

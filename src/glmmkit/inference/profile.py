@@ -182,20 +182,30 @@ def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
         else:
             k = model.var_names.index(name) if name in model.var_names else model.n_var + list(fit.x_names).index(name)
             others = [i for i in range(x_hat.shape[0]) if i != k]
-            state = {"x": x_hat.copy()}
+            # warm starts: the solution at the nearest value profiled so far (the last one can be far out
+            # in the tail, near a bound, where the nuisance parameters sit somewhere useless here)
+            state = {"vals": [x_hat[k]], "xs": [x_hat[others].copy()]}
 
             def zeta(val, k=k, others=others, state=state):
+                near = int(np.argmin(np.abs(np.asarray(state["vals"]) - val)))
+                x0 = x_hat.copy()
+                x0[others] = state["xs"][near]
+
                 def inner(y):
-                    x = state["x"].copy()
+                    x = x0.copy()
                     x[others] = y
                     x[k] = val
                     return model.deviance(x)
 
                 lower = np.where(np.isfinite(model.lower[others]), model.lower[others], -np.inf)
-                res = minimize_bobyqa(inner, np.clip(state["x"][others], model.lower[others], model.upper[others]),
-                                      lower, initial_step=np.maximum(0.05 * np.abs(state["x"][others]), 0.02),
+                res = minimize_bobyqa(inner, np.clip(x0[others], model.lower[others], model.upper[others]),
+                                      lower, initial_step=np.maximum(0.05 * np.abs(x0[others]), 0.02),
                                       ftol_abs=1e-8)
-                state["x"][others] = res.x
+                if res.fun >= 0.5 * _BIG:
+                    # no valid model at this value (a correlation at ±1): far outside the interval
+                    return np.sign(val - x_hat[k]) * 1e6
+                state["vals"].append(val)
+                state["xs"].append(np.asarray(res.x, dtype=float).copy())
                 return np.sign(val - x_hat[k]) * np.sqrt(max(res.fun - d_min, 0.0))
 
             est = x_hat[k]

@@ -50,22 +50,31 @@ class ResidualLmmObjective:
     residual : ResidualStructure
     """
 
-    def __init__(self, structure, X, y, weights, reml, residual):
+    def __init__(self, structure, X, y, weights, reml, residual, sorted_rows: bool = False):
         self.structure = structure
         self.residual = residual
         self.reml = bool(reml)
         self.n_theta = structure.n_theta
         order = residual.layout.order
         self._order = order
-        self._inverse = np.empty_like(order)
-        self._inverse[order] = np.arange(order.shape[0])
+        # sorted_rows: the whitened rows stay in (cluster, time) order and the blocks' factor codes are
+        # permuted once (the optimiser's objective: no gather per ψ); otherwise they go back to the
+        # fit's row order (the packaged fit's objective, whose rows are the frame's)
+        self._inverse = None
+        if sorted_rows:
+            self._blocks = [dataclasses.replace(b, factor=dataclasses.replace(b.factor, codes=b.factor.codes[order]))
+                            for b in structure.blocks]
+        else:
+            self._blocks = list(structure.blocks)
+            self._inverse = np.empty_like(order)
+            self._inverse[order] = np.arange(order.shape[0])
         sqrt_w = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
         self.log_w_sum = 0.0 if weights is None else float(np.sum(np.log(weights)))
         cols = [b.columns for b in structure.blocks] + [X, y[:, None]]
         A = np.hstack(cols).astype(float)
         if sqrt_w is not None:
             A = A * sqrt_w[:, None]
-        self._A_sorted = np.ascontiguousarray(A[order])
+        self._A_sorted = np.asfortranarray(A[order])
         self._splits = np.cumsum([b.columns.shape[1] for b in structure.blocks] + [X.shape[1]])
         self.n, self.p = X.shape
         self.n_evals = 0
@@ -85,12 +94,12 @@ class ResidualLmmObjective:
         if WA is None or not np.isfinite(logdet):
             obj = None
         else:
-            WA = WA[self._inverse]
-            parts = np.split(WA, self._splits, axis=1)
-            blocks = [dataclasses.replace(b, columns=np.ascontiguousarray(c))
-                      for b, c in zip(self.structure.blocks, parts[:-2])]
-            obj = WhitenedLmmObjective(self.structure, blocks, np.ascontiguousarray(parts[-2]),
-                                       np.ascontiguousarray(parts[-1][:, 0]), self.reml,
+            if self._inverse is not None:
+                WA = WA[self._inverse]
+            parts = np.split(WA, self._splits, axis=1)  # views: column-major, so 1-column parts are contiguous
+            blocks = [dataclasses.replace(b, columns=c if c.shape[1] == 1 else np.ascontiguousarray(c))
+                      for b, c in zip(self._blocks, parts[:-2])]
+            obj = WhitenedLmmObjective(self.structure, blocks, parts[-2], parts[-1][:, 0], self.reml,
                                        logdet - self.log_w_sum)
         self._cache = (psi.copy(), obj)
         return obj

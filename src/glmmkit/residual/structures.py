@@ -76,6 +76,10 @@ class ResidualStructure:
         """The correlation matrix of one cluster's residuals at the given times."""
         raise NotImplementedError
 
+    def pair_correlation(self, psi: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
+        """R between pairs of residuals of one cluster at times t1[k] and t2[k] (fitted times)."""
+        raise NotImplementedError
+
     def natural(self, psi: np.ndarray) -> list[tuple]:
         """``(name, value, lower, upper)`` of the reported parameters (intervals, profiles)."""
         lo, hi = self.natural_bounds()
@@ -104,6 +108,9 @@ class _Markov(ResidualStructure):
         lay = layout
         self._rest = np.flatnonzero(~lay.first)
         self._dt = lay.times[self._rest] - lay.times[self._rest - 1]
+        # every lag that occurs, and each row's (rows after the first of a cluster): ρ^lag is then
+        # a handful of powers and one gather, not n powers
+        self._lags, self._lag_idx = np.unique(self._dt, return_inverse=True)
         # for color: rows by position within their cluster
         self._by_within = [np.flatnonzero(lay.within == j) for j in range(1, int(lay.sizes.max()))]
 
@@ -111,23 +118,31 @@ class _Markov(ResidualStructure):
         raise NotImplementedError
 
     def _phi(self, psi):
-        return self.rho(float(psi[0])) ** self._dt
+        """φ_i = ρ^(Δt_i) for every sorted row, 0 where a cluster starts."""
+        phi = np.zeros(self.layout.n)
+        phi[self._rest] = (self.rho(float(psi[0])) ** self._lags)[self._lag_idx.reshape(-1)]
+        return phi
 
     def whiten(self, psi, A):
         phi = self._phi(psi)
         one_m = 1.0 - phi * phi
-        if np.any(one_m <= 0):
+        if not np.all(one_m > 0):
             return None, np.inf
-        out = A.copy()
-        r = self._rest
-        s = np.sqrt(one_m)
-        out[r] = (A[r] - phi[:, None] * A[r - 1]) / s[:, None]
+        # w_i = (a_i - φ_i a_{i-1}) / sqrt(1 - φ_i²), with φ = 0 at a cluster's first row: contiguous
+        # slices over all rows, no gathers
+        out = np.empty_like(A, order="F")  # column-major: each whitened column is contiguous for the engine
+        out[0] = A[0]
+        inv_s = 1.0 / np.sqrt(one_m[1:])
+        p1 = phi[1:]
+        for j in range(A.shape[1]):  # a few columns, each one contiguous pass
+            col = out[1:, j]
+            np.multiply(A[:-1, j], p1, out=col)
+            np.subtract(A[1:, j], col, out=col)
+            col *= inv_s
         return out, float(np.sum(np.log(one_m)))
 
     def color(self, psi, Z):
-        phi_rest = self._phi(psi)
-        phi = np.zeros(self.layout.n)
-        phi[self._rest] = phi_rest
+        phi = self._phi(psi)
         out = Z.copy()
         for rows in self._by_within:  # a loop over positions within a cluster, vectorised over clusters
             p = phi[rows][:, None]
@@ -137,6 +152,9 @@ class _Markov(ResidualStructure):
     def correlation_at(self, psi, times):
         t = np.asarray(times, dtype=float)
         return self.rho(float(psi[0])) ** np.abs(np.subtract.outer(t, t))
+
+    def pair_correlation(self, psi, t1, t2):
+        return self.rho(float(psi[0])) ** np.abs(np.asarray(t1, dtype=float) - np.asarray(t2, dtype=float))
 
     def report(self, psi):
         return {"Phi": float(self.rho(float(psi[0])))}
@@ -259,6 +277,9 @@ class ResidualCS(_Dense):
     def correlation_at(self, psi, times):
         return self.cluster_correlation(psi, np.asarray(times))
 
+    def pair_correlation(self, psi, t1, t2):
+        return np.where(np.asarray(t1) == np.asarray(t2), 1.0, self.rho(psi))
+
     def report(self, psi):
         return {"Rho": float(self.rho(psi))}
 
@@ -290,11 +311,24 @@ class _ByVisit(_Dense):
         return np.bitwise_or.reduceat(bits, starts)
 
     def correlation_at(self, psi, times):
-        idx = np.searchsorted(self._visit_values, np.asarray(times, dtype=float))
+        from ..exceptions import ArgumentError
+
+        t = np.asarray(times, dtype=float)
+        idx = np.clip(np.searchsorted(self._visit_values, t), 0, self._visit_values.shape[0] - 1)
+        bad = ~np.isclose(self._visit_values[idx], t)
+        if bad.any():
+            raise ArgumentError(f"time {t[bad][0]:g} is not one of the fitted visits "
+                                f"{self._visit_values.tolist()}; a {self.name} structure has correlations for those only")
         return self.full_correlation(psi)[np.ix_(idx, idx)]
 
     def cluster_correlation(self, psi, visits):
         return self.full_correlation(psi)[np.ix_(visits, visits)]
+
+    def pair_correlation(self, psi, t1, t2):
+        v = self._visit_values
+        i = np.clip(np.searchsorted(v, np.asarray(t1, dtype=float)), 0, v.shape[0] - 1)
+        j = np.clip(np.searchsorted(v, np.asarray(t2, dtype=float)), 0, v.shape[0] - 1)
+        return self.full_correlation(psi)[i, j]
 
 
 class ResidualUN(_ByVisit):
