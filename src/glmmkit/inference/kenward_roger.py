@@ -143,7 +143,10 @@ def kenward_roger(fit) -> KenwardRoger:
     Lam = _lambda(fit)
     K = (Z @ Lam).tocsr()
     WK = sp.diags(w) @ K
-    KtWK = (K.T @ WK).toarray()
+    S = np.asarray((Z.T @ (sp.diags(w) @ Z)).toarray())      # Z'WZ
+    ZWX = np.asarray(Z.T @ (w[:, None] * X))                  # Z'WX
+    SL = np.asarray(Lam.T @ S).T                              # Z'WZΛ = Z'WK (S symmetric)
+    KtWK = np.asarray(Lam.T @ SL)
     q = KtWK.shape[0]
     C = KtWK + np.eye(q)
     cf = sla.cho_factor(C, lower=True)
@@ -153,11 +156,14 @@ def kenward_roger(fit) -> KenwardRoger:
         WY = w[:, None] * Y
         return (WY - WK @ sla.cho_solve(cf, np.asarray(K.T @ WY))) / s2
 
-    Zd = Z.toarray()
-    E = vinv(X)                      # V⁻¹X
-    U = vinv(Zd)                     # V⁻¹Z
-    B = Zd.T @ E                     # Z'V⁻¹X
-    M = Zd.T @ U                     # Z'V⁻¹Z
+    # the q × q and q × p pieces, never an n × q matrix: Z'V⁻¹ = σ⁻² (Z'W − Z'WK C⁻¹ K'W)
+    G1 = sla.cho_solve(cf, SL.T)                              # C⁻¹Λ'Z'WZ
+    Gx = sla.cho_solve(cf, np.asarray(Lam.T @ ZWX))           # C⁻¹Λ'Z'WX
+    E = vinv(X)                                               # V⁻¹X
+    B = (ZWX - SL @ Gx) / s2                                  # Z'V⁻¹X
+    M = (S - SL @ G1) / s2                                    # Z'V⁻¹Z
+    M = 0.5 * (M + M.T)
+    ML = np.asarray(Lam.T @ M).T                              # Z'V⁻¹ZΛ = Z'V⁻¹K
     phi = np.linalg.inv(X.T @ E)
     phi = 0.5 * (phi + phi.T)
 
@@ -175,8 +181,9 @@ def kenward_roger(fit) -> KenwardRoger:
 
     AM = [a_times(r, c, M) for _, r, c in entries]      # A_r M
     AB = [a_times(r, c, B) for _, r, c in entries]      # A_r B
-    J = U.T @ (winv[:, None] * E)                       # Z'V⁻¹W⁻¹V⁻¹X
-    N = U.T @ (winv[:, None] * U)                       # Z'V⁻¹W⁻¹V⁻¹Z
+    # W⁻¹V⁻¹ = σ⁻² (I − K C⁻¹ K'W)
+    J = (B - ML @ Gx) / s2                              # Z'V⁻¹W⁻¹V⁻¹X
+    N = (M - ML @ G1) / s2                              # Z'V⁻¹W⁻¹V⁻¹Z
     We = winv[:, None] * E
     F = vinv(We)
     R = sla.cho_solve(cf, KtWK)
