@@ -308,3 +308,14 @@ def test_bad_input_names_the_argument_and_the_fix():
     ml = gk.lmer("distance ~ age + Sex + (1 | Subject)", load("Orthodont"), reml=False)
     with pytest.raises(ArgumentError, match="REML"):
         ml.emmeans("Sex", ddf="kenward-roger")
+
+
+def test_studentized_range_matches_scipy():
+    """The vectorised Tukey distribution (inference/multiplicity.py) against scipy's adaptive one."""
+    from glmmkit.inference.multiplicity import tukey_ppf, tukey_sf
+
+    for k, df, q in ((3, 2.0, 4.0), (4, 12.9, 3.1), (6, 46.08, 4.4), (10, np.inf, 4.5), (4, 1000.0, 0.7)):
+        assert tukey_sf(q, k, df) == pytest.approx(stats.studentized_range.sf(q, k, df), abs=1e-8)
+    np.testing.assert_allclose(tukey_ppf(0.95, 4, [np.inf, 25.0, 25.0, 7.5]),
+                               [stats.studentized_range.ppf(0.95, 4, d) for d in (np.inf, 25.0, 25.0, 7.5)],
+                               rtol=1e-9)

@@ -13,7 +13,8 @@ Kenward-Roger for LMMs, asymptotic z for GLMMs).
 as emmeans names them (``"A - B"``; levels that look like numbers carry the factor's name,
 ``"period1 - period2"``; several factors ``"agef8 Male - agef10 Male"``), with p-values and
 intervals adjusted over the family of the group: Tukey's studentised range for k means,
-Bonferroni, Holm (p-values; its intervals are Bonferroni's, as emmeans), or none.
+Bonferroni, Holm (p-values; its intervals are Bonferroni's, as emmeans), or none
+(``inference/multiplicity.py``).
 
 **Response scale** (``type="response"``): means back-transformed through the inverse link,
 SE by the delta method |dμ/dη|·SE, intervals the back-transformed link-scale ones, tests
@@ -399,48 +400,6 @@ def _pairs(table, specs, by, kinds, sep):
     return D, out, np.array(family, dtype=int), sizes
 
 
-def _adjusted(stat, df, family, sizes, adjust, level):
-    """Adjusted p-values and the interval's critical values per contrast."""
-    from scipy import stats
-
-    adjust = adjust.lower()
-    a = np.abs(stat)
-    fin = np.isfinite(df)
-    dfs = np.where(fin, df, 1.0)
-    p_raw = np.where(fin, 2.0 * stats.t.sf(a, dfs), 2.0 * stats.norm.sf(a))
-    crit_raw = np.where(fin, stats.t.ppf(0.5 + level / 2.0, dfs), stats.norm.ppf(0.5 + level / 2.0))
-    if adjust == "none":
-        return p_raw, crit_raw
-    p = np.empty_like(p_raw)
-    crit = np.empty_like(crit_raw)
-    for g in np.unique(family):
-        sel = np.flatnonzero(family == g)
-        m = sel.shape[0]
-        if adjust == "tukey":
-            k = sizes[int(g)]
-            for i in sel:
-                d = df[i] if np.isfinite(df[i]) else np.inf
-                if k < 2:
-                    p[i], crit[i] = p_raw[i], crit_raw[i]
-                    continue
-                p[i] = float(stats.studentized_range.sf(a[i] * np.sqrt(2.0), k, d))
-                crit[i] = float(stats.studentized_range.ppf(level, k, d)) / np.sqrt(2.0)
-            continue
-        # Bonferroni intervals for both (Holm has no intervals; emmeans uses Bonferroni's)
-        lev = 1.0 - (1.0 - level) / m
-        crit[sel] = np.where(fin[sel], stats.t.ppf(0.5 + lev / 2.0, dfs[sel]), stats.norm.ppf(0.5 + lev / 2.0))
-        if adjust == "bonferroni":
-            p[sel] = np.minimum(1.0, p_raw[sel] * m)
-        else:  # holm: step-down
-            order = np.argsort(p_raw[sel])
-            ps = p_raw[sel][order] * (m - np.arange(m))
-            ps = np.minimum(1.0, np.maximum.accumulate(ps))
-            out = np.empty(m)
-            out[order] = ps
-            p[sel] = out
-    return np.clip(p, 0.0, 1.0), crit
-
-
 # ----- tables -----
 
 def _table(left: pd.DataFrame, est, se, df, stat, p, lo, hi, attrs) -> pd.DataFrame:
@@ -490,7 +449,9 @@ def _contrast_table(fit, ctab, E, family, sizes, type, adjust, level, attrs):
     est, se, df = E.est, E.se(), E.df()
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = est / se
-    p, crit = _adjusted(stat, df, family, sizes, adjust, level)
+    from .multiplicity import adjust_family
+
+    p, crit = adjust_family(stat, df, family, sizes, adjust, level)
     lo, hi = est - crit * se, est + crit * se
     link = _link_name(fit)
     attrs["adjust"] = adjust
