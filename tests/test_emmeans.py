@@ -319,3 +319,47 @@ def test_studentized_range_matches_scipy():
     np.testing.assert_allclose(tukey_ppf(0.95, 4, [np.inf, 25.0, 25.0, 7.5]),
                                [stats.studentized_range.ppf(0.95, 4, d) for d in (np.inf, 25.0, 25.0, 7.5)],
                                rtol=1e-9)
+
+
+def _synthetic():
+    rng = np.random.default_rng(0)
+    n = 300
+    d = pd.DataFrame({"x": rng.uniform(1, 5, n), "g": pd.Categorical(rng.integers(0, 20, n)),
+                      "s": rng.choice(["lo", "mid", "hi"], n), "b": rng.random(n) > 0.5,
+                      "k": rng.integers(1, 4, n), "t": rng.uniform(1, 3, n)})
+    d["y"] = np.log(d.x) + (d.s == "hi") + d.b * 0.5 + rng.normal(size=20)[d.g.cat.codes] + rng.normal(size=n)
+    d["c"] = rng.poisson(np.exp(0.3 + 0.2 * d.x + 0.3 * rng.normal(size=20)[d.g.cat.codes]) * d.t)
+    return d
+
+
+@pytest.mark.parametrize("formula,specs", [
+    ("y ~ log(x) + s + (1 | g)", "s"),
+    ("y ~ poly(x, 2) + s * b + (1 | g)", "b"),
+    ("y ~ factor(k) + s + (1 | g)", "k"),
+    ("y ~ scale(x) + I(x^2) + s + (x | g)", "s"),
+])
+def test_means_are_population_predictions_averaged_over_the_grid(formula, specs):
+    """Transformed covariates (log, poly, scale, I()) sit at the mean of the raw column, as in emmeans;
+    a text column is a factor with sorted levels, a bool one a two-level factor."""
+    d = _synthetic()
+    fit = gk.lmer(formula, d)
+    m = fit.emmeans(specs)
+    grid = m.attrs["grid"]
+    if "x" in grid:
+        assert grid["x"].iloc[0] == pytest.approx(d["x"].mean(), rel=1e-12)
+    if "s" in grid:
+        assert list(dict.fromkeys(grid["s"])) == ["hi", "lo", "mid"]
+    pred = pd.Series(fit.predict(grid, re_form="~0"))
+    expect = pred.groupby(grid[specs].astype(str).to_numpy(), sort=False).mean()
+    np.testing.assert_allclose(m["estimate"], expect.to_numpy(), rtol=1e-10)
+
+
+def test_offset_is_evaluated_at_the_mean_covariate():
+    d = _synthetic()
+    fit = gk.glmer("c ~ x + s + offset(log(t)) + (1 | g)", d, family="poisson")
+    m = fit.emmeans("s")
+    b = fit.fixef
+    expect = b["(Intercept)"] + b["x"] * d["x"].mean() + np.log(d["t"].mean())
+    assert m.loc[m["s"] == "hi", "estimate"].iloc[0] == pytest.approx(expect, rel=1e-12)
+    slope = fit.emtrends("s", var="x")
+    np.testing.assert_allclose(slope["estimate"], b["x"], rtol=1e-7)

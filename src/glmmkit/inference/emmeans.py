@@ -51,6 +51,7 @@ from ..exceptions import ArgumentError, NotAvailableError
 __all__ = ["emmeans", "emtrends", "reference_grid"]
 
 _ADJUST = ("tukey", "holm", "bonferroni", "none")
+_IDENT = re.compile(r"`([^`]+)`|(?<![\w.])([A-Za-z_.][\w.]*)(?!\s*\()")
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
@@ -69,8 +70,10 @@ def _predictor_variables(fit, extra_random: bool) -> list:
     for text in texts:
         try:
             used |= set(formulaic_formula(text).required_variables)
-        except Exception:  # a piece formulaic cannot read on its own: skip it (its columns come with X)
-            continue
+        except Exception:  # a piece formulaic cannot read on its own: its names come from the text below
+            pass
+        # formulaic 1.2 leaves out the arguments of stateful transforms (poly(x, 2)): names in the text too
+        used |= {m.group(1) or m.group(2) for m in _IDENT.finditer(text)}
     return [c for c in data.columns if c in used]
 
 
@@ -208,9 +211,11 @@ def _check_names(names, kinds, what, fit):
 
     for v in names:
         if v not in kinds:
-            if v in fit.frame.data.columns:
-                raise ArgumentError(f"{what}={v!r} is not a variable of the fixed effects of {fit.formula!r} (it is "
-                                    f"a grouping factor or the response); give a factor of the fixed part")
+            groups = {f for t in fit.frame.parsed.random for f in t.factors}
+            if v in groups:
+                raise ArgumentError(f"{what}={v!r} is a grouping factor of the random effects of {fit.formula!r}; "
+                                    f"marginal means are over the fixed effects' factors "
+                                    f"({', '.join(kinds) or 'none'}): use fit.ranef or predict for levels of {v!r}")
             raise ArgumentError(f"{what} names {v!r}, which is not a variable of the model's fixed effects "
                                 f"({', '.join(kinds) or 'none'}){suggest(v, list(kinds))}")
 
