@@ -363,3 +363,17 @@ def test_offset_is_evaluated_at_the_mean_covariate():
     assert m.loc[m["s"] == "hi", "estimate"].iloc[0] == pytest.approx(expect, rel=1e-12)
     slope = fit.emtrends("s", var="x")
     np.testing.assert_allclose(slope["estimate"], b["x"], rtol=1e-7)
+
+
+def test_grand_mean_and_overall_trend():
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", gk.datasets.load("sleepstudy"))
+    m = fit.emmeans("1")
+    assert list(m["1"]) == ["overall"]
+    assert m["estimate"].iloc[0] == pytest.approx(fit.fixef["(Intercept)"] + 4.5 * fit.fixef["Days"], rel=1e-12)
+    t = fit.emtrends("1", var="Days", ddf="kenward-roger")
+    assert t["estimate"].iloc[0] == pytest.approx(fit.fixef["Days"], rel=1e-7)
+    assert t["df"].iloc[0] == pytest.approx(17.0, rel=1e-6)
+    with pytest.raises(ArgumentError, match="pairwise"):
+        fit.emmeans("1", pairwise=True)
+    with pytest.raises(ArgumentError, match="specs"):
+        fit.emmeans([])

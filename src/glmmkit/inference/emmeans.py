@@ -277,7 +277,7 @@ def _beta_cov(fit, ddf):
 def _cells(grid, keys):
     """Cell index of each grid row for the variables ``keys`` and the cells' table (first key fastest)."""
     if not keys:
-        return np.zeros(len(grid), dtype=int), pd.DataFrame(index=[0])
+        return np.zeros(len(grid), dtype=int), pd.DataFrame({"1": ["overall"]})  # emmeans's ~ 1
     codes, uniques = [], []
     for k in keys:
         vals = list(dict.fromkeys(grid[k].tolist()))  # the grid's own order: its levels, its at= values
@@ -479,7 +479,11 @@ def _setup(fit, specs, by, at, type, adjust, level, ddf, marginal, pairwise, wha
     specs = _as_list(specs, "specs")
     by = _as_list(by, "by")
     if not specs:
-        raise ArgumentError(f"{what} needs specs: the factor(s) whose means are wanted, e.g. specs='period'")
+        raise ArgumentError(f"{what} needs specs: the factor(s) whose means are wanted, e.g. specs='period' "
+                            f"(or specs='1' for the grand mean over the grid, emmeans's ~ 1)")
+    specs = [s for s in specs if s.strip() != "1"]  # "1": one cell, the whole grid (emmeans's ~ 1)
+    if pairwise and not specs:
+        raise ArgumentError("pairwise=True compares levels: specs='1' has one cell; name a factor in specs")
     if marginal and not fit.has_family:
         marginal = False  # identity link: the population average is the conditional mean
     grid, kinds = reference_grid(fit, at=at, extra_random=marginal)

@@ -68,12 +68,32 @@ class KenwardRoger:
     names: list
 
     def ddf(self, L) -> float:
-        """Kenward-Roger denominator degrees of freedom of the hypothesis ``L β = 0`` (rows of L)."""
+        """Kenward-Roger denominator degrees of freedom of the hypothesis ``L β = 0``.
+
+        Parameters
+        ----------
+        L : array-like, shape (ℓ, p) or (p,)
+            The restriction: its rows together (an ℓ-df F test).
+
+        Returns
+        -------
+        float
+            m of Kenward and Roger (their F's denominator df).
+        """
         return _ddf_scale(self, np.atleast_2d(np.asarray(L, dtype=float)))[0]
 
     def ddf_rows(self, L) -> np.ndarray:
         """Degrees of freedom of each row of ``L`` on its own (one contrast at a time, as lmerTest's
-        ``contest1D`` and emmeans report them)."""
+        ``contest1D`` and emmeans report them).
+
+        Parameters
+        ----------
+        L : array-like, shape (r, p)
+
+        Returns
+        -------
+        ndarray, shape (r,)
+        """
         L = np.atleast_2d(np.asarray(L, dtype=float))
         return np.array([_ddf_scale(self, L[i:i + 1])[0] for i in range(L.shape[0])])
 
@@ -129,7 +149,23 @@ def _in_cov_pattern(t, i, j) -> bool:
 
 
 def kenward_roger(fit) -> KenwardRoger:
-    """Kenward-Roger's adjusted covariance Φ_A and the pieces its degrees of freedom need (cached on the fit)."""
+    """Kenward-Roger's adjusted covariance Φ_A and the pieces its degrees of freedom need.
+
+    Parameters
+    ----------
+    fit : LmmFit
+        A REML fit whose covariance structures are linear in their parameters (lme4's terms).
+
+    Returns
+    -------
+    KenwardRoger
+        Computed once per fit and cached on it.
+
+    Raises
+    ------
+    ArgumentError
+        For GLMMs and ML fits, saying why and what to use instead.
+    """
     cached = getattr(fit, "_kr_cache", None)
     if cached is not None:
         return cached
@@ -259,7 +295,18 @@ def _ddf_scale(kr: KenwardRoger, L: np.ndarray):
 
 def kr_ddf(fit, L=None) -> np.ndarray:
     """Kenward-Roger degrees of freedom of each fixed effect (or of each row of ``L`` as a
-    one-degree-of-freedom contrast) of a REML-fitted LMM."""
+    one-degree-of-freedom contrast) of a REML-fitted LMM.
+
+    Parameters
+    ----------
+    fit : LmmFit
+    L : array-like, shape (r, p), optional
+        Contrasts; the identity (each coefficient) when omitted.
+
+    Returns
+    -------
+    ndarray, shape (r,)
+    """
     kr = kenward_roger(fit)
     L = np.eye(kr.phi.shape[0]) if L is None else np.atleast_2d(np.asarray(L, dtype=float))
     return kr.ddf_rows(L)
@@ -267,6 +314,12 @@ def kr_ddf(fit, L=None) -> np.ndarray:
 
 def kr_test(fit, L) -> dict:
     """Kenward-Roger F test of ``L β = 0`` (pbkrtest's KRmodcomp for a restriction matrix).
+
+    Parameters
+    ----------
+    fit : LmmFit
+    L : array-like, shape (ℓ, p)
+        The restriction, of full row rank.
 
     Returns
     -------
