@@ -7,7 +7,9 @@ grid); offsets in the formula are evaluated on the grid (their covariates at the
 A *marginal mean* of a cell of the ``specs`` (× ``by``) factors is the average of the
 grid's linear predictors over the other factors with **equal weights**, a linear function
 L β of the fixed effects: SE √(L V L'), degrees of freedom per row of L (Satterthwaite or
-Kenward-Roger for LMMs, asymptotic z for GLMMs).
+Kenward-Roger for LMMs, asymptotic z for GLMMs).  In a rank-deficient fit (an empty cell of an
+interaction) a mean or contrast whose L is not orthogonal to the null space of the full design is
+not estimable: NaN, as emmeans's ``nonEst``; multiplicity families still count it, as emmeans's do.
 
 **Contrasts** (emmeans's ``pairs``): every pair i < j of cells within a ``by`` group, named
 as emmeans names them (``"A - B"``; levels that look like numbers carry the factor's name,
@@ -182,12 +184,32 @@ def _grid_design(fit, grid: pd.DataFrame, shift=None):
         except Exception as exc:
             raise ArgumentError(f"cannot build the fixed-effects design on the reference grid: {exc}") from None
         X = X.reshape(len(g), -1)
+    full = X
     X = X[:, fit._x_kept]
     off = fit._new_offset(g)
     arg_off = fit.frame.offset
     if not fit.frame.parsed.offsets and np.any(arg_off != 0):
         off = off + float(np.mean(arg_off))  # an offset= argument: its mean, as a covariate's
-    return X, off
+    return X, off, full
+
+
+def _null_basis(fit):
+    """Basis of the null space of the fit's full fixed-effects design (None when it has full rank):
+    a linear function l'β is estimable when l is orthogonal to it (emmeans's ``nonEst`` otherwise)."""
+    Xf = fit.frame.X
+    if len(fit._x_kept) == Xf.shape[1]:
+        return None
+    _, sv, Vt = np.linalg.svd(Xf, full_matrices=True)
+    tol = max(Xf.shape) * np.finfo(float).eps * (sv[0] if sv.size else 1.0) * 1e3
+    rank = int(np.sum(sv > tol))
+    return Vt[rank:].T
+
+
+def _not_estimable(Lfull, null) -> np.ndarray:
+    if null is None or Lfull is None:
+        return np.zeros(0 if Lfull is None else Lfull.shape[0], dtype=bool)
+    scale = np.maximum(1.0, np.abs(Lfull).max(axis=1))
+    return np.abs(Lfull @ null).max(axis=1) > 1e-6 * scale
 
 
 # ----- checks -----
@@ -243,27 +265,47 @@ def _check_options(fit, type, adjust, level, ddf):
 
 class _Estimand:
     """Estimates with the Jacobian J with respect to the parameters and the covariance of those
-    parameters; ``linear`` when J is an L matrix in β (then df by Satterthwaite/Kenward-Roger)."""
+    parameters; ``linear`` when J is an L matrix in β (then df by Satterthwaite/Kenward-Roger).
+    ``Lfull`` (the L rows over every column of the design, dropped ones too) and the design's null
+    basis decide estimability; a nonlinear estimand carries its cells' mask ``bad`` instead."""
 
-    def __init__(self, fit, est, J, cov, linear, ddf):
+    def __init__(self, fit, est, J, cov, linear, ddf, Lfull=None, null=None, bad=None):
         self.fit, self.est, self.J, self.cov, self.linear, self.ddf = fit, est, J, cov, linear, ddf
+        self.Lfull, self.null = Lfull, null
+        if bad is None:
+            bad = _not_estimable(Lfull, null) if Lfull is not None else np.zeros(est.shape[0], dtype=bool)
+        self.bad = bad if bad.shape[0] == est.shape[0] else np.zeros(est.shape[0], dtype=bool)
 
     def transform(self, D):
-        return _Estimand(self.fit, D @ self.est, D @ self.J, self.cov, self.linear, self.ddf)
+        if self.Lfull is not None:
+            return _Estimand(self.fit, D @ self.est, D @ self.J, self.cov, self.linear, self.ddf,
+                             Lfull=D @ self.Lfull, null=self.null)
+        bad = (np.abs(D) @ self.bad.astype(float)) > 0
+        return _Estimand(self.fit, D @ self.est, D @ self.J, self.cov, self.linear, self.ddf, bad=bad)
 
-    def se(self):
-        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", self.J, self.cov, self.J), 0.0))
+    def values(self):
+        """(estimate, SE, df), NaN where the function is not estimable."""
+        est, se = self.est.copy(), np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", self.J, self.cov, self.J), 0.0))
+        df = self._df()
+        est[self.bad], se[self.bad], df[self.bad] = np.nan, np.nan, np.nan
+        return est, se, df
 
-    def df(self):
+    def _df(self):
         if self.ddf == "asymptotic" or not self.linear:
             return np.full(self.est.shape, np.inf)
+        ok = ~self.bad
+        out = np.full(self.est.shape, np.nan)
+        if not ok.any():
+            return out
         if self.ddf == "kenward-roger":
             from .kenward_roger import kenward_roger
 
-            return kenward_roger(self.fit).ddf_rows(self.J)
-        from .wald import satterthwaite_df
+            out[ok] = kenward_roger(self.fit).ddf_rows(self.J[ok])
+        else:
+            from .wald import satterthwaite_df
 
-        return satterthwaite_df(self.fit, self.J)
+            out[ok] = satterthwaite_df(self.fit, self.J[ok])
+        return out
 
 
 def _beta_cov(fit, ddf):
@@ -342,7 +384,7 @@ def _marginal_estimand(fit, grid, idx, ncell, ddf):
         raise NotAvailableError("marginal=True needs the covariance of (θ, β) from the fit's Hessian, which this "
                                 "fit does not have (PQL fits, or a Hessian that was not positive definite); use "
                                 "marginal=False")
-    X, off = _grid_design(fit, grid)
+    X, off, Xf = _grid_design(fit, grid)
     cols = [term_columns(t.source, grid)[:, t.source_cols] for t in fit.structure.terms]
     A = _averager(idx, ncell)
     nt = fit._theta.shape[0]
@@ -353,7 +395,8 @@ def _marginal_estimand(fit, grid, idx, ncell, ddf):
 
     est, J = _numeric_jacobian(f, x0)
     k = x0.shape[0]
-    return _Estimand(fit, est, J, np.asarray(cov, dtype=float)[:k, :k], False, "asymptotic")
+    bad = _not_estimable(A @ Xf, _null_basis(fit))
+    return _Estimand(fit, est, J, np.asarray(cov, dtype=float)[:k, :k], False, "asymptotic", bad=bad)
 
 
 # ----- labels and contrasts -----
@@ -427,7 +470,7 @@ def _link_name(fit):
 def _means_table(fit, table, E, type, level, attrs):
     from scipy import stats
 
-    est, se, df = E.est, E.se(), E.df()
+    est, se, df = E.values()
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = est / se
     fin = np.isfinite(df)
@@ -451,7 +494,7 @@ def _means_table(fit, table, E, type, level, attrs):
 
 
 def _contrast_table(fit, ctab, E, family, sizes, type, adjust, level, attrs):
-    est, se, df = E.est, E.se(), E.df()
+    est, se, df = E.values()
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = est / se
     from .multiplicity import adjust_family
@@ -514,10 +557,11 @@ def emmeans(fit, specs, by=None, type="link", pairwise=False, adjust="tukey", at
             raise ArgumentError("marginal=True means are asymptotic (delta method in θ and β): use ddf=None")
         E = _marginal_estimand(fit, grid, idx, len(table), ddf)
     else:
-        X, off = _grid_design(fit, grid)
+        X, off, Xf = _grid_design(fit, grid)
         A = _averager(idx, len(table))
         L = A @ X
-        E = _Estimand(fit, L @ fit._beta + A @ off, L, _beta_cov(fit, ddf), True, ddf)
+        E = _Estimand(fit, L @ fit._beta + A @ off, L, _beta_cov(fit, ddf), True, ddf, Lfull=A @ Xf,
+                      null=_null_basis(fit))
     attrs = {"estimand": "population-averaged mean" if marginal else "marginal mean", "ddf": ddf,
              "level": level, "link": _link_name(fit), "grid": grid}
     if not pairwise:
@@ -541,8 +585,9 @@ def emtrends(fit, specs, var, by=None, type="link", pairwise=False, adjust="tuke
     idx, table = _cells(grid, specs + by)
     col = fit.frame.data[var].to_numpy(dtype=float)
     h = 1e-4 * max(float(np.ptp(col)), 1e-8)
-    Xp, offp = _grid_design(fit, grid, shift=(var, h))
-    Xm, offm = _grid_design(fit, grid, shift=(var, -h))
+    Xp, offp, Xpf = _grid_design(fit, grid, shift=(var, h))
+    Xm, offm, Xmf = _grid_design(fit, grid, shift=(var, -h))
+    null = _null_basis(fit)
     A = _averager(idx, len(table))
     link = _link_name(fit)
     if type == "response" and link != "identity":
@@ -550,11 +595,13 @@ def emtrends(fit, specs, var, by=None, type="link", pairwise=False, adjust="tuke
         ep, em = Xp @ fit._beta + offp, Xm @ fit._beta + offm
         slope = (lk.inverse(ep) - lk.inverse(em)) / (2.0 * h)
         G = (lk.mu_eta(ep)[:, None] * Xp - lk.mu_eta(em)[:, None] * Xm) / (2.0 * h)
-        E = _Estimand(fit, A @ slope, A @ G, fit._vcov, False, "asymptotic")
+        E = _Estimand(fit, A @ slope, A @ G, fit._vcov, False, "asymptotic",
+                      bad=_not_estimable(A @ ((Xpf - Xmf) / (2.0 * h)), null))
         scale = "response"
     else:
         L = A @ ((Xp - Xm) / (2.0 * h))
-        E = _Estimand(fit, L @ fit._beta + A @ ((offp - offm) / (2.0 * h)), L, _beta_cov(fit, ddf), True, ddf)
+        E = _Estimand(fit, L @ fit._beta + A @ ((offp - offm) / (2.0 * h)), L, _beta_cov(fit, ddf), True, ddf,
+                      Lfull=A @ ((Xpf - Xmf) / (2.0 * h)), null=null)
         scale = "link" if link != "identity" else "response"
     attrs = {"estimand": f"trend of {var}", "ddf": ddf, "level": level, "link": link, "grid": grid}
     if not pairwise:

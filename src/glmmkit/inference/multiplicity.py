@@ -137,8 +137,11 @@ def adjust_family(stat, df, family, sizes, adjust: str, level: float):
         return p_raw, crit_raw
     p, crit = p_raw.copy(), crit_raw.copy()
     for g in np.unique(family):
-        sel = np.flatnonzero(family == g)
-        m = sel.shape[0]
+        # the family's size counts every contrast, non-estimable (NaN) ones too, as emmeans does
+        m = int(np.sum(family == g))
+        sel = np.flatnonzero((family == g) & np.isfinite(a) & ~np.isnan(df))
+        if sel.shape[0] == 0:
+            continue
         if adjust == "tukey":
             k = int(sizes[int(g)])
             if k > 2:  # two means: the studentised range is |t|·√2, the unadjusted test
@@ -151,8 +154,8 @@ def adjust_family(stat, df, family, sizes, adjust: str, level: float):
             p[sel] = np.minimum(1.0, p_raw[sel] * m)
         else:  # Holm's step-down
             order = np.argsort(p_raw[sel], kind="stable")
-            ps = np.minimum(1.0, np.maximum.accumulate(p_raw[sel][order] * (m - np.arange(m))))
-            out = np.empty(m)
+            ps = np.minimum(1.0, np.maximum.accumulate(p_raw[sel][order] * (m - np.arange(sel.shape[0]))))
+            out = np.empty(sel.shape[0])
             out[order] = ps
             p[sel] = out
     return np.clip(p, 0.0, 1.0), crit

@@ -112,6 +112,17 @@ eavg <- emmeans(of, "agef")  # averaged over Sex with equal weights
 add("orthodont_agef_avg", "Orthodont", "distance ~ agef * Sex + (1 | Subject)", "gaussian",
     of, list(specs = "agef", ddf = "kenward-roger"), eavg)
 
+# an empty cell (no 14-year-old girls): lme4 drops agef14:SexFemale; emmeans marks what is not estimable
+orth_gap <- orth[!(orth$agef == "14" & orth$Sex == "Female"), ]
+og <- lmer(distance ~ agef * Sex + (1 | Subject), data = orth_gap, control = ctl)
+eg <- emmeans(og, "agef", by = "Sex", lmer.df = "satterthwaite")
+add("orthodont_empty_cell_by", "Orthodont_gap", "distance ~ agef * Sex + (1 | Subject)", "gaussian",
+    og, list(specs = "agef", by = "Sex", ddf = "satterthwaite", pairwise = TRUE, adjust = "holm"), eg,
+    full(pairs(eg, adjust = "holm")))
+ega <- emmeans(og, "agef", lmer.df = "satterthwaite")
+add("orthodont_empty_cell_avg", "Orthodont_gap", "distance ~ agef * Sex + (1 | Subject)", "gaussian",
+    og, list(specs = "agef", ddf = "satterthwaite", pairwise = TRUE, adjust = "tukey"), ega, full(pairs(ega)))
+
 b <- lmer(weight ~ Time * Diet + (Time | Rat), data = bw, control = ctl)
 et <- emtrends(b, "Diet", var = "Time")
 add("bodyweight_emtrends", "BodyWeight", "weight ~ Time * Diet + (Time | Rat)", "gaussian",
@@ -130,6 +141,6 @@ out <- list(versions = list(R = paste(R.version$major, R.version$minor, sep = ".
                             lmerTest = as.character(packageVersion("lmerTest")),
                             pbkrtest = as.character(packageVersion("pbkrtest")),
                             emmeans = as.character(packageVersion("emmeans"))),
-            data = list(Orthodont = export(orth), BodyWeight = export(bw)),
+            data = list(Orthodont = export(orth), Orthodont_gap = export(orth_gap), BodyWeight = export(bw)),
             kenward_roger = kr, emmeans = emm_cases)
 cat(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, na = "null"))
