@@ -163,3 +163,62 @@ def test_kr_refuses_ml_glmm_and_bad_ddf():
     fit = gk.lmer("Reaction ~ Days + (Days | Subject)", d)
     with pytest.raises(ArgumentError, match="kenward-roger"):
         fit.coef_table(ddf="kenward")
+
+
+def _dense_kr(fit, weights):
+    """Kenward & Roger from their definitions with n × n matrices (the test's own reference)."""
+    X = fit.frame.X[:, fit._x_kept]
+    n = X.shape[0]
+    Z = fit._z.toarray() if hasattr(fit._z, "toarray") else np.asarray(fit._z)
+    G, taus = [], []
+    for t in fit.structure.terms:
+        blk = fit.structure.blocks[t.block]
+        C = fit._term_cov(t)
+        for j in range(t.k):
+            for i in range(j, t.k):
+                A = np.zeros((Z.shape[1], Z.shape[1]))
+                rows = blk.offset + np.arange(blk.q) * blk.K + t.block_cols[i]
+                cols = blk.offset + np.arange(blk.q) * blk.K + t.block_cols[j]
+                A[rows, cols] = 1.0
+                A[cols, rows] = 1.0
+                G.append(Z @ A @ Z.T)
+                taus.append(C[i, j])
+    G.append(np.diag(1.0 / weights))
+    taus.append(fit.sigma ** 2)
+    V = sum(tau * g for tau, g in zip(taus, G))
+    Vi = np.linalg.inv(V)
+    Phi = np.linalg.inv(X.T @ Vi @ X)
+    Pm = Vi - Vi @ X @ Phi @ X.T @ Vi
+    P = [-X.T @ Vi @ g @ Vi @ X for g in G]
+    k = len(G)
+    Q = [[X.T @ Vi @ G[i] @ Vi @ G[j] @ Vi @ X for j in range(k)] for i in range(k)]
+    info = np.array([[0.5 * np.trace(Pm @ G[i] @ Pm @ G[j]) for j in range(k)] for i in range(k)])
+    W = np.linalg.inv(info)
+    U = sum(W[i, j] * (Q[i][j] - P[i] @ Phi @ P[j]) for i in range(k) for j in range(k))
+    return Phi, Phi + 2 * Phi @ U @ Phi
+
+
+def test_woodbury_pieces_equal_the_dense_definitions_with_weights_and_crossed_factors():
+    rng = np.random.default_rng(5)
+    d = gk.datasets.load("Penicillin").copy()
+    d["x"] = rng.normal(size=len(d))
+    w = rng.uniform(0.5, 2.0, len(d))
+    fit = gk.lmer("diameter ~ x + (1 | plate) + (1 | sample)", d, weights=w)
+    Phi, PhiA = _dense_kr(fit, w)
+    kr = kenward_roger(fit)
+    np.testing.assert_allclose(kr.phi, Phi, rtol=1e-8)
+    np.testing.assert_allclose(kr.phi_adj, PhiA, rtol=1e-7)
+    np.testing.assert_allclose(kr.phi, fit.vcov.to_numpy(), rtol=1e-6)  # (X'V⁻¹X)⁻¹ is the fit's vcov
+    # constant weights are a change of σ's units: the same tests
+    base = gk.lmer("diameter ~ x + (1 | plate) + (1 | sample)", d).coef_table(ddf="kenward-roger")
+    scaled = gk.lmer("diameter ~ x + (1 | plate) + (1 | sample)", d, weights=np.full(len(d), 3.0)).coef_table(
+        ddf="kenward-roger")
+    np.testing.assert_allclose(scaled["df"], base["df"], rtol=1e-5)
+    np.testing.assert_allclose(scaled["std_error"], base["std_error"], rtol=1e-5)
+
+
+def test_woodbury_pieces_equal_the_dense_definitions_correlated_slopes():
+    d = load("Orthodont")
+    fit = gk.lmer("distance ~ age * Sex + (age | Subject)", d)
+    Phi, PhiA = _dense_kr(fit, np.ones(len(d)))
+    np.testing.assert_allclose(kenward_roger(fit).phi_adj, PhiA, rtol=1e-7)
