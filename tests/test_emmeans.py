@@ -3,9 +3,10 @@
 
 Tolerances.  LMMs (the fits agree with lme4's to ~1e-6, BodyWeight's to ~1e-5): estimates 1e-6
 relative (BodyWeight 1e-5), SEs and interval ends 1e-4 relative, df 1e-3 relative, p-values 1e-4
-absolute.  GLMMs: glmmkit's Hessian-based covariance of β differs from lme4's by ~1% on cbpp
-(lme4's own two covariances differ by as much), so the comparison on glmmkit's fit uses 3e-2
-relative for SEs, 3e-2 absolute for p-values; the emmeans arithmetic itself is then checked
+absolute.  GLMMs: glmmkit's fit is glmmTMB's (log-likelihood and covariance of β equal to 1e-7), so
+emmeans on glmmTMB's fits is held to the LMM tolerances; lme4's Hessian-based covariance of β differs
+from both by ~1% on cbpp (lme4's own two covariances differ by as much), so the comparison with
+emmeans on lme4's fits uses 3e-2 relative for SEs, 3e-2 absolute for p-values; the emmeans arithmetic itself is then checked
 on lme4's estimates and covariance (substituted into the fit): estimates and SEs 1e-9 relative,
 interval ends 1e-8, p-values 1e-9 absolute (Tukey's from inference/multiplicity.py against R's
 ptukey: 1e-12 observed).
@@ -70,11 +71,12 @@ def _col(ref, names):
     return [c for c in ref.columns if c in names or c.endswith(".trend")][0]
 
 
-def compare(ours, ref, glmm, tight):
+def compare(ours, ref, glmm, tight, loose=None):
     est = _col(ref, ("emmean", "prob", "rate", "response", "estimate", "odds.ratio", "ratio"))
     lo = [c for c in ref.columns if c in ("lower.CL", "asymp.LCL")][0]
     hi = [c for c in ref.columns if c in ("upper.CL", "asymp.UCL")][0]
-    rt_est, rt_se, at_p = (1e-9, 1e-9, 1e-9) if tight else ((1e-3, 3e-2, 3e-2) if glmm else (1e-5, 1e-4, 1e-4))
+    loose = glmm if loose is None else loose
+    rt_est, rt_se, at_p = (1e-9, 1e-9, 1e-9) if tight else ((1e-3, 3e-2, 3e-2) if loose else (1e-5, 1e-4, 1e-4))
     np.testing.assert_allclose(ours["estimate"], ref[est], rtol=rt_est)
     np.testing.assert_allclose(ours["std_error"], ref["SE"], rtol=rt_se)
     # interval ends: the SE's error times the critical value (< 4), relative where the end is far from 0
@@ -104,12 +106,15 @@ def test_emmeans_match_r(case):
             np.testing.assert_allclose(means[v].astype(float), ref[v].astype(float), rtol=1e-12)
         else:
             assert [str(x) for x in means[v]] == list(ref[v]), v
-    compare(means, ref, glmm, tight=False)
+    # glmmkit's GLMM fit is glmmTMB's (the same Laplace deviance and Hessian): emmeans on glmmTMB's fit
+    # is checked as tightly as the LMMs; on lme4's GLMM fit loosely (its covariance differs by ~1%)
+    loose = glmm and not case["id"].endswith("_glmmTMB")
+    compare(means, ref, glmm, tight=False, loose=loose)
     if case.get("contrasts"):
         con = run(fit, case["call"], pairwise=True)
         rc = pd.DataFrame(case["contrasts"])
         assert list(con["contrast"]) == list(rc["contrast"])  # emmeans's names and order
-        compare(con, rc, glmm, tight=False)
+        compare(con, rc, glmm, tight=False, loose=loose)
 
 
 @pytest.mark.parametrize("case", [c for c in EMM if c["family"] != "gaussian"],

@@ -4,7 +4,8 @@
 # the JSON ("data") so the tests never need R.  KR: lmerTest's summary/anova with
 # ddf = "Kenward-Roger" (pbkrtest underneath) and pbkrtest's vcovAdj; emmeans: summaries with
 # infer = c(TRUE, TRUE) (intervals and tests), contrasts by pairs().
-suppressMessages({library(lmerTest); library(pbkrtest); library(emmeans); library(nlme); library(jsonlite)})
+suppressMessages({library(lmerTest); library(pbkrtest); library(emmeans); library(nlme); library(glmmTMB)
+                  library(jsonlite)})
 source("glmmkit_data.R")  # load_ds(): the bundled data with glmmkit's level orders
 # tight convergence: lmer's default stop leaves BodyWeight's θ 1e-3 from its optimum
 ctl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
@@ -67,7 +68,8 @@ emm_cases <- list()
 # arithmetic on R's own estimates (GLMM standard errors differ between fitting programs at ~1e-2)
 add <- function(id, ds, formula, family, model, call, means, contrasts = NULL) {
   emm_cases[[length(emm_cases) + 1]] <<- list(id = id, dataset = ds, formula = formula, family = family,
-    beta = unname(fixef(model)), vcov = unname(as.matrix(vcov(model))), call = call, means = emm_rows(full(means)), contrasts = if (is.null(contrasts)) NULL else emm_rows(contrasts))
+    beta = if (is.null(model)) NULL else unname(fixef(model)),
+    vcov = if (is.null(model)) NULL else unname(as.matrix(vcov(model))), call = call, means = emm_rows(full(means)), contrasts = if (is.null(contrasts)) NULL else emm_rows(contrasts))
 }
 cbpp <- load_ds("cbpp")
 g <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), data = cbpp, family = binomial)
@@ -88,6 +90,23 @@ gp <- glmer(y ~ x1 + x2 + (1 | g), data = cnt, family = poisson)
 ep <- emmeans(gp, "x2", type = "response")
 add("counts_poisson_response", "counts_ri", "y ~ x1 + x2 + (1 | g)", "poisson",
     gp, list(specs = "x2", type = "response", pairwise = TRUE, adjust = "tukey"), ep, full(pairs(ep)))
+
+# the same GLMMs fitted by glmmTMB, whose Laplace fit glmmkit's equals (lme4's covariance of β differs
+# from both by ~1% on cbpp): emmeans on them checks glmmkit's tables on glmmkit's own fit
+tmb_fixef <- function(m) fixef(m)$cond
+gt <- glmmTMB(cbind(incidence, size - incidence) ~ period + (1 | herd), data = cbpp, family = binomial)
+et_ <- emmeans(gt, "period", type = "response", df = Inf)  # glmmTMB: residual df unless told
+add("cbpp_response_tukey_glmmTMB", "cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    "binomial", NULL, list(specs = "period", type = "response", pairwise = TRUE, adjust = "tukey"), et_,
+    full(pairs(et_)))
+emm_cases[[length(emm_cases)]]$beta <- unname(tmb_fixef(gt))
+emm_cases[[length(emm_cases)]]$vcov <- unname(as.matrix(vcov(gt)$cond))
+gpt <- glmmTMB(y ~ x1 + x2 + (1 | g), data = cnt, family = poisson)
+ept <- emmeans(gpt, "x2", type = "response", df = Inf)
+add("counts_poisson_response_glmmTMB", "counts_ri", "y ~ x1 + x2 + (1 | g)", "poisson", NULL,
+    list(specs = "x2", type = "response", pairwise = TRUE, adjust = "tukey"), ept, full(pairs(ept)))
+emm_cases[[length(emm_cases)]]$beta <- unname(tmb_fixef(gpt))
+emm_cases[[length(emm_cases)]]$vcov <- unname(as.matrix(vcov(gpt)$cond))
 
 o <- lmer(distance ~ age + Sex + (1 | Subject), data = orth, control = ctl)
 eo <- emmeans(o, "Sex")  # emmeans' default for lmer: Kenward-Roger
@@ -140,7 +159,8 @@ out <- list(versions = list(R = paste(R.version$major, R.version$minor, sep = ".
                             lme4 = as.character(packageVersion("lme4")),
                             lmerTest = as.character(packageVersion("lmerTest")),
                             pbkrtest = as.character(packageVersion("pbkrtest")),
-                            emmeans = as.character(packageVersion("emmeans"))),
+                            emmeans = as.character(packageVersion("emmeans")),
+                            glmmTMB = as.character(packageVersion("glmmTMB"))),
             data = list(Orthodont = export(orth), Orthodont_gap = export(orth_gap), BodyWeight = export(bw)),
             kenward_roger = kr, emmeans = emm_cases)
 cat(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, na = "null"))
