@@ -105,7 +105,8 @@ def _fits():
 
 
 #: methods that need arguments, with arguments that make sense for the three fits above
-_ARGS = {"plot_effects": ("x1",), "marginal_moments": (None,), "refit": (), "report": (None,)}
+_ARGS = {"plot_effects": ("x1",), "marginal_moments": (None,), "refit": (), "report": (None,),
+         "emmeans": ("x2",), "emtrends": ("x2", "x1")}
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +148,8 @@ def test_every_public_method_works_or_is_not_available(fits, kind, tmp_path):
             args = ()
         if name == "plot_effects" and kind == "lmm":
             args = ("Days",)
+        if name in ("emmeans", "emtrends") and kind == "lmm":
+            args = ("1", "Days") if name == "emtrends" else ("1",)  # sleepstudy has no factor: the grand mean
         kwargs = {"n_boot": 20, "progress": False, "seed": 1} if name == "confint" else {}
         try:
             with warnings.catch_warnings():

@@ -1,5 +1,6 @@
-"""Wald tables for the fixed effects: z for GLMMs, t with Satterthwaite's degrees of freedom for LMMs;
-and for a GLMM family's own parameters, on the log scale.
+"""Wald tables for the fixed effects: z for GLMMs, t with Satterthwaite's degrees of freedom for LMMs
+(or Kenward-Roger's, ``inference/kenward_roger.py``); and for a GLMM family's own parameters, on the
+log scale.
 
 Satterthwaite (as lmerTest): with φ = (θ, σ) the variance parameters, C(φ) the
 covariance of β̂ and A = 2 H⁻¹ the asymptotic covariance of φ̂ (H the Hessian of
@@ -118,10 +119,16 @@ def coef_table(fit, ddf=None, exponentiate: bool = False, level: float = 0.95) -
         if not lmm:
             raise ArgumentError("ddf='satterthwaite' applies to linear mixed models; GLMM tests use z (ddf=None)")
         df = satterthwaite_df(fit)
+    elif ddf in ("kenward-roger", "kenward_roger", "kr"):
+        from .kenward_roger import kenward_roger
+
+        kr = kenward_roger(fit)  # raises for GLMMs and ML fits, saying why
+        se = np.sqrt(np.diag(kr.phi_adj))  # pbkrtest / lmerTest: the adjusted covariance Φ_A
+        df = kr.ddf_rows(np.eye(est.shape[0]))
     elif ddf in ("z", "none", "asymptotic"):
         df = np.full(est.shape, np.inf)
     else:
-        raise ArgumentError(f"ddf must be None, 'satterthwaite' or 'z', got {ddf!r}")
+        raise ArgumentError(f"ddf must be None, 'satterthwaite', 'kenward-roger' or 'z', got {ddf!r}")
     stat = est / se
     finite = np.isfinite(df)
     p = np.where(finite, 2.0 * stats.t.sf(np.abs(stat), np.where(finite, df, 1.0)), 2.0 * stats.norm.sf(np.abs(stat)))

@@ -111,9 +111,11 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
 
         Parameters
         ----------
-        ddf : None, "satterthwaite" or "z"
+        ddf : None, "satterthwaite", "kenward-roger" or "z"
             Denominator degrees of freedom: LMMs use Satterthwaite's by default (as
-            lmerTest's summary), GLMMs z (infinite df).
+            lmerTest's summary), GLMMs z (infinite df).  ``"kenward-roger"`` (REML LMMs
+            only; pbkrtest, lmerTest's ``ddf = "Kenward-Roger"``) also replaces the standard
+            errors by those of Kenward and Roger's adjusted covariance Φ_A.
         exponentiate : bool
             exp(β) with the interval exp(β ± q·SE): odds ratios for a logit link, rate
             ratios for a log link (the SE column is then exp(β)·SE, the delta method).
@@ -128,6 +130,83 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         from ..inference.wald import coef_table
 
         return coef_table(self, ddf=ddf, exponentiate=exponentiate, level=level)
+
+    def emmeans(self, specs, by=None, type: str = "link", pairwise: bool = False, adjust: str = "tukey", at=None,
+                level: float = 0.95, marginal: bool = False, ddf=None) -> pd.DataFrame:
+        """Estimated marginal means of factor levels, or their pairwise contrasts (R's emmeans).
+
+        The reference grid holds every factor of the fixed effects at all its levels and every
+        numeric covariate at its mean (unless ``at`` says otherwise); a cell's mean averages
+        the grid's predictions over the other factors with equal weights (emmeans's default).
+
+        Parameters
+        ----------
+        specs : str or list of str
+            The factor(s) whose level means are wanted (several: their combinations).
+        by : str or list of str, optional
+            Factors to condition on: means, and contrasts, within each of their levels.
+        type : "link" or "response"
+            ``"response"``: means back-transformed through the inverse link (delta-method SE,
+            back-transformed intervals); contrasts as ratios (log link) or odds ratios (logit
+            link), named ``"A / B"``, as emmeans's ``type = "response"``.
+        pairwise : bool
+            Return every pairwise contrast ``"A - B"`` (emmeans's ``pairs()``) instead of the means.
+        adjust : "tukey", "holm", "bonferroni" or "none"
+            Multiplicity adjustment of the contrasts' p-values and intervals within each ``by``
+            group (Tukey: studentised range; Holm's intervals are Bonferroni's, as emmeans).
+        at : dict, optional
+            Grid values: ``{"age": 12}`` or ``{"Time": [1, 64]}`` for covariates (a list puts the
+            covariate in the grid, so it can be in ``by`` or compared), a subset of a factor's levels.
+        level : float
+            Confidence level.
+        marginal : bool
+            GLMMs: population-averaged means, the conditional mean of each grid row averaged over
+            the random effects (∫ g⁻¹(x'β + t) φ(t; 0, z'Σz) dt, as ``marginal_coefs``) before the
+            cells are averaged on the link scale; SEs by the delta method in (θ, β), z tests.  No R
+            package gives these in one call.  For LMMs it equals the conditional result.
+        ddf : None, "satterthwaite", "kenward-roger" or "asymptotic"
+            LMM degrees of freedom: Satterthwaite by default (as lmerTest); emmeans's own default
+            for lmer fits is Kenward-Roger (which also adjusts the SEs; REML fits only).  GLMMs:
+            asymptotic (z, df = inf).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The ``specs`` and ``by`` columns (or ``contrast`` and ``by``), then estimate, std_error,
+            df, statistic, p_value (tests of 0 on the link scale; of 1 for ratios), ci_lower,
+            ci_upper.  ``attrs`` records the scale, the adjustment, the df method and the grid.
+        """
+        from ..inference.emmeans import emmeans
+
+        return emmeans(self, specs, by=by, type=type, pairwise=pairwise, adjust=adjust, at=at, level=level,
+                       marginal=marginal, ddf=ddf)
+
+    def emtrends(self, specs, var: str, by=None, type: str = "link", pairwise: bool = False, adjust: str = "tukey",
+                 at=None, level: float = 0.95, ddf=None) -> pd.DataFrame:
+        """Slopes of a numeric covariate per level of factors, or their pairwise differences (R's emtrends).
+
+        Parameters
+        ----------
+        specs : str or list of str
+            The factor(s) whose slopes are wanted.
+        var : str
+            The numeric covariate to differentiate with respect to.
+        by, pairwise, adjust, at, level, ddf
+            As :meth:`emmeans`.
+        type : "link" or "response"
+            The slope of the linear predictor, or (GLMMs) of the conditional mean, averaged over
+            the grid (emmeans's ``regrid = "response"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            As :meth:`emmeans`: specs (or contrast) and by columns, estimate, std_error, df,
+            statistic, p_value, ci_lower, ci_upper.
+        """
+        from ..inference.emmeans import emtrends
+
+        return emtrends(self, specs, var, by=by, type=type, pairwise=pairwise, adjust=adjust, at=at, level=level,
+                        ddf=ddf)
 
     def confint(self, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
                 progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
