@@ -204,5 +204,20 @@ def test_correlation_by_lag_and_its_plot():
     assert tg["fitted"].iloc[0] > tg["fitted"].iloc[2] > 0
     html = fit.report(plots=True, n_sim=20)
     assert "Within-cluster correlation by lag" in html
-    with pytest.raises(ArgumentError, match="no correlation over time"):
+    from glmmkit.exceptions import NotAvailableError
+
+    with pytest.raises(NotAvailableError, match="no correlation over time"):
         gk.lmer("distance ~ age + (1 | Subject)", _data("orthodont.csv")).correlation_by_lag()
+
+
+def test_kenward_roger_refuses_residual_and_structured_terms():
+    from glmmkit.exceptions import NotAvailableError
+
+    O = _data("orthodont.csv")
+    fit = gk.lmer("distance ~ age + Sex + (1 | Subject)", O, residual="ar1(visit | Subject)")
+    with pytest.raises(NotAvailableError, match="satterthwaite"):
+        fit.coef_table(ddf="kenward-roger")
+    d = pd.read_csv(DATA / "repeated.csv")
+    g = gk.lmer("y ~ x + grp + ar1(0 + factor(visit) | id)", d)
+    with pytest.raises(NotAvailableError, match="satterthwaite"):
+        g.coef_table(ddf="kenward-roger")

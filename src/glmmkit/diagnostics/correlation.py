@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ArgumentError
+from ..exceptions import ArgumentError, NotAvailableError
 
 __all__ = ["correlation_by_lag"]
 
@@ -38,8 +38,9 @@ def _clusters_and_times(fit):
             has = cols.any(axis=1)
             times = np.where(has, pos[np.argmax(np.abs(cols), axis=1)], np.nan)
             return t.factor.codes, times
-    raise ArgumentError("this model has no correlation over time: give a residual structure (residual='ar1(visit | g)') "
-                        "or a structured term such as ar1(0 + factor(visit) | g) to compare correlations by lag")
+    raise NotAvailableError("correlation by lag is not available: this model has no correlation over time; give a "
+                            "residual structure (residual='ar1(visit | g)') or a structured term such as "
+                            "ar1(0 + factor(visit) | g) to compare correlations by lag")
 
 
 def correlation_by_lag(fit, max_lag=None) -> pd.DataFrame:
@@ -59,13 +60,14 @@ def correlation_by_lag(fit, max_lag=None) -> pd.DataFrame:
 
     Raises
     ------
-    ArgumentError
+    NotAvailableError
         For a GLMM (its responses' correlation is not the linear predictor's), or a model with no
         correlation over time.
     """
     if fit.kind != "lmm":
-        raise ArgumentError("correlation by lag compares a Gaussian model's residual correlations; for a GLMM "
-                            "look at fit.varcorr (the linear predictor's correlations) or marginal_moments()")
+        raise NotAvailableError("correlation by lag is not available for a GLMM: it compares a Gaussian model's "
+                                "residual correlations; look at fit.varcorr (the linear predictor's correlations) "
+                                "or marginal_moments()")
     codes, times = _clusters_and_times(fit)
     ok = np.isfinite(times)
     e = fit.frame.y - fit.frame.X[:, fit._x_kept] @ fit._beta - fit.frame.offset

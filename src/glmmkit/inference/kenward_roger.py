@@ -109,6 +109,11 @@ def _check_fit(fit):
             "bias of the REML plug-in covariance, using REML's expected information (pbkrtest refits by REML "
             "with a warning, lmerTest refuses). Refit with reml=True (fit.refit(reml=True)) or use "
             "ddf='satterthwaite'")
+    if getattr(fit, "_residual", None) is not None:
+        raise NotAvailableError(
+            f"ddf='kenward-roger' is not available with a residual correlation structure "
+            f"({fit._residual.description}: its parameters enter V non-linearly); use ddf='satterthwaite', "
+            "which differentiates in them too")
     for t in fit.structure.terms:
         if not t.structure.direct:
             raise NotAvailableError(
