@@ -127,8 +127,10 @@ def test_anova_between_structures_and_intervals():
     tab = gk.anova(a, b)
     assert tab["df"].iloc[1] == 1
     assert tab["chisq"].iloc[1] == pytest.approx(2 * (b.loglik - a.loglik), abs=1e-8)
-    ci = b.confint(method="profile")
-    assert "Phi|Subject" in ci.index
+    ci = b.confint(method="profile", parm=["Phi|Subject"])
+    assert list(ci.index) == ["Phi|Subject"]
+    with pytest.raises(ArgumentError, match="parm names unknown"):
+        b.confint(parm="rho|Subject")
     lo, hi = ci.loc["Phi|Subject"]
     assert lo < b.residual_params["Phi"] < hi and -1 < lo and hi < 1
 

@@ -107,12 +107,24 @@ def _progress(show, done, total):
 
 
 def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
-            progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
+            progress: bool = True, n_jobs: int = 1, parm=None) -> pd.DataFrame:
     """See :meth:`MixedModelFit.confint`."""
     from ..exceptions import ArgumentError
 
     if not 0.0 < level < 1.0:
         raise ArgumentError(f"level must be between 0 and 1, got {level!r}")
+    if parm is not None:
+        wanted = [parm] if isinstance(parm, str) else list(parm)
+        known = list(all_parameters(fit).index)
+        unknown = [p for p in wanted if p not in known]
+        if unknown:
+            raise ArgumentError(f"parm names unknown parameter(s) {unknown}; the parameters are {known}")
+        if str(method).lower() == "profile" and fit.has_likelihood:
+            from .profile import profile_confint
+
+            return profile_confint(fit, level=level, which=wanted).loc[wanted]
+        return confint(fit, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress,
+                       n_jobs=n_jobs).loc[wanted]
     m = str(method).lower()
     if m == "wald":
         return _wald(fit, level)

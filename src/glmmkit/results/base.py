@@ -209,7 +209,7 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
                         ddf=ddf)
 
     def confint(self, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
-                progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
+                progress: bool = True, n_jobs: int = 1, parm=None) -> pd.DataFrame:
         """Confidence intervals with lme4's parameter names (``sd_(Intercept)|Subject``,
         ``cor_Days.(Intercept)|Subject``, ``sigma``, fixed effects).
 
@@ -228,6 +228,9 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
             Progress bar on a terminal.
         n_jobs : int
             Bootstrap worker processes (the result does not depend on it).
+        parm : str or list of str, optional
+            Only these parameters (lme4's ``parm``; names as in the rows, e.g. ``"Phi|Rat"``): a
+            profile then computes those alone.
 
         Returns
         -------
@@ -236,7 +239,8 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         """
         from ..inference.confint import confint
 
-        return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress, n_jobs=n_jobs)
+        return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress, n_jobs=n_jobs,
+                       parm=parm)
 
     # ----- variance components -----
 
