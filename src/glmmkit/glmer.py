@@ -30,7 +30,7 @@ __all__ = ["glmer", "glm_irls"]
 
 
 def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, weights=None, offset=None,
-          family_params=None, olre=False, residual=None, data_name=None):
+          family_params=None, olre=False, residual=None, relmat=None, data_name=None):
     """Fit a generalized linear mixed model.
 
     Parameters
@@ -63,6 +63,8 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     olre : bool, default False
         Add an observation-level random effect ``(1 | .obs)``, the usual remedy for
         overdispersed Poisson or binomial data.
+    relmat : dict, optional
+        Known relationship matrices up to scale, ``{"animal": K}`` (see :func:`glmmkit.lmer`).
     residual : None
         Residual correlation structures belong to Gaussian models (``lmer(..., residual=...)``);
         a GLMM has no residual to correlate, and asking raises an error that points to the
@@ -111,7 +113,7 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         msg = f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} column(s): {', '.join(dropped)}"
         warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
         messages.append(msg)
-    structure = build_structure(frame)
+    structure = build_structure(frame, relmat=relmat)
     check_grouping(structure, frame.nobs, lmm=False)
     unidentified = binary_levels_message(structure, frame.y, wt, fam)
     if unidentified:

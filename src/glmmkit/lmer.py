@@ -24,11 +24,12 @@ __all__ = ["lmer"]
 
 def check_grouping(structure, nobs: int, lmm: bool) -> None:
     from .covstruct import ScaledCorrelation
+    from .covstruct.relmat import RelatedLevels
 
     for b in structure.blocks:
-        if all(isinstance(t.structure, ScaledCorrelation) for t in b.terms):
-            # a correlation structure tells its effects from white noise, and one level (a spatial
-            # field over all rows) is a model (glmmTMB's)
+        if all(isinstance(t.structure, (ScaledCorrelation, RelatedLevels)) for t in b.terms):
+            # a correlation structure (or a relationship matrix) tells its effects from white noise, and
+            # one level (a spatial field over all rows, a relmat term's block) is a model (glmmTMB's)
             continue
         if b.q < 2:
             raise DataError(
@@ -43,7 +44,7 @@ def check_grouping(structure, nobs: int, lmm: bool) -> None:
             )
 
 
-def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, data_name=None):
+def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, relmat=None, data_name=None):
     """Fit a linear mixed model by REML (default) or maximum likelihood.
 
     Parameters
@@ -67,6 +68,11 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
         ``"toep(visit | Subject)"`` (one correlation per lag).  The cluster must be nested in
         every grouping factor of the random effects.  With ``residual=`` the formula may have no
         random-effects term (nlme's ``gls``).  Estimates in ``fit.residual_params``.
+    relmat : dict, optional
+        Known relationship matrices up to scale, ``{"animal": K}``: the random intercept
+        ``(1 | animal)`` has covariance σ_animal² K across levels (pedigrees, kinship, phylogenies;
+        glmmTMB's ``propto``, lme4qtl's ``relmat``).  K is a DataFrame labelled by level on both
+        axes, with a row for every level in the data (levels only in K are ignored).
     data_name : str, optional
         Name shown in the summary.
 
@@ -111,7 +117,7 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
                f"{', '.join(dropped)}")
         warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
         messages.append(msg)
-    structure = build_structure(frame)
+    structure = build_structure(frame, relmat=relmat)
     check_grouping(structure, frame.nobs, lmm=True)
     resid = None
     if rspec is not None:

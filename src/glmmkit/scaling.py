@@ -215,7 +215,7 @@ def choose_scaling(X: np.ndarray, x_names: list[str], structure, frame, *, centr
         return Scaling(X_new, M, structure, {}, names)
     random = [dataclasses.replace(rt, columns=np.asarray(rt.columns, dtype=float) @ rt_maps[r]) if r in rt_maps
               else rt for r, rt in enumerate(frame.random)]
-    fitted = build_structure(dataclasses.replace(frame, random=random))
+    fitted = build_structure(dataclasses.replace(frame, random=random), relmat=structure.relmat)
     sources = {id(rt): r for r, rt in enumerate(frame.random)}
     term_maps = {}
     for i, t in enumerate(structure.terms):

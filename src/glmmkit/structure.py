@@ -207,6 +207,7 @@ class ModelStructure:
 
     terms: list[ReTerm]
     blocks: list[ReBlock]
+    relmat: dict | None = None  # the relationship matrices it was built with (a rebuild reuses them)
 
     def __post_init__(self):
         def cat(parts):
@@ -342,7 +343,7 @@ def _is_nested(inner: GroupingFactor, outer: GroupingFactor) -> bool:
     return pairs.shape[0] == inner.nlevels
 
 
-def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelStructure:
+def build_structure(frame: ModelFrame, structures: dict | None = None, relmat: dict | None = None) -> ModelStructure:
     """Build terms, blocks and θ mapping from a model frame.
 
     Parameters
@@ -351,6 +352,9 @@ def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelS
     structures : dict, optional
         Covariance structure per term label (``{"Subject": CovStructure}``, labels as in
         ``ReTerm.label``); other terms are unstructured (one column: scalar), lme4's.
+    relmat : dict, optional
+        ``{factor: K}``: the random intercept ``(1 | factor)`` has covariance σ² K across levels
+        (K a DataFrame labelled by level; ``covstruct/relmat.py``).
 
     Returns
     -------
@@ -368,6 +372,8 @@ def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelS
         else:  # (x || g) = (1 | g) + (0 + x | g): one scalar term per column
             for j, name in enumerate(rt.names):
                 raw.append((rt.factor, rt.columns[:, [j]], [name], rt, [j], None))
+    if relmat:
+        raw = _related_terms(raw, relmat)
     # lme4: terms sorted by decreasing number of levels, ties keep formula order
     order = sorted(range(len(raw)), key=lambda i: -raw[i][0].nlevels)
     raw = [raw[i] for i in order]
@@ -421,4 +427,34 @@ def build_structure(frame: ModelFrame, structures: dict | None = None) -> ModelS
         for t in terms:
             if t.factor is b.factor:
                 t.block = b_idx
-    return ModelStructure(terms, blocks)
+    return ModelStructure(terms, blocks, dict(relmat) if relmat else None)
+
+
+def _related_terms(raw, relmat):
+    """Replace each ``(1 | g)`` named in ``relmat`` by its one-level block of columns Z L."""
+    from .covstruct.relmat import RelatedLevels, relationship_factor
+    from .exceptions import FormulaError
+
+    relmat = dict(relmat)
+    out = []
+    for entry in raw:
+        factor, cols, names, src, src_cols, own = entry
+        K = relmat.pop(factor.name, None)
+        if K is None:
+            out.append(entry)
+            continue
+        if names != ["(Intercept)"] or own is not None:
+            raise FormulaError(f"relmat[{factor.name!r}] applies to a random intercept (1 | {factor.name}); the term "
+                               f"{src.spec.source} has columns {names}")
+        L = relationship_factor(K, list(factor.levels), factor.name)
+        one = GroupingFactor(factor.name, np.zeros(factor.codes.shape[0], dtype=np.int64), ["(related)"])
+        z = L[factor.codes] * np.asarray(cols, dtype=float)[:, :1]
+        out.append((one, z, list(factor.levels), src, src_cols, RelatedLevels(L, list(factor.levels))))
+    if relmat:
+        raise FormulaError(f"relmat names {sorted(relmat)}, which no random intercept (1 | g) of the formula uses")
+    related = {e[0].name for e in out if isinstance(e[5], RelatedLevels)}
+    for e in out:
+        if e[0].name in related and not isinstance(e[5], RelatedLevels):
+            raise FormulaError(f"{e[3].spec.source}: {e[0].name!r} has a relationship matrix, so its random "
+                               "intercept is the only term it may have")
+    return out

@@ -49,6 +49,8 @@ def _structure_rows(term, C, sd, theta):
     if isinstance(cs, Diagonal):
         text = ""
     homogeneous = not getattr(cs, "heterogeneous", isinstance(cs, Diagonal))
+    if cs.kind == "relmat":
+        return [([term.label, "(Intercept)", "", "", "relmat"], C[0, 0], sd[0])]
     if homogeneous:
         name = term.names[0] if term.k == 1 else f"{term.names[0]} .. {term.names[-1]} ({term.k})"
         return [([term.label, name, "", "", text], C[0, 0], sd[0])]

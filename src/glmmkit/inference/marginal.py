@@ -31,8 +31,17 @@ def _row_columns(fit, newdata):
 
     if newdata is None:
         return [t.columns for t in fit.structure.terms]
+    from ..frame import factor_labels
+
     nd = newdata.reset_index(drop=True)
-    return [t.columns_from(term_columns(t.source, nd)) for t in fit.structure.terms]
+    out = []
+    for t in fit.structure.terms:
+        if t.structure.kind == "relmat":  # the row's level picks its row of L
+            codes = pd.Index(t.structure.levels).get_indexer(factor_labels(nd, t.source.spec.factors))
+            out.append(t.structure.rows_for(codes.astype(np.int64)) * term_columns(t.source, nd)[:, :1])
+        else:
+            out.append(t.columns_from(term_columns(t.source, nd)))
+    return out
 
 
 def _inverse_link(fit):

@@ -50,6 +50,22 @@ DENSE_CROSS_FLOPS = 4_000_000
 PARALLEL_MIN_DENSE = 600
 
 
+def _per_level_products(codes, q1, zl, zc, XY):
+    """A11[g] = Z_g'(left) Z_g(right) and G[g] = XY_g' Z_g(left) by one dense product per level (used
+    when levels are few and columns many, so the loop is over at most a few levels)."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(q1 + 1))
+    K1 = zl.shape[1]
+    A11 = np.empty((q1, K1, K1))
+    G = np.empty((q1, XY.shape[1], K1))
+    for g in range(q1):
+        rows = order[bounds[g] : bounds[g + 1]]
+        zg = zl[rows]
+        A11[g] = zg.T @ zc[rows]
+        G[g] = XY[rows].T @ zg
+    return A11, G
+
+
 @dataclass
 class BlockedFactor:
     """The factor of Ω at one set of templates.
@@ -303,18 +319,23 @@ class BlockedSystem:
         weighted lead columns ``zl`` (left) and ``zc`` (right) and the right-weighted [X y]."""
         K1, q1 = self.K1, self.q1
         codes = self.lead.factor.codes
-        A11 = np.empty((q1, K1, K1))
-        for a in range(K1):
-            for b in range(a + 1):
-                A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zl[:, a] * zc[:, b], minlength=q1)
+        if K1 * K1 > 4 * q1:
+            # many columns on few levels (a spatial field, a relationship matrix: one level, q columns):
+            # one dense product per level beats a bincount per column pair
+            A11, G = _per_level_products(codes, q1, zl, zc, XY)
+        else:
+            A11 = np.empty((q1, K1, K1))
+            for a in range(K1):
+                for b in range(a + 1):
+                    A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zl[:, a] * zc[:, b], minlength=q1)
+            # G[g] = X_g'Z_g and y_g'Z_g stacked: shape (q1, p + 1, K1)
+            G = np.empty((q1, self.p + 1, K1))
+            for a in range(K1):
+                za = zl[:, a]
+                for j in range(self.p + 1):
+                    G[:, j, a] = np.bincount(codes, za * XY[:, j], minlength=q1)
         self.A11 = A11
         self._a11, self._a21, self._a22 = (A11[:, 0, 0].copy(), A11[:, 1, 0].copy(), A11[:, 1, 1].copy()) if K1 == 2 else (None,) * 3
-        # G[g] = X_g'Z_g and y_g'Z_g stacked: shape (q1, p + 1, K1)
-        G = np.empty((q1, self.p + 1, K1))
-        for a in range(K1):
-            za = zl[:, a]
-            for j in range(self.p + 1):
-                G[:, j, a] = np.bincount(codes, za * XY[:, j], minlength=q1)
         self.G = G
         # per-group outer products G_g[:, a] G_g[:, b]' so that Σ_g G_g M_g G_g' is one
         # (q1 K1²) x (p+1)² product; only while that array stays small (and only where factor reads it)

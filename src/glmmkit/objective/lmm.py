@@ -169,7 +169,7 @@ def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
     step = np.full(theta0.shape, 0.75)
     terms = structure.terms
     factors = [t.group for t in terms]
-    if len(terms) == 1 and terms[0].k > 1:
+    if len(terms) == 1 and 1 < terms[0].k <= 8:  # (a relmat or spatial term's q columns: lme4's start)
         return _two_stage_start(structure, X, y, theta0, step)
     if any(t.names != ["(Intercept)"] for t in terms) or len(set(factors)) != len(factors):
         # slopes or several terms on one factor: an intercept-only moment estimate can sit in

@@ -65,7 +65,8 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         self.singular = structure.is_singular(self._theta)
         info.singular = self.singular
         self.nobs = frame.nobs
-        self.ngroups = {blk.factor.name: blk.q for blk in structure.blocks}
+        self.ngroups = {blk.factor.name: blk.q if _related(blk) is None else len(_related(blk).levels)
+                        for blk in structure.blocks}
 
     # ----- estimates as pandas objects (built on first use: pandas constructors cost more than a small fit) -----
 
@@ -263,6 +264,9 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         rows = []
         for t in self.structure.terms:
             C = self._term_cov(t)
+            if t.structure.kind == "relmat":  # σ_g² K: one variance (its correlations are K's, known)
+                rows.append((t.group, "(Intercept)", None, C[0, 0], float(np.sqrt(C[0, 0]))))
+                continue
             sd = np.sqrt(np.diag(C))
             for i, name in enumerate(t.names):
                 rows.append((t.group, name, None, C[i, i], sd[i]))
@@ -280,6 +284,12 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
     def _block_values(self, vec: np.ndarray) -> dict:
         out = {}
         for b in self.structure.blocks:
+            related = _related(b)
+            if related is not None:  # a relmat term: per level, L b*
+                vals = related.level_effects(vec[b.offset : b.offset + b.size])
+                out[b.factor.name] = pd.DataFrame(vals[:, None], index=pd.Index(related.levels, name=b.factor.name),
+                                                  columns=["(Intercept)"])
+                continue
             vals = vec[b.offset : b.offset + b.size].reshape(b.q, b.K)
             out[b.factor.name] = pd.DataFrame(vals, index=pd.Index(b.factor.levels, name=b.factor.name), columns=b.names)
         return out
@@ -294,5 +304,13 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         times ``scale``: factor name -> array (levels, K, K)."""
         out = {}
         for blk, T, V in zip(self.structure.blocks, self._templates, system.u_condvar(self._templates, factor)):
-            out[blk.factor.name] = scale * np.einsum("ab,gbc,dc->gad", T, V, T)
+            C = scale * np.einsum("ab,gbc,dc->gad", T, V, T)
+            related = _related(blk)
+            out[blk.factor.name] = C if related is None else related.level_condvar(C[0])[:, None, None]
         return out
+
+
+def _related(block):
+    """The block's relationship-matrix structure (``relmat=``), or None."""
+    cs = block.terms[0].structure
+    return cs if getattr(cs, "kind", "") == "relmat" else None

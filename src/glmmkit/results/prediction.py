@@ -37,10 +37,15 @@ def add_random_effects(fit, nd: pd.DataFrame, eta: np.ndarray, allow_new_levels:
     """``eta`` plus every random-effect term's z'b for the rows of ``nd``: 0 for a level not in the
     fit (a ``DataError`` unless ``allow_new_levels``), NaN where a grouping factor is missing."""
     for t in fit.structure.terms:
-        cols = t.columns_from(term_columns(t.source, nd))
         block = fit.structure.blocks[t.block]
         labels = factor_labels(nd, t.source.spec.factors)
-        idx = pd.Index(block.factor.levels).get_indexer(labels).astype(np.int64)
+        if t.structure.kind == "relmat":  # one block level; the row's level picks its row of L
+            codes = pd.Index(t.structure.levels).get_indexer(labels).astype(np.int64)
+            cols = t.structure.rows_for(codes) * term_columns(t.source, nd)[:, :1]
+            idx = np.where(codes >= 0, 0, -1)
+        else:
+            cols = t.columns_from(term_columns(t.source, nd))
+            idx = pd.Index(block.factor.levels).get_indexer(labels).astype(np.int64)
         missing_rows = pd.isna(nd[list(t.source.spec.factors)]).any(axis=1).to_numpy()
         new = (idx < 0) & ~missing_rows
         if new.any() and not allow_new_levels:
