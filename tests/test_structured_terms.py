@@ -234,3 +234,41 @@ def test_bad_structured_terms(formula, match):
     d = _data("repeated.csv").assign(t=lambda df: df.visit + 0.5)
     with pytest.raises(FormulaError, match=match):
         gk.lmer(formula, d)
+
+
+STRUCTURE_TERMS = {
+    "us": "us(0 + factor(visit) | id)", "diag": "diag(0 + factor(visit) | id)",
+    "homdiag": "homdiag(0 + factor(visit) | id)", "cs": "cs(0 + factor(visit) | id)",
+    "homcs": "homcs(0 + factor(visit) | id)", "ar1": "ar1(0 + factor(visit) | id)",
+    "hetar1": "hetar1(0 + factor(visit) | id)", "toep": "toep(0 + factor(visit) | id)",
+    "homtoep": "homtoep(0 + factor(visit) | id)", "ou": "ou(visit | id)", "exp": "exp(visit | id)",
+    "gau": "gau(visit | id)", "mat": "mat(visit | id)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURE_TERMS))
+def test_every_structure_in_lmer_and_glmer(name):
+    """Each formula name fits an LMM (with its residual) and a Poisson GLMM, with finite SEs, and its
+    summary names it."""
+    from glmmkit.covstruct import STRUCTURE_NAMES
+
+    assert set(STRUCTURE_TERMS) == set(STRUCTURE_NAMES)
+    import warnings
+
+    d = _data("repeated.csv")
+    d = d[d.visit <= 3]
+    term = STRUCTURE_TERMS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "factor(visit)" in term:  # an LMM with one effect per machine and worker (3 replicates each)
+            m = _data("machines.csv")
+            lmm = gk.lmer(f"score ~ Machine + {term.replace('factor(visit)', 'Machine').replace('| id', '| Worker')}",
+                          m, reml=False)
+        else:
+            lmm = gk.lmer(f"y ~ x + grp + {term}", d, reml=False)
+        fits = [lmm, gk.glmer(f"count ~ x + {term}", d, family="poisson")]
+    for fit in fits:
+        assert np.isfinite(fit.loglik)
+        assert np.all(np.isfinite(np.sqrt(np.diag(fit.vcov.to_numpy()))))
+        cs = fit.structure.terms[0].structure
+        assert cs.label == name or (name == "us" and cs.label == "us")
