@@ -87,7 +87,7 @@ def test_row_order_invariance_and_refit():
     a = gk.lmer(f, B, residual="exp(Time | Rat)")
     b = gk.lmer(f, B.sample(frac=1.0, random_state=3), residual="exp(Time | Rat)")
     assert b.loglik == pytest.approx(a.loglik, abs=1e-6)
-    assert b.residual_params["Phi"] == pytest.approx(a.residual_params["Phi"], abs=1e-5)
+    assert b.residual_params["rho"] == pytest.approx(a.residual_params["rho"], abs=1e-5)
     ml = a.refit(reml=False)
     case = {c["name"]: c for c in CASES}["bodyweight_car1_ml"]
     assert ml.loglik == pytest.approx(case["loglik"], abs=1e-5)
@@ -97,7 +97,7 @@ def test_row_order_invariance_and_refit():
 def test_simulated_residuals_carry_the_correlation():
     V = _data("ovary.csv")
     fit = gk.lmer("follicles ~ s1 + c1 + (1 | Mare)", V, residual="ar1(1 | Mare)")
-    phi = fit.residual_params["Phi"]
+    phi = fit.residual_params["rho"]
     sim = fit.simulate(nsim=3000, seed=4, re_form=None)
     e = sim - fit.fitted()[:, None]
     lay = fit.residual_structure.layout
@@ -127,12 +127,12 @@ def test_anova_between_structures_and_intervals():
     tab = gk.anova(a, b)
     assert tab["df"].iloc[1] == 1
     assert tab["chisq"].iloc[1] == pytest.approx(2 * (b.loglik - a.loglik), abs=1e-8)
-    ci = b.confint(method="profile", parm=["Phi|Subject"])
-    assert list(ci.index) == ["Phi|Subject"]
+    ci = b.confint(method="profile", parm=["rho|Subject"])
+    assert list(ci.index) == ["rho|Subject"]
     with pytest.raises(ArgumentError, match="parm names unknown"):
-        b.confint(parm="rho|Subject")
-    lo, hi = ci.loc["Phi|Subject"]
-    assert lo < b.residual_params["Phi"] < hi and -1 < lo and hi < 1
+        b.confint(parm="Phi|Subject")
+    lo, hi = ci.loc["rho|Subject"]
+    assert lo < b.residual_params["rho"] < hi and -1 < lo and hi < 1
 
 
 def test_gls_without_random_effects():
@@ -145,7 +145,7 @@ def test_gls_without_random_effects():
     df = fit.coef_table()["df"]
     assert np.all(np.isfinite(df))
     boot = fit.confint(method="bootstrap", n_boot=10, seed=1, progress=False)
-    assert "Rho|Subject" in boot.index
+    assert "rho|Subject" in boot.index
 
 
 def test_structured_g_and_residual_summary_lines():
@@ -181,7 +181,7 @@ def test_marginal_moments_include_the_residual_correlation():
     O = _data("orthodont.csv")
     fit = gk.lmer("distance ~ age + Sex + (1 | Subject)", O, residual="ar1(visit | Subject)")
     corr = fit.marginal_moments(O.iloc[:4])["correlation"].to_numpy()
-    sb2, s2, phi = fit.varcorr.vcov.iloc[0], fit.sigma**2, fit.residual_params["Phi"]
+    sb2, s2, phi = fit.varcorr.vcov.iloc[0], fit.sigma**2, fit.residual_params["rho"]
     for lag in (1, 2, 3):
         assert corr[0, lag] == pytest.approx((sb2 + s2 * phi**lag) / (sb2 + s2), abs=1e-10)
 
@@ -194,7 +194,7 @@ def test_correlation_by_lag_and_its_plot():
     V = _data("ovary.csv")
     fit = gk.lmer("follicles ~ s1 + c1 + (1 | Mare)", V, residual="ar1(1 | Mare)")
     tab = fit.correlation_by_lag(max_lag=8)
-    sb2, s2, phi = fit.varcorr.vcov.iloc[0], fit.sigma**2, fit.residual_params["Phi"]
+    sb2, s2, phi = fit.varcorr.vcov.iloc[0], fit.sigma**2, fit.residual_params["rho"]
     np.testing.assert_allclose(tab["fitted"], (sb2 + s2 * phi ** tab.index.to_numpy()) / (sb2 + s2), atol=1e-10)
     assert np.max(np.abs(tab["empirical"] - tab["fitted"])) < 0.15  # the data follow the fitted decay
     assert tab["n_pairs"].iloc[0] == fit.nobs - fit.residual_structure.layout.n_clusters

@@ -134,7 +134,8 @@ class LmmSummary:
         params = self.fit.residual_params
         lines = ["", f"Correlation Structure: {R.description}", f" Formula: {R.formula}",
                  " Parameter estimate(s):"]
-        names, vals = list(params.index), format_column(params.to_numpy())
+        names = [R.nlme_names.get(n, n) for n in params.index]
+        vals = format_column(params.to_numpy())
         for at in range(0, len(names), 6):
             lines += [" " + s for s in _table([vals[at:at + 6]], [True] * len(vals[at:at + 6]), names[at:at + 6])]
         return lines

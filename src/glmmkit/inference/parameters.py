@@ -31,7 +31,11 @@ def natural_parameters(fit) -> list[tuple]:
     R = getattr(fit, "_residual", None)
     if R is not None:
         g = R.layout.spec.group_name
-        out += [(f"{name}|{g}", value, lo, hi) for name, value, lo, hi in R.natural(fit._residual_psi)]
+        taken = {n for n, *_ in out}
+        for name, value, lo, hi in R.natural(fit._residual_psi):
+            label = f"{name}|{g}"
+            # a G-side term on the same factor may report a rho too: the residual one says so
+            out.append((label if label not in taken else f"{name}(residual)|{g}", value, lo, hi))
     return out
 
 

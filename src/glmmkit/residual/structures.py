@@ -42,6 +42,8 @@ class ResidualStructure:
     description = ""
     n_params = 0
     integer_times = False
+    #: nlme's names of the reported parameters, for the summary (``rho`` is printed as ``Phi``, ...)
+    nlme_names: dict = {}
 
     def __init__(self, layout):
         self.layout = layout
@@ -69,7 +71,9 @@ class ResidualStructure:
         raise NotImplementedError
 
     def report(self, psi: np.ndarray) -> dict:
-        """nlme's parameters (``Phi``, ``Rho``, correlations) at ψ."""
+        """The reported parameters at ψ: ``rho`` (ar1, exp: the correlation at a lag of one time unit,
+        nlme's Phi; cs: the common correlation, nlme's Rho), every pair's correlation (un), the lag
+        correlations (toep)."""
         raise NotImplementedError
 
     def correlation_at(self, psi: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -157,10 +161,10 @@ class _Markov(ResidualStructure):
         return self.rho(float(psi[0])) ** np.abs(np.asarray(t1, dtype=float) - np.asarray(t2, dtype=float))
 
     def report(self, psi):
-        return {"Phi": float(self.rho(float(psi[0])))}
+        return {"rho": float(self.rho(float(psi[0])))}
 
     def param_names(self):
-        return [f"{self.layout.spec.group_name}.Phi"]
+        return [f"{self.layout.spec.group_name}.rho"]
 
 
 class ResidualAR1(_Markov):
@@ -170,6 +174,7 @@ class ResidualAR1(_Markov):
     name = "ar1"
     description = "AR(1)"
     integer_times = True
+    nlme_names = {"rho": "Phi"}
 
     def rho(self, psi):
         return rho_from_param(psi)
@@ -185,6 +190,7 @@ class ResidualExp(_Markov):
 
     name = "exp"
     description = "Continuous AR(1)"
+    nlme_names = {"rho": "Phi"}
 
     def rho(self, psi):
         return _logistic(psi)
@@ -253,6 +259,7 @@ class ResidualCS(_Dense):
     name = "cs"
     description = "Compound symmetry"
     n_params = 1
+    nlme_names = {"rho": "Rho"}
 
     def __init__(self, layout):
         super().__init__(layout)
@@ -281,7 +288,7 @@ class ResidualCS(_Dense):
         return np.where(np.asarray(t1) == np.asarray(t2), 1.0, self.rho(psi))
 
     def report(self, psi):
-        return {"Rho": float(self.rho(psi))}
+        return {"rho": float(self.rho(psi))}
 
     def natural_bounds(self):
         return -self._a, 1.0

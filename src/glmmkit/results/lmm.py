@@ -99,9 +99,9 @@ class LmmFit(MixedModelFit):
 
     @cached_property
     def residual_params(self) -> pd.Series:
-        """The residual structure's parameters as nlme reports them (``Phi`` for ar1 and exp, the
-        correlation at a lag of one time unit; ``Rho`` for cs; every pair's correlation for un; the
-        lag correlations for toep); empty without one."""
+        """The residual structure's parameters: ``rho`` for ar1 and exp (the correlation at a lag of one
+        time unit, nlme's Phi) and for cs (nlme's Rho); every pair's correlation for un (``cor(1,2)``);
+        the lag correlations for toep (``rho1``, ...); empty without one."""
         if self._residual is None:
             return pd.Series(dtype=float, name="residual_params")
         return pd.Series(self._residual.report(self._residual_psi), name="residual_params")
