@@ -223,3 +223,64 @@ def test_kenward_roger_refuses_residual_and_structured_terms():
     g = gk.lmer("y ~ x + grp + ar1(0 + factor(visit) | id)", d)
     with pytest.raises(NotAvailableError, match="satterthwaite"):
         g.coef_table(ddf="kenward-roger")
+
+
+VAR_CASES = json.loads((DATA / "variance_cases.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", VAR_CASES, ids=[c["name"] for c in VAR_CASES])
+def test_dispformula_matches_nlme_varident(case):
+    """dispformula= against nlme's varIdent (with corSymm: SAS TYPE=UN), make_variance.R."""
+    df = _data(case["data"])
+    fit = gk.lmer(case["formula"], df, reml=case["REML"], residual=case["residual"], dispformula=case["dispformula"])
+    assert fit.converged and fit.loglik > case["loglik"] - 1e-6
+    ref_se = np.array(list(case["se"].values()))
+    assert np.max(np.abs(fit.fixef.to_numpy() - np.array(list(case["fixef"].values()))) / ref_se) < 1e-3
+    assert fit.sigma == pytest.approx(case["sigma"], rel=1e-4)
+    ratios = [v for k, v in fit.residual_params.items() if k.startswith("sd_ratio_")]
+    np.testing.assert_allclose(ratios, list(case["ratios"].values())[1:], rtol=1e-4)
+    if case["rho"] is not None:
+        rho = [v for k, v in fit.residual_params.items() if not k.startswith("sd_ratio_")]
+        np.testing.assert_allclose(rho, case["rho"], atol=1e-4)
+    assert fit.npar == len(fit.fixef) + fit.structure.n_theta + 1 + len(fit.residual_params)
+
+
+def test_dispformula_dense_likelihood_simulation_and_moments():
+    O = _data("orthodont.csv")
+    fit = gk.lmer("distance ~ age + Sex + (1 | Subject)", O, reml=False, dispformula="~ Sex",
+                  residual="ar1(visit | Subject)")
+    # the dense density with V = ZGZ' + σ² D R D
+    n = fit.nobs
+    d = fit.residual_structure.row_sd(fit._residual_psi)
+    t = fit.structure.terms[0]
+    Z = np.zeros((n, t.nlevels))
+    Z[np.arange(n), t.factor.codes] = 1.0
+    V = fit._term_cov(t)[0, 0] * Z @ Z.T
+    lay = fit.residual_structure.layout
+    Rm = np.zeros((n, n))
+    for s, m in zip(np.flatnonzero(lay.first), lay.sizes):
+        rows = lay.order[s:s + m]
+        Rm[np.ix_(rows, rows)] = fit.residual_structure.correlation_at(fit._residual_psi, lay.times[s:s + m])
+    V += fit.sigma**2 * np.outer(d, d) * Rm
+    r = fit.frame.y - fit.frame.X @ fit._beta
+    ll = -0.5 * (n * np.log(2 * np.pi) + np.linalg.slogdet(V)[1] + r @ np.linalg.solve(V, r))
+    assert fit.loglik == pytest.approx(ll, abs=1e-7)
+    # simulated residuals: the male SD is sd_ratio times the female one
+    e = fit.simulate(nsim=4000, seed=3, re_form=None) - fit.fitted()[:, None]
+    male = (O["Sex"] == "Male").to_numpy()
+    assert np.std(e[male]) / np.std(e[~male]) == pytest.approx(fit.residual_params["sd_ratio_SexMale"], rel=0.02)
+    z = fit.residuals("normalized")
+    assert np.std(z[male]) == pytest.approx(np.std(z[~male]), rel=0.35)  # whitened: one scale
+    mm = fit.marginal_moments(O.iloc[[0, 64]])  # a boy and a girl
+    sb2 = fit._term_cov(t)[0, 0]
+    assert mm["variance"].iloc[0] == pytest.approx(sb2 + (fit.sigma * d[0]) ** 2)
+    assert mm["variance"].iloc[1] == pytest.approx(sb2 + (fit.sigma * d[64]) ** 2)
+    gls = gk.lmer("distance ~ age * Sex", O, dispformula="~ Sex")  # no random effects, no correlation
+    assert "Variance function" in str(gls.summary()) and gls.converged
+
+
+@pytest.mark.parametrize("disp, match", [("Sex", "one-sided"), ("~ 1", "besides the intercept"),
+                                         ("~ nothere", "nothere")])
+def test_bad_dispformula(disp, match):
+    with pytest.raises(FormulaError, match=match):
+        gk.lmer("distance ~ age + (1 | Subject)", _data("orthodont.csv"), dispformula=disp)

@@ -44,7 +44,8 @@ def check_grouping(structure, nobs: int, lmm: bool) -> None:
             )
 
 
-def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, relmat=None, data_name=None):
+def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, dispformula=None, relmat=None,
+         data_name=None):
     """Fit a linear mixed model by REML (default) or maximum likelihood.
 
     Parameters
@@ -68,6 +69,12 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
         ``"toep(visit | Subject)"`` (one correlation per lag).  The cluster must be nested in
         every grouping factor of the random effects.  With ``residual=`` the formula may have no
         random-effects term (nlme's ``gls``).  Estimates in ``fit.residual_params``.
+    dispformula : str, optional
+        A one-sided formula for the log residual standard deviation (glmmTMB's ``dispformula``):
+        ``"~ Sex"`` gives each sex its own residual variance (nlme's ``varIdent(form = ~ 1 | Sex)``),
+        a numeric covariate an exponential variance function (``varExp``).  With
+        ``residual="un(visit | g)"`` and ``dispformula="~ factor(visit)"`` it is SAS's TYPE=UN.
+        The ratios of residual SDs to the reference are in ``fit.residual_params``.
     relmat : dict, optional
         Known relationship matrices up to scale, ``{"animal": K}``: the random intercept
         ``(1 | animal)`` has covariance σ_animal² K across levels (pedigrees, kinship, phylogenies;
@@ -96,14 +103,21 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
         from .residual import parse_residual
 
         rspec = parse_residual(residual)
-    if not parsed.random and rspec is None:
+    if not parsed.random and rspec is None and dispformula is None:
         raise FormulaError(
             f"formula {formula!r} has no random-effects term such as (1 | group); "
             "a model without random effects is an ordinary linear model "
             "(or give residual= for a correlated-errors model, nlme's gls)"
         )
-    frame = build_model_frame(parsed, data, weights=weights, offset=offset,
-                              extra_columns=() if rspec is None else rspec.columns, extra_what=f"residual={residual!r}")
+    extra = list(() if rspec is None else rspec.columns)
+    if dispformula is not None:
+        from .frame import _used_variables
+
+        extra += sorted(_used_variables(dispformula if str(dispformula).strip().startswith("~")
+                                        else "~ " + str(dispformula), data))
+    frame = build_model_frame(parsed, data, weights=weights, offset=offset, extra_columns=tuple(dict.fromkeys(extra)),
+                              extra_what=f"residual={residual!r}" if dispformula is None
+                              else f"residual={residual!r} / dispformula={dispformula!r}")
     messages = list(frame.messages)
     check_not_constant(frame.y - frame.offset, frame.response_name, None)
     if frame.weights is not None and np.any(frame.weights == 0):
@@ -120,11 +134,15 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
     structure = build_structure(frame, relmat=relmat)
     check_grouping(structure, frame.nobs, lmm=True)
     resid = None
-    if rspec is not None:
-        from .residual import make_residual
+    if rspec is not None or dispformula is not None:
+        from .residual import ResidualModel, VarianceModel, make_residual
 
-        resid = make_residual(rspec, frame.data)
-        resid.layout.check_nested(structure)
+        corr = None
+        if rspec is not None:
+            corr = make_residual(rspec, frame.data)
+            corr.layout.check_nested(structure)
+        var = None if dispformula is None else VarianceModel(dispformula, frame.data)
+        resid = ResidualModel(frame.nobs, variance=var, correlation=corr)
 
     problem = LmmProblem(frame=frame, structure=structure, X=X, kept=kept, dropped=dropped, reml=reml,
                          data_name=data_name, messages=tuple(messages), residual=resid)

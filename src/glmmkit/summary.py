@@ -120,7 +120,8 @@ class LmmSummary:
         lines += self.residual_structure_lines()
         if not f.structure.terms:
             lay = f.residual_structure.layout
-            lines.append(f"Number of obs: {f.nobs}, clusters:  {lay.spec.group_name}, {lay.n_clusters}")
+            clusters = f", clusters:  {lay.spec.group_name}, {lay.n_clusters}" if lay.spec is not None else ""
+            lines.append(f"Number of obs: {f.nobs}{clusters}")
         edf = self.edf_line()
         if edf:
             lines.append(edf)
@@ -131,13 +132,27 @@ class LmmSummary:
         R = getattr(self.fit, "residual_structure", None)
         if R is None:
             return []
+        lines = []
         params = self.fit.residual_params
-        lines = ["", f"Correlation Structure: {R.description}", f" Formula: {R.formula}",
-                 " Parameter estimate(s):"]
-        names = [R.nlme_names.get(n, n) for n in params.index]
-        vals = format_column(params.to_numpy())
-        for at in range(0, len(names), 6):
-            lines += [" " + s for s in _table([vals[at:at + 6]], [True] * len(vals[at:at + 6]), names[at:at + 6])]
+        ratio = [n.startswith("sd_ratio_") for n in params.index]
+
+        def block(names, values):
+            vals = format_column(values)
+            out = []
+            for at in range(0, len(names), 6):
+                out += [" " + s for s in _table([vals[at:at + 6]], [True] * len(vals[at:at + 6]), names[at:at + 6])]
+            return out
+
+        if R.correlation is not None:
+            corr = params[[not r for r in ratio]]
+            lines += ["", f"Correlation Structure: {R.description}", f" Formula: {R.formula}",
+                      " Parameter estimate(s):"]
+            lines += block([R.nlme_names.get(n, n) for n in corr.index], corr.to_numpy())
+        if R.variance is not None:
+            rat = params[ratio]
+            lines += ["", "Variance function: residual SD = sigma * exp(x'delta)",
+                      f" Formula: {R.variance.formula}", " SD ratios to the reference:"]
+            lines += block([n[len("sd_ratio_"):] for n in rat.index], rat.to_numpy())
         return lines
 
     def edf_line(self) -> str | None:

@@ -21,7 +21,7 @@ __all__ = ["correlation_by_lag"]
 def _clusters_and_times(fit):
     """(cluster code, time) of every fit row, from the residual structure or an ordered G term."""
     R = getattr(fit, "_residual", None)
-    if R is not None:
+    if R is not None and R.correlation is not None:
         lay = R.layout
         codes = np.empty(lay.n, dtype=np.int64)
         times = np.empty(lay.n)
@@ -81,8 +81,10 @@ def correlation_by_lag(fit, max_lag=None) -> pd.DataFrame:
     sizes = np.diff(np.r_[starts, c.shape[0]])
     R = getattr(fit, "_residual", None)
     sigma2 = fit.sigma**2 if fit.has_residual else 0.0
-    # the model's variance of each row: z' G z + σ²
-    var_rows = np.full(r.shape[0], sigma2)
+    d = R.row_sd(fit._residual_psi)[order] if R is not None else np.ones(r.shape[0])  # residual SD multipliers
+    corr_R = R is not None and R.correlation is not None
+    # the model's variance of each row: z' G z + σ² d²
+    var_rows = sigma2 * d * d
     for Z, S in zip(cols, covs):
         var_rows += np.einsum("ij,jk,ik->i", Z, S, Z)
     lags, emp, fitted, npairs = [], [], [], []
@@ -97,8 +99,8 @@ def correlation_by_lag(fit, max_lag=None) -> pd.DataFrame:
         for Z, S, lev in zip(cols, covs, same_level):
             shared = lev[i] == lev[j]
             cov += np.where(shared, np.einsum("ij,jk,ik->i", Z[i], S, Z[j]), 0.0)
-        if R is not None:
-            cov += sigma2 * R.pair_correlation(fit._residual_psi, t[i], t[j])
+        if corr_R:
+            cov += sigma2 * d[i] * d[j] * R.pair_correlation(fit._residual_psi, t[i], t[j])
         scale = np.sqrt(var_rows[i] * var_rows[j])  # both sides standardised by the model's SDs
         lags.append(np.abs(t[j] - t[i]))
         emp.append(r[i] * r[j] / scale)

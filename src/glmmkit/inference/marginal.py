@@ -128,8 +128,12 @@ def marginal_moments(fit, newdata) -> dict:
     sd = np.sqrt(np.maximum(v, 0.0))
     mu_nodes = inv(eta0[:, None] + sd[:, None] * _NODES[None, :])
     var_mu = (mu_nodes**2) @ _WEIGHTS - mean**2
+    R = getattr(fit, "_residual", None)
+    d = np.ones(n)
+    if R is not None and R.variance is not None:
+        d = np.exp(R.variance.log_sd_new(nd, R.split(fit._residual_psi)[0]))
     if fit.has_residual:
-        within = np.full(n, fit.sigma**2)
+        within = fit.sigma**2 * d * d
     else:
         within = fit.family.variance(mu_nodes) @ _WEIGHTS
     variance = within + var_mu
@@ -145,13 +149,12 @@ def marginal_moments(fit, newdata) -> dict:
     cov = np.zeros((n, n))
     cov[s_idx, t_idx] = np.einsum("pij,i,j->p", joint, _WEIGHTS, _WEIGHTS) - mean[s_idx] * mean[t_idx]
     cov = cov + cov.T
-    R = getattr(fit, "_residual", None)
-    if R is not None:  # the residual structure correlates the rows too: σ² R off the diagonal
+    if R is not None and R.correlation is not None:  # the residual structure correlates the rows: σ² D R D
         spec = R.layout.spec
         times = np.arange(n, dtype=float) if spec.time is None else np.asarray(nd[spec.time], dtype=float)
         Rm = R.correlation_at(fit._residual_psi, times)
         off = ~np.eye(n, dtype=bool)
-        cov[off] += fit.sigma**2 * Rm[off]
+        cov[off] += (fit.sigma**2 * np.outer(d, d) * Rm)[off]
     cov[np.diag_indices(n)] = variance
     sdv = np.sqrt(variance)
     corr = cov / np.outer(sdv, sdv)

@@ -30,12 +30,7 @@ def natural_parameters(fit) -> list[tuple]:
         out.append(("sigma", float(fit.sigma), 0.0, np.inf))
     R = getattr(fit, "_residual", None)
     if R is not None:
-        g = R.layout.spec.group_name
-        taken = {n for n, *_ in out}
-        for name, value, lo, hi in R.natural(fit._residual_psi):
-            label = f"{name}|{g}"
-            # a G-side term on the same factor may report a rho too: the residual one says so
-            out.append((label if label not in taken else f"{name}(residual)|{g}", value, lo, hi))
+        out += R.interval_parameters(fit._residual_psi, {n for n, *_ in out})
     return out
 
 

@@ -2,7 +2,8 @@
 
 from .layout import ClusterLayout, ResidualSpec, parse_residual
 from .names import RESIDUAL_STRUCTURES
+from .model import ResidualModel, VarianceModel
 from .structures import ResidualStructure, make_residual
 
 __all__ = ["ClusterLayout", "ResidualSpec", "parse_residual", "RESIDUAL_STRUCTURES", "ResidualStructure",
-           "make_residual"]
+           "make_residual", "ResidualModel", "VarianceModel"]
