@@ -215,7 +215,7 @@ class GlmmObjective:
         p = X.shape[1]
         base = self._bases.get(p)
         if base is None:
-            base = self._bases[p] = BlockedSystem(self.structure.blocks, X, np.zeros(self.n))
+            base = self._bases[p] = BlockedSystem(self.structure.blocks, X, np.zeros(self.n), by_plan=True)
         return base
 
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
