@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import FormulaError
+from .validate import float_values
 
 __all__ = ["build_design", "r_column_name", "formulaic_formula", "FUNCTIONS", "model_matrix"]
 
@@ -154,7 +155,7 @@ class SimpleSpec:
                 dummies[idx < 0] = np.nan  # missing or unseen level
                 values[v] = dummies
             else:
-                values[v] = col.to_numpy(dtype=float, na_value=np.nan)[:, None]
+                values[v] = float_values(col)[:, None]
         blocks = [np.ones((n, 1))] if self.intercept else []
         for term in self.terms:
             cols = np.ones((n, 1))

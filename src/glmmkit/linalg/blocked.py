@@ -310,6 +310,35 @@ class BlockedSystem:
         self._diag_z = np.arange(mz) * (m + 1)  # flat indices of the random-effect diagonal
         self._general = [(i, b) for i, b in enumerate(rest) if b.K > 1]
         self._dprefix = self._diagonal_prefix() if mz else 0
+        self._dprefix_fill = self._prefix_fill() if self._dprefix else None
+
+    def _prefix_fill(self):
+        """Where L21 L21' of the diagonal prefix's elimination lands in the other random-effect rows,
+        from the pattern of S's (other rows) x (prefix) part, when that is sparse (the pairs path):
+        (positions of its nonzeros in L21, the pairs of nonzeros sharing a column, the entries of the
+        trailing block they update, each pair's entry).  None where the dense product is used."""
+        plan = getattr(self, "plan", None)
+        if (plan is None or self.R1 is not None or self.use_kernel or self._general
+                or getattr(self, "_tri_pos", None) is None):
+            return None
+        d, mz, m = self._dprefix, self.mz, self.m
+        rows = np.concatenate([plan.zz_pos // mz, self._tri_pos // m])
+        cols = np.concatenate([plan.zz_pos % mz, self._tri_pos % m])
+        keep = (rows >= d) & (rows < mz) & (cols < d)
+        key = np.unique(cols[keep].astype(np.int64) * m + rows[keep])  # by column, then row
+        col, row = key // m, key % m
+        n = key.shape[0]
+        start = np.searchsorted(col, col, side="left")
+        cnt = np.arange(n) - start + 1
+        npairs = int(cnt.sum())
+        if npairs > (mz - d) * (mz - d) * d // 8:  # not sparse enough to beat one gemm
+            return None
+        k1 = np.repeat(np.arange(n), cnt)
+        first = np.cumsum(cnt) - cnt
+        k2 = start[k1] + (np.arange(npairs) - first[k1])  # row[k2] <= row[k1]: the lower triangle
+        t = m - d
+        pos, inv = np.unique((row[k1] - d) * t + (row[k2] - d), return_inverse=True)
+        return (row - d) * d + col, k1, k2, pos, inv
 
     def _diagonal_prefix(self) -> int:
         """Rows of the first non-lead block when its part of S = C - B D⁻¹ B' is diagonal, else 0.
@@ -658,6 +687,9 @@ class BlockedSystem:
                     S[sl, :] = np.einsum("ba,gbm->gam", T, S[sl, :].reshape(q, K, self.m)).reshape(q * K, self.m)
             if self.R1 is None and self.use_kernel:
                 scale_lower_kernel()(S, scale, mz)
+            elif self._dprefix:  # scaled there, where it reads S (a full pass cost ~50 µs at m = 182)
+                L, info = _potrf_diagonal_prefix(S, self._dprefix, scale, mz, self._dprefix_fill)
+                return BlockedFactor(logdet_lead, L, info == 0, int(info))
             else:
                 S *= np.outer(scale, scale)
                 S.ravel()[self._diag_z] += 1.0
@@ -867,23 +899,43 @@ class BlockedSystem:
         return out
 
 
-def _potrf_diagonal_prefix(S: np.ndarray, d: int) -> tuple[np.ndarray, int]:
+def _potrf_diagonal_prefix(S: np.ndarray, d: int, scale: np.ndarray | None = None,
+                           mz: int = 0, fill=None) -> tuple[np.ndarray, int]:
     """Lower Cholesky factor of S (C order, lower triangle valid) whose leading d x d block is
     diagonal, in place: L11 = √diag, L21 = S21 / √diag, then LAPACK on S22 - L21 L21' (the same
-    factor as LAPACK on all of S, at the cost of the trailing block).  Returns (L, info) with
-    LAPACK's info (0, or the 1-based row whose pivot was not positive); only L's lower triangle
-    is meaningful."""
+    factor as LAPACK on all of S, at the cost of the trailing block).  With ``scale`` the factor is
+    that of diag(scale) S diag(scale) + I_mz (``BlockedSystem.factor``'s scaling, d <= mz), applied
+    here to the parts read.  Returns (L, info) with LAPACK's info (0, or the 1-based row whose pivot
+    was not positive); only L's lower triangle is meaningful.  ``fill`` (``BlockedSystem._prefix_fill``):
+    L21's random-effect rows are sparse, and their part of L21 L21' is summed over its nonzeros."""
     m = S.shape[0]
     flat = S.ravel()
     diag = flat[: d * (m + 1) : m + 1]
+    if scale is not None:
+        diag = diag * (scale[:d] * scale[:d]) + 1.0
     bad = ~(diag > 0.0)
     if bad.any():
         return S, int(np.argmax(bad)) + 1
     r = np.sqrt(diag)
     flat[: d * (m + 1) : m + 1] = r
-    L21 = S[d:, :d] / r
+    if scale is None:
+        L21 = S[d:, :d] / r
+        S22 = S[d:, d:]
+    else:
+        tail = scale[d:]
+        L21 = S[d:, :d] * (tail[:, None] * (scale[:d] / r))
+        S22 = S[d:, d:] * np.outer(tail, tail)
+        S22.ravel()[: (mz - d) * (m - d + 1) : m - d + 1] += 1.0
     S[d:, :d] = L21
-    C = S[d:, d:] - L21 @ L21.T
+    if fill is None:
+        C = S22 - L21 @ L21.T
+    else:
+        vpos, k1, k2, pos, inv = fill
+        C = S22 if scale is not None else S22.copy()
+        v = L21.ravel()[vpos]
+        C.ravel()[pos] -= np.bincount(inv, v[k1] * v[k2], minlength=pos.shape[0])
+        f = mz - d  # the X and y rows: dense
+        C[f:] -= L21[f:] @ L21.T
     # C is C-ordered: C.T is the same numbers in Fortran order (upper triangle), factored in place
     U, info = lapack.dpotrf(C.T, lower=0, clean=0, overwrite_a=1)
     S[d:, d:] = U.T
