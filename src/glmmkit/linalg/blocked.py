@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import blas, lapack, solve_triangular
+from scipy.linalg import blas, lapack
 
 from .._threads import all_blas_threads
 from .kernels import numba_available, rank_update_kernel, scale_lower_kernel
@@ -339,6 +339,28 @@ class BlockedSystem:
         t = m - d
         pos, inv = np.unique((row[k1] - d) * t + (row[k2] - d), return_inverse=True)
         return (row - d) * d + col, k1, k2, pos, inv
+
+    def _prefix_columns(self):
+        """(row of L21's one nonzero in the other random-effect rows, 1 where there is one) per prefix
+        column when no column has two there (a prefix nested in the next factor, as grouseticks'
+        broods in locations); None otherwise.  Cached on the plan (the pattern is the model's)."""
+        fill = self._dprefix_fill
+        if fill is None:
+            return None
+        plan = self.plan
+        cached = getattr(plan, "_prefix_columns", None)
+        if cached is None or cached[0] != (self._dprefix, self.m):
+            d = self._dprefix
+            vpos = fill[0]
+            col, row = vpos % d, vpos // d
+            cols = None
+            if np.unique(col).shape[0] == col.shape[0]:
+                rho = np.zeros(d, dtype=np.int64)
+                has = np.zeros(d)
+                rho[col], has[col] = row, 1.0
+                cols = (rho, has)
+            cached = plan._prefix_columns = ((d, self.m), cols)
+        return cached[1]
 
     def _diagonal_prefix(self) -> int:
         """Rows of the first non-lead block when its part of S = C - B D⁻¹ B' is diagonal, else 0.
@@ -719,7 +741,7 @@ class BlockedSystem:
         L = fac.L
         m, mz, p = self.m, self.mz, self.p
         c = L[m - 1, : m - 1]
-        v = solve_triangular(L[: m - 1, : m - 1], c, lower=True, trans="T", check_finite=False) if m > 1 else np.empty(0)
+        v = _solve_lower(L[: m - 1, : m - 1], c, trans=1) if m > 1 else np.empty(0)
         u_rest, beta = v[:mz], v[mz:]
         b_rest = self.rest_b(templates, u_rest)
         rhs = self.G[:, p, :] - np.einsum("gpk,p->gk", self.G[:, :p, :], beta)
@@ -764,7 +786,10 @@ class BlockedSystem:
             return InverseParts(D_inv, D_inv, None, None, None, None, None)
         K1, q1 = self.K1, self.q1
         Lzz = np.tril(fac.L[:mz, :mz])
-        S_low, info = lapack.dpotri(Lzz, lower=1)  # S⁻¹'s lower triangle
+        if self._dprefix:  # by blocks: LAPACK only on the trailing part (S⁻¹ whole, both triangles)
+            S_low = _prefix_inverse(fac.L, self._dprefix, mz, self._prefix_columns())
+        else:
+            S_low, info = lapack.dpotri(Lzz, lower=1)  # S⁻¹'s lower triangle
         plan = getattr(self, "plan", None)
         if plan is not None and sp.issparse(self.Az1) and self._pairs_inverse_applies(plan):
             return self._pairs_inverse_parts(templates, plan, D_inv, S_low, Lzz)
@@ -877,8 +902,8 @@ class BlockedSystem:
         # B y1 = Λ_r' A_z1 Λ_1 y1
         By1 = self._lambda_rest(templates, np.asarray(self.Az1 @ (y1 @ T1.T).ravel()).ravel(), transpose=True)
         Lzz = fac.L[:mz, :mz]
-        w = solve_triangular(Lzz, rhs[n1:] - By1, lower=True, check_finite=False)
-        x_rest = solve_triangular(Lzz, w, lower=True, trans="T", check_finite=False)
+        w = _solve_lower(Lzz, rhs[n1:] - By1, trans=0)
+        x_rest = _solve_lower(Lzz, w, trans=1)
         Btx = self._az1_rmatvec(self._lambda_rest(templates, x_rest, transpose=False)).reshape(q1, K1) @ T1
         x1 = np.einsum("gab,gb->ga", D_inv, r1 - Btx)
         return np.concatenate([x1.ravel(), x_rest])
@@ -940,6 +965,44 @@ def _potrf_diagonal_prefix(S: np.ndarray, d: int, scale: np.ndarray | None = Non
     U, info = lapack.dpotrf(C.T, lower=0, clean=0, overwrite_a=1)
     S[d:, d:] = U.T
     return S, (0 if info == 0 else d + int(info))
+
+
+def _prefix_inverse(L: np.ndarray, d: int, mz: int, columns=None) -> np.ndarray:
+    """S⁻¹ (mz x mz, both triangles) from the factor L of S whose leading d x d block is diagonal
+    (``_potrf_diagonal_prefix``): with L = [[R, 0], [L21, L22]], P = (L22 L22')⁻¹ (LAPACK) and
+    X = -P L21 R⁻¹, S⁻¹ = [[R⁻² - R⁻¹ L21' X, X'], [X, P]].  ``columns`` (``_prefix_columns``): L21
+    has at most one nonzero per column, and the products are gathers."""
+    r = L.diagonal()[:d]
+    L21 = L[d:mz, :d]
+    P = _symmetric(lapack.dpotri(np.tril(L[d:mz, d:mz]), lower=1)[0])
+    if columns is not None:
+        rho, has = columns
+        c = L21.ravel()[rho * d + np.arange(d)] * has / r  # each column's nonzero over r
+        X = P[:, rho] * -c
+        S11 = X[rho, :] * -c[:, None]
+    else:
+        X = (P @ L21) / -r
+        S11 = (L21.T @ X) / -r[:, None]
+    S11.ravel()[:: d + 1] += 1.0 / (r * r)
+    out = np.empty((mz, mz))
+    out[:d, :d] = S11
+    out[d:, :d] = X
+    out[:d, d:] = X.T
+    out[d:, d:] = P
+    return out
+
+
+def _solve_lower(a: np.ndarray, b: np.ndarray, trans: int) -> np.ndarray:
+    """``solve_triangular(a, b, lower=True, trans=trans, check_finite=False)`` for float64: the same
+    LAPACK call (trtrs, on a's transpose when a is not Fortran-ordered, as scipy does) without the
+    wrapper's validation and dispatch, which cost more than the solve on small systems (~20 µs)."""
+    if a.flags.f_contiguous:
+        x, info = lapack.dtrtrs(a, b, lower=1, trans=trans)
+    else:
+        x, info = lapack.dtrtrs(a.T, b, lower=0, trans=1 - trans)
+    if info > 0:
+        raise np.linalg.LinAlgError(f"singular matrix: resolution failed at diagonal {info - 1}")
+    return x
 
 
 def _symmetric(low: np.ndarray) -> np.ndarray:
