@@ -165,9 +165,11 @@ class CrossprodPlan:
         out.data = data
         return out
 
-    def fill_pairs(self, XY: np.ndarray, left: np.ndarray | None, right: np.ndarray | None, lead_cols: np.ndarray):
+    def fill_pairs(self, XY: np.ndarray, left: np.ndarray | None, right: np.ndarray | None, lead_cols: np.ndarray,
+                   out: np.ndarray | None = None):
         """Weighted A_zz (dense, mz x mz), A_zx (mz x columns of ``XY``) and the pair values
-        (npairs x K1): bincounts over the rows, see ``fill``."""
+        (npairs x K1): bincounts over the rows, see ``fill``.  With ``out`` (a zeroed m x m array)
+        A_zz is written into its leading block, which is returned in its place."""
         mz, nr = self.mz, len(self.rest_rows)
         wcols = [c if left is None else c * left for c in self.rest_cols]
         rcols = [c if right is None else c * right for c in self.rest_cols]
@@ -175,8 +177,16 @@ class CrossprodPlan:
         for j in range(nr):
             for k in range(nr):
                 zz += np.bincount(self.zz_inv[j][k], wcols[j] * rcols[k], minlength=zz.shape[0])
-        Azz = np.zeros(mz * mz)
-        Azz[self.zz_pos] = zz
+        if out is not None:  # straight into the dense block: no mz x mz temporary and copy
+            m = out.shape[0]
+            pos = getattr(self, "_zz_pos_out", None)
+            if pos is None or pos[0] != m:
+                pos = self._zz_pos_out = (m, (self.zz_pos // mz) * m + self.zz_pos % mz)
+            out.ravel()[pos[1]] = zz
+            Azz = None
+        else:
+            Azz = np.zeros(mz * mz)
+            Azz[self.zz_pos] = zz
         Azx = np.zeros((mz, XY.shape[1]))
         for j in range(nr):
             for c in range(XY.shape[1]):
@@ -185,7 +195,7 @@ class CrossprodPlan:
         for j in range(nr):
             for c1 in range(self.K1):
                 pair_a[:, c1] += np.bincount(self.pair_inv[j], wcols[j] * lead_cols[:, c1], minlength=self.npairs)
-        return Azz.reshape(mz, mz), Azx, pair_a
+        return (out[:mz, :mz] if Azz is None else Azz.reshape(mz, mz)), Azx, pair_a
 
     def dense_cross_pos(self) -> np.ndarray:
         """Flat positions of the pair values (pair, c1) in a dense mz x q1 K1 block (cached)."""
@@ -453,14 +463,14 @@ class BlockedSystem:
         zl = lead.columns if left is None else lead.columns * left[:, None]
         new._set_lead(XY, zl, zc)
         mz, m = self.mz, self.m
-        Arr = np.empty((m, m))
+        Arr = np.zeros((m, m)) if mz else np.empty((m, m))
         Arr[mz:, mz:] = XY_left.T @ XY
         if mz:
             plan = getattr(self, "plan", None)
             if plan is None:
                 plan = self.plan = CrossprodPlan([self.lead, *self.rest])
             new.plan = plan
-            Arr[:mz, :mz], Azx, pair_a = plan.fill_pairs(XY, left, right, zc)
+            _, Azx, pair_a = plan.fill_pairs(XY, left, right, zc, out=Arr)
             Arr[:mz, mz:] = Azx
             Arr[mz:, :mz] = Azx.T
             if self.R1 is not None:
