@@ -144,3 +144,7 @@ def test_diagonal_prefix_matches_lapack(formula, signed):
                 if f1.ok:
                     for a, b in zip(plain.solve(tpl, f1), sys_.solve(tpl, f2)):
                         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-10)
+                    if sys_.mz:
+                        p1, p2 = plain.inverse_parts(tpl, f1), sys_.inverse_parts(tpl, f2)
+                        np.testing.assert_allclose(p2.S_inv, p1.S_inv, rtol=1e-9, atol=1e-10)
+                        np.testing.assert_allclose(p2.lead, p1.lead, rtol=1e-9, atol=1e-10)
