@@ -94,3 +94,57 @@ def test_fast_arithmetic_equals_formulaic(expr):
 def test_fast_arithmetic_leaves_the_rest_to_formulaic(expr):
     df = pd.DataFrame({"size": [3.0, 5.0], "g": pd.Categorical(["a", "b"])})
     assert _fast_arithmetic(expr, df) is None
+
+
+def _nested_data(seed=5, n=403, broods=118, locations=63):
+    """grouseticks' layout: an observation-level factor, broods nested in locations."""
+    rng = np.random.default_rng(seed)
+    loc_of_brood = np.concatenate([np.arange(locations), rng.integers(0, locations, broods - locations)])
+    brood = np.concatenate([np.arange(broods), rng.integers(0, broods, n - broods)])
+    return pd.DataFrame({
+        "y": rng.poisson(2.0, n).astype(float),
+        "x": rng.normal(size=n),
+        "a": pd.Categorical(np.arange(n).astype(str)),
+        "b": pd.Categorical(brood.astype(str)),
+        "c": pd.Categorical(loc_of_brood[brood].astype(str)),
+    })
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1|a) + (1|b) + (1|c)", "y ~ x + (1|a) + (1|b) + (1 + x|c)"])
+@pytest.mark.parametrize("signed", [False, True])
+def test_diagonal_prefix_matches_lapack(formula, signed):
+    """A first non-lead block whose Schur part is diagonal is divided out before LAPACK: the factor,
+    its failures and everything derived from it equal LAPACK's on the whole dense part."""
+    import copy
+
+    df = _nested_data()
+    frame = build_model_frame(parse_formula(formula), df)
+    st = build_structure(frame)
+    n = frame.X.shape[0]
+    rng = np.random.default_rng(11)
+    for X in (frame.X, np.empty((n, 0))):
+        for by_plan in (False, True):
+            base = BlockedSystem(st.blocks, X, np.zeros(n), by_plan=by_plan)
+            assert base._dprefix == st.blocks[1].q
+            w = rng.uniform(0.2, 3.0, n)
+            z = rng.normal(size=n)
+            if signed:
+                w[:5] *= -0.01
+                sys_ = base.reweighted(X, z, weights=w)
+            else:
+                sys_ = base.reweighted(X, z, np.sqrt(w))
+            plain = copy.copy(sys_)
+            plain._dprefix = 0
+            for theta in (0.3 + rng.uniform(0.2, 1.5, st.n_theta) * np.isfinite(st.theta_lower),
+                          np.where(np.isfinite(st.theta_lower), 0.0, 0.1)):
+                tpl = st.templates(theta)
+                f1, f2 = plain.factor(tpl), sys_.factor(tpl)
+                assert (f1.ok, f1.info) == (f2.ok, f2.info)
+                np.testing.assert_allclose(np.tril(f2.L), np.tril(f1.L), rtol=1e-10, atol=1e-10)
+                if f1.ok:
+                    for a, b in zip(plain.solve(tpl, f1), sys_.solve(tpl, f2)):
+                        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-10)
+                    if sys_.mz:
+                        p1, p2 = plain.inverse_parts(tpl, f1), sys_.inverse_parts(tpl, f2)
+                        np.testing.assert_allclose(p2.S_inv, p1.S_inv, rtol=1e-9, atol=1e-10)
+                        np.testing.assert_allclose(p2.lead, p1.lead, rtol=1e-9, atol=1e-10)

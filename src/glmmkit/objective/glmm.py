@@ -164,6 +164,7 @@ class GlmmObjective:
         self.n, self.p = X.shape
         self.n_theta = structure.n_theta
         self.Z = structure.z_matrix()
+        self._Zt = self.Z.T  # built once: scipy makes a new transposed matrix at every .T
         self._X0 = np.empty((self.n, 0))
         self.u = np.zeros(structure.q)  # warm start: the last mode found
         self._mode_at = None  # (θ, β, state[, ψ]) of the last gradient evaluation: PIRLS's first-order start
@@ -215,7 +216,7 @@ class GlmmObjective:
         p = X.shape[1]
         base = self._bases.get(p)
         if base is None:
-            base = self._bases[p] = BlockedSystem(self.structure.blocks, X, np.zeros(self.n))
+            base = self._bases[p] = BlockedSystem(self.structure.blocks, X, np.zeros(self.n), by_plan=True)
         return base
 
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
@@ -230,8 +231,11 @@ class GlmmObjective:
         return self._base_system(X).reweighted(X, z, W), mu
 
     # ----- PIRLS -----
-    def pirls(self, theta: np.ndarray, beta: np.ndarray | None, u0: np.ndarray | None = None) -> PirlsState:
-        """Conditional mode at θ; β given (Laplace, AGQ) or estimated with u (``beta=None``: nAGQ = 0)."""
+    def pirls(self, theta: np.ndarray, beta: np.ndarray | None, u0: np.ndarray | None = None,
+              start=None) -> PirlsState:
+        """Conditional mode at θ; β given (Laplace, AGQ) or estimated with u (``beta=None``: nAGQ = 0).
+        ``start``: (η, penalised deviance) at the start u and the given β when the caller has them
+        (``_predicted_mode``), so that they are not computed twice."""
         theta = np.asarray(theta, dtype=float)
         templates = self.structure.templates(theta)
         joint = beta is None
@@ -240,8 +244,11 @@ class GlmmObjective:
             beta = self._beta_warm.copy()
         u = (self.u if u0 is None else u0).copy()
         fixed = self.X @ beta + self.offset
-        eta = fixed + self.Z @ self.b_of(templates, u)
-        dev, mu = self._pdev(eta, u)
+        if start is not None and not joint:
+            eta, dev = start
+        else:
+            eta = fixed + self.Z @ self.b_of(templates, u)
+            dev, _ = self._pdev(eta, u)
         converged, it = False, 0
         for it in range(1, self.maxit + 1):
             if joint:
@@ -342,7 +349,7 @@ class GlmmObjective:
         params = np.asarray(params, dtype=float)
         prm = self.layout.split(params)
         theta, beta = prm.theta, prm.beta
-        state = self.pirls(theta, beta, u0=self._predicted_mode(theta, beta))
+        state = self.pirls(theta, beta, *self._predicted_mode(theta, beta))
         if not np.isfinite(state.laplace):
             return np.inf, np.full(params.shape[0], np.nan)
         self.u = state.u
@@ -358,31 +365,36 @@ class GlmmObjective:
 
         whichever of it and the previous mode has the lower penalised deviance at (θ, β).  L-BFGS-B's
         steps are short near the optimum, where a start to first order saves one of ~3-4 PIRLS
-        iterations.  None (PIRLS starts from ``self.u``) when ``self.u`` is not that mode: a caller's
-        warm start (the driver's (get, set) pair) is used as given.  ``family`` is the family at the
+        iterations.  Returns (u0, start) for ``pirls``: u0 None (PIRLS starts from ``self.u``) when the
+        previous mode is kept or when ``self.u`` is not that mode (a caller's warm start, the driver's
+        (get, set) pair, is used as given); ``start`` (η, deviance) at that start, or None.  ``family`` is the family at the
         new point and ``score_shift`` (per row) the change of s with its parameters, for a family
         with parameters of its own (``ParametricLaplace``)."""
         last = getattr(self, "_mode_at", None)
         if last is None or last[2].u is not self.u:
-            return None
+            return None, None
         theta0, beta0, st = last[:3]
         s, W = getattr(st, "_score_weights", (None, None))
         if s is None:
-            return None
+            return None, None
         st_ = self.structure
         tpl0, tpl1 = st_.templates(theta0), st_.templates(theta)
         dtpl = [t1 - t0 for t0, t1 in zip(tpl0, tpl1)]
         with np.errstate(all="ignore"):
             shift = self.X @ (beta - beta0) + self.Z @ st_.b_of(dtpl, st.u)
             r_eta = W * shift if score_shift is None else W * shift - score_shift
-            rhs = st_.lambda_t(dtpl, self.Z.T @ s) - st_.lambda_t(tpl0, self.Z.T @ r_eta)
+            rhs = st_.lambda_t(dtpl, self._Zt @ s) - st_.lambda_t(tpl0, self._Zt @ r_eta)
             if not np.all(np.isfinite(rhs)):
-                return None
+                return None, None
             u_pred = st.u + st.system.solve_rhs(tpl0, st.factor, rhs)
             fixed = self.X @ beta + self.offset
-            dev_pred = self._pdev(fixed + self.Z @ st_.b_of(tpl1, u_pred), u_pred, family)[0]
-            dev_old = self._pdev(fixed + self.Z @ st_.b_of(tpl1, st.u), st.u, family)[0]
-        return u_pred if np.isfinite(dev_pred) and dev_pred < dev_old else None
+            eta_pred = fixed + self.Z @ st_.b_of(tpl1, u_pred)
+            dev_pred = self._pdev(eta_pred, u_pred, family)[0]
+            eta_old = fixed + self.Z @ st_.b_of(tpl1, st.u)
+            dev_old = self._pdev(eta_old, st.u, family)[0]
+        if np.isfinite(dev_pred) and dev_pred < dev_old:
+            return u_pred, (eta_pred, dev_pred)
+        return None, ((eta_old, dev_old) if np.isfinite(dev_old) else None)
 
     def gradient_at(self, state: PirlsState, theta: np.ndarray) -> np.ndarray:
         """The exact gradient of the Laplace deviance at a converged PIRLS state (see laplace_and_gradient)."""
@@ -400,7 +412,7 @@ class GlmmObjective:
         entries = self._entries()
         c_diag, P = row_leverages(self.structure, parts, templates, entries)
         v = dW * c_diag
-        Zt = self.Z.T
+        Zt = self._Zt
         r_s, r_v = Zt @ s, Zt @ v
         w = self._lambda_t(templates, r_v)
         t = system.solve_m(parts, w)

@@ -44,7 +44,7 @@ class ParametricLaplace(GlmmObjective):
     def _newton_system(self, W):
         return self._base_system(self._X0).reweighted(self._X0, self._zeros, weights=W)
 
-    def pirls(self, theta, beta, u0=None, family=None) -> PirlsState:
+    def pirls(self, theta, beta, u0=None, family=None, start=None) -> PirlsState:
         """Newton's method for û at (θ, β) and the parameters ``family`` is bound to (``family_at(ψ)``)."""
         fam = self.family if family is None else family
         if beta is None:
@@ -54,8 +54,11 @@ class ParametricLaplace(GlmmObjective):
         mz = sum(b.size for b in self.structure.blocks[1:])
         u = (self.u if u0 is None else u0).copy()
         fixed = self.X @ beta + self.offset
-        eta = fixed + self.Z @ self.b_of(templates, u)
-        dev, _ = self._pdev(eta, u, fam)
+        if start is not None:  # (η, deviance) at u0 from _predicted_mode
+            eta, dev = start
+        else:
+            eta = fixed + self.Z @ self.b_of(templates, u)
+            dev, _ = self._pdev(eta, u, fam)
         converged, it = False, 0
         if not np.isfinite(dev):
             u = np.zeros_like(u)
@@ -71,7 +74,7 @@ class ParametricLaplace(GlmmObjective):
                 fac = system.factor(templates)
                 if not fac.random_effects_ok(mz):
                     break
-            grad_u = self._lambda_t(templates, self.Z.T @ s) - u
+            grad_u = self._lambda_t(templates, self._Zt @ s) - u
             du = system.solve_rhs(templates, fac, grad_u)
             decrement = float(grad_u @ du)
             trial = self._halved_step(templates, u, du, dev, fixed, beta, family=fam)
@@ -119,14 +122,14 @@ class ParametricLaplace(GlmmObjective):
         prm = self.layout.split(params)
         theta, beta, psi = prm.theta, prm.beta, prm.psi
         fam = self.family_at(psi)
-        u0 = None
+        u0 = start = None
         last = getattr(self, "_mode_at", None)
         if last is not None:  # PIRLS's start to first order, ψ's change included (GlmmObjective._predicted_mode)
             d_prev = last[2].derivs
             shift = sum((s_p * (psi[j] - last[3][j]) for j, (_, s_p, _) in enumerate(d_prev.psi)),
                         np.zeros(self.n))
-            u0 = self._predicted_mode(theta, beta, fam, shift)
-        state = self.pirls(theta, beta, u0=u0, family=fam)
+            u0, start = self._predicted_mode(theta, beta, fam, shift)
+        state = self.pirls(theta, beta, u0=u0, family=fam, start=start)
         if not np.isfinite(state.laplace):
             return np.inf, np.full(params.shape[0], np.nan)
         self.u = state.u
