@@ -272,3 +272,22 @@ def test_every_structure_in_lmer_and_glmer(name):
         assert np.all(np.isfinite(np.sqrt(np.diag(fit.vcov.to_numpy()))))
         cs = fit.structure.terms[0].structure
         assert cs.label == name or (name == "us" and cs.label == "us")
+
+
+def test_many_column_paths_equal_the_entry_paths(monkeypatch):
+    """Lead blocks with many columns keep M_g as one array and take leverages by batched products;
+    forcing those paths on a 6-column term (or off) changes nothing."""
+    import glmmkit.linalg.blocked as blocked
+    import glmmkit.objective.glmm as glmm_obj
+
+    d = _data("repeated.csv")
+    f = "count ~ x + toep(0 + factor(visit) | id)"
+    base = gk.glmer(f, d, family="poisson")
+    lmm = gk.lmer("y ~ x + grp + ar1(0 + factor(visit) | id)", d, reml=False)
+    monkeypatch.setattr(blocked, "_ENTRY_LIST_MAX_K", 2)
+    monkeypatch.setattr(glmm_obj, "LEVERAGE_MATRIX_MIN_K", 100)
+    other = gk.glmer(f, d, family="poisson")
+    lmm2 = gk.lmer("y ~ x + grp + ar1(0 + factor(visit) | id)", d, reml=False)
+    assert other.loglik == pytest.approx(base.loglik, abs=1e-8)
+    np.testing.assert_allclose(other.vcov.to_numpy(), base.vcov.to_numpy(), rtol=1e-5)
+    assert lmm2.loglik == pytest.approx(lmm.loglik, abs=1e-9)

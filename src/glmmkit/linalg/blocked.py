@@ -53,6 +53,19 @@ PARALLEL_MIN_DENSE = 600
 DIAGONAL_PREFIX_MIN = 16
 
 
+#: lead blocks with more columns than this keep M_g as one (q1, K1, K1) array, not a list of entries
+_ENTRY_LIST_MAX_K = 8
+
+
+class _MArray:
+    """M_g of a lead block with many columns, as one array (``_lead``'s result for K1 > 8)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+
 def _per_level_products(codes, q1, zl, zc, XY):
     """A11[g] = Z_g'(left) Z_g(right) and G[g] = XY_g' Z_g(left) by one dense product per level (used
     when levels are few and columns many, so the loop is over at most a few levels)."""
@@ -438,7 +451,7 @@ class BlockedSystem:
         # (q1 K1²) x (p+1)² product; only while that array stays small (and only where factor reads it)
         P_size = q1 * K1 * K1 * (self.p + 1) ** 2
         self.P = None
-        if P_size <= 4_000_000 and not sum(b.size for b in self.rest):
+        if P_size <= 4_000_000 and not sum(b.size for b in self.rest) and K1 <= _ENTRY_LIST_MAX_K:
             P = np.einsum("gia,gjb->abgij", G, G).reshape(K1, K1, q1, -1)
             # pieces by the distinct entries of the symmetric M_g: (a, a) and (a, b) + (b, a)
             self.P = [P[a, a] if a == b else P[a, b] + P[b, a] for a in range(K1) for b in range(a + 1)]
@@ -646,11 +659,15 @@ class BlockedSystem:
             return np.inf, None
         logdet = 2.0 * float(np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
         M = np.matmul(np.matmul(T1, np.linalg.inv(D)), T1.T)
+        if K1 > _ENTRY_LIST_MAX_K:  # many columns: the array itself (a list of K1² entries costs more)
+            return logdet, _MArray(M)
         return logdet, [M[:, a, b] for a in range(K1) for b in range(a + 1)]
 
     def _m_array(self, m_entries) -> np.ndarray:
         """M_g as an array: (q1,) when K1 = 1, else (q1, K1, K1)."""
         K1 = self.K1
+        if isinstance(m_entries, _MArray):
+            return m_entries.array
         if isinstance(m_entries, np.ndarray):  # K1 = 2 fast-path rows m11, -m21, m22
             m_entries = [m_entries[0], -m_entries[1], m_entries[2]]
         if K1 == 1:

@@ -84,6 +84,10 @@ def random_effect_entries(structure) -> list:
     return out
 
 
+#: one-block models with more columns than this take their leverages by batched products
+LEVERAGE_MATRIX_MIN_K = 4
+
+
 def row_leverages(structure, parts, templates, entries=None):
     """c_i = z̃_i' M⁻¹ z̃_i (z̃_i = Λ'z_i, M = Λ'Z'WZΛ + I) for every row, from M⁻¹ on the pattern of
     Z'Z (``BlockedSystem.inverse_parts``), and per entry the vectors P = M⁻¹[row, row] z̃ (the Laplace
@@ -93,6 +97,18 @@ def row_leverages(structure, parts, templates, entries=None):
     lead = blocks[0]
     n1, K1 = lead.size, lead.K
     n = lead.columns.shape[0]
+    if len(blocks) == 1 and K1 > LEVERAGE_MATRIX_MIN_K:
+        # one block with many columns (a structured term over visits or positions): P = Z̃_g M⁻¹_g by
+        # row chunks, not K1² entry pairs
+        ZT = lead.columns @ templates[0]
+        Minv = parts.lead.reshape(lead.q, K1, K1)
+        g1 = lead.factor.codes
+        Pm = np.empty((n, K1))
+        step = max(1, 4_000_000 // (K1 * K1))
+        for s in range(0, n, step):  # chunks of rows, each a batched product
+            sl = slice(s, s + step)
+            Pm[sl] = np.einsum("ik,ijk->ij", ZT[sl], Minv[g1[sl]])
+        return np.einsum("ij,ij->i", ZT, Pm), [Pm[:, c] for c in range(K1)]
     zt = {}
     for bi, blk in enumerate(blocks):
         ZT = blk.columns @ templates[bi]
