@@ -1,0 +1,199 @@
+"""Issue 17, the user's side (second pass): singular-fit warnings, broom.mixed's tables and lme4's coef,
+the report, the command line, summaries, caterpillar plots.
+
+Reference figures are R's (lme4 1.1-31, lmerTest, broom.mixed 0.2.9) on the same data."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmmkit as gk
+from glmmkit.exceptions import SingularFitWarning
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return gk.datasets.load("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def fm1(sleep):
+    return gk.lmer("Reaction ~ Days + (Days | Subject)", sleep, data_name="sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def gm1():
+    return gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", gk.datasets.load("cbpp"),
+                    family="binomial", data_name="cbpp")
+
+
+# ---------------- 1. singular fits warn when fitted ----------------
+
+def _noise_data(seed=1):
+    d = gk.datasets.load("sleepstudy").copy()
+    d["y"] = np.random.default_rng(seed).normal(size=len(d))
+    return d
+
+
+def test_singular_fit_warns_and_names_the_term():
+    with pytest.warns(SingularFitWarning, match=r"boundary \(singular\) fit: \(Days \| Subject\) has") as rec:
+        fit = gk.lmer("y ~ Days + (Days | Subject)", _noise_data())
+    assert fit.singular
+    msg = str(rec[0].message)
+    assert "isSingular" in msg and "fit.varcorr" in msg
+    assert msg in fit.optimizer_info.messages  # the summary's note says the same
+
+
+def test_singular_glmm_warns_too():
+    rng = np.random.default_rng(3)
+    d = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(10)], 20), "x": rng.normal(size=200)})
+    d["y"] = rng.binomial(1, 0.5, size=200)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = gk.glmer("y ~ x + (1 | g)", d, family="binomial")
+    singular = [w for w in caught if issubclass(w.category, SingularFitWarning)]
+    assert fit.singular == bool(singular)
+    if fit.singular:
+        assert "(1 | g)" in str(singular[0].message)
+
+
+def test_regular_fit_and_refits_do_not_warn(fm1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SingularFitWarning)
+        fit = gk.lmer("Reaction ~ Days + (Days | Subject)", gk.datasets.load("sleepstudy"))
+        assert not fit.singular
+    with pytest.warns(SingularFitWarning):
+        s = gk.lmer("y ~ Days + (Days | Subject)", _noise_data())
+    with warnings.catch_warnings():  # the bootstrap's and anova's refits do not repeat it per refit
+        warnings.simplefilter("error", SingularFitWarning)
+        s.refit(y=s.frame.y)
+
+
+# ---------------- 2. broom.mixed's tidy / glance / augment, lme4's coef ----------------
+
+def test_tidy_has_broom_mixeds_rows_and_columns(fm1):
+    t = fm1.tidy()
+    assert list(t.columns) == ["effect", "group", "term", "estimate", "std_error", "statistic", "df", "p_value"]
+    assert list(t["effect"]) == ["fixed"] * 2 + ["ran_pars"] * 4
+    assert list(t["term"]) == ["(Intercept)", "Days", "sd__(Intercept)", "cor__(Intercept).Days", "sd__Days",
+                               "sd__Observation"]
+    assert t["group"].tolist() == [None, None, "Subject", "Subject", "Subject", "Residual"]
+    # broom.mixed::tidy(lmerTest::lmer(...)) on sleepstudy
+    ref = [251.40510484848, 10.46728595960, 24.74065799498, 0.06555123824, 5.92213765890, 25.59179572168]
+    np.testing.assert_allclose(t["estimate"], ref, rtol=2e-5)
+    np.testing.assert_allclose(t["std_error"][:2], [6.824596695, 1.545789644], rtol=2e-5)
+    np.testing.assert_allclose(t["df"][:2], [16.99972629, 16.99998373], rtol=1e-3)
+    np.testing.assert_allclose(t["p_value"][:2], [1.171558111e-17, 3.263824470e-06], rtol=1e-3)
+    assert t.iloc[2:][["std_error", "statistic", "p_value"]].isna().all().all()
+
+
+def test_tidy_conf_int_wald_and_profile(fm1):
+    t = fm1.tidy(conf_int=True)
+    assert list(t.columns)[-2:] == ["conf_low", "conf_high"]
+    # broom.mixed: t intervals with Satterthwaite's df for lmerTest fits; NA for ran_pars
+    np.testing.assert_allclose(t["conf_low"][:2], [237.006446769, 7.205954651], rtol=1e-5)
+    np.testing.assert_allclose(t["conf_high"][:2], [265.80376293, 13.72861727], rtol=1e-5)
+    assert t["conf_low"][2:].isna().all()
+    p = fm1.tidy(effects="ran_pars", conf_int=True, conf_method="profile", conf_level=0.9)
+    ci = fm1.confint(method="profile", level=0.9)
+    assert p["conf_low"].iloc[0] == pytest.approx(ci.loc["sd_(Intercept)|Subject", "lower"])
+    assert p["conf_high"].iloc[1] == pytest.approx(ci.loc["cor_Days.(Intercept)|Subject", "upper"])
+    assert p["conf_low"].iloc[-1] == pytest.approx(ci.loc["sigma", "lower"])
+    assert p.attrs["conf_method"] == "profile"
+
+
+def test_tidy_uncorrelated_terms_vcov_scale(sleep):
+    fm2 = gk.lmer("Reaction ~ Days + (Days || Subject)", sleep, reml=False)
+    t = fm2.tidy(scales="vcov")
+    rp = t[t.effect == "ran_pars"]
+    assert rp["group"].tolist() == ["Subject", "Subject.1", "Residual"]
+    assert rp["term"].tolist() == ["var__(Intercept)", "var__Days", "var__Observation"]
+    np.testing.assert_allclose(rp["estimate"], [584.26566055, 33.63264809, 653.11542058], rtol=1e-4)
+    np.testing.assert_allclose(t["std_error"][:2], [6.707737453, 1.519305372], rtol=1e-4)
+    g = fm2.glance()
+    assert list(g.columns) == ["nobs", "sigma", "logLik", "AIC", "BIC", "deviance", "df.residual"]
+    np.testing.assert_allclose(g.iloc[0, 1:6].astype(float),
+                               [25.55612296, -876.0016276, 1762.003255, 1777.968039, 1752.003255], rtol=1e-6)
+    assert g["df.residual"].iloc[0] == 175
+
+
+def test_tidy_ran_vals_and_ran_coefs(fm1):
+    rv = fm1.tidy(effects="ran_vals")
+    assert {"level", "group", "term"} <= set(rv.columns) and len(rv) == 36
+    first = rv.iloc[0]
+    assert (first["group"], first["level"], first["term"]) == ("Subject", "308", "(Intercept)")
+    assert first["estimate"] == pytest.approx(2.258550950, abs=1e-3)
+    assert first["std_error"] == pytest.approx(12.07085695, rel=1e-4)
+    rc = fm1.tidy(effects="ran_coefs")
+    assert rc["estimate"].iloc[0] == pytest.approx(253.6636558, rel=1e-6)
+    with pytest.raises(gk.exceptions.ArgumentError, match="ran_pars"):
+        fm1.tidy(effects="random")
+
+
+def test_tidy_and_glance_of_a_glmm(gm1):
+    t = gm1.tidy(conf_int=True)
+    assert list(t.columns) == ["effect", "group", "term", "estimate", "std_error", "statistic", "p_value",
+                               "conf_low", "conf_high"]
+    assert t["term"].tolist()[-1] == "sd__(Intercept)" and t["group"].tolist()[-1] == "herd"
+    # glmer (Laplace): glmmkit's optimum is glmmTMB's, 3e-4 away from lme4's stopping point
+    np.testing.assert_allclose(t["estimate"], [-1.3983428645, -0.9919249750, -1.1282162159, -1.5797454136,
+                                               0.6420699277], atol=2e-3)
+    np.testing.assert_allclose(t["conf_low"][:4], [-1.851514071, -1.586089320, -1.760951689, -2.406946566],
+                               atol=2e-2)  # lme4's Hessian-based SEs differ from glmmkit's (and glmmTMB's) by ~1%
+    g = gm1.glance()
+    assert list(g.columns) == ["nobs", "sigma", "logLik", "AIC", "BIC", "deviance", "df.residual"]
+    assert g["nobs"].iloc[0] == 56 and g["sigma"].iloc[0] == 1.0 and g["df.residual"].iloc[0] == 51
+    assert g["logLik"].iloc[0] == pytest.approx(-92.02628, abs=1e-4)
+    assert g["deviance"].iloc[0] == pytest.approx(73.47428357, abs=5e-3)  # lme4's deviance(): Σ deviance residuals²
+
+
+def test_glance_of_a_reml_fit(fm1):
+    g = fm1.glance()
+    assert list(g.columns) == ["nobs", "sigma", "logLik", "AIC", "BIC", "REMLcrit", "df.residual"]
+    np.testing.assert_allclose(g.iloc[0, 1:6].astype(float),
+                               [25.59179572, -871.814136, 1755.628272, 1774.786013, 1743.628272], rtol=1e-6)
+
+
+def test_augment_aligns_to_the_data(fm1, sleep):
+    a = fm1.augment()
+    assert list(a.columns[-3:]) == [".fitted", ".resid", ".fixed"]
+    np.testing.assert_allclose(a[".fitted"].head(3), [253.6636558, 273.3299175, 292.9961792], rtol=1e-6)
+    np.testing.assert_allclose(a[".fixed"].head(2), [251.4051048, 261.8723908], rtol=1e-6)
+    np.testing.assert_allclose(a[".fitted"] + a[".resid"], sleep["Reaction"])
+    # a frame with a non-default index and a row the fit drops: NaN there, every other row in place
+    d = sleep.copy()
+    d.index = np.arange(1000, 1000 + len(d))
+    d.loc[1003, "Reaction"] = np.nan
+    d["note"] = "x"
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", d)
+    out = fit.augment(d)
+    assert out.index.equals(d.index) and "note" in out
+    assert np.isnan(out.loc[1003, ".fitted"]) and out[".fitted"].notna().sum() == len(d) - 1
+    np.testing.assert_allclose((out[".fitted"] + out[".resid"]).dropna(), d["Reaction"].dropna())
+    with pytest.raises(gk.exceptions.ArgumentError, match="predict"):
+        fit.augment(sleep.iloc[:10])
+
+
+def test_augment_of_a_glmm(gm1):
+    a = gm1.augment(gk.datasets.load("cbpp"))
+    np.testing.assert_allclose(a[".fitted"].head(2), [-0.808713428, -1.800638403], atol=2e-3)
+    np.testing.assert_allclose(a[".resid"].head(2), [-1.4377078236, 0.9884719518], atol=2e-3)
+    np.testing.assert_allclose(a[".mu"].head(2), [0.30816472414, 0.14177337030], atol=5e-4)
+    np.testing.assert_allclose(a[".fixed"].head(2), [-1.398342864, -2.390267839], atol=2e-3)
+
+
+def test_coef_is_fixed_plus_random(fm1, sleep):
+    c = fm1.coef()
+    assert list(c) == ["Subject"]
+    tab = c["Subject"]
+    assert list(tab.columns) == ["(Intercept)", "Days"] and len(tab) == 18
+    assert tab.loc["308", "(Intercept)"] == pytest.approx(253.6636558, rel=1e-6)
+    assert tab.loc["308", "Days"] == pytest.approx(19.6662617, rel=1e-5)
+    np.testing.assert_allclose(tab.to_numpy(), fm1.ranef["Subject"].to_numpy() + fm1.fixef.to_numpy())
+    # a random intercept only: the slope column is the fixed slope for every level
+    ri = gk.lmer("Reaction ~ Days + (1 | Subject)", sleep).coef()["Subject"]
+    assert (ri["Days"] == ri["Days"].iloc[0]).all()
