@@ -197,3 +197,149 @@ def test_coef_is_fixed_plus_random(fm1, sleep):
     # a random intercept only: the slope column is the fixed slope for every level
     ri = gk.lmer("Reaction ~ Days + (1 | Subject)", sleep).coef()["Subject"]
     assert (ri["Days"] == ri["Days"].iloc[0]).all()
+
+
+# ---------------- 3. the report shows what the call computed, at full precision, without NaN cells ----------------
+
+def test_report_shows_the_intervals_the_call_computed(fm1, tmp_path):
+    ci = fm1.confint(method="profile")
+    page = fm1.report(tmp_path / "r.html", plots=False, confint=ci).read_text()
+    assert "Profile-likelihood confidence intervals" in page
+    assert f"{ci.loc['sd_(Intercept)|Subject', 'lower']:.4g}" in page  # 14.38, a profile bound, not Wald's NaN
+    assert "Wald 2.5 %" in page  # the fixed-effect table says which intervals it holds
+    assert "Confidence intervals" not in fm1.report(plots=False)  # nothing asked, nothing claimed
+
+
+def test_report_fit_statistics_at_full_precision_and_no_nan_cells(tmp_path):
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", gk.datasets.load("sleepstudy"), reml=False)
+    page = fit.report(plots=False)
+    assert f"{fit.loglik:.10g}" in page and "-875.9696" in page  # not "-876"
+    assert f"{fit.aic:.10g}" in page and f"{fit.bic:.10g}" in page
+    assert ">NaN<" not in page and ">nan<" not in page and ">None<" not in page
+    assert ">180<" in page  # counts stay integers
+
+
+def test_report_names_the_two_dispersion_ratios_apart(gm1):
+    page = gm1.report(n_sim=50, seed=1)
+    assert "dispersion, simulated" in page and "dispersion, Pearson" in page
+    assert "Pearson dispersion (no simulation)" in str(gm1.summary())
+
+
+def test_every_line_of_the_report_plots_has_a_legend(fm1, gm1):
+    """Every line the report's plots draw is named in a legend of its figure (issue 17)."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    figs = [fm1.plot_caterpillar(), fm1.plot_residuals(n_sim=40, seed=1), gm1.plot_residuals(n_sim=40, seed=1),
+            gm1.plot_caterpillar(), fm1.plot_shrinkage(), gm1.plot_shrinkage()]
+    for fig in figs:
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+        named = {t.get_text() for leg in legends for t in leg.get_texts()}
+        for ax in fig.axes:
+            if not ax.get_visible():
+                continue
+            in_containers = {id(a) for c in ax.containers for a in c.get_children()}
+            labelled = [ln for ln in ax.lines if ln.get_label() in named]
+            for ln in ax.lines:
+                if id(ln) in in_containers or ln.get_label() in named:
+                    continue
+                # an unnamed line repeats a named one (the three expected quartiles: one legend entry)
+                same = [m for m in labelled if m.get_color() == ln.get_color() and m.get_linestyle() == ln.get_linestyle()]
+                assert same, (ax.get_title(), ln.get_label())
+            for c in ax.containers:
+                if hasattr(c, "lines"):  # error bars
+                    assert c.get_label() in named, (ax.get_title(), c.get_label())
+        plt.close(fig)
+
+
+def test_caterpillar_panels_share_rows_and_take_ax(fm1):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    fig = fm1.plot_caterpillar()
+    a, b = [ax for ax in fig.axes if ax.get_visible()]
+    assert [t.get_text() for t in a.get_yticklabels()] == [t.get_text() for t in b.get_yticklabels()]
+    zero = [ln for ln in a.lines if "population" in ln.get_label()]
+    assert zero and np.allclose(zero[0].get_xdata(), 0.0)
+    plt.close(fig)
+    fig2 = fm1.plot_caterpillar(sort_by="Days")
+    a2 = fig2.axes[1]
+    assert np.all(np.diff(a2.lines[-1].get_xdata()) >= 0)
+    plt.close(fig2)
+    fig3, axs = plt.subplots(1, 2)
+    assert fm1.plot_caterpillar(ax=axs) is fig3
+    fig4, ax4 = plt.subplots()
+    assert gk.diagnostics.plot_shrinkage(fm1, term="Days", ax=ax4) is fig4
+    with pytest.raises(gk.ArgumentError, match="not both"):
+        fm1.plot_caterpillar(ax=axs, axes=axs)
+    plt.close("all")
+
+
+# ---------------- 4. the command line ----------------
+
+def _cli(args, capsys):
+    from glmmkit import cli
+
+    rc = cli.main(args)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_version_and_bare_help(capsys):
+    rc, out, _ = _cli(["--version"], capsys)
+    assert rc == 0 and out.strip() == f"glmmkit {gk.__version__}"
+    rc, out, err = _cli([], capsys)
+    assert rc == 0 and "usage: glmmkit" in out and "fit" in out and not err
+
+
+def test_cli_bootstrap_is_boot(capsys):
+    rc, out, err = _cli(["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--confint", "bootstrap",
+                         "--nboot", "20", "--seed", "1", "--no-progress"], capsys)
+    assert rc == 0, err
+    assert "Parametric bootstrap confidence intervals (95%)" in out
+
+
+@pytest.mark.parametrize("suffix,kind", [(".json", "JSON"), (".xlsx", "Excel"), (".rds", "R (RDS)")])
+def test_cli_names_unsupported_file_types(tmp_path, capsys, suffix, kind):
+    path = tmp_path / f"data{suffix}"
+    path.write_bytes(b"{}")
+    rc, _, err = _cli(["fit", "y ~ x + (1 | g)", "--data", str(path)], capsys)
+    assert rc == 2 and err.count("\n") == 1
+    assert f"is a {kind} file ({suffix})" in err and "CSV" in err
+
+
+def test_cli_semicolon_csv(tmp_path, capsys):
+    d = gk.datasets.load("sleepstudy")
+    path = tmp_path / "eu.csv"
+    d.to_csv(path, sep=";", decimal=",", index=False)
+    rc, _, err = _cli(["fit", "Reaction ~ Days + (Days | Subject)", "--data", str(path)], capsys)
+    assert rc == 2 and err.count("\n") == 1
+    assert "'Reaction;Days;Subject'" in err and "--sep ';'" in err and "semicolons" in err
+    rc, out, err = _cli(["fit", "Reaction ~ Days + (Days | Subject)", "--data", str(path), "--sep", ";",
+                         "--decimal", ","], capsys)
+    assert rc == 0, err
+    assert "REML criterion at convergence: 1743.6" in out
+
+
+def test_cli_unwritable_report_is_one_line_before_the_fit(tmp_path, capsys):
+    for target, why in ((tmp_path / "missing" / "r.html", "does not exist"), (tmp_path, "is a directory")):
+        rc, out, err = _cli(["fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy", "--report",
+                             str(target)], capsys)
+        assert rc == 2 and err.count("\n") == 1 and why in err and err.startswith("glmmkit: error:")
+        assert out == ""  # refused before fitting: no summary printed
+
+
+def test_cli_profile_report_shows_profile_intervals(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    page = tmp_path / "r.html"
+    rc, out, err = _cli(["fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy", "--confint", "profile",
+                         "--report", str(page)], capsys)
+    assert rc == 0, err
+    text = page.read_text()
+    assert "Profile-likelihood confidence intervals" in text and "14.38" in text  # sd_(Intercept)|Subject lower
+
+
+def test_parquet_extra_is_declared_and_documented():
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("pyarrow") for r in extras["parquet"])
+    assert 'glmmkit[parquet]' in (root / "README.md").read_text() or '".[parquet]"' in (root / "README.md").read_text()

@@ -239,8 +239,8 @@ class GlmmSummary(LmmSummary):
         if disp is not None:
             flag = "  <- overdispersion: consider olre=True or family='negative_binomial'" if (
                 disp["p_value"] < 0.05 and disp["ratio"] > 1) else ""
-            lines.append(f"Dispersion check: Pearson chi2 = {disp['pearson_chisq']:.1f} on {disp['df']} df, "
-                         f"ratio {disp['ratio']:.3f}, p = {disp['p_value']:.3g}{flag}")
+            lines.append(f"Pearson dispersion (no simulation): chi2 = {disp['pearson_chisq']:.1f} on {disp['df']} df, "
+                         f"chi2/df = {disp['ratio']:.3f}, p = {disp['p_value']:.3g}{flag}")
             lines.append("")
         ft = self.fixed_table()
         if len(ft):

@@ -290,14 +290,15 @@ def _binned_quantiles(x, r, probs, n_bins):
     return centres, qs, values.shape[0] <= 2 * n_bins
 
 
-def _simulation_hist(ax, test, title, xlabel):
-    ax.hist(test.simulated, bins=min(30, max(10, test.simulated.shape[0] // 8)), color="0.75", edgecolor="white")
+def _simulation_hist(ax, test, title, xlabel, ratio_name="ratio"):
+    ax.hist(test.simulated, bins=min(30, max(10, test.simulated.shape[0] // 8)), color="0.75", edgecolor="white",
+            label="simulated")
     ax.axvline(test.observed, color="C3", lw=2.0, label="observed")
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("simulations")
     ax.legend(fontsize=8, frameon=False, loc="upper right")
-    ax.annotate(f"ratio = {test.ratio:.3g}\np = {test.p_value:.3g}", (0.02, 0.97), xycoords="axes fraction",
+    ax.annotate(f"{ratio_name} = {test.ratio:.3g}\np = {test.p_value:.3g}", (0.02, 0.97), xycoords="axes fraction",
                 ha="left", va="top", fontsize=8, bbox=dict(boxstyle="round", fc="white", ec="0.8"))
 
 
@@ -372,7 +373,8 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, ax=None, axes
     ax.set_title("Residuals vs predicted" + (f" (\u2605 {outl.size} outside all simulations)" if outl.size else ""),
                  fontsize=10)
 
-    _simulation_hist(flat[2], disp, "Dispersion", "variance of residuals")
+    _simulation_hist(flat[2], disp, "Dispersion (simulated, not Pearson's)", "variance of residuals",
+                     "observed / simulated")
     if res.integer_response:
         _simulation_hist(flat[3], res.zero_inflation_test(), "Zero inflation", "number of zeros")
     kind = "conditional on the random effects" if res.conditional else "new random effects"
