@@ -343,3 +343,74 @@ def test_parquet_extra_is_declared_and_documented():
     extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(r.startswith("pyarrow") for r in extras["parquet"])
     assert 'glmmkit[parquet]' in (root / "README.md").read_text() or '".[parquet]"' in (root / "README.md").read_text()
+
+
+# ---------------- 5. summaries in lme4's layout ----------------
+
+def test_lmm_summary_digits_and_data_line(fm1, sleep):
+    text = str(fm1.summary())
+    # lme4 1.1-31's print(summary(fm1)), line for line where the numbers agree
+    assert "   Data: sleepstudy" in text
+    assert "(Intercept)  251.405      6.825  36.838" in text
+    assert "Days          10.467      1.546   6.771" in text
+    assert "Correlation of Fixed Effects:\n     (Intr)\nDays -0.138" in text
+    # no name given and a plain frame: the Data line says what it was and how to name it
+    plain = gk.lmer("Reaction ~ Days + (Days | Subject)", pd.DataFrame(dict(sleep)))
+    assert "   Data: a DataFrame of 180 rows (name it with data_name=)" in str(plain.summary())
+    assert "   Data: sleepstudy" in str(gk.lmer("Reaction ~ Days + (1 | Subject)", sleep).summary())
+
+
+def test_glmm_summary_has_lme4s_digits_stars_and_correlations(gm1):
+    text = str(gm1.summary())
+    assert "   Data: cbpp" in text
+    lines = text.splitlines()
+    fixed = lines[lines.index("Fixed effects:") + 1:]
+    assert fixed[0].split() == ["Estimate", "Std.", "Error", "z", "value", "Pr(>|z|)"]
+    # lme4: (Intercept) -1.3983 0.2312 -6.048 1.47e-09 ***; glmmkit's optimum (glmmTMB's) differs in the 4th digit
+    assert fixed[1].split()[0] == "(Intercept)" and fixed[1].split()[1].startswith("-1.398")
+    assert len(fixed[1].split()[2]) == len("0.2312") and fixed[1].split()[3] == "-6.016"
+    assert fixed[1].rstrip().endswith("***") and fixed[2].split()[4] == "0.001212"
+    assert "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1" in text
+    corr = text[text.index("Correlation of Fixed Effects:"):].splitlines()
+    assert corr[1].split() == ["(Intr)", "perid2", "perid3"]
+    assert corr[2].split()[0] == "period2" and abs(float(corr[2].split()[1]) + 0.363) < 3e-3
+    assert "Number of obs: 56, groups:  herd, 15" in text
+
+
+def test_summary_helpers_match_r():
+    from glmmkit.summary import abbreviate, coef_columns, pvalue_column, statistic_column
+
+    # R 4.2: abbreviate(x, 6), format.pval(p, digits = 3)
+    assert [abbreviate(x) for x in ["(Intercept)", "period2", "Days", "trtB:week", "I(age - 60)", "sexmale"]] == \
+        ["(Intr)", "perid2", "Days", "trtB:w", "I(-60)", "sexmal"]
+    assert pvalue_column([1.47e-9, 0.001068, 0.000474, 0.000182]) == ["1.47e-09", "0.001068", "0.000474", "0.000182"]
+    assert pvalue_column([0.5, 0.0000549]) == ["0.5", "5.49e-05"]
+    assert pvalue_column([0.5123, 0.0549, 1e-20, 1e-10]) == ["0.5123", "0.0549", "<2e-16", "1e-10"]
+    # Penicillin: 22.9722 0.8086 28.41
+    assert coef_columns([22.97222], [0.808573]) == (["22.9722"], ["0.8086"])
+    assert statistic_column([28.4112]) == ["28.41"]
+
+
+def test_many_coefficients_say_the_correlation_is_not_shown():
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame(rng.normal(size=(200, 13)), columns=[f"x{i}" for i in range(13)])
+    d["g"] = np.repeat(np.arange(20), 10).astype(str)
+    d["y"] = rng.normal(size=200) + np.repeat(rng.normal(size=20), 10)
+    fit = gk.lmer("y ~ " + " + ".join(d.columns[:13]) + " + (1 | g)", d)
+    assert "Correlation matrix not shown by default, as p = 14 > 12." in str(fit.summary())
+
+
+def test_anova_names_models_by_formula_and_is_not_cut(sleep):
+    a = gk.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    b = gk.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    t = gk.anova(b, a)
+    assert list(t.index) == ["Reaction ~ Days + (1 | Subject)", "Reaction ~ Days + (Days | Subject)"]
+    with pd.option_context("display.width", 80, "display.max_columns", 6):
+        text = str(t)
+    header = text.splitlines()[0].split()
+    assert header == ["npar", "aic", "bic", "loglik", "deviance", "chisq", "df", "p_value"]
+    assert "42.139" in text and "note: refitting model(s) with ML" in text and repr(t) == text
+    assert isinstance(t, pd.DataFrame) and t["chisq"].iloc[1] == pytest.approx(42.139, abs=1e-3)
+    assert list(gk.anova(a, b, names=["m0", "m1"]).index) == ["m0", "m1"]
+    same = gk.anova(a, gk.lmer("Reaction ~ Days + (1 | Subject)", sleep, reml=False))
+    assert len(set(same.index)) == 2
