@@ -51,7 +51,8 @@ def _ran_par_rows(fit, scales: str) -> list[dict]:
                 pair = f"{t.names[c]}.{t.names[r]}"
                 term, est = (f"cor__{pair}", value) if scales == "sdcor" else (f"cov__{pair}", C[r, c])
             else:  # a structured term's own parameters (sd of homdiag/ar1, rho, range): their names as they are
-                term, est = (f"{name}__{t.names[0] if t.k == 1 else t.label}" if name == "sd" else name), value
+                shared = t.names[0] if t.k == 1 else f"{t.names[0]}..{t.names[-1]}"  # one sd for every column
+                term, est = (f"sd__{shared}" if name == "sd" else name), value
                 if scales == "vcov" and name == "sd":
                     term, est = term.replace("sd__", "var__", 1), value**2
             rows.append({"effect": "ran_pars", "group": t.label, "term": term, "estimate": float(est), "key": key})
