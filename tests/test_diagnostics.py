@@ -318,7 +318,7 @@ def test_residual_panel(plt, lmm_fit, poisson_fit, tmp_path):
     qq = axes[0].collections[0].get_offsets()
     np.testing.assert_allclose(qq[:, 1], np.sort(res.scaled))
     assert "KS p" in axes[0].texts[0].get_text()
-    assert axes[2].get_title() == "Dispersion" and axes[3].get_title() == "Zero inflation"
+    assert axes[2].get_title() == "Dispersion (simulated)" and axes[3].get_title() == "Zero inflation"
     assert len(axes[2].patches) > 5  # histogram bars of the simulated statistic
     fig.savefig(tmp_path / "residuals_poisson.png", dpi=50)
     fig2, grid = plt.subplots(2, 2)

@@ -201,8 +201,10 @@ class LmmSummary:
             rows.append(["Residual", "", "", ""])
             variances.append(f.sigma**2)
             sds.append(f.sigma)
-        for row, v, s in zip(rows, format_column(variances), format_column(sds)):
-            row[2], row[3] = v, s
+        fv, fs = format_column(variances), format_column(sds)
+        wv, ws = max(map(len, fv)), max(map(len, fs))
+        for row, v, s in zip(rows, fv, fs):  # as R's format: right-aligned among themselves, left under the header
+            row[2], row[3] = v.rjust(wv), s.rjust(ws)
         width = max(len(r) for r in rows)
         return [r + [""] * (width - len(r)) for r in rows]
 
@@ -217,7 +219,7 @@ class LmmSummary:
         if f.structure.terms:
             lines += ["", "Random effects:"]
             header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
-            lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
+            lines += [" " + s for s in _table(rows, [False, False, False, False] + [True] * (len(rows[0]) - 4), header)]
             groups = "; ".join(f"{k}, {v}" for k, v in f.ngroups.items())  # lme4: "plate, 24; sample, 6"
             lines.append(f"Number of obs: {f.nobs}, groups:  {groups}")
         else:

@@ -297,6 +297,9 @@ def _simulation_hist(ax, test, title, xlabel, ratio_name="ratio"):
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("simulations")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels (0.0875) must not run together
     ax.legend(fontsize=8, frameon=False, loc="upper right")
     ax.annotate(f"{ratio_name} = {test.ratio:.3g}\np = {test.p_value:.3g}", (0.02, 0.97), xycoords="axes fraction",
                 ha="left", va="top", fontsize=8, bbox=dict(boxstyle="round", fc="white", ec="0.8"))
@@ -345,7 +348,8 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, ax=None, axes
     ax.set_ylabel("observed scaled residual")
     ax.set_title("QQ plot of scaled residuals", fontsize=10)
     flag = lambda p: " (!)" if p < 0.05 else ""  # noqa: E731
-    ax.annotate(f"KS p = {ks.p_value:.3g}{flag(ks.p_value)}\ndispersion p = {disp.p_value:.3g}{flag(disp.p_value)}\n"
+    ax.annotate(f"KS p = {ks.p_value:.3g}{flag(ks.p_value)}\ndispersion (simulated) p = {disp.p_value:.3g}"
+                f"{flag(disp.p_value)}\n"
                 f"outliers p = {out.p_value:.3g}{flag(out.p_value)}",
                 (0.03, 0.97), xycoords="axes fraction", ha="left", va="top", fontsize=8,
                 bbox=dict(boxstyle="round", fc="white", ec="0.8"))
@@ -373,10 +377,10 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, ax=None, axes
     ax.set_title("Residuals vs predicted" + (f" (\u2605 {outl.size} outside all simulations)" if outl.size else ""),
                  fontsize=10)
 
-    _simulation_hist(flat[2], disp, "Dispersion (simulated, not Pearson's)", "variance of residuals",
+    _simulation_hist(flat[2], disp, "Dispersion (simulated)", "variance of residuals",
                      "observed / simulated")
     if res.integer_response:
-        _simulation_hist(flat[3], res.zero_inflation_test(), "Zero inflation", "number of zeros")
+        _simulation_hist(flat[3], res.zero_inflation_test(), "Zero inflation", "number of zeros", "observed / simulated")
     kind = "conditional on the random effects" if res.conditional else "new random effects"
     fig.suptitle(f"Simulated residuals ({res.family}, {res.n_sim} simulations, {kind})", fontsize=11)
     _tidy(fig)
