@@ -160,7 +160,10 @@ def test_glance_of_a_reml_fit(fm1):
 
 def test_augment_aligns_to_the_data(fm1, sleep):
     a = fm1.augment()
-    assert list(a.columns[-3:]) == [".fitted", ".resid", ".fixed"]
+    assert list(a.columns[-5:]) == [".fitted", ".resid", ".fixed", ".hat", ".cooksd"]
+    # broom.mixed::augment(fm1): .hat 0.22930403774 0.16972999380, .cooksd 0.004963132515 0.040206201856
+    np.testing.assert_allclose(a[".hat"].head(2), [0.22930403774, 0.16972999380], rtol=1e-4)
+    np.testing.assert_allclose(a[".cooksd"].head(2), [0.004963132515, 0.040206201856], rtol=1e-4)
     np.testing.assert_allclose(a[".fitted"].head(3), [253.6636558, 273.3299175, 292.9961792], rtol=1e-6)
     np.testing.assert_allclose(a[".fixed"].head(2), [251.4051048, 261.8723908], rtol=1e-6)
     np.testing.assert_allclose(a[".fitted"] + a[".resid"], sleep["Reaction"])

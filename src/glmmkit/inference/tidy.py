@@ -191,8 +191,16 @@ def augment(fit, data=None) -> pd.DataFrame:
         cols = {".fitted": _link_predictor(fit), ".resid": np.asarray(fit.residuals(), dtype=float),
                 ".fixed": fixed, ".mu": np.asarray(fit.fitted(), dtype=float)}
     else:
-        cols = {".fitted": np.asarray(fit.fitted(), dtype=float), ".resid": np.asarray(fit.residuals(), dtype=float),
-                ".fixed": fixed}
+        resid = np.asarray(fit.residuals(), dtype=float)
+        cols = {".fitted": np.asarray(fit.fitted(), dtype=float), ".resid": resid, ".fixed": fixed}
+        if getattr(fit, "residual_structure", None) is None:
+            # lme4's hatvalues and cooks.distance (as broom.mixed adds them): D = r² h / (p σ² (1 - h)²)
+            h = np.asarray(fit.hatvalues(), dtype=float)
+            p = max(len(fit.x_names), 1)
+            w = np.ones_like(resid) if fit.frame.weights is None else np.asarray(fit.frame.weights, dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cols[".hat"] = h
+                cols[".cooksd"] = w * resid**2 * h / (p * fit.sigma**2 * (1.0 - h) ** 2)
     if data is None:
         out = used.copy()
     else:

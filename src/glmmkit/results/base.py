@@ -307,8 +307,9 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         pandas.DataFrame
             Index aligned to the data, with ``.fitted`` (the conditional prediction; the
             linear predictor for GLMMs), ``.resid`` (response residuals for LMMs, deviance
-            residuals for GLMMs, as lme4's ``residuals``), ``.fixed`` (Xβ) and, for GLMMs,
-            ``.mu`` (the conditional mean).
+            residuals for GLMMs, as lme4's ``residuals``), ``.fixed`` (Xβ); for LMMs ``.hat``
+            and ``.cooksd`` (lme4's ``hatvalues`` and ``cooks.distance``), for GLMMs ``.mu`` (the
+            conditional mean).
         """
         from ..inference.tidy import augment
 
