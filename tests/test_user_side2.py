@@ -49,16 +49,27 @@ def test_singular_fit_warns_and_names_the_term():
 
 
 def test_singular_glmm_warns_too():
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(3)  # no cluster effect in the data: the variance lands on 0
     d = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(10)], 20), "x": rng.normal(size=200)})
     d["y"] = rng.binomial(1, 0.5, size=200)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = gk.glmer("y ~ x + (1 | g)", d, family="binomial")
     singular = [w for w in caught if issubclass(w.category, SingularFitWarning)]
-    assert fit.singular == bool(singular)
-    if fit.singular:
-        assert "(1 | g)" in str(singular[0].message)
+    assert fit.singular and len(singular) == 1
+    assert "(1 | g) has a variance estimated as zero" in str(singular[0].message)
+    with warnings.catch_warnings(record=True) as caught:  # PQL too
+        warnings.simplefilter("always")
+        pql = gk.glmer("y ~ x + (1 | g)", d, family="binomial", method="pql")
+    assert pql.singular == any(issubclass(w.category, SingularFitWarning) for w in caught)
+
+
+def test_tidy_bootstrap_intervals_pass_their_options(sleep):
+    fit = gk.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    t = fit.tidy(conf_int=True, conf_method="bootstrap", n_boot=20, seed=1, progress=False)
+    ci = fit.confint(method="boot", n_boot=20, seed=1, progress=False)
+    assert t["conf_low"].iloc[2] == pytest.approx(ci.loc["sd_(Intercept)|Subject", "lower"])
+    assert t.attrs["conf_method"] == "bootstrap"
 
 
 def test_regular_fit_and_refits_do_not_warn(fm1):
