@@ -266,12 +266,15 @@ def test_caterpillar(plt, lmm_fit, cbpp_fit, tmp_path):
     axes = _visible_axes(fig)
     assert len(axes) == 2
     assert [ax.get_title() for ax in axes] == ["Subject: (Intercept)", "Subject: Days"]
+    # one point per level; every panel of a factor in the order of its first term (issue 17: a subject
+    # on one row across the panels, as lme4's dotplot)
+    order = np.argsort(lmm_fit.ranef["Subject"]["(Intercept)"].to_numpy(), kind="stable")
     for ax, term in zip(axes, ["(Intercept)", "Days"]):
-        # one point per level, sorted by its estimate
         x = ax.lines[-1].get_xdata()
-        assert len(x) == 18 and np.all(np.diff(x) >= 0)
-        np.testing.assert_allclose(np.sort(lmm_fit.ranef["Subject"][term]), x)
+        assert len(x) == 18
+        np.testing.assert_allclose(lmm_fit.ranef["Subject"][term].to_numpy()[order], x)
         assert len(ax.get_yticklabels()) == 18
+    assert np.all(np.diff(axes[0].lines[-1].get_xdata()) >= 0)
     fig.savefig(tmp_path / "caterpillar.png", dpi=50)
     fig2, ax2 = plt.subplots()
     assert gk.diagnostics.plot_caterpillar(cbpp_fit, axes=[ax2]) is fig2
@@ -315,7 +318,7 @@ def test_residual_panel(plt, lmm_fit, poisson_fit, tmp_path):
     qq = axes[0].collections[0].get_offsets()
     np.testing.assert_allclose(qq[:, 1], np.sort(res.scaled))
     assert "KS p" in axes[0].texts[0].get_text()
-    assert axes[2].get_title() == "Dispersion" and axes[3].get_title() == "Zero inflation"
+    assert axes[2].get_title() == "Dispersion (simulated)" and axes[3].get_title() == "Zero inflation"
     assert len(axes[2].patches) > 5  # histogram bars of the simulated statistic
     fig.savefig(tmp_path / "residuals_poisson.png", dpi=50)
     fig2, grid = plt.subplots(2, 2)

@@ -48,7 +48,22 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"glmmkit: error: {message} (see '{self.prog} --help')\n")
 
 
-def _read_table(path: str):
+#: file types the command line reads, by suffix (anything not listed below is read as CSV)
+READABLE = "CSV (.csv, .txt, .csv.gz), TSV (.tsv, .tab), Parquet (.parquet, .pq) or Feather (.feather, .arrow)"
+#: types people try that are not tables of text: refused by name instead of read as garbled CSV
+UNSUPPORTED = {".json": "JSON", ".jsonl": "JSON lines", ".xlsx": "Excel", ".xls": "Excel", ".xlsm": "Excel",
+               ".ods": "OpenDocument spreadsheet", ".rds": "R (RDS)", ".rda": "R (RData)", ".rdata": "R (RData)",
+               ".sav": "SPSS", ".dta": "Stata", ".sas7bdat": "SAS", ".h5": "HDF5", ".hdf5": "HDF5", ".pkl": "pickle",
+               ".pickle": "pickle", ".zip": "zip archive", ".sqlite": "SQLite", ".db": "database"}
+_EXPORT_HINT = {"Excel": "pandas.read_excel(path).to_csv('data.csv', index=False)",
+                "JSON": "pandas.read_json(path).to_csv('data.csv', index=False)",
+                "R (RDS)": "write.csv(readRDS(path), 'data.csv', row.names = FALSE) in R",
+                "R (RData)": "write.csv(df, 'data.csv', row.names = FALSE) in R",
+                "SPSS": "pandas.read_spss(path).to_csv('data.csv', index=False)",
+                "Stata": "pandas.read_stata(path).to_csv('data.csv', index=False)"}
+
+
+def _read_table(path: str, sep=None, decimal: str = "."):
     import pandas as pd
 
     p = Path(path)
@@ -58,27 +73,61 @@ def _read_table(path: str):
     if p.is_dir():
         raise GlmmkitError(f"data path {path!r} is a directory; give a CSV, Parquet or Feather file")
     suffix = p.suffix.lower()
+    if suffix in UNSUPPORTED:
+        kind = UNSUPPORTED[suffix]
+        hint = _EXPORT_HINT.get(kind, "export it as CSV")
+        raise GlmmkitError(f"{path!r} is a {kind} file ({suffix}), which glmmkit fit does not read; give a "
+                           f"{READABLE} file: export it first, e.g. {hint}")
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         if suffix in (".feather", ".arrow"):
             return pd.read_feather(p)
-        if suffix in (".tsv", ".tab"):
-            return pd.read_csv(p, sep="\t")
-        return pd.read_csv(p)
+        if suffix in (".tsv", ".tab") and sep is None:
+            return pd.read_csv(p, sep="\t", decimal=decimal)
+        df = pd.read_csv(p, sep=sep if sep is not None else ",", decimal=decimal)
     except ImportError as exc:
-        raise GlmmkitError(f"reading {suffix} files needs pyarrow: pip install pyarrow ({exc})") from None
+        raise GlmmkitError(f"reading {suffix} files needs pyarrow, glmmkit's 'parquet' extra: "
+                           f"pip install 'glmmkit[parquet]' ({exc})") from None
     except pd.errors.EmptyDataError:
         raise GlmmkitError(f"data file {path!r} is empty") from None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GlmmkitError(f"cannot read {path!r} as {suffix or 'CSV'}: {first}") from None
+    if sep is None and df.shape[1] == 1:
+        only = str(df.columns[0])
+        for other, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if other in only:
+                shown = only if len(only) <= 80 else only[:77] + "..."
+                opt = "'\\t'" if other == "\t" else repr(other)
+                extra = " --decimal ','" if other == ";" else ""
+                raise GlmmkitError(
+                    f"{path!r} was read as one column named {shown!r}: its fields are separated by {name}, not "
+                    f"commas (pandas sep={other!r}); rerun with --sep {opt}{extra}"
+                    + (" (semicolon files from spreadsheets usually write decimal commas)" if other == ";" else ""))
+    return df
 
 
-def _load_data(name: str):
+def _load_data(name: str, sep=None, decimal: str = "."):
     if name in datasets.names() and not Path(name).exists():
         return datasets.load(name)
-    return _read_table(name)
+    return _read_table(name, sep=sep, decimal=decimal)
+
+
+def _check_writable(path: str) -> None:
+    """Fail before the fit (one line, exit 2), not after it, when the report cannot be written."""
+    import os
+
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise GlmmkitError(f"--report {path!r} is a directory; give a file name such as report.html")
+    if not parent.exists():
+        raise GlmmkitError(f"cannot write the report to {path!r}: directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise GlmmkitError(f"cannot write the report to {path!r}: {str(parent)!r} is not a directory")
+    if (p.exists() and not os.access(p, os.W_OK)) or (not p.exists() and not os.access(parent, os.W_OK | os.X_OK)):
+        raise GlmmkitError(f"cannot write the report to {path!r}: permission denied")
 
 
 def _jsonable(v):
@@ -259,40 +308,53 @@ def _as_factors(df, spec):
 
 
 def _cmd_fit(args) -> int:
-    df = _load_data(args.data)
+    if args.report:
+        _check_writable(args.report)
+    sep = {"\\t": "\t", "tab": "\t"}.get(args.sep, args.sep)
+    df = _load_data(args.data, sep=sep, decimal=args.decimal)
     if args.factor:
         df = _as_factors(df, args.factor)
     show = args.progress or (args.progress is None and sys.stderr.isatty())
     with progress("fitting", show):
         fit = _fit_from_args(args, df)
     ci = None
+    method = {"bootstrap": "boot"}.get(args.confint, args.confint)
     if args.confint:
         with progress(f"{args.confint} intervals", show):
-            ci = fit.confint(method=args.confint, level=args.level, n_boot=args.nboot, seed=args.seed,
+            ci = fit.confint(method=method, level=args.level, n_boot=args.nboot, seed=args.seed,
                              progress=bool(show), n_jobs=args.jobs)
-            ci.attrs["method"] = args.confint
+            ci.attrs.update({"method": method, "level": args.level})
+            if method == "boot":
+                ci.attrs["n_boot"] = args.nboot
     if args.output == "json":
         print(json.dumps(fit_to_json(fit, ci), indent=2))
     elif args.output == "html":
         from .report import fit_report_html
 
-        print(fit_report_html(fit, plots=False))
+        print(fit_report_html(fit, plots=False, confint=ci))
     else:
         print(fit.summary())
         if ci is not None:
-            print(f"\n{args.confint.capitalize()} confidence intervals ({args.level:.0%}):")
+            what = {"boot": "Parametric bootstrap"}.get(method, method.capitalize())
+            print(f"\n{what} confidence intervals ({args.level:.0%}):")
             print(ci.to_string(float_format=lambda v: f"{v:.5g}"))
     if args.report:
         with progress("writing the report", show):
-            path = fit.report(args.report, seed=args.seed if args.seed is not None else 0)
+            try:
+                path = fit.report(args.report, seed=args.seed if args.seed is not None else 0, confint=ci)
+            except OSError as exc:
+                raise GlmmkitError(f"cannot write the report to {args.report!r}: {exc.strerror or exc}") from None
         print(f"report written to {path}", file=sys.stderr)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = OneLineArgumentParser(prog="glmmkit", description="Mixed-effects models with lme4 formulas.")
+    parser.add_argument("--version", action="version", version=f"glmmkit {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show Python tracebacks (for bug reports)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineArgumentParser, metavar="{demo,datasets,fit}")
     p = sub.add_parser("demo", help="fit the bundled seed examples and print lme4-style summaries")
     p.add_argument("name", nargs="?", help="run only this demo (" + ", ".join(d[0] for d in DEMOS) + ")")
     p.set_defaults(func=_cmd_demo)
@@ -303,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fit an LMM (default, gaussian family) or a GLMM (--family) and print the summary.")
     p.add_argument("formula", help="lme4 formula, e.g. 'y ~ x + (1 | g)'")
     p.add_argument("--data", required=True, help="data file (.csv, .tsv, .parquet, .feather) or bundled data set name")
+    p.add_argument("--sep", default=None, help="field separator of a text file, e.g. ';' (default: ',' or tab for .tsv)")
+    p.add_argument("--decimal", default=".", help="decimal mark of a text file (',' for many European CSVs)")
     p.add_argument("--family", default=None, help="response family: " + ", ".join(FAMILIES) + " (default gaussian)")
     p.add_argument("--link", default=None, help="link function (default: the family's canonical link)")
     p.add_argument("--method", default=None,
@@ -315,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--olre", action="store_true", help="add an observation-level random effect (overdispersion)")
     p.add_argument("--family-param", action="append", metavar="NAME=VALUE",
                    help="hold a family parameter fixed, e.g. df=4 for student_t (repeatable)")
-    p.add_argument("--confint", choices=["wald", "profile", "boot"], default=None, help="also compute intervals")
+    p.add_argument("--confint", choices=["wald", "profile", "boot", "bootstrap"], default=None,
+                   help="also compute intervals (bootstrap = boot, as fit.confint's method names)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--nboot", type=int, default=500, help="bootstrap replicates (default 500)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for the bootstrap")
@@ -339,6 +404,9 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse's own exit: --help (0) or a usage error (2, already printed)
         return int(exc.code or 0)
+    if getattr(args, "func", None) is None:  # bare ``glmmkit``: what it can do
+        parser.print_help()
+        return 0
     old_showwarning = warnings.showwarning
     warnings.showwarning = _one_line_warning
     try:

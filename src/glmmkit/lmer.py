@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from ._threads import single_blas_thread
-from .exceptions import DataError, FormulaError, RankDeficiencyWarning, ConvergenceWarning
+from .exceptions import ConvergenceWarning, DataError, FormulaError, RankDeficiencyWarning, SingularFitWarning
 from .formula import parse_formula
 from .frame import build_model_frame, drop_aliased_columns
 from .fitting.lmm import LmmProblem, fit_lmm
@@ -156,11 +156,30 @@ def finish_fit(fit, t0: float):
     info.method = fit.method
     info.singular = bool(fit.singular)
     if fit.singular:
-        info.messages.append("boundary (singular) fit: a variance is estimated as zero or a correlation as ±1; "
-                             "consider simplifying the random effects (see fit.varcorr)")
+        msg = singular_message(fit)
+        warnings.warn(msg, SingularFitWarning, stacklevel=3)
+        info.messages.append(msg)
     if not info.converged:
         msg = f"the optimiser did not converge ({info.message}); check fit.optimizer_info"
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
         info.messages.append(msg)
     info.time_s = time.perf_counter() - t0
     return fit
+
+
+def singular_message(fit) -> str:
+    """lme4's "boundary (singular) fit" message, naming the terms on the boundary."""
+    theta = fit._theta
+    terms = [t for t in fit.structure.terms if t.structure.is_singular(theta[t.theta_slice])]
+    def label(t):
+        spec = getattr(t.source, "spec", None)
+        if spec is not None and (spec.correlated or spec.structure):  # the term as written, on its factor
+            return f"{spec.structure or ''}({spec.lhs} | {t.group})"
+        cols = ["1" if n == "(Intercept)" else n for n in t.names]  # one column of a (x || g) term
+        return f"({'' if '1' in cols else '0 + '}{' + '.join(cols)} | {t.group})"
+
+    named = ", ".join(label(t) for t in terms) or "a random-effects term"
+    verb = "have" if len(terms) > 1 else "has"
+    return (f"boundary (singular) fit: {named} {verb} a variance estimated as zero or a correlation as ±1; "
+            "the data do not support that much random-effects structure: consider simplifying it "
+            "(see fit.varcorr and fit.singular, lme4's isSingular)")

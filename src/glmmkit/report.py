@@ -47,18 +47,36 @@ def _num(v, digits: int = 4) -> str:
         return "NaN" if np.isnan(x) else ("Inf" if x > 0 else "-Inf")
     if x != 0 and (abs(x) < 1e-4 or abs(x) >= 1e6):
         return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return f"{x:#.{digits}g}".rstrip(".")  # 237.0, not 237: four significant digits shown as such
 
 
-def _table(df: pd.DataFrame, index: bool = True, pcols=()) -> str:
-    """A DataFrame as a plain HTML table, numbers with 4 significant digits, p-values as R prints them."""
+def _exact(x) -> str:
+    """A fit statistic at full precision (log-likelihood -1073.0475, not -1073): R's ``print(logLik)``
+    digits and more, never rounded to the integer."""
+    x = float(x)
+    if not np.isfinite(x):
+        return "Inf" if x > 0 else "-Inf"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x)}"
+    return f"{x:.10g}" if abs(x) >= 1 else f"{x:.8g}"
+
+
+def _table(df: pd.DataFrame, index: bool = True, pcols=(), exact=()) -> str:
+    """A DataFrame as a plain HTML table: numbers with 4 significant digits (the ``exact`` columns at full
+    precision), p-values as R prints them, missing cells empty."""
     head = ([""] if index else []) + [html.escape(str(c)) for c in df.columns]
     rows = []
     for idx, r in df.iterrows():
         cells = [html.escape(str(idx))] if index else []
         for c, v in r.items():
-            if c in pcols and isinstance(v, (float, np.floating)) and np.isfinite(v):
-                cells.append("NaN" if not np.isfinite(v) else ("&lt;2e-16" if v < 2e-16 else f"{v:.3g}"))
+            if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+                cells.append("")  # not applicable (a variance row's partner term, a Wald interval of a variance)
+            elif c in pcols and isinstance(v, (float, np.floating)):
+                cells.append("&lt;2e-16" if v < 2e-16 else f"{v:.3g}")
+            elif c in exact and isinstance(v, (float, np.floating)):
+                cells.append(_exact(v))
             elif isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool):
                 cells.append(_num(v))
             else:
@@ -103,7 +121,7 @@ def _fit_stats(fit) -> pd.DataFrame:
 def _fixed_html(fit) -> str:
     ct = fit.coef_table()
     cols = {"estimate": "Estimate", "std_error": "Std. Error", "df": "df", "statistic": "statistic",
-            "p_value": "p-value", "ci_lower": "2.5 %", "ci_upper": "97.5 %"}
+            "p_value": "p-value", "ci_lower": "Wald 2.5 %", "ci_upper": "Wald 97.5 %"}
     if fit.has_family:
         cols["statistic"] = "z value"
     elif "df" in ct and np.isfinite(ct["df"]).any():
@@ -118,7 +136,7 @@ def _fixed_html(fit) -> str:
         if fit.family.name in ("gamma", "inverse_gaussian", "gaussian", "student_t"):
             label = "Ratios of means"
         et = fit.coef_table(exponentiate=True)[["estimate", "ci_lower", "ci_upper"]]
-        et.columns = ["exp(Estimate)", "2.5 %", "97.5 %"]
+        et.columns = ["exp(Estimate)", "Wald 2.5 %", "Wald 97.5 %"]
         out.append(f"<p>{label} with 95% Wald intervals (conditional on the random effects):</p>" + _table(et))
     return "".join(out)
 
@@ -145,13 +163,38 @@ def _random_html(fit) -> str:
     return "".join(out)
 
 
+_CI_NAMES = {"wald": "Wald", "profile": "Profile-likelihood", "boot": "Parametric bootstrap (percentile)",
+             "bootstrap": "Parametric bootstrap (percentile)"}
+
+
+def _confint_html(ci, level=None) -> str:
+    """The intervals the caller computed (``fit.confint(...)``), under the name of their method."""
+    method = str(ci.attrs.get("method", "")).lower()
+    level = ci.attrs.get("level", level)
+    what = _CI_NAMES.get(method, method.capitalize() or "Confidence")
+    lv = ""
+    if level is not None:
+        lv = f", {100 * float(level):g}%"
+        lo, hi = f"{50 * (1 - float(level)):g} %", f"{100 - 50 * (1 - float(level)):g} %"
+    else:
+        lo, hi = "lower", "upper"
+    tab = ci.rename(columns={"lower": lo, "upper": hi})
+    note = ""
+    if method == "wald":
+        note = " Wald intervals of variance parameters are not defined (left empty, as lme4)."
+    elif "n_boot" in ci.attrs:
+        note = f" {ci.attrs['n_boot']} bootstrap samples."
+    return (f"<p>{html.escape(what)} confidence intervals{lv} of every parameter, as computed by this call "
+            f"(<code>confint(method={method!r})</code>).{html.escape(note)}</p>" + _table(tab))
+
+
 def fit_tables_html(fit) -> str:
     """The tables of a fit as an HTML fragment (notebook display; no plots, nothing simulated)."""
     esc = html.escape
     parts = ["<div class='glmmkit-summary'>", f"<p><b>{esc(_model_line(fit))}</b><br>Formula: "
              f"<code>{esc(fit.formula)}</code></p>", _status_html(fit),
              "<p><b>Fixed effects</b></p>", _fixed_html(fit), "<p><b>Random effects</b></p>", _random_html(fit),
-             "<p><b>Fit</b></p>", _table(_fit_stats(fit)), "</div>"]
+             "<p><b>Fit</b></p>", _table(_fit_stats(fit), exact=("value",)), "</div>"]
     return "".join(parts)
 
 
@@ -228,8 +271,10 @@ def _residual_tests_html(fit, n_sim: int, seed) -> str:
     except Exception as exc:
         return f"<p class='meta'>Simulated residuals not available: {html.escape(str(exc))}</p>"
     rows = {}
-    for label, test in (("uniformity (KS)", "uniformity_test"), ("dispersion", "dispersion_test"),
-                        ("zero inflation", "zero_inflation_test")):
+    for label, test in (("uniformity (KS)", "uniformity_test"),
+                        ("dispersion, simulated (observed / mean simulated variance of the residuals)",
+                         "dispersion_test"),
+                        ("zero inflation (observed / mean simulated number of zeros)", "zero_inflation_test")):
         fn = getattr(res, test, None)
         if fn is None:
             continue
@@ -239,13 +284,18 @@ def _residual_tests_html(fit, n_sim: int, seed) -> str:
             continue
         out = out if isinstance(out, dict) else getattr(out, "__dict__", {})
         rows[label] = {"statistic": out.get("statistic"), "p-value": out.get("p_value")}
+    pearson = fit.dispersion_check() if fit.kind == "glmm" else None
+    if pearson is not None:
+        rows["dispersion, Pearson (chi2 / residual df, no simulation)"] = {"statistic": pearson["ratio"],
+                                                                          "p-value": pearson["p_value"]}
     if not rows:
         return ""
     return ("<p>Tests on the simulated residuals (small p: the model does not reproduce this feature of the "
             "data):</p>" + _table(pd.DataFrame(rows).T, pcols=("p-value",)))
 
 
-def fit_report_html(fit, *, title: str | None = None, plots: bool = True, n_sim: int = 250, seed=0) -> str:
+def fit_report_html(fit, *, title: str | None = None, plots: bool = True, n_sim: int = 250, seed=0,
+                    confint=None) -> str:
     """One self-contained HTML page describing a fit: tables, ICC, diagnostics and plots.
 
     Parameters
@@ -260,6 +310,15 @@ def fit_report_html(fit, *, title: str | None = None, plots: bool = True, n_sim:
         Simulations behind the scaled residuals.
     seed : int or None, default 0
         Seed of those simulations (fixed by default so a report is reproducible).
+    confint : pandas.DataFrame, optional
+        Intervals already computed (``fit.confint(method=...)``, lower and upper columns; the
+        method and level in its ``attrs``): shown in their own section under their method's name.
+        Without it the page shows only the Wald intervals of the fixed-effect table.
+
+    Returns
+    -------
+    str
+        The HTML page.
     """
     from . import __version__
 
@@ -272,9 +331,11 @@ def fit_report_html(fit, *, title: str | None = None, plots: bool = True, n_sim:
             + (f" &middot; data: {esc(str(fit.data_name))}" if fit.data_name else "")
             + f"<br>glmmkit {esc(__version__)}, {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
             "<h2>Fit status</h2>", _status_html(fit),
-            "<h2>Fixed effects</h2>", _fixed_html(fit),
-            "<h2>Random effects and variance components</h2>", _random_html(fit),
-            "<h2>Model fit</h2>", _table(_fit_stats(fit))]
+            "<h2>Fixed effects</h2>", _fixed_html(fit)]
+    if confint is not None:
+        body += ["<h2>Confidence intervals</h2>", _confint_html(confint)]
+    body += ["<h2>Random effects and variance components</h2>", _random_html(fit),
+             "<h2>Model fit</h2>", _table(_fit_stats(fit), exact=("value",))]
     if plots:
         body.append("<h2>Diagnostics</h2>")
         body.append(_residual_tests_html(fit, n_sim, seed))
@@ -292,7 +353,8 @@ def fit_report_html(fit, *, title: str | None = None, plots: bool = True, n_sim:
 class ReportMixin:
     """``report`` and notebook display for every fitted model."""
 
-    def report(self, path=None, *, title: str | None = None, plots: bool = True, n_sim: int = 250, seed=0):
+    def report(self, path=None, *, title: str | None = None, plots: bool = True, n_sim: int = 250, seed=0,
+               confint=None):
         """Write (or return) a self-contained HTML report of the fit.
 
         The page holds the fixed-effect table (with odds or rate ratios where the link
@@ -312,13 +374,16 @@ class ReportMixin:
             Simulations for the scaled residuals.
         seed : int or None, default 0
             Seed of those simulations.
+        confint : pandas.DataFrame, optional
+            Intervals computed beforehand (``fit.confint(method="profile")``): the page shows
+            them under their method's name (the command line's ``--confint`` passes its own).
 
         Returns
         -------
         Path or str
             The path written, or the HTML when no path is given.
         """
-        page = fit_report_html(self, title=title, plots=plots, n_sim=n_sim, seed=seed)
+        page = fit_report_html(self, title=title, plots=plots, n_sim=n_sim, seed=seed, confint=confint)
         if path is None:
             return page
         path = Path(path)

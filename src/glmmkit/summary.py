@@ -21,6 +21,113 @@ def format_column(values, digits: int = 4) -> list[str]:
     return [f"{x:.{decimals}f}" if np.isfinite(x) else "NaN" for x in v]
 
 
+def coef_columns(estimate, std_error, digits: int = 4) -> tuple[list[str], list[str]]:
+    """Estimate and standard error formatted together, as R's ``printCoefmat``: one number of decimals
+    for both columns, enough for the smallest magnitude among them to show ``digits`` significant
+    digits (sleepstudy: 251.405 and 6.825, not 251.41)."""
+    both = format_column(np.concatenate([np.asarray(estimate, float), np.asarray(std_error, float)]), digits)
+    n = len(estimate)
+    return both[:n], both[n:]
+
+
+def statistic_column(values, digits: int = 4, max_decimals: int = 3) -> list[str]:
+    """t or z values as ``printCoefmat`` shows them: rounded to ``max_decimals`` (R's dig.tst = 3), then
+    ``digits`` significant digits for the smallest (36.838 and 6.771; 28.41)."""
+    v = np.round(np.asarray(values, dtype=float), max_decimals)
+    finite = np.abs(v[np.isfinite(v) & (v != 0)])
+    if finite.size == 0:
+        return ["NaN" if not np.isfinite(x) else f"{x:.{max_decimals}f}" for x in v]
+    decimals = int(np.clip(digits - 1 - np.floor(np.log10(finite.min())), 0, max_decimals))
+    return [f"{x:.{decimals}f}" if np.isfinite(x) else "NaN" for x in v]
+
+
+def _decimals_needed(x: float, digits: int) -> int:
+    """Decimals that show ``x`` to ``digits`` significant digits, trailing zeros dropped (0.5, not 0.500)."""
+    if x == 0 or not np.isfinite(x):
+        return 0
+    full = max(int(digits - 1 - np.floor(np.log10(abs(x)))), 0)
+    target = round(x, full)
+    return next(k for k in range(full + 1) if round(x, k) == target)
+
+
+def pvalue_column(p, digits: int = 3, eps: float = 2.220446e-16) -> list[str]:
+    """p-values as R prints them (``format.pval``, digits 3): from 1e-4 up in fixed notation with one shared
+    number of decimals (0.001068, 0.000474), smaller ones in scientific notation (1.47e-09), ``<2e-16``
+    below the machine epsilon."""
+    p = np.asarray(p, dtype=float)
+    out = ["NaN"] * p.shape[0]
+    fixed = [i for i, v in enumerate(p) if np.isfinite(v) and v >= eps and (v == 0 or np.floor(np.log10(v)) >= -4)]
+    if fixed:
+        decimals = max(_decimals_needed(p[i], digits) for i in fixed)
+        for i in fixed:
+            out[i] = f"{p[i]:.{decimals}f}"
+    for i, v in enumerate(p):
+        if np.isfinite(v) and i not in fixed:
+            if v < eps:
+                out[i] = "<2e-16"
+            else:
+                mant, exp = f"{v:.{digits - 1}e}".split("e")
+                out[i] = (mant.rstrip("0").rstrip(".") if "." in mant else mant) + "e" + exp
+    return out
+
+
+def signif_stars(p) -> list[str]:
+    """R's significance codes: *** < 0.001 < ** < 0.01 < * < 0.05 < . < 0.1."""
+    out = []
+    for v in np.asarray(p, dtype=float):
+        out.append("" if not np.isfinite(v) else "***" if v < 0.001 else "**" if v < 0.01 else "*" if v < 0.05
+                   else "." if v < 0.1 else "")
+    return out
+
+
+SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
+
+
+def abbreviate(name: str, minlength: int = 6) -> str:
+    """Short column labels for the correlation block, as R's ``abbreviate``: drop lower-case vowels from
+    the right (never the first character), then other lower-case letters, then spaces, until ``minlength``
+    is reached
+    ("(Intercept)" -> "(Intr)", "period2" -> "perid2")."""
+    chars = list(name)
+    for pick in ("aeiou", "abcdefghijklmnopqrstuvwxyz", " "):
+        i = len(chars) - 1
+        while len(chars) > minlength and i > 0:
+            if chars[i] in pick:
+                del chars[i]
+            i -= 1
+    return "".join(chars[:max(minlength, 1)]) if len(chars) > minlength else "".join(chars)
+
+
+def correlation_lines(fit, names) -> list[str]:
+    """lme4's "Correlation of Fixed Effects" block (not shown above 12 coefficients, as lme4)."""
+    p = len(names)
+    if p < 2:
+        return []
+    if p > 12:
+        return ["", f"Correlation matrix not shown by default, as p = {p} > 12."]
+    V = fit.vcov.to_numpy()
+    sd = np.sqrt(np.diag(V))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = V / np.outer(sd, sd)
+    short = [abbreviate(n) for n in names]
+    rows = [[names[i]] + [f"{R[i, j]:.3f}" for j in range(i)] for i in range(1, p)]
+    return ["", "Correlation of Fixed Effects:"] + _table(rows, [False] + [True] * (p - 1), [""] + short[:-1])
+
+
+def data_label(fit) -> str:
+    """What the summary's ``Data:`` line names: the ``data_name`` given, a bundled data set's name, or the
+    data's shape (lme4 prints the expression; Python has no name for an argument)."""
+    if fit.data_name:
+        return str(fit.data_name)
+    name = fit.frame.data.attrs.get("name") if hasattr(fit.frame.data, "attrs") else None
+    if name:
+        return str(name)
+    dropped = getattr(fit.frame, "n_dropped", 0)
+    rows = fit.nobs + dropped
+    extra = f", {dropped} with missing values dropped" if dropped else ""
+    return f"a DataFrame of {rows} rows{extra} (name it with data_name=)"
+
+
 def _table(rows: list[list[str]], align_right: list[bool], header: list[str] | None = None) -> list[str]:
     data = ([header] if header else []) + rows
     ncol = max(len(r) for r in data)
@@ -96,8 +203,10 @@ class LmmSummary:
             rows.append(["Residual", "", "", ""])
             variances.append(f.sigma**2)
             sds.append(f.sigma)
-        for row, v, s in zip(rows, format_column(variances), format_column(sds)):
-            row[2], row[3] = v, s
+        fv, fs = format_column(variances), format_column(sds)
+        wv, ws = max(map(len, fv)), max(map(len, fs))
+        for row, v, s in zip(rows, fv, fs):  # as R's format: right-aligned among themselves, left under the header
+            row[2], row[3] = v.rjust(wv), s.rjust(ws)
         width = max(len(r) for r in rows)
         return [r + [""] * (width - len(r)) for r in rows]
 
@@ -112,8 +221,8 @@ class LmmSummary:
         if f.structure.terms:
             lines += ["", "Random effects:"]
             header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if len(rows[0]) > 4 else [])
-            lines += [" " + s for s in _table(rows, [False, False, True, True] + [True] * (len(rows[0]) - 4), header)]
-            groups = ", ".join(f"{k}, {v}" for k, v in f.ngroups.items())
+            lines += [" " + s for s in _table(rows, [False, False, False, False] + [True] * (len(rows[0]) - 4), header)]
+            groups = "; ".join(f"{k}, {v}" for k, v in f.ngroups.items())  # lme4: "plate, 24; sample, 6"
             lines.append(f"Number of obs: {f.nobs}, groups:  {groups}")
         else:
             lines += ["", f"Residual standard error: {f.sigma:.4f}"]
@@ -172,8 +281,7 @@ class LmmSummary:
         how = "REML" if f.reml else "maximum likelihood"
         lines.append(f"Linear mixed model fit by {how}  [glmmkit lmer]")
         lines.append(f"Formula: {f.formula}")
-        if f.data_name:
-            lines.append(f"   Data: {f.data_name}")
+        lines.append(f"   Data: {data_label(f)}")
         lines.append("")
         if f.reml:
             lines.append(f"REML criterion at convergence: {f.reml_criterion:.4f}")
@@ -189,18 +297,11 @@ class LmmSummary:
         ft = self.fixed_table()
         if len(ft):
             lines.append("Fixed effects:")
-            cols = [format_column(ft[c].to_numpy(), 4 if c != "t value" else 3) for c in ft.columns]
-            rows = [[name] + [c[i] for c in cols] for i, name in enumerate(ft.index)]
+            est, se = coef_columns(ft["Estimate"].to_numpy(), ft["Std. Error"].to_numpy())
+            tv = statistic_column(ft["t value"].to_numpy())
+            rows = [[name, est[i], se[i], tv[i]] for i, name in enumerate(ft.index)]
             lines += _table(rows, [False, True, True, True], ["", "Estimate", "Std. Error", "t value"])
-            if len(ft) > 1 and len(ft) <= 12:
-                lines.append("")
-                lines.append("Correlation of Fixed Effects:")
-                V = f.vcov.to_numpy()
-                sd = np.sqrt(np.diag(V))
-                R = V / np.outer(sd, sd)
-                short = [n[:6] if n != "(Intercept)" else "(Intr)" for n in ft.index]
-                rows = [[ft.index[i]] + [f"{R[i, j]:.3f}" for j in range(i)] for i in range(1, len(ft))]
-                lines += _table(rows, [False] + [True] * (len(ft) - 1), [""] + short[:-1])
+            lines += correlation_lines(f, list(ft.index))
         notes = list(f.optimizer_info.messages)
         if notes:
             lines.append("")
@@ -230,9 +331,8 @@ class GlmmSummary(LmmSummary):
             f.method, f"Adaptive Gauss-Hermite Quadrature, nAGQ = {f.nagq}")
         by = "penalized quasi-likelihood (PQL)" if f.kind == "pql" else f"maximum likelihood ({how})"
         lines = [f"Generalized linear mixed model fit by {by}  [glmmkit glmer]",
-                 f" Family: {f.family.name}  ( {f.link} )", f"Formula: {f.formula}"]
-        if f.data_name:
-            lines.append(f"   Data: {f.data_name}")
+                 f" Family: {f.family.name}  ( {f.link} )", f"Formula: {f.formula}",
+                 f"   Data: {data_label(f)}"]
         lines.append("")
         if f.kind == "pql":
             lines.append(f"Quasi-likelihood: no log-likelihood, AIC or BIC.  Dispersion (residual variance of the "
@@ -257,17 +357,22 @@ class GlmmSummary(LmmSummary):
         if disp is not None:
             flag = "  <- overdispersion: consider olre=True or family='negative_binomial'" if (
                 disp["p_value"] < 0.05 and disp["ratio"] > 1) else ""
-            lines.append(f"Dispersion check: Pearson chi2 = {disp['pearson_chisq']:.1f} on {disp['df']} df, "
-                         f"ratio {disp['ratio']:.3f}, p = {disp['p_value']:.3g}{flag}")
+            lines.append(f"Pearson dispersion (no simulation): chi2 = {disp['pearson_chisq']:.1f} on {disp['df']} df, "
+                         f"chi2/df = {disp['ratio']:.3f}, p = {disp['p_value']:.3g}{flag}")
             lines.append("")
         ft = self.fixed_table()
         if len(ft):
             lines.append("Fixed effects:")
-            cols = [format_column(ft[c].to_numpy(), 4 if c not in ("z value",) else 3) for c in ft.columns[:3]]
-            pcol = ["NaN" if not np.isfinite(v) else (f"{v:.3g}" if v >= 1e-16 else "<2e-16")
-                    for v in ft["Pr(>|z|)"].to_numpy()]
-            rows = [[name] + [c[i] for c in cols] + [pcol[i]] for i, name in enumerate(ft.index)]
-            lines += _table(rows, [False, True, True, True, True], ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"])
+            est, se = coef_columns(ft["Estimate"].to_numpy(), ft["Std. Error"].to_numpy())
+            zv = statistic_column(ft["z value"].to_numpy())
+            pv = ft["Pr(>|z|)"].to_numpy()
+            pcol, stars = pvalue_column(pv), signif_stars(pv)
+            rows = [[name, est[i], se[i], zv[i], pcol[i], stars[i]] for i, name in enumerate(ft.index)]
+            lines += _table(rows, [False, True, True, True, True, False],
+                            ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)", ""])
+            if any(stars):
+                lines += ["---", SIGNIF_LEGEND]
+            lines += correlation_lines(f, list(ft.index))
             ratio = {"logit": "Odds ratios", "log": "Rate ratios"}.get(f.link)
             if ratio and f.kind != "pql":
                 if f.family.name in ("gamma", "inverse_gaussian", "gaussian", "student_t"):

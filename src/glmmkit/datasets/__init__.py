@@ -70,6 +70,10 @@ def load(name: str) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        A fresh copy; changing it does not change later loads.
+        A fresh copy; changing it does not change later loads.  ``attrs["name"]`` holds the data
+        set's name, which a fit's summary prints as its ``Data:`` line (as lme4's).
     """
-    return _load_cached(name).copy()
+    out = _load_cached(name).copy()
+    canonical = next((n for n in names() if n.lower() == str(name).lower()), str(name))
+    out.attrs["name"] = canonical
+    return out

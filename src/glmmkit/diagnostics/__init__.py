@@ -51,20 +51,20 @@ class DiagnosticsMixin:
         """
         return simulate_residuals(self, n_sim=n_sim, seed=seed, re_form=re_form)
 
-    def plot_caterpillar(self, factor=None, level: float = 0.95, axes=None):
+    def plot_caterpillar(self, factor=None, level: float = 0.95, ax=None, sort_by=None, axes=None):
         """Caterpillar plot of the random effects with conditional intervals; see
         :func:`glmmkit.diagnostics.plot_caterpillar`.  Returns the matplotlib Figure."""
-        return plot_caterpillar(self, factor=factor, level=level, axes=axes)
+        return plot_caterpillar(self, factor=factor, level=level, ax=ax, sort_by=sort_by, axes=axes)
 
-    def plot_shrinkage(self, factor=None, term=None, axes=None):
+    def plot_shrinkage(self, factor=None, term=None, ax=None, axes=None):
         """No-pooling against partial-pooling estimates per level; see
         :func:`glmmkit.diagnostics.plot_shrinkage`.  Returns the matplotlib Figure."""
-        return plot_shrinkage(self, factor=factor, term=term, axes=axes)
+        return plot_shrinkage(self, factor=factor, term=term, ax=ax, axes=axes)
 
-    def plot_residuals(self, n_sim: int = 250, seed=None, re_form=None, axes=None):
+    def plot_residuals(self, n_sim: int = 250, seed=None, re_form=None, ax=None, axes=None):
         """Diagnostic panel of simulated scaled residuals (QQ, residual vs predicted, dispersion,
         zeros); see :func:`glmmkit.diagnostics.plot_residuals`.  Returns the matplotlib Figure."""
-        return plot_residuals(self, n_sim=n_sim, seed=seed, re_form=re_form, axes=axes)
+        return plot_residuals(self, n_sim=n_sim, seed=seed, re_form=re_form, ax=ax, axes=axes)
 
     def correlation_by_lag(self, max_lag=None):
         """Empirical and fitted within-cluster correlation of the marginal residuals by lag; see

@@ -49,6 +49,16 @@ def _axes_for(n_panels, axes, ncols_max=3, panel_size=(4.2, 3.6), name="axes"):
     return fig, flat[:n_panels]
 
 
+def _axes_arg(ax, axes):
+    """``ax=`` is the keyword of every plot (one Axes or a sequence); ``axes=`` is kept as its alias."""
+    if ax is not None and axes is not None:
+        raise ArgumentError("give ax= or axes= (its alias), not both")
+    chosen = ax if ax is not None else axes
+    if chosen is None:
+        return None
+    return [chosen] if hasattr(chosen, "figure") and hasattr(chosen, "plot") else chosen
+
+
 def _tidy(fig):
     """Lay out a figure drawn into the caller's axes (ours use constrained layout already)."""
     if fig.get_layout_engine() is None:
@@ -70,11 +80,14 @@ def _factor_names(fit, factor):
 # caterpillar plot
 # ----------------------------------------------------------------------------------------------
 
-def plot_caterpillar(fit, factor=None, level: float = 0.95, axes=None):
+def plot_caterpillar(fit, factor=None, level: float = 0.95, ax=None, sort_by=None, axes=None):
     """Caterpillar plot: each level's predicted random effect with its conditional interval.
 
-    One panel per grouping factor and term column; levels sorted by their estimate; bars are
-    b̂ ± z·sd with sd from the conditional variances (``fit.condvar``, lme4's ``condVar``).
+    One panel per grouping factor and term column, with a line at zero (the population value);
+    the levels of a factor are in one order in every panel of that factor (sorted by its first
+    term's estimate, as lme4's ``dotplot(ranef(fit))``), so a level sits on the same row in
+    each; bars are b̂ ± z·sd with sd from the conditional variances (``fit.condvar``, lme4's
+    ``condVar``).
 
     Parameters
     ----------
@@ -83,8 +96,11 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, axes=None):
         Grouping factor(s) to draw; all by default.
     level : float, default 0.95
         Coverage of the bars (0.95: ±1.96 sd).
-    axes : sequence of matplotlib Axes, optional
-        One per panel.
+    ax : matplotlib Axes or sequence of Axes, optional
+        One per panel (``axes=`` is an alias).
+    sort_by : str, optional
+        The term whose estimates order the levels (default: each factor's first term); a
+        factor without that term keeps its first.
 
     Returns
     -------
@@ -99,18 +115,26 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, axes=None):
     for name in _factor_names(fit, factor):
         est = fit.ranef[name]
         sd = np.sqrt(np.maximum(np.diagonal(fit.condvar[name], axis1=1, axis2=2), 0.0))
+        key = sort_by if sort_by in list(est.columns) else None
+        first = list(est.columns).index(key) if key is not None else 0
+        order = np.argsort(est.iloc[:, first].to_numpy(), kind="stable")  # one order for the factor's panels
         for j, term in enumerate(est.columns):
-            panels.append((name, term, est.index.astype(str).to_numpy(), est[term].to_numpy(), sd[:, j]))
+            panels.append((name, term, est.index.astype(str).to_numpy(), est[term].to_numpy(), sd[:, j], order,
+                           est.columns[first]))
+    if sort_by is not None and not any(p[6] == sort_by for p in panels):
+        raise ArgumentError(f"sort_by={sort_by!r} is not a random-effect term of the factors drawn")
     # tall enough for a readable label per level; unlabelled panels need no more than a screen
     labelled = [p[2].shape[0] for p in panels if p[2].shape[0] <= _MAX_LABELLED_LEVELS]
     height = float(np.clip(1.0 + 0.2 * max(labelled), 3.0, 9.0)) if labelled else 5.0
-    fig, flat = _axes_for(len(panels), axes, ncols_max=3, panel_size=(4.2, height))
-    for ax, (name, term, labels, b, s) in zip(flat, panels):
-        order = np.argsort(b, kind="stable")
+    fig, flat = _axes_for(len(panels), _axes_arg(ax, axes), ncols_max=3, panel_size=(4.2, height))
+    for k, (a, (name, term, labels, b, s, order, key)) in enumerate(zip(flat, panels)):
         pos = np.arange(b.shape[0])
-        ax.axvline(0.0, color="0.5", lw=0.8, zorder=0)
-        ax.errorbar(b[order], pos, xerr=z * s[order], fmt="o", ms=3.5, color="C0", ecolor="C0", elinewidth=1.0,
-                    capsize=0)
+        a.axvline(0.0, color="0.35", lw=1.0, ls="--", zorder=0, label="0: the population value")
+        a.errorbar(b[order], pos, xerr=z * s[order], fmt="o", ms=3.5, color="C0", ecolor="C0", elinewidth=1.0,
+                   capsize=0, label=f"conditional mode ± {z:.2f} sd")
+        if k == 0:
+            a.legend(fontsize=7, frameon=True, framealpha=0.85, loc="lower right")
+        ax = a
         if b.shape[0] <= _MAX_LABELLED_LEVELS:
             ax.set_yticks(pos)
             ax.set_yticklabels(labels[order], fontsize=max(5.0, min(9.0, 300.0 / b.shape[0])))
@@ -121,7 +145,9 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, axes=None):
         ax.set_title(f"{name}: {term}", fontsize=10)
         ax.set_xlabel(f"random effect ± {z:.2f} sd")
         ax.grid(axis="x", color="0.92")
-    fig.suptitle("Conditional modes of the random effects", fontsize=11)
+    keys = dict.fromkeys((p[0], p[6]) for p in panels)
+    how = "; ".join(f"{n} ordered by {k}" for n, k in keys)
+    fig.suptitle(f"Conditional modes of the random effects ({how}, the same rows in each panel)", fontsize=11)
     _tidy(fig)
     return fig
 
@@ -150,7 +176,7 @@ def _continuity_no_pooling(fit, blk, term_index):
         return fit.family.link.link(mean) - np.bincount(codes, base, minlength=q) / np.maximum(n, 1)
 
 
-def plot_shrinkage(fit, factor=None, term=None, axes=None):
+def plot_shrinkage(fit, factor=None, term=None, ax=None, axes=None):
     """Shrinkage plot: each level's no-pooling estimate against its partial-pooling prediction.
 
     The no-pooling estimate is the level's own maximum-likelihood effect with the rest of the
@@ -168,7 +194,8 @@ def plot_shrinkage(fit, factor=None, term=None, axes=None):
         Grouping factor; the first (most levels) by default.
     term : str or list of str, optional
         Random-effect column(s) of that factor; all by default (one panel each).
-    axes : sequence of matplotlib Axes, optional
+    ax : matplotlib Axes or sequence of Axes, optional
+        One per panel (``axes=`` is an alias).
 
     Returns
     -------
@@ -187,7 +214,7 @@ def plot_shrinkage(fit, factor=None, term=None, axes=None):
         # with several trials per row the information a cluster carries is its number of trials
         n = np.bincount(blk.factor.codes, fit._problem.wt, minlength=blk.q).astype(float)
         size_label = "cluster size (trials)"
-    fig, flat = _axes_for(len(terms), axes, ncols_max=3, panel_size=(4.6, 4.2))
+    fig, flat = _axes_for(len(terms), _axes_arg(ax, axes), ncols_max=3, panel_size=(4.6, 4.2))
     fixef = dict(zip(fit.x_names, fit._beta))
     scale = "link scale" if fit.has_family else "response scale"
     equal_sizes = n.min() == n.max()
@@ -263,18 +290,22 @@ def _binned_quantiles(x, r, probs, n_bins):
     return centres, qs, values.shape[0] <= 2 * n_bins
 
 
-def _simulation_hist(ax, test, title, xlabel):
-    ax.hist(test.simulated, bins=min(30, max(10, test.simulated.shape[0] // 8)), color="0.75", edgecolor="white")
+def _simulation_hist(ax, test, title, xlabel, ratio_name="ratio"):
+    ax.hist(test.simulated, bins=min(30, max(10, test.simulated.shape[0] // 8)), color="0.75", edgecolor="white",
+            label="simulated")
     ax.axvline(test.observed, color="C3", lw=2.0, label="observed")
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("simulations")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels (0.0875) must not run together
     ax.legend(fontsize=8, frameon=False, loc="upper right")
-    ax.annotate(f"ratio = {test.ratio:.3g}\np = {test.p_value:.3g}", (0.02, 0.97), xycoords="axes fraction",
+    ax.annotate(f"{ratio_name} = {test.ratio:.3g}\np = {test.p_value:.3g}", (0.02, 0.97), xycoords="axes fraction",
                 ha="left", va="top", fontsize=8, bbox=dict(boxstyle="round", fc="white", ec="0.8"))
 
 
-def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, axes=None):
+def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, ax=None, axes=None):
     """Diagnostic panel of simulated scaled residuals (as DHARMa's ``plot``).
 
     Panels: a uniform QQ plot with the KS, dispersion and outlier tests' p-values; residuals
@@ -290,7 +321,8 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, axes=None):
         (see :func:`glmmkit.diagnostics.simulate_residuals`).
     n_sim, seed, re_form
         Used only when ``obj`` is a fit.
-    axes : sequence of 3 (4 for count and binomial families) matplotlib Axes, optional
+    ax : sequence of 3 (4 for count and binomial families) matplotlib Axes, optional
+        ``axes=`` is an alias.
 
     Returns
     -------
@@ -298,7 +330,7 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, axes=None):
     """
     res = _as_residuals(obj, n_sim, seed, re_form)
     n_panels = 4 if res.integer_response else 3
-    fig, flat = _axes_for(n_panels, axes, ncols_max=2, panel_size=(4.8, 4.0))
+    fig, flat = _axes_for(n_panels, _axes_arg(ax, axes), ncols_max=2, panel_size=(4.8, 4.0))
     r = res.scaled
     n = r.shape[0]
     ks, disp, out = res.uniformity_test(), res.dispersion_test(), res.outlier_test()
@@ -307,7 +339,8 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, axes=None):
     ax = flat[0]
     expected = (np.arange(1, n + 1) - 0.5) / n
     ax.scatter(expected, np.sort(r), color="C0", **marker)
-    ax.plot([0, 1], [0, 1], color="C3", lw=1.0)
+    ax.plot([0, 1], [0, 1], color="C3", lw=1.0, label="uniform (model right)")
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
@@ -315,7 +348,8 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, axes=None):
     ax.set_ylabel("observed scaled residual")
     ax.set_title("QQ plot of scaled residuals", fontsize=10)
     flag = lambda p: " (!)" if p < 0.05 else ""  # noqa: E731
-    ax.annotate(f"KS p = {ks.p_value:.3g}{flag(ks.p_value)}\ndispersion p = {disp.p_value:.3g}{flag(disp.p_value)}\n"
+    ax.annotate(f"KS p = {ks.p_value:.3g}{flag(ks.p_value)}\ndispersion (simulated) p = {disp.p_value:.3g}"
+                f"{flag(disp.p_value)}\n"
                 f"outliers p = {out.p_value:.3g}{flag(out.p_value)}",
                 (0.03, 0.97), xycoords="axes fraction", ha="left", va="top", fontsize=8,
                 bbox=dict(boxstyle="round", fc="white", ec="0.8"))
@@ -324,16 +358,18 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, axes=None):
     # ranks spread the predictions evenly, so clumps of similar fitted values do not hide the rest
     x = (pd.Series(res.fitted).rank(method="average").to_numpy() - 0.5) / n
     ax.scatter(x, r, color="C0", **marker)
-    for p in (0.25, 0.5, 0.75):
-        ax.axhline(p, color="0.5", ls="--", lw=0.8)
+    for k, p in enumerate((0.25, 0.5, 0.75)):
+        ax.axhline(p, color="0.5", ls="--", lw=0.8, label="expected quartiles (0.25, 0.5, 0.75)" if k == 0 else None)
     if n >= 30:
         centres, qs, distinct = _binned_quantiles(x, r, [0.25, 0.5, 0.75], int(np.clip(n // 25, 3, 12)))
         style = "-o" if distinct else "-"
         for k, p in enumerate((0.25, 0.5, 0.75)):
-            ax.plot(centres, qs[:, k], style, color="C3" if p == 0.5 else "C1", lw=1.6, ms=4)
+            label = "median of residuals" if p == 0.5 else ("quartiles of residuals" if p == 0.25 else None)
+            ax.plot(centres, qs[:, k], style, color="C3" if p == 0.5 else "C1", lw=1.6, ms=4, label=label)
     outl = res.outliers()
     if outl.size:
-        ax.scatter(x[outl], r[outl], color="C3", marker="*", s=40, zorder=3)
+        ax.scatter(x[outl], r[outl], color="C3", marker="*", s=40, zorder=3, label="outside all simulations")
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("predicted (rank transformed)")
@@ -341,9 +377,10 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, axes=None):
     ax.set_title("Residuals vs predicted" + (f" (\u2605 {outl.size} outside all simulations)" if outl.size else ""),
                  fontsize=10)
 
-    _simulation_hist(flat[2], disp, "Dispersion", "variance of residuals")
+    _simulation_hist(flat[2], disp, "Dispersion (simulated)", "variance of residuals",
+                     "observed / simulated")
     if res.integer_response:
-        _simulation_hist(flat[3], res.zero_inflation_test(), "Zero inflation", "number of zeros")
+        _simulation_hist(flat[3], res.zero_inflation_test(), "Zero inflation", "number of zeros", "observed / simulated")
     kind = "conditional on the random effects" if res.conditional else "new random effects"
     fig.suptitle(f"Simulated residuals ({res.family}, {res.n_sim} simulations, {kind})", fontsize=11)
     _tidy(fig)
@@ -485,7 +522,7 @@ def plot_correlation(fit, max_lag=None, ax=None):
     size = 20 + 180 * tab["n_pairs"] / tab["n_pairs"].max()
     ax.scatter(tab.index, tab["empirical"], s=size, alpha=0.6, label="data (marginal residuals)")
     ax.plot(tab.index, tab["fitted"], "-o", color="C3", ms=3, label="fitted model")
-    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.axhline(0.0, color="0.6", lw=0.8, label="no correlation")
     ax.set_xlabel("lag")
     ax.set_ylabel("within-cluster correlation")
     R = getattr(fit, "residual_structure", None)

@@ -224,11 +224,21 @@ class SimulatedResiduals:
         return pd.DataFrame({"row": np.arange(self.scaled.shape[0]), "observed": self.observed,
                              "fitted": self.fitted, "scaled_residual": self.scaled})
 
-    def plot(self, axes=None):
-        """The residual diagnostic panel (see :func:`glmmkit.diagnostics.plot_residuals`)."""
+    def plot(self, ax=None, axes=None):
+        """The residual diagnostic panel (see :func:`glmmkit.diagnostics.plot_residuals`).
+
+        Parameters
+        ----------
+        ax : sequence of matplotlib Axes, optional
+            One per panel (``axes=`` is an alias).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
         from .plots import plot_residuals
 
-        return plot_residuals(self, axes=axes)
+        return plot_residuals(self, ax=ax, axes=axes)
 
 
 def _check_alternative(alternative):

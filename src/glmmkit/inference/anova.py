@@ -5,7 +5,55 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["anova"]
+__all__ = ["anova", "AnovaTable"]
+
+
+class AnovaTable(pd.DataFrame):
+    """lme4's anova table as a DataFrame whose text shows every column whatever the terminal width
+    (pandas would cut it at 80 characters) and the notes (ML refits, boundary tests) below it.
+
+    Anything computed from it (a column, a slice) is a plain pandas object."""
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def to_text(self) -> str:
+        """The table as lme4 prints it: every column, numbers to 5 significant digits, then the notes."""
+        with pd.option_context("display.width", None, "display.max_columns", None, "display.max_colwidth", None,
+                               "display.expand_frame_repr", False):
+            shown = pd.DataFrame(self).copy()
+            for c in ("npar", "df"):
+                if c in shown:
+                    shown[c] = shown[c].map(lambda v: "" if not np.isfinite(v) else f"{int(v)}")
+            text = shown.to_string(na_rep="", float_format=lambda v: f"{v:.5g}")
+        notes = self.attrs.get("notes") or []
+        return text + "".join(f"\nnote: {n}" for n in notes)
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _model_labels(fits) -> list[str]:
+    """Each model named by its formula (with the residual structure or family where two formulas agree)."""
+    labels = []
+    for f in fits:
+        label = f.formula
+        R = getattr(f, "residual_structure", None)
+        if R is not None:
+            label += f", residual={getattr(R, 'formula', R)}"
+        labels.append(label)
+    if len(set(labels)) < len(labels) and any(getattr(f, "has_family", False) for f in fits):
+        labels = [lab + (f" [{f.family.name}]" if f.has_family else " [gaussian]") for lab, f in zip(labels, fits)]
+    seen = {}
+    out = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 and labels.count(lab) == 1 else f"{lab} ({seen[lab]})")
+    return out
 
 
 def _ml_version(fit):
@@ -23,11 +71,12 @@ def anova(*fits, names=None) -> pd.DataFrame:
     *fits : LmmFit or GlmmFit
         Two or more fits of nested models to the same rows.
     names : list of str, optional
-        Row labels (default ``model1``, ``model2``, ... in the order given).
+        Row labels (default: each model's formula, as lme4's "Models:" lines name them).
 
     Returns
     -------
-    pandas.DataFrame
+    AnovaTable
+        A DataFrame (its text shows every column and the notes, however wide) with columns
         npar, aic, bic, loglik, deviance, chisq, df, p_value (lme4's columns), ordered by
         npar.  ``attrs["notes"]`` says when REML fits were refitted by ML and when a test
         puts a variance on its boundary (then the χ² p-value is conservative: for one
@@ -39,7 +88,7 @@ def anova(*fits, names=None) -> pd.DataFrame:
 
     if len(fits) < 2:
         raise ArgumentError("anova needs at least two fitted models")
-    names = list(names) if names is not None else [f"model{i + 1}" for i in range(len(fits))]
+    names = list(names) if names is not None else _model_labels(fits)
     if len(names) != len(fits):
         raise ArgumentError(f"{len(names)} names for {len(fits)} models")
     no_lik = [n for n, f in zip(names, fits) if not f.has_likelihood]
@@ -77,6 +126,6 @@ def anova(*fits, names=None) -> pd.DataFrame:
                              "the chi-square p-value is conservative (for one variance, halve it)")
         rows.append(row)
         prev = f
-    table = pd.DataFrame(rows, index=[names[i] for i in order])
+    table = AnovaTable(rows, index=[names[i] for i in order])
     table.attrs["notes"] = notes
     return table

@@ -108,7 +108,16 @@ def _progress(show, done, total):
 
 def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
             progress: bool = True, n_jobs: int = 1, parm=None) -> pd.DataFrame:
-    """See :meth:`MixedModelFit.confint`."""
+    """See :meth:`MixedModelFit.confint`; ``attrs`` records the method and level (the report names them)."""
+    out = _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm)
+    m = str(method).lower()
+    out.attrs.update({"method": "boot" if m == "bootstrap" else m, "level": float(level)})
+    if out.attrs["method"] == "boot":
+        out.attrs["n_boot"] = int(n_boot)
+    return out
+
+
+def _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm=None) -> pd.DataFrame:
     from ..exceptions import ArgumentError
 
     if not 0.0 < level < 1.0:
@@ -123,8 +132,7 @@ def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, s
             from .profile import profile_confint
 
             return profile_confint(fit, level=level, which=wanted).loc[wanted]
-        return confint(fit, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress,
-                       n_jobs=n_jobs).loc[wanted]
+        return _confint(fit, method, level, n_boot, seed, progress, n_jobs).loc[wanted]
     m = str(method).lower()
     if m == "wald":
         return _wald(fit, level)

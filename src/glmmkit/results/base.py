@@ -243,6 +243,97 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         return confint(self, method=method, level=level, n_boot=n_boot, seed=seed, progress=progress, n_jobs=n_jobs,
                        parm=parm)
 
+    # ----- broom.mixed's tables and lme4's coef (inference/tidy.py) -----
+
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level: float = 0.95,
+             conf_method: str = "wald", scales: str = "sdcor", ddf=None, **confint_kwargs) -> pd.DataFrame:
+        """One row per parameter, as broom.mixed's ``tidy`` (R's dots become underscores).
+
+        Parameters
+        ----------
+        effects : str or sequence of str
+            ``"fixed"`` (the coefficient table), ``"ran_pars"`` (standard deviations
+            ``sd__(Intercept)``, correlations ``cor__(Intercept).Days``, the residual's
+            ``sd__Observation``), ``"ran_vals"`` (conditional modes per level with their
+            conditional standard errors; adds a ``level`` column), ``"ran_coefs"`` (``coef()``).
+        conf_int : bool
+            Add conf_low and conf_high.
+        conf_level : float
+            Confidence level of the intervals.
+        conf_method : "wald", "profile" or "boot"
+            How the intervals of fixed effects and ran_pars are computed (``confint``'s methods;
+            ``"bootstrap"`` is an alias of ``"boot"``).  Wald intervals of ran_pars are NaN (as
+            broom.mixed); ran_vals get estimate ± z·std_error.
+        scales : "sdcor" or "vcov"
+            ran_pars as standard deviations and correlations, or variances and covariances
+            (``var__``, ``cov__``).
+        ddf : None, "satterthwaite", "kenward-roger" or "z"
+            Degrees of freedom of the fixed-effect tests (as ``coef_table``).
+        **confint_kwargs
+            Passed to ``confint`` (``n_boot``, ``seed``, ``progress``, ``n_jobs``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns effect, group, [level,] term, estimate, std_error, statistic, [df (LMMs),]
+            p_value, [conf_low, conf_high]; ``group`` is None for fixed effects (R's NA).
+        """
+        from ..inference.tidy import tidy
+
+        return tidy(self, effects=effects, conf_int=conf_int, conf_level=conf_level, conf_method=conf_method,
+                    scales=scales, ddf=ddf, **confint_kwargs)
+
+    def glance(self) -> pd.DataFrame:
+        """One-row summary of the fit, as broom.mixed's ``glance``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns nobs, sigma, logLik, AIC, BIC, deviance (REMLcrit in its place for REML fits,
+            as broom.mixed), df.residual.  A GLMM's deviance is lme4's ``deviance()``, the sum of
+            squared deviance residuals; logLik, AIC and BIC are NaN for PQL (no likelihood).
+        """
+        from ..inference.tidy import glance
+
+        return glance(self)
+
+    def augment(self, data=None) -> pd.DataFrame:
+        """The data with the fit's per-row values added, as broom.mixed's ``augment``.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, optional
+            The data the model was fitted to (every column kept; rows the fit did not use,
+            such as rows with missing values, get NaN).  Default: the used columns of the
+            fitted rows.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index aligned to the data, with ``.fitted`` (the conditional prediction; the
+            linear predictor for GLMMs), ``.resid`` (response residuals for LMMs, deviance
+            residuals for GLMMs, as lme4's ``residuals``), ``.fixed`` (Xβ); for LMMs ``.hat``
+            and ``.cooksd`` (lme4's ``hatvalues`` and ``cooks.distance``), for GLMMs ``.mu`` (the
+            conditional mean).
+        """
+        from ..inference.tidy import augment
+
+        return augment(self, data)
+
+    def coef(self) -> dict:
+        """Fixed plus random effects per level of each grouping factor, as lme4's ``coef``.
+
+        Returns
+        -------
+        dict
+            Factor name -> DataFrame (levels × coefficients): every fixed effect, plus the
+            level's random effect where the term has one (random-effect columns absent from
+            the fixed effects are appended).
+        """
+        from ..inference.tidy import coef
+
+        return coef(self)
+
     # ----- variance components -----
 
     def _term_cov(self, term, theta=None) -> np.ndarray:
