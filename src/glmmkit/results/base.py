@@ -230,7 +230,7 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         n_jobs : int
             Bootstrap worker processes (the result does not depend on it).
         parm : str or list of str, optional
-            Only these parameters (lme4's ``parm``; names as in the rows, e.g. ``"Phi|Rat"``): a
+            Only these parameters (lme4's ``parm``; names as in the rows, e.g. ``"rho|Rat"``): a
             profile then computes those alone.
 
         Returns
