@@ -13,9 +13,7 @@ ptukey: 1e-12 observed).
 """
 
 import copy
-import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,20 +25,11 @@ from glmmkit.exceptions import ArgumentError, GlmmkitError, RankDeficiencyWarnin
 from glmmkit.inference.marginal import marginal_means
 from glmmkit.inference.wald import satterthwaite_df
 
-CASES = json.loads((Path(__file__).parent / "data" / "emmeans_kr_cases.json").read_text())
+from _emmeans_kr_data import CASES, load
 EMM = CASES["emmeans"]
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
-def load(name):
-    """A data set of the cases: nlme's (exported into the JSON) or a bundled one."""
-    if name in CASES["data"]:
-        cols = {}
-        for c in CASES["data"][name]:
-            cols[c["name"]] = (pd.Categorical(c["values"], categories=c["levels"]) if c["type"] == "factor"
-                               else np.asarray(c["values"], dtype=float))
-        return pd.DataFrame(cols)
-    return gk.datasets.load(name)
 
 
 _FITS = {}

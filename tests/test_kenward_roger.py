@@ -7,8 +7,6 @@ Tolerances: the fits agree with lme4's (tightly converged) to about 1e-6 in θ, 
 absolute, Φ_A 1e-4 relative to its largest entry.
 """
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,18 +18,9 @@ from glmmkit.exceptions import ArgumentError, GlmmkitError
 from glmmkit.inference.kenward_roger import kenward_roger, kr_ddf, kr_test
 from glmmkit.inference.wald import satterthwaite_df
 
-CASES = json.loads((Path(__file__).parent / "data" / "emmeans_kr_cases.json").read_text())
+from _emmeans_kr_data import CASES, load
 
 
-def load(name):
-    """A data set of the cases: nlme's (exported into the JSON) or a bundled one."""
-    if name in CASES["data"]:
-        cols = {}
-        for c in CASES["data"][name]:
-            cols[c["name"]] = (pd.Categorical(c["values"], categories=c["levels"]) if c["type"] == "factor"
-                               else np.asarray(c["values"], dtype=float))
-        return pd.DataFrame(cols)
-    return gk.datasets.load(name)
 
 
 KR = CASES["kenward_roger"]
