@@ -19,7 +19,7 @@ import pandas as pd
 from .exceptions import FormulaError
 from .validate import float_values
 
-__all__ = ["build_design", "r_column_name", "formulaic_formula", "FUNCTIONS", "model_matrix"]
+__all__ = ["build_design", "r_column_name", "formulaic_formula", "formula_variables", "FUNCTIONS", "model_matrix"]
 
 #: Functions a formula may call, under R's names (formulaic adds its own: log, exp, scale, center, C, I, poly, ...)
 FUNCTIONS = {
@@ -70,16 +70,42 @@ def frame_of(data):
     return data.frame if isinstance(data, ColumnReader) else data
 
 
+def dotted_columns(columns) -> tuple:
+    """The column names with a dot (R's ``days.deprived``), longest first."""
+    return tuple(sorted((c for c in columns if isinstance(c, str) and "." in c), key=len, reverse=True))
+
+
+@lru_cache(maxsize=512)
+def _quote_dotted_cached(text: str, dotted: tuple) -> str:
+    for name in dotted:
+        if name in text:
+            # outside backticks and quotes, not part of a longer name, not a call (np.log(...))
+            pattern = r"(?<![\w.`'\"])" + re.escape(name) + r"(?![\w.`'\"(])"
+            parts = re.split(r"(`[^`]*`|'[^']*'|\"[^\"]*\")", text)
+            text = "".join(p if k % 2 else re.sub(pattern, f"`{name}`", p) for k, p in enumerate(parts))
+    return text
+
+
+def quote_dotted(text: str, columns) -> str:
+    """``text`` with the unquoted dotted column names in backticks: R reads ``log(days.deprived)`` as a
+    call on the column, Python (and formulaic) as an attribute of ``days``.  Unchanged when no column
+    name has a dot (the usual case: nothing is scanned)."""
+    dotted = dotted_columns(columns)
+    return _quote_dotted_cached(text, dotted) if dotted else text
+
+
 def model_matrix(formula: str, data: pd.DataFrame):
     """formulaic's model_matrix with glmmkit's function context, numpy output, no row dropping."""
     from formulaic import model_matrix as _mm
 
-    return _mm(formulaic_formula(formula), frame_of(data), output="numpy", na_action="ignore",
-               context=FUNCTIONS)
+    frame = frame_of(data)
+    return _mm(formulaic_formula(quote_dotted(formula, frame.columns)), frame, output="numpy",
+               na_action="ignore", context=FUNCTIONS)
 
 _T_LEVEL = re.compile(r"\[T\.(.*?)\]")
 _LEVEL = re.compile(r"\[(.*?)\]")
 _POLY = re.compile(r"C\((.*?), *contr\.poly\)\[(.*?)\]")
+_SYNTACTIC_TICKED = re.compile(r"`([A-Za-z.][A-Za-z0-9._]*)`")
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
 
@@ -88,6 +114,8 @@ def r_column_name(name: str) -> str:
     if name == "Intercept":
         return "(Intercept)"
     name = name.replace(" ** ", "^")  # the parser turned R's ^ inside calls into Python's **
+    if "`" in name:  # R quotes only non-syntactic names: log(days.deprived), log(`dose mg`)
+        name = _SYNTACTIC_TICKED.sub(r"\1", name)
     name = _POLY.sub(lambda m: f"{m.group(1)}{m.group(2)}", name)  # R: o.L, o.Q, o.C, o^4
     name = _T_LEVEL.sub(r"\1", name)
     return _LEVEL.sub(r"\1", name)
@@ -102,6 +130,44 @@ def formulaic_formula(text: str):
         return Formula(text)
     except Exception as exc:  # formulaic raises its own parser errors
         raise FormulaError(f"cannot parse {text!r}: {exc}") from None
+
+
+_TICKED = re.compile(r"`([^`]+)`")
+
+
+def _factor_variables(factor) -> set:
+    """Data columns one formulaic factor reads, dotted names whole.
+
+    formulaic reduces every name to its root (``days.deprived`` -> ``days``, Python's attribute access)
+    and finds nothing inside backticks in a call (``I(`log.t`)``).  A plain name (formulaic's lookup) is
+    the column itself; in a call, every backticked name is a column and the rest is formulaic's answer.
+    """
+    from formulaic.parser.types import Factor
+
+    if factor.eval_method == Factor.EvalMethod.LOOKUP:
+        return {str(factor.expr)}
+    if factor.eval_method != Factor.EvalMethod.PYTHON:
+        return set()
+    expr = str(factor.expr)
+    ticked = _TICKED.findall(expr)
+    if not ticked:
+        return {str(v) for v in factor.required_variables}
+    plain = _TICKED.sub("_glmmkit_ticked_", expr)  # a placeholder name formulaic can parse
+    found = {str(v) for v in Factor(plain, eval_method=Factor.EvalMethod.PYTHON).required_variables}
+    return (found - {"_glmmkit_ticked_"}) | set(ticked)
+
+
+@lru_cache(maxsize=512)
+def formula_variables(text: str) -> frozenset:
+    """Names of the data columns a formula (``"y ~ x + log(`dose.mg`)"``) reads, dotted names whole."""
+    formula = formulaic_formula(text)
+    out: set = set()
+    sides = [formula.lhs, formula.rhs] if hasattr(formula, "lhs") else [formula]
+    for side in sides:
+        for term in side:
+            for factor in term.factors:
+                out |= _factor_variables(factor)
+    return frozenset(out)
 
 
 @lru_cache(maxsize=256)

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError
-from .design import FUNCTIONS, ColumnReader, build_design, formulaic_formula, model_matrix, r_column_name
+from .design import (FUNCTIONS, ColumnReader, build_design, formula_variables, model_matrix, quote_dotted,
+                     r_column_name)
 from .formula import ParsedFormula, RandomTermSpec
 from .formula.parser import _python_powers
 from .validate import check_finite_array, check_finite_columns, check_numbers_as_text, suggest
@@ -109,14 +110,9 @@ class ModelFrame:
         return self.y.shape[0]
 
 
-@lru_cache(maxsize=512)
-def _required(text: str) -> frozenset:
-    return frozenset(formulaic_formula(text).required_variables)
-
-
 def _used_variables(text: str, df: pd.DataFrame) -> set:
     """Columns a formula piece reads (names of known functions are not columns unless the data has them)."""
-    return {v for v in _required(text) if v in df.columns or v not in FUNCTIONS}
+    return {v for v in formula_variables(quote_dotted(text, df.columns)) if v in df.columns or v not in FUNCTIONS}
 
 
 def _as_dataframe(data) -> pd.DataFrame:
