@@ -65,3 +65,85 @@ def test_missing_values_of_a_dotted_column_drop_their_rows(sleep):
     df.loc[df.index[:5], "days.deprived"] = np.nan
     fit = gk.lmer("Reaction ~ `days.deprived` + (1 | Subject)", df)
     assert fit.nobs == len(df) - 5
+
+
+# ---------------------------------------------------------------- string dtypes
+
+pa = pytest.importorskip("pyarrow")
+TEXT_DTYPES = ["str", "string", "string[pyarrow]", pd.ArrowDtype(pa.string()), object]
+
+
+@pytest.fixture(scope="module")
+def coded():
+    """A covariate sex, a code of digits ("1", "2", "10") and a binary outcome as text."""
+    rng = np.random.default_rng(17)
+    n = 240
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": np.repeat([f"g{i:02d}" for i in range(24)], 10),
+                       "sex": rng.choice(["female", "male"], n), "code": rng.choice(["1", "2", "10"], n)})
+    u = rng.normal(size=24)[np.repeat(np.arange(24), 10)]
+    df["y"] = 1 + df.x + 0.5 * (df.sex == "male") + 1.0 * (df.code == "10") + u + rng.normal(size=n)
+    df["yb"] = np.where(rng.random(n) < 1 / (1 + np.exp(-(df.x + u))), "yes", "no")
+    return df
+
+
+def _as(df, dtype):
+    return df.astype({c: dtype for c in ["g", "sex", "code", "yb"]})
+
+
+@pytest.fixture(scope="module")
+def categorical_fits(coded):
+    cat = _as(coded, "category")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return (gk.lmer("y ~ x + sex + code + (1 | g)", cat),
+                gk.lmer("y ~ sex * poly(x, 2) + (1 | g)", cat),
+                gk.glmer("yb ~ x + sex + (1 | g)", cat, family="binomial"))
+
+
+@pytest.mark.parametrize("dtype", TEXT_DTYPES, ids=str)
+def test_every_string_dtype_is_a_factor(coded, categorical_fits, dtype):
+    df = _as(coded, dtype)
+    ref, ref_poly, ref_bin = categorical_fits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gk.SingularFitWarning)
+        fit = gk.lmer("y ~ x + sex + code + (1 | g)", df)
+        # a column of digits stays a factor, with R's levels (sorted as text: "1" < "10" < "2")
+        assert list(fit.fixef.index) == ["(Intercept)", "x", "sexmale", "code10", "code2"]
+        np.testing.assert_allclose(fit.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-8)
+        assert fit.structure.terms[0].group == "g" and len(fit.ranef["g"]) == 24
+        poly = gk.lmer("y ~ sex * poly(x, 2) + (1 | g)", df)  # formulaic's path
+        np.testing.assert_allclose(poly.fixef.to_numpy(), ref_poly.fixef.to_numpy(), rtol=1e-8)
+        np.testing.assert_allclose(poly.predict(df.head(7)), ref_poly.predict(_as(coded, "category").head(7)))
+        np.testing.assert_allclose(fit.predict(df.head(7)), ref.predict(_as(coded, "category").head(7)))
+        binary = gk.glmer("yb ~ x + sex + (1 | g)", df, family="binomial")  # "no" is failure, "yes" success
+        np.testing.assert_allclose(binary.fixef.to_numpy(), ref_bin.fixef.to_numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["string", pd.ArrowDtype(pa.string())], ids=str)
+def test_missing_text_values_drop_their_rows(coded, dtype):
+    df = _as(coded, dtype)
+    df.loc[df.index[:3], "sex"] = None
+    fit = gk.lmer("y ~ x + sex + (1 | g)", df)
+    assert fit.nobs == len(df) - 3
+    assert list(fit.fixef.index) == ["(Intercept)", "x", "sexmale"]
+
+
+@pytest.mark.parametrize("dtype", ["string", pd.ArrowDtype(pa.string())], ids=str)
+def test_a_text_response_of_numbers_is_named(coded, dtype):
+    df = coded.assign(yt=coded.y.round(2).astype(str).astype(dtype))
+    with pytest.raises(gk.DataError, match=r"'yt'.*to_numeric"):
+        gk.lmer("yt ~ x + (1 | g)", df)
+    df = coded.assign(yt=np.where(coded.y > 1, "1", "0")).astype({"yt": dtype})
+    with pytest.raises(gk.DataError, match=r"'yt'.*to_numeric"):
+        gk.glmer("yt ~ x + (1 | g)", df, family="binomial")
+
+
+@pytest.mark.parametrize("term", ["poly(x, 2)", "scale(x)", "center(x)"])
+def test_columns_inside_stateful_transforms_are_counted(coded, term):
+    """formulaic lists no column inside poly(), scale(), center(): their missing rows were not dropped."""
+    df = coded.copy()
+    df.loc[df.index[:4], "x"] = np.nan
+    fit = gk.lmer(f"y ~ {term} + (1 | g)", df)
+    assert fit.nobs == len(df) - 4
+    with pytest.raises(gk.FormulaError, match=r"'z'"):
+        gk.lmer(f"y ~ {term.replace('x', 'z')} + (1 | g)", df)

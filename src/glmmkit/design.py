@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import FormulaError
-from .validate import float_values
+from .validate import float_values, is_text, text_as_factor
 
 __all__ = ["build_design", "r_column_name", "formulaic_formula", "formula_variables", "FUNCTIONS", "model_matrix"]
 
@@ -140,7 +140,8 @@ def _factor_variables(factor) -> set:
 
     formulaic reduces every name to its root (``days.deprived`` -> ``days``, Python's attribute access)
     and finds nothing inside backticks in a call (``I(`log.t`)``).  A plain name (formulaic's lookup) is
-    the column itself; in a call, every backticked name is a column and the rest is formulaic's answer.
+    the column itself; in a call, every backticked name is a column and so is every other name read as a
+    value (``_python_names``).
     """
     from formulaic.parser.types import Factor
 
@@ -150,11 +151,35 @@ def _factor_variables(factor) -> set:
         return set()
     expr = str(factor.expr)
     ticked = _TICKED.findall(expr)
-    if not ticked:
-        return {str(v) for v in factor.required_variables}
-    plain = _TICKED.sub("_glmmkit_ticked_", expr)  # a placeholder name formulaic can parse
-    found = {str(v) for v in Factor(plain, eval_method=Factor.EvalMethod.PYTHON).required_variables}
+    plain = _TICKED.sub("_glmmkit_ticked_", expr)  # a placeholder name Python can parse
+    found = _python_names(plain)
+    if found is None:
+        found = {str(v) for v in Factor(plain, eval_method=Factor.EvalMethod.PYTHON).required_variables}
     return (found - {"_glmmkit_ticked_"}) | set(ticked)
+
+
+def _python_names(expr: str) -> set | None:
+    """Names a Python expression reads as values (None when it does not parse).
+
+    formulaic finds none inside its stateful transforms (``poly(x, 2)``, ``scale(x)``, ``center(x)``),
+    so their columns were neither checked nor counted for complete cases.  A called name is a function;
+    the root of a called attribute (``np.log``, ``x.fillna``) and every other name is a value, less the
+    names formulaic itself provides (``np``, ``contr``).
+    """
+    import ast
+
+    from formulaic.transforms import TRANSFORMS
+
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and id(node) not in called and node.id not in TRANSFORMS:
+            out.add(node.id)
+    return out
 
 
 @lru_cache(maxsize=512)
@@ -311,6 +336,18 @@ def _poly_contrasts(rhs: str, data: pd.DataFrame) -> str:
     return rhs
 
 
+def _text_as_factors(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text columns as factors (new data for a training spec: formulaic would read a
+    StringDtype column as numbers)."""
+    text = [c for c in frame.columns if is_text(frame[c])]
+    if not text:
+        return frame
+    frame = frame.copy()
+    for c in text:
+        frame[c] = text_as_factor(frame[c])
+    return frame
+
+
 def build_design(rhs: str, data: pd.DataFrame, spec=None):
     """Design matrix of a right-hand side.
 
@@ -336,7 +373,8 @@ def build_design(rhs: str, data: pd.DataFrame, spec=None):
         return spec.get_model_matrix(data), [r_column_name(c) for c in spec.column_names], spec
     try:
         if spec is not None:
-            mm = spec.get_model_matrix(frame_of(data), output="numpy", na_action="ignore", context=FUNCTIONS)
+            mm = spec.get_model_matrix(_text_as_factors(frame_of(data)), output="numpy", na_action="ignore",
+                                       context=FUNCTIONS)
         else:
             mm = model_matrix("~ " + _poly_contrasts(rhs, data), data)
     except FormulaError:

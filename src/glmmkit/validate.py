@@ -87,6 +87,44 @@ def float_values(col: pd.Series) -> np.ndarray:
     return col.to_numpy(dtype=float, na_value=np.nan)
 
 
+def is_text(col: pd.Series) -> bool:
+    """True for a column of strings in any of pandas' forms: ``str``/``string``/``string[pyarrow]``
+    (StringDtype), Arrow-backed strings (``pd.ArrowDtype(pa.string())``) and object columns holding
+    only strings.  R makes every character column a factor; so does glmmkit."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    if isinstance(dtype, np.dtype):
+        return dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "string"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return False
+    pa_type = getattr(dtype, "pyarrow_dtype", None)
+    if pa_type is not None:
+        import pyarrow as pa
+
+        return bool(pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type)
+                    or getattr(pa.types, "is_string_view", lambda t: False)(pa_type))
+    return False
+
+
+def text_as_factor(col: pd.Series) -> pd.Series:
+    """A text column as an unordered categorical with its values' sorted levels (R's factor() of a
+    character vector); missing values stay missing.  Digits stay labels: ``"10"`` is a level, not 10."""
+    values = col.to_numpy(dtype=object, na_value=None)
+    keep = np.array([v is not None for v in values]) if col.hasnans else None
+    if keep is not None:
+        values = values[keep]
+    levels = np.unique(values.astype(str)) if len(values) else np.array([], dtype=object)
+    codes = np.full(len(col), -1, dtype=np.int64)
+    idx = np.searchsorted(levels, values.astype(str))
+    if keep is None:
+        codes = idx
+    else:
+        codes[keep] = idx
+    cat = pd.Categorical.from_codes(codes, categories=pd.Index(levels.tolist(), dtype=object))
+    return pd.Series(cat, index=col.index, name=col.name)
+
+
 def check_finite_columns(data: pd.DataFrame, columns) -> None:
     """DataError naming the first numeric column of ``columns`` that holds ±inf (with how many rows)."""
     for c in columns:
