@@ -3,6 +3,7 @@ numbers with units stored as text, and lme4's ``dummy()`` in random terms."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -147,3 +148,64 @@ def test_columns_inside_stateful_transforms_are_counted(coded, term):
     assert fit.nobs == len(df) - 4
     with pytest.raises(gk.FormulaError, match=r"'z'"):
         gk.lmer(f"y ~ {term.replace('x', 'z')} + (1 | g)", df)
+
+
+# ---------------------------------------------------------------- numbers with units
+
+
+@pytest.fixture(scope="module")
+def doses():
+    rng = np.random.default_rng(3)
+    n = 300
+    dose = np.round(rng.uniform(0.5, 9.5, n), 1)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(dose - 5)))).astype(int)
+    return pd.DataFrame({"y": y, "dose": [f"{d} mg" for d in dose], "g": np.repeat(np.arange(30), 10)})
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", pd.ArrowDtype(pa.string()), object], ids=str)
+def test_numbers_with_units_warn_with_column_count_and_example(doses, dtype):
+    df = doses.astype({"dose": dtype})
+    k = df["dose"].nunique()
+    with pytest.warns(gk.DataWarning) as record:
+        warnings.simplefilter("ignore", gk.SeparationWarning)
+        warnings.simplefilter("ignore", gk.ConvergenceWarning)
+        gk.glmer("y ~ dose + (1 | g)", df, family="binomial")
+    msgs = [str(w.message) for w in record if issubclass(w.category, gk.DataWarning)]
+    assert len(msgs) == 1
+    msg = msgs[0]
+    assert "'dose'" in msg and f"{k} distinct values" in msg and "'mg'" in msg
+    assert re.search(r"e\.g\. '\d+\.\d mg'", msg) and "to_numeric" in msg
+    # the suggested conversion works
+    fixed = doses.assign(dose=pd.to_numeric(doses["dose"].str.extract(r"([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)",
+                                                                       expand=False)))
+    np.testing.assert_allclose(fixed["dose"].to_numpy(), [float(v.split()[0]) for v in doses["dose"]])
+
+
+def test_the_separation_warning_of_a_many_level_factor_stays_short(doses):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        fit = gk.glmer("y ~ dose + (1 | g)", doses, family="binomial")
+    sep = [str(w.message) for w in record if issubclass(w.category, gk.SeparationWarning)]
+    assert sep and len(sep[0]) < 500 and "more columns" in sep[0]
+    assert len(fit.separation.columns) > 10  # all still listed on the result
+
+
+@pytest.mark.parametrize("values, warns", [
+    (["5 mg", "10 mg", "20 mg"], False),       # a few whole doses: plausibly groups
+    (["0.5 mg", "1.5 mg", "2 mg"], True),      # fractional: a measurement
+    ([f"{d} cm" for d in range(10, 22)], True),  # many distinct values
+    (["A1", "B2", "C3"], False),               # codes
+    (["1", "2", "10"], False),                 # digits: a factor without a word, as R
+    (["0.25", "1.5", "2"], True),              # numbers as text, fractional
+])
+def test_which_text_columns_warn(values, warns):
+    rng = np.random.default_rng(0)
+    n = 120
+    df = pd.DataFrame({"y": rng.normal(size=n), "x": np.resize(values, n), "g": np.repeat(np.arange(12), 10)})
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        gk.lmer("y ~ x + (1 | g)", df)
+    data_warnings = [w for w in record if issubclass(w.category, gk.DataWarning)]
+    assert bool(data_warnings) == warns
+    if warns:
+        assert "'x'" in str(data_warnings[0].message)
