@@ -3,8 +3,10 @@ numbers with units stored as text, and lme4's ``dummy()`` in random terms."""
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -209,3 +211,71 @@ def test_which_text_columns_warn(values, warns):
     assert bool(data_warnings) == warns
     if warns:
         assert "'x'" in str(data_warnings[0].message)
+
+
+# ---------------------------------------------------------------- lme4's dummy()
+
+DUMMY_CASES = json.loads((Path(__file__).parent / "data" / "dummy_cases.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def insteval400():
+    d = gk.datasets.load("InstEval")
+    return d[d["s"].astype(str).astype(int) <= DUMMY_CASES[0]["max_student"]]
+
+
+@pytest.mark.parametrize("case", DUMMY_CASES, ids=lambda c: c["id"])
+def test_dummy_in_random_terms_matches_lme4(insteval400, case):
+    """MixedModels.jl's InstEval term (0 + dummy(service, "1") | d), on InstEval's first 400 students
+    (tests/data/r/make_dummy.R)."""
+    fit = gk.lmer(case["formula"], insteval400, reml=case["reml"])
+    assert fit.nobs == case["nobs"]
+    assert fit.loglik == pytest.approx(case["logLik"], abs=1e-4)
+    assert fit.sigma == pytest.approx(case["sigma"], rel=1e-4)
+    for name, value in case["fixed"].items():
+        assert fit.fixef[name] == pytest.approx(value, abs=1e-5)
+    vc = fit.varcorr
+    for row in case["varcorr"]:
+        if row["group"] == "Residual":
+            continue
+        group = row["group"].split(".")[0]  # lme4's d.1: the second term on d
+        got = vc[(vc["group"] == group) & (vc["term1"] == row["var1"])]["sdcor"]
+        assert len(got) == 1, (row, vc)
+        assert float(got.iloc[0]) == pytest.approx(row["sdcor"], rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def three_levels():
+    rng = np.random.default_rng(5)
+    n = 600
+    df = pd.DataFrame({"g": np.repeat(np.arange(60), 10), "f": rng.choice(["a", "b", "c"], n),
+                       "s": rng.integers(0, 2, n)})
+    df["y"] = rng.normal(size=n) + rng.normal(size=60)[df.g] * (df.f == "b")
+    return df
+
+
+def test_dummy_columns_and_names_as_lme4(three_levels):
+    df = three_levels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = gk.lmer('y ~ 1 + (0 + dummy(f, "b") | g)', df)
+        default = gk.lmer("y ~ 1 + (0 + dummy(f) | g)", df)  # levelsToKeep omitted: all but the first
+        two = gk.lmer('y ~ 1 + (0 + dummy(f, c("a", "c")) | g)', df)
+        numeric = gk.lmer("y ~ 1 + (0 + dummy(s, '1') | g)", df)  # a 0/1 number column, level by label
+        manual = gk.lmer("y ~ 1 + (0 + fb | g)", df.assign(fb=(df.f == "b").astype(float)))
+    assert one.structure.terms[0].names == ['dummy(f, "b")']
+    assert default.structure.terms[0].names == ["dummy(f)b", "dummy(f)c"]
+    assert two.structure.terms[0].names == ['dummy(f, c("a", "c"))a', 'dummy(f, c("a", "c"))c']
+    assert numeric.structure.terms[0].names == ['dummy(s, "1")']
+    assert one.loglik == pytest.approx(manual.loglik, abs=1e-8)
+    np.testing.assert_allclose(one.theta.to_numpy(), manual.theta.to_numpy(), rtol=1e-6)
+    # new data holding other levels only: the training levels are kept (rows of other levels are 0)
+    new = df[df.f != "b"].head(4)
+    np.testing.assert_allclose(one.predict(new), manual.predict(new.assign(fb=0.0)), rtol=1e-10)
+    np.testing.assert_allclose(default.predict(df.head(3)), default.predict(df).iloc[:3] if hasattr(
+        default.predict(df), "iloc") else default.predict(df)[:3], rtol=1e-10)
+
+
+def test_dummy_of_a_level_that_does_not_exist_is_named(three_levels):
+    with pytest.raises(gk.FormulaError, match=r"dummy\(\): 'B' is not a level.*'a', 'b', 'c'"):
+        gk.lmer('y ~ 1 + (0 + dummy(f, "B") | g)', three_levels)

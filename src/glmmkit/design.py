@@ -30,6 +30,77 @@ FUNCTIONS = {
 }
 
 
+def _dummy(f, levels_to_keep=None, _state=None, _metadata=None, _spec=None):
+    """lme4's ``dummy(f, levelsToKeep)``: 0/1 indicator columns of the levels ``levels_to_keep`` of the
+    factor ``f`` (all levels but the first when omitted), as in ``(0 + dummy(service, "1") | d)``.
+
+    Parameters
+    ----------
+    f : array-like
+        A factor (categorical), text or numbers; its levels are R's (categories, else the sorted values).
+    levels_to_keep : str or sequence of str, optional
+        The levels to indicate, by their labels (``"1"`` for the number 1 too).
+
+    Returns
+    -------
+    ndarray, shape (n,), for one level, else a DataFrame with one column per level (R names them
+    ``dummy(f)b``, ``dummy(f)c``).  The training data's levels are kept in formulaic's state, so new
+    data holding only some of them gives the same columns (rows of other levels are 0).
+    """
+    col = f if isinstance(f, pd.Series) else pd.Series(f)
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        labels = [str(c) for c in _level_labels_of(col.array.categories)]
+        codes = np.asarray(col.array.codes)
+    else:
+        codes, uniques = pd.factorize(col, sort=True)
+        labels = [str(c) for c in _level_labels_of(uniques)]
+    state = _state if _state is not None else {}
+    if "keep" not in state:
+        if levels_to_keep is None:
+            keep = labels[1:]
+        else:
+            keep = [levels_to_keep] if isinstance(levels_to_keep, (str, int, float, np.number)) else list(levels_to_keep)
+            keep = [str(int(k)) if isinstance(k, (float, np.floating)) and float(k).is_integer() else str(k)
+                    for k in keep]
+        unknown = [k for k in keep if k not in labels]
+        if unknown or not keep:
+            shown = ", ".join(map(repr, labels[:8])) + (", ..." if len(labels) > 8 else "")
+            what = ", ".join(map(repr, unknown)) + (" is not a level" if len(unknown) == 1 else " are not levels")
+            raise FormulaError(f"dummy(): {what if unknown else 'the factor has a single level'} of the factor "
+                               f"(its levels: {shown}); give levels by their labels, e.g. dummy(f, {labels[-1]!r})")
+        state["keep"] = keep
+    keep = state["keep"]
+    columns = {}
+    for k in keep:
+        ind = (codes == labels.index(k)).astype(float) if k in labels else np.zeros(len(codes))
+        ind[codes < 0] = np.nan
+        columns[k] = ind
+    if len(keep) == 1:
+        return columns[keep[0]]
+    return pd.DataFrame(columns, index=col.index)
+
+
+def _stateful_dummy():
+    from formulaic.transforms import stateful_transform
+
+    return stateful_transform(_dummy)
+
+
+dummy = _stateful_dummy()
+
+
+def _level_labels_of(values) -> list:
+    """Labels as R prints factor levels: whole floats without a trailing '.0'."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    return arr.tolist()
+
+
+FUNCTIONS["dummy"] = dummy
+FUNCTIONS["c"] = lambda *values: list(values)  # R's c("a", "b") inside dummy()
+
+
 def _register_factor():
     # R's factor(x) / as.factor(x) (the parser maps as.factor to factor) is formulaic's C(x): columns come
     # out as factor(x)[T.b] -> R's factor(x)b
@@ -105,6 +176,7 @@ def model_matrix(formula: str, data: pd.DataFrame):
 _T_LEVEL = re.compile(r"\[T\.(.*?)\]")
 _LEVEL = re.compile(r"\[(.*?)\]")
 _POLY = re.compile(r"C\((.*?), *contr\.poly\)\[(.*?)\]")
+_SINGLE_QUOTED = re.compile(r"'([^'\"]*)'")
 _SYNTACTIC_TICKED = re.compile(r"`([A-Za-z.][A-Za-z0-9._]*)`")
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
@@ -116,6 +188,8 @@ def r_column_name(name: str) -> str:
     name = name.replace(" ** ", "^")  # the parser turned R's ^ inside calls into Python's **
     if "`" in name:  # R quotes only non-syntactic names: log(days.deprived), log(`dose mg`)
         name = _SYNTACTIC_TICKED.sub(r"\1", name)
+    if "'" in name:  # formulaic prints strings in single quotes, R's deparse in double: dummy(f, "1")
+        name = _SINGLE_QUOTED.sub(r'"\1"', name)
     name = _POLY.sub(lambda m: f"{m.group(1)}{m.group(2)}", name)  # R: o.L, o.Q, o.C, o^4
     name = _T_LEVEL.sub(r"\1", name)
     return _LEVEL.sub(r"\1", name)
