@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import FormulaError
-from .validate import float_values
+from .validate import float_values, is_text, text_as_factor
 
-__all__ = ["build_design", "r_column_name", "formulaic_formula", "FUNCTIONS", "model_matrix"]
+__all__ = ["build_design", "r_column_name", "formulaic_formula", "formula_variables", "FUNCTIONS", "model_matrix"]
 
 #: Functions a formula may call, under R's names (formulaic adds its own: log, exp, scale, center, C, I, poly, ...)
 FUNCTIONS = {
@@ -28,6 +28,77 @@ FUNCTIONS = {
     "ceiling": np.ceil, "round": np.round, "sign": np.sign, "plogis": lambda x: 1.0 / (1.0 + np.exp(-np.asarray(x))),
     "qlogis": lambda p: np.log(np.asarray(p) / (1.0 - np.asarray(p))), "pmin": np.minimum, "pmax": np.maximum,
 }
+
+
+def _dummy(f, levels_to_keep=None, _state=None, _metadata=None, _spec=None):
+    """lme4's ``dummy(f, levelsToKeep)``: 0/1 indicator columns of the levels ``levels_to_keep`` of the
+    factor ``f`` (all levels but the first when omitted), as in ``(0 + dummy(service, "1") | d)``.
+
+    Parameters
+    ----------
+    f : array-like
+        A factor (categorical), text or numbers; its levels are R's (categories, else the sorted values).
+    levels_to_keep : str or sequence of str, optional
+        The levels to indicate, by their labels (``"1"`` for the number 1 too).
+
+    Returns
+    -------
+    ndarray, shape (n,), for one level, else a DataFrame with one column per level (R names them
+    ``dummy(f)b``, ``dummy(f)c``).  The training data's levels are kept in formulaic's state, so new
+    data holding only some of them gives the same columns (rows of other levels are 0).
+    """
+    col = f if isinstance(f, pd.Series) else pd.Series(f)
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        labels = [str(c) for c in _level_labels_of(col.array.categories)]
+        codes = np.asarray(col.array.codes)
+    else:
+        codes, uniques = pd.factorize(col, sort=True)
+        labels = [str(c) for c in _level_labels_of(uniques)]
+    state = _state if _state is not None else {}
+    if "keep" not in state:
+        if levels_to_keep is None:
+            keep = labels[1:]
+        else:
+            keep = [levels_to_keep] if isinstance(levels_to_keep, (str, int, float, np.number)) else list(levels_to_keep)
+            keep = [str(int(k)) if isinstance(k, (float, np.floating)) and float(k).is_integer() else str(k)
+                    for k in keep]
+        unknown = [k for k in keep if k not in labels]
+        if unknown or not keep:
+            shown = ", ".join(map(repr, labels[:8])) + (", ..." if len(labels) > 8 else "")
+            what = ", ".join(map(repr, unknown)) + (" is not a level" if len(unknown) == 1 else " are not levels")
+            raise FormulaError(f"dummy(): {what if unknown else 'the factor has a single level'} of the factor "
+                               f"(its levels: {shown}); give levels by their labels, e.g. dummy(f, {labels[-1]!r})")
+        state["keep"] = keep
+    keep = state["keep"]
+    columns = {}
+    for k in keep:
+        ind = (codes == labels.index(k)).astype(float) if k in labels else np.zeros(len(codes))
+        ind[codes < 0] = np.nan
+        columns[k] = ind
+    if len(keep) == 1:
+        return columns[keep[0]]
+    return pd.DataFrame(columns, index=col.index)
+
+
+def _stateful_dummy():
+    from formulaic.transforms import stateful_transform
+
+    return stateful_transform(_dummy)
+
+
+dummy = _stateful_dummy()
+
+
+def _level_labels_of(values) -> list:
+    """Labels as R prints factor levels: whole floats without a trailing '.0'."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    return arr.tolist()
+
+
+FUNCTIONS["dummy"] = dummy
+FUNCTIONS["c"] = lambda *values: list(values)  # R's c("a", "b") inside dummy()
 
 
 def _register_factor():
@@ -70,16 +141,43 @@ def frame_of(data):
     return data.frame if isinstance(data, ColumnReader) else data
 
 
+def dotted_columns(columns) -> tuple:
+    """The column names with a dot (R's ``days.deprived``), longest first."""
+    return tuple(sorted((c for c in columns if isinstance(c, str) and "." in c), key=len, reverse=True))
+
+
+@lru_cache(maxsize=512)
+def _quote_dotted_cached(text: str, dotted: tuple) -> str:
+    for name in dotted:
+        if name in text:
+            # outside backticks and quotes, not part of a longer name, not a call (np.log(...))
+            pattern = r"(?<![\w.`'\"])" + re.escape(name) + r"(?![\w.`'\"(])"
+            parts = re.split(r"(`[^`]*`|'[^']*'|\"[^\"]*\")", text)
+            text = "".join(p if k % 2 else re.sub(pattern, f"`{name}`", p) for k, p in enumerate(parts))
+    return text
+
+
+def quote_dotted(text: str, columns) -> str:
+    """``text`` with the unquoted dotted column names in backticks: R reads ``log(days.deprived)`` as a
+    call on the column, Python (and formulaic) as an attribute of ``days``.  Unchanged when no column
+    name has a dot (the usual case: nothing is scanned)."""
+    dotted = dotted_columns(columns)
+    return _quote_dotted_cached(text, dotted) if dotted else text
+
+
 def model_matrix(formula: str, data: pd.DataFrame):
     """formulaic's model_matrix with glmmkit's function context, numpy output, no row dropping."""
     from formulaic import model_matrix as _mm
 
-    return _mm(formulaic_formula(formula), frame_of(data), output="numpy", na_action="ignore",
-               context=FUNCTIONS)
+    frame = frame_of(data)
+    return _mm(formulaic_formula(quote_dotted(formula, frame.columns)), frame, output="numpy",
+               na_action="ignore", context=FUNCTIONS)
 
 _T_LEVEL = re.compile(r"\[T\.(.*?)\]")
 _LEVEL = re.compile(r"\[(.*?)\]")
 _POLY = re.compile(r"C\((.*?), *contr\.poly\)\[(.*?)\]")
+_SINGLE_QUOTED = re.compile(r"'([^'\"]*)'")
+_SYNTACTIC_TICKED = re.compile(r"`([A-Za-z.][A-Za-z0-9._]*)`")
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
 
@@ -88,6 +186,10 @@ def r_column_name(name: str) -> str:
     if name == "Intercept":
         return "(Intercept)"
     name = name.replace(" ** ", "^")  # the parser turned R's ^ inside calls into Python's **
+    if "`" in name:  # R quotes only non-syntactic names: log(days.deprived), log(`dose mg`)
+        name = _SYNTACTIC_TICKED.sub(r"\1", name)
+    if "'" in name:  # formulaic prints strings in single quotes, R's deparse in double: dummy(f, "1")
+        name = _SINGLE_QUOTED.sub(r'"\1"', name)
     name = _POLY.sub(lambda m: f"{m.group(1)}{m.group(2)}", name)  # R: o.L, o.Q, o.C, o^4
     name = _T_LEVEL.sub(r"\1", name)
     return _LEVEL.sub(r"\1", name)
@@ -102,6 +204,69 @@ def formulaic_formula(text: str):
         return Formula(text)
     except Exception as exc:  # formulaic raises its own parser errors
         raise FormulaError(f"cannot parse {text!r}: {exc}") from None
+
+
+_TICKED = re.compile(r"`([^`]+)`")
+
+
+def _factor_variables(factor) -> set:
+    """Data columns one formulaic factor reads, dotted names whole.
+
+    formulaic reduces every name to its root (``days.deprived`` -> ``days``, Python's attribute access)
+    and finds nothing inside backticks in a call (``I(`log.t`)``).  A plain name (formulaic's lookup) is
+    the column itself; in a call, every backticked name is a column and so is every other name read as a
+    value (``_python_names``).
+    """
+    from formulaic.parser.types import Factor
+
+    if factor.eval_method == Factor.EvalMethod.LOOKUP:
+        return {str(factor.expr)}
+    if factor.eval_method != Factor.EvalMethod.PYTHON:
+        return set()
+    expr = str(factor.expr)
+    ticked = _TICKED.findall(expr)
+    plain = _TICKED.sub("_glmmkit_ticked_", expr)  # a placeholder name Python can parse
+    found = _python_names(plain)
+    if found is None:
+        found = {str(v) for v in Factor(plain, eval_method=Factor.EvalMethod.PYTHON).required_variables}
+    return (found - {"_glmmkit_ticked_"}) | set(ticked)
+
+
+def _python_names(expr: str) -> set | None:
+    """Names a Python expression reads as values (None when it does not parse).
+
+    formulaic finds none inside its stateful transforms (``poly(x, 2)``, ``scale(x)``, ``center(x)``),
+    so their columns were neither checked nor counted for complete cases.  A called name is a function;
+    the root of a called attribute (``np.log``, ``x.fillna``) and every other name is a value, less the
+    names formulaic itself provides (``np``, ``contr``).
+    """
+    import ast
+
+    from formulaic.transforms import TRANSFORMS
+
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and id(node) not in called and node.id not in TRANSFORMS:
+            out.add(node.id)
+    return out
+
+
+@lru_cache(maxsize=512)
+def formula_variables(text: str) -> frozenset:
+    """Names of the data columns a formula (``"y ~ x + log(`dose.mg`)"``) reads, dotted names whole."""
+    formula = formulaic_formula(text)
+    out: set = set()
+    sides = [formula.lhs, formula.rhs] if hasattr(formula, "lhs") else [formula]
+    for side in sides:
+        for term in side:
+            for factor in term.factors:
+                out |= _factor_variables(factor)
+    return frozenset(out)
 
 
 @lru_cache(maxsize=256)
@@ -245,6 +410,18 @@ def _poly_contrasts(rhs: str, data: pd.DataFrame) -> str:
     return rhs
 
 
+def _text_as_factors(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text columns as factors (new data for a training spec: formulaic would read a
+    StringDtype column as numbers)."""
+    text = [c for c in frame.columns if is_text(frame[c])]
+    if not text:
+        return frame
+    frame = frame.copy()
+    for c in text:
+        frame[c] = text_as_factor(frame[c])
+    return frame
+
+
 def build_design(rhs: str, data: pd.DataFrame, spec=None):
     """Design matrix of a right-hand side.
 
@@ -270,7 +447,8 @@ def build_design(rhs: str, data: pd.DataFrame, spec=None):
         return spec.get_model_matrix(data), [r_column_name(c) for c in spec.column_names], spec
     try:
         if spec is not None:
-            mm = spec.get_model_matrix(frame_of(data), output="numpy", na_action="ignore", context=FUNCTIONS)
+            mm = spec.get_model_matrix(_text_as_factors(frame_of(data)), output="numpy", na_action="ignore",
+                                       context=FUNCTIONS)
         else:
             mm = model_matrix("~ " + _poly_contrasts(rhs, data), data)
     except FormulaError:

@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError, DataTypeError, FormulaError, ArgumentError
-from .design import FUNCTIONS, ColumnReader, build_design, formulaic_formula, model_matrix, r_column_name
+from .design import (FUNCTIONS, ColumnReader, build_design, formula_variables, model_matrix, quote_dotted,
+                     r_column_name)
 from .formula import ParsedFormula, RandomTermSpec
 from .formula.parser import _python_powers
-from .validate import check_finite_array, check_finite_columns, check_numbers_as_text, suggest
+from .validate import (check_finite_array, check_finite_columns, check_numbers_as_text, is_text, suggest,
+                       text_as_factor)
 
 __all__ = ["GroupingFactor", "RandomTermData", "ModelFrame", "build_model_frame", "r_column_name"]
 
@@ -109,14 +111,9 @@ class ModelFrame:
         return self.y.shape[0]
 
 
-@lru_cache(maxsize=512)
-def _required(text: str) -> frozenset:
-    return frozenset(formulaic_formula(text).required_variables)
-
-
 def _used_variables(text: str, df: pd.DataFrame) -> set:
     """Columns a formula piece reads (names of known functions are not columns unless the data has them)."""
-    return {v for v in _required(text) if v in df.columns or v not in FUNCTIONS}
+    return {v for v in formula_variables(quote_dotted(text, df.columns)) if v in df.columns or v not in FUNCTIONS}
 
 
 def _as_dataframe(data) -> pd.DataFrame:
@@ -398,8 +395,8 @@ def _response(parsed: ParsedFormula, data: pd.DataFrame, family=None) -> tuple[n
         numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
         if binomial and not numeric:
             if col.dtype == object or pd.api.types.is_string_dtype(col):
-                as_num = pd.to_numeric(col, errors="coerce")
-                if as_num.notna().all():
+                as_num = pd.to_numeric(pd.Series(col.to_numpy(dtype=object, na_value=None)), errors="coerce")
+                if as_num.notna().all():  # (on Arrow strings to_numeric gives NaN, not NA: read as objects)
                     raise DataError(f"response {name!r} holds numbers stored as text; convert with pandas.to_numeric")
             return _binary_factor(col, name), name, None
         if not numeric and not pd.api.types.is_bool_dtype(col):
@@ -498,6 +495,15 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
     y, response_name, trials = _response(parsed, view, family)
     if trials is not None:
         w = trials if w is None else w * trials
+
+    # text columns are factors (R's character columns): formulaic would read a StringDtype column of
+    # digits as numbers and fail on letters; a categorical also takes the fast design path
+    text = [c for c in ordered if c != response_name and is_text(view[c])]
+    if text:
+        sub = sub.copy() if sub is not df else df[ordered].copy()
+        for c in text:
+            sub[c] = text_as_factor(view[c])
+        view = ColumnReader(sub)
 
     X, x_names, spec = build_design(parsed.fixed_rhs, view)
 

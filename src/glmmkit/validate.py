@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import re
 import warnings
 
 import numpy as np
@@ -87,6 +88,44 @@ def float_values(col: pd.Series) -> np.ndarray:
     return col.to_numpy(dtype=float, na_value=np.nan)
 
 
+def is_text(col: pd.Series) -> bool:
+    """True for a column of strings in any of pandas' forms: ``str``/``string``/``string[pyarrow]``
+    (StringDtype), Arrow-backed strings (``pd.ArrowDtype(pa.string())``) and object columns holding
+    only strings.  R makes every character column a factor; so does glmmkit."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    if isinstance(dtype, np.dtype):
+        return dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "string"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return False
+    pa_type = getattr(dtype, "pyarrow_dtype", None)
+    if pa_type is not None:
+        import pyarrow as pa
+
+        return bool(pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type)
+                    or getattr(pa.types, "is_string_view", lambda t: False)(pa_type))
+    return False
+
+
+def text_as_factor(col: pd.Series) -> pd.Series:
+    """A text column as an unordered categorical with its values' sorted levels (R's factor() of a
+    character vector); missing values stay missing.  Digits stay labels: ``"10"`` is a level, not 10."""
+    values = col.to_numpy(dtype=object, na_value=None)
+    keep = np.array([v is not None for v in values]) if col.hasnans else None
+    if keep is not None:
+        values = values[keep]
+    levels = np.unique(values.astype(str)) if len(values) else np.array([], dtype=object)
+    codes = np.full(len(col), -1, dtype=np.int64)
+    idx = np.searchsorted(levels, values.astype(str))
+    if keep is None:
+        codes = idx
+    else:
+        codes[keep] = idx
+    cat = pd.Categorical.from_codes(codes, categories=pd.Index(levels.tolist(), dtype=object))
+    return pd.Series(cat, index=col.index, name=col.name)
+
+
 def check_finite_columns(data: pd.DataFrame, columns) -> None:
     """DataError naming the first numeric column of ``columns`` that holds ±inf (with how many rows)."""
     for c in columns:
@@ -115,25 +154,54 @@ def check_finite_array(values: np.ndarray, what: str, data: pd.DataFrame) -> Non
         )
 
 
+_NUMBER_UNIT = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*([^\d\s.,;:+-].*?)\s*$")
+#: a text column of numbers with a unit warns from this many distinct values on (or with any fraction):
+#: fewer whole doses ("5 mg", "10 mg", "20 mg") are plausibly groups
+UNIT_LEVELS = 10
+
+
 def check_numbers_as_text(data: pd.DataFrame, columns) -> None:
-    """Warn when a text column used as a covariate holds only numbers, some of them fractional.
+    """Warn when a text column used as a covariate holds only numbers, some of them fractional, or
+    numbers with a unit (``"4.7 mg"``).
 
     Text is a factor (as in R), which is right for codes such as ``"1"``, ``"2"``; but
-    ``"0.25"``, ``"1.5"`` are measurements read as text, and a factor with a level per
-    distinct value is almost certainly not what was meant.
+    ``"0.25"``, ``"1.5"`` or ``"4.7 mg"`` are measurements read as text, and a factor with a level per
+    distinct value is almost certainly not what was meant.  Only the distinct values are read.
     """
     for c in columns:
         col = data[c]
-        if not (col.dtype == object or pd.api.types.is_string_dtype(col)) or isinstance(col.dtype, pd.CategoricalDtype):
+        if isinstance(col.dtype, pd.CategoricalDtype) or not (col.dtype == object or is_text(col)):
             continue
-        nonmissing = col.dropna()
-        if nonmissing.empty:
+        uniq = pd.unique(col.to_numpy(dtype=object, na_value=None))
+        uniq = np.array([str(v) for v in uniq if v is not None and v == v], dtype=object)
+        if uniq.size == 0:
             continue
-        as_num = pd.to_numeric(nonmissing.astype(str), errors="coerce")
-        if as_num.notna().all() and np.any(as_num.to_numpy() != np.round(as_num.to_numpy())):
+        example = uniq[len(uniq) // 2]
+        as_num = pd.to_numeric(pd.Series(uniq), errors="coerce").to_numpy(dtype=float)
+        if not np.isnan(as_num).any():
+            if np.any(as_num != np.round(as_num)):
+                warnings.warn(
+                    f"column {c!r} holds numbers stored as text (e.g. {example!r}) and is treated as a factor "
+                    f"with {uniq.size} levels; if it is a measurement, convert it: "
+                    f"df[{c!r}] = pandas.to_numeric(df[{c!r}])",
+                    DataWarning, stacklevel=4,
+                )
+            continue
+        matches = [_NUMBER_UNIT.match(v) for v in uniq]
+        if not all(matches):
+            continue
+        units = sorted({m.group(1) for m in matches})
+        numbers = pd.to_numeric(pd.Series([v[: m.start(1)] for v, m in zip(uniq, matches)]),
+                                errors="coerce").to_numpy(dtype=float)
+        fractional = np.any(numbers != np.round(numbers))
+        if len(units) <= 3 and (uniq.size >= UNIT_LEVELS or fractional):
+            unit_text = ", ".join(repr(u) for u in units)
             warnings.warn(
-                f"column {c!r} holds numbers stored as text and is treated as a factor with "
-                f"{nonmissing.nunique()} levels; convert it with pandas.to_numeric if it is a measurement",
+                f"column {c!r} holds numbers with a unit ({unit_text}; e.g. {example!r}) and is treated as a "
+                f"factor with {uniq.size} distinct values, one coefficient each; if it is a measurement, "
+                f"convert it to numbers: df[{c!r}] = pandas.to_numeric(df[{c!r}].str.extract("
+                r"r'([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)'"
+                ", expand=False))",
                 DataWarning, stacklevel=4,
             )
 

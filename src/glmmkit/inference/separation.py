@@ -53,12 +53,19 @@ class SeparationResult:
     def message(self) -> str:
         if not self.separated:
             return "no separation: the maximum-likelihood estimates exist"
-        cols = ", ".join(f"{c} ({'+' if self.direction[c] > 0 else '-'}∞)" for c in self.columns)
+        shown = SHOWN_COLUMNS if len(self.columns) > SHOWN_COLUMNS + 1 else len(self.columns)
+        cols = ", ".join(f"{c} ({'+' if self.direction[c] > 0 else '-'}∞)" for c in self.columns[:shown])
+        if shown < len(self.columns):  # a many-level factor: the message stays readable (all in .columns)
+            cols += f" and {len(self.columns) - shown} more columns (fit.separation.columns lists them)"
         return (
             f"{self.kind} separation: the response is perfectly predicted by the fixed effects, so the "
             f"estimates of {cols} diverge and their standard errors are meaningless. Remove or merge the "
             "offending predictor levels, or use a penalised (bias-reduced, weakly informative prior) fit"
         )
+
+
+#: separated columns named in the message; the rest are counted
+SHOWN_COLUMNS = 5
 
 
 def _signed_rows(X, y, wt):
