@@ -279,6 +279,21 @@ def _hessian_from_values(fun, x, steps):
     return H, (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * steps)
 
 
+def central_jacobian(f, x0, rel: float = 1e-5):
+    """f(x0) and the Jacobian of a vector function by central differences (steps rel·max(1, |x_j|)):
+    the delta method's derivative where no analytic one exists (marginal effects, emmeans)."""
+    x0 = np.asarray(x0, dtype=float)
+    f0 = np.asarray(f(x0), dtype=float)
+    J = np.empty((f0.shape[0], x0.shape[0]))
+    for j in range(x0.shape[0]):  # one pair of evaluations per parameter
+        h = rel * max(1.0, abs(x0[j]))
+        up, down = x0.copy(), x0.copy()
+        up[j] += h
+        down[j] -= h
+        J[:, j] = (np.asarray(f(up)) - np.asarray(f(down))) / (2.0 * h)
+    return f0, J
+
+
 def covariance_from_hessian(H):
     """Covariance 2 H⁻¹ of the parameters from the Hessian of the deviance, and whether H is positive
     definite; (None, False) when H is missing, singular or not finite."""

@@ -362,19 +362,6 @@ def _marginal_link_means(fit, theta, beta, X, off, cols, A):
     return A @ fit.family.link.link(mu)
 
 
-def _numeric_jacobian(f, x0):
-    k = x0.shape[0]
-    f0 = f(x0)
-    J = np.empty((f0.shape[0], k))
-    for j in range(k):
-        h = 1e-5 * max(1.0, abs(x0[j]))
-        up, down = x0.copy(), x0.copy()
-        up[j] += h
-        down[j] -= h
-        J[:, j] = (f(up) - f(down)) / (2.0 * h)
-    return f0, J
-
-
 def _marginal_estimand(fit, grid, idx, ncell, ddf):
     """Population-averaged link-scale means of the cells, with the Jacobian in (θ, β)."""
     from ..frame import term_columns
@@ -393,7 +380,9 @@ def _marginal_estimand(fit, grid, idx, ncell, ddf):
     def f(x):
         return _marginal_link_means(fit, x[:nt], x[nt:], X, off, cols, A)
 
-    est, J = _numeric_jacobian(f, x0)
+    from ..fitting.driver import central_jacobian
+
+    est, J = central_jacobian(f, x0)
     k = x0.shape[0]
     bad = _not_estimable(A @ Xf, _null_basis(fit))
     return _Estimand(fit, est, J, np.asarray(cov, dtype=float)[:k, :k], False, "asymptotic", bad=bad)

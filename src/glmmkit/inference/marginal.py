@@ -91,17 +91,11 @@ def marginal_coefs(fit) -> pd.DataFrame:
     elif cov is None or not np.all(np.isfinite(cov)):
         se = np.full(est.shape, np.nan)
     else:
-        x0 = np.concatenate([theta, beta])
-        k = x0.shape[0]
-        J = np.empty((est.shape[0], k))
-        for j in range(k):
-            h = 1e-5 * max(1.0, abs(x0[j]))
-            up, down = x0.copy(), x0.copy()
-            up[j] += h
-            down[j] -= h
-            f_up = _marginal_beta(fit, up[: theta.shape[0]], up[theta.shape[0]:], X, offset, cols)
-            f_down = _marginal_beta(fit, down[: theta.shape[0]], down[theta.shape[0]:], X, offset, cols)
-            J[:, j] = (f_up - f_down) / (2.0 * h)
+        from ..fitting.driver import central_jacobian
+
+        nt = theta.shape[0]
+        _, J = central_jacobian(lambda x: _marginal_beta(fit, x[:nt], x[nt:], X, offset, cols),
+                                np.concatenate([theta, beta]))
         se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, cov, J), 0.0))
     z = est / se
     out = pd.DataFrame({"estimate": est, "std_error": se, "statistic": z, "p_value": 2.0 * stats.norm.sf(np.abs(z)),
