@@ -102,6 +102,7 @@ def test_gee_page_glmmkit_part_runs_without_statsmodels(gee_glmm_only):
     page = "gee_vs_glmm.md"
     assert ns["c"] == pytest.approx(0.5881, abs=1e-4)
     quoted(page, ns["c"], ".3f")
+    quoted(page, ns["c"] ** 2, ".3f")   # "1/√(1 + 0.346 σ²)"
     quoted(page, ns["marg"].loc["x", "conditional"], ".3f")
     quoted(page, ns["marg"].loc["x", "estimate"], ".3f")
     quoted(page, np.exp(ns["marg"].loc["x", "conditional"]), ".3f")
