@@ -1,5 +1,5 @@
 # Reference figures for docs/tutorials/meta_analysis.md and tests/test_tutorials_gee_meta.py.
-# Run from this folder:  Rscript make_meta.R   (needs metafor, metadat, lme4 and jsonlite)
+# Run from this folder:  Rscript make_meta.R   (needs metafor, metadat, lme4, glmmTMB and jsonlite)
 # Writes dat_bcg.csv (metafor's dat.bcg, the 13 BCG vaccine trials) and meta_cases.json.
 suppressPackageStartupMessages({library(metafor); library(metadat); library(lme4); library(jsonlite)})
 
