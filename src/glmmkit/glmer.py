@@ -30,7 +30,8 @@ __all__ = ["glmer", "glm_irls"]
 
 
 def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, weights=None, offset=None,
-          family_params=None, olre=False, residual=None, relmat=None, data_name=None):
+          family_params=None, olre=False, residual=None, relmat=None, ziformula=None, dispformula=None,
+          data_name=None):
     """Fit a generalized linear mixed model.
 
     Parameters
@@ -65,6 +66,16 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         overdispersed Poisson or binomial data.
     relmat : dict, optional
         Known relationship matrices up to scale, ``{"animal": K}`` (see :func:`glmmkit.lmer`).
+    ziformula : str, optional
+        One-sided formula for the zero part (glmmTMB's): with a count family (poisson, nbinom1,
+        negative_binomial) a zero-inflated model, p(0) = π + (1 − π) p₀(μ); with a truncated count
+        (``"truncated_poisson"``, ``"truncated_nbinom1"``, ``"truncated_nbinom2"``) or a positive
+        continuous family (gamma: glmmTMB's ``ziGamma``) a hurdle, p(0) = π.  logit π is linear in
+        the formula's columns (``fit.fixef_zi``); ``"~ 1"`` for a constant.
+    dispformula : str, optional
+        One-sided formula for the family's dispersion on glmmTMB's log scale (log θ for NB2, log φ for
+        NB1 and beta, log σ for Gamma, Gaussian and Student-t): ``fit.fixef_disp``.  ``"~ 1"`` is the
+        default (one dispersion parameter, ``fit.family_params``).
     residual : None
         Residual correlation structures belong to Gaussian models (``lmer(..., residual=...)``);
         a GLMM has no residual to correlate, and asking raises an error that points to the
@@ -82,6 +93,7 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
             "term on an observation-level factor, e.g. ar1(0 + factor(visit) | Subject) (one effect per visit "
             "and subject)")
     fam = get_family(family, link, family_params)
+    fam = _zero_and_dispersion(fam, ziformula, dispformula)
     parametric = isinstance(fam, ParametricFamily)
     if fam.name == "gaussian" and fam.link.name == "identity":
         raise ArgumentError("family='gaussian' with the identity link is a linear mixed model: use glmmkit.lmer(..., reml=False)")
@@ -101,7 +113,9 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     parsed = parse_formula(formula)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effects term such as (1 | group)")
-    frame = build_model_frame(parsed, data, weights=weights, offset=offset, family=fam)
+    extra, what = _submodel_columns(ziformula, dispformula, data)
+    frame = build_model_frame(parsed, data, weights=weights, offset=offset, family=fam, extra_columns=extra,
+                              extra_what=what)
     messages = list(frame.messages)
     wt = np.ones(frame.nobs) if frame.weights is None else frame.weights
     fam.check_response(frame.y, wt, frame.response_name)
@@ -130,8 +144,9 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         if nagq**K > 20_000:
             raise ArgumentError(f"nagq={nagq} with {K} random effects per level needs {nagq}**{K} nodes; use fewer nodes")
 
+    submodels = _submodels(ziformula, dispformula, frame, fam, wt)
     problem = GlmmProblem(frame=frame, structure=structure, X=X, wt=wt, family=fam, nagq=nagq, kept=kept,
-                          dropped=dropped, data_name=data_name, messages=tuple(messages))
+                          dropped=dropped, data_name=data_name, messages=tuple(messages), submodels=submodels)
     with single_blas_thread():
         separation, beta0 = None, None
         if pql or not parametric:
@@ -145,6 +160,56 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     if fam.name == "binomial":
         fit.separation = separation if separation is not None else SeparationResult("none")
     return finish_fit(fit, t0)
+
+
+def _zero_and_dispersion(fam, ziformula, dispformula):
+    """The family with its zero model (zero inflation or hurdle) when a ziformula is given; errors for
+    formulas that do not apply to the family."""
+    from .families import zero_model_family
+    from .submodel import is_trivial
+
+    if ziformula is not None and str(ziformula).replace(" ", "") in ("~0", "0"):
+        ziformula = None  # glmmTMB's 'no zero inflation'
+    if ziformula is not None:
+        fam = zero_model_family(fam)
+    if dispformula is not None and not is_trivial(dispformula):
+        if getattr(fam, "disp_param", None) is None:
+            raise ArgumentError(f"dispformula={dispformula!r} does not apply to the {fam.name} family, which has no "
+                                "dispersion parameter (its variance is fixed by its mean); drop dispformula, or use "
+                                "a family with one (negative_binomial, nbinom1, gamma, beta, student_t, ...)")
+    return fam
+
+
+def _submodel_columns(ziformula, dispformula, data):
+    """Columns the sub-model formulas use (their missing rows are dropped with the formula's)."""
+    from .frame import _used_variables
+    from .submodel import one_sided
+
+    cols, what = [], []
+    for arg, f in (("ziformula", ziformula), ("dispformula", dispformula)):
+        if f is None or str(f).replace(" ", "") in ("~0", "0"):
+            continue
+        text = one_sided(f, arg)
+        cols += sorted(_used_variables(text, data))
+        what.append(f"{arg}={f!r}")
+    return tuple(dict.fromkeys(cols)), " / ".join(what)
+
+
+def _submodels(ziformula, dispformula, frame, fam, wt) -> tuple:
+    """The ``SubModel`` of each formula given (none for '~ 1' dispersion, the family's own parameter)."""
+    from .submodel import build_submodel, is_trivial
+
+    out = []
+    if ziformula is not None and str(ziformula).replace(" ", "") not in ("~0", "0"):
+        out.append(build_submodel(ziformula, frame.data, "zi", fam))
+        zeros = int(np.sum(frame.y == 0))
+        if zeros == 0:
+            msg = (f"ziformula={ziformula!r}: the response {frame.response_name!r} has no zeros in the "
+                   f"{frame.nobs} complete rows, so the zero part is not identified (its probability goes to 0)")
+            warnings.warn(msg, IdentifiabilityWarning, stacklevel=3)
+    if dispformula is not None and not is_trivial(dispformula):
+        out.append(build_submodel(dispformula, frame.data, "disp", fam))
+    return tuple(out)
 
 
 def _add_olre(formula: str, data):

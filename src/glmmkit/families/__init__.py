@@ -16,6 +16,7 @@ from .negbin import NegativeBinomial1, NegativeBinomial2
 from .parametric import ParametricFamily
 from .poisson import Poisson
 from .student_t import StudentT
+from .zero_models import Hurdle, Truncated, ZeroInflated, zero_model_family
 
 FAMILIES = {
     "binomial": Binomial,
@@ -28,12 +29,18 @@ FAMILIES = {
     "student_t": StudentT,
     "gaussian": Gaussian,
 }
-_ALIASES = {"bernoulli": "binomial", "nbinom2": "negative_binomial", "negbin": "negative_binomial",
+#: families made by wrapping another (zero-truncated counts): name -> (wrapper, base class)
+WRAPPED = {
+    "truncated_poisson": (Truncated, Poisson),
+    "truncated_nbinom2": (Truncated, NegativeBinomial2),
+    "truncated_nbinom1": (Truncated, NegativeBinomial1),
+}
+_ALIASES = {"zigamma": "gamma", "truncated_negative_binomial": "truncated_nbinom2", "bernoulli": "binomial", "nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "nb2": "negative_binomial", "nb1": "nbinom1", "inverse.gaussian": "inverse_gaussian",
             "inverse_gaussian": "inverse_gaussian", "beta_family": "beta", "t": "student_t", "normal": "gaussian"}
 
 __all__ = ["Family", "ParametricFamily", "Binomial", "Poisson", "NegativeBinomial2", "NegativeBinomial1", "Gamma",
-           "InverseGaussian", "Beta", "StudentT", "Gaussian", "Link", "get_link", "get_family", "FAMILIES", "LINKS"]
+           "InverseGaussian", "Beta", "StudentT", "Gaussian", "Truncated", "ZeroInflated", "Hurdle", "zero_model_family", "Link", "get_link", "get_family", "FAMILIES", "LINKS"]
 
 
 def get_family(family, link=None, family_params=None) -> Family:
@@ -58,7 +65,7 @@ def get_family(family, link=None, family_params=None) -> Family:
     if isinstance(family, Family):
         link = family.link.name if link is None else link
         if isinstance(family, ParametricFamily):
-            return type(family)(link, {**family.fixed, **dict(family_params or {})})
+            return family.fresh(link, family_params)
         if family_params:
             raise ArgumentError(f"the {family.name} family has no parameters of its own; "
                                 f"family_params={family_params!r} does not apply")
@@ -67,10 +74,15 @@ def get_family(family, link=None, family_params=None) -> Family:
         return family(link, family_params) if issubclass(family, ParametricFamily) else family(link)
     key = str(family).lower()
     key = _ALIASES.get(key, key)
+    if key in WRAPPED:
+        wrapper, base = WRAPPED[key]
+        return wrapper(base(link, family_params) if issubclass(base, ParametricFamily) else base(link))
     if key not in FAMILIES:
-        close = difflib.get_close_matches(key, list(FAMILIES) + list(_ALIASES), n=1)
+        close = difflib.get_close_matches(key, list(FAMILIES) + list(WRAPPED) + list(_ALIASES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ArgumentError(f"unknown family {family!r}{hint}; available: {', '.join(FAMILIES)}")
+        raise ArgumentError(f"unknown family {family!r}{hint}; available: {', '.join(list(FAMILIES) + list(WRAPPED))}"
+                            + ("; zero inflation is a ziformula (glmer(..., family='poisson', ziformula='~ 1'))"
+                               if key.startswith("zi") else ""))
     cls = FAMILIES[key]
     if issubclass(cls, ParametricFamily):
         return cls(link, family_params)

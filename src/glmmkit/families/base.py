@@ -88,6 +88,14 @@ class Family:
     def simulate(self, mu, wt, rng):
         raise NotImplementedError
 
+    def response_mean(self, mu):
+        """E[y | b] at the linear predictor's mean μ (μ itself except for zero-inflated and hurdle families)."""
+        return mu
+
+    def response_variance(self, mu):
+        """Var[y | b] at μ (``variance`` except for zero-inflated and hurdle families)."""
+        return self.variance(mu)
+
     # ---- IRLS pieces ----
     def working(self, eta, y, wt):
         """μ, working weights W and working response z at η (Fisher scoring)."""

@@ -18,6 +18,7 @@ class Beta(ParametricFamily):
     default_link = "logit"
     links = ("logit", "probit", "cloglog", "cauchit")
     param_names = ("phi",)
+    disp_param = "phi"
 
     def variance(self, mu):
         return np.maximum(mu * (1.0 - mu) / (1.0 + self._values["phi"]), 1e-300)

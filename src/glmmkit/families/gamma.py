@@ -18,6 +18,8 @@ class Gamma(ParametricFamily):
     default_link = "inverse"  # R's Gamma(); glmmTMB users mostly write link = "log"
     links = ("inverse", "log", "identity")
     param_names = ("shape",)
+    disp_param = "shape"
+    disp_scale = -0.5
 
     def variance(self, mu):
         return np.maximum(mu * mu / self._values["shape"], 1e-300)

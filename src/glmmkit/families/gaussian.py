@@ -23,9 +23,10 @@ class Gaussian(ParametricFamily):
     default_link = "identity"
     links = ("identity", "log", "inverse")
     param_names = ("sigma",)
+    disp_param = "sigma"
 
     def variance(self, mu):
-        return np.full_like(np.asarray(mu, dtype=float), self._values["sigma"] ** 2)
+        return np.broadcast_to(self._values["sigma"] ** 2, np.shape(mu)).astype(float)
 
     def mu_derivatives(self, y, mu, wt, values):
         s2 = values["sigma"] ** 2

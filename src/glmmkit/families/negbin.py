@@ -30,6 +30,7 @@ class NegativeBinomial2(_Counts):
 
     name = "negative_binomial"
     param_names = ("theta",)
+    disp_param = "theta"
 
     def variance(self, mu):
         return np.maximum(mu + mu * mu / self._values["theta"], 1e-300)
@@ -40,7 +41,7 @@ class NegativeBinomial2(_Counts):
         an iteration.  The memo holds the response it was computed for, so it can never answer for
         another one."""
         memo = self.__dict__.get("_memo")
-        if memo is None or memo[0] is not y or memo[1] != th:
+        if memo is None or memo[0] is not y or not (memo[1] is th or (np.ndim(th) == 0 and memo[1] == th)):
             const = gammaln(y + th) - gammaln(th) - gammaln(y + 1.0) + th * np.log(th)
             dconst = digamma(y + th) - digamma(th) + np.log(th) + 1.0
             memo = (y, th, (const, dconst))
@@ -84,6 +85,7 @@ class NegativeBinomial1(_Counts):
 
     name = "nbinom1"
     param_names = ("phi",)
+    disp_param = "phi"
 
     def variance(self, mu):
         return np.maximum(mu * (1.0 + self._values["phi"]), 1e-300)

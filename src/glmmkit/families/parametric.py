@@ -26,7 +26,30 @@ import numpy as np
 
 from .base import Family
 
-__all__ = ["ParametricFamily", "EtaDerivatives"]
+__all__ = ["ParametricFamily", "EtaDerivatives", "to_engine_scale", "from_engine_scale"]
+
+
+def _value(v):
+    """A parameter value as the family holds it: a float, or a float array with one entry per row."""
+    a = np.asarray(v, dtype=float)
+    return float(a) if a.ndim == 0 else a
+
+
+def _show(v) -> str:
+    a = np.asarray(v, dtype=float)
+    return f"{float(a):.4g}" if a.ndim == 0 else f"<per row: {a.min():.4g}..{a.max():.4g}>"
+
+
+def to_engine_scale(v, scale: str):
+    """log(v), or logit(v) for a probability."""
+    v = np.asarray(v, dtype=float)
+    return np.log(v) - np.log1p(-v) if scale == "logit" else np.log(v)
+
+
+def from_engine_scale(x, scale: str):
+    """exp(x), or the inverse logit for a probability."""
+    x = np.asarray(x, dtype=float)
+    return 0.5 * (1.0 + np.tanh(0.5 * x)) if scale == "logit" else np.exp(x)
 
 
 @dataclass
@@ -63,6 +86,12 @@ class ParametricFamily(Family):
 
     param_names: tuple = ()
     has_dispersion = True
+    #: the engine's scale of each parameter: "log" (the default) or "logit" (a probability)
+    param_scales: dict = {}
+    #: the parameter a ``dispformula`` models, and ``a`` in glmmTMB's log-dispersion = a·ψ
+    #: (ψ this family's own log-parameter: 1 for NB θ, beta φ, σ; -1/2 for the Gamma shape, 1/σ²)
+    disp_param: str | None = None
+    disp_scale: float = 1.0
 
     def __init__(self, link=None, fixed: dict | None = None):
         super().__init__(link)
@@ -91,22 +120,34 @@ class ParametricFamily(Family):
         """A new family object bound to ``values`` (fixed parameters keep their given values)."""
         new = copy.copy(self)
         merged = dict(self._values)
-        merged.update({k: float(v) for k, v in values.items() if k in self.param_names})
+        merged.update({k: _value(v) for k, v in values.items() if k in self.param_names})
         merged.update(self.fixed)
         new._values = merged
         new.__dict__.pop("_memo", None)  # memos of μ-free terms belong to one set of values
         return new
 
     def with_log_params(self, psi) -> "ParametricFamily":
-        """A new family object with the free parameters set from their logs ``psi``."""
-        return self.with_values({k: float(np.exp(v)) for k, v in zip(self.free_names, np.atleast_1d(psi))})
+        """A new family object with the free parameters set from the engine's scale ``psi`` (their
+        logs; the logit for a probability), in ``free_names`` order."""
+        return self.with_psi(dict(zip(self.free_names, np.atleast_1d(psi))))
+
+    def with_psi(self, psi: dict) -> "ParametricFamily":
+        """A new family object with parameters from the engine's scale by name; a value may be an
+        array with one entry per row (a parameter modelled by a formula)."""
+        return self.with_values({k: from_engine_scale(v, self.param_scales.get(k, "log")) for k, v in psi.items()})
 
     def log_params(self) -> np.ndarray:
-        """Logs of the free parameters' bound values (the engine's ψ)."""
-        return np.log([self._values[k] for k in self.free_names])
+        """The free parameters' bound values on the engine's scale (the engine's ψ)."""
+        return np.array([to_engine_scale(self._values[k], self.param_scales.get(k, "log")) for k in self.free_names],
+                        dtype=float)
+
+    def fresh(self, link=None, fixed: dict | None = None) -> "ParametricFamily":
+        """A new, unbound object of this family with ``link`` and ``fixed`` parameters (what
+        ``get_family`` hands out for an instance)."""
+        return type(self)(link or self.link.name, {**self.fixed, **dict(fixed or {})})
 
     def __repr__(self) -> str:
-        vals = ", ".join(f"{k}={v:.4g}" for k, v in self._values.items())
+        vals = ", ".join(f"{k}={_show(v)}" for k, v in self._values.items())
         return f"{type(self).__name__}(link={self.link.name!r}, {vals})"
 
     @property

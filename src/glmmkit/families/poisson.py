@@ -47,6 +47,16 @@ class Poisson(Family):
         W = wt * mu
         return mu, wt * (y - mu), W, W
 
+    def mu_derivatives(self, y, mu, wt, values=None):
+        """ℓ and its first three μ-derivatives per row (the ``ParametricFamily`` contract, no parameters
+        of its own): what zero-inflated and truncated Poisson families build on."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = xlogy(y, mu) - mu - gammaln(y + 1.0)
+            f1 = y / mu - 1.0
+            f2 = -y / mu**2
+            f3 = 2.0 * y / mu**3
+        return wt * f, wt * f1, wt * f2, wt * f3, {}
+
     def mu_start(self, y, wt):
         return y + 0.1
 

@@ -18,11 +18,13 @@ class StudentT(ParametricFamily):
     default_link = "identity"
     links = ("identity", "log", "inverse")
     param_names = ("df", "sigma")
+    disp_param = "sigma"
 
     def variance(self, mu):
         nu, sig = self._values["df"], self._values["sigma"]
-        v = sig * sig * nu / (nu - 2.0) if nu > 2 else np.inf
-        return np.full_like(np.asarray(mu, dtype=float), v)
+        with np.errstate(divide="ignore"):
+            v = np.where(np.asarray(nu) > 2, sig * sig * nu / np.maximum(np.asarray(nu, dtype=float) - 2.0, 0.0), np.inf)
+        return np.broadcast_to(v, np.shape(mu)).astype(float)
 
     def mu_derivatives(self, y, mu, wt, values):
         nu, sig = values["df"], values["sigma"]

@@ -58,6 +58,9 @@ class GlmmProblem:
     data_name : str or None
     messages : tuple of str
         What the front end had to say (dropped rows, dropped columns).
+    submodels : tuple of SubModel
+        The zero-inflation and dispersion formulas' models (``glmmkit.submodel``), each driving one
+        family parameter per row.
     """
 
     frame: object
@@ -70,6 +73,7 @@ class GlmmProblem:
     dropped: list
     data_name: str | None = None
     messages: tuple = ()
+    submodels: tuple = ()
 
     @property
     def y(self):
@@ -105,15 +109,23 @@ class GlmmProblem:
         return LinearPredictor(self.X, self.offset, self.structure, self.beta_names)
 
     @property
+    def sub_predictors(self) -> tuple:
+        """The sub-models' linear predictors (``LinearPredictor`` with ``param`` set)."""
+        return tuple(sub.predictor for sub in self.submodels)
+
+    @property
     def layout(self):
-        """The parameters a fit estimates: (θ, β[, ψ]) as a ``ParameterLayout``."""
-        return model_layout([self.predictor], self.family)
+        """The parameters a fit estimates: (θ, β[, ψ][, β_zi][, β_disp]) as a ``ParameterLayout``."""
+        return model_layout([self.predictor], self.family, self.sub_predictors)
 
     def objective(self, tol: float = 1e-10, beta_start=None):
         """A new objective for this problem (ParametricLaplace for a family with parameters)."""
-        cls = ParametricLaplace if self.parametric else GlmmObjective
-        return cls(self.structure, self.X, self.y, self.wt, self.offset, self.family, beta_start=beta_start,
-                   tol=tol, beta_names=self.beta_names)
+        if self.parametric:
+            return ParametricLaplace(self.structure, self.X, self.y, self.wt, self.offset, self.family,
+                                     beta_start=beta_start, tol=tol, beta_names=self.beta_names,
+                                     submodels=self.sub_predictors)
+        return GlmmObjective(self.structure, self.X, self.y, self.wt, self.offset, self.family, beta_start=beta_start,
+                             tol=tol, beta_names=self.beta_names)
 
     def fit(self, pql: bool = False, beta0=None):
         """Fit this problem: ``fit_glmm`` (or ``fit_pql``); returns a new fit."""
@@ -328,13 +340,13 @@ class ParametricLaplaceFit:
     def run(self, ctx: _Context) -> Estimate:
         pb = ctx.problem
         s, fam, nagq = pb.structure, pb.family, pb.nagq
-        psi0 = family_start(fam, pb, ctx.beta0).log_params()
         obj = pb.objective()
         layout = obj.layout
+        starts = family_parts_start(family_start(fam, pb, ctx.beta0), obj)
         lower, upper = layout.lower, layout.upper
         warm = _warm(obj)
-        theta0 = theta_start(s, lambda t: obj.laplace(layout.join(theta=t, beta=ctx.beta0, psi=psi0)))
-        x0 = layout.join(theta=theta0, beta=ctx.beta0, psi=psi0)
+        theta0 = theta_start(s, lambda t: obj.laplace(layout.join(theta=t, beta=ctx.beta0, **starts)))
+        x0 = layout.join(theta=theta0, beta=ctx.beta0, **starts)
         if obj.gradient_applies():
             res = driver.lbfgs(obj.laplace_and_gradient, x0, layout, pb.nobs, warm, value=obj.laplace)
             converged = driver.gradient_converged(res.fun, res.success, res.jac, res.x, layout, pb.nobs)
@@ -367,8 +379,8 @@ class ParametricLaplaceFit:
             agq_obj.laplace(x)  # modes at the Laplace estimates: the AGQ grid's centres
             fun = lambda prm: agq_obj.agq(prm, nagq)  # noqa: E731
             at = layout.split(x)
-            step = layout.join(theta=np.maximum(0.1 * np.abs(at.theta), 0.05), beta=np.full(at.beta.shape, 0.05),
-                               psi=np.full(at.psi.shape, 0.1))
+            step = layout.join(**{b.name: np.full(b.size, 0.1 if b.name == "psi" else 0.05) for b in layout.blocks
+                                  if b.name != "theta"}, theta=np.maximum(0.1 * np.abs(at.theta), 0.05))
             res = minimize_bobyqa(fun, x, lower, upper=upper, initial_step=step)
             x, evals = res.x, evals + res.n_evals
             optimizer, message, converged = f"{optimizer}, then nlopt BOBYQA on the AGQ deviance", res.message, res.converged
@@ -376,7 +388,7 @@ class ParametricLaplaceFit:
             obj = agq_obj
         prm = layout.split(x)
         theta, beta = prm.theta, prm.beta
-        state = obj.pirls(theta, beta, family=obj.family_at(prm.psi))
+        state = obj.pirls(theta, beta, family=obj.family_at(prm))
         dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
         return Estimate(x, state, obj, dev, H, grad, optimizer, evals, bool(converged), str(message),
                         obj.pirls_failures)
@@ -393,13 +405,31 @@ def family_start(family, problem: GlmmProblem, beta0) -> ParametricFamily:
     return family.with_values(family.start(y, mu, wt))
 
 
+def family_parts_start(started, obj) -> dict:
+    """Starting values of the family's blocks: ψ of the parameters estimated as one value each, and
+    each sub-model's β with its intercept at the moment start (its other coefficients 0)."""
+    engine = dict(zip(started.free_names, started.log_params()))
+    out = {}
+    if obj.scalar_names:
+        out["psi"] = np.array([engine[k] for k in obj.scalar_names])
+    for sub in obj.submodels:
+        b = np.zeros(sub.p)
+        names = sub.names or ()
+        if "(Intercept)" in names:
+            b[list(names).index("(Intercept)")] = engine[sub.param] * sub.param_scale
+        out[f"beta_{sub.part}"] = b
+    return out
+
+
 def glm_start(problem: GlmmProblem) -> np.ndarray:
     """β of the fixed-effects-only GLM (for a parametric family at moment starts of its parameters)."""
     fam = problem.family
+    y, wt = problem.y, problem.wt
+    if getattr(fam, "zero_model", None) == "hurdle":  # the positive part's mean: from the positive rows
+        wt = wt * (y > 0)
     if problem.parametric:
-        y, wt = problem.y, problem.wt
         fam = fam.with_values(fam.start(y, np.full(problem.nobs, float(np.average(y, weights=wt))), wt))
-    return glm_irls(problem.X, problem.y, problem.wt, problem.offset, fam)
+    return glm_irls(problem.X, y, wt, problem.offset, fam)
 
 
 def fit_glmm(problem: GlmmProblem, beta0=None):
@@ -491,9 +521,21 @@ def unscale(fit, scaling, problem: GlmmProblem):
         B[be, be] = M
         param_cov = B @ fit._param_cov @ B.T
     psi = fit._psi if fit._psi.shape[0] else None
+    x, x_cov = None, None
+    if fit._x is not None:  # the full estimate vector and its covariance, in the user's (θ, β)
+        layout = problem.layout
+        th, be = layout.slice("theta"), layout.slice("beta")
+        x = fit._x.copy()
+        x[th], x[be] = theta, beta
+        if fit._x_cov is not None:
+            B = np.eye(x.shape[0])
+            B[th, th] = theta_jacobian(structure, scaling.term_maps, fit._theta)
+            B[be, be] = M
+            x_cov = B @ fit._x_cov @ B.T
     return GlmmFit(problem=problem, state=state, theta=theta, beta=beta, vcov=M @ fit._vcov @ M.T,
                    loglik=fit.loglik, info=info, family=fit.family, family_psi=psi,
-                   family_psi_cov=fit._psi_cov if psi is not None else None, param_cov=param_cov, objective=obj)
+                   family_psi_cov=fit._psi_cov if psi is not None else None, param_cov=param_cov, objective=obj,
+                   estimates=x, estimates_cov=x_cov)
 
 
 def vcov_from_state(obj, state, theta) -> np.ndarray:
@@ -539,7 +581,7 @@ def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
                   family_psi_cov=(layout.block("psi", cov_all) if cov_all is not None
                                   else np.full((n_psi, n_psi), np.nan)) if n_psi else None,
                   param_cov=cov_all[conditional, conditional] if cov_all is not None else None,
-                  objective=est.objective)
+                  objective=est.objective, estimates=est.x, estimates_cov=cov_all)
     return fit
 
 

@@ -172,10 +172,11 @@ class GlmmObjective:
     """
 
     def __init__(self, structure, X, y, wt, offset, family, *, beta_start=None, tol=1e-10, maxit=60,
-                 beta_names=None):
+                 beta_names=None, submodels=()):
         self.structure = structure
         self.predictor = LinearPredictor(X, offset, structure, None if beta_names is None else tuple(beta_names))
-        self.layout = model_layout([self.predictor], family)
+        self.submodels = tuple(submodels)
+        self.layout = model_layout([self.predictor], family, self.submodels)
         self.X, self.y, self.wt, self.offset, self.family = X, y, wt, offset, family
         self.n, self.p = X.shape
         self.n_theta = structure.n_theta

@@ -16,7 +16,9 @@ of ``GlmmObjective`` with the observed W, plus, per family parameter ψ,
 
     dD/dψ = Σ_i [-2 ∂ℓ_i/∂ψ + c_i ∂W_i/∂ψ + e_i ∂s_i/∂ψ]
 
-(c the diagonal of ZΛM⁻¹Λ'Z', e = ZΛM⁻¹Λ'Z'v as there).
+(c the diagonal of ZΛM⁻¹Λ'Z', e = ZΛM⁻¹Λ'Z'v as there).  A parameter modelled by a
+sub-model (``ziformula``, ``dispformula``: ψ_i = x_i'β_sub / a per row) has the same row terms,
+summed through its columns: dD/dβ_sub = X_sub'[-2 ∂ℓ/∂ψ + c ∂W/∂ψ + e ∂s/∂ψ] / a.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .glmm import GlmmObjective, PirlsState
+from .layout import Parts
 from .predictor import PSI_BOUND
 
 __all__ = ["ParametricLaplace", "PSI_BOUND"]
@@ -35,10 +38,26 @@ class ParametricLaplace(GlmmObjective):
     def __init__(self, structure, X, y, wt, offset, family, **kw):
         super().__init__(structure, X, y, wt, offset, family, **kw)
         self._zeros = np.zeros(self.n)
+        modelled = {sub.param for sub in self.submodels}
+        #: the family's free parameters estimated as one value each (the "psi" block)
+        self.scalar_names = tuple(k for k in family.free_names if k not in modelled)
 
-    def family_at(self, psi):
-        """The family bound to ψ (a new object: the objective's own family is never changed)."""
-        return self.family.with_log_params(np.clip(psi, -PSI_BOUND, PSI_BOUND))
+    def row_psi(self, prm) -> dict:
+        """The family's free parameters on the engine's scale by name at ``prm`` (the split parameters,
+        or the ψ block alone): a float each, an array over rows for those a sub-model models."""
+        if not isinstance(prm, Parts):
+            psi = np.atleast_1d(np.asarray(prm, dtype=float))
+            return {k: float(np.clip(psi[j], -PSI_BOUND, PSI_BOUND)) for j, k in enumerate(self.scalar_names)}
+        psi = getattr(prm, "psi", np.zeros(0))
+        out = {k: float(np.clip(psi[j], -PSI_BOUND, PSI_BOUND)) for j, k in enumerate(self.scalar_names)}
+        for sub in self.submodels:
+            out[sub.param] = sub.engine_param(prm[f"beta_{sub.part}"])
+        return out
+
+    def family_at(self, prm):
+        """The family bound to the parameters ``prm`` (the split parameter vector, or the ψ block of a
+        model without sub-models): a new object, the objective's own family is never changed."""
+        return self.family.with_psi(self.row_psi(prm))
 
     # ----- the mode -----
     def _newton_system(self, W):
@@ -100,7 +119,7 @@ class ParametricLaplace(GlmmObjective):
         self.n_evals += 1
         prm = self.layout.split(params)
         theta, beta = prm.theta, prm.beta
-        state = self.pirls(theta, beta, family=self.family_at(prm.psi))
+        state = self.pirls(theta, beta, family=self.family_at(prm))
         if np.isfinite(state.laplace):
             self.u = state.u
         return state.laplace
@@ -110,7 +129,7 @@ class ParametricLaplace(GlmmObjective):
         self.n_evals += 1
         prm = self.layout.split(params)
         theta, beta = prm.theta, prm.beta
-        state = self.pirls(theta, beta, family=self.family_at(prm.psi))
+        state = self.pirls(theta, beta, family=self.family_at(prm))
         if not np.isfinite(state.laplace):
             return np.inf
         self.u = state.u
@@ -120,13 +139,14 @@ class ParametricLaplace(GlmmObjective):
         self.n_evals += 1
         params = np.asarray(params, dtype=float)
         prm = self.layout.split(params)
-        theta, beta, psi = prm.theta, prm.beta, prm.psi
-        fam = self.family_at(psi)
+        theta, beta = prm.theta, prm.beta
+        psi = self.row_psi(prm)
+        fam = self.family.with_psi(psi)
         u0 = start = None
         last = getattr(self, "_mode_at", None)
         if last is not None:  # PIRLS's start to first order, ψ's change included (GlmmObjective._predicted_mode)
             d_prev = last[2].derivs
-            shift = sum((s_p * (psi[j] - last[3][j]) for j, (_, s_p, _) in enumerate(d_prev.psi)),
+            shift = sum((s_p * (psi[k] - last[3][k]) for k, (_, s_p, _) in zip(fam.free_names, d_prev.psi)),
                         np.zeros(self.n))
             u0, start = self._predicted_mode(theta, beta, fam, shift)
         state = self.pirls(theta, beta, u0=u0, family=fam, start=start)
@@ -134,15 +154,18 @@ class ParametricLaplace(GlmmObjective):
             return np.inf, np.full(params.shape[0], np.nan)
         self.u = state.u
         grad = self.gradient_at(state, theta)
-        self._mode_at = (theta.copy(), beta.copy(), state, psi.copy())
+        self._mode_at = (theta.copy(), beta.copy(), state, psi)
         return state.laplace, grad
 
     def gradient_at(self, state, theta):
         d = state.derivs
         state._score_weights = (d.s, d.W)  # for the next evaluation's start (_predicted_mode)
         grad, c_diag, e = self._gradient_core(state, theta, d.s, d.W, d.dW)
-        extra = [float(np.sum(-2.0 * lp + c_diag * Wp + e * sp)) for lp, sp, Wp in d.psi]
-        return np.concatenate([grad, extra])
+        fam = state.family if state.family is not None else self.family
+        rows = {k: -2.0 * lp + c_diag * Wp + e * sp for k, (lp, sp, Wp) in zip(fam.free_names, d.psi)}
+        extra = [np.array([float(np.sum(rows[k])) for k in self.scalar_names])]
+        extra += [sub.X.T @ rows[sub.param] / sub.param_scale for sub in self.submodels]
+        return np.concatenate([grad, *extra])
 
     def gradient_applies(self, max_cross: int = 5_000_000) -> bool:
         blocks = self.structure.blocks

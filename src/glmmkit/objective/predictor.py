@@ -39,6 +39,12 @@ class LinearPredictor:
         Fixed-effect labels (``beta[j]`` when omitted).
     part : str
         ``"cond"`` for the conditional mean; ``"zi"``, ``"disp"`` for the sub-models.
+    param : str or None
+        For a sub-model: the family parameter it models (``"zi"``, ``"theta"``, ``"sigma"``, ...).
+    param_scale : float
+        The family parameter on the engine's scale is η / ``param_scale`` (glmmTMB models the
+        log of its dispersion, which is ``a`` times the family's own log-parameter: a Gamma's
+        log σ = −½ log shape).
     """
 
     X: np.ndarray
@@ -46,6 +52,8 @@ class LinearPredictor:
     structure: object
     names: tuple | None = None
     part: str = "cond"
+    param: str | None = None
+    param_scale: float = 1.0
 
     @property
     def p(self) -> int:
@@ -60,23 +68,33 @@ class LinearPredictor:
         """Xβ + offset."""
         return self.X @ beta + self.offset
 
+    def engine_param(self, beta: np.ndarray) -> np.ndarray:
+        """The modelled family parameter per row on the engine's scale (bounded by ±``PSI_BOUND``
+        like an intercept-only one, so that no row's parameter leaves the range a fit can tell apart)."""
+        return np.clip(self.fixed(beta) / self.param_scale, -PSI_BOUND, PSI_BOUND)
+
     def parameter_blocks(self) -> tuple:
-        """(θ block, β block) of this predictor, named by its part."""
-        theta = ParameterBlock.covariance(self.structure)
+        """(θ block, β block) of this predictor, named by its part; a sub-model without random
+        effects has its β block only."""
         names = self.names if self.names is not None else tuple(f"beta[{j}]" for j in range(self.p))
-        beta = ParameterBlock.free("beta", names)
+        beta = ParameterBlock.free(f"beta{self.suffix}", names)
+        if self.structure is None:
+            return (beta,)
+        theta = ParameterBlock.covariance(self.structure)
         if self.suffix:
             theta = ParameterBlock(f"theta{self.suffix}", theta.names, theta.lower, theta.upper, theta.step, True,
                                    theta.sign_flips)
-            beta = ParameterBlock(f"beta{self.suffix}", beta.names, beta.lower, beta.upper, beta.step)
         return theta, beta
 
 
-def model_layout(predictors, family) -> ParameterLayout:
-    """The parameters of a model: each predictor's (θ, β), then the family's free parameters on the log
-    scale (ψ, bounded by ``PSI_BOUND``) when it has any."""
+def model_layout(predictors, family, submodels=()) -> ParameterLayout:
+    """The parameters of a model: each predictor's (θ, β), the family's free parameters that no
+    sub-model models, on the engine's scale (ψ, bounded by ``PSI_BOUND``), then each sub-model's
+    blocks (``beta_zi``, ``beta_disp``)."""
     blocks = [b for pred in predictors for b in pred.parameter_blocks()]
-    free = tuple(getattr(family, "free_names", ()) or ())
+    modelled = {sub.param for sub in submodels}
+    free = tuple(k for k in (getattr(family, "free_names", ()) or ()) if k not in modelled)
     if free:
         blocks.append(ParameterBlock.bounded("psi", free, PSI_BOUND))
+    blocks += [b for sub in submodels for b in sub.parameter_blocks()]
     return ParameterLayout(blocks)

@@ -30,16 +30,21 @@ class GlmmFit(MixedModelFit):
     separation = None
 
     def __init__(self, *, problem, state, theta, beta, vcov, loglik, info, family, family_psi=None,
-                 family_psi_cov=None, param_cov=None, objective=None):
+                 family_psi_cov=None, param_cov=None, objective=None, estimates=None, estimates_cov=None):
         self._problem = problem
         self._objective = objective if objective is not None else problem.objective()
         self._state = state
         #: the family bound to the estimated parameters: this fit's own object, never changed
         self.family = family
-        names = tuple(getattr(family, "free_names", ()))
+        modelled = {sub.param for sub in getattr(problem, "submodels", ())}
+        names = tuple(k for k in getattr(family, "free_names", ()) if k not in modelled)
         self._psi = np.zeros(0) if family_psi is None else np.asarray(family_psi, dtype=float)
         self._psi_cov = np.zeros((0, 0)) if family_psi_cov is None else np.asarray(family_psi_cov, dtype=float)
         self._psi_names = names[: self._psi.shape[0]]
+        #: every estimated parameter in the objective's layout order (θ, β, ψ, β_zi, β_disp) and their
+        #: covariance from the Hessian (None where none was formed)
+        self._x = None if estimates is None else np.asarray(estimates, dtype=float).copy()
+        self._x_cov = None if estimates_cov is None else np.asarray(estimates_cov, dtype=float)
         #: covariance of (θ, β) from the Hessian of the deviance (None where no Hessian was formed)
         self._param_cov = param_cov
         self.link = family.link.name
@@ -80,8 +85,56 @@ class GlmmFit(MixedModelFit):
 
     @property
     def npar(self) -> int:
-        """Fixed effects, θ and the family's estimated parameters."""
-        return super().npar + len(self._psi_names)
+        """Fixed effects, θ, the family's estimated parameters and the sub-models' coefficients."""
+        subs = sum(len(s.names) for s in getattr(self._problem, "submodels", ()))
+        return super().npar + len(self._psi_names) + subs
+
+    @property
+    def fixef_zi(self) -> pd.Series:
+        """Coefficients of the zero-inflation (or hurdle zero) model on the logit scale of π
+        (glmmTMB's ``fixef(fit)$zi``); empty without a ``ziformula``."""
+        from .submodels import part_estimates
+
+        return part_estimates(self, "zi")[0]
+
+    @property
+    def fixef_disp(self) -> pd.Series:
+        """Coefficients of the dispersion model on glmmTMB's log-dispersion scale (``fixef(fit)$disp``);
+        empty without a ``dispformula``."""
+        from .submodels import part_estimates
+
+        return part_estimates(self, "disp")[0]
+
+    def vcov_part(self, part: str = "cond") -> pd.DataFrame:
+        """Covariance of one part's coefficients ("cond", "zi", "disp"; glmmTMB's ``vcov(fit)[[part]]``).
+
+        Parameters
+        ----------
+        part : {"cond", "zi", "disp"}
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        from .submodels import part_estimates
+
+        return part_estimates(self, part)[1]
+
+    def coef_table_part(self, part: str = "zi", level: float = 0.95) -> pd.DataFrame:
+        """Wald table (estimate, std_error, statistic, p_value, ci_lower, ci_upper) of one part.
+
+        Parameters
+        ----------
+        part : {"cond", "zi", "disp"}
+        level : float
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        from .submodels import part_table
+
+        return part_table(self, part, level)
 
     @property
     def family_params(self) -> dict:
@@ -89,7 +142,8 @@ class GlmmFit(MixedModelFit):
         ``{"phi": ...}`` for NB1 and beta, ``{"shape": ...}`` for Gamma, ``{"df": ..., "sigma": ...}``
         for the Student-t, ``{"dispersion": ...}`` for the inverse Gaussian; empty for binomial/Poisson.
         A copy of what the fit's own family object is bound to: it never changes."""
-        return dict(getattr(self.family, "values", {}))
+        modelled = {sub.param for sub in getattr(self._problem, "submodels", ())}
+        return {k: v for k, v in getattr(self.family, "values", {}).items() if k not in modelled}
 
     def family_params_table(self, level: float = 0.95) -> pd.DataFrame:
         """Estimated family parameters with standard errors and Wald intervals on the log scale
@@ -120,39 +174,88 @@ class GlmmFit(MixedModelFit):
         return self._condvar_at(self._state.system, self._state.factor)
 
     def fitted(self) -> np.ndarray:
-        """Conditional means μ = g⁻¹(Xβ + Zb + offset) of the fitted rows (probabilities for the binomial)."""
-        return self.family.link.inverse(self._eta())
+        """Fitted means E[y | b] of the fitted rows (probabilities for the binomial; for a zero-inflated
+        or hurdle model the mixture's mean, glmmTMB's ``fitted``)."""
+        return self.family.response_mean(self.family.link.inverse(self._eta()))
+
+    def _family_at(self, newdata):
+        """The fit's family bound to the parameters of ``newdata``'s rows (sub-models evaluated there)."""
+        subs = getattr(self._problem, "submodels", ())
+        if newdata is None or not subs:
+            return self.family
+        from .submodels import part_estimates
+
+        psi = {sub.param: np.clip(sub.design_new(newdata) @ part_estimates(self, sub.part)[0].to_numpy() / sub.scale,
+                                  -15.0, 15.0) for sub in subs}
+        return self.family.with_psi(psi)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False) -> np.ndarray:
-        """Predictions: ``type="link"`` (η) or ``"response"`` (μ); see :meth:`MixedModelFit.predict`.
+        """Predictions (see :meth:`MixedModelFit.predict` for ``newdata``, ``re_form``, ``allow_new_levels``).
 
-        ``marginal=True``: the population-averaged mean E[y] (the conditional mean averaged over
-        the random effects), on the response scale, or its link for ``type="link"``.
+        Parameters
+        ----------
+        type : {"link", "response", "conditional", "zprob", "zlink", "disp"}
+            ``"link"``: η of the conditional mean; ``"response"``: E[y] (for a zero-inflated or hurdle
+            model the mixture's mean, glmmTMB's ``type = "response"``); ``"conditional"``: the mean of
+            the count (or positive) part g⁻¹(η); ``"zprob"``: the zero probability π and ``"zlink"`` its
+            logit; ``"disp"``: the dispersion on glmmTMB's scale (θ for NB2, φ, σ).
+        marginal : bool
+            The population-averaged mean E[y] (the conditional mean averaged over the random effects),
+            on the response scale, or its link for ``type="link"``.
+
+        Returns
+        -------
+        ndarray
         """
         if marginal:
             from ..inference.marginal import marginal_means
 
             mu = marginal_means(self, newdata)
             return mu if type == "response" else self.family.link.link(mu)
+        kinds = ("link", "response", "conditional", "zprob", "zlink", "disp")
+        if type not in kinds:
+            raise ArgumentError(f"type must be one of {', '.join(map(repr, kinds))}, got {type!r}")
+        nd = None if newdata is None else newdata.reset_index(drop=True) if isinstance(newdata, pd.DataFrame) else newdata
+        if type in ("zprob", "zlink", "disp"):
+            from .submodels import row_parameter, submodel
+
+            part = "disp" if type == "disp" else "zi"
+            if submodel(self, part) is None:
+                if type == "disp" and getattr(self.family, "disp_param", None) in self.family_params:
+                    fam = self.family
+                    v = fam.values[fam.disp_param]
+                    n = self.nobs if nd is None else len(nd)
+                    return np.full(n, np.exp(getattr(fam, "disp_scale", 1.0) * np.log(v)))
+                if type == "disp":
+                    raise ArgumentError(f"the {self.family.name} family has no dispersion parameter")
+                n = self.nobs if nd is None else len(nd)
+                return np.zeros(n) if type == "zprob" else np.full(n, -np.inf)
+            v = row_parameter(self, part, nd)
+            return np.log(v) - np.log1p(-v) if type == "zlink" else v
         eta = super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
         if type == "link":
             return eta
-        if type == "response":
-            return self.family.link.inverse(eta)
-        raise ArgumentError(f"type must be 'link' or 'response', got {type!r}")
+        mu = self.family.link.inverse(eta)
+        if type == "conditional":
+            return mu
+        return self._family_at(nd).response_mean(mu)
 
     def residuals(self, kind: str = "deviance") -> np.ndarray:
-        """Residuals: ``"deviance"`` (lme4's default), ``"pearson"``, ``"response"`` (y − μ), ``"working"``."""
-        y, wt, mu = self.frame.y, self._problem.wt, self.fitted()
+        """Residuals: ``"deviance"`` (lme4's default), ``"pearson"``, ``"response"`` (y − μ), ``"working"``.
+
+        For a zero-inflated or hurdle model μ and the variance are the mixture's (glmmTMB's)."""
+        y, wt = self.frame.y, self._problem.wt
+        mu_c = self.family.link.inverse(self._eta())
+        mu = self.family.response_mean(mu_c)
         if kind == "response":
             return y - mu
         if kind == "pearson":
-            return (y - mu) * np.sqrt(wt) / np.sqrt(self.family.variance(mu))
+            return (y - mu) * np.sqrt(wt) / np.sqrt(self.family.response_variance(mu_c))
         if kind == "deviance":
-            d = np.maximum(self.family.deviance_residuals(y, mu, wt), 0.0)
+            d = np.maximum(self.family.deviance_residuals(y, mu_c, wt), 0.0)
             return np.sign(y - mu) * np.sqrt(d)
         if kind == "working":
-            return (y - mu) / self.family.link.mu_eta(self._eta())
+            return (y - mu_c) / self.family.link.mu_eta(self._eta())
         raise ArgumentError(f"residuals kind must be 'deviance', 'pearson', 'response' or 'working', got {kind!r}")
 
     def summary(self):
@@ -188,6 +291,7 @@ class PqlFit(GlmmFit):
         self.nagq = 0
         self.method = "PQL"
         self._psi, self._psi_cov, self._psi_names = np.zeros(0), np.zeros((0, 0)), ()
+        self._x = self._x_cov = None
         self._param_cov = None
         MixedModelFit.__init__(self, frame=problem.frame, structure=problem.structure, theta=lmm_fit._theta,
                                beta=lmm_fit._beta, vcov=lmm_fit._vcov, b=lmm_fit._b, sigma=lmm_fit.sigma,

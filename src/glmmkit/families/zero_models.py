@@ -1,0 +1,312 @@
+"""Families with a model for the zeros: zero-truncated counts, zero inflation and hurdles (glmmTMB's).
+
+Each wraps a *base* family (Poisson, NB1, NB2, Gamma, ...) and states its
+log-density and μ-derivatives from the base's (``mu_derivatives``), so the
+exact Laplace objective treats them as any family with parameters of its own:
+
+* ``Truncated``: y > 0 only, p(y | y > 0) = p(y) / (1 − p₀(μ)) (``truncated_poisson``, ...).
+* ``ZeroInflated``: p(0) = π + (1 − π) p₀(μ), p(y) = (1 − π) p(y) for y > 0 (``ziformula``
+  with a count family).
+* ``Hurdle``: p(0) = π, p(y) = (1 − π) p₊(y) for y > 0, with p₊ a truncated count or a continuous
+  density (``ziformula`` with a ``truncated_*`` family, or glmmTMB's ``ziGamma``).
+
+π is the parameter ``"zi"``, on the logit scale in the engine, and is modelled by the
+``ziformula`` (one value per row).  The base's parameters stay its own (and may be
+modelled by a ``dispformula``).  Writing g = log p₀(μ) and its μ-derivatives g₁..g₃, the
+zero rows of a zero-inflated family have ℓ = log(π + (1 − π)eᵍ) and, with r = (1 − π)eᵍ/p(0),
+
+    ℓ₁ = r g₁,  ℓ₂ = r g₂ + r(1 − r) g₁²,  ℓ₃ = r g₃ + 3 r(1 − r) g₁g₂ + r(1 − r)(1 − 2r) g₁³;
+
+truncation adds h = −log(1 − eᵍ) with the same form in q = eᵍ/(1 − eᵍ) and 1 + q for 1 − r.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from ..exceptions import ArgumentError, DataError
+from .parametric import ParametricFamily
+
+__all__ = ["Truncated", "ZeroInflated", "Hurdle", "zero_model_family"]
+
+
+def _is_parametric(f) -> bool:
+    return isinstance(f, ParametricFamily)
+
+
+class _Wrapper(ParametricFamily):
+    """Shared plumbing: a base family, its parameters (plus ours), its link."""
+
+    extra_params: tuple = ()
+    extra_defaults: dict = {}
+
+    def __init__(self, base, link=None, fixed=None):
+        if link is not None and link != base.link.name:
+            base = base.fresh(link) if _is_parametric(base) else type(base)(link)
+        self.base = base
+        self.link = base.link
+        self.links = base.links
+        self.default_link = type(base).default_link
+        base_names = tuple(getattr(base, "param_names", ()))
+        self.param_names = base_names + self.extra_params
+        self.param_scales = {**dict(getattr(base, "param_scales", {})), **{k: "logit" for k in self.extra_params}}
+        self.disp_param = getattr(base, "disp_param", None)
+        self.disp_scale = getattr(base, "disp_scale", 1.0)
+        self.fixed = dict(getattr(base, "fixed", {}))
+        self._values = {**getattr(base, "values", {}), **self.extra_defaults}
+
+    def fresh(self, link=None, fixed=None):
+        base = self.base.fresh(link, fixed) if _is_parametric(self.base) else type(self.base)(link or self.link.name)
+        return type(self)(base)
+
+    def with_values(self, values):
+        new = super().with_values(values)
+        if _is_parametric(self.base):
+            new.base = self.base.with_values({k: new._values[k] for k in self.base.param_names})
+        return new
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.base!r}, {', '.join(f'{k}' for k in self.extra_params)})"
+
+    # ----- the base's pieces -----
+    def _base_values(self, values):
+        return {k: values[k] for k in getattr(self.base, "param_names", ())}
+
+    def _base_derivs(self, y, mu, values):
+        """The base's (f, f1, f2, f3, psi) without weights."""
+        return self.base.mu_derivatives(y, mu, np.ones_like(mu), self._base_values(values))
+
+    def _base_log_p0(self, mu, values):
+        """log p₀(μ) of the base (0 for a continuous base)."""
+        z = np.zeros_like(mu)
+        if _is_parametric(self.base):
+            return self.base.log_density(z, mu, np.ones_like(mu), self._base_values(values))
+        return self.base.loglik(z, mu, np.ones_like(mu))
+
+    def mu_start(self, y, wt):
+        return self.base.mu_start(y, wt)
+
+    def working(self, eta, y, wt):
+        return self.base.working(eta, y, wt)
+
+    def variance(self, mu):
+        return self.base.variance(mu)
+
+    def base_start(self, y, mu, wt) -> dict:
+        return dict(self.base.start(y, mu, wt)) if _is_parametric(self.base) else {}
+
+    def _saturated_mu(self, y):
+        return np.maximum(np.asarray(y, dtype=float), 1e-300)
+
+
+def _truncation_terms(f0, psi0, q):
+    """h = −log(1 − e^g) and its derivatives from g's (f0 = (g, g1, g2, g3), psi0 = {name: (gψ, g1ψ, g2ψ)})."""
+    g, g1, g2, g3 = f0
+    v = q * (1.0 + q)
+    w = v * (1.0 + 2.0 * q)
+    h1 = q * g1
+    h2 = q * g2 + v * g1 * g1
+    h3 = q * g3 + 3.0 * v * g1 * g2 + w * g1**3
+    hp = {k: (q * gp, v * gp * g1 + q * g1p, v * gp * g2 + q * g2p + w * gp * g1 * g1 + 2.0 * v * g1 * g1p)
+          for k, (gp, g1p, g2p) in psi0.items()}
+    return h1, h2, h3, hp
+
+
+class Truncated(_Wrapper):
+    """A zero-truncated count family (glmmTMB's ``truncated_poisson``, ``truncated_nbinom1``, ``truncated_nbinom2``):
+    p(y | y > 0) = p(y) / (1 − p₀(μ)); μ is the untruncated mean."""
+
+    def __init__(self, base, link=None, fixed=None):
+        super().__init__(base, link, fixed)
+        self.name = f"truncated_{_count_name(base)}"
+
+    def mu_derivatives(self, y, mu, wt, values):
+        f, f1, f2, f3, psi = self._base_derivs(y, mu, values)
+        g, g1, g2, g3, psi0 = self._base_derivs(np.zeros_like(mu), mu, values)
+        with np.errstate(divide="ignore", over="ignore"):
+            q = 1.0 / np.expm1(-g)
+            h = -np.log(-np.expm1(g))
+        h1, h2, h3, hp = _truncation_terms((g, g1, g2, g3), psi0, q)
+        out = {k: tuple(wt * (a + b) for a, b in zip(psi[k], hp[k])) for k in psi}
+        return wt * (f + h), wt * (f1 + h1), wt * (f2 + h2), wt * (f3 + h3), out
+
+    def response_mean(self, mu):
+        return mu / (-np.expm1(self._base_log_p0(mu, self._values)))
+
+    def response_variance(self, mu):
+        p_pos = -np.expm1(self._base_log_p0(mu, self._values))
+        m = mu / p_pos
+        return np.maximum((self.base.variance(mu) + mu * mu) / p_pos - m * m, 1e-300)
+
+    def start(self, y, mu, wt):
+        return self.base_start(y, mu, wt)
+
+    def check_response(self, y, wt, name):
+        self.base.check_response(y, wt, name)
+        zero = np.flatnonzero(y == 0)
+        if zero.size:
+            raise DataError(
+                f"{self.name} response {name!r} has {zero.size} zero(s) (rows {_rows(zero)}); a zero-truncated "
+                f"family models y > 0 only: give ziformula= for a hurdle model of the zeros, or use "
+                f"{_count_name(self.base)!r}")
+
+    def simulate(self, mu, wt, rng):
+        return _truncated_draws(self.base, mu, rng)
+
+
+class ZeroInflated(_Wrapper):
+    """A count family with zero inflation: p(0) = π + (1 − π) p₀(μ), p(y > 0) = (1 − π) p(y)."""
+
+    extra_params = ("zi",)
+    extra_defaults = {"zi": 0.2}
+    zero_model = "zero-inflation"
+
+    def __init__(self, base, link=None, fixed=None):
+        super().__init__(base, link, fixed)
+        self.name = base.name
+
+    def mu_derivatives(self, y, mu, wt, values):
+        pi = values["zi"]
+        f, f1, f2, f3, psi = self._base_derivs(y, mu, values)
+        zero = y == 0
+        l1p = np.log1p(-pi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            l0 = np.logaddexp(np.log(pi), l1p + f)
+            r = np.where(zero, np.exp(l1p + f - l0), 1.0)
+        ll = np.where(zero, l0, l1p + f)
+        v = r * (1.0 - r)
+        w = v * (1.0 - 2.0 * r)
+        l1 = r * f1
+        l2 = r * f2 + v * f1 * f1
+        l3 = r * f3 + 3.0 * v * f1 * f2 + w * f1**3
+        out = {k: (wt * r * gp, wt * (v * gp * f1 + r * g1p),
+                   wt * (v * gp * f2 + r * g2p + w * gp * f1 * f1 + 2.0 * v * f1 * g1p))
+               for k, (gp, g1p, g2p) in psi.items()}
+        # ζ = logit π: ∂ log π/∂ζ = 1 − π, ∂ log(1 − π)/∂ζ = −π, ∂r/∂ζ = −r(1 − r)
+        out["zi"] = (wt * np.where(zero, 1.0 - r - pi, -pi), -wt * v * f1, -wt * (v * f2 + w * f1 * f1))
+        return wt * ll, wt * l1, wt * l2, wt * l3, out
+
+    def response_mean(self, mu):
+        return (1.0 - self._values["zi"]) * mu
+
+    def response_variance(self, mu):
+        pi = self._values["zi"]
+        return np.maximum((1.0 - pi) * (self.base.variance(mu) + mu * mu) - ((1.0 - pi) * mu) ** 2, 1e-300)
+
+    def start(self, y, mu, wt):
+        p0 = np.exp(self._base_log_p0(mu, {**self._values, **self.base_start(y, mu, wt)}))
+        excess = (np.mean(y == 0) - np.mean(p0)) / max(1.0 - np.mean(p0), 1e-3)
+        return {**self.base_start(y, mu, wt), "zi": float(np.clip(excess, 0.02, 0.9))}
+
+    def check_response(self, y, wt, name):
+        self.base.check_response(y, wt, name)
+
+    def simulate(self, mu, wt, rng):
+        y = np.asarray(self.base.simulate(mu, wt, rng), dtype=float)
+        pi = np.broadcast_to(self._values["zi"], np.shape(mu))
+        return np.where(rng.random(np.shape(mu)) < pi, 0.0, y)
+
+
+class Hurdle(_Wrapper):
+    """A hurdle: p(0) = π, p(y > 0) = (1 − π) p₊(y) with p₊ a truncated count or a continuous density."""
+
+    extra_params = ("zi",)
+    extra_defaults = {"zi": 0.2}
+    zero_model = "hurdle"
+
+    def __init__(self, base, link=None, fixed=None):
+        super().__init__(base, link, fixed)
+        self.name = base.name if isinstance(base, Truncated) else f"zi{base.name}"
+
+    def mu_derivatives(self, y, mu, wt, values):
+        pi = values["zi"]
+        zero = y == 0
+        f, f1, f2, f3, psi = self._base_derivs(np.where(zero, 1.0, y), mu, values)
+        pos = ~zero
+        ll = np.where(zero, np.log(pi), np.log1p(-pi) + f)
+        out = {k: tuple(wt * pos * a for a in terms) for k, terms in psi.items()}
+        out["zi"] = (wt * np.where(zero, 1.0 - pi, -pi), np.zeros_like(mu), np.zeros_like(mu))
+        return wt * ll, wt * pos * f1, wt * pos * f2, wt * pos * f3, out
+
+    def response_mean(self, mu):
+        return (1.0 - self._values["zi"]) * self.base.response_mean(mu)
+
+    def response_variance(self, mu):
+        pi = self._values["zi"]
+        m = self.base.response_mean(mu)
+        ey2 = self.base.response_variance(mu) + m * m
+        return np.maximum((1.0 - pi) * ey2 - ((1.0 - pi) * m) ** 2, 1e-300)
+
+    def start(self, y, mu, wt):
+        pos = y > 0
+        base = self.base_start(y[pos], mu[pos], wt[pos]) if pos.any() else {}
+        return {**base, "zi": float(np.clip(np.mean(~pos), 0.01, 0.99))}
+
+    def check_response(self, y, wt, name):
+        pos = y > 0
+        if np.any(y < 0):
+            raise DataError(f"hurdle response {name!r} has {int(np.sum(y < 0))} negative value(s)")
+        inner = self.base.base if isinstance(self.base, Truncated) else self.base
+        inner.check_response(y[pos], wt[pos], name)
+
+    def simulate(self, mu, wt, rng):
+        y = np.asarray(self.base.simulate(mu, wt, rng), dtype=float)
+        pi = np.broadcast_to(self._values["zi"], np.shape(mu))
+        return np.where(rng.random(np.shape(mu)) < pi, 0.0, y)
+
+    def _saturated_mu(self, y):
+        return self.base._saturated_mu(np.where(np.asarray(y) == 0, 1.0, y))
+
+
+def _count_name(base) -> str:
+    return {"negative_binomial": "nbinom2"}.get(base.name, base.name)
+
+
+def _rows(idx, k: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in idx[:k])
+    return shown + (f", ... ({idx.size} in all)" if idx.size > k else "")
+
+
+def _truncated_draws(base, mu, rng):
+    """Draws of y | y > 0 by the inverse CDF above p₀ (no rejection loop, whatever the mean)."""
+    mu = np.asarray(mu, dtype=float)
+    vals = getattr(base, "values", {})
+    if base.name == "poisson":
+        dist = stats.poisson(mu)
+    elif base.name == "negative_binomial":
+        th = vals["theta"]
+        dist = stats.nbinom(th, th / (th + mu))
+    elif base.name == "nbinom1":
+        phi = vals["phi"]
+        dist = stats.nbinom(mu / phi, 1.0 / (1.0 + phi))
+    else:  # pragma: no cover - every truncated base is named above
+        raise ArgumentError(f"no truncated simulation for the {base.name} family")
+    p0 = dist.cdf(0)
+    u = p0 + rng.random(mu.shape) * (1.0 - p0)
+    return np.maximum(dist.ppf(np.minimum(u, 1.0 - 1e-16)), 1.0)
+
+
+#: count families that zero inflation and truncation apply to
+COUNT_FAMILIES = ("poisson", "negative_binomial", "nbinom1")
+#: continuous families a hurdle (glmmTMB's ziGamma) applies to
+HURDLE_CONTINUOUS = ("gamma", "lognormal")
+
+
+def zero_model_family(family):
+    """The family a ``ziformula`` turns ``family`` into: a hurdle for a truncated count or a continuous
+    family with positive support, zero inflation for a count family; an error where zeros cannot be
+    modelled (Gaussian, beta, binomial, ...)."""
+    if isinstance(family, (ZeroInflated, Hurdle)):
+        return family
+    if isinstance(family, Truncated):
+        return Hurdle(family)
+    if family.name in COUNT_FAMILIES:
+        return ZeroInflated(family)
+    if family.name in HURDLE_CONTINUOUS:
+        return Hurdle(family)
+    raise ArgumentError(
+        f"ziformula does not apply to the {family.name} family: zero inflation is for counts (poisson, nbinom1, "
+        f"nbinom2), hurdles for truncated counts (truncated_poisson, ...) and positive continuous responses "
+        f"(gamma, lognormal: glmmTMB's ziGamma); a {family.name} response has no excess zeros to model")
+
