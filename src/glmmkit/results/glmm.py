@@ -123,12 +123,18 @@ class GlmmFit(MixedModelFit):
         """Conditional means μ = g⁻¹(Xβ + Zb + offset) of the fitted rows (probabilities for the binomial)."""
         return self.family.link.inverse(self._eta())
 
-    def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False) -> np.ndarray:
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False, *,
+                se_fit=False, theta_uncertainty=False) -> np.ndarray:
         """Predictions: ``type="link"`` (η) or ``"response"`` (μ); see :meth:`MixedModelFit.predict`.
 
         ``marginal=True``: the population-averaged mean E[y] (the conditional mean averaged over
         the random effects), on the response scale, or its link for ``type="link"``.
+        ``se_fit=True``: a DataFrame with columns fit and se_fit (delta method; response-scale SEs
+        by dμ/dη), ``theta_uncertainty=True`` adding θ's uncertainty as glmmTMB does.
         """
+        if se_fit and not marginal:
+            return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, se_fit=True,
+                                   type=type, theta_uncertainty=theta_uncertainty)
         if marginal:
             from ..inference.marginal import marginal_means
 
