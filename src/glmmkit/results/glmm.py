@@ -132,7 +132,11 @@ class GlmmFit(MixedModelFit):
         ``se_fit=True``: a DataFrame with columns fit and se_fit (delta method; response-scale SEs
         by dμ/dη), ``theta_uncertainty=True`` adding θ's uncertainty as glmmTMB does.
         """
-        if se_fit and not marginal:
+        if se_fit and marginal:
+            from ..exceptions import NotAvailableError
+
+            raise NotAvailableError("se_fit is not available with marginal=True (use marginal_moments)")
+        if se_fit:
             return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, se_fit=True,
                                    type=type, theta_uncertainty=theta_uncertainty)
         if marginal:
