@@ -47,7 +47,9 @@ def test_power_glmm_wald_and_errors():
     with pytest.raises(ArgumentError):
         gk.power(g, "nope", n_sim=2)
     with pytest.raises(ArgumentError):
-        gk.power(g, "period2", n_sim=2, along="herd", sizes=[5])  # no data
+        gk.power(g, "period2", n_sim=2, sizes=[5])  # sizes without along
+    r2 = gk.power(g, "period2", n_sim=3, along="herd", sizes=[6], seed=1, progress=False)  # data: the fitted rows
+    assert list(r2.power.index) == [6]
 
 
 def test_plot_power(sleep):

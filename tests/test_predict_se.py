@@ -100,3 +100,18 @@ def test_partial_re_form_errors_and_simulate():
     means = pd.Series(s.mean(axis=1)).groupby(d["plate"].to_numpy()).mean()
     assert np.corrcoef(means.loc[plate.index], plate)[0, 1] > 0.9
     np.testing.assert_array_equal(s, fit.simulate(200, seed=1, re_form="~(1 | plate)"))
+
+
+def test_simulate_as_frame_and_condvar_frame():
+    d = gk.datasets.load("sleepstudy").copy()
+    d.index = [f"r{i}" for i in range(len(d))]
+    d.loc["r3", "Reaction"] = np.nan
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", d)
+    s = fit.simulate(3, seed=2, as_frame=True)
+    assert list(s.columns) == ["sim_1", "sim_2", "sim_3"] and "r3" not in s.index and len(s) == len(d) - 1
+    np.testing.assert_array_equal(s.to_numpy(), fit.simulate(3, seed=2))
+    cv = fit.condvar_frame()
+    assert list(cv.columns) == ["group", "level", "term1", "term2", "condvar"]
+    assert len(cv) == 18 * 3
+    row = cv[(cv.level == fit.ranef["Subject"].index[0]) & (cv.term1 == "Days") & (cv.term2 == "Days")]
+    np.testing.assert_allclose(row["condvar"].iloc[0], fit.condvar["Subject"][0, 1, 1])

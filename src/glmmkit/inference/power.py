@@ -180,8 +180,8 @@ def power(fit, test: str, n_sim: int = 100, *, along: str | None = None, sizes=N
     sizes : sequence of int, optional
         Numbers of levels of ``along`` (more than the data's: new levels, new random effects).
         Without ``along``: the fit's own design only.
-    data : pandas.DataFrame
-        The data the model was fitted to (needed with ``along``).
+    data : pandas.DataFrame, optional
+        The data extended along ``along``: by default the fitted rows' used columns (``fit.frame.data``).
     effect : dict, optional
         Fixed effects changed before simulating, ``{"x": 0.0}`` (simr's ``fixef(fit)["x"] <- 0``).
     method : "wald", "z" or "lrt"
@@ -216,8 +216,8 @@ def power(fit, test: str, n_sim: int = 100, *, along: str | None = None, sizes=N
             raise ArgumentError(f"effect names {name!r}, not a fixed effect of the fit ({fit.x_names})")
         beta[fit.x_names.index(name)] = float(value)
     if along is not None:
-        if data is None:
-            raise ArgumentError("power(along=...) needs data=, the data the model was fitted to")
+        if data is None:  # the used columns of the fitted rows
+            data = fit.frame.data
         sizes = [int(s) for s in (sizes if sizes is not None else [data[along].nunique()])]
     else:
         if sizes is not None:

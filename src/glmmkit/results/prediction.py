@@ -68,6 +68,16 @@ def add_random_effects(fit, nd: pd.DataFrame, eta: np.ndarray, allow_new_levels:
 class PredictionMixin:
     """``predict`` and ``simulate``, and the fitted rows' linear predictor they share."""
 
+    def condvar_frame(self) -> pd.DataFrame:
+        """``condvar`` labelled: a long DataFrame with columns group, level, term1, term2, condvar.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per grouping factor, level and pair of random-effect columns (lower triangle).
+        """
+        return condvar_frame(self)
+
     @cached_property
     def _z(self):
         if not self.structure.blocks:  # a gls model: no random effects
@@ -142,7 +152,7 @@ class PredictionMixin:
             return eta
         return add_random_effects(self, nd, eta, allow_new_levels)
 
-    def simulate(self, nsim: int = 1, seed=None, re_form="~0") -> np.ndarray:
+    def simulate(self, nsim: int = 1, seed=None, re_form="~0", *, as_frame: bool = False):
         """Responses simulated from the fitted model (lme4's ``simulate``).
 
         Parameters
@@ -154,11 +164,19 @@ class PredictionMixin:
             None: condition on the predicted random effects; ``"~(1 | Subject)"``: condition on
             the named terms' predicted effects and draw new ones for the other terms.
 
+        as_frame : bool
+            Return a DataFrame with columns sim_1 .. sim_n indexed as the fitted rows of the data
+            (rows dropped for missing values absent, as R's na.omit), as lme4's ``simulate``.
+
         Returns
         -------
-        ndarray, shape (nobs, nsim)
+        ndarray, shape (nobs, nsim), or DataFrame when ``as_frame``
             On the response's scale as fitted (proportions of the weights' trials for binomial data).
         """
+        if as_frame:
+            sims = self.simulate(nsim, seed=seed, re_form=re_form)
+            return pd.DataFrame(sims, index=self.frame.data.index,
+                                columns=[f"sim_{i + 1}" for i in range(sims.shape[1])])
         from ..diagnostics.residuals import simulate_matrix
 
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -168,6 +186,22 @@ class PredictionMixin:
 
             return simulate_re_form(self, int(nsim), rng, keep)
         return simulate_matrix(self, int(nsim), rng, conditional=keep is None)
+
+
+def condvar_frame(fit) -> pd.DataFrame:
+    """The conditional covariances of the random effects labelled, one row per (factor, level, pair of
+    columns): columns group, level, term1, term2, condvar (variances where term1 == term2)."""
+    rows = []
+    for blk in fit.structure.blocks:
+        C = fit.condvar[blk.factor.name]
+        related = C.shape[1] == 1 and getattr(blk.terms[0].structure, "kind", "") == "relmat"
+        levels = blk.terms[0].structure.levels if related else blk.factor.levels
+        names = ["(Intercept)"] if related else list(blk.names)
+        for g, lev in enumerate(levels):
+            for c in range(len(names)):
+                for r in range(c, len(names)):
+                    rows.append((blk.factor.name, lev, names[r] if r == c else names[c], names[r], C[g, r, c]))
+    return pd.DataFrame(rows, columns=["group", "level", "term1", "term2", "condvar"])
 
 
 def _terms_kept(fit, re_form):
