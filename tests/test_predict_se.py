@@ -69,12 +69,16 @@ def test_se_fit_default_rows_and_plain_predict_agree():
     np.testing.assert_allclose(resp["fit"], fit.predict(type="response"), rtol=1e-8)
 
 
-def test_reml_lmm_se_fit_runs():
+def test_reml_lmm_conditional_se_matches_glmmTMB():
     d = gk.datasets.load("sleepstudy")
     fit = gk.lmer("Reaction ~ Days + (Days | Subject)", d)
-    a = fit.predict(d.iloc[:5], se_fit=True)
-    b = fit.predict(d.iloc[:5], se_fit=True, theta_uncertainty=True)
-    assert np.all(np.isfinite(b["se_fit"])) and np.all(b["se_fit"] >= a["se_fit"] * (1 - 1e-6))
+    ref = CASES["reml"]
+    nd = d.iloc[ref["rows"]]
+    a = fit.predict(nd, se_fit=True)
+    b = fit.predict(nd, se_fit=True, theta_uncertainty=True)
+    np.testing.assert_allclose(b["fit"], ref["fit"], rtol=1e-5)
+    np.testing.assert_allclose(b["se_fit"], ref["se_fit"], rtol=1e-4)  # observed 5e-7
+    assert np.all(b["se_fit"] >= a["se_fit"] * (1 - 1e-6))
 
 
 @pytest.mark.parametrize("case", CASES["partial"], ids=lambda c: c["id"])

@@ -73,4 +73,11 @@ partial <- list(
        re_form = "~(0 + Days | Subject)", rows = rows - 1,
        pred = unname(predict(sfit, newdata = ss[rows, ], re.form = ~(0 + Days | Subject))))
 )
-cat(toJSON(list(se = out, partial = partial), auto_unbox = TRUE, digits = NA, pretty = TRUE))
+# REML (glmmTMB integrates beta with the random effects): conditional SEs only; its population SEs
+# under REML (3.5 for sleepstudy's intercept, against lme4's 6.8) are not a delta-method SE of x'beta
+tmbr <- glmmTMB(Reaction ~ Days + (Days | Subject), data = ss, REML = TRUE)
+rr <- c(1, 2, 10, 11, 25, 60, 100, 180)
+reml <- list(id = "sleepstudy_reml", rows = rr - 1,
+             fit = unname(predict(tmbr, newdata = ss[rr, ], se.fit = TRUE)$fit),
+             se_fit = unname(predict(tmbr, newdata = ss[rr, ], se.fit = TRUE)$se.fit))
+cat(toJSON(list(se = out, partial = partial, reml = reml), auto_unbox = TRUE, digits = NA, pretty = TRUE))
