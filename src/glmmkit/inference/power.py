@@ -234,7 +234,16 @@ def power(fit, test: str, n_sim: int = 100, *, along: str | None = None, sizes=N
 
         from .._threads import single_blas_thread
 
+        from .confint import _gnu_openmp_loaded
+
         with single_blas_thread():
+            if n_jobs > 1 and _gnu_openmp_loaded():
+                import warnings
+
+                warnings.warn("GNU OpenMP is loaded in this process and a forked worker would be killed by it: "
+                              "power() runs its simulations in this process (set NUMBA_THREADING_LAYER=tbb or "
+                              "workqueue to use n_jobs)", RuntimeWarning, stacklevel=2)
+                n_jobs = 1
             if n_jobs > 1 and "fork" in mp.get_all_start_methods():
                 with mp.get_context("fork").Pool(int(n_jobs)) as pool:
                     for i, p in enumerate(pool.imap(_one, tasks, chunksize=max(1, len(tasks) // (8 * n_jobs)))):
