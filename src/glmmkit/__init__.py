@@ -23,6 +23,7 @@ from .exceptions import (
 )
 from .glmer import glmer
 from .inference import anova, check_separation
+from .inference.power import PowerResult, plot_power, power
 from .lmer import lmer
 from .results import GlmmFit, LmmFit, PqlFit
 
@@ -51,4 +52,7 @@ __all__ = [
     "SeparationWarning",
     "check_separation",
     "anova",
+    "power",
+    "plot_power",
+    "PowerResult",
 ]

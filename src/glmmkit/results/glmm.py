@@ -189,7 +189,8 @@ class GlmmFit(MixedModelFit):
                                   -15.0, 15.0) for sub in subs}
         return self.family.with_psi(psi)
 
-    def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False) -> np.ndarray:
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False, *,
+                se_fit=False, theta_uncertainty=False) -> np.ndarray:
         """Predictions (see :meth:`MixedModelFit.predict` for ``newdata``, ``re_form``, ``allow_new_levels``).
 
         Parameters
@@ -202,11 +203,26 @@ class GlmmFit(MixedModelFit):
         marginal : bool
             The population-averaged mean E[y] (the conditional mean averaged over the random effects),
             on the response scale, or its link for ``type="link"``.
+        se_fit : bool
+            A DataFrame with columns fit and se_fit (delta method; response-scale SEs by dμ/dη).
+        theta_uncertainty : bool
+            With ``se_fit``: add θ's uncertainty, as glmmTMB does.
 
         Returns
         -------
-        ndarray
+        ndarray or DataFrame
         """
+        if se_fit and marginal:
+            from ..exceptions import NotAvailableError
+
+            raise NotAvailableError("se_fit is not available with marginal=True (use marginal_moments)")
+        if se_fit and getattr(self._problem, "submodels", ()):
+            from ..exceptions import NotAvailableError
+
+            raise NotAvailableError("se_fit is not available yet for models with a ziformula or dispformula")
+        if se_fit:
+            return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, se_fit=True,
+                                   type=type, theta_uncertainty=theta_uncertainty)
         if marginal:
             from ..inference.marginal import marginal_means
 

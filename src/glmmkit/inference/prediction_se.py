@@ -1,0 +1,410 @@
+"""Predictions with standard errors (glmmTMB's ``predict(se.fit = TRUE)``) and lme4's partial ``re_form``.
+
+The conditional prediction of a row is φ = x'β̂ + off + z'b̂(θ̂, β̂), b̂ the conditional mode.
+Its variance follows TMB's generalised delta method (``sdreport``, what glmmTMB reports):
+
+    Var(φ − φ_true) = z' H⁻¹ z + J Σ J',
+
+H⁻¹ the conditional covariance of the random effects at the estimates (lme4's ``condVar``;
+for a GLMM from the working weights at the mode), J the total derivative of φ with respect
+to the fixed parameters (x + z ∂b̂/∂β for β, z ∂b̂/∂θ for θ) and Σ their covariance.
+``theta_uncertainty=False`` keeps θ (and σ) at their estimates: Σ = Cov(β̂) only (for an LMM
+exactly Henderson's inverse of the mixed-model equations).  ``theta_uncertainty=True`` uses the
+covariance of every fixed parameter: for an ML LMM the inverse Hessian of the deviance in
+(θ, log σ, β), for a REML LMM β is treated as glmmTMB's REML does (integrated, so the θ-fixed
+part plus θ's share through β̂(θ) and b̂(θ)), for a GLMM the (θ, β) covariance of the fit's
+Hessian.  Population predictions have Var = x'Σ_ββ x.
+
+The computations are dense in the q random effects (fine up to a few thousand levels × terms).
+
+``re_form`` spellings: None (every random term), ``"~0"`` / ``"NA"`` (none), or a formula of
+random terms such as ``"~(1 | Subject)"`` that keeps the named terms only (lme4's
+``re.form = ~(1 | g)``): terms are matched by their columns' formula and grouping factor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import ArgumentError, DataError, NotAvailableError
+
+__all__ = ["resolve_re_form", "term_columns_mask", "predict_se", "new_random_design", "simulate_re_form"]
+
+
+# ----- re_form -----
+
+def _norm(text: str) -> str:
+    return str(text).replace(" ", "")
+
+
+def resolve_re_form(fit, re_form):
+    """The random terms a prediction keeps: None (all), () (none) or a tuple of indices into
+    ``fit.structure.terms``.
+
+    Parameters
+    ----------
+    fit : fitted model
+    re_form : None, "~0", "NA", NaN or str
+        A formula of random terms (``"~(1 | Subject)"``, ``"~(1 | a) + (0 + x | b)"``) keeps those.
+
+    Returns
+    -------
+    None or tuple of int
+    """
+    from ..validate import population_level
+
+    if re_form is None:
+        return None
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return ()
+    if not isinstance(re_form, str):
+        raise ArgumentError(f"re_form must be None, '~0' or a formula of random terms, got {re_form!r}")
+    try:
+        if population_level(re_form):
+            return ()
+    except ArgumentError:
+        pass
+    text = re_form.strip()
+    if not text.startswith("~"):
+        raise ArgumentError(f"re_form must be a one-sided formula such as '~(1 | g)', got {re_form!r}")
+    from ..formula.parser import parse_formula
+
+    try:
+        parsed = parse_formula("__y__ " + text)
+    except Exception as exc:
+        raise ArgumentError(f"cannot read re_form {re_form!r}: {exc}") from None
+    if not parsed.random:
+        raise ArgumentError(f"re_form {re_form!r} names no random term; use '~0' for the population level")
+    terms = fit.structure.terms
+    keys = [(_norm(t.source.spec.lhs), tuple(t.source.spec.factors)) for t in terms]
+    chosen = []
+    for spec in parsed.random:
+        key = (_norm(spec.lhs), tuple(spec.factors))
+        hits = [i for i, k in enumerate(keys) if k == key]
+        if not hits:
+            have = ", ".join(t.source.spec.source for t in terms)
+            raise ArgumentError(f"re_form term {spec.source!r} is not a random term of the model (it has {have})")
+        chosen.extend(h for h in hits if h not in chosen)
+    return tuple(sorted(chosen))
+
+
+def term_columns_mask(fit, keep) -> np.ndarray:
+    """Boolean mask over the q random effects (engine order): True for those of the kept terms."""
+    q = fit.structure.q
+    if keep is None:
+        return np.ones(q, dtype=bool)
+    mask = np.zeros(q, dtype=bool)
+    for i in keep:
+        t = fit.structure.terms[i]
+        blk = fit.structure.blocks[t.block]
+        idx = blk.offset + (np.arange(blk.q)[:, None] * blk.K + np.asarray(t.block_cols)[None, :])
+        mask[idx.ravel()] = True
+    return mask
+
+
+# ----- designs of new rows -----
+
+def _check_supported(fit):
+    if any(t.structure.kind == "relmat" for t in fit.structure.terms):
+        raise NotAvailableError("standard errors of predictions are not available for relmat= terms")
+    if getattr(fit, "_residual", None) is not None:
+        raise NotAvailableError("standard errors of predictions are not available with a residual= structure")
+
+
+def fixed_design(fit, nd: pd.DataFrame) -> np.ndarray:
+    """The kept fixed-effect columns for the rows of ``nd`` (default index)."""
+    from ..design import build_design
+
+    try:
+        X = np.asarray(build_design(fit.frame.parsed.fixed_rhs, nd, fit.frame.fixed_spec)[0], dtype=float)
+    except Exception as exc:
+        raise DataError(f"cannot build the fixed-effects design for newdata: {exc}") from None
+    return X.reshape(len(nd), -1)[:, fit._x_kept]
+
+
+def new_random_design(fit, nd: pd.DataFrame, keep, allow_new_levels: bool) -> np.ndarray:
+    """Dense Z (rows of ``nd`` × q, engine order) of the kept terms; rows of levels not in the fit
+    are zero (a ``DataError`` unless ``allow_new_levels``), rows with a missing factor NaN."""
+    from ..frame import factor_labels, term_columns
+
+    Z = np.zeros((len(nd), fit.structure.q))
+    for i, t in enumerate(fit.structure.terms):
+        if keep is not None and i not in keep:
+            continue
+        blk = fit.structure.blocks[t.block]
+        labels = factor_labels(nd, t.source.spec.factors)
+        cols = t.columns_from(term_columns(t.source, nd))
+        idx = pd.Index(blk.factor.levels).get_indexer(labels).astype(np.int64)
+        missing = pd.isna(nd[list(t.source.spec.factors)]).any(axis=1).to_numpy()
+        new = (idx < 0) & ~missing
+        if new.any() and not allow_new_levels:
+            examples = sorted(set(labels[new]))[:3]
+            raise DataError(f"newdata has {int(new.sum())} row(s) with level(s) of {blk.factor.name!r} not in the "
+                            f"fit (e.g. {examples}); pass allow_new_levels=True to predict them at the population level")
+        rows = np.flatnonzero(idx >= 0)
+        for c, bc in enumerate(t.block_cols):
+            Z[rows, blk.offset + idx[rows] * blk.K + bc] = cols[rows, c]
+        Z[missing] = np.nan
+    return Z
+
+
+# ----- the conditional modes as functions of (θ, β) -----
+
+class _Modes:
+    """Dense conditional-mode algebra of a fit: b̂(θ, β), H⁻¹ and ∂b̂/∂β, the (non-profiled) deviances."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.s = fit.structure
+        self.Z = np.asarray(fit._z.toarray()) if hasattr(fit._z, "toarray") else np.asarray(fit._z)
+        self.X = fit.frame.X[:, fit._x_kept]
+        self.y = np.asarray(fit.frame.y, dtype=float)
+        self.off = np.asarray(fit.frame.offset, dtype=float)
+        self.glmm = fit.has_family
+        if self.glmm:
+            self.wt = np.asarray(fit._problem.wt, dtype=float)
+            self.family = fit.family
+        else:
+            w = fit.frame.weights
+            self.wt = np.ones(len(self.y)) if w is None else np.asarray(w, dtype=float)
+        self.u0 = None
+        if self.glmm and getattr(fit, "_state", None) is not None:
+            self.u0 = np.asarray(fit._state.u, dtype=float).copy()
+
+    def lam(self, theta):
+        return self.s.b_of(self.s.templates(np.asarray(theta, dtype=float)), np.eye(self.s.q))
+
+    def solve(self, theta, beta):
+        """(b̂, Λ, A = ZΛ, W, M = A'WA + I, v̂) at (θ, β)."""
+        L = self.lam(theta)
+        A = self.Z @ L
+        fixed = self.off + self.X @ beta
+        q = self.s.q
+        if not self.glmm:
+            W = self.wt
+            M = A.T @ (W[:, None] * A) + np.eye(q)
+            v = np.linalg.solve(M, A.T @ (W * (self.y - fixed)))
+            return L @ v, L, A, W, M, v
+        v = np.zeros(q) if self.u0 is None else self.u0.copy()
+        for _ in range(200):
+            eta = fixed + A @ v
+            mu, W, z = self.family.working(eta, self.y, self.wt)
+            M = A.T @ (W[:, None] * A) + np.eye(q)
+            v_new = np.linalg.solve(M, A.T @ (W * (z - fixed)))
+            step = np.max(np.abs(v_new - v))
+            v = v_new
+            if step < 1e-12 * (1.0 + np.max(np.abs(v))):
+                break
+        eta = fixed + A @ v
+        _, W, _ = self.family.working(eta, self.y, self.wt)
+        M = A.T @ (W[:, None] * A) + np.eye(q)
+        return L @ v, L, A, W, M, v
+
+    def b_hat(self, theta, beta):
+        return self.solve(theta, beta)[0]
+
+    def pieces(self, theta, beta, sigma2):
+        """H⁻¹ (conditional covariance of b) and ∂b̂/∂β at (θ, β)."""
+        b, L, A, W, M, _ = self.solve(theta, beta)
+        Minv = np.linalg.inv(M)
+        Hinv = sigma2 * L @ Minv @ L.T
+        dbdbeta = -L @ Minv @ (A.T @ (W[:, None] * self.X))
+        return b, Hinv, dbdbeta
+
+    def gls_beta(self, theta):
+        """β̂(θ) of an LMM (the PLS solution) and the REML log|X'V⁻¹X| part."""
+        L = self.lam(theta)
+        A = self.Z @ L
+        W = self.wt
+        M = A.T @ (W[:, None] * A) + np.eye(self.s.q)
+        AtWX = A.T @ (W[:, None] * self.X)
+        AtWy = A.T @ (W * (self.y - self.off))
+        XtWX = self.X.T @ (W[:, None] * self.X) - AtWX.T @ np.linalg.solve(M, AtWX)
+        XtWy = self.X.T @ (W * (self.y - self.off)) - AtWX.T @ np.linalg.solve(M, AtWy)
+        return np.linalg.solve(XtWX, XtWy), XtWX
+
+    def ml_deviance(self, theta, log_sigma, beta):
+        """−2 log L of an LMM at (θ, σ, β), not profiled."""
+        b, L, A, W, M, v = self.solve(theta, beta)
+        r = self.y - self.off - self.X @ beta - A @ v
+        s2 = np.exp(2.0 * log_sigma)
+        n = len(self.y)
+        pwrss = float(np.sum(W * r * r) + v @ v)
+        return (n * np.log(2 * np.pi * s2) - np.sum(np.log(W)) + np.linalg.slogdet(M)[1] + pwrss / s2)
+
+    def reml_deviance(self, theta, log_sigma):
+        """−2 × REML log-likelihood of an LMM at (θ, σ), not profiled."""
+        beta, XtWX = self.gls_beta(theta)
+        b, L, A, W, M, v = self.solve(theta, beta)
+        r = self.y - self.off - self.X @ beta - A @ v
+        s2 = np.exp(2.0 * log_sigma)
+        n, p = self.X.shape
+        pwrss = float(np.sum(W * r * r) + v @ v)
+        return ((n - p) * np.log(2 * np.pi * s2) - np.sum(np.log(W)) + np.linalg.slogdet(M)[1]
+                + np.linalg.slogdet(XtWX)[1] + pwrss / s2)
+
+
+def _hessian(f, x, rel=1e-3):
+    """Central-difference Hessian of a scalar function."""
+    x = np.asarray(x, dtype=float)
+    k = x.shape[0]
+    h = rel * np.maximum(np.abs(x), 0.1)
+    H = np.empty((k, k))
+    f0 = f(x)
+    for i in range(k):
+        ei = np.zeros(k)
+        ei[i] = h[i]
+        H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
+        for j in range(i):
+            ej = np.zeros(k)
+            ej[j] = h[j]
+            H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+    return H
+
+
+def _theta_jacobian(g, theta, rel=1e-4):
+    """Central differences of a vector function g(θ): (len(g), len(θ))."""
+    theta = np.asarray(theta, dtype=float)
+    cols = []
+    for j in range(theta.shape[0]):
+        h = rel * max(abs(theta[j]), 0.1)
+        e = np.zeros_like(theta)
+        e[j] = h
+        cols.append((g(theta + e) - g(theta - e)) / (2 * h))
+    return np.column_stack(cols) if cols else np.zeros((len(g(theta)), 0))
+
+
+def _lmm_fixed_cov(fit, modes):
+    """Covariance of (θ, log σ, β) of an ML LMM: the inverse of half the deviance's Hessian."""
+    nt = fit._theta.shape[0]
+    x0 = np.concatenate([fit._theta, [np.log(fit.sigma)], fit._beta])
+
+    def dev(x):
+        return modes.ml_deviance(x[:nt], x[nt], x[nt + 1:])
+
+    return np.linalg.inv(0.5 * _hessian(dev, x0))
+
+
+def _reml_theta_cov(fit, modes):
+    nt = fit._theta.shape[0]
+    x0 = np.concatenate([fit._theta, [np.log(fit.sigma)]])
+    return np.linalg.inv(0.5 * _hessian(lambda x: modes.reml_deviance(x[:nt], x[nt]), x0))
+
+
+# ----- predict with standard errors -----
+
+def predict_se(fit, newdata=None, re_form=None, type="link", theta_uncertainty=False, allow_new_levels=False,
+               keep=None) -> pd.DataFrame:
+    """Predictions with delta-method standard errors (see the module's text); ``fit.predict(se_fit=True)``.
+
+    Parameters
+    ----------
+    fit : LmmFit or GlmmFit
+    newdata : DataFrame, optional
+        Rows to predict (the fitted rows when omitted).
+    re_form : None, "~0" or a formula of random terms
+    type : "link" or "response"
+    theta_uncertainty : bool
+        Include the uncertainty of θ (and σ): glmmTMB's standard errors.
+    allow_new_levels : bool
+    keep : tuple, optional
+        The kept terms, when the caller has resolved ``re_form`` already.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``fit`` and ``se_fit``, indexed as ``newdata`` (or the fitted rows).
+    """
+    if type not in ("link", "response"):
+        raise ArgumentError(f"type must be 'link' or 'response', got {type!r}")
+    if fit.kind == "pql" and theta_uncertainty:
+        raise NotAvailableError("a PQL fit has no likelihood, so no covariance of θ: use theta_uncertainty=False")
+    _check_supported(fit)
+    if keep is None:
+        keep = resolve_re_form(fit, re_form)
+    mask = term_columns_mask(fit, keep)
+    if newdata is None:
+        X = fit.frame.X[:, fit._x_kept]
+        off = np.asarray(fit.frame.offset, dtype=float)
+        Z = np.asarray(fit._z.toarray()) if fit.structure.q else np.zeros((fit.nobs, 0))
+        Z = Z * mask[None, :]
+        index = pd.RangeIndex(fit.nobs)
+    else:
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
+        index = newdata.index
+        nd = newdata.reset_index(drop=True)
+        X = fixed_design(fit, nd)
+        off = fit._new_offset(nd)
+        Z = new_random_design(fit, nd, keep, allow_new_levels)
+    population = keep == () or fit.structure.q == 0
+    beta, theta = fit._beta, fit._theta
+    sigma2 = fit.sigma**2 if not fit.has_family else 1.0
+    modes = _Modes(fit)
+    bad = np.isnan(Z).any(axis=1) if Z.size else np.zeros(len(X), dtype=bool)
+    Zc = np.where(np.isnan(Z), 0.0, Z)
+    if population:
+        eta = X @ beta + off
+        if theta_uncertainty and not fit.has_family and not fit.reml:
+            V = _lmm_fixed_cov(fit, modes)[len(theta) + 1:, len(theta) + 1:]
+        elif theta_uncertainty and fit.has_family and fit._param_cov is not None:
+            V = fit._param_cov[len(theta):, len(theta):]
+        else:
+            V = fit._vcov
+        var = np.einsum("ij,jk,ik->i", X, V, X)
+    else:
+        b, Hinv, dbdbeta = modes.pieces(theta, beta, sigma2)
+        eta = X @ beta + off + Zc @ b
+        Jb = X + Zc @ dbdbeta
+        var = np.einsum("ij,jk,ik->i", Zc, Hinv, Zc)
+        if not theta_uncertainty:
+            var = var + np.einsum("ij,jk,ik->i", Jb, fit._vcov, Jb)
+        elif not fit.has_family and not fit.reml:
+            nt = len(theta)
+            Jt = Zc @ _theta_jacobian(lambda th: modes.b_hat(th, beta), theta)
+            J = np.hstack([Jt, np.zeros((len(X), 1)), Jb])
+            var = var + np.einsum("ij,jk,ik->i", J, _lmm_fixed_cov(fit, modes), J)
+        elif not fit.has_family:  # REML: β integrated out with the random effects; θ, σ enter via β̂(θ), b̂(θ)
+            var = var + np.einsum("ij,jk,ik->i", Jb, fit._vcov, Jb)
+
+            def phi(th):
+                be = modes.gls_beta(th)[0]
+                return X @ be + Zc @ modes.b_hat(th, be)
+
+            Jt = _theta_jacobian(phi, theta)
+            J = np.hstack([Jt, np.zeros((len(X), 1))])
+            var = var + np.einsum("ij,jk,ik->i", J, _reml_theta_cov(fit, modes), J)
+        else:
+            if fit._param_cov is None:
+                raise NotAvailableError("this fit has no (θ, β) covariance (its Hessian was not formed)")
+            Jt = Zc @ _theta_jacobian(lambda th: modes.b_hat(th, beta), theta)
+            J = np.hstack([Jt, Jb])
+            var = var + np.einsum("ij,jk,ik->i", J, fit._param_cov, J)
+    se = np.sqrt(np.maximum(var, 0.0))
+    eta = np.where(bad, np.nan, eta)
+    se = np.where(bad, np.nan, se)
+    if type == "response" and fit.has_family:
+        link = fit.family.link
+        se = se * np.abs(link.mu_eta(eta))
+        eta = link.inverse(eta)
+    return pd.DataFrame({"fit": eta, "se_fit": se}, index=index)
+
+
+# ----- simulate with a partial re_form -----
+
+def simulate_re_form(fit, n_sim: int, rng, keep) -> np.ndarray:
+    """Responses simulated with the kept terms' random effects at their conditional modes and new
+    draws for the other terms (lme4's ``simulate(re.form = ~(1 | g))``): (nobs, n_sim)."""
+    if any(t.structure.kind == "relmat" for t in fit.structure.terms):
+        raise NotAvailableError("a partial re_form is not available for relmat= terms")
+    mask = term_columns_mask(fit, keep)
+    fixed = fit.frame.X[:, fit._x_kept] @ fit._beta + fit.frame.offset
+    u = rng.standard_normal((fit.structure.q, n_sim))
+    b = fit.structure.b_of(fit._templates, u) * (fit.sigma if fit.has_residual else 1.0)
+    b[mask] = fit._b[mask, None]
+    eta = fixed[:, None] + np.asarray(fit._z @ b)
+    if not fit.has_family:
+        return eta + fit._residual_noise(rng, n_sim)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.ascontiguousarray(fit._simulate_response(eta.T, rng).T)
