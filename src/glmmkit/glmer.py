@@ -74,7 +74,7 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         the formula's columns (``fit.fixef_zi``); ``"~ 1"`` for a constant.
     dispformula : str, optional
         One-sided formula for the family's dispersion on glmmTMB's log scale (log θ for NB2, log φ for
-        NB1 and beta, log σ for Gamma, Gaussian and Student-t): ``fit.fixef_disp``.  ``"~ 1"`` is the
+        NB1 and beta, log shape for Gamma, log σ for Gaussian and Student-t): ``fit.fixef_disp``.  ``"~ 1"`` is the
         default (one dispersion parameter, ``fit.family_params``).
     residual : None
         Residual correlation structures belong to Gaussian models (``lmer(..., residual=...)``);

@@ -7,8 +7,8 @@ parameter it drives and on what scale.  The engine sees its ``predictor`` (a
 ``LinearPredictor`` with ``param`` set); results use ``design_new`` for predictions.
 
 * ``ziformula``: logit π, π the zero-inflation (or hurdle zero) probability.
-* ``dispformula``: glmmTMB's log-dispersion (log θ for NB2, log φ for NB1 and beta, log σ for
-  Gaussian, Student-t and Gamma), which is ``a`` times the family's own log-parameter
+* ``dispformula``: glmmTMB's log-dispersion (log θ for NB2, log φ for NB1 and beta, log shape for Gamma, log σ for
+  Gaussian and Student-t), which is ``a`` times the family's own log-parameter
   (``family.disp_scale``).
 """
 

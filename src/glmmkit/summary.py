@@ -302,6 +302,7 @@ class LmmSummary:
             rows = [[name, est[i], se[i], tv[i]] for i, name in enumerate(ft.index)]
             lines += _table(rows, [False, True, True, True], ["", "Estimate", "Std. Error", "t value"])
             lines += correlation_lines(f, list(ft.index))
+        lines += submodel_lines(f)
         notes = list(f.optimizer_info.messages)
         if notes:
             lines.append("")
@@ -331,7 +332,7 @@ class GlmmSummary(LmmSummary):
             f.method, f"Adaptive Gauss-Hermite Quadrature, nAGQ = {f.nagq}")
         by = "penalized quasi-likelihood (PQL)" if f.kind == "pql" else f"maximum likelihood ({how})"
         lines = [f"Generalized linear mixed model fit by {by}  [glmmkit glmer]",
-                 f" Family: {f.family.name}  ( {f.link} )", f"Formula: {f.formula}",
+                 f" Family: {f.family.name}  ( {f.link} )" + _zero_model_note(f), f"Formula: {f.formula}",
                  f"   Data: {data_label(f)}"]
         lines.append("")
         if f.kind == "pql":
@@ -383,8 +384,35 @@ class GlmmSummary(LmmSummary):
                 rows = [[name] + [c[i] for c in cols] for i, name in enumerate(et.index)]
                 header = {"Odds ratios": "Odds ratio", "Rate ratios": "Rate ratio"}.get(ratio, "Ratio")
                 lines += _table(rows, [False, True, True, True], ["", header, "2.5 %", "97.5 %"])
+        lines += submodel_lines(f)
         notes = list(f.optimizer_info.messages)
         if notes:
             lines.append("")
             lines += [f"note: {m}" for m in notes]
         return "\n".join(lines)
+
+
+def submodel_lines(f) -> list:
+    """glmmTMB's blocks for the zero-inflation and dispersion models (none without those formulas)."""
+    from .results.submodels import part_table
+
+    lines = []
+    titles = {"zi": ("Hurdle (zero) model" if getattr(f.family, "zero_model", "") == "hurdle"
+                     else "Zero-inflation model") + " (logit of the zero probability)",
+              "disp": "Dispersion model (glmmTMB's log scale)"}
+    for sub in getattr(getattr(f, "_problem", None), "submodels", ()):
+        t = part_table(f, sub.part)
+        lines += ["", f"{titles[sub.part]}: {sub.formula}"]
+        est, se = coef_columns(t["estimate"].to_numpy(), t["std_error"].to_numpy())
+        zv = statistic_column(t["statistic"].to_numpy())
+        pv = t["p_value"].to_numpy()
+        pcol, stars = pvalue_column(pv), signif_stars(pv)
+        rows = [[name, est[i], se[i], zv[i], pcol[i], stars[i]] for i, name in enumerate(t.index)]
+        lines += _table(rows, [False, True, True, True, True, False], ["", "Estimate", "Std. Error", "z value",
+                                                                       "Pr(>|z|)", ""])
+    return lines
+
+
+def _zero_model_note(f) -> str:
+    kind = getattr(f.family, "zero_model", None)
+    return f", with a {kind} model of the zeros" if kind else ""

@@ -92,6 +92,11 @@ class Family:
         """E[y | b] at the linear predictor's mean μ (μ itself except for zero-inflated and hurdle families)."""
         return mu
 
+    def conditional_mean(self, mu):
+        """The mean of the count (or positive) part at μ: glmmTMB's ``predict(type = "conditional")``
+        (μ, except for truncated counts, whose mean is μ / P(y > 0))."""
+        return mu
+
     def response_variance(self, mu):
         """Var[y | b] at μ (``variance`` except for zero-inflated and hurdle families)."""
         return self.variance(mu)

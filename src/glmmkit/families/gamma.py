@@ -19,7 +19,9 @@ class Gamma(ParametricFamily):
     links = ("inverse", "log", "identity")
     param_names = ("shape",)
     disp_param = "shape"
-    disp_scale = -0.5
+
+    def disp_sigma(self, value):
+        return np.asarray(value, dtype=float) ** -0.5  # the coefficient of variation, glmmTMB's sigma
 
     def variance(self, mu):
         return np.maximum(mu * mu / self._values["shape"], 1e-300)

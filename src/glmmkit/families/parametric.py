@@ -89,7 +89,7 @@ class ParametricFamily(Family):
     #: the engine's scale of each parameter: "log" (the default) or "logit" (a probability)
     param_scales: dict = {}
     #: the parameter a ``dispformula`` models, and ``a`` in glmmTMB's log-dispersion = a·ψ
-    #: (ψ this family's own log-parameter: 1 for NB θ, beta φ, σ; -1/2 for the Gamma shape, 1/σ²)
+    #: (ψ this family's own log-parameter; 1 for every family here: glmmTMB models log θ, log φ, log σ and the Gamma's log shape)
     disp_param: str | None = None
     disp_scale: float = 1.0
 
@@ -140,6 +140,11 @@ class ParametricFamily(Family):
         """The free parameters' bound values on the engine's scale (the engine's ψ)."""
         return np.array([to_engine_scale(self._values[k], self.param_scales.get(k, "log")) for k in self.free_names],
                         dtype=float)
+
+    def disp_sigma(self, value):
+        """glmmTMB's ``sigma`` (and ``predict(type = "disp")``) from the dispersion parameter's value:
+        the value itself (θ, φ, σ) except where glmmTMB reports another quantity (Gamma: 1/√shape)."""
+        return value
 
     def fresh(self, link=None, fixed: dict | None = None) -> "ParametricFamily":
         """A new, unbound object of this family with ``link`` and ``fixed`` parameters (what

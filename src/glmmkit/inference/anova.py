@@ -47,7 +47,7 @@ def _model_labels(fits) -> list[str]:
             label += f", residual={getattr(R, 'formula', R)}"
         labels.append(label)
     if len(set(labels)) < len(labels) and any(getattr(f, "has_family", False) for f in fits):
-        labels = [lab + (f" [{f.family.name}]" if f.has_family else " [gaussian]") for lab, f in zip(labels, fits)]
+        labels = [lab + (f" [{_family_label(f)}]" if f.has_family else " [gaussian]") for lab, f in zip(labels, fits)]
     seen = {}
     out = []
     for lab in labels:
@@ -129,3 +129,9 @@ def anova(*fits, names=None) -> pd.DataFrame:
     table = AnovaTable(rows, index=[names[i] for i in order])
     table.attrs["notes"] = notes
     return table
+
+
+def _family_label(fit) -> str:
+    """The family with the sub-model formulas, which tell apart models of one conditional formula."""
+    subs = getattr(getattr(fit, "_problem", None), "submodels", ())
+    return ", ".join([fit.family.name] + [f"{s.part} {s.formula}" for s in subs])

@@ -29,7 +29,18 @@ def _wald(fit, level):
     se = np.sqrt(np.diag(fit._vcov))
     lower = np.concatenate([np.full(len(var), np.nan), fit._beta - z * se])
     upper = np.concatenate([np.full(len(var), np.nan), fit._beta + z * se])
-    return pd.DataFrame({"lower": lower, "upper": upper}, index=list(var.index) + list(fit.x_names))
+    out = pd.DataFrame({"lower": lower, "upper": upper}, index=list(var.index) + list(fit.x_names))
+    subs = getattr(getattr(fit, "_problem", None), "submodels", ())
+    if subs:  # the zero-inflation and dispersion coefficients, under glmmTMB's confint names
+        from ..results.submodels import part_table
+
+        parts = [out]
+        for sub in subs:
+            t = part_table(fit, sub.part, level)
+            parts.append(pd.DataFrame({"lower": t["ci_lower"].to_numpy(), "upper": t["ci_upper"].to_numpy()},
+                                      index=[f"{sub.part}~{n}" for n in t.index]))
+        out = pd.concat(parts)
+    return out
 
 
 def refit_response(fit, y_new):

@@ -115,7 +115,12 @@ class _Model:
 
     def start(self):
         v = variance_parameters(self.fit).to_numpy()
-        return v if self.lmm else np.concatenate([v, self.fit._beta, self.fit._psi])
+        if self.lmm:
+            return v
+        x = getattr(self.fit, "_x", None)
+        if x is not None:  # β, ψ and the sub-models' coefficients as the objective orders them
+            return np.concatenate([v, x[self.fit.structure.n_theta:]])
+        return np.concatenate([v, self.fit._beta, self.fit._psi])
 
 
 def _profile_fixed_lmm(fit, j, b):

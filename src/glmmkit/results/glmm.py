@@ -239,21 +239,22 @@ class GlmmFit(MixedModelFit):
             if submodel(self, part) is None:
                 if type == "disp" and getattr(self.family, "disp_param", None) in self.family_params:
                     fam = self.family
-                    v = fam.values[fam.disp_param]
                     n = self.nobs if nd is None else len(nd)
-                    return np.full(n, np.exp(getattr(fam, "disp_scale", 1.0) * np.log(v)))
+                    return np.full(n, fam.disp_sigma(fam.values[fam.disp_param]))
                 if type == "disp":
                     raise ArgumentError(f"the {self.family.name} family has no dispersion parameter")
                 n = self.nobs if nd is None else len(nd)
                 return np.zeros(n) if type == "zprob" else np.full(n, -np.inf)
             v = row_parameter(self, part, nd)
+            if type == "disp":
+                return self.family.disp_sigma(v)
             return np.log(v) - np.log1p(-v) if type == "zlink" else v
         eta = super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
         if type == "link":
             return eta
         mu = self.family.link.inverse(eta)
         if type == "conditional":
-            return mu
+            return self._family_at(nd).conditional_mean(mu)
         return self._family_at(nd).response_mean(mu)
 
     def residuals(self, kind: str = "deviance") -> np.ndarray:
