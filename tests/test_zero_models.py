@@ -249,3 +249,23 @@ def test_bad_input():
     pos = d[d["count"] > 0]
     with pytest.warns(IdentifiabilityWarning, match="no zeros"):
         gk.glmer("count ~ mined + (1|site)", pos, family="poisson", ziformula="~ 1")
+
+
+@pytest.mark.parametrize("fam", _families(), ids=lambda f: f"{type(f).__name__}-{f.name}")
+def test_fast_paths_agree_with_the_derivatives(fam):
+    """log_density and mu_score_info (step halving's and Newton's shortcuts) equal mu_derivatives' terms."""
+    rng = np.random.default_rng(2)
+    n = 30
+    mu = rng.uniform(0.3, 4.0, n)
+    y = rng.poisson(mu).astype(float)
+    y[:8] = 0
+    if isinstance(fam, F.Truncated):
+        y = np.maximum(y, 1.0)
+    if fam.name == "zigamma":
+        y = np.where(y > 0, rng.gamma(2.0, mu / 2.0), 0.0)
+    wt = rng.uniform(0.5, 2.0, n)
+    f, f1, f2, _, _ = fam.mu_derivatives(y, mu, wt, fam.values)
+    np.testing.assert_allclose(fam.log_density(y, mu, wt, fam.values), f, rtol=1e-12, atol=1e-12)
+    s1, s2 = fam.mu_score_info(y, mu, wt, fam.values)
+    np.testing.assert_allclose(s1, f1, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s2, f2, rtol=1e-12, atol=1e-12)

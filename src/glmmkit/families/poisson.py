@@ -57,6 +57,10 @@ class Poisson(Family):
             f3 = 2.0 * y / mu**3
         return wt * f, wt * f1, wt * f2, wt * f3, {}
 
+    def mu_score_info(self, y, mu, wt, values=None):
+        """(∂ℓ/∂μ, ∂²ℓ/∂μ²) per row, without the log-gamma constant ``mu_derivatives`` computes."""
+        return wt * (y / mu - 1.0), -wt * y / (mu * mu)
+
     def mu_start(self, y, wt):
         return y + 0.1
 

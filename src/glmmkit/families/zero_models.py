@@ -77,6 +77,23 @@ class _Wrapper(ParametricFamily):
         """The base's (f, f1, f2, f3, psi) without weights."""
         return self.base.mu_derivatives(y, mu, np.ones_like(mu), self._base_values(values))
 
+    def _base_ll(self, y, mu, values):
+        """The base's log-density per row (no weights), without its derivatives: what step halving and
+        Newton's weights need.  A family without parameters has its μ-free constant memoised for the
+        response it was computed for (the engine evaluates one response at many μ)."""
+        ones = np.ones_like(mu)
+        if _is_parametric(self.base):
+            return self.base.log_density(y, mu, ones, self._base_values(values))
+        memo = self.__dict__.get("_const_memo")
+        if memo is None or memo[0] is not y:
+            memo = (y, self.base.loglik_constant(y, np.ones_like(np.asarray(y, dtype=float))))
+            self.__dict__["_const_memo"] = memo
+        return memo[1] + self.base.loglik_kernel(y, mu, ones)
+
+    def _base_score(self, y, mu, values):
+        """(∂ℓ/∂μ, ∂²ℓ/∂μ²) of the base, no weights."""
+        return self.base.mu_score_info(y, mu, np.ones_like(mu), self._base_values(values))
+
     def _base_log_p0(self, mu, values):
         """log p₀(μ) of the base (0 for a continuous base)."""
         z = np.zeros_like(mu)
@@ -133,6 +150,18 @@ class Truncated(_Wrapper):
         h1, h2, h3, hp = _truncation_terms((g, g1, g2, g3), psi0, q)
         out = {k: tuple(wt * (a + b) for a, b in zip(psi[k], hp[k])) for k in psi}
         return wt * (f + h), wt * (f1 + h1), wt * (f2 + h2), wt * (f3 + h3), out
+
+    def log_density(self, y, mu, wt, values):
+        g = self._base_ll(np.zeros_like(mu), mu, values)
+        return wt * (self._base_ll(y, mu, values) - np.log(-np.expm1(g)))
+
+    def mu_score_info(self, y, mu, wt, values):
+        f1, f2 = self._base_score(y, mu, values)
+        z = np.zeros_like(mu)
+        g = self._base_ll(z, mu, values)
+        g1, g2 = self._base_score(z, mu, values)
+        q = 1.0 / np.expm1(-g)
+        return wt * (f1 + q * g1), wt * (f2 + q * g2 + q * (1.0 + q) * g1 * g1)
 
     def response_mean(self, mu):
         return mu / (-np.expm1(self._base_log_p0(mu, self._values)))
@@ -193,6 +222,23 @@ class ZeroInflated(_Wrapper):
         out["zi"] = (wt * np.where(zero, 1.0 - r - pi, -pi), -wt * v * f1, -wt * (v * f2 + w * f1 * f1))
         return wt * ll, wt * l1, wt * l2, wt * l3, out
 
+    def log_density(self, y, mu, wt, values):
+        pi = values["zi"]
+        f = self._base_ll(y, mu, values)
+        l1p = np.log1p(-pi)
+        with np.errstate(divide="ignore"):
+            return wt * np.where(y == 0, np.logaddexp(np.log(pi), l1p + f), l1p + f)
+
+    def mu_score_info(self, y, mu, wt, values):
+        pi = values["zi"]
+        zero = y == 0
+        f = self._base_ll(y, mu, values)
+        f1, f2 = self._base_score(y, mu, values)
+        l1p = np.log1p(-pi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(zero, np.exp(l1p + f - np.logaddexp(np.log(pi), l1p + f)), 1.0)
+        return wt * r * f1, wt * (r * f2 + r * (1.0 - r) * f1 * f1)
+
     def response_mean(self, mu):
         return (1.0 - self._values["zi"]) * mu
 
@@ -235,6 +281,16 @@ class Hurdle(_Wrapper):
         out = {k: tuple(wt * pos * a for a in terms) for k, terms in psi.items()}
         out["zi"] = (wt * np.where(zero, 1.0 - pi, -pi), np.zeros_like(mu), np.zeros_like(mu))
         return wt * ll, wt * pos * f1, wt * pos * f2, wt * pos * f3, out
+
+    def log_density(self, y, mu, wt, values):
+        pi = values["zi"]
+        zero = y == 0
+        return wt * np.where(zero, np.log(pi), np.log1p(-pi) + self._base_ll(np.where(zero, 1.0, y), mu, values))
+
+    def mu_score_info(self, y, mu, wt, values):
+        pos = y != 0
+        f1, f2 = self._base_score(np.where(pos, y, 1.0), mu, values)
+        return wt * pos * f1, wt * pos * f2
 
     def response_mean(self, mu):
         return (1.0 - self._values["zi"]) * self.base.response_mean(mu)
