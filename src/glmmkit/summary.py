@@ -396,11 +396,14 @@ def submodel_lines(f) -> list:
     """glmmTMB's blocks for the zero-inflation and dispersion models (none without those formulas)."""
     from .results.submodels import part_table
 
+    subs = getattr(getattr(f, "_problem", None), "submodels", ())
+    if not subs:
+        return []
     lines = []
     titles = {"zi": ("Hurdle (zero) model" if getattr(f.family, "zero_model", "") == "hurdle"
                      else "Zero-inflation model") + " (logit of the zero probability)",
               "disp": "Dispersion model (glmmTMB's log scale)"}
-    for sub in getattr(getattr(f, "_problem", None), "submodels", ()):
+    for sub in subs:
         t = part_table(f, sub.part)
         lines += ["", f"{titles[sub.part]}: {sub.formula}"]
         est, se = coef_columns(t["estimate"].to_numpy(), t["std_error"].to_numpy())
