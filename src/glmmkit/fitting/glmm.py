@@ -563,7 +563,8 @@ def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
         hessian_pd = False if est.H is not None else None
     messages = list(problem.messages)
     converged, message = est.converged, est.message
-    failure = _non_finite(est.deviance, vcov, problem, est.state)
+    failure = _non_finite(est.deviance, vcov, problem, est.state) or _submodel_se_failure(problem, layout, est.x,
+                                                                                           cov_all)
     if failure:
         converged, message = False, failure
         messages.append(failure)
@@ -583,6 +584,23 @@ def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
                   param_cov=cov_all[conditional, conditional] if cov_all is not None else None,
                   objective=est.objective, estimates=est.x, estimates_cov=cov_all)
     return fit
+
+
+def _submodel_se_failure(problem, layout, x, cov_all) -> str:
+    """Why the sub-models' standard errors rule out convergence ('' when they do not): a covariance that
+    is missing or not positive on the diagonal, naming the coefficients (typically a zero part near
+    separation, whose coefficients run off towards ±∞)."""
+    for sub in problem.submodels:
+        sl = layout.slice(f"beta_{sub.part}")
+        d = np.diag(cov_all)[sl] if cov_all is not None else np.full(sl.stop - sl.start, np.nan)
+        bad = [n for n, v in zip(sub.names, d) if not (np.isfinite(v) and v > 0)]
+        if bad:
+            est = dict(zip(sub.names, x[sl]))
+            what = "zero-inflation" if sub.part == "zi" else "dispersion"
+            return (f"standard errors of the {what} coefficients {', '.join(bad)} are not finite (the Hessian is not "
+                    f"positive definite there; estimates {', '.join(f'{n} = {est[n]:.3g}' for n in bad)}): a "
+                    f"coefficient near separation or not identified; simplify {sub.formula!r}")
+    return ""
 
 
 def _non_finite(deviance, vcov, problem, state) -> str:
