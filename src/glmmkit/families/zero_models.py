@@ -190,11 +190,21 @@ class Truncated(_Wrapper):
         return _truncated_draws(self.base, mu, rng)
 
 
-class ZeroInflated(_Wrapper):
-    """A count family with zero inflation: p(0) = π + (1 − π) p₀(μ), p(y > 0) = (1 − π) p(y)."""
+class _ZeroPart(_Wrapper):
+    """A base family with a probability π of a zero from a separate process (the parameter ``zi``)."""
 
     extra_params = ("zi",)
     extra_defaults = {"zi": 0.2}
+
+    def simulate(self, mu, wt, rng):
+        y = np.asarray(self.base.simulate(mu, wt, rng), dtype=float)
+        pi = np.broadcast_to(self._values["zi"], np.shape(mu))
+        return np.where(rng.random(np.shape(mu)) < pi, 0.0, y)
+
+
+class ZeroInflated(_ZeroPart):
+    """A count family with zero inflation: p(0) = π + (1 − π) p₀(μ), p(y > 0) = (1 − π) p(y)."""
+
     zero_model = "zero-inflation"
 
     def __init__(self, base, link=None, fixed=None):
@@ -255,17 +265,11 @@ class ZeroInflated(_Wrapper):
     def check_response(self, y, wt, name):
         self.base.check_response(y, wt, name)
 
-    def simulate(self, mu, wt, rng):
-        y = np.asarray(self.base.simulate(mu, wt, rng), dtype=float)
-        pi = np.broadcast_to(self._values["zi"], np.shape(mu))
-        return np.where(rng.random(np.shape(mu)) < pi, 0.0, y)
 
 
-class Hurdle(_Wrapper):
+class Hurdle(_ZeroPart):
     """A hurdle: p(0) = π, p(y > 0) = (1 − π) p₊(y) with p₊ a truncated count or a continuous density."""
 
-    extra_params = ("zi",)
-    extra_defaults = {"zi": 0.2}
     zero_model = "hurdle"
 
     def __init__(self, base, link=None, fixed=None):
@@ -316,10 +320,6 @@ class Hurdle(_Wrapper):
         inner = self.base.base if isinstance(self.base, Truncated) else self.base
         inner.check_response(y[pos], wt[pos], name)
 
-    def simulate(self, mu, wt, rng):
-        y = np.asarray(self.base.simulate(mu, wt, rng), dtype=float)
-        pi = np.broadcast_to(self._values["zi"], np.shape(mu))
-        return np.where(rng.random(np.shape(mu)) < pi, 0.0, y)
 
     def _saturated_mu(self, y):
         return self.base._saturated_mu(np.where(np.asarray(y) == 0, 1.0, y))
