@@ -246,21 +246,11 @@ class _Modes:
 
 
 def _hessian(f, x, rel=1e-3):
-    """Central-difference Hessian of a scalar function."""
+    """Central-difference Hessian of a scalar function (relative steps, at least ``rel`` · 0.1)."""
+    from ..fitting.driver import central_hessian
+
     x = np.asarray(x, dtype=float)
-    k = x.shape[0]
-    h = rel * np.maximum(np.abs(x), 0.1)
-    H = np.empty((k, k))
-    f0 = f(x)
-    for i in range(k):
-        ei = np.zeros(k)
-        ei[i] = h[i]
-        H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
-        for j in range(i):
-            ej = np.zeros(k)
-            ej[j] = h[j]
-            H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
-    return H
+    return central_hessian(f, x, rel * np.maximum(np.abs(x), 0.1))
 
 
 def _theta_jacobian(g, theta, rel=1e-4):

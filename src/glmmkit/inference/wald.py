@@ -74,17 +74,9 @@ def satterthwaite_df(fit, L: np.ndarray | None = None) -> np.ndarray:
         o = obj_at(x[nt + 1:])
         return _beta_cov(o, x[:nt], x[nt])
 
-    f0 = dev(phi)
-    H = np.empty((k, k))
-    for i in range(k):
-        ei = np.zeros(k)
-        ei[i] = h[i]
-        H[i, i] = (dev(phi + ei) - 2.0 * f0 + dev(phi - ei)) / h[i] ** 2
-        for j in range(i):
-            ej = np.zeros(k)
-            ej[j] = h[j]
-            H[i, j] = H[j, i] = (dev(phi + ei + ej) - dev(phi + ei - ej) - dev(phi - ei + ej)
-                                 + dev(phi - ei - ej)) / (4.0 * h[i] * h[j])
+    from ..fitting.driver import central_hessian
+
+    H = central_hessian(dev, phi, h)
     A = 2.0 * np.linalg.pinv(H)
     p = fit._beta.shape[0]
     L = np.eye(p) if L is None else np.atleast_2d(np.asarray(L, dtype=float))
