@@ -185,8 +185,10 @@ class GlmmFit(MixedModelFit):
             return self.family
         from .submodels import part_estimates
 
+        from ..objective.predictor import PSI_BOUND
+
         psi = {sub.param: np.clip(sub.design_new(newdata) @ part_estimates(self, sub.part)[0].to_numpy() / sub.scale,
-                                  -15.0, 15.0) for sub in subs}
+                                  -PSI_BOUND, PSI_BOUND) for sub in subs}
         return self.family.with_psi(psi)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False, *,
