@@ -112,36 +112,17 @@ def _check_supported(fit):
         raise NotAvailableError("standard errors of predictions are not available with a residual= structure")
 
 
-def fixed_design(fit, nd: pd.DataFrame) -> np.ndarray:
-    """The kept fixed-effect columns for the rows of ``nd`` (default index)."""
-    from ..design import build_design
-
-    try:
-        X = np.asarray(build_design(fit.frame.parsed.fixed_rhs, nd, fit.frame.fixed_spec)[0], dtype=float)
-    except Exception as exc:
-        raise DataError(f"cannot build the fixed-effects design for newdata: {exc}") from None
-    return X.reshape(len(nd), -1)[:, fit._x_kept]
-
-
 def new_random_design(fit, nd: pd.DataFrame, keep, allow_new_levels: bool) -> np.ndarray:
     """Dense Z (rows of ``nd`` × q, engine order) of the kept terms; rows of levels not in the fit
     are zero (a ``DataError`` unless ``allow_new_levels``), rows with a missing factor NaN."""
-    from ..frame import factor_labels, term_columns
+    from ..results.prediction import term_rows
 
     Z = np.zeros((len(nd), fit.structure.q))
     for i, t in enumerate(fit.structure.terms):
         if keep is not None and i not in keep:
             continue
         blk = fit.structure.blocks[t.block]
-        labels = factor_labels(nd, t.source.spec.factors)
-        cols = t.columns_from(term_columns(t.source, nd))
-        idx = pd.Index(blk.factor.levels).get_indexer(labels).astype(np.int64)
-        missing = pd.isna(nd[list(t.source.spec.factors)]).any(axis=1).to_numpy()
-        new = (idx < 0) & ~missing
-        if new.any() and not allow_new_levels:
-            examples = sorted(set(labels[new]))[:3]
-            raise DataError(f"newdata has {int(new.sum())} row(s) with level(s) of {blk.factor.name!r} not in the "
-                            f"fit (e.g. {examples}); pass allow_new_levels=True to predict them at the population level")
+        cols, idx, missing = term_rows(fit, t, nd, allow_new_levels)
         rows = np.flatnonzero(idx >= 0)
         for c, bc in enumerate(t.block_cols):
             Z[rows, blk.offset + idx[rows] * blk.K + bc] = cols[rows, c]
@@ -325,6 +306,8 @@ def predict_se(fit, newdata=None, re_form=None, type="link", theta_uncertainty=F
             raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
         index = newdata.index
         nd = newdata.reset_index(drop=True)
+        from ..results.prediction import fixed_design
+
         X = fixed_design(fit, nd)
         off = fit._new_offset(nd)
         Z = new_random_design(fit, nd, keep, allow_new_levels)
