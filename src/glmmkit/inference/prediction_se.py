@@ -115,7 +115,7 @@ def _check_supported(fit):
 def new_random_design(fit, nd: pd.DataFrame, keep, allow_new_levels: bool) -> np.ndarray:
     """Dense Z (rows of ``nd`` × q, engine order) of the kept terms; rows of levels not in the fit
     are zero (a ``DataError`` unless ``allow_new_levels``), rows with a missing factor NaN."""
-    from ..results.prediction import term_rows
+    from ..newdata import term_rows
 
     Z = np.zeros((len(nd), fit.structure.q))
     for i, t in enumerate(fit.structure.terms):
@@ -306,7 +306,7 @@ def predict_se(fit, newdata=None, re_form=None, type="link", theta_uncertainty=F
             raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
         index = newdata.index
         nd = newdata.reset_index(drop=True)
-        from ..results.prediction import fixed_design
+        from ..newdata import fixed_design
 
         X = fixed_design(fit, nd)
         off = fit._new_offset(nd)
