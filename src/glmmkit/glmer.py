@@ -145,6 +145,9 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
             raise ArgumentError(f"nagq={nagq} with {K} random effects per level needs {nagq}**{K} nodes; use fewer nodes")
 
     submodels = _submodels(ziformula, dispformula, frame, fam, wt)
+    if nagq > 1 and any(sub.structure is not None for sub in submodels):
+        raise ArgumentError(f"nagq={nagq}: with random effects in the ziformula the integral per level is over both "
+                            "parts' effects; adaptive quadrature is not available for it: use nagq=1 (Laplace)")
     problem = GlmmProblem(frame=frame, structure=structure, X=X, wt=wt, family=fam, nagq=nagq, kept=kept,
                           dropped=dropped, data_name=data_name, messages=tuple(messages), submodels=submodels)
     with single_blas_thread():
@@ -189,7 +192,18 @@ def _submodel_columns(ziformula, dispformula, data):
     for arg, f in (("ziformula", ziformula), ("dispformula", dispformula)):
         if f is None or str(f).replace(" ", "") in ("~0", "0"):
             continue
-        text = one_sided(f, arg)
+        text = one_sided(f, arg, random=arg == "ziformula")
+        if "|" in text:  # random terms: their covariates and grouping factors
+            from .formula import parse_formula
+
+            parsed = parse_formula(f"y {text}")
+            cols += sorted(_used_variables("~ " + parsed.fixed_rhs, data))
+            for term in parsed.random:
+                if term.lhs.strip() not in ("1", "0", "-1"):
+                    cols += sorted(_used_variables("~ " + term.lhs, data))
+                cols += list(term.factors)
+            what.append(f"{arg}={f!r}")
+            continue
         cols += sorted(_used_variables(text, data))
         what.append(f"{arg}={f!r}")
     return tuple(dict.fromkeys(cols)), " / ".join(what)

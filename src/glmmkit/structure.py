@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from .covstruct import CovStructure, Scalar, Unstructured, structure_for_term
 from .frame import GroupingFactor, ModelFrame
 
-__all__ = ["ReTerm", "ReBlock", "ModelStructure", "build_structure"]
+__all__ = ["ReTerm", "ReBlock", "ModelStructure", "build_structure", "assemble_structure"]
 
 
 @dataclass
@@ -400,7 +400,24 @@ def build_structure(frame: ModelFrame, structures: dict | None = None, relmat: d
         raise ArgumentError(f"structures names unknown term(s) {sorted(structures)}; "
                             f"the terms are {[t.label for t in terms]}")
 
-    # amalgamate terms on the same factor into blocks
+    return assemble_structure(terms, relmat)
+
+
+def assemble_structure(terms: list, relmat: dict | None = None) -> ModelStructure:
+    """The ``ModelStructure`` of ``terms`` (θ slices set): terms on one grouping factor amalgamated
+    into a block, the block with the most random effects first.
+
+    Parameters
+    ----------
+    terms : list of ReTerm
+        In lme4's order; terms of one block share one ``GroupingFactor`` object.
+    relmat : dict, optional
+        The relationship matrices the terms were built with (kept for rebuilds).
+
+    Returns
+    -------
+    ModelStructure
+    """
     by_factor: dict[str, list[int]] = {}
     for i, t in enumerate(terms):
         by_factor.setdefault(t.group, []).append(i)

@@ -25,8 +25,23 @@ from .objective.predictor import LinearPredictor
 __all__ = ["SubModel", "build_submodel", "one_sided", "is_trivial"]
 
 
-def one_sided(formula, argument: str) -> str:
-    """``formula`` as a one-sided formula text ('~ x'), with an error naming ``argument`` otherwise."""
+def one_sided(formula, argument: str, random: bool = False) -> str:
+    """``formula`` as a one-sided formula text ('~ x'), with an error naming ``argument`` otherwise.
+
+    Parameters
+    ----------
+    formula : str
+        The user's formula ('~ mined', 'mined', '~ mined + (1 | site)').
+    argument : str
+        Its argument's name, for messages.
+    random : bool, default False
+        Whether random-effects terms ``(... | g)`` are allowed in it.
+
+    Returns
+    -------
+    str
+        '~ ' followed by the right-hand side.
+    """
     text = str(formula).strip()
     if not text.startswith("~"):
         if "~" in text:
@@ -35,10 +50,10 @@ def one_sided(formula, argument: str) -> str:
     rhs = text[1:].strip()
     if not rhs:
         raise FormulaError(f"{argument}={formula!r} is empty; write '~ 1' for a constant")
-    if "|" in rhs:
+    if "|" in rhs and not random:
         raise FormulaError(
-            f"{argument}={formula!r} has a random-effects term; random effects in the {argument} are not "
-            f"available yet: write its fixed part only (e.g. '~ {rhs.split('(')[0].strip(' +') or '1'}')")
+            f"{argument}={formula!r} has a random-effects term; random effects are available in the "
+            f"ziformula, not yet in the {argument}: write its fixed part only (e.g. '~ {rhs.split('(')[0].strip(' +') or '1'}')")
     return "~ " + rhs
 
 
@@ -64,6 +79,10 @@ class SubModel:
     names : tuple of str
     spec : object
         The design's encoding (for new data).
+    structure : ModelStructure or None
+        The formula's random-effects terms (``ziformula = ~ mined + (1 | site)``), None without any.
+    frame : ModelFrame or None
+        The model frame the random terms were built from (their levels and columns, for new data).
     """
 
     formula: str
@@ -73,17 +92,32 @@ class SubModel:
     X: np.ndarray
     names: tuple
     spec: object
+    structure: object = None
+    frame: object = None
+
+    @property
+    def fixed_formula(self) -> str:
+        """The formula's fixed part ('~ mined' of '~ mined + (1 | site)')."""
+        if self.frame is None:
+            return self.formula
+        return "~ " + self.frame.parsed.fixed_rhs
 
     @property
     def predictor(self) -> LinearPredictor:
-        return LinearPredictor(self.X, np.zeros(self.X.shape[0]), None, self.names, part=self.part, param=self.param,
-                               param_scale=self.scale)
+        """The sub-model's linear predictor (``LinearPredictor`` with ``param`` set).
+
+        Returns
+        -------
+        LinearPredictor
+        """
+        return LinearPredictor(self.X, np.zeros(self.X.shape[0]), self.structure, self.names, part=self.part,
+                               param=self.param, param_scale=self.scale)
 
     def design_new(self, data: pd.DataFrame) -> np.ndarray:
         """The columns of this sub-model for new rows (the fitted data's encoding)."""
         from .design import build_design
 
-        X = build_design(self.formula[1:].strip(), data, self.spec)[0]
+        X = build_design(self.fixed_formula[1:].strip(), data, self.spec)[0]
         return np.asarray(X, dtype=float).reshape(len(data), -1)
 
 
@@ -107,7 +141,7 @@ def build_submodel(formula, data: pd.DataFrame, part: str, family) -> SubModel:
     from .design import build_design
 
     argument = "ziformula" if part == "zi" else "dispformula"
-    text = one_sided(formula, argument)
+    text = one_sided(formula, argument, random=part == "zi")
     if part == "zi":
         param, scale = "zi", 1.0
     else:
@@ -119,7 +153,11 @@ def build_submodel(formula, data: pd.DataFrame, part: str, family) -> SubModel:
         if param in getattr(family, "fixed", {}):
             raise ArgumentError(f"dispformula models {param!r}, which family_params holds fixed; drop one of them")
         scale = float(getattr(family, "disp_scale", 1.0))
-    X, names, spec = build_design(text[1:].strip(), data)
+    structure, re_frame, fixed_text = None, None, text
+    if "|" in text:
+        structure, re_frame = _random_part(text, data, argument)
+        fixed_text = "~ " + re_frame.parsed.fixed_rhs
+    X, names, spec = build_design(fixed_text[1:].strip(), data)
     X = np.ascontiguousarray(np.asarray(X, dtype=float).reshape(len(data), -1))
     if X.shape[1] == 0:
         raise FormulaError(f"{argument}={formula!r} has no columns; write '~ 1' for a constant")
@@ -127,4 +165,28 @@ def build_submodel(formula, data: pd.DataFrame, part: str, family) -> SubModel:
     if rank < X.shape[1]:
         raise FormulaError(f"{argument}={formula!r}: its model matrix is rank deficient ({X.shape[1]} columns, "
                            f"rank {rank}) on the complete rows; drop the aliased terms")
-    return SubModel(text, part, param, scale, X, tuple(names), spec)
+    return SubModel(text, part, param, scale, X, tuple(names), spec, structure, re_frame)
+
+
+#: the response column a sub-model's own frame is built with (its random terms need a frame; the
+#: response is the conditional model's)
+_PLACEHOLDER = "zi_placeholder_response__"
+
+
+def _random_part(text: str, data: pd.DataFrame, argument: str):
+    """(ModelStructure, ModelFrame) of the random-effects terms of a one-sided formula on the complete
+    rows ``data`` (the rows the conditional model uses, so no row is dropped here)."""
+    from .formula import parse_formula
+    from .frame import build_model_frame
+    from .structure import build_structure
+
+    d = data.copy()
+    d[_PLACEHOLDER] = 0.0
+    parsed = parse_formula(f"{_PLACEHOLDER} {text}")
+    if parsed.offsets:
+        raise FormulaError(f"{argument}={text!r}: offsets in the {argument} are not available")
+    frame = build_model_frame(parsed, d)
+    if frame.nobs != len(data):  # pragma: no cover - the columns were counted for complete cases
+        raise FormulaError(f"{argument}={text!r} drops rows the conditional model keeps")
+    structure = build_structure(frame)
+    return structure, frame

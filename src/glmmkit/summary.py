@@ -406,6 +406,17 @@ def submodel_lines(f) -> list:
     for sub in subs:
         t = part_table(f, sub.part)
         lines += ["", f"{titles[sub.part]}: {sub.formula}"]
+        if sub.structure is not None:  # glmmTMB's random-effects block of the part
+            from .results.submodels import part_varcorr
+
+            vc = part_varcorr(f, sub.part)
+            var = vc[vc["term2"].isna()]
+            rows = [[" " + str(r.group), str(r.term1), f"{r.vcov:.4g}", f"{r.sdcor:.4g}"] for r in var.itertuples()]
+            lines += [" Random effects:"]
+            lines += _table(rows, [False, False, True, True], [" Groups", "Name", "Variance", "Std.Dev."])
+            cor = vc[vc["term2"].notna()]
+            for r in cor.itertuples():
+                lines.append(f"  Corr({r.term1}, {r.term2} | {r.group}) = {r.sdcor:.3f}")
         est, se = coef_columns(t["estimate"].to_numpy(), t["std_error"].to_numpy())
         zv = statistic_column(t["statistic"].to_numpy())
         pv = t["p_value"].to_numpy()

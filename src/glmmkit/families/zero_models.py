@@ -249,6 +249,64 @@ class ZeroInflated(_ZeroPart):
             r = np.where(zero, np.exp(l1p + f - np.logaddexp(np.log(pi), l1p + f)), 1.0)
         return wt * r * f1, wt * (r * f2 + r * (1.0 - r) * f1 * f1)
 
+    def zi_curvature(self, y, mu, wt, values):
+        """∂²ℓ/∂ζ² per row (ζ = logit π, weights applied): r(1 − r) − π(1 − π) in the zero rows,
+        −π(1 − π) elsewhere (r the share of p(0) from the count part).
+
+        Parameters
+        ----------
+        y, mu, wt : ndarray, shape (n,)
+            Response, the count part's mean, prior weights.
+        values : dict
+            Parameter values (``zi`` a float or one value per row).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+        """
+        pi = values["zi"]
+        zero = y == 0
+        f = self._base_ll(y, mu, values)
+        l1p = np.log1p(-pi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(zero, np.exp(l1p + f - np.logaddexp(np.log(pi), l1p + f)), 1.0)
+        return wt * (r * (1.0 - r) - pi * (1.0 - pi))
+
+    def zi_eta_terms(self, eta, y, wt) -> dict:
+        """The zero part's higher derivatives a joint mode over (η, ζ) needs (ζ = logit π, weights applied):
+        ``l_zz`` = ∂²ℓ/∂ζ², ``l_ezz`` = ∂³ℓ/∂η∂ζ², ``l_zzz`` = ∂³ℓ/∂ζ³, and per base parameter ψ,
+        ``psi[name]`` = (∂²ℓ/∂ζ∂ψ, ∂³ℓ/∂η∂ζ∂ψ, ∂³ℓ/∂ζ²∂ψ).
+
+        With r the count part's share of p(0) in a zero row (1 elsewhere), v = r(1 − r), q = π(1 − π):
+        ℓ_ζζ = v − q, ℓ_ζζζ = −(1 − 2r)v − q(1 − 2π), ℓ_ηζζ = (1 − 2r)v f_η, ℓ_ζψ = −v f_ψ,
+        ℓ_ζζψ = (1 − 2r)v f_ψ, ℓ_ηζψ = −[(1 − 2r)v f_ψ f_μ + v f_μψ] dμ/dη (f the base's log p(y)).
+
+        Parameters
+        ----------
+        eta, y, wt : ndarray, shape (n,)
+            The count part's linear predictor, the response, prior weights.
+
+        Returns
+        -------
+        dict
+        """
+        values = self._values
+        pi = values["zi"]
+        mu = self.link.inverse(eta)
+        m1 = self.link.mu_eta_derivatives(eta)[0]
+        f, f1, _, _, psi = self._base_derivs(y, mu, values)
+        zero = y == 0
+        l1p = np.log1p(-pi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(zero, np.exp(l1p + f - np.logaddexp(np.log(pi), l1p + f)), 1.0)
+        v = r * (1.0 - r)
+        q = pi * (1.0 - pi)
+        k = (1.0 - 2.0 * r) * v
+        out = {"l_zz": wt * (v - q), "l_zzz": wt * (-k - q * (1.0 - 2.0 * pi)), "l_ezz": wt * k * f1 * m1, "psi": {}}
+        for name, (gp, g1p, _) in psi.items():
+            out["psi"][name] = (-wt * v * gp, -wt * (k * gp * f1 + v * g1p) * m1, wt * k * gp)
+        return out
+
     def response_mean(self, mu):
         return (1.0 - self._values["zi"]) * mu
 
@@ -295,6 +353,43 @@ class Hurdle(_ZeroPart):
         pos = y != 0
         f1, f2 = self._base_score(np.where(pos, y, 1.0), mu, values)
         return wt * pos * f1, wt * pos * f2
+
+    def zi_curvature(self, y, mu, wt, values):
+        """∂²ℓ/∂ζ² per row (ζ = logit π, weights applied): −π(1 − π) in every row (the zero process
+        is a Bernoulli of its own).
+
+        Parameters
+        ----------
+        y, mu, wt : ndarray, shape (n,)
+            Response, the positive part's mean, prior weights.
+        values : dict
+            Parameter values (``zi`` a float or one value per row).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+        """
+        pi = values["zi"]
+        return -wt * pi * (1.0 - pi) * np.ones_like(np.asarray(mu, dtype=float))
+
+    def zi_eta_terms(self, eta, y, wt) -> dict:
+        """The zero part's higher derivatives (see ``ZeroInflated.zi_eta_terms``): for a hurdle the zero
+        process is a Bernoulli of its own, ℓ_ζζ = −π(1 − π), ℓ_ζζζ = −π(1 − π)(1 − 2π), the cross terms 0.
+
+        Parameters
+        ----------
+        eta, y, wt : ndarray, shape (n,)
+
+        Returns
+        -------
+        dict
+        """
+        pi = self._values["zi"]
+        q = pi * (1.0 - pi) * np.ones_like(np.asarray(eta, dtype=float))
+        zero = np.zeros_like(q)
+        names = getattr(self.base, "param_names", ())
+        return {"l_zz": -wt * q, "l_zzz": -wt * q * (1.0 - 2.0 * pi), "l_ezz": zero,
+                "psi": {k: (zero, zero, zero) for k in names}}
 
     def response_mean(self, mu):
         return (1.0 - self._values["zi"]) * self.base.response_mean(mu)

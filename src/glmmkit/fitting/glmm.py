@@ -120,6 +120,12 @@ class GlmmProblem:
 
     def objective(self, tol: float = 1e-10, beta_start=None):
         """A new objective for this problem (ParametricLaplace for a family with parameters)."""
+        if any(sub.structure is not None for sub in self.submodels):
+            from ..objective.joint import JointLaplace
+
+            return JointLaplace(self.structure, self.X, self.y, self.wt, self.offset, self.family,
+                                beta_start=beta_start, tol=tol, beta_names=self.beta_names,
+                                submodels=self.sub_predictors)
         if self.parametric:
             return ParametricLaplace(self.structure, self.X, self.y, self.wt, self.offset, self.family,
                                      beta_start=beta_start, tol=tol, beta_names=self.beta_names,
@@ -184,10 +190,13 @@ def _warm(obj):
     PIRLS's first-order start extrapolates from (both restored, so every trial starts alike)."""
 
     def get():
-        return obj.u.copy(), obj._mode_at
+        joint = getattr(obj, "u_joint", None)
+        return obj.u.copy(), obj._mode_at, None if joint is None else joint.copy()
 
     def set_(saved):
         obj.u, obj._mode_at = saved[0].copy(), saved[1]
+        if saved[2] is not None:  # both parts' modes (a zero part with random effects)
+            obj.u_joint = saved[2].copy()
 
     return get, set_
 
@@ -388,8 +397,12 @@ class ParametricLaplaceFit:
             obj = agq_obj
         prm = layout.split(x)
         theta, beta = prm.theta, prm.beta
-        state = obj.pirls(theta, beta, family=obj.family_at(prm))
-        dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
+        state = obj.final_state(prm)
+        joint = getattr(state, "joint", None)
+        if joint is not None:  # the deviance integrates over both parts' random effects
+            dev = joint.laplace
+        else:
+            dev = state.laplace if nagq == 1 else obj.agq_deviance(theta, beta, state, nagq)
         return Estimate(x, state, obj, dev, H, grad, optimizer, evals, bool(converged), str(message),
                         obj.pirls_failures)
 
@@ -418,6 +431,8 @@ def family_parts_start(started, obj) -> dict:
         if "(Intercept)" in names:
             b[list(names).index("(Intercept)")] = engine[sub.param] * sub.param_scale
         out[f"beta_{sub.part}"] = b
+        if sub.structure is not None:
+            out[f"theta_{sub.part}"] = sub.structure.theta_start()
     return out
 
 
@@ -510,6 +525,9 @@ def unscale(fit, scaling, problem: GlmmProblem):
         state = obj.pirls(theta, beta, family=fit.family)
     else:
         state = obj.pirls(theta, beta)
+    for extra in ("joint", "u_zi", "eta_zi"):  # the zero part's random effects are not rescaled
+        if hasattr(fit._state, extra):
+            setattr(state, extra, getattr(fit._state, extra))
     info = fit.optimizer_info
     info.rescaled = list(scaling.names)
     param_cov = None

@@ -59,6 +59,20 @@ class ParametricLaplace(GlmmObjective):
         model without sub-models): a new object, the objective's own family is never changed."""
         return self.family.with_psi(self.row_psi(prm))
 
+    def final_state(self, prm):
+        """The PIRLS state at the estimates ``prm`` (the split parameters), the family bound there.
+
+        Parameters
+        ----------
+        prm : Parts
+            The split parameter vector.
+
+        Returns
+        -------
+        PirlsState
+        """
+        return self.pirls(prm.theta, prm.beta, family=self.family_at(prm))
+
     # ----- the mode -----
     def _newton_system(self, W):
         return self._base_system(self._X0).reweighted(self._X0, self._zeros, weights=W)

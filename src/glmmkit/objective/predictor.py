@@ -82,8 +82,8 @@ class LinearPredictor:
             return (beta,)
         theta = ParameterBlock.covariance(self.structure)
         if self.suffix:
-            theta = ParameterBlock(f"theta{self.suffix}", theta.names, theta.lower, theta.upper, theta.step, True,
-                                   theta.sign_flips)
+            theta = ParameterBlock(f"theta{self.suffix}", tuple(f"{self.part}~{n}" for n in theta.names), theta.lower,
+                                   theta.upper, theta.step, True, theta.sign_flips)
         return theta, beta
 
 

@@ -86,7 +86,8 @@ class GlmmFit(MixedModelFit):
     @property
     def npar(self) -> int:
         """Fixed effects, θ, the family's estimated parameters and the sub-models' coefficients."""
-        subs = sum(len(s.names) for s in getattr(self._problem, "submodels", ()))
+        subs = sum(len(s.names) + (s.structure.n_theta if s.structure is not None else 0)
+                   for s in getattr(self._problem, "submodels", ()))
         return super().npar + len(self._psi_names) + subs
 
     @property
@@ -178,18 +179,57 @@ class GlmmFit(MixedModelFit):
         or hurdle model the mixture's mean, glmmTMB's ``fitted``)."""
         return self.family.response_mean(self.family.link.inverse(self._eta()))
 
-    def _family_at(self, newdata):
-        """The fit's family bound to the parameters of ``newdata``'s rows (sub-models evaluated there)."""
+    def _family_at(self, newdata, re_form=None, allow_new_levels=False):
+        """The fit's family bound to the parameters of ``newdata``'s rows (sub-models evaluated there,
+        their random effects kept unless ``re_form`` is population-level)."""
         subs = getattr(self._problem, "submodels", ())
-        if newdata is None or not subs:
+        if not subs or (newdata is None and (re_form is None or all(s.structure is None for s in subs))):
             return self.family
-        from .submodels import part_estimates
-
         from ..objective.predictor import PSI_BOUND
+        from .submodels import part_eta
 
-        psi = {sub.param: np.clip(sub.design_new(newdata) @ part_estimates(self, sub.part)[0].to_numpy() / sub.scale,
+        psi = {sub.param: np.clip(part_eta(self, sub.part, newdata, re_form, allow_new_levels) / sub.scale,
                                   -PSI_BOUND, PSI_BOUND) for sub in subs}
         return self.family.with_psi(psi)
+
+    def ranef_part(self, part: str = "zi") -> dict:
+        """Conditional modes of a sub-model's random effects (glmmTMB's ``ranef(fit)$zi``).
+
+        Parameters
+        ----------
+        part : {"cond", "zi"}
+            "cond" is ``ranef``.
+
+        Returns
+        -------
+        dict
+            Grouping factor -> DataFrame (levels x terms).
+        """
+        if part == "cond":
+            return self.ranef
+        from .submodels import part_ranef
+
+        return part_ranef(self, part)
+
+    def varcorr_part(self, part: str = "zi") -> pd.DataFrame:
+        """Variance components of one part's random effects (glmmTMB's ``VarCorr(fit)$zi``; the zero
+        part's on the logit scale).
+
+        Parameters
+        ----------
+        part : {"cond", "zi"}
+            "cond" is ``varcorr``.
+
+        Returns
+        -------
+        DataFrame
+            Columns group, term1, term2, vcov, sdcor.
+        """
+        if part == "cond":
+            return self.varcorr
+        from .submodels import part_varcorr
+
+        return part_varcorr(self, part)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False, *,
                 se_fit=False, theta_uncertainty=False) -> np.ndarray:
@@ -247,7 +287,7 @@ class GlmmFit(MixedModelFit):
                     raise ArgumentError(f"the {self.family.name} family has no dispersion parameter")
                 n = self.nobs if nd is None else len(nd)
                 return np.zeros(n) if type == "zprob" else np.full(n, -np.inf)
-            v = row_parameter(self, part, nd)
+            v = row_parameter(self, part, nd, re_form, allow_new_levels)
             if type == "disp":
                 return self.family.disp_sigma(v)
             return np.log(v) - np.log1p(-v) if type == "zlink" else v
@@ -255,9 +295,10 @@ class GlmmFit(MixedModelFit):
         if type == "link":
             return eta
         mu = self.family.link.inverse(eta)
+        fam = self._family_at(nd, re_form, allow_new_levels)
         if type == "conditional":
-            return self._family_at(nd).conditional_mean(mu)
-        return self._family_at(nd).response_mean(mu)
+            return fam.conditional_mean(mu)
+        return fam.response_mean(mu)
 
     def residuals(self, kind: str = "deviance") -> np.ndarray:
         """Residuals: ``"deviance"`` (lme4's default), ``"pearson"``, ``"response"`` (y − μ), ``"working"``.

@@ -9,7 +9,8 @@ from scipy.stats import norm
 
 from ..exceptions import ArgumentError
 
-__all__ = ["PARTS", "part_estimates", "part_table", "submodel", "row_parameter"]
+__all__ = ["PARTS", "part_estimates", "part_table", "submodel", "row_parameter", "part_eta", "part_ranef",
+           "part_varcorr", "part_theta"]
 
 #: glmmTMB's names of a model's parts, in the order its fixef() lists them
 PARTS = ("cond", "zi", "disp")
@@ -56,14 +57,165 @@ def part_table(fit, part: str, level: float = 0.95) -> pd.DataFrame:
                          "ci_upper": est.to_numpy() + q * se}, index=est.index)
 
 
-def row_parameter(fit, part: str, newdata=None) -> np.ndarray:
-    """The modelled family parameter per row: π for "zi", glmmTMB's dispersion (θ, φ, σ) for "disp";
-    at the fitted rows, or at ``newdata``'s."""
+def part_theta(fit, part: str) -> np.ndarray:
+    """θ of a sub-model's random-effects terms (empty without any).
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    part : {"zi", "disp"}
+
+    Returns
+    -------
+    ndarray
+    """
+    sub = submodel(fit, part)
+    if sub is None or sub.structure is None or fit._x is None:
+        return np.zeros(0)
+    return np.asarray(fit._x[fit._problem.layout.slice(f"theta_{part}")], dtype=float)
+
+
+def _part_b(fit, part: str) -> np.ndarray:
+    """b of a sub-model's random effects at the mode (its own engine order)."""
+    sub = submodel(fit, part)
+    u = getattr(fit._state, f"u_{part}")
+    return sub.structure.b_of(sub.structure.templates(part_theta(fit, part)), u)
+
+
+def part_ranef(fit, part: str = "zi") -> dict:
+    """Conditional modes of a sub-model's random effects (glmmTMB's ``ranef(fit)$zi``).
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    part : {"zi"}
+
+    Returns
+    -------
+    dict
+        Grouping factor -> DataFrame (levels x terms); empty when the part has no random effects.
+    """
+    sub = submodel(fit, part)
+    if sub is None or sub.structure is None:
+        return {}
+    b = _part_b(fit, part)
+    out = {}
+    for blk in sub.structure.blocks:
+        vals = b[blk.offset : blk.offset + blk.size].reshape(blk.q, blk.K)
+        out[blk.factor.name] = pd.DataFrame(vals, index=pd.Index(blk.factor.levels, name=blk.factor.name),
+                                            columns=blk.names)
+    return out
+
+
+def part_varcorr(fit, part: str = "zi") -> pd.DataFrame:
+    """Variance components of a sub-model's random effects on its linear predictor's scale (logit π
+    for "zi"; glmmTMB's ``VarCorr(fit)$zi``), in ``varcorr``'s layout.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    part : {"zi"}
+
+    Returns
+    -------
+    DataFrame
+        Columns group, term1, term2, vcov, sdcor (no rows when the part has no random effects).
+    """
+    cols = ["group", "term1", "term2", "vcov", "sdcor"]
+    sub = submodel(fit, part)
+    if sub is None or sub.structure is None:
+        return pd.DataFrame([], columns=cols)
+    st = sub.structure
+    templates = st.templates(part_theta(fit, part))
+    rows = []
+    for t in st.terms:
+        T = templates[t.block][np.ix_(t.block_cols, t.block_cols)]
+        C = T @ T.T
+        sd = np.sqrt(np.diag(C))
+        for i, name in enumerate(t.names):
+            rows.append((t.group, name, None, C[i, i], sd[i]))
+        for c in range(t.k):
+            for r in range(c + 1, t.k):
+                denom = sd[r] * sd[c]
+                rows.append((t.group, t.names[c], t.names[r], C[r, c], C[r, c] / denom if denom > 0 else np.nan))
+    return pd.DataFrame(rows, columns=cols)
+
+
+class _PartView:
+    """What ``newdata.term_rows`` reads of a fit, for a sub-model's structure."""
+
+    def __init__(self, structure):
+        self.structure = structure
+
+
+def part_eta(fit, part: str, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
+    """A sub-model's linear predictor per row (logit π for "zi", glmmTMB's log-dispersion for "disp"),
+    with its random effects unless ``re_form`` is population-level ('~0', NA).
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    part : {"zi", "disp"}
+    newdata : DataFrame, optional
+        New rows (default: the fitted rows).
+    re_form : None, "~0" or NA
+        None keeps the part's random effects (the conditional modes; 0 for a new level when
+        ``allow_new_levels``), '~0' drops them, as glmmTMB's ``re.form = NA`` drops every part's.
+    allow_new_levels : bool, default False
+
+    Returns
+    -------
+    ndarray, shape (rows,)
+    """
+    from ..validate import population_level
+
     sub = submodel(fit, part)
     if sub is None:
         raise ArgumentError(f"the model has no {'ziformula' if part == 'zi' else 'dispformula'}")
-    X = sub.X if newdata is None else sub.design_new(newdata)
-    eta = X @ part_estimates(fit, part)[0].to_numpy()
+    beta = part_estimates(fit, part)[0].to_numpy()
+    try:
+        population = population_level(re_form)
+    except ArgumentError:  # a formula of some random terms: the part keeps its own
+        population = False
+    if newdata is None:
+        if sub.structure is not None and not population:
+            return np.asarray(getattr(fit._state, f"eta_{part}"), dtype=float).copy()
+        return sub.X @ beta
+    eta = sub.design_new(newdata) @ beta
+    if sub.structure is None or population:
+        return eta
+    from ..newdata import term_rows
+
+    b = _part_b(fit, part)
+    view = _PartView(sub.structure)
+    for t in sub.structure.terms:
+        blk = sub.structure.blocks[t.block]
+        cols, idx, missing = term_rows(view, t, newdata, allow_new_levels)
+        vals = b[blk.offset : blk.offset + blk.size].reshape(blk.q, blk.K)[:, t.block_cols]
+        known = (idx >= 0) & ~missing
+        contrib = np.zeros(len(newdata))
+        contrib[known] = np.einsum("ik,ik->i", np.asarray(cols, dtype=float)[known], vals[idx[known]])
+        eta = eta + contrib
+    return eta
+
+
+def row_parameter(fit, part: str, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
+    """The modelled family parameter per row: π for "zi", glmmTMB's dispersion (θ, φ, σ) for "disp";
+    at the fitted rows, or at ``newdata``'s.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    part : {"zi", "disp"}
+    newdata : DataFrame, optional
+    re_form, allow_new_levels
+        As :func:`part_eta` (for a part with random effects).
+
+    Returns
+    -------
+    ndarray, shape (rows,)
+    """
+    eta = part_eta(fit, part, newdata, re_form, allow_new_levels)
     if part == "zi":
         return 0.5 * (1.0 + np.tanh(0.5 * eta))
     return np.exp(eta)
