@@ -340,14 +340,18 @@ def test_effects(plt, poisson_fit, lmm_fit, tmp_path):
     fig.savefig(tmp_path / "effects.png", dpi=50)
     fig = lmm_fit.plot_effects("Days")
     fig.savefig(tmp_path / "effects_lmm.png", dpi=50)
-    with pytest.raises(gk.ArgumentError, match="numeric"):
+    # a grouping factor is not in the fixed part; factors of the fixed part are drawn (tests/test_plot_effects.py)
+    with pytest.raises(gk.ArgumentError, match="grouping factor"):
         poisson_fit.plot_effects("g")
-    with pytest.raises(gk.ArgumentError, match="not a column"):
+    with pytest.raises(gk.ArgumentError, match=r"not a column.*\['x'\]"):
         poisson_fit.plot_effects("nope")
     cbpp = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", gk.datasets.load("cbpp"),
                     family="binomial")
     with pytest.raises(gk.ArgumentError, match="not in the fixed effects"):
         cbpp.plot_effects("size")
+    fig = cbpp.plot_effects("period")
+    assert {c.get_label() for c in fig.axes[0].containers} >= {"conditional (random effects = 0) with 95% CI",
+                                                                "marginal (population-averaged) with 95% CI"}
 
 
 def test_missing_matplotlib_says_how_to_install(monkeypatch, lmm_fit):

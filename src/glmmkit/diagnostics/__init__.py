@@ -79,7 +79,31 @@ class DiagnosticsMixin:
         return plot_correlation(self, max_lag=max_lag, ax=ax)
 
     def plot_effects(self, variable: str, n_points: int = 100, n_clusters: int = 0, factor=None, seed=None,
-                     ax=None):
-        """Conditional (random effects = 0) and marginal effect curves of one numeric covariate on
-        the response scale; see :func:`glmmkit.diagnostics.plot_effects`.  Returns the Figure."""
-        return plot_effects(self, variable, n_points=n_points, n_clusters=n_clusters, factor=factor, seed=seed, ax=ax)
+                     ax=None, conditional: bool = True, marginal: bool = True, level: float = 0.95, at=None):
+        """Conditional (random effects = 0) and marginal effect of one fixed-effect covariate on the
+        response scale: curves with confidence bands for a numeric covariate, points with error bars
+        per level for a factor, and a caption naming the values the other covariates are held at;
+        see :func:`glmmkit.diagnostics.plot_effects`.
+
+        Parameters
+        ----------
+        variable : str
+            A column of the fixed-effects formula.
+        n_points : int, default 100
+        n_clusters : int, default 0
+        factor : str, optional
+        seed : int or numpy Generator, optional
+        ax : matplotlib Axes, optional
+        conditional, marginal : bool, default True
+            Which curves to draw.
+        level : float, default 0.95
+            Confidence level of the bands.
+        at : dict, optional
+            Conditioning values of the other covariates.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        return plot_effects(self, variable, n_points=n_points, n_clusters=n_clusters, factor=factor, seed=seed, ax=ax,
+                            conditional=conditional, marginal=marginal, level=level, at=at)

@@ -391,6 +391,10 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, ax=None, axes
 # effect curves
 # ----------------------------------------------------------------------------------------------
 
+#: a numeric column the fixed formula turns into a factor: factor(x), as.factor(x), C(x)
+_AS_FACTOR = r"(?<![\w.])(?:factor|as\.factor|C)\(\s*`?{}`?\s*[,)]"
+
+
 def _reference_row(data: pd.DataFrame) -> dict:
     """Numeric columns at their mean, the others at their reference (first) level."""
     row = {}
@@ -407,96 +411,361 @@ def _reference_row(data: pd.DataFrame) -> dict:
     return row
 
 
-def plot_effects(fit, variable: str, n_points: int = 100, n_clusters: int = 0, factor=None, seed=None, ax=None):
-    """Conditional and marginal effect of one numeric covariate on the response scale.
+def _columns_of(text: str, data: pd.DataFrame) -> list[str]:
+    """Columns of ``data`` that a formula piece reads, in the data's order."""
+    from ..frame import _used_variables
 
-    The conditional curve is the mean for a cluster whose random effects are zero; the marginal
-    (population-averaged) curve averages the mean over the random effects
-    (``fit.predict(..., marginal=True)``).  With a non-identity link they differ: the marginal
-    curve is flatter.  Other covariates are held at their mean (numeric) or reference level.
+    used = _used_variables(text, data)
+    return [c for c in data.columns if c in used]
+
+
+def _effect_columns(fit) -> tuple[list[str], list[str]]:
+    """The fixed-effect covariates, and the further columns a population prediction reads (offset
+    variables, random-slope covariates) that are not among them."""
+    parsed, data = fit.frame.parsed, fit.frame.data
+    fixed = _columns_of("~ " + parsed.fixed_rhs, data) if parsed.fixed_rhs.strip() else []
+    other = set()
+    for off in parsed.offsets:
+        other |= set(_columns_of(f"~ I({off})", data))
+    for term in parsed.random:
+        if term.lhs.strip() not in ("1", "0", "-1"):
+            other |= set(_columns_of("~ " + term.lhs, data))
+    return fixed, [c for c in data.columns if c in other and c not in fixed]
+
+
+def _is_factor(fit, col: str) -> bool:
+    s = fit.frame.data[col]
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return True
+    return re.search(_AS_FACTOR.format(re.escape(col)), fit.frame.parsed.fixed_rhs) is not None
+
+
+def _levels(s: pd.Series) -> list:
+    """Observed levels in the design's order (a categorical's order, else sorted)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return list(s.cat.remove_unused_categories().cat.categories)
+    values = pd.unique(s.dropna())
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+def _format_value(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return np.format_float_positional(float(v), precision=3, unique=False, fractional=False, trim="-")
+    return str(v)
+
+
+def _check_variable(fit, variable, fixed):
+    """The error for a ``variable`` that plot_effects cannot draw, or None."""
+    data, parsed = fit.frame.data, fit.frame.parsed
+    if not fixed:
+        return ArgumentError(f"the model has no fixed-effect covariates ({parsed.text!r}): there is no effect to draw")
+    if not isinstance(variable, str):
+        return ArgumentError(f"variable must be a column name (str), got {type(variable).__name__}; "
+                             f"the fixed-effect covariates are {fixed}")
+    if variable in fixed:
+        return None
+    if variable not in data.columns:
+        return ArgumentError(f"variable {variable!r} is not a column the model uses; the fixed-effect covariates "
+                             f"are {fixed}")
+    from ..frame import _response_variables
+
+    grouping = {f for term in parsed.random for f in term.factors}
+    if variable in _response_variables(parsed.response, data):
+        why = f"it is part of the response {parsed.response}"
+    elif variable in grouping:
+        why = "it is a grouping factor of the random effects"
+    elif any(variable in _columns_of(f"~ I({off})", data) for off in parsed.offsets):
+        why = "it is in the offset"
+    else:
+        why = "the fixed part does not use it"
+    return ArgumentError(f"variable {variable!r} is not in the fixed effects ({parsed.fixed_rhs}): {why}; "
+                         f"plot_effects draws a covariate of the fixed part, one of {fixed}")
+
+
+def _held_values(fit, columns, at) -> tuple[dict, dict]:
+    """Conditioning value of each column, and how it was chosen (mean, reference level, at=)."""
+    data = fit.frame.data
+    at = {} if at is None else at
+    if not isinstance(at, dict):
+        raise ArgumentError(f"at must be a dict of column name to value (of {columns}), got {type(at).__name__}")
+    unknown = [k for k in at if k not in columns]
+    if unknown:
+        raise ArgumentError(f"at= names {unknown[0]!r}, which is not held fixed in this plot; at= sets "
+                            f"{columns if columns else 'nothing: the model has no other covariates'}")
+    held, how = {}, {}
+    for col in columns:
+        factor = _is_factor(fit, col)
+        if col in at:
+            value = at[col]
+            if factor:
+                levels = _levels(data[col])
+                if value not in levels:
+                    raise ArgumentError(f"at[{col!r}] = {value!r} is not a level of {col!r}; use one of "
+                                        f"{[str(v) for v in levels]}")
+            else:
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    value = np.nan
+                if not np.isfinite(value):
+                    raise ArgumentError(f"at[{col!r}] must be a finite number ({col!r} is numeric), "
+                                        f"got {at[col]!r}")
+            held[col], how[col] = value, "at="
+        elif factor:
+            held[col], how[col] = _levels(data[col])[0], "reference level"
+        else:
+            held[col], how[col] = float(data[col].mean()), "mean"
+    return held, how
+
+
+def _effect_frame(fit, held, variable, values) -> pd.DataFrame:
+    """New data: ``variable`` at ``values``, the held columns at their values, the rest at reference."""
+    data = fit.frame.data
+    row = _reference_row(data)
+    row.update(held)
+    n = len(values)
+    nd = pd.DataFrame({k: [v] * n for k, v in row.items()})
+    nd[variable] = list(values) if _is_factor(fit, variable) else np.asarray(values, dtype=float)
+    for col in data.columns:
+        if isinstance(data[col].dtype, pd.CategoricalDtype):
+            nd[col] = pd.Categorical(nd[col], categories=data[col].cat.categories)
+        elif pd.api.types.is_bool_dtype(data[col]):
+            nd[col] = nd[col].astype(bool)
+    return nd
+
+
+def _effect_predictions(fit, nd, level, want_conditional, want_marginal) -> tuple[list, str]:
+    """The series to draw, each (key, label, mean, lower, upper) with NaN bounds when there is no
+    band, and the caption's sentence about the bands."""
+    from scipy import stats
+
+    from ..exceptions import NotAvailableError
+
+    glmm = fit.has_family
+    link = fit.family.link if glmm else None
+    identity = link is None or link.name == "identity"
+    inv = (lambda e: e) if identity else link.inverse
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    pct = f"{100.0 * level:g}%"
+    try:
+        tab = fit.predict(nd, re_form="~0", se_fit=True, type="link")
+        eta, se = tab["fit"].to_numpy(dtype=float), tab["se_fit"].to_numpy(dtype=float)
+        no_band = None
+    except NotAvailableError as exc:
+        eta, se, no_band = fit.predict(nd, re_form="~0"), None, str(exc)
+    mean = fit.predict(nd, re_form="~0", type="response") if glmm else fit.predict(nd, re_form="~0")
+    nan = np.full(mean.shape, np.nan)
+
+    def band(centre_link, se_link):
+        a, b = inv(centre_link - z * se_link), inv(centre_link + z * se_link)
+        return np.minimum(a, b), np.maximum(a, b)  # a decreasing inverse link swaps the edges
+
+    series = []
+    if identity:
+        lo, hi = (nan, nan) if se is None else band(eta, se)
+        label = ("conditional = marginal (identity link)" if want_marginal and want_conditional else
+                 "marginal = conditional (identity link)" if want_marginal else "conditional (random effects = 0)")
+        series.append(("conditional", label, mean, lo, hi))
+        note = (f"bands: {pct} Wald intervals from Cov(β̂)" if se is not None else f"no band: {no_band}")
+        return series, note
+    from ..results.submodels import submodel
+
+    if want_marginal and submodel(fit, "zi") is not None:
+        # predict(marginal=True) averages g⁻¹(η) alone, not the zero-inflated (hurdle) mixture's mean
+        if not want_conditional:
+            raise ArgumentError("the marginal curve is not available for a zero-inflated or hurdle model "
+                                "(the marginal mean covers the conditional part only); use conditional=True")
+        want_marginal = False
+        skipped = "; marginal curve not drawn: the marginal mean of a zero-inflated or hurdle model is not available"
+    else:
+        skipped = ""
+    if want_conditional:
+        lo, hi = (nan, nan) if se is None else band(eta, se)
+        series.append(("conditional", "conditional (random effects = 0)", mean, lo, hi))
+    if want_marginal:
+        from ..inference.marginal import _means_from, _row_columns, _variances
+
+        marg = fit.predict(nd, type="response", marginal=True)
+        lo = hi = nan
+        if se is not None:
+            # E[y] depends on β only through η₀ = x'β + offset: the delta method on the link scale of
+            # the marginal mean needs d g(E[y]) / dη₀ (central differences), times η₀'s standard error
+            v = _variances(fit, _row_columns(fit, nd), fit._theta)
+            h = 1e-5 * np.maximum(1.0, np.abs(eta))
+            slope = (link.link(_means_from(fit, eta + h, v)) - link.link(_means_from(fit, eta - h, v))) / (2.0 * h)
+            lo, hi = band(link.link(marg), np.abs(slope) * se)
+        series.append(("marginal", "marginal (population-averaged)", marg, lo, hi))
+    if se is None:
+        note = f"no bands: {no_band}"
+    else:
+        note = f"bands: {pct} Wald intervals from Cov(β̂) on the link scale"
+        if want_marginal:
+            note += " (marginal: delta method)"
+    return series, note + skipped
+
+
+def plot_effects(fit, variable: str, n_points: int = 100, n_clusters: int = 0, factor=None, seed=None, ax=None,
+                 conditional: bool = True, marginal: bool = True, level: float = 0.95, at=None):
+    """Conditional and marginal effect of one fixed-effect covariate on the response scale.
+
+    The conditional curve is the mean for a cluster whose random effects are zero
+    (``fit.predict(..., re_form="~0")``); the marginal (population-averaged) curve averages the
+    mean over the random effects (``fit.predict(..., marginal=True)``).  With a non-identity link
+    they differ (the marginal curve is flatter); with the identity link (every LMM) they coincide
+    and one curve is drawn.  A numeric covariate gets curves over its observed range with bands; a
+    factor (or a numeric column the formula wraps in ``factor()``) one point per level with error
+    bars, conditional and marginal side by side.
+
+    The bands are Wald intervals from Cov(β̂) (variance parameters held at their estimates) built
+    on the link scale and mapped by the inverse link: for the conditional mean from the
+    prediction's standard error (``predict(..., se_fit=True, type="link")``); for the marginal
+    mean by the delta method, since E[y] depends on β only through η₀ = x'β + offset (its link
+    scale's derivative in η₀ by central differences).  Where the prediction has no standard
+    errors (zero-inflation or dispersion models) no band is drawn and the caption says why.
+
+    The caption under the plot lists the values the other covariates are held at: numeric ones at
+    their mean, factors at their reference level, unless ``at`` sets them.
 
     Parameters
     ----------
     fit : fitted model
     variable : str
-        A numeric column used by the fixed effects.
+        A column of the fixed-effects formula (numeric or factor).
     n_points : int, default 100
-        Points along the covariate's observed range.
+        Points along a numeric covariate's observed range.
     n_clusters : int, default 0
-        Also draw this many cluster-specific curves (levels of ``factor`` drawn at random), in grey.
+        Also draw this many cluster-specific curves (points, for a factor) of levels of
+        ``factor`` drawn at random, in grey.
     factor : str, optional
         Grouping factor of the cluster curves; the first by default.
     seed : int or numpy Generator, optional
         Which clusters are drawn.
     ax : matplotlib Axes, optional
+        Draw into this Axes; a new figure otherwise.
+    conditional, marginal : bool, default True
+        Which curves to draw (at least one).
+    level : float, default 0.95
+        Confidence level of the bands.
+    at : dict, optional
+        Conditioning values of other covariates, ``{"age": 50, "sex": "male"}``: a number for a
+        numeric column, an observed level for a factor.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     data = fit.frame.data
-    numeric = [c for c in data.columns if pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(data[c])
-               and c != fit.frame.response_name]
-    if variable not in data.columns:
-        raise ArgumentError(f"variable {variable!r} is not a column the model uses; numeric ones: {numeric}")
-    if variable not in numeric:
-        raise ArgumentError(f"variable {variable!r} is not numeric; plot_effects draws curves of a numeric "
-                            f"covariate, one of {numeric}")
-    if not re.search(rf"(?<![\w.]){re.escape(variable)}(?![\w.])", str(fit.frame.parsed.fixed_rhs)):
-        # e.g. the trials column of cbind(successes, trials - successes): its curve would be flat
-        raise ArgumentError(f"variable {variable!r} is not in the fixed effects ({fit.frame.parsed.fixed_rhs}); "
-                            "plot_effects draws a covariate of the fixed part")
+    fixed, extra = _effect_columns(fit)
+    err = _check_variable(fit, variable, fixed)
+    if err is not None:
+        raise err
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
         raise ArgumentError(f"n_points must be a whole number of at least 2, got {n_points!r}")
-    grid = np.linspace(float(data[variable].min()), float(data[variable].max()), int(n_points))
-    nd = pd.DataFrame({k: [v] * grid.shape[0] for k, v in _reference_row(data).items()})
-    for col in data.columns:
-        if isinstance(data[col].dtype, pd.CategoricalDtype):
-            nd[col] = pd.Categorical(nd[col], categories=data[col].cat.categories)
-    nd[variable] = grid
-    glmm = fit.has_family
-    if glmm:
-        conditional = fit.predict(nd, re_form="~0", type="response")
-        marginal = fit.predict(nd, type="response", marginal=True)
+    if not isinstance(conditional, (bool, np.bool_)) or not isinstance(marginal, (bool, np.bool_)):
+        raise ArgumentError("conditional and marginal must be True or False")
+    if not (conditional or marginal):
+        raise ArgumentError("conditional=False and marginal=False leave nothing to draw; set one of them True")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0.0 < level < 1.0:
+        raise ArgumentError(f"level must be a number between 0 and 1 (e.g. 0.95), got {level!r}")
+    if isinstance(at, dict) and variable in at:
+        raise ArgumentError(f"at= sets {variable!r}, the variable drawn; at= sets the other covariates")
+    held, how = _held_values(fit, [c for c in fixed + extra if c != variable], at)
+    is_factor = _is_factor(fit, variable)
+    if is_factor:
+        values = _levels(data[variable])
+        x = np.arange(len(values), dtype=float)
     else:
-        conditional = marginal = fit.predict(nd, re_form="~0")
-    plt = _pyplot()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 4.4), layout="constrained")
-    else:
-        fig = ax.figure
+        lo_x, hi_x = float(data[variable].min()), float(data[variable].max())
+        if not hi_x > lo_x:
+            raise ArgumentError(f"variable {variable!r} takes one value ({lo_x:g}) in the data: it has no range "
+                                "to draw")
+        values = x = np.linspace(lo_x, hi_x, int(n_points))
+    nd = _effect_frame(fit, held, variable, values)
+    series, band_note = _effect_predictions(fit, nd, float(level), bool(conditional), bool(marginal))
+
+    fig, (ax,) = _axes_for(1, None if ax is None else [ax], panel_size=(6.4, 4.6), name="ax")
     if n_clusters:
-        name = _factor_names(fit, factor)[0]
-        levels = next(b for b in fit.structure.blocks if b.factor.name == name).factor.levels
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        chosen = rng.choice(len(levels), size=min(int(n_clusters), len(levels)), replace=False)
-        # every chosen cluster's grid in one frame: one prediction call for all curves
-        many = pd.concat([nd] * chosen.shape[0], ignore_index=True)
-        lv = np.repeat(np.asarray(levels, dtype=object)[chosen], grid.shape[0])
-        many[name] = pd.Categorical(lv, categories=data[name].cat.categories) \
-            if isinstance(data[name].dtype, pd.CategoricalDtype) else lv
-        try:
-            curves = (fit.predict(many, type="response") if glmm else fit.predict(many)).reshape(chosen.shape[0], -1)
-        except DataError:
-            # a factor built from several columns (a:b, nesting) has no single column to set
-            raise ArgumentError(f"cluster curves need {name!r} to be a column of the data; use n_clusters=0") from None
-        for k, c in enumerate(curves):
-            ax.plot(grid, c, color="0.6", lw=0.8, alpha=0.7, label=f"clusters of {name} ({chosen.shape[0]})" if k == 0 else None)
-    ax.plot(grid, conditional, color="C0", lw=2.2, label="conditional (random effects = 0)")
-    ax.plot(grid, marginal, color="C3", lw=2.2, ls="--", label="marginal (population-averaged)")
-    if data[variable].nunique() <= 200:
+        _cluster_effects(fit, ax, nd, x, n_clusters, factor, seed, is_factor)
+    colours = {"conditional": "C0", "marginal": "C3"}
+    width = 0.12 if len(series) == 2 else 0.0
+    for k, (key, label, mean, lo, hi) in enumerate(series):
+        c = colours[key]
+        has_band = bool(np.all(np.isfinite(lo)))
+        if is_factor:
+            pos = x + (k - (len(series) - 1) / 2.0) * 2.0 * width
+            yerr = np.vstack([mean - lo, hi - mean]) if has_band else None
+            ax.errorbar(pos, mean, yerr=yerr, fmt="o" if key == "conditional" else "s", color=c, ms=6, capsize=4,
+                        lw=1.6, label=label + (f" with {100 * level:g}% CI" if has_band else ""))
+        else:
+            ax.plot(x, mean, color=c, lw=2.2, ls="-" if key == "conditional" else "--", label=label)
+            if has_band:
+                what = "" if len(series) == 1 and "identity" in label else f", {key}"
+                ax.fill_between(x, lo, hi, color=c, alpha=0.18, lw=0, label=f"{100 * level:g}% CI{what}")
+    if is_factor:
+        ax.set_xticks(x)
+        names = [str(v) for v in values]
+        long = len(values) > 6 or max(len(s) for s in names) > 8
+        ax.set_xticklabels(names, rotation=45 if long else 0, ha="right" if long else "center")
+        ax.set_xlim(-0.6, len(values) - 0.4)
+    elif data[variable].nunique() <= 200:
         # a rug of the observed values, just above the axis so it is not read as tick marks
-        ax.plot(data[variable].to_numpy(), np.full(data.shape[0], 0.03), "|", color="k", alpha=0.3, ms=8,
-                transform=ax.get_xaxis_transform(), label="_rug")
+        ax.plot(data[variable].to_numpy(dtype=float), np.full(data.shape[0], 0.03), "|", color="k", alpha=0.3,
+                ms=8, transform=ax.get_xaxis_transform(), label=f"observed {variable}")
     ax.set_xlabel(variable)
     ylabel = f"mean of {fit.frame.response_name}" if fit.frame.response_name else "mean response"
-    if glmm and fit.family.name == "binomial":
+    if fit.has_family and fit.family.name == "binomial":
         ylabel = "probability"
     ax.set_ylabel(ylabel)
-    ax.set_title(f"Effect of {variable}" + ("" if glmm else " (identity link: the curves coincide)"), fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(f"Effect of {variable}", fontsize=10)
+    ax.legend(fontsize=8, framealpha=0.85, loc="best")
+    caption = _effect_caption(held, how, band_note)
+    # under the x label, wherever the tick labels put it
+    ax.annotate(caption, xy=(0.5, 0.0), xycoords=ax.xaxis.label, xytext=(0, -6), textcoords="offset points",
+                ha="center", va="top", fontsize=7.5, color="0.25", gid="effects-caption")
     _tidy(fig)
     return fig
+
+
+def _effect_caption(held, how, band_note) -> str:
+    import textwrap
+
+    if held:
+        parts = ", ".join(f"{c} = {_format_value(v)} ({how[c]})" for c, v in held.items())
+        first = f"other covariates held at: {parts}"
+    else:
+        first = "no other covariates to hold"
+    return "\n".join(textwrap.fill(s, width=95) for s in (first, band_note))
+
+
+def _cluster_effects(fit, ax, nd, x, n_clusters, factor, seed, is_factor):
+    """Grey curves (points, for a factor) of clusters drawn at random: their random effects added."""
+    data = fit.frame.data
+    name = _factor_names(fit, factor)[0]
+    levels = next(b for b in fit.structure.blocks if b.factor.name == name).factor.levels
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    chosen = rng.choice(len(levels), size=min(int(n_clusters), len(levels)), replace=False)
+    # every chosen cluster's rows in one frame: one prediction call for all of them
+    many = pd.concat([nd] * chosen.shape[0], ignore_index=True)
+    lv = np.repeat(np.asarray(levels, dtype=object)[chosen], len(nd))
+    if name not in data.columns:
+        # a factor built from several columns (a:b, nesting) has no single column to set
+        raise ArgumentError(f"cluster curves need {name!r} to be a column of the data; use n_clusters=0")
+    many[name] = pd.Categorical(lv, categories=data[name].cat.categories) \
+        if isinstance(data[name].dtype, pd.CategoricalDtype) else lv
+    try:
+        pred = fit.predict(many, type="response") if fit.has_family else fit.predict(many)
+    except DataError:
+        raise ArgumentError(f"cluster curves need {name!r} to be a column of the data; use n_clusters=0") from None
+    curves = np.asarray(pred, dtype=float).reshape(chosen.shape[0], -1)
+    label = f"clusters of {name} ({chosen.shape[0]}, their random effects)"
+    if is_factor:
+        ax.plot(np.tile(x, chosen.shape[0]), curves.ravel(), "o", color="0.6", ms=3, alpha=0.6, label=label)
+        return
+    for k, c in enumerate(curves):
+        ax.plot(x, c, color="0.6", lw=0.8, alpha=0.7, label=label if k == 0 else None)
 
 
 def plot_correlation(fit, max_lag=None, ax=None):
