@@ -6,9 +6,11 @@ Cases:
 * ``salamanders_zinb2``: ``count ~ spp + mined + (1 | site)``, ``ziformula = ~ spp + mined``, NB2
   (glmmTMB's vignette model; Salamanders as in tests/data/r_datasets);
 * ``salamanders_hurdle``: the same with ``truncated_nbinom2``;
-* ``zip_1e5``: 1e5 rows, 1,000 groups, ``y ~ x + (1 | g)`` with ``ziformula = ~ z`` (zero inflation
-  with a covariate; the issue's random intercept in the zero part is not built yet, so both
-  engines fit the zero part without one).
+* ``salamanders_zinb2_zi_re``: the NB2 model with a random intercept per site in the zero part too
+  (``ziformula = ~ spp + mined + (1 | site)``);
+* ``zip_1e5``: 1e5 rows, 1,000 groups, ``y ~ x + (1 | g)`` with ``ziformula = ~ z``;
+* ``zip_1e5_zi_re``: the issue's case: 1e5 rows, 1,000 groups, a random intercept in both parts
+  (``ziformula = ~ z + (1 | g)``), simulated with one.
 
 Each engine fits every case once to warm up, then ``--repeats`` times (median; R times the fitting
 call inside R with ``system.time``), single-threaded.  Log-likelihood differences are glmmkit minus
@@ -45,13 +47,14 @@ sys.path.insert(0, str(ROOT / "src"))
 import glmmkit as gk  # noqa: E402
 
 
-def simulate_zip(n=100_000, q=1000, seed=14) -> pd.DataFrame:
+def simulate_zip(n=100_000, q=1000, seed=14, zi_sd=0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     g = rng.integers(0, q, n)
     x, z = rng.standard_normal(n), rng.standard_normal(n)
     b = rng.normal(scale=0.5, size=q)
     mu = np.exp(0.5 + 0.3 * x + b[g])
-    pi = 1.0 / (1.0 + np.exp(-(-1.0 + 0.8 * z)))
+    b_zi = rng.normal(scale=zi_sd, size=q) if zi_sd else np.zeros(q)
+    pi = 1.0 / (1.0 + np.exp(-(-1.0 + 0.8 * z + b_zi[g])))
     y = np.where(rng.random(n) < pi, 0, rng.poisson(mu))
     return pd.DataFrame({"y": y, "x": x, "z": z, "g": pd.Categorical(g)})
 
@@ -67,8 +70,19 @@ CASES = {
     "salamanders_zinb2": ("count ~ spp + mined + (1 | site)", "~ spp + mined", "negative_binomial", "nbinom2"),
     "salamanders_hurdle": ("count ~ spp + mined + (1 | site)", "~ spp + mined", "truncated_nbinom2",
                            "truncated_nbinom2"),
+    "salamanders_zinb2_zi_re": ("count ~ spp + mined + (1 | site)", "~ spp + mined + (1 | site)",
+                                "negative_binomial", "nbinom2"),
     "zip_1e5": ("y ~ x + (1 | g)", "~ z", "poisson", "poisson"),
+    "zip_1e5_zi_re": ("y ~ x + (1 | g)", "~ z + (1 | g)", "poisson", "poisson"),
 }
+
+
+def case_data(name) -> pd.DataFrame:
+    if name == "zip_1e5":
+        return simulate_zip()
+    if name == "zip_1e5_zi_re":
+        return simulate_zip(zi_sd=0.7)
+    return salamanders()
 
 
 def ours(name, data, repeats):
@@ -117,7 +131,7 @@ def main():
     have_r = shutil.which("Rscript") is not None
     rows = []
     for name in CASES:
-        data = simulate_zip() if name == "zip_1e5" else salamanders()
+        data = case_data(name)
         t_ours, ll_ours = ours(name, data, args.repeats)
         t_r, ll_r = glmmtmb(name, data, args.repeats) if have_r else (np.nan, np.nan)
         rows.append((name, len(data), t_ours, t_r, t_r / t_ours, ll_ours - ll_r))

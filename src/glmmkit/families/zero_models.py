@@ -272,6 +272,36 @@ class ZeroInflated(_ZeroPart):
             r = np.where(zero, np.exp(l1p + f - np.logaddexp(np.log(pi), l1p + f)), 1.0)
         return wt * (r * (1.0 - r) - pi * (1.0 - pi))
 
+    def joint_newton_terms(self, eta, y, wt):
+        """What one Newton step on a joint mode over (η, ζ) needs, without third derivatives
+        (ζ = logit π, weights applied): (ℓ_η, ℓ_ζ, −ℓ_ηη, −ℓ_ηζ, −ℓ_ζζ).
+
+        Parameters
+        ----------
+        eta, y, wt : ndarray, shape (n,)
+            The count part's linear predictor, the response, prior weights.
+
+        Returns
+        -------
+        tuple of ndarray, shape (n,)
+        """
+        values = self._values
+        pi = values["zi"]
+        mu = self.link.inverse(eta)
+        m1, m2, _ = self.link.mu_eta_derivatives(eta)
+        zero = y == 0
+        f = self._base_ll(y, mu, values)
+        f1, f2 = self._base_score(y, mu, values)
+        l1p = np.log1p(-pi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(zero, np.exp(l1p + f - np.logaddexp(np.log(pi), l1p + f)), 1.0)
+        v = r * (1.0 - r)
+        fe = f1 * m1
+        fee = f2 * m1 * m1 + f1 * m2
+        q = pi * (1.0 - pi)
+        return (wt * r * fe, wt * np.where(zero, 1.0 - r - pi, -pi), -wt * (r * fee + v * fe * fe), wt * v * fe,
+                -wt * (v - q))
+
     def zi_eta_terms(self, eta, y, wt) -> dict:
         """The zero part's higher derivatives a joint mode over (η, ζ) needs (ζ = logit π, weights applied):
         ``l_zz`` = ∂²ℓ/∂ζ², ``l_ezz`` = ∂³ℓ/∂η∂ζ², ``l_zzz`` = ∂³ℓ/∂ζ³, and per base parameter ψ,
@@ -371,6 +401,24 @@ class Hurdle(_ZeroPart):
         """
         pi = values["zi"]
         return -wt * pi * (1.0 - pi) * np.ones_like(np.asarray(mu, dtype=float))
+
+    def joint_newton_terms(self, eta, y, wt):
+        """(ℓ_η, ℓ_ζ, −ℓ_ηη, −ℓ_ηζ, −ℓ_ζζ) per row (see ``ZeroInflated.joint_newton_terms``); the two
+        processes of a hurdle are separate, so −ℓ_ηζ = 0.
+
+        Parameters
+        ----------
+        eta, y, wt : ndarray, shape (n,)
+
+        Returns
+        -------
+        tuple of ndarray, shape (n,)
+        """
+        pi = self._values["zi"]
+        s, W = self.newton_weights(eta, y, wt)
+        zero = y == 0
+        q = pi * (1.0 - pi) * np.ones_like(np.asarray(eta, dtype=float))
+        return s, wt * np.where(zero, 1.0 - pi, -pi), W, np.zeros_like(q), wt * q
 
     def zi_eta_terms(self, eta, y, wt) -> dict:
         """The zero part's higher derivatives (see ``ZeroInflated.zi_eta_terms``): for a hurdle the zero

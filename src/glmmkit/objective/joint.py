@@ -151,6 +151,7 @@ class JointLaplace(ParametricLaplace):
         self._X0s = np.empty((3 * n, 0))
         self._zeros3 = np.zeros(3 * n)
         self._joint_base = None
+        self._family0 = None
         self.u_joint = np.zeros(self.stacked.q)
 
     # ----- pieces -----
@@ -192,7 +193,11 @@ class JointLaplace(ParametricLaplace):
     def _bound(self, scalars: dict, eta_zi):
         psi = dict(scalars)
         psi["zi"] = np.clip(eta_zi, -PSI_BOUND, PSI_BOUND)
-        return self.family.with_psi(psi)
+        if self._family0 is None:
+            # one bound object whose memo of the response's μ-free constants every later binding copies
+            self._family0 = self.family.with_psi(psi)
+            self._family0.log_density(self.y, np.ones(self.n), self.wt, self._family0.values)
+        return self._family0.with_psi(psi)
 
     def _at(self, templates, u, fixed, fixed_zi, scalars):
         r = self.Zs @ self.stacked.b_of(templates, u)
@@ -204,18 +209,13 @@ class JointLaplace(ParametricLaplace):
 
     def _weights(self, fam, eta, exact=True):
         """Pseudo-row weights and scores of the joint Newton system at (η, ζ)."""
-        d = fam.eta_derivatives(eta, self.y, self.wt)
-        j = list(fam.free_names).index("zi")
-        l_z, s_z, _ = d.psi[j]
-        mu = fam.link.inverse(eta)
-        c = -fam.zi_curvature(self.y, mu, self.wt, fam.values)
-        a, b = d.W, -s_z
+        s_e, l_z, a, b, c = fam.joint_newton_terms(eta, self.y, self.wt)
         if exact:
             w = np.concatenate([a - b, c - b, b])
         else:  # a positive definite stand-in away from the mode: the cross terms dropped, curvatures floored
             floor = 1e-6 * max(float(np.max(np.abs(a))), float(np.max(np.abs(c))), 1e-12)
             w = np.concatenate([np.maximum(a, floor), np.maximum(c, floor), np.zeros(self.n)])
-        score = np.concatenate([d.s, l_z, np.zeros(self.n)])
+        score = np.concatenate([s_e, l_z, np.zeros(self.n)])
         return w, score
 
     # ----- the joint mode -----
