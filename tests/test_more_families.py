@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate, stats
-from scipy.special import gammaln
 
 import glmmkit as gk
 from glmmkit import families as F

@@ -19,7 +19,7 @@ the series' derivatives in φ and p are its terms' derivatives averaged with wei
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import digamma, expit, gammaln, logit, logsumexp
+from scipy.special import digamma, expit, gammaln, logit
 
 from ..exceptions import ArgumentError, DataError
 from .parametric import ParametricFamily, from_engine_scale, to_engine_scale
