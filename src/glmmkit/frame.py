@@ -375,11 +375,11 @@ def _binary_factor(col: pd.Series, name: str) -> np.ndarray:
 def _response(parsed: ParsedFormula, data: pd.DataFrame, family=None) -> tuple[np.ndarray, str, np.ndarray | None]:
     """Response values, their name, and binomial trials (None unless the response implies them)."""
     lhs = parsed.response.strip()
-    binomial = family is not None and family.name == "binomial"
+    binomial = family is not None and (family.name == "binomial" or getattr(family, "trials_response", False))
     parts = _cbind_parts(lhs)
     if parts is not None:
         if not binomial:
-            raise FormulaError(f"a cbind(successes, failures) response needs family='binomial', not {getattr(family, 'name', 'gaussian')!r}")
+            raise FormulaError(f"a cbind(successes, failures) response needs family='binomial' or 'betabinomial', not {getattr(family, 'name', 'gaussian')!r}")
         succ = _expression(parts[0], data, "cbind()")
         fail = _expression(parts[1], data, "cbind()")
         for vals, expr in ((succ, parts[0]), (fail, parts[1])):

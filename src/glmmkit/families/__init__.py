@@ -7,15 +7,18 @@ import difflib
 from ..exceptions import ArgumentError
 from .base import Family
 from .beta import Beta
+from .betabinomial import BetaBinomial
 from .binomial import Binomial
 from .gamma import Gamma
 from .gaussian import Gaussian
 from .inverse_gaussian import InverseGaussian
 from .links import LINKS, Link, get_link
+from .lognormal import LogNormal
 from .negbin import NegativeBinomial1, NegativeBinomial2
 from .parametric import ParametricFamily
 from .poisson import Poisson
 from .student_t import StudentT
+from .tweedie import Tweedie
 from .zero_models import Hurdle, Truncated, ZeroInflated, zero_model_family
 
 FAMILIES = {
@@ -28,6 +31,9 @@ FAMILIES = {
     "beta": Beta,
     "student_t": StudentT,
     "gaussian": Gaussian,
+    "betabinomial": BetaBinomial,
+    "tweedie": Tweedie,
+    "lognormal": LogNormal,
 }
 #: families made by wrapping another (zero-truncated counts): name -> (wrapper, base class)
 WRAPPED = {
@@ -37,10 +43,10 @@ WRAPPED = {
 }
 _ALIASES = {"zigamma": "gamma", "truncated_negative_binomial": "truncated_nbinom2", "bernoulli": "binomial", "nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "nb2": "negative_binomial", "nb1": "nbinom1", "inverse.gaussian": "inverse_gaussian",
-            "inverse_gaussian": "inverse_gaussian", "beta_family": "beta", "t": "student_t", "normal": "gaussian"}
+            "inverse_gaussian": "inverse_gaussian", "beta_family": "beta", "beta_binomial": "betabinomial", "t": "student_t", "normal": "gaussian"}
 
 __all__ = ["Family", "ParametricFamily", "Binomial", "Poisson", "NegativeBinomial2", "NegativeBinomial1", "Gamma",
-           "InverseGaussian", "Beta", "StudentT", "Gaussian", "Truncated", "ZeroInflated", "Hurdle", "zero_model_family", "Link", "get_link", "get_family", "FAMILIES", "LINKS"]
+           "InverseGaussian", "Beta", "StudentT", "Gaussian", "BetaBinomial", "Tweedie", "LogNormal", "Truncated", "ZeroInflated", "Hurdle", "zero_model_family", "Link", "get_link", "get_family", "FAMILIES", "LINKS"]
 
 
 def get_family(family, link=None, family_params=None) -> Family:

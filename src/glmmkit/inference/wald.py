@@ -140,6 +140,12 @@ def family_params_table(fit, level: float = 0.95) -> pd.DataFrame:
     z = norm.ppf(0.5 + level / 2.0)
     se = np.sqrt(np.maximum(np.diag(fit._psi_cov), 0.0)) if fit._psi.shape[0] else np.zeros(0)
     lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
-    return pd.DataFrame({"estimate": np.exp(fit._psi), "log_estimate": fit._psi, "log_se": se,
-                         lo: np.exp(fit._psi - z * se), hi: np.exp(fit._psi + z * se)},
+    names = tuple(fit._psi_names)
+    fam = fit.family
+
+    def back(x):  # from the engine's scale (log; the tweedie power's is logit(p - 1)) by the family's own map
+        return np.array([fam.with_psi({k: v}).values[k] for k, v in zip(names, x)], dtype=float)
+
+    return pd.DataFrame({"estimate": back(fit._psi), "log_estimate": fit._psi, "log_se": se,
+                         lo: back(fit._psi - z * se), hi: back(fit._psi + z * se)},
                         index=pd.Index(fit._psi_names, name="parameter"))
