@@ -25,7 +25,7 @@ CASES = {c["id"]: c for c in json.loads((ROOT / "tests/data/zi/zi_cases.json").r
 FAMILY = {"poisson": "poisson", "nbinom2": "negative_binomial", "nbinom1": "nbinom1", "truncated_nbinom2":
           "truncated_nbinom2", "truncated_poisson": "truncated_poisson", "truncated_nbinom1": "truncated_nbinom1",
           "ziGamma": "gamma", "Gamma": "gamma", "beta_family": "beta"}
-#: the glmmTMB cases fitted here (betabinomial, tweedie and lognormal have their own test file)
+#: the glmmTMB cases fitted here (betabinomial, tweedie and lognormal: tests/test_more_families.py)
 FITTED = ["sal_zipoisson", "sal_zinb2", "sal_zinb1", "sal_hurdle_nb2", "sal_hurdle_poisson", "sal_zip_zi1",
           "owls_zinb1", "owls_nb2_disp", "sim_zigamma_hurdle", "sim_gamma_disp", "sim_beta_disp",
           "sim_truncated_poisson", "sim_truncated_nbinom1", "sal_zip_zi_re", "sal_zinb2_zi_re", "sim_zip_re_both"]
@@ -346,3 +346,47 @@ def test_zero_part_random_effects_bad_input():
         gk.glmer(case["formula"], d, family="negative_binomial", dispformula="~ x + (1 | g)")
     with pytest.raises(FormulaError, match="ziformula.*nosuch"):
         gk.glmer(case["formula"], d, family="poisson", ziformula="~ z + (1 | nosuch)")
+
+
+@pytest.mark.parametrize("cid", ["sim_zip_re_both", "sal_zinb2_zi_re"])
+def test_joint_laplace_gradient_is_exact(cid):
+    """The joint objective's gradient (third derivatives of both parts) against central differences."""
+    fit = fitted(cid)
+    obj = fit._problem.objective(tol=1e-14)
+    x = fit._x + 0.05 * np.random.default_rng(1).standard_normal(fit._x.shape)
+    x = np.maximum(x, obj.layout.lower + 0.01)
+    obj.laplace(x)
+    _, g = obj.laplace_and_gradient(x)
+    num = np.empty_like(x)
+    for j in range(x.shape[0]):
+        h = 1e-5 * max(1.0, abs(x[j]))
+        up, down = x.copy(), x.copy()
+        up[j] += h
+        down[j] -= h
+        num[j] = (obj.laplace(up) - obj.laplace(down)) / (2 * h)
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-5)
+
+
+def test_joint_newton_terms_match_the_full_derivatives():
+    rng = np.random.default_rng(0)
+    n = 60
+    y = rng.poisson(1.0, n) * (rng.random(n) < 0.6)
+    eta, wt = rng.normal(0, 0.5, n), rng.uniform(0.5, 2.0, n)
+    for fam in (F.ZeroInflated(F.get_family("poisson")), F.ZeroInflated(F.get_family("negative_binomial")),
+                F.Hurdle(F.Truncated(F.get_family("poisson")))):
+        psi = {"zi": rng.normal(0, 1, n)}
+        if "theta" in fam.param_names:
+            psi["theta"] = 0.3
+        bound = fam.with_psi(psi)
+        d = bound.eta_derivatives(eta, y, wt)
+        j = list(bound.free_names).index("zi")
+        mu = bound.link.inverse(eta)
+        ref = (d.s, d.psi[j][0], d.W, -d.psi[j][1], -bound.zi_curvature(y, mu, wt, bound.values))
+        for got, want in zip(bound.joint_newton_terms(eta, y, wt), ref):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        # the curvature in ζ by differences of ℓ_ζ
+        h = 1e-6
+        up = bound.with_psi({**psi, "zi": psi["zi"] + h}).eta_derivatives(eta, y, wt).psi[j][0]
+        down = bound.with_psi({**psi, "zi": psi["zi"] - h}).eta_derivatives(eta, y, wt).psi[j][0]
+        np.testing.assert_allclose(bound.zi_curvature(y, mu, wt, bound.values), (up - down) / (2 * h), rtol=1e-6,
+                                   atol=1e-8)
