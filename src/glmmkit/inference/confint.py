@@ -147,6 +147,12 @@ def _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm=None) -> p
             from .profile import profile_confint
 
             return profile_confint(fit, level=level, which=wanted).loc[wanted]
+        absent = [p for p in wanted if p in {n for n, _ in submodel_rows(fit)}]
+        if absent and str(method).lower() in ("boot", "bootstrap"):
+            from ..exceptions import NotAvailableError
+
+            raise NotAvailableError(f"method={method!r} gives no interval for {absent} (the bootstrap covers the "
+                                    "conditional part and the variance parameters); use method='wald' or 'profile'")
         return _confint(fit, method, level, n_boot, seed, progress, n_jobs).loc[wanted]
     m = str(method).lower()
     if m == "wald":
