@@ -252,3 +252,18 @@ def test_bootstrap_names_the_submodel_rows_it_lacks():
     assert wald.iloc[0].to_numpy() == pytest.approx(t.loc["minedno", ["ci_lower", "ci_upper"]].to_numpy(float))
     with pytest.raises(NotAvailableError, match="zi~minedno"):
         fit.confint(method="boot", n_boot=10, parm=["zi~minedno"], progress=False)
+
+
+def test_random_effects_in_a_submodel_are_refused_not_ignored():
+    """A layout with a sub-model θ block (random effects in the ziformula) is refused by name."""
+    from types import SimpleNamespace
+
+    from glmmkit.inference.marginal import check_fixed_submodels
+    from glmmkit.objective.layout import ParameterBlock, ParameterLayout
+
+    fit = fitted("sal_zip_mined")
+    check_fixed_submodels(fit, "se_fit")  # no random effects in the zero part: fine
+    blocks = list(fit._problem.layout.blocks) + [ParameterBlock.free("theta_zi", ("site.(Intercept)",))]
+    fake = SimpleNamespace(_problem=SimpleNamespace(layout=ParameterLayout(blocks)))
+    with pytest.raises(NotAvailableError, match="theta_zi"):
+        check_fixed_submodels(fake, "se_fit")

@@ -65,6 +65,18 @@ def has_zero_part(fit) -> bool:
     return isinstance(getattr(fit, "family", None), (Truncated, _ZeroPart))
 
 
+def check_fixed_submodels(fit, what: str) -> None:
+    """Raise ``NotAvailableError`` when a sub-model (``ziformula``, ``dispformula``) has random effects:
+    ``what`` treats π and the dispersion as functions of their coefficients only."""
+    layout = getattr(getattr(fit, "_problem", None), "layout", None)
+    extra = [b.name for b in getattr(layout, "blocks", ()) if b.name.startswith("theta_")]
+    if extra:
+        from ..exceptions import NotAvailableError
+
+        raise NotAvailableError(f"{what} is not available yet for a ziformula or dispformula with random effects "
+                                f"({', '.join(extra)}): it would treat that part's parameter as fixed")
+
+
 def _means_from(fit, eta0, v):
     """The conditional mean g⁻¹(η) averaged over the random effects (emmeans' population means)."""
     if has_zero_part(fit):
@@ -147,6 +159,7 @@ def marginal_means(fit, newdata=None) -> np.ndarray:
     v = _variances(fit, _row_columns(fit, nd), fit._theta)
     if not has_zero_part(fit):
         return _means_from(fit, eta0, v)
+    check_fixed_submodels(fit, "the population-averaged mean")
     return _response_means_from(_row_family(fit, nd), eta0, v)
 
 
@@ -192,6 +205,8 @@ def marginal_coefs(fit) -> pd.DataFrame:
     cols = _row_columns(fit, None)
     theta, beta = np.asarray(fit._theta, dtype=float), fit._beta
     zero = has_zero_part(fit)
+    if zero:
+        check_fixed_submodels(fit, "marginal_coefs")
     if zero and getattr(fit, "_x", None) is None:
         from ..exceptions import NotAvailableError
 
@@ -234,6 +249,8 @@ def marginal_moments(fit, newdata) -> dict:
     for t, Z in zip(fit.structure.terms, cols):
         S += Z @ fit._term_cov(t) @ Z.T
     v = np.diag(S).copy()
+    if has_zero_part(fit):
+        check_fixed_submodels(fit, "marginal_moments")
     fam = _row_family(fit, nd) if has_zero_part(fit) else None
     if fam is None:
         inv = _inverse_link(fit)

@@ -500,6 +500,9 @@ def submodel_predict_se(fit, newdata=None, re_form=None, type="link", theta_unce
     if type not in SUBMODEL_TYPES:
         raise ArgumentError(f"type must be one of {', '.join(map(repr, SUBMODEL_TYPES))}, got {type!r}")
     _check_supported(fit)
+    from .marginal import check_fixed_submodels
+
+    check_fixed_submodels(fit, "se_fit")
     if getattr(fit, "_x", None) is None or getattr(fit, "_state", None) is None:
         raise NotAvailableError("standard errors of predictions need the fit's estimates of every part, which "
                                 f"a {fit.method} fit does not keep; refit with nagq=1 (Laplace)")
