@@ -6,7 +6,9 @@ triangle of the covariance, column by column), then ``sigma`` (models with a
 residual), then the fixed effects.  Wald intervals exist for the fixed effects
 only (NaN for the variance parameters, as lme4).  The parametric bootstrap
 simulates responses from the fitted model (new random effects each time),
-refits from the estimates and takes percentiles.
+refits from the estimates and takes percentiles.  A model with a ``ziformula`` or
+``dispformula`` adds rows ``zi~<name>`` and ``disp~<name>`` (glmmTMB's names) to the Wald and
+profile intervals.
 """
 
 from __future__ import annotations
@@ -135,7 +137,9 @@ def _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm=None) -> p
         raise ArgumentError(f"level must be between 0 and 1, got {level!r}")
     if parm is not None:
         wanted = [parm] if isinstance(parm, str) else list(parm)
-        known = list(all_parameters(fit).index)
+        from .profile import submodel_rows
+
+        known = list(all_parameters(fit).index) + [n for n, _ in submodel_rows(fit)]
         unknown = [p for p in wanted if p not in known]
         if unknown:
             raise ArgumentError(f"parm names unknown parameter(s) {unknown}; the parameters are {known}")
@@ -143,6 +147,12 @@ def _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm=None) -> p
             from .profile import profile_confint
 
             return profile_confint(fit, level=level, which=wanted).loc[wanted]
+        absent = [p for p in wanted if p in {n for n, _ in submodel_rows(fit)}]
+        if absent and str(method).lower() in ("boot", "bootstrap"):
+            from ..exceptions import NotAvailableError
+
+            raise NotAvailableError(f"method={method!r} gives no interval for {absent} (the bootstrap covers the "
+                                    "conditional part and the variance parameters); use method='wald' or 'profile'")
         return _confint(fit, method, level, n_boot, seed, progress, n_jobs).loc[wanted]
     m = str(method).lower()
     if m == "wald":

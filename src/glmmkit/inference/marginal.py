@@ -12,6 +12,14 @@ coefficients are the least-squares fit of g(E[y]) on X (GLMMadaptive's
 covariance of (θ, β) (central differences of the whole map).  Two rows of one
 cluster share their random effects, (z_s'b, z_t'b) is bivariate normal, and the
 covariance their effects induce is E[μ_s μ_t] − E[μ_s]E[μ_t] (a 2-D rule).
+
+Zero-inflated, hurdle and truncated families: the averaged mean is the response's,
+E[y_i] = ∫ m_i(g⁻¹(x_i'β + o_i + t)) φ(t; 0, v_i) dt with m_i the family's mean at that row's
+parameters (the mixture (1 − π_i)μ, a hurdle's (1 − π_i)μ/(1 − p₀(μ)), a truncated mean); π has no
+random effects, so it comes out of the integral unchanged.  ``marginal_coefs`` regresses
+g(E[y]) on X (the zero part's coefficients and the conditional ones together make the population
+mean) and takes its delta method in every estimated parameter (θ, β, ψ, β_zi, β_disp) from the
+fit's joint covariance; ``marginal_moments`` uses the family's conditional variance of y.
 """
 
 from __future__ import annotations
@@ -49,9 +57,79 @@ def _inverse_link(fit):
     return (lambda e: e) if fam is None else fam.link.inverse
 
 
+def has_zero_part(fit) -> bool:
+    """True when the fit's family has a zero part (zero inflation, a hurdle, truncation): its mean of y
+    is not g⁻¹(η)."""
+    from ..families.zero_models import Truncated, _ZeroPart
+
+    return isinstance(getattr(fit, "family", None), (Truncated, _ZeroPart))
+
+
+def check_fixed_submodels(fit, what: str) -> None:
+    """Raise ``NotAvailableError`` when a sub-model (``ziformula``, ``dispformula``) has random effects:
+    ``what`` treats π and the dispersion as functions of their coefficients only."""
+    layout = getattr(getattr(fit, "_problem", None), "layout", None)
+    extra = [b.name for b in getattr(layout, "blocks", ()) if b.name.startswith("theta_")]
+    if extra:
+        from ..exceptions import NotAvailableError
+
+        raise NotAvailableError(f"{what} is not available yet for a ziformula or dispformula with random effects "
+                                f"({', '.join(extra)}): it would treat that part's parameter as fixed")
+
+
 def _means_from(fit, eta0, v):
+    """The conditional mean g⁻¹(η) averaged over the random effects (emmeans' population means)."""
+    if has_zero_part(fit):
+        from ..exceptions import NotAvailableError
+
+        raise NotAvailableError(f"population-averaged means of g⁻¹(η) alone would leave out the zero part of this "
+                                f"{type(fit.family).__name__} {fit.family.name} model (its E[y] is not g⁻¹(η)); "
+                                f"use fit.predict(newdata, type='response', marginal=True), which averages the "
+                                f"response's mean")
     inv = _inverse_link(fit)
     return inv(eta0[:, None] + np.sqrt(np.maximum(v, 0.0))[:, None] * _NODES[None, :]) @ _WEIGHTS
+
+
+def _row_family(fit, newdata=None, x=None):
+    """The fit's family bound to each row's parameters: at the estimates, or at ``x`` (the full
+    estimate vector in the objective's layout: ψ and the sub-models' coefficients); None for an LMM."""
+    fam = getattr(fit, "family", None)
+    if fam is None:
+        return None
+    if x is None:
+        return fam if newdata is None else fit._family_at(newdata)
+    from ..objective.predictor import PSI_BOUND
+
+    prm = fit._problem.layout.split(x)
+    psi = {k: float(np.clip(prm.psi[j], -PSI_BOUND, PSI_BOUND)) for j, k in enumerate(fit._psi_names)}
+    for sub in getattr(fit._problem, "submodels", ()):
+        Xs = sub.X if newdata is None else sub.design_new(newdata)
+        psi[sub.param] = np.clip(Xs @ prm[f"beta_{sub.part}"] / sub.scale, -PSI_BOUND, PSI_BOUND)
+    return fam.with_psi(psi) if psi else fam
+
+
+def _at_nodes(fam, eta, what="mean", rows=None):
+    """The family's mean (or conditional variance) of y at linear predictors ``eta`` of shape
+    (n, ...): row i's values at row i's parameters (``rows`` picks them when ``eta``'s rows are a
+    selection)."""
+    eta = np.asarray(eta, dtype=float)
+    if fam is None:
+        return eta if what == "mean" else None
+    per_row = {k: np.asarray(v) for k, v in getattr(fam, "values", {}).items() if np.ndim(v)}
+    if per_row and eta.ndim > 1:
+        reps = int(np.prod(eta.shape[1:]))
+        fam = fam.with_values({k: np.repeat(v if rows is None else v[rows], reps) for k, v in per_row.items()})
+    elif per_row and rows is not None:
+        fam = fam.with_values({k: v[rows] for k, v in per_row.items()})
+    mu = fam.link.inverse(eta.ravel())
+    out = fam.response_mean(mu) if what == "mean" else fam.response_variance(mu)
+    return np.asarray(out, dtype=float).reshape(eta.shape)
+
+
+def _response_means_from(fam, eta0, v):
+    """E[y] per row: the family's mean of y averaged over t ~ N(0, v) added to η."""
+    nodes = eta0[:, None] + np.sqrt(np.maximum(v, 0.0))[:, None] * _NODES[None, :]
+    return _at_nodes(fam, nodes) @ _WEIGHTS
 
 
 def _variances(fit, cols, theta):
@@ -63,30 +141,84 @@ def _variances(fit, cols, theta):
 
 
 def marginal_means(fit, newdata=None) -> np.ndarray:
-    """E[y] per row, averaging over the random effects (response scale)."""
-    eta0 = fit.predict(newdata, re_form="~0")
-    return _means_from(fit, eta0, _variances(fit, _row_columns(fit, newdata), fit._theta))
+    """E[y] per row, averaging the mean of y over the random effects (response scale).
+
+    Parameters
+    ----------
+    fit : fitted model
+    newdata : DataFrame, optional
+        Rows to average (the fitted rows when omitted).
+
+    Returns
+    -------
+    ndarray
+        The population-averaged mean of each row; for a zero-inflated model (1 − π) E_b[μ].
+    """
+    nd = None if newdata is None else newdata.reset_index(drop=True)
+    eta0 = fit.predict(nd, re_form="~0")
+    v = _variances(fit, _row_columns(fit, nd), fit._theta)
+    if not has_zero_part(fit):
+        return _means_from(fit, eta0, v)
+    check_fixed_submodels(fit, "the population-averaged mean")
+    return _response_means_from(_row_family(fit, nd), eta0, v)
 
 
-def _marginal_beta(fit, theta, beta, X, offset, cols):
+def _marginal_beta(fit, theta, beta, X, offset, cols, fam=None):
     eta0 = X @ beta + offset
-    mu = _means_from(fit, eta0, _variances(fit, cols, theta))
+    v = _variances(fit, cols, theta)
+    mu = _means_from(fit, eta0, v) if fam is None else _response_means_from(fam, eta0, v)
     link = fit.family.link.link if fit.has_family else (lambda m: m)
     target = link(mu) - offset
     return np.linalg.lstsq(X, target, rcond=None)[0]
 
 
+def _zero_part_coefs(fit, X, offset, cols):
+    """Marginal coefficients of a fit with a zero part and their Jacobian in the full estimate vector."""
+    from ..fitting.driver import central_jacobian
+
+    layout = fit._problem.layout
+
+    def f(x):
+        prm = layout.split(x)
+        return _marginal_beta(fit, prm.theta, prm.beta, X, offset, cols, _row_family(fit, None, x))
+
+    return central_jacobian(f, np.asarray(fit._x, dtype=float))
+
+
 def marginal_coefs(fit) -> pd.DataFrame:
-    """Population-averaged coefficients with delta-method standard errors."""
+    """Population-averaged coefficients with delta-method standard errors.
+
+    Parameters
+    ----------
+    fit : fitted model
+
+    Returns
+    -------
+    pandas.DataFrame
+        estimate, std_error, statistic, p_value, conditional (β) and attenuation per fixed effect;
+        for a model with a zero part the coefficients of g(E[y]), the zero part included.
+    """
     from scipy import stats
 
     X = fit.frame.X[:, fit._x_kept]
     offset = fit.frame.offset
     cols = _row_columns(fit, None)
     theta, beta = np.asarray(fit._theta, dtype=float), fit._beta
-    est = _marginal_beta(fit, theta, beta, X, offset, cols)
-    cov = getattr(fit, "_param_cov", None)
-    if fit.has_residual or not fit.has_family:
+    zero = has_zero_part(fit)
+    if zero:
+        check_fixed_submodels(fit, "marginal_coefs")
+    if zero and getattr(fit, "_x", None) is None:
+        from ..exceptions import NotAvailableError
+
+        raise NotAvailableError(f"marginal coefficients of a {fit.family.name} model need its estimates of every "
+                                "part, which this fit does not keep")
+    est = _marginal_beta(fit, theta, beta, X, offset, cols, _row_family(fit) if zero else None)
+    cov = getattr(fit, "_x_cov", None) if zero else getattr(fit, "_param_cov", None)
+    if zero:
+        J = _zero_part_coefs(fit, X, offset, cols)[1]
+        ok = cov is not None and np.all(np.isfinite(cov))
+        se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, cov, J), 0.0)) if ok else np.full(est.shape, np.nan)
+    elif fit.has_residual or not fit.has_family:
         se = np.sqrt(np.diag(fit._vcov))  # identity link: marginal = conditional
     elif cov is None or not np.all(np.isfinite(cov)):
         se = np.full(est.shape, np.nan)
@@ -117,10 +249,18 @@ def marginal_moments(fit, newdata) -> dict:
     for t, Z in zip(fit.structure.terms, cols):
         S += Z @ fit._term_cov(t) @ Z.T
     v = np.diag(S).copy()
-    inv = _inverse_link(fit)
-    mean = _means_from(fit, eta0, v)
+    if has_zero_part(fit):
+        check_fixed_submodels(fit, "marginal_moments")
+    fam = _row_family(fit, nd) if has_zero_part(fit) else None
+    if fam is None:
+        inv = _inverse_link(fit)
+    else:  # the family's mean of y at each row's parameters (rows: which rows' parameters)
+        def inv(e, rows=None):
+            return _at_nodes(fam, e, rows=rows)
+    mean = _means_from(fit, eta0, v) if fam is None else _response_means_from(fam, eta0, v)
     sd = np.sqrt(np.maximum(v, 0.0))
-    mu_nodes = inv(eta0[:, None] + sd[:, None] * _NODES[None, :])
+    eta_nodes = eta0[:, None] + sd[:, None] * _NODES[None, :]
+    mu_nodes = inv(eta_nodes)
     var_mu = (mu_nodes**2) @ _WEIGHTS - mean**2
     R = getattr(fit, "_residual", None)
     d = np.ones(n)
@@ -129,7 +269,8 @@ def marginal_moments(fit, newdata) -> dict:
     if fit.has_residual:
         within = fit.sigma**2 * d * d
     else:
-        within = fit.family.variance(mu_nodes) @ _WEIGHTS
+        within = (fit.family.variance(mu_nodes) if fam is None
+                  else _at_nodes(fam, eta_nodes, what="variance")) @ _WEIGHTS
     variance = within + var_mu
     # every pair at once: (z_s'b, z_t'b) = (l00 a, l10 a + l11 c), a, c independent standard normal
     s_idx, t_idx = np.tril_indices(n, -1)
@@ -138,8 +279,9 @@ def marginal_moments(fit, newdata) -> dict:
         l10 = np.where(l00 > 0, S[s_idx, t_idx] / np.where(l00 > 0, l00, 1.0), 0.0)
     l11 = np.sqrt(np.maximum(v[t_idx] - l10**2, 0.0))
     a, c = _NODES[None, :, None], _NODES[None, None, :]
-    joint = inv(eta0[s_idx][:, None, None] + l00[:, None, None] * a + 0.0 * c) * inv(
-        eta0[t_idx][:, None, None] + l10[:, None, None] * a + l11[:, None, None] * c)
+    first = eta0[s_idx][:, None, None] + l00[:, None, None] * a + 0.0 * c
+    second = eta0[t_idx][:, None, None] + l10[:, None, None] * a + l11[:, None, None] * c
+    joint = (inv(first) * inv(second) if fam is None else inv(first, rows=s_idx) * inv(second, rows=t_idx))
     cov = np.zeros((n, n))
     cov[s_idx, t_idx] = np.einsum("pij,i,j->p", joint, _WEIGHTS, _WEIGHTS) - mean[s_idx] * mean[t_idx]
     cov = cov + cov.T

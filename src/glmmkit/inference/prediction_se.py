@@ -17,6 +17,18 @@ Hessian.  Population predictions have Var = x'Σ_ββ x.
 
 The computations are dense in the q random effects (fine up to a few thousand levels × terms).
 
+Models with a ``ziformula`` or ``dispformula`` (and zero-inflated or hurdle families) go through
+``submodel_predict_se``: one prediction φ per row on the requested scale (η, g⁻¹(η), the mixture's
+mean, π, logit π, the dispersion) as a function of every fixed parameter x = (θ, β, ψ, β_zi, β_disp)
+and the random effects b,
+
+    Var(φ) = (∂φ/∂η)² z' Cov(b | y) z + J Σ J',    J = dφ(x, b̂(x))/dx,
+
+Σ the fit's joint covariance (``fit._x_cov``), Cov(b | y) = Λ(Λ'Z'WZΛ + I)⁻¹Λ' with W the observed
+information at the mode, and J by central differences of φ with b̂(x) re-solved at each step (in a
+zero-inflated model the modes move with β_zi too).  For the mixture mean μ(1 − π) this carries
+both parts' coefficients, and their covariance, into the standard error.
+
 ``re_form`` spellings: None (every random term), ``"~0"`` / ``"NA"`` (none), or a formula of
 random terms such as ``"~(1 | Subject)"`` that keeps the named terms only (lme4's
 ``re.form = ~(1 | g)``): terms are matched by their columns' formula and grouping factor.
@@ -29,7 +41,11 @@ import pandas as pd
 
 from ..exceptions import ArgumentError, DataError, NotAvailableError
 
-__all__ = ["resolve_re_form", "term_columns_mask", "predict_se", "new_random_design", "simulate_re_form"]
+__all__ = ["resolve_re_form", "term_columns_mask", "predict_se", "submodel_predict_se", "new_random_design",
+           "simulate_re_form"]
+
+#: the scales ``submodel_predict_se`` offers (GlmmFit.predict's types)
+SUBMODEL_TYPES = ("link", "response", "conditional", "zprob", "zlink", "disp")
 
 
 # ----- re_form -----
@@ -362,6 +378,178 @@ def predict_se(fit, newdata=None, re_form=None, type="link", theta_uncertainty=F
         se = se * np.abs(link.mu_eta(eta))
         eta = link.inverse(eta)
     return pd.DataFrame({"fit": eta, "se_fit": se}, index=index)
+
+
+# ----- sub-models: every part's parameters -----
+
+class _PartsPredictor:
+    """φ(x, b) of the rows on one scale, x the fit's full estimate vector (its objective's layout)."""
+
+    def __init__(self, fit, newdata, keep, allow_new_levels, type):
+        from ..objective.predictor import PSI_BOUND
+
+        self.fit, self.type, self.bound = fit, type, PSI_BOUND
+        self.layout = fit._problem.layout
+        self.obj = fit._problem.objective(tol=1e-12)
+        self.subs = {sub.part: sub for sub in getattr(fit._problem, "submodels", ())}
+        self.scalar_names = tuple(getattr(self.obj, "scalar_names", ()))
+        mask = term_columns_mask(fit, keep)
+        if newdata is None:
+            self.X = fit.frame.X[:, fit._x_kept]
+            self.off = np.asarray(fit.frame.offset, dtype=float)
+            Z = np.asarray(fit._z.toarray()) if fit.structure.q else np.zeros((fit.nobs, 0))
+            Z = Z * mask[None, :]
+            self.sub_X = {part: sub.X for part, sub in self.subs.items()}
+        else:
+            from ..newdata import fixed_design
+
+            self.X = fixed_design(fit, newdata)
+            self.off = fit._new_offset(newdata)
+            Z = new_random_design(fit, newdata, keep, allow_new_levels)
+            self.sub_X = {part: sub.design_new(newdata) for part, sub in self.subs.items()}
+        self.bad = np.isnan(Z).any(axis=1) if Z.size else np.zeros(self.X.shape[0], dtype=bool)
+        self.Z = np.where(np.isnan(Z), 0.0, Z)
+        self.population = keep == () or fit.structure.q == 0 or not self.Z.any()
+
+    def modes(self, x):
+        """b̂ at the parameters x (Newton from the fit's own modes) and the PIRLS state."""
+        prm = self.layout.split(x)
+        self.obj.u = np.asarray(self.fit._state.u, dtype=float).copy()
+        state = self.obj.pirls(prm.theta, prm.beta, family=self.obj.family_at(prm))
+        s = self.fit.structure
+        return s.b_of(s.templates(prm.theta), state.u), state
+
+    def eta(self, x, b):
+        prm = self.layout.split(x)
+        eta = self.X @ prm.beta + self.off
+        return eta if b is None else eta + self.Z @ b
+
+    def value(self, x, eta):
+        """φ of every row from the parameters x and the conditional linear predictor η."""
+        prm = self.layout.split(x)
+        t = self.type
+        if t == "link":
+            return eta
+        zeta = {part: X @ prm[f"beta_{part}"] for part, X in self.sub_X.items()}
+        if t == "zlink":
+            return zeta["zi"] if "zi" in zeta else self._scalar_zi(prm, eta, logit=True)
+        if t == "zprob":
+            return (0.5 * (1.0 + np.tanh(0.5 * zeta["zi"])) if "zi" in zeta
+                    else self._scalar_zi(prm, eta, logit=False))
+        psi = {k: float(np.clip(prm.psi[j], -self.bound, self.bound)) for j, k in enumerate(self.scalar_names)}
+        for part, sub in self.subs.items():
+            psi[sub.param] = np.clip(zeta[part] / sub.scale, -self.bound, self.bound)
+        fam = self.fit.family.with_psi(psi)
+        if t == "disp":
+            if "disp" in zeta:
+                return fam.disp_sigma(np.exp(zeta["disp"]))
+            v = fam.values[fam.disp_param]
+            return np.full(eta.shape[0], float(fam.disp_sigma(v)))
+        mu = fam.link.inverse(eta)
+        return fam.conditional_mean(mu) if t == "conditional" else fam.response_mean(mu)
+
+    def _scalar_zi(self, prm, eta, logit):
+        """π (or its logit) of a zero model whose π is one estimated value (or none: π = 0)."""
+        if "zi" not in self.scalar_names:
+            return np.full(eta.shape[0], -np.inf if logit else 0.0)
+        z = float(prm.psi[self.scalar_names.index("zi")])
+        return np.full(eta.shape[0], z if logit else 0.5 * (1.0 + np.tanh(0.5 * z)))
+
+    def b_covariance(self, state, theta):
+        """Cov(b | y) = Λ (Λ'Z'WZΛ + I)⁻¹ Λ' at the mode, W the observed information (dense)."""
+        s = self.fit.structure
+        L = s.b_of(s.templates(theta), np.eye(s.q))
+        Zf = np.asarray(self.fit._z.toarray()) if hasattr(self.fit._z, "toarray") else np.asarray(self.fit._z)
+        A = Zf @ L
+        W = np.asarray(state.derivs.W, dtype=float)
+        M = A.T @ (W[:, None] * A) + np.eye(s.q)
+        return L @ np.linalg.solve(M, L.T)
+
+
+def submodel_predict_se(fit, newdata=None, re_form=None, type="link", theta_uncertainty=False,
+                        allow_new_levels=False) -> pd.DataFrame:
+    """Predictions with delta-method standard errors for a model with sub-models (``ziformula``,
+    ``dispformula``) or a zero-inflated / hurdle family: glmmTMB's ``predict(se.fit = TRUE)``.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+        Fitted by the Laplace approximation, with its joint covariance (``fit._x_cov``).
+    newdata : DataFrame, optional
+        Rows to predict (the fitted rows when omitted).
+    re_form : None, "~0" or a formula of random terms
+        Conditional on the random effects' modes (None), at the population level (``"~0"``) or on
+        the named terms only.
+    type : {"link", "response", "conditional", "zprob", "zlink", "disp"}
+        The scale, as :meth:`GlmmFit.predict`'s: η, the mixture mean E[y] = μ(1 − π) (a hurdle's
+        mean for a hurdle family), g⁻¹(η), π, logit π, the dispersion on glmmTMB's scale.
+    theta_uncertainty : bool
+        Include the uncertainty of θ (glmmTMB always does); False holds θ at its estimate and keeps
+        that of every coefficient and family parameter.
+    allow_new_levels : bool
+        Levels not seen in the fit get random effects of zero instead of an error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``fit`` and ``se_fit``, indexed as ``newdata`` (or the fitted rows); NaN where a
+        needed value of ``newdata`` is missing.
+    """
+    from ..fitting.driver import central_jacobian
+
+    if type not in SUBMODEL_TYPES:
+        raise ArgumentError(f"type must be one of {', '.join(map(repr, SUBMODEL_TYPES))}, got {type!r}")
+    _check_supported(fit)
+    from .marginal import check_fixed_submodels
+
+    check_fixed_submodels(fit, "se_fit")
+    if getattr(fit, "_x", None) is None or getattr(fit, "_state", None) is None:
+        raise NotAvailableError("standard errors of predictions need the fit's estimates of every part, which "
+                                f"a {fit.method} fit does not keep; refit with nagq=1 (Laplace)")
+    if fit._x_cov is None or not np.all(np.isfinite(fit._x_cov)):
+        raise NotAvailableError("this fit has no covariance of its parameters (its Hessian was not formed or is "
+                                "not positive definite), so its predictions have no standard errors")
+    if type == "disp" and "disp" not in {s.part for s in getattr(fit._problem, "submodels", ())} \
+            and getattr(fit.family, "disp_param", None) not in fit.family_params:
+        raise ArgumentError(f"the {fit.family.name} family has no dispersion parameter")
+    if newdata is not None and not isinstance(newdata, pd.DataFrame):
+        raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
+    index = pd.RangeIndex(fit.nobs) if newdata is None else newdata.index
+    nd = None if newdata is None else newdata.reset_index(drop=True)
+    pred = _PartsPredictor(fit, nd, resolve_re_form(fit, re_form), allow_new_levels, type)
+    x0 = np.asarray(fit._x, dtype=float)
+    layout = pred.layout
+    uses_modes = not pred.population and type in ("link", "response", "conditional")
+
+    def phi(x):
+        b = pred.modes(x)[0] if uses_modes else None
+        return pred.value(x, pred.eta(x, b))
+
+    b0, state = pred.modes(x0) if uses_modes else (None, None)
+    eta0 = pred.eta(x0, b0)
+    value = pred.value(x0, eta0)
+    free = np.ones(x0.shape[0], dtype=bool)
+    if not theta_uncertainty:
+        free[layout.slice("theta")] = False
+    V = fit._x_cov[np.ix_(free, free)]
+    idx = np.flatnonzero(free)
+
+    def phi_free(y):
+        x = x0.copy()
+        x[idx] = y
+        return phi(x)
+
+    _, J = central_jacobian(phi_free, x0[idx], rel=1e-4 if uses_modes else 1e-5)
+    var = np.einsum("ij,jk,ik->i", J, V, J)
+    if uses_modes:
+        # ∂φ/∂η row by row (each row's φ depends on its own η only)
+        h = 1e-5 * np.maximum(np.abs(eta0), 1.0)
+        d_eta = (pred.value(x0, eta0 + h) - pred.value(x0, eta0 - h)) / (2.0 * h)
+        C = pred.b_covariance(state, layout.split(x0).theta)
+        var = var + d_eta**2 * np.einsum("ij,jk,ik->i", pred.Z, C, pred.Z)
+    se = np.sqrt(np.maximum(var, 0.0))
+    return pd.DataFrame({"fit": np.where(pred.bad, np.nan, value), "se_fit": np.where(pred.bad, np.nan, se)},
+                        index=index)
 
 
 # ----- simulate with a partial re_form -----

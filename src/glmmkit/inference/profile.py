@@ -14,6 +14,11 @@ analytically for the variance parameters and the fit refitted without x_j (and
 y − b x_j) for a fixed effect; GLMMs on the Laplace (or AGQ) deviance.  A
 standard deviation whose ζ stays below z down to 0 gets the lower end 0, a
 correlation whose ζ stays below z to ±1 gets ±1.
+
+A GLMM with a ``ziformula`` or ``dispformula`` has rows for those coefficients too, under
+glmmTMB's confint names ``zi~<name>`` and ``disp~<name>`` (the dispersion on glmmTMB's
+log scale): each is profiled like a fixed effect, every other parameter of every part
+re-optimised.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from scipy import optimize
 from ..optimize import minimize_bobyqa
 from .parameters import natural_parameters, variance_parameters
 
-__all__ = ["profile_confint"]
+__all__ = ["profile_confint", "submodel_rows"]
 
 _BIG = 1e100
 
@@ -123,6 +128,20 @@ class _Model:
         return np.concatenate([v, self.fit._beta, self.fit._psi])
 
 
+def submodel_rows(fit) -> list[tuple]:
+    """``(row name, position in the estimate vector fit._x)`` of every sub-model coefficient
+    (``zi~minedno``, ``disp~(Intercept)``), in the layout's order; empty without sub-models."""
+    subs = getattr(getattr(fit, "_problem", None), "submodels", ())
+    if not subs or getattr(fit, "_x", None) is None:
+        return []
+    layout = fit._problem.layout
+    out = []
+    for sub in subs:
+        start = layout.slice(f"beta_{sub.part}").start
+        out += [(f"{sub.part}~{n}", start + j) for j, n in enumerate(sub.names)]
+    return out
+
+
 def _profile_fixed_lmm(fit, j, b):
     """ML deviance of the LMM with β_j held at b (the other β and σ profiled, θ (and ψ) optimised)."""
     from ..objective.lmm import LmmObjective
@@ -150,7 +169,14 @@ def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
 
     z = stats.norm.ppf(0.5 + level / 2.0)
     model = _Model(fit)
-    names = model.var_names + list(fit.x_names)
+    # sub-model coefficients: their place in the profiled vector (after the n_var interval parameters,
+    # which stand in for θ) and their standard error for the first step
+    sub_at, sub_se = {}, {}
+    n_theta = fit.structure.n_theta
+    for name, pos in submodel_rows(fit):
+        sub_at[name] = model.n_var + pos - n_theta
+        sub_se[name] = float(np.sqrt(fit._x_cov[pos, pos])) if fit._x_cov is not None else np.nan
+    names = model.var_names + list(fit.x_names) + list(sub_at)
     if which is not None:
         names = [n for n in names if n in set(which)]
     x_hat = model.start()
@@ -185,7 +211,12 @@ def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
 
             est, scale, lo_bound, hi_bound = beta_hat[j], se_beta[j], -np.inf, np.inf
         else:
-            k = model.var_names.index(name) if name in model.var_names else model.n_var + list(fit.x_names).index(name)
+            if name in sub_at:
+                k = sub_at[name]
+            elif name in model.var_names:
+                k = model.var_names.index(name)
+            else:
+                k = model.n_var + list(fit.x_names).index(name)
             others = [i for i in range(x_hat.shape[0]) if i != k]
             # warm starts: the solution at the nearest value profiled so far (the last one can be far out
             # in the tail, near a bound, where the nuisance parameters sit somewhere useless here)
@@ -216,6 +247,8 @@ def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
             est = x_hat[k]
             if name in fit.x_names:
                 scale = se_beta[list(fit.x_names).index(name)]
+            elif name in sub_at and np.isfinite(sub_se[name]) and sub_se[name] > 0:
+                scale = sub_se[name]
             else:
                 scale = 0.25 * abs(est) + 0.05
             lo_bound, hi_bound = model.lower[k], model.upper[k]

@@ -258,10 +258,11 @@ class GlmmFit(MixedModelFit):
             from ..exceptions import NotAvailableError
 
             raise NotAvailableError("se_fit is not available with marginal=True (use marginal_moments)")
-        if se_fit and getattr(self._problem, "submodels", ()):
-            from ..exceptions import NotAvailableError
+        if se_fit and (getattr(self._problem, "submodels", ()) or "zi" in getattr(self.family, "param_names", ())):
+            from ..inference.prediction_se import submodel_predict_se
 
-            raise NotAvailableError("se_fit is not available yet for models with a ziformula or dispformula")
+            return submodel_predict_se(self, newdata, re_form=re_form, type=type, theta_uncertainty=theta_uncertainty,
+                                       allow_new_levels=allow_new_levels)
         if se_fit:
             return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, se_fit=True,
                                    type=type, theta_uncertainty=theta_uncertainty)
