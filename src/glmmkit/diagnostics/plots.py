@@ -114,7 +114,7 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, ax=None, sort_by=Non
     panels = []
     for name in _factor_names(fit, factor):
         est = fit.ranef[name]
-        sd = np.sqrt(np.maximum(np.diagonal(fit.condvar[name], axis1=1, axis2=2), 0.0))
+        sd = np.sqrt(np.maximum(np.diagonal(fit._condvar[name], axis1=1, axis2=2), 0.0))
         key = sort_by if sort_by in list(est.columns) else None
         first = list(est.columns).index(key) if key is not None else 0
         order = np.argsort(est.iloc[:, first].to_numpy(), kind="stable")  # one order for the factor's panels
@@ -476,7 +476,7 @@ def plot_effects(fit, variable: str, n_points: int = 100, n_clusters: int = 0, f
         many[name] = pd.Categorical(lv, categories=data[name].cat.categories) \
             if isinstance(data[name].dtype, pd.CategoricalDtype) else lv
         try:
-            curves = (fit.predict(many, type="response") if glmm else fit.predict(many)).reshape(chosen.shape[0], -1)
+            curves = fit._predict_array(many, type="response").reshape(chosen.shape[0], -1)
         except DataError:
             # a factor built from several columns (a:b, nesting) has no single column to set
             raise ArgumentError(f"cluster curves need {name!r} to be a column of the data; use n_clusters=0") from None

@@ -64,7 +64,7 @@ def _variances(fit, cols, theta):
 
 def marginal_means(fit, newdata=None) -> np.ndarray:
     """E[y] per row, averaging over the random effects (response scale)."""
-    eta0 = fit.predict(newdata, re_form="~0")
+    eta0 = fit._predict_array(newdata, re_form="~0")
     return _means_from(fit, eta0, _variances(fit, _row_columns(fit, newdata), fit._theta))
 
 
@@ -110,7 +110,7 @@ def marginal_moments(fit, newdata) -> dict:
     plus σ² R between them for a residual correlation structure (at the rows' times, or their order
     for ``ar1(1 | g)``)."""
     nd = newdata.reset_index(drop=True)
-    eta0 = fit.predict(nd, re_form="~0")
+    eta0 = fit._predict_array(nd, re_form="~0")
     cols = _row_columns(fit, nd)
     n = eta0.shape[0]
     S = np.zeros((n, n))  # Cov(z_s'b, z_t'b)

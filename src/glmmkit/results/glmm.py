@@ -169,14 +169,26 @@ class GlmmFit(MixedModelFit):
         return dispersion_check(self)
 
     @cached_property
-    def condvar(self) -> dict:
-        """Conditional covariances of the random effects at the mode (lme4's condVar): factor -> (levels, K, K)."""
+    def _condvar(self) -> dict:
+        """Factor name -> ndarray (levels, K, K) at the mode: the engine's form of :attr:`condvar`."""
         return self._condvar_at(self._state.system, self._state.factor)
 
-    def fitted(self) -> np.ndarray:
-        """Fitted means E[y | b] of the fitted rows (probabilities for the binomial; for a zero-inflated
-        or hurdle model the mixture's mean, glmmTMB's ``fitted``)."""
+    def _fitted_array(self) -> np.ndarray:
         return self.family.response_mean(self.family.link.inverse(self._eta()))
+
+    def fitted(self) -> pd.Series:
+        """Fitted means E[y | b] of the fitted rows (lme4's ``fitted``).
+
+        Probabilities for the binomial; for a zero-inflated or hurdle model the mixture's mean
+        (glmmTMB's ``fitted``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fitted", indexed by the data's labels of the rows used in the fit (rows
+            dropped for missing values absent, as R's ``na.omit``).
+        """
+        return self._row_series(self._fitted_array(), name="fitted")
 
     def _family_at(self, newdata):
         """The fit's family bound to the parameters of ``newdata``'s rows (sub-models evaluated there)."""
@@ -192,11 +204,18 @@ class GlmmFit(MixedModelFit):
         return self.family.with_psi(psi)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False, *,
-                se_fit=False, theta_uncertainty=False) -> np.ndarray:
-        """Predictions (see :meth:`MixedModelFit.predict` for ``newdata``, ``re_form``, ``allow_new_levels``).
+                se_fit=False, theta_uncertainty=False):
+        """Predictions on the link or response scale, of the zero part or of the dispersion.
 
         Parameters
         ----------
+        newdata : DataFrame, optional
+            Rows to predict; the fitted rows when omitted.
+        re_form : None, "~0" or a formula of random terms
+            As :meth:`MixedModelFit.predict`: conditional on every predicted random effect (None),
+            the population level (``"~0"``) or only the named terms.
+        allow_new_levels : bool
+            Levels not seen in the fit get random effects of zero instead of an error.
         type : {"link", "response", "conditional", "zprob", "zlink", "disp"}
             ``"link"``: η of the conditional mean; ``"response"``: E[y] (for a zero-inflated or hurdle
             model the mixture's mean, glmmTMB's ``type = "response"``); ``"conditional"``: the mean of
@@ -212,7 +231,9 @@ class GlmmFit(MixedModelFit):
 
         Returns
         -------
-        ndarray or DataFrame
+        pandas.Series named "predicted", or DataFrame with columns fit and se_fit when ``se_fit``
+            Indexed as ``newdata``, or, without it, by the data's labels of the fitted rows (rows
+            dropped for missing values absent).
         """
         if se_fit and marginal:
             from ..exceptions import NotAvailableError
@@ -223,8 +244,19 @@ class GlmmFit(MixedModelFit):
 
             raise NotAvailableError("se_fit is not available yet for models with a ziformula or dispformula")
         if se_fit:
-            return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, se_fit=True,
-                                   type=type, theta_uncertainty=theta_uncertainty)
+            return self._predict_se(newdata, re_form=re_form, type=type, theta_uncertainty=theta_uncertainty,
+                                    allow_new_levels=allow_new_levels)
+        values = self._predict_array(newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type,
+                                     marginal=marginal)
+        return self._row_series(values, newdata, "predicted")
+
+    def _predict_array(self, newdata=None, re_form=None, allow_new_levels=False, type="link",
+                       marginal=False) -> np.ndarray:
+        """:meth:`predict` without ``se_fit``, as an ndarray in row order (the engine's form)."""
+        if newdata is not None and not isinstance(newdata, pd.DataFrame):
+            from ..exceptions import DataError
+
+            raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
         if marginal:
             from ..inference.marginal import marginal_means
 
@@ -233,7 +265,7 @@ class GlmmFit(MixedModelFit):
         kinds = ("link", "response", "conditional", "zprob", "zlink", "disp")
         if type not in kinds:
             raise ArgumentError(f"type must be one of {', '.join(map(repr, kinds))}, got {type!r}")
-        nd = None if newdata is None else newdata.reset_index(drop=True) if isinstance(newdata, pd.DataFrame) else newdata
+        nd = None if newdata is None else newdata.reset_index(drop=True)
         if type in ("zprob", "zlink", "disp"):
             from .submodels import row_parameter, submodel
 
@@ -251,7 +283,7 @@ class GlmmFit(MixedModelFit):
             if type == "disp":
                 return self.family.disp_sigma(v)
             return np.log(v) - np.log1p(-v) if type == "zlink" else v
-        eta = super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        eta = super()._predict_array(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
         if type == "link":
             return eta
         mu = self.family.link.inverse(eta)
@@ -259,10 +291,7 @@ class GlmmFit(MixedModelFit):
             return self._family_at(nd).conditional_mean(mu)
         return self._family_at(nd).response_mean(mu)
 
-    def residuals(self, kind: str = "deviance") -> np.ndarray:
-        """Residuals: ``"deviance"`` (lme4's default), ``"pearson"``, ``"response"`` (y − μ), ``"working"``.
-
-        For a zero-inflated or hurdle model μ and the variance are the mixture's (glmmTMB's)."""
+    def _residuals_array(self, kind: str = "deviance") -> np.ndarray:
         y, wt = self.frame.y, self._problem.wt
         mu_c = self.family.link.inverse(self._eta())
         mu = self.family.response_mean(mu_c)
@@ -277,8 +306,31 @@ class GlmmFit(MixedModelFit):
             return (y - mu_c) / self.family.link.mu_eta(self._eta())
         raise ArgumentError(f"residuals kind must be 'deviance', 'pearson', 'response' or 'working', got {kind!r}")
 
+    def residuals(self, kind: str = "deviance") -> pd.Series:
+        """Residuals of the fitted rows (lme4's ``residuals``).
+
+        Parameters
+        ----------
+        kind : {"deviance", "pearson", "response", "working"}
+            ``"deviance"`` (lme4's default): sign(y − μ)·√(deviance contribution); ``"pearson"``:
+            (y − μ)·√weights / √V(μ); ``"response"``: y − μ; ``"working"``: (y − μ) / (dμ/dη).
+            For a zero-inflated or hurdle model μ and the variance are the mixture's (glmmTMB's).
+
+        Returns
+        -------
+        pandas.Series
+            Named "residuals", indexed as :meth:`fitted`.
+        """
+        return self._row_series(self._residuals_array(kind), name="residuals")
+
     def summary(self):
-        """lme4-style summary of the GLMM."""
+        """lme4-style summary of the GLMM.
+
+        Returns
+        -------
+        GlmmSummary
+            Prints as lme4's text summary, renders as HTML in notebooks.
+        """
         from ..summary import GlmmSummary
 
         return GlmmSummary(self)
@@ -334,8 +386,8 @@ class PqlFit(GlmmFit):
         return np.nan
 
     @cached_property
-    def condvar(self) -> dict:
-        return self._lmm.condvar
+    def _condvar(self) -> dict:
+        return self._lmm._condvar
 
     def _hat_weights(self):
         # the working weights at the final linear predictor: the hat matrix of the linearised fit

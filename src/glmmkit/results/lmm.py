@@ -145,38 +145,67 @@ class LmmFit(MixedModelFit):
             obj.reml = saved
 
     @cached_property
-    def condvar(self) -> dict:
-        """Conditional covariances of the random effects: factor name -> array (levels, K, K).
-
-        Conditional on the data and on the estimated parameters (lme4's ``condVar``).
-        """
+    def _condvar(self) -> dict:
+        """Factor name -> ndarray (levels, K, K): the engine's form of :attr:`condvar`."""
         return self._condvar_at(self._objective.system, self._factor, self.sigma**2)
 
-    def fitted(self) -> np.ndarray:
-        """Conditional fitted values Xβ + Zb + offset, one per row used in the fit."""
+    def _fitted_array(self) -> np.ndarray:
         return self._eta()
 
-    def residuals(self, kind: str = "response") -> np.ndarray:
-        """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), ``"scaled"``
-        (pearson / σ), or ``"normalized"`` (nlme's: the scaled residuals whitened by the residual
-        correlation structure, so independent standard normal under the model; "scaled" without one)."""
-        r = self.frame.y - self.fitted()
+    def fitted(self) -> pd.Series:
+        """Conditional fitted values Xβ + Zb + offset (lme4's ``fitted``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fitted", one value per row used in the fit, indexed by the data's labels of
+            those rows (rows dropped for missing values absent, as R's ``na.omit``).
+        """
+        return self._row_series(self._fitted_array(), name="fitted")
+
+    def _residuals_array(self, kind: str = "response") -> np.ndarray:
+        r = self.frame.y - self._fitted_array()
         if kind == "response":
             return r
+        if kind not in ("pearson", "scaled", "normalized", "normalised"):
+            raise ArgumentError(
+                f"residuals kind must be 'response', 'pearson', 'scaled' or 'normalized', got {kind!r}")
         if self.frame.weights is not None:
             r = r * np.sqrt(self.frame.weights)
         if kind == "pearson":
             return r
         if kind == "scaled":
             return r / self.sigma
-        if kind in ("normalized", "normalised"):
-            return (r if self._residual is None else self._whiten_rows(r)) / self.sigma
-        raise ArgumentError(f"residuals kind must be 'response', 'pearson', 'scaled' or 'normalized', got {kind!r}")
+        return (r if self._residual is None else self._whiten_rows(r)) / self.sigma
+
+    def residuals(self, kind: str = "response") -> pd.Series:
+        """Residuals of the fitted rows (lme4's ``residuals``).
+
+        Parameters
+        ----------
+        kind : {"response", "pearson", "scaled", "normalized"}
+            ``"response"``: y − fitted; ``"pearson"``: × √weights (lme4's); ``"scaled"``:
+            pearson / σ; ``"normalized"`` (nlme's): the scaled residuals whitened by the residual
+            correlation structure, so independent standard normal under the model ("scaled"
+            without one).
+
+        Returns
+        -------
+        pandas.Series
+            Named "residuals", indexed as :meth:`fitted`.
+        """
+        return self._row_series(self._residuals_array(kind), name="residuals")
 
     # ----- display -----
 
     def summary(self):
-        """lme4-style summary (prints as text, renders as HTML in notebooks)."""
+        """lme4-style summary.
+
+        Returns
+        -------
+        LmmSummary
+            Prints as lme4's text summary, renders as HTML in notebooks.
+        """
         from ..summary import LmmSummary
 
         return LmmSummary(self)
