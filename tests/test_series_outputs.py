@@ -190,3 +190,16 @@ def test_varcorr_has_no_none(lmm_case, glmm_case):
     vc = lmm_case[2].varcorr
     assert vc["term1"].isna().tolist() == [False, False, False, True]  # the residual row
     assert vc["term2"].notna().tolist() == [False, False, True, False]  # the correlation row
+
+
+def test_refit_takes_a_labelled_response_by_label(lmm_case):
+    d, kept, fit = lmm_case
+    sim = fit.simulate(1, seed=11)["sim_1"]
+    by_label = fit.refit(sim.iloc[::-1])  # reversed order, same labels
+    by_position = fit.refit(sim.to_numpy())
+    np.testing.assert_allclose(by_label.fixef, by_position.fixef, rtol=1e-10)
+    # a full data column (dropped rows included) picks the fitted rows by label
+    full = d["Days"] * 3.0 + d["Reaction"].fillna(0.0)
+    np.testing.assert_allclose(fit.refit(full).fixef, fit.refit(full.loc[kept].to_numpy()).fixef, rtol=1e-10)
+    with pytest.raises(gk.exceptions.ArgumentError, match="one value per fitted row"):
+        fit.refit(np.ones(3))

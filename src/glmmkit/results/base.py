@@ -80,6 +80,26 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         self.ngroups = {blk.factor.name: blk.q if _related(blk) is None else len(_related(blk).levels)
                         for blk in structure.blocks}
 
+    def _new_response(self, y) -> np.ndarray:
+        """A new response for the fitted rows (``refit``): a Series whose labels include the fitted
+        rows' is taken by label (so a column of the data, or a ``simulate`` column, lines up), any
+        other array-like by position; one finite value per fitted row."""
+        from ..exceptions import ArgumentError
+
+        if isinstance(y, pd.DataFrame) and y.shape[1] == 1:
+            y = y.iloc[:, 0]
+        index = self.frame.data.index
+        if isinstance(y, pd.Series) and y.index.is_unique and index.isin(y.index).all():
+            y = y.reindex(index)
+        vals = np.asarray(y, dtype=float)
+        if vals.shape != (self.nobs,):
+            raise ArgumentError(f"y must give one value per fitted row ({self.nobs}), got shape {vals.shape}; "
+                                "pass a Series labelled by the data's index, or an array in the fitted rows' order")
+        if not np.all(np.isfinite(vals)):
+            raise ArgumentError(f"y has {int(np.sum(~np.isfinite(vals)))} missing or infinite value(s) in the "
+                                "fitted rows; refit needs a value for every row the fit used")
+        return vals
+
     # ----- estimates as pandas objects (built on first use: pandas constructors cost more than a small fit) -----
 
     @cached_property

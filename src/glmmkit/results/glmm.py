@@ -62,9 +62,10 @@ class GlmmFit(MixedModelFit):
 
         Parameters
         ----------
-        y : array-like, optional
+        y : pandas Series or array-like, optional
             A new response for the fitted rows (the engine's scale: proportions for binomial data
-            with trials as weights).  The fit's own response when omitted.
+            with trials as weights): a Series labelled by the data's index (a ``simulate`` column)
+            is taken by label, an array in the fitted rows' order.  The fit's own response when omitted.
         nagq : int, optional
             Another number of quadrature nodes (0, 1 or k > 1).
 
@@ -73,7 +74,7 @@ class GlmmFit(MixedModelFit):
         GlmmFit
             A new fit; this one is not changed.
         """
-        problem = self._problem if y is None else self._problem.with_response(y)
+        problem = self._problem if y is None else self._problem.with_response(self._new_response(y))
         if nagq is not None:
             problem = dataclasses.replace(problem, nagq=int(nagq))
         return problem.fit()
@@ -373,7 +374,7 @@ class PqlFit(GlmmFit):
         """The PQL fit again with a new response (see :meth:`GlmmFit.refit`)."""
         if kwargs:
             raise ArgumentError(f"a PQL fit can only be refitted to a new response, not with {sorted(kwargs)}")
-        problem = self._problem if y is None else self._problem.with_response(y)
+        problem = self._problem if y is None else self._problem.with_response(self._new_response(y))
         return problem.fit(pql=True)
 
     @property

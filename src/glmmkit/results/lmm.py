@@ -74,8 +74,10 @@ class LmmFit(MixedModelFit):
 
         Parameters
         ----------
-        y : array-like, optional
-            A new response for the fitted rows (offset included, as the data's response column).
+        y : pandas Series or array-like, optional
+            A new response for the fitted rows (offset included, as the data's response column):
+            a Series labelled by the data's index (a data column, a ``simulate`` column) is taken
+            by label, an array in the fitted rows' order.
         reml : bool, optional
             REML or ML; the fit's own criterion when omitted.
 
@@ -84,7 +86,7 @@ class LmmFit(MixedModelFit):
         LmmFit
             A new fit started from this fit's θ; this one is not changed.
         """
-        problem = self._problem if y is None else self._problem.with_response(y)
+        problem = self._problem if y is None else self._problem.with_response(self._new_response(y))
         if reml is not None:
             problem = dataclasses.replace(problem, reml=bool(reml))
         start = self._theta if self._residual is None else np.concatenate([self._theta, self._residual_psi])
