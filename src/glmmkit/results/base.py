@@ -298,6 +298,7 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
             Profile: likelihood profile of every parameter (lme4's; ML for LMMs).
             Bootstrap: parametric (simulate, refit from the estimates), percentile intervals.
         level : float
+            Confidence level.
         n_boot : int
             Bootstrap samples.
         seed : int or numpy Generator

@@ -81,57 +81,86 @@ class GlmmFit(MixedModelFit):
 
     @property
     def deviance(self) -> float:
-        """−2 × log-likelihood (the ``deviance`` column of lme4's glmer summary)."""
+        """The deviance of the glmer summary.
+
+        Returns
+        -------
+        float
+            −2 × the log-likelihood (the ``deviance`` column of lme4's glmer summary; ``glance``
+            reports lme4's ``deviance()``, the sum of squared deviance residuals).
+        """
         return -2.0 * self.loglik
 
     @property
     def npar(self) -> int:
-        """Fixed effects, θ, the family's estimated parameters and the sub-models' coefficients."""
+        """Number of estimated parameters.
+
+        Returns
+        -------
+        int
+            Fixed effects, θ, the family's estimated parameters and the sub-models' coefficients.
+        """
         subs = sum(len(s.names) for s in getattr(self._problem, "submodels", ()))
         return super().npar + len(self._psi_names) + subs
 
     @property
     def fixef_zi(self) -> pd.Series:
-        """Coefficients of the zero-inflation (or hurdle zero) model on the logit scale of π
-        (glmmTMB's ``fixef(fit)$zi``); empty without a ``ziformula``."""
+        """Coefficients of the zero-inflation (or hurdle zero) model (glmmTMB's ``fixef(fit)$zi``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fixef_zi", on the logit scale of π; empty without a ``ziformula``.
+        """
         from .submodels import part_estimates
 
         return part_estimates(self, "zi")[0]
 
     @property
     def fixef_disp(self) -> pd.Series:
-        """Coefficients of the dispersion model on glmmTMB's log-dispersion scale (``fixef(fit)$disp``);
-        empty without a ``dispformula``."""
+        """Coefficients of the dispersion model (glmmTMB's ``fixef(fit)$disp``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fixef_disp", on glmmTMB's log-dispersion scale; empty without a ``dispformula``.
+        """
         from .submodels import part_estimates
 
         return part_estimates(self, "disp")[0]
 
     def vcov_part(self, part: str = "cond") -> pd.DataFrame:
-        """Covariance of one part's coefficients ("cond", "zi", "disp"; glmmTMB's ``vcov(fit)[[part]]``).
+        """Covariance of one part's coefficients (glmmTMB's ``vcov(fit)[[part]]``).
 
         Parameters
         ----------
         part : {"cond", "zi", "disp"}
+            The conditional model, the zero-inflation model or the dispersion model.
 
         Returns
         -------
         pandas.DataFrame
+            Rows and columns the part's coefficient names (from the joint Hessian; NaN where none
+            was formed; empty when the model has no such part).
         """
         from .submodels import part_estimates
 
         return part_estimates(self, part)[1]
 
     def coef_table_part(self, part: str = "zi", level: float = 0.95) -> pd.DataFrame:
-        """Wald table (estimate, std_error, statistic, p_value, ci_lower, ci_upper) of one part.
+        """Wald table of one part's coefficients (glmmTMB's summary blocks; z tests).
 
         Parameters
         ----------
         part : {"cond", "zi", "disp"}
+            The conditional model (``coef_table``), the zero-inflation or the dispersion model.
         level : float
+            Confidence level of the intervals.
 
         Returns
         -------
         pandas.DataFrame
+            Columns estimate, std_error, statistic, p_value, ci_lower, ci_upper; one row per coefficient.
         """
         from .submodels import part_table
 
@@ -139,16 +168,34 @@ class GlmmFit(MixedModelFit):
 
     @property
     def family_params(self) -> dict:
-        """The family's own parameters by name (estimated and fixed): ``{"theta": ...}`` for NB2,
-        ``{"phi": ...}`` for NB1 and beta, ``{"shape": ...}`` for Gamma, ``{"df": ..., "sigma": ...}``
-        for the Student-t, ``{"dispersion": ...}`` for the inverse Gaussian; empty for binomial/Poisson.
-        A copy of what the fit's own family object is bound to: it never changes."""
+        """The family's own parameters by name, estimated and fixed.
+
+        Returns
+        -------
+        dict
+            ``{"theta": ...}`` for NB2, ``{"phi": ...}`` for NB1 and beta, ``{"shape": ...}`` for
+            Gamma, ``{"df": ..., "sigma": ...}`` for the Student-t, ``{"dispersion": ...}`` for the
+            inverse Gaussian; empty for binomial/Poisson and for parameters a sub-model models.  A
+            copy of what the fit's own family object is bound to: it never changes.
+        """
         modelled = {sub.param for sub in getattr(self._problem, "submodels", ())}
         return {k: v for k, v in getattr(self.family, "values", {}).items() if k not in modelled}
 
     def family_params_table(self, level: float = 0.95) -> pd.DataFrame:
-        """Estimated family parameters with standard errors and Wald intervals on the log scale
-        (where the estimates are close to normal), the intervals mapped back to the parameter's scale."""
+        """Estimated family parameters with standard errors and Wald intervals.
+
+        Parameters
+        ----------
+        level : float
+            Confidence level of the intervals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by parameter: estimate, log_estimate, log_se and the interval bounds (columns
+            named as R's, e.g. "2.5 %" and "97.5 %"), formed on the log scale (where the estimates
+            are close to normal) and mapped back to the parameter's scale.
+        """
         from ..inference.wald import family_params_table
 
         return family_params_table(self, level=level)
@@ -162,9 +209,16 @@ class GlmmFit(MixedModelFit):
         return self.family.working(self._state.eta, self.frame.y, self._problem.wt)[1]
 
     def dispersion_check(self) -> dict | None:
-        """Pearson χ² / residual df with its upper-tail p-value, for Poisson and binomial fits with
-        more than one trial per row (None otherwise): a ratio well above 1 signals overdispersion
-        (remedies: ``olre=True``, ``family="negative_binomial"``, beta-binomial)."""
+        """Overdispersion check: Pearson χ² over the residual df.
+
+        Returns
+        -------
+        dict or None
+            ``pearson_chisq``, ``df``, ``ratio`` and the upper-tail ``p_value``, for Poisson and
+            binomial fits with more than one trial per row (None otherwise, and for PQL): a ratio
+            well above 1 signals overdispersion (remedies: ``olre=True``,
+            ``family="negative_binomial"``, beta-binomial).
+        """
         from ..diagnostics.residuals import dispersion_check
 
         return dispersion_check(self)
@@ -371,7 +425,20 @@ class PqlFit(GlmmFit):
                                data_name=problem.data_name)
 
     def refit(self, y=None, **kwargs):
-        """The PQL fit again with a new response (see :meth:`GlmmFit.refit`)."""
+        """The PQL fit again with a new response (see :meth:`GlmmFit.refit`).
+
+        Parameters
+        ----------
+        y : pandas Series or array-like, optional
+            A new response for the fitted rows, as :meth:`GlmmFit.refit`.
+        **kwargs
+            Not accepted (a PQL fit has no quadrature or criterion to change): an error names them.
+
+        Returns
+        -------
+        PqlFit
+            A new fit; this one is not changed.
+        """
         if kwargs:
             raise ArgumentError(f"a PQL fit can only be refitted to a new response, not with {sorted(kwargs)}")
         problem = self._problem if y is None else self._problem.with_response(self._new_response(y))
@@ -379,12 +446,25 @@ class PqlFit(GlmmFit):
 
     @property
     def dispersion(self) -> float:
-        """Estimated dispersion σ² of the working model."""
+        """Estimated dispersion of the working model.
+
+        Returns
+        -------
+        float
+            σ² of the final weighted LMM (1 when the family's variance holds exactly).
+        """
         return self.sigma**2
 
     @property
     def deviance(self) -> float:
-        return np.nan
+        """PQL has no likelihood, so no deviance.
+
+        Returns
+        -------
+        float
+            NaN.
+        """
+        return float("nan")
 
     @cached_property
     def _condvar(self) -> dict:

@@ -15,8 +15,23 @@ __all__ = ["LmmFit", "lmm_estimates"]
 
 
 def lmm_estimates(objective, structure, theta: np.ndarray):
-    """The penalised least-squares solution at θ: ``(factor, beta, b, sigma, vcov)``, with
-    vcov = σ² (R_X'R_X)⁻¹ from the factor's fixed-effects block."""
+    """The penalised least-squares solution at θ.
+
+    Parameters
+    ----------
+    objective : LmmObjective
+        The profiled (RE)ML objective of the model.
+    structure : RandomStructure
+        The random-effects structure (templates from θ).
+    theta : ndarray
+        Where to solve.
+
+    Returns
+    -------
+    tuple
+        ``(factor, beta, b, sigma, vcov)``: the PLS factor, the fixed effects, the random effects
+        b, the residual SD and vcov = σ² (R_X'R_X)⁻¹ from the factor's fixed-effects block.
+    """
     templates = structure.templates(theta)
     system = objective.system
     fac = objective.factor(theta)
@@ -96,14 +111,26 @@ class LmmFit(MixedModelFit):
 
     @property
     def residual_structure(self):
-        """The residual correlation structure (``residual=``), or None for σ² I."""
+        """The residual correlation structure (``residual=``).
+
+        Returns
+        -------
+        ResidualStructure or None
+            The structure the fit estimated; None for independent residuals (σ² I).
+        """
         return self._residual
 
     @cached_property
     def residual_params(self) -> pd.Series:
-        """The residual structure's parameters: ``rho`` for ar1 and exp (the correlation at a lag of one
-        time unit, nlme's Phi) and for cs (nlme's Rho); every pair's correlation for un (``cor(1,2)``);
-        the lag correlations for toep (``rho1``, ...); empty without one."""
+        """The residual structure's parameters.
+
+        Returns
+        -------
+        pandas.Series
+            Named "residual_params": ``rho`` for ar1 and exp (the correlation at a lag of one time
+            unit, nlme's Phi) and for cs (nlme's Rho); every pair's correlation for un
+            (``cor(1,2)``); the lag correlations for toep (``rho1``, ...); empty without one.
+        """
         if self._residual is None:
             return pd.Series(dtype=float, name="residual_params")
         return pd.Series(self._residual.report(self._residual_psi), name="residual_params")
@@ -130,19 +157,31 @@ class LmmFit(MixedModelFit):
 
     @property
     def reml_criterion(self) -> float | None:
-        """−2 × REML log-likelihood for REML fits (lme4's ``REMLcrit``), else None."""
+        """The REML criterion (lme4's ``REMLcrit``).
+
+        Returns
+        -------
+        float or None
+            −2 × the REML log-likelihood for REML fits; None for ML fits.
+        """
         return -2.0 * self.loglik if self.reml else None
 
     @cached_property
     def deviance(self) -> float:
-        """−2 × the ML log-likelihood at the estimates (lme4's ``deviance(fit, REML = FALSE)``)."""
+        """The ML deviance at the estimates (lme4's ``deviance(fit, REML = FALSE)``).
+
+        Returns
+        -------
+        float
+            −2 × the ML log-likelihood at the estimates (REML fits too: at their estimates).
+        """
         if not self.reml:
             return -2.0 * self.loglik
         obj = self._objective
         saved = obj.reml
         obj.reml = False
         try:
-            return obj.deviance_from(self._factor)
+            return float(obj.deviance_from(self._factor))
         finally:
             obj.reml = saved
 

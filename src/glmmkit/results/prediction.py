@@ -22,14 +22,42 @@ __all__ = ["PredictionMixin", "add_random_effects", "condvar_frame", "condvar_ta
 
 
 def fixed_predictor(fit, nd: pd.DataFrame) -> np.ndarray:
-    """Xβ + offset for the rows of ``nd`` (a DataFrame with a default index)."""
+    """The fixed part of the linear predictor for new rows.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+    nd : pandas.DataFrame
+        The new rows, with a default index.
+
+    Returns
+    -------
+    ndarray
+        Xβ + offset per row of ``nd``.
+    """
     return fixed_design(fit, nd) @ fit._beta + fit._new_offset(nd)
 
 
 def add_random_effects(fit, nd: pd.DataFrame, eta: np.ndarray, allow_new_levels: bool, terms=None) -> np.ndarray:
-    """``eta`` plus every random-effect term's z'b for the rows of ``nd``: 0 for a level not in the
-    fit (a ``DataError`` unless ``allow_new_levels``), NaN where a grouping factor is missing.
-    ``terms``: indices of the terms to add (all when None)."""
+    """Add the random-effect terms' z'b to the linear predictor of new rows.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+    nd : pandas.DataFrame
+        The new rows, with a default index.
+    eta : ndarray
+        Their linear predictor so far (``fixed_predictor``).
+    allow_new_levels : bool
+        A level not in the fit contributes 0 instead of raising ``DataError``.
+    terms : collection of int, optional
+        Indices of the terms to add (all when None).
+
+    Returns
+    -------
+    ndarray
+        ``eta`` plus each term's contribution; NaN where a grouping factor is missing.
+    """
     for i, t in enumerate(fit.structure.terms):
         if terms is not None and i not in terms:
             continue
@@ -201,9 +229,20 @@ class PredictionMixin:
 
 
 def condvar_tables(fit, arrays: dict) -> dict:
-    """``arrays`` (factor -> (levels, K, K), the engine's conditional covariances) labelled:
-    factor -> DataFrame with rows (level, term) and columns term, the levels and terms of
-    ``fit.ranef``'s table of that factor."""
+    """The engine's conditional covariances labelled as ``fit.ranef``.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+    arrays : dict
+        Factor name -> ndarray (levels, K, K).
+
+    Returns
+    -------
+    dict
+        Factor name -> DataFrame with a (level, term) MultiIndex on the rows and the terms as
+        columns: the levels and terms of ``fit.ranef[factor]``, in its order.
+    """
     out = {}
     for name, C in arrays.items():
         re = fit.ranef[name]
@@ -216,8 +255,18 @@ def condvar_tables(fit, arrays: dict) -> dict:
 
 
 def condvar_frame(fit) -> pd.DataFrame:
-    """The conditional covariances of the random effects labelled, one row per (factor, level, pair of
-    columns): columns group, level, term1, term2, condvar (variances where term1 == term2)."""
+    """The conditional covariances of the random effects in long form.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (factor, level, pair of columns), lower triangle with the diagonal: columns
+        group, level, term1, term2, condvar (variances where term1 == term2).
+    """
     parts = []
     for name, C in fit._condvar.items():
         re = fit.ranef[name]
