@@ -123,11 +123,11 @@ def test_conditional_and_unconditional_simulation(lmm_fit, poisson_fit):
 def test_residuals_of_data_simulated_from_the_model_are_uniform(case, lmm_fit, cbpp_fit, poisson_fit):
     """Refit to a response drawn from the fit itself: the model is then right, residuals uniform."""
     if case == "lmm":
-        data = gk.datasets.load("sleepstudy").assign(Reaction=lmm_fit.simulate(1, seed=4)[:, 0])
+        data = gk.datasets.load("sleepstudy").assign(Reaction=lmm_fit.simulate(1, seed=4)["sim_1"])
         fit = gk.lmer("Reaction ~ Days + (Days | Subject)", data)
     elif case == "binomial":
         data = gk.datasets.load("cbpp")
-        data = data.assign(incidence=np.round(cbpp_fit.simulate(1, seed=4)[:, 0] * data["size"]).astype(int))
+        data = data.assign(incidence=np.round(cbpp_fit.simulate(1, seed=4)["sim_1"] * data["size"]).astype(int))
         fit = gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", data, family="binomial")
     elif case == "poisson":
         fit = poisson_fit  # data simulated from a Poisson random-intercept model

@@ -183,7 +183,7 @@ def test_pql_inherited_methods(fits):
 def test_refit_shares_nothing(fits):
     glmm = fits["glmm"]
     before = glmm.fixef.copy()
-    y = glmm.simulate(1, seed=4)[:, 0]
+    y = glmm.simulate(1, seed=4)["sim_1"]
     new = glmm.refit(y)
     assert new is not glmm and not np.allclose(new.fixef, before)
     pd.testing.assert_series_equal(glmm.fixef, before)

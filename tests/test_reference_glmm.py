@@ -46,5 +46,5 @@ def test_glmm_reference(case):
         for lv in first["levels"]:
             for term, mode in lv["mode"].items():
                 assert re.loc[lv["level"], term] == pytest.approx(mode, abs=0.01 * np.abs(re.to_numpy()).max())
-            assert fit.condvar[first["group"]][list(re.index).index(lv["level"])][0, 0] == pytest.approx(
+            assert fit.condvar[first["group"]].loc[lv["level"]].iloc[0, 0] == pytest.approx(
                 lv["condvar"][0][0], rel=0.02)

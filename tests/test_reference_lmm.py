@@ -96,7 +96,7 @@ def test_lme4_theta_ranef_condvar(case):
                 assert re.iloc[i][term] == pytest.approx(mode, abs=0.01 * scale), (key, lv["level"], term)
             ref_cv = np.array(lv["condvar"], dtype=float)
             cols = [re.columns.get_loc(t) for t in lv["mode"]]
-            ours = cv[i][np.ix_(cols, cols)]
+            ours = cv.loc[lv["level"]].to_numpy()[np.ix_(cols, cols)]
             mask = np.isfinite(ref_cv)
             np.testing.assert_allclose(ours[mask], ref_cv[mask], rtol=0.02, atol=1e-6 * scale**2)
     np.testing.assert_allclose(fit.fitted()[:5], res["fitted_first5"], rtol=1e-4)

@@ -98,8 +98,8 @@ def test_simulated_residuals_carry_the_correlation():
     V = _data("ovary.csv")
     fit = gk.lmer("follicles ~ s1 + c1 + (1 | Mare)", V, residual="ar1(1 | Mare)")
     phi = fit.residual_params["rho"]
-    sim = fit.simulate(nsim=3000, seed=4, re_form=None)
-    e = sim - fit.fitted()[:, None]
+    sim = fit.simulate(nsim=3000, seed=4, re_form=None, as_frame=False)
+    e = sim - fit.fitted().to_numpy()[:, None]
     lay = fit.residual_structure.layout
     es = e[lay.order]
     pairs = ~lay.first
@@ -113,7 +113,7 @@ def test_normalized_residuals_are_whitened():
     fit = gk.lmer("follicles ~ s1 + c1 + (1 | Mare)", V, residual="ar1(1 | Mare)")
     lay = fit.residual_structure.layout
     for kind, expect_corr in (("scaled", True), ("normalized", False)):
-        r = fit.residuals(kind)[lay.order]
+        r = fit.residuals(kind).to_numpy()[lay.order]
         rest = np.flatnonzero(~lay.first)
         c = np.corrcoef(r[rest], r[rest - 1])[0, 1]
         # scaled: 0.54; normalized: -0.12 (the conditional residuals lose a little to the BLUPs)
@@ -140,7 +140,7 @@ def test_gls_without_random_effects():
     fit = gk.lmer("distance ~ age * Sex", O, residual="cs(1 | Subject)")
     text = str(fit.summary())
     assert "Correlation Structure: Compound symmetry" in text and "Rho" in text
-    assert fit.predict(O.iloc[:5]) == pytest.approx(fit.fitted()[:5])
+    assert fit.predict(O.iloc[:5]).to_numpy() == pytest.approx(fit.fitted()[:5].to_numpy())
     assert fit.simulate(2, seed=1).shape == (fit.nobs, 2)
     df = fit.coef_table()["df"]
     assert np.all(np.isfinite(df))
@@ -266,7 +266,7 @@ def test_dispformula_dense_likelihood_simulation_and_moments():
     ll = -0.5 * (n * np.log(2 * np.pi) + np.linalg.slogdet(V)[1] + r @ np.linalg.solve(V, r))
     assert fit.loglik == pytest.approx(ll, abs=1e-7)
     # simulated residuals: the male SD is sd_ratio times the female one
-    e = fit.simulate(nsim=4000, seed=3, re_form=None) - fit.fitted()[:, None]
+    e = fit.simulate(nsim=4000, seed=3, re_form=None, as_frame=False) - fit.fitted().to_numpy()[:, None]
     male = (O["Sex"] == "Male").to_numpy()
     assert np.std(e[male]) / np.std(e[~male]) == pytest.approx(fit.residual_params["sd_ratio_SexMale"], rel=0.02)
     z = fit.residuals("normalized")

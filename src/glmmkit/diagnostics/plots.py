@@ -114,7 +114,7 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, ax=None, sort_by=Non
     panels = []
     for name in _factor_names(fit, factor):
         est = fit.ranef[name]
-        sd = np.sqrt(np.maximum(np.diagonal(fit.condvar[name], axis1=1, axis2=2), 0.0))
+        sd = np.sqrt(np.maximum(np.diagonal(fit._condvar[name], axis1=1, axis2=2), 0.0))
         key = sort_by if sort_by in list(est.columns) else None
         first = list(est.columns).index(key) if key is not None else 0
         order = np.argsort(est.iloc[:, first].to_numpy(), kind="stable")  # one order for the factor's panels
@@ -555,8 +555,8 @@ def _effect_predictions(fit, nd, level, want_conditional, want_marginal) -> tupl
         eta, se = tab["fit"].to_numpy(dtype=float), tab["se_fit"].to_numpy(dtype=float)
         no_band = None
     except NotAvailableError as exc:
-        eta, se, no_band = fit.predict(nd, re_form="~0"), None, str(exc)
-    mean = fit.predict(nd, re_form="~0", type="response") if glmm else fit.predict(nd, re_form="~0")
+        eta, se, no_band = fit._predict_array(nd, re_form="~0"), None, str(exc)
+    mean = fit._predict_array(nd, re_form="~0", type="response") if glmm else fit._predict_array(nd, re_form="~0")
     nan = np.full(mean.shape, np.nan)
 
     def band(centre_link, se_link):
@@ -571,24 +571,23 @@ def _effect_predictions(fit, nd, level, want_conditional, want_marginal) -> tupl
         series.append(("conditional", label, mean, lo, hi))
         note = (f"bands: {pct} Wald intervals from Cov(β̂)" if se is not None else f"no band: {no_band}")
         return series, note
-    from ..results.submodels import submodel
-
-    if want_marginal and submodel(fit, "zi") is not None:
-        # predict(marginal=True) averages g⁻¹(η) alone, not the zero-inflated (hurdle) mixture's mean
-        if not want_conditional:
-            raise ArgumentError("the marginal curve is not available for a zero-inflated or hurdle model "
-                                "(the marginal mean covers the conditional part only); use conditional=True")
-        want_marginal = False
-        skipped = "; marginal curve not drawn: the marginal mean of a zero-inflated or hurdle model is not available"
-    else:
-        skipped = ""
+    skipped = ""
+    marg = None
+    if want_marginal:
+        try:
+            marg = fit._predict_array(nd, type="response", marginal=True)
+        except NotAvailableError as exc:
+            if not want_conditional:
+                raise ArgumentError(f"the marginal curve is not available for this model ({exc}); use "
+                                    "conditional=True") from None
+            want_marginal = False
+            skipped = f"; marginal curve not drawn: {exc}"
     if want_conditional:
         lo, hi = (nan, nan) if se is None else band(eta, se)
         series.append(("conditional", "conditional (random effects = 0)", mean, lo, hi))
     if want_marginal:
         from ..inference.marginal import _means_from, _row_columns, _variances
 
-        marg = fit.predict(nd, type="response", marginal=True)
         lo = hi = nan
         if se is not None:
             # E[y] depends on β only through η₀ = x'β + offset: the delta method on the link scale of
@@ -756,7 +755,7 @@ def _cluster_effects(fit, ax, nd, x, n_clusters, factor, seed, is_factor):
     many[name] = pd.Categorical(lv, categories=data[name].cat.categories) \
         if isinstance(data[name].dtype, pd.CategoricalDtype) else lv
     try:
-        pred = fit.predict(many, type="response") if fit.has_family else fit.predict(many)
+        pred = fit._predict_array(many, type="response") if fit.has_family else fit._predict_array(many)
     except DataError:
         raise ArgumentError(f"cluster curves need {name!r} to be a column of the data; use n_clusters=0") from None
     curves = np.asarray(pred, dtype=float).reshape(chosen.shape[0], -1)

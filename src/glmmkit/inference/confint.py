@@ -57,7 +57,7 @@ _WORKER_FIT = None  # the fit a forked bootstrap worker refits (inherited, not p
 def _one_replicate(seed_seq) -> np.ndarray:
     fit = _WORKER_FIT
     rng = np.random.default_rng(seed_seq)
-    y_sim = fit.simulate(1, seed=rng)[:, 0]
+    y_sim = fit._simulate_array(1, seed=rng)[:, 0]
     try:
         return all_parameters(refit_response(fit, y_sim)).to_numpy()
     except Exception:  # a failed refit (e.g. separation in a tiny binomial sample) is recorded as missing

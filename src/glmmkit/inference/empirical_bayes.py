@@ -29,7 +29,7 @@ __all__ = ["ranef_posterior", "shrinkage"]
 def ranef_posterior(fit, nagq: int = 15) -> dict:
     """Factor name -> DataFrame with a (mean, sd) column pair per term."""
     out = {}
-    cond = fit.condvar
+    cond = fit._condvar
     means = {k: v.to_numpy() for k, v in fit.ranef.items()}
     method = "exact (Gaussian posterior)" if fit.has_residual else "Laplace (mode and conditional variance)"
     if not fit.has_residual and len(fit.structure.blocks) == 1 and fit.kind != "pql":

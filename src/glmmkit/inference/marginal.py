@@ -155,7 +155,7 @@ def marginal_means(fit, newdata=None) -> np.ndarray:
         The population-averaged mean of each row; for a zero-inflated model (1 − π) E_b[μ].
     """
     nd = None if newdata is None else newdata.reset_index(drop=True)
-    eta0 = fit.predict(nd, re_form="~0")
+    eta0 = fit._predict_array(nd, re_form="~0")
     v = _variances(fit, _row_columns(fit, nd), fit._theta)
     if not has_zero_part(fit):
         return _means_from(fit, eta0, v)
@@ -242,7 +242,7 @@ def marginal_moments(fit, newdata) -> dict:
     plus σ² R between them for a residual correlation structure (at the rows' times, or their order
     for ``ar1(1 | g)``)."""
     nd = newdata.reset_index(drop=True)
-    eta0 = fit.predict(nd, re_form="~0")
+    eta0 = fit._predict_array(nd, re_form="~0")
     cols = _row_columns(fit, nd)
     n = eta0.shape[0]
     S = np.zeros((n, n))  # Cov(z_s'b, z_t'b)

@@ -316,7 +316,7 @@ def predict_se(fit, newdata=None, re_form=None, type="link", theta_uncertainty=F
         off = np.asarray(fit.frame.offset, dtype=float)
         Z = np.asarray(fit._z.toarray()) if fit.structure.q else np.zeros((fit.nobs, 0))
         Z = Z * mask[None, :]
-        index = pd.RangeIndex(fit.nobs)
+        index = fit.frame.data.index
     else:
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")

@@ -71,7 +71,7 @@ def _ran_par_rows(fit, scales: str) -> list[dict]:
 def _ran_val_rows(fit, z: float | None) -> list[dict]:
     rows = []
     for factor, re in fit.ranef.items():
-        cv = fit.condvar.get(factor)
+        cv = fit._condvar.get(factor)
         se = np.sqrt(np.maximum(np.einsum("gkk->gk", cv), 0.0)) if cv is not None else np.full(re.shape, np.nan)
         for j, term in enumerate(re.columns):
             for i, level in enumerate(re.index):

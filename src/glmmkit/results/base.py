@@ -36,12 +36,24 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
 
     @property
     def has_likelihood(self) -> bool:
-        """False for fits without a likelihood (PQL): no loglik, AIC, BIC, LRT or profile."""
+        """Whether the fit has a likelihood.
+
+        Returns
+        -------
+        bool
+            False for fits without one (PQL): no loglik, AIC, BIC, LRT or profile.
+        """
         return self.kind != "pql"
 
     @property
     def has_family(self) -> bool:
-        """True for GLMM fits (a response family other than the LMM's Gaussian)."""
+        """Whether the fit is a GLMM.
+
+        Returns
+        -------
+        bool
+            True for GLMM fits (a response family other than the LMM's Gaussian, PQL included).
+        """
         return self.kind in ("glmm", "pql")
 
     def __init__(self, *, frame, structure, theta, beta, vcov, b, sigma, loglik, info, x_kept, dropped_columns,
@@ -68,42 +80,107 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
         self.ngroups = {blk.factor.name: blk.q if _related(blk) is None else len(_related(blk).levels)
                         for blk in structure.blocks}
 
+    def _new_response(self, y) -> np.ndarray:
+        """A new response for the fitted rows (``refit``): a Series whose labels include the fitted
+        rows' is taken by label (so a column of the data, or a ``simulate`` column, lines up), any
+        other array-like by position; one finite value per fitted row."""
+        from ..exceptions import ArgumentError
+
+        if isinstance(y, pd.DataFrame) and y.shape[1] == 1:
+            y = y.iloc[:, 0]
+        index = self.frame.data.index
+        if isinstance(y, pd.Series) and y.index.is_unique and index.isin(y.index).all():
+            y = y.reindex(index)
+        vals = np.asarray(y, dtype=float)
+        if vals.shape != (self.nobs,):
+            raise ArgumentError(f"y must give one value per fitted row ({self.nobs}), got shape {vals.shape}; "
+                                "pass a Series labelled by the data's index, or an array in the fitted rows' order")
+        if not np.all(np.isfinite(vals)):
+            raise ArgumentError(f"y has {int(np.sum(~np.isfinite(vals)))} missing or infinite value(s) in the "
+                                "fitted rows; refit needs a value for every row the fit used")
+        return vals
+
     # ----- estimates as pandas objects (built on first use: pandas constructors cost more than a small fit) -----
 
     @cached_property
     def fixef(self) -> pd.Series:
-        """Fixed-effect estimates, model-matrix order."""
+        """Fixed-effect estimates (lme4's ``fixef``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fixef", indexed by the model-matrix column names in their order.
+        """
         return pd.Series(self._beta, index=self.x_names, name="fixef")
 
     @cached_property
     def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed-effect estimates."""
+        """Covariance matrix of the fixed-effect estimates (lme4's ``vcov``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows and columns the fixed-effect names.
+        """
         return pd.DataFrame(self._vcov, index=self.x_names, columns=self.x_names)
 
     @cached_property
     def theta(self) -> pd.Series:
-        """lme4's θ: lower-triangle entries of each term's relative covariance factor."""
+        """lme4's θ (``getME(fit, "theta")``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "theta": the lower-triangle entries of each term's relative covariance factor,
+            indexed by lme4's names.
+        """
         return pd.Series(self._theta, index=self.structure.theta_names, name="theta")
 
     # ----- likelihood summaries -----
 
     @property
     def npar(self) -> int:
-        """Number of estimated parameters: fixed effects, θ, and σ where the model has one."""
+        """Number of estimated parameters (the ``df`` of lme4's ``logLik``).
+
+        Returns
+        -------
+        int
+            Fixed effects, θ, σ where the model has one, and a residual structure's parameters.
+        """
         psi = getattr(self, "_residual_psi", None)
         return len(self.x_names) + self.structure.n_theta + int(self.has_residual) + (0 if psi is None else len(psi))
 
     @property
     def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.npar
+        """Akaike's information criterion, −2 loglik + 2 npar (lme4's ``AIC``).
+
+        Returns
+        -------
+        float
+            A plain Python float; NaN for fits without a likelihood (PQL).
+        """
+        return float(-2.0 * self.loglik + 2.0 * self.npar)
 
     @property
     def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+        """Schwarz's Bayesian information criterion, −2 loglik + log(nobs) npar (lme4's ``BIC``).
+
+        Returns
+        -------
+        float
+            A plain Python float; NaN for fits without a likelihood (PQL).
+        """
+        return float(-2.0 * self.loglik + np.log(self.nobs) * self.npar)
 
     @property
     def df_resid(self) -> int:
-        return self.nobs - self.npar
+        """Residual degrees of freedom, nobs − npar (lme4's ``df.residual``).
+
+        Returns
+        -------
+        int
+        """
+        return int(self.nobs - self.npar)
 
     # ----- inference -----
 
@@ -221,6 +298,7 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
             Profile: likelihood profile of every parameter (lme4's; ML for LMMs).
             Bootstrap: parametric (simulate, refit from the estimates), percentile intervals.
         level : float
+            Confidence level.
         n_boot : int
             Bootstrap samples.
         seed : int or numpy Generator
@@ -348,26 +426,33 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
 
         Columns: group, term1, term2, vcov, sdcor.  ``group`` names the grouping
         factor (for ``(x || g)`` both blocks are ``g``; lme4 labels the second
-        ``g.1``, as the summary does).  Variance rows have an empty
-        term2 and sdcor the standard deviation; correlation rows give the
-        covariance and the correlation; the last row is the residual.
+        ``g.1``, as the summary does).  Variance rows have term2 NaN and
+        sdcor the standard deviation; correlation rows give the covariance
+        and the correlation; the last row is the residual (term1 and term2
+        NaN).  Missing names are always NaN (lme4's NA), never None, so
+        ``term2.isna()`` selects the variance rows.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns group, term1, term2, vcov, sdcor; one row per variance and covariance.
         """
         rows = []
         for t in self.structure.terms:
             C = self._term_cov(t)
             if t.structure.kind == "relmat":  # σ_g² K: one variance (its correlations are K's, known)
-                rows.append((t.group, "(Intercept)", None, C[0, 0], float(np.sqrt(C[0, 0]))))
+                rows.append((t.group, "(Intercept)", np.nan, C[0, 0], float(np.sqrt(C[0, 0]))))
                 continue
             sd = np.sqrt(np.diag(C))
             for i, name in enumerate(t.names):
-                rows.append((t.group, name, None, C[i, i], sd[i]))
+                rows.append((t.group, name, np.nan, C[i, i], sd[i]))
             for c in range(t.k):
                 for r in range(c + 1, t.k):
                     denom = sd[r] * sd[c]
                     corr = C[r, c] / denom if denom > 0 else np.nan
                     rows.append((t.group, t.names[c], t.names[r], C[r, c], corr))
         if self.has_residual:
-            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+            rows.append(("Residual", np.nan, np.nan, self.sigma**2, self.sigma))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "vcov", "sdcor"])
 
     # ----- random effects -----
@@ -387,8 +472,34 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
 
     @cached_property
     def ranef(self) -> dict:
-        """Conditional modes of the random effects: factor name -> DataFrame (levels x terms)."""
+        """Conditional modes of the random effects (lme4's ``ranef``).
+
+        Returns
+        -------
+        dict
+            Factor name -> DataFrame, levels (index named after the factor) × terms.
+        """
         return self._block_values(self._b)
+
+    @cached_property
+    def condvar(self) -> dict:
+        """Conditional covariances of the random effects (lme4's ``condVar``), labelled.
+
+        Conditional on the data and the estimated parameters (at the mode for GLMMs; the
+        working model's for PQL).  lme4 gives an array (K, K, levels) per factor; here each
+        factor's K × K matrices are stacked in one DataFrame, so ``cv.loc[level]`` is one level's
+        matrix with term labels, and ``cv.to_numpy().reshape(-1, K, K)`` the array per level.
+        :meth:`condvar_frame` gives the same numbers in long form.
+
+        Returns
+        -------
+        dict
+            Factor name -> DataFrame with a (level, term) MultiIndex on the rows (the levels and
+            terms of ``fit.ranef[factor]``, in its order) and the terms as columns.
+        """
+        from .prediction import condvar_tables
+
+        return condvar_tables(self, self._condvar)
 
     def _condvar_at(self, system, factor, scale: float = 1.0) -> dict:
         """Conditional covariances of the random effects from the PLS factor at the estimates,

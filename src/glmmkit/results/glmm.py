@@ -62,9 +62,10 @@ class GlmmFit(MixedModelFit):
 
         Parameters
         ----------
-        y : array-like, optional
+        y : pandas Series or array-like, optional
             A new response for the fitted rows (the engine's scale: proportions for binomial data
-            with trials as weights).  The fit's own response when omitted.
+            with trials as weights): a Series labelled by the data's index (a ``simulate`` column)
+            is taken by label, an array in the fitted rows' order.  The fit's own response when omitted.
         nagq : int, optional
             Another number of quadrature nodes (0, 1 or k > 1).
 
@@ -73,65 +74,95 @@ class GlmmFit(MixedModelFit):
         GlmmFit
             A new fit; this one is not changed.
         """
-        problem = self._problem if y is None else self._problem.with_response(y)
+        problem = self._problem if y is None else self._problem.with_response(self._new_response(y))
         if nagq is not None:
             problem = dataclasses.replace(problem, nagq=int(nagq))
         return problem.fit()
 
     @property
     def deviance(self) -> float:
-        """−2 × log-likelihood (the ``deviance`` column of lme4's glmer summary)."""
+        """The deviance of the glmer summary.
+
+        Returns
+        -------
+        float
+            −2 × the log-likelihood (the ``deviance`` column of lme4's glmer summary; ``glance``
+            reports lme4's ``deviance()``, the sum of squared deviance residuals).
+        """
         return -2.0 * self.loglik
 
     @property
     def npar(self) -> int:
-        """Fixed effects, θ, the family's estimated parameters and the sub-models' coefficients."""
+        """Number of estimated parameters.
+
+        Returns
+        -------
+        int
+            Fixed effects, θ, the family's estimated parameters and the sub-models' coefficients (and
+            their random effects' θ).
+        """
         subs = sum(len(s.names) + (s.structure.n_theta if s.structure is not None else 0)
                    for s in getattr(self._problem, "submodels", ()))
         return super().npar + len(self._psi_names) + subs
 
     @property
     def fixef_zi(self) -> pd.Series:
-        """Coefficients of the zero-inflation (or hurdle zero) model on the logit scale of π
-        (glmmTMB's ``fixef(fit)$zi``); empty without a ``ziformula``."""
+        """Coefficients of the zero-inflation (or hurdle zero) model (glmmTMB's ``fixef(fit)$zi``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fixef_zi", on the logit scale of π; empty without a ``ziformula``.
+        """
         from .submodels import part_estimates
 
         return part_estimates(self, "zi")[0]
 
     @property
     def fixef_disp(self) -> pd.Series:
-        """Coefficients of the dispersion model on glmmTMB's log-dispersion scale (``fixef(fit)$disp``);
-        empty without a ``dispformula``."""
+        """Coefficients of the dispersion model (glmmTMB's ``fixef(fit)$disp``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fixef_disp", on glmmTMB's log-dispersion scale; empty without a ``dispformula``.
+        """
         from .submodels import part_estimates
 
         return part_estimates(self, "disp")[0]
 
     def vcov_part(self, part: str = "cond") -> pd.DataFrame:
-        """Covariance of one part's coefficients ("cond", "zi", "disp"; glmmTMB's ``vcov(fit)[[part]]``).
+        """Covariance of one part's coefficients (glmmTMB's ``vcov(fit)[[part]]``).
 
         Parameters
         ----------
         part : {"cond", "zi", "disp"}
+            The conditional model, the zero-inflation model or the dispersion model.
 
         Returns
         -------
         pandas.DataFrame
+            Rows and columns the part's coefficient names (from the joint Hessian; NaN where none
+            was formed; empty when the model has no such part).
         """
         from .submodels import part_estimates
 
         return part_estimates(self, part)[1]
 
     def coef_table_part(self, part: str = "zi", level: float = 0.95) -> pd.DataFrame:
-        """Wald table (estimate, std_error, statistic, p_value, ci_lower, ci_upper) of one part.
+        """Wald table of one part's coefficients (glmmTMB's summary blocks; z tests).
 
         Parameters
         ----------
         part : {"cond", "zi", "disp"}
+            The conditional model (``coef_table``), the zero-inflation or the dispersion model.
         level : float
+            Confidence level of the intervals.
 
         Returns
         -------
         pandas.DataFrame
+            Columns estimate, std_error, statistic, p_value, ci_lower, ci_upper; one row per coefficient.
         """
         from .submodels import part_table
 
@@ -139,16 +170,34 @@ class GlmmFit(MixedModelFit):
 
     @property
     def family_params(self) -> dict:
-        """The family's own parameters by name (estimated and fixed): ``{"theta": ...}`` for NB2,
-        ``{"phi": ...}`` for NB1 and beta, ``{"shape": ...}`` for Gamma, ``{"df": ..., "sigma": ...}``
-        for the Student-t, ``{"dispersion": ...}`` for the inverse Gaussian; empty for binomial/Poisson.
-        A copy of what the fit's own family object is bound to: it never changes."""
+        """The family's own parameters by name, estimated and fixed.
+
+        Returns
+        -------
+        dict
+            ``{"theta": ...}`` for NB2, ``{"phi": ...}`` for NB1 and beta, ``{"shape": ...}`` for
+            Gamma, ``{"df": ..., "sigma": ...}`` for the Student-t, ``{"dispersion": ...}`` for the
+            inverse Gaussian; empty for binomial/Poisson and for parameters a sub-model models.  A
+            copy of what the fit's own family object is bound to: it never changes.
+        """
         modelled = {sub.param for sub in getattr(self._problem, "submodels", ())}
         return {k: v for k, v in getattr(self.family, "values", {}).items() if k not in modelled}
 
     def family_params_table(self, level: float = 0.95) -> pd.DataFrame:
-        """Estimated family parameters with standard errors and Wald intervals on the log scale
-        (where the estimates are close to normal), the intervals mapped back to the parameter's scale."""
+        """Estimated family parameters with standard errors and Wald intervals.
+
+        Parameters
+        ----------
+        level : float
+            Confidence level of the intervals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by parameter: estimate, log_estimate, log_se and the interval bounds (columns
+            named as R's, e.g. "2.5 %" and "97.5 %"), formed on the log scale (where the estimates
+            are close to normal) and mapped back to the parameter's scale.
+        """
         from ..inference.wald import family_params_table
 
         return family_params_table(self, level=level)
@@ -162,22 +211,41 @@ class GlmmFit(MixedModelFit):
         return self.family.working(self._state.eta, self.frame.y, self._problem.wt)[1]
 
     def dispersion_check(self) -> dict | None:
-        """Pearson χ² / residual df with its upper-tail p-value, for Poisson and binomial fits with
-        more than one trial per row (None otherwise): a ratio well above 1 signals overdispersion
-        (remedies: ``olre=True``, ``family="negative_binomial"``, beta-binomial)."""
+        """Overdispersion check: Pearson χ² over the residual df.
+
+        Returns
+        -------
+        dict or None
+            ``pearson_chisq``, ``df``, ``ratio`` and the upper-tail ``p_value``, for Poisson and
+            binomial fits with more than one trial per row (None otherwise, and for PQL): a ratio
+            well above 1 signals overdispersion (remedies: ``olre=True``,
+            ``family="negative_binomial"``, beta-binomial).
+        """
         from ..diagnostics.residuals import dispersion_check
 
         return dispersion_check(self)
 
     @cached_property
-    def condvar(self) -> dict:
-        """Conditional covariances of the random effects at the mode (lme4's condVar): factor -> (levels, K, K)."""
+    def _condvar(self) -> dict:
+        """Factor name -> ndarray (levels, K, K) at the mode: the engine's form of :attr:`condvar`."""
         return self._condvar_at(self._state.system, self._state.factor)
 
-    def fitted(self) -> np.ndarray:
-        """Fitted means E[y | b] of the fitted rows (probabilities for the binomial; for a zero-inflated
-        or hurdle model the mixture's mean, glmmTMB's ``fitted``)."""
+    def _fitted_array(self) -> np.ndarray:
         return self.family.response_mean(self.family.link.inverse(self._eta()))
+
+    def fitted(self) -> pd.Series:
+        """Fitted means E[y | b] of the fitted rows (lme4's ``fitted``).
+
+        Probabilities for the binomial; for a zero-inflated or hurdle model the mixture's mean
+        (glmmTMB's ``fitted``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fitted", indexed by the data's labels of the rows used in the fit (rows
+            dropped for missing values absent, as R's ``na.omit``).
+        """
+        return self._row_series(self._fitted_array(), name="fitted")
 
     def _family_at(self, newdata, re_form=None, allow_new_levels=False):
         """The fit's family bound to the parameters of ``newdata``'s rows (sub-models evaluated there,
@@ -232,11 +300,18 @@ class GlmmFit(MixedModelFit):
         return part_varcorr(self, part)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels=False, type="link", marginal=False, *,
-                se_fit=False, theta_uncertainty=False) -> np.ndarray:
-        """Predictions (see :meth:`MixedModelFit.predict` for ``newdata``, ``re_form``, ``allow_new_levels``).
+                se_fit=False, theta_uncertainty=False):
+        """Predictions on the link or response scale, of the zero part or of the dispersion.
 
         Parameters
         ----------
+        newdata : DataFrame, optional
+            Rows to predict; the fitted rows when omitted.
+        re_form : None, "~0" or a formula of random terms
+            As :meth:`MixedModelFit.predict`: conditional on every predicted random effect (None),
+            the population level (``"~0"``) or only the named terms.
+        allow_new_levels : bool
+            Levels not seen in the fit get random effects of zero instead of an error.
         type : {"link", "response", "conditional", "zprob", "zlink", "disp"}
             ``"link"``: η of the conditional mean; ``"response"``: E[y] (for a zero-inflated or hurdle
             model the mixture's mean, glmmTMB's ``type = "response"``); ``"conditional"``: the mean of
@@ -252,7 +327,9 @@ class GlmmFit(MixedModelFit):
 
         Returns
         -------
-        ndarray or DataFrame
+        pandas.Series named "predicted", or DataFrame with columns fit and se_fit when ``se_fit``
+            Indexed as ``newdata``, or, without it, by the data's labels of the fitted rows (rows
+            dropped for missing values absent).
         """
         if se_fit and marginal:
             from ..exceptions import NotAvailableError
@@ -264,8 +341,19 @@ class GlmmFit(MixedModelFit):
             return submodel_predict_se(self, newdata, re_form=re_form, type=type, theta_uncertainty=theta_uncertainty,
                                        allow_new_levels=allow_new_levels)
         if se_fit:
-            return super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, se_fit=True,
-                                   type=type, theta_uncertainty=theta_uncertainty)
+            return self._predict_se(newdata, re_form=re_form, type=type, theta_uncertainty=theta_uncertainty,
+                                    allow_new_levels=allow_new_levels)
+        values = self._predict_array(newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type,
+                                     marginal=marginal)
+        return self._row_series(values, newdata, "predicted")
+
+    def _predict_array(self, newdata=None, re_form=None, allow_new_levels=False, type="link",
+                       marginal=False) -> np.ndarray:
+        """:meth:`predict` without ``se_fit``, as an ndarray in row order (the engine's form)."""
+        if newdata is not None and not isinstance(newdata, pd.DataFrame):
+            from ..exceptions import DataError
+
+            raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
         if marginal:
             from ..inference.marginal import marginal_means
 
@@ -274,7 +362,7 @@ class GlmmFit(MixedModelFit):
         kinds = ("link", "response", "conditional", "zprob", "zlink", "disp")
         if type not in kinds:
             raise ArgumentError(f"type must be one of {', '.join(map(repr, kinds))}, got {type!r}")
-        nd = None if newdata is None else newdata.reset_index(drop=True) if isinstance(newdata, pd.DataFrame) else newdata
+        nd = None if newdata is None else newdata.reset_index(drop=True)
         if type in ("zprob", "zlink", "disp"):
             from .submodels import row_parameter, submodel
 
@@ -292,7 +380,7 @@ class GlmmFit(MixedModelFit):
             if type == "disp":
                 return self.family.disp_sigma(v)
             return np.log(v) - np.log1p(-v) if type == "zlink" else v
-        eta = super().predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        eta = super()._predict_array(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
         if type == "link":
             return eta
         mu = self.family.link.inverse(eta)
@@ -301,10 +389,7 @@ class GlmmFit(MixedModelFit):
             return fam.conditional_mean(mu)
         return fam.response_mean(mu)
 
-    def residuals(self, kind: str = "deviance") -> np.ndarray:
-        """Residuals: ``"deviance"`` (lme4's default), ``"pearson"``, ``"response"`` (y − μ), ``"working"``.
-
-        For a zero-inflated or hurdle model μ and the variance are the mixture's (glmmTMB's)."""
+    def _residuals_array(self, kind: str = "deviance") -> np.ndarray:
         y, wt = self.frame.y, self._problem.wt
         mu_c = self.family.link.inverse(self._eta())
         mu = self.family.response_mean(mu_c)
@@ -319,8 +404,31 @@ class GlmmFit(MixedModelFit):
             return (y - mu_c) / self.family.link.mu_eta(self._eta())
         raise ArgumentError(f"residuals kind must be 'deviance', 'pearson', 'response' or 'working', got {kind!r}")
 
+    def residuals(self, kind: str = "deviance") -> pd.Series:
+        """Residuals of the fitted rows (lme4's ``residuals``).
+
+        Parameters
+        ----------
+        kind : {"deviance", "pearson", "response", "working"}
+            ``"deviance"`` (lme4's default): sign(y − μ)·√(deviance contribution); ``"pearson"``:
+            (y − μ)·√weights / √V(μ); ``"response"``: y − μ; ``"working"``: (y − μ) / (dμ/dη).
+            For a zero-inflated or hurdle model μ and the variance are the mixture's (glmmTMB's).
+
+        Returns
+        -------
+        pandas.Series
+            Named "residuals", indexed as :meth:`fitted`.
+        """
+        return self._row_series(self._residuals_array(kind), name="residuals")
+
     def summary(self):
-        """lme4-style summary of the GLMM."""
+        """lme4-style summary of the GLMM.
+
+        Returns
+        -------
+        GlmmSummary
+            Prints as lme4's text summary, renders as HTML in notebooks.
+        """
         from ..summary import GlmmSummary
 
         return GlmmSummary(self)
@@ -360,24 +468,50 @@ class PqlFit(GlmmFit):
                                data_name=problem.data_name)
 
     def refit(self, y=None, **kwargs):
-        """The PQL fit again with a new response (see :meth:`GlmmFit.refit`)."""
+        """The PQL fit again with a new response (see :meth:`GlmmFit.refit`).
+
+        Parameters
+        ----------
+        y : pandas Series or array-like, optional
+            A new response for the fitted rows, as :meth:`GlmmFit.refit`.
+        **kwargs
+            Not accepted (a PQL fit has no quadrature or criterion to change): an error names them.
+
+        Returns
+        -------
+        PqlFit
+            A new fit; this one is not changed.
+        """
         if kwargs:
             raise ArgumentError(f"a PQL fit can only be refitted to a new response, not with {sorted(kwargs)}")
-        problem = self._problem if y is None else self._problem.with_response(y)
+        problem = self._problem if y is None else self._problem.with_response(self._new_response(y))
         return problem.fit(pql=True)
 
     @property
     def dispersion(self) -> float:
-        """Estimated dispersion σ² of the working model."""
+        """Estimated dispersion of the working model.
+
+        Returns
+        -------
+        float
+            σ² of the final weighted LMM (1 when the family's variance holds exactly).
+        """
         return self.sigma**2
 
     @property
     def deviance(self) -> float:
-        return np.nan
+        """PQL has no likelihood, so no deviance.
+
+        Returns
+        -------
+        float
+            NaN.
+        """
+        return float("nan")
 
     @cached_property
-    def condvar(self) -> dict:
-        return self._lmm.condvar
+    def _condvar(self) -> dict:
+        return self._lmm._condvar
 
     def _hat_weights(self):
         # the working weights at the final linear predictor: the hat matrix of the linearised fit

@@ -57,4 +57,11 @@ class FitInfo:
     singular: bool = False
 
     def as_dict(self) -> dict:
+        """The record as a plain dict.
+
+        Returns
+        -------
+        dict
+            Every field by name (a shallow copy).
+        """
         return dict(self.__dict__)

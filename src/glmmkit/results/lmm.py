@@ -15,8 +15,23 @@ __all__ = ["LmmFit", "lmm_estimates"]
 
 
 def lmm_estimates(objective, structure, theta: np.ndarray):
-    """The penalised least-squares solution at θ: ``(factor, beta, b, sigma, vcov)``, with
-    vcov = σ² (R_X'R_X)⁻¹ from the factor's fixed-effects block."""
+    """The penalised least-squares solution at θ.
+
+    Parameters
+    ----------
+    objective : LmmObjective
+        The profiled (RE)ML objective of the model.
+    structure : RandomStructure
+        The random-effects structure (templates from θ).
+    theta : ndarray
+        Where to solve.
+
+    Returns
+    -------
+    tuple
+        ``(factor, beta, b, sigma, vcov)``: the PLS factor, the fixed effects, the random effects
+        b, the residual SD and vcov = σ² (R_X'R_X)⁻¹ from the factor's fixed-effects block.
+    """
     templates = structure.templates(theta)
     system = objective.system
     fac = objective.factor(theta)
@@ -74,8 +89,10 @@ class LmmFit(MixedModelFit):
 
         Parameters
         ----------
-        y : array-like, optional
-            A new response for the fitted rows (offset included, as the data's response column).
+        y : pandas Series or array-like, optional
+            A new response for the fitted rows (offset included, as the data's response column):
+            a Series labelled by the data's index (a data column, a ``simulate`` column) is taken
+            by label, an array in the fitted rows' order.
         reml : bool, optional
             REML or ML; the fit's own criterion when omitted.
 
@@ -84,7 +101,7 @@ class LmmFit(MixedModelFit):
         LmmFit
             A new fit started from this fit's θ; this one is not changed.
         """
-        problem = self._problem if y is None else self._problem.with_response(y)
+        problem = self._problem if y is None else self._problem.with_response(self._new_response(y))
         if reml is not None:
             problem = dataclasses.replace(problem, reml=bool(reml))
         start = self._theta if self._residual is None else np.concatenate([self._theta, self._residual_psi])
@@ -94,14 +111,26 @@ class LmmFit(MixedModelFit):
 
     @property
     def residual_structure(self):
-        """The residual correlation structure (``residual=``), or None for σ² I."""
+        """The residual correlation structure (``residual=``).
+
+        Returns
+        -------
+        ResidualStructure or None
+            The structure the fit estimated; None for independent residuals (σ² I).
+        """
         return self._residual
 
     @cached_property
     def residual_params(self) -> pd.Series:
-        """The residual structure's parameters: ``rho`` for ar1 and exp (the correlation at a lag of one
-        time unit, nlme's Phi) and for cs (nlme's Rho); every pair's correlation for un (``cor(1,2)``);
-        the lag correlations for toep (``rho1``, ...); empty without one."""
+        """The residual structure's parameters.
+
+        Returns
+        -------
+        pandas.Series
+            Named "residual_params": ``rho`` for ar1 and exp (the correlation at a lag of one time
+            unit, nlme's Phi) and for cs (nlme's Rho); every pair's correlation for un
+            (``cor(1,2)``); the lag correlations for toep (``rho1``, ...); empty without one.
+        """
         if self._residual is None:
             return pd.Series(dtype=float, name="residual_params")
         return pd.Series(self._residual.report(self._residual_psi), name="residual_params")
@@ -128,55 +157,96 @@ class LmmFit(MixedModelFit):
 
     @property
     def reml_criterion(self) -> float | None:
-        """−2 × REML log-likelihood for REML fits (lme4's ``REMLcrit``), else None."""
+        """The REML criterion (lme4's ``REMLcrit``).
+
+        Returns
+        -------
+        float or None
+            −2 × the REML log-likelihood for REML fits; None for ML fits.
+        """
         return -2.0 * self.loglik if self.reml else None
 
     @cached_property
     def deviance(self) -> float:
-        """−2 × the ML log-likelihood at the estimates (lme4's ``deviance(fit, REML = FALSE)``)."""
+        """The ML deviance at the estimates (lme4's ``deviance(fit, REML = FALSE)``).
+
+        Returns
+        -------
+        float
+            −2 × the ML log-likelihood at the estimates (REML fits too: at their estimates).
+        """
         if not self.reml:
             return -2.0 * self.loglik
         obj = self._objective
         saved = obj.reml
         obj.reml = False
         try:
-            return obj.deviance_from(self._factor)
+            return float(obj.deviance_from(self._factor))
         finally:
             obj.reml = saved
 
     @cached_property
-    def condvar(self) -> dict:
-        """Conditional covariances of the random effects: factor name -> array (levels, K, K).
-
-        Conditional on the data and on the estimated parameters (lme4's ``condVar``).
-        """
+    def _condvar(self) -> dict:
+        """Factor name -> ndarray (levels, K, K): the engine's form of :attr:`condvar`."""
         return self._condvar_at(self._objective.system, self._factor, self.sigma**2)
 
-    def fitted(self) -> np.ndarray:
-        """Conditional fitted values Xβ + Zb + offset, one per row used in the fit."""
+    def _fitted_array(self) -> np.ndarray:
         return self._eta()
 
-    def residuals(self, kind: str = "response") -> np.ndarray:
-        """Residuals: ``"response"`` (y − fitted), ``"pearson"`` (× √weights, lme4's), ``"scaled"``
-        (pearson / σ), or ``"normalized"`` (nlme's: the scaled residuals whitened by the residual
-        correlation structure, so independent standard normal under the model; "scaled" without one)."""
-        r = self.frame.y - self.fitted()
+    def fitted(self) -> pd.Series:
+        """Conditional fitted values Xβ + Zb + offset (lme4's ``fitted``).
+
+        Returns
+        -------
+        pandas.Series
+            Named "fitted", one value per row used in the fit, indexed by the data's labels of
+            those rows (rows dropped for missing values absent, as R's ``na.omit``).
+        """
+        return self._row_series(self._fitted_array(), name="fitted")
+
+    def _residuals_array(self, kind: str = "response") -> np.ndarray:
+        r = self.frame.y - self._fitted_array()
         if kind == "response":
             return r
+        if kind not in ("pearson", "scaled", "normalized", "normalised"):
+            raise ArgumentError(
+                f"residuals kind must be 'response', 'pearson', 'scaled' or 'normalized', got {kind!r}")
         if self.frame.weights is not None:
             r = r * np.sqrt(self.frame.weights)
         if kind == "pearson":
             return r
         if kind == "scaled":
             return r / self.sigma
-        if kind in ("normalized", "normalised"):
-            return (r if self._residual is None else self._whiten_rows(r)) / self.sigma
-        raise ArgumentError(f"residuals kind must be 'response', 'pearson', 'scaled' or 'normalized', got {kind!r}")
+        return (r if self._residual is None else self._whiten_rows(r)) / self.sigma
+
+    def residuals(self, kind: str = "response") -> pd.Series:
+        """Residuals of the fitted rows (lme4's ``residuals``).
+
+        Parameters
+        ----------
+        kind : {"response", "pearson", "scaled", "normalized"}
+            ``"response"``: y − fitted; ``"pearson"``: × √weights (lme4's); ``"scaled"``:
+            pearson / σ; ``"normalized"`` (nlme's): the scaled residuals whitened by the residual
+            correlation structure, so independent standard normal under the model ("scaled"
+            without one).
+
+        Returns
+        -------
+        pandas.Series
+            Named "residuals", indexed as :meth:`fitted`.
+        """
+        return self._row_series(self._residuals_array(kind), name="residuals")
 
     # ----- display -----
 
     def summary(self):
-        """lme4-style summary (prints as text, renders as HTML in notebooks)."""
+        """lme4-style summary.
+
+        Returns
+        -------
+        LmmSummary
+            Prints as lme4's text summary, renders as HTML in notebooks.
+        """
         from ..summary import LmmSummary
 
         return LmmSummary(self)

@@ -17,7 +17,18 @@ PARTS = ("cond", "zi", "disp")
 
 
 def submodel(fit, part: str):
-    """The fit's ``SubModel`` of ``part`` ("zi", "disp"), or None."""
+    """The fit's sub-model of one part.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    part : {"zi", "disp"}
+
+    Returns
+    -------
+    SubModel or None
+        None when the model has no such part.
+    """
     for sub in getattr(fit._problem, "submodels", ()):
         if sub.part == part:
             return sub
@@ -25,8 +36,19 @@ def submodel(fit, part: str):
 
 
 def part_estimates(fit, part: str) -> tuple[pd.Series, pd.DataFrame]:
-    """(coefficients, covariance) of ``part``: "cond" (``fixef``, ``vcov``), "zi" or "disp"
-    (empty when the model has no such part)."""
+    """The coefficients of one part and their covariance.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    part : {"cond", "zi", "disp"}
+
+    Returns
+    -------
+    tuple of (pandas.Series, pandas.DataFrame)
+        "cond": (``fixef``, ``vcov``); "zi", "disp": the sub-model's coefficients and their block
+        of the joint covariance (NaN where no Hessian was formed; both empty without the part).
+    """
     if part == "cond":
         return fit.fixef, fit.vcov
     if part not in PARTS:
@@ -43,7 +65,20 @@ def part_estimates(fit, part: str) -> tuple[pd.Series, pd.DataFrame]:
 
 
 def part_table(fit, part: str, level: float = 0.95) -> pd.DataFrame:
-    """Wald table of one part's coefficients (z tests; glmmTMB's summary blocks)."""
+    """Wald table of one part's coefficients (z tests; glmmTMB's summary blocks).
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    part : {"cond", "zi", "disp"}
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns estimate, std_error, statistic, p_value, ci_lower, ci_upper ("cond": ``coef_table``).
+    """
     est, cov = part_estimates(fit, part)
     if part == "cond":
         return fit.coef_table(level=level)
