@@ -10,6 +10,8 @@ source with ``ast`` (nothing is imported):
 * it has a ``Returns`` (or ``Yields``) section unless it returns nothing: annotated ``-> None``, a
   property setter or deleter, or no annotation and no ``return <value>``/``yield`` in its body;
 * a property has a one-line summary and a ``Returns`` section;
+* every entry of a ``Parameters`` or ``Attributes`` section has a description under it (a
+  comma-separated group of names may share one);
 * a class has a docstring; when its ``__init__`` takes arguments, a ``Parameters`` section lists
   them; a dataclass (or NamedTuple) lists its fields under ``Parameters`` or ``Attributes``.
 
@@ -90,6 +92,25 @@ def entry_names(lines: list[str]) -> set[str]:
     return names
 
 
+def undescribed(lines: list[str]) -> list[str]:
+    """Entries of a Parameters/Attributes section with no indented description under them."""
+    out = []
+    for i, ln in enumerate(lines):
+        if not ln.strip() or ln[0] in " \t" or not ENTRY.match(ln.rstrip()):
+            continue
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if not (nxt.strip() and nxt[0] in " \t"):
+            out.append(ln.split(":")[0].strip())
+    return out
+
+
+def check_descriptions(secs: dict, where: str, offenders: list[str]) -> None:
+    for title in ("Parameters", "Attributes"):
+        bare = undescribed(secs.get(title, []))
+        if bare:
+            offenders.append(f"{where}: {title} entries without a description: {', '.join(bare)}")
+
+
 def arguments(fn) -> list[tuple[str, str]]:
     """(name, kind) of each argument, kind '' / '*' / '**'; self and cls left out."""
     a = fn.args
@@ -165,6 +186,7 @@ def check_function(fn, where: str, offenders: list[str]) -> None:
         if "Returns" not in secs:
             offenders.append(f"{where}: property has no Returns section")
         return
+    check_descriptions(secs, where, offenders)
     args = arguments(fn)
     if args:
         if "Parameters" not in secs:
@@ -208,6 +230,7 @@ def check_class(cls, where: str, offenders: list[str]) -> None:
         offenders.append(f"{where}: no docstring")
         return
     secs = sections(doc)
+    check_descriptions(secs, where, offenders)
     if is_dataclass_like(cls):
         names = fields(cls)
         if names:
@@ -287,6 +310,16 @@ def f(a, b=1, *args, **kwargs):
     """
     return a
 
+def m(x, y):
+    """Two entries, one without a description.
+
+    Parameters
+    ----------
+    x : int
+    y : int
+        Described.
+    """
+
 def g() -> None:
     """Nothing to give back."""
 
@@ -339,6 +372,7 @@ class C:
         "f: Parameters misses b",
         "f: Parameters names c, not an argument",
         "f: no Returns section",
+        "m: Parameters entries without a description: x",
         "h: no Parameters section (arguments: x)",
         "h: no Returns section",
         "C: Parameters misses m",

@@ -557,6 +557,7 @@ def build_design(rhs: str, data: pd.DataFrame, spec=None):
     rhs : str
         Right-hand side, e.g. ``"trt * week"`` or ``"1 + Days"``.
     data : DataFrame
+        The rows to build the design for (a ``ColumnReader`` too).
     spec : SimpleSpec or formulaic ModelSpec, optional
         Reuse a training spec (prediction on new data).
 

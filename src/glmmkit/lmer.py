@@ -75,6 +75,7 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
         terms: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)``, ``(x || g)``, nested
         ``(1 | a/b)``, interactions ``(1 | a:b)``, crossed ``(1 | a) + (1 | b)``.
     data : pandas.DataFrame
+        The data, one row per observation, with every column the formula names.
     reml : bool, default True
         REML (as lme4's ``lmer``) or maximum likelihood.
     weights : array-like or column name, optional

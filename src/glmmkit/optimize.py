@@ -36,11 +36,17 @@ class OptimResult:
     Attributes
     ----------
     x : ndarray
+        The best point found.
     fun : float
+        The objective's value there (inf when no finite value was found).
     n_evals : int
+        Objective evaluations used.
     converged : bool
+        Whether the optimiser reported convergence with a finite value.
     message : str
+        The optimiser's own message.
     optimizer : str
+        Which optimiser ran (e.g. ``"nlopt BOBYQA"``).
     on_boundary : list of int
         Indices of parameters at their lower bound.
     """

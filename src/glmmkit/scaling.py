@@ -80,6 +80,7 @@ def rescale_columns(X: np.ndarray, names: list[str], limit: float = SCALE_LIMIT)
     Parameters
     ----------
     X : ndarray, shape (n, p)
+        The user's fixed-effect columns.
     names : list of str
         Column names; ``"(Intercept)"`` marks the intercept.
     limit : float, default SCALE_LIMIT
@@ -202,6 +203,7 @@ def choose_scaling(X: np.ndarray, x_names: list[str], structure, frame, *, centr
         Whether correlated terms with an intercept may centre their slopes (False for adaptive
         quadrature, which is invariant to scaling but not to the rotation centring brings).
     limit : float, default GLMM_SCALE_LIMIT
+        The magnitude beyond which a column is transformed (``GLMM_SCALE_LIMIT`` = 10).
 
     Returns
     -------
@@ -365,9 +367,11 @@ def u_to_user(structure, term_maps: dict, theta: np.ndarray, u: np.ndarray) -> n
     structure : ModelStructure
         The user's structure (engine order of u: blocks, level-major, the block's columns).
     term_maps : dict
+        ``Scaling.term_maps``: term index -> A with Z_fit = Z_user A.
     theta : ndarray
         The fit's θ.
     u : ndarray, shape (q,)
+        The fit's spherical modes.
 
     Returns
     -------

@@ -45,6 +45,7 @@ class CovStructure:
     k : int
         Number of random effects per level (columns of the term).
     n_params : int
+        Number of parameters φ (the term's slice of θ).
     pattern : tuple of ndarray (rows, cols)
         Template entries the structure may make nonzero, all with rows >= cols; the
         order of the Jacobian's rows.

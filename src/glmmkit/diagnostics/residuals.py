@@ -43,11 +43,14 @@ class ResidualTest:
     Attributes
     ----------
     method : str
+        The test's name (e.g. ``"KS test of uniformity"``).
     statistic : float
         The test statistic (KS D; observed/mean-simulated ratio for dispersion and zero inflation;
         number of outliers for the outlier test).
     p_value : float
+        Its p-value.
     alternative : str
+        ``"two-sided"``, ``"greater"`` or ``"less"``.
     observed, expected : float
         The observed value of the quantity tested and its mean under the model.
     simulated : ndarray
@@ -90,11 +93,13 @@ class SimulatedResiduals:
     simulated : ndarray, shape (n, n_sim)
         Simulated responses on the scale of ``observed``.
     n_sim : int
+        Simulations per row.
     conditional : bool
         Whether the simulations kept the predicted random effects.
     integer_response : bool
         Whether ties were randomised (binomial and count families).
     family : str
+        The fit's family name (``"gaussian"`` for LMMs).
     trials : ndarray, shape (n,)
         Binomial trials of each row (ones for other families): counts are ``observed * trials``.
     """
@@ -167,6 +172,7 @@ class SimulatedResiduals:
         Parameters
         ----------
         alternative : {"two-sided", "greater", "less"}
+            ``"greater"``: more zeros than simulated (zero inflation); ``"less"``: fewer.
 
         Returns
         -------
@@ -353,6 +359,7 @@ def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form=None) -> Simula
     Parameters
     ----------
     fit : LmmFit, GlmmFit or PqlFit
+        The fitted model to simulate from.
     n_sim : int, default 250
         Simulations per row; more give smoother residuals and tests (at least 10).
     seed : int or numpy Generator, optional

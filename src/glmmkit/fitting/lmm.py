@@ -24,13 +24,19 @@ class LmmProblem:
     Attributes
     ----------
     frame : ModelFrame
+        The model frame (response, weights, offset, the user's columns).
     structure : ModelStructure
+        The random-effects structure.
     X : ndarray, shape (n, p)
         The kept fixed-effect columns (the user's).
     kept, dropped : list
+        Indices of the kept fixed-effect columns and names of those dropped as aliased.
     reml : bool
+        REML (True) or maximum likelihood.
     data_name : str or None
+        Name of the data shown in the summary.
     messages : tuple of str
+        Messages from building the model (dropped columns, ...), kept in ``optimizer_info``.
     residual : ResidualStructure or None
         A residual correlation structure (``residual="ar1(visit | Subject)"``); None for σ² I.
     """
@@ -115,6 +121,7 @@ def fit_lmm(problem: LmmProblem, start=None):
     Parameters
     ----------
     problem : LmmProblem
+        The model to fit.
     start : ndarray, optional
         θ to start from (a refit starts from the fit's estimates, with a small step); the moment
         start with lme4's identity θ as the second start otherwise.

@@ -106,6 +106,7 @@ def reference_grid(fit, at=None, extra_random: bool = False) -> tuple[pd.DataFra
     Parameters
     ----------
     fit : LmmFit or GlmmFit
+        The fitted model.
     at : dict, optional
         Values for grid variables: a covariate's values (default its mean), a factor's levels
         (default all its levels).

@@ -153,6 +153,7 @@ def adjust_family(stat, df, family, sizes, adjust: str, level: float):
     adjust : "tukey", "holm", "bonferroni" or "none"
         Holm adjusts p-values only; its intervals are Bonferroni's (as emmeans).
     level : float
+        Confidence level of the intervals (family-wise for Tukey and Bonferroni).
 
     Returns
     -------

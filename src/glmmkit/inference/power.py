@@ -34,7 +34,10 @@ class PowerResult:
         n_significant, n_failed (refits that failed or gave no p-value; counted as not significant,
         as simr counts them as errors).
     test, method, along : str
+        The coefficient tested (a name of ``fit.fixef``), the test (``"wald"``, ``"z"`` or ``"lrt"``)
+        and the grouping variable extended (None without).
     alpha, level : float
+        Significance level of each test, and the confidence level of the power intervals.
     pvalues : dict
         size -> array of the simulations' p-values (NaN for failures).
     """
@@ -313,7 +316,9 @@ def plot_power(result: PowerResult, ax=None):
     Parameters
     ----------
     result : PowerResult
+        The output of ``power``.
     ax : matplotlib Axes, optional
+        Axes to draw on; default a new figure.
 
     Returns
     -------

@@ -193,6 +193,7 @@ def check_separation(formula: str, data, weights=None) -> SeparationResult:
     formula : str
         lme4 formula; the random-effect terms are ignored (they cannot prevent separation).
     data : pandas.DataFrame
+        The data, with the formula's columns.
     weights : array-like or column name, optional
         Trials for a proportion response.
 

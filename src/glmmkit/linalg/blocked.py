@@ -355,7 +355,9 @@ class BlockedSystem:
     blocks : list of ReBlock
         Engine order, lead block first.
     X : ndarray, shape (n, p)
+        Fixed-effects columns.
     y : ndarray, shape (n,)
+        Response (the working response for a GLMM), minus any offset.
     sqrt_w : ndarray, shape (n,), or None
         Square roots of the prior weights.
     weights : ndarray, shape (n,), optional
@@ -559,6 +561,7 @@ class BlockedSystem:
         X : ndarray, shape (n, p)
             Fixed-effects columns; ``p`` must equal this system's.
         y : ndarray, shape (n,)
+            Response (the working response for a GLMM), minus any offset.
         sqrt_w, weights : ndarray, shape (n,), optional
             As in the constructor.
 

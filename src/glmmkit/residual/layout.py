@@ -34,6 +34,7 @@ class ResidualSpec:
     group : tuple of str
         Column(s) whose interaction is the cluster.
     source : str
+        The text as given, for messages.
     """
 
     name: str
@@ -113,6 +114,7 @@ class ClusterLayout:
     Parameters
     ----------
     spec : ResidualSpec
+        The parsed ``residual=`` text (time column and cluster).
     data : DataFrame
         The model frame's complete rows (in fit order).
     integer_times : bool

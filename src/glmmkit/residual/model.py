@@ -112,7 +112,9 @@ class ResidualModel:
     n : int
         Rows of the fit.
     variance : VarianceModel or None
+        The variance function (``dispformula=``); None for equal variances.
     correlation : ResidualStructure or None
+        The correlation structure (``residual=``); None for R = I.
     """
 
     def __init__(self, n: int, variance=None, correlation=None):

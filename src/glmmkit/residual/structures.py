@@ -36,6 +36,7 @@ class ResidualStructure:
     Parameters
     ----------
     layout : ClusterLayout
+        The fitted rows sorted by (cluster, time).
     """
 
     name = ""
@@ -835,6 +836,7 @@ def make_residual(spec, data):
     Parameters
     ----------
     spec : ResidualSpec
+        The parsed ``residual=`` text.
     data : DataFrame
         The complete rows, in fit order.
 
