@@ -302,7 +302,9 @@ class Cloglog(Link):
         return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
 
     def mu_eta_derivatives(self, eta):
-        """The first three derivatives of μ in η, unclipped: d = exp(η - e^η), d (1 - e^η) and d ((1 - e^η)² - e^η).
+        """The first three derivatives of μ in η, unclipped.
+
+        d = exp(η - e^η), d (1 - e^η) and d ((1 - e^η)² - e^η).
 
         Parameters
         ----------
@@ -376,7 +378,9 @@ class Cauchit(Link):
         return np.maximum(1.0 / (np.pi * (1.0 + eta * eta)), _EPS)
 
     def mu_eta_derivatives(self, eta):
-        """The first three derivatives of μ in η, unclipped: 1/(π q), -2η/(π q²) and (6η² - 2)/(π q³), q = 1 + η².
+        """The first three derivatives of μ in η, unclipped.
+
+        1/(π q), -2η/(π q²) and (6η² - 2)/(π q³), with q = 1 + η².
 
         Parameters
         ----------

@@ -101,7 +101,9 @@ def shrinkage(fit) -> dict:
         Grouping-factor name -> DataFrame indexed by level: ``n`` (rows in the level) and, per term,
         ``no_pooling`` (the level's own maximum-likelihood effect with everything else held at the fit),
         ``partial_pooling`` (the conditional mode) and ``shrinkage`` = 1 - partial / no-pooling
-        (0: none, 1: all the way to the population mean; NaN where the no-pooling estimate is 0).
+        (0: none, 1: all the way to the population mean).  ``no_pooling`` and ``shrinkage`` are NaN
+    where the level's own estimate does not exist (collinear columns, or a binary level with all 0
+    or all 1).
     """
     out = {}
     eta = fit._eta()

@@ -952,7 +952,8 @@ class BlockedSystem:
         """The blocks of M⁻¹, M = Λ'Z'WZΛ + I, on the pattern the Laplace gradient and condVar read.
 
         With M = [[D, B'], [B, C]] (D the lead block, block diagonal) and S = C - B D⁻¹ B' = L_zz L_zz'
-        (the random-effect rows of the factor): M⁻¹ = [[D⁻¹ + D⁻¹B'S⁻¹BD⁻¹, -D⁻¹B'S⁻¹], [-S⁻¹BD⁻¹, S⁻¹]].
+        (the random-effect rows of the factor):
+        M⁻¹ = [[D⁻¹ + D⁻¹B'S⁻¹BD⁻¹, -D⁻¹B'S⁻¹], [-S⁻¹BD⁻¹, S⁻¹]].
         The lead part is kept only on its diagonal blocks; the others dense, which costs S⁻¹ from the
         factor (dpotri) and one mz x mz x q1 K1 product (or only the pairs, for a sparse cross block).
 
@@ -966,7 +967,8 @@ class BlockedSystem:
         Returns
         -------
         InverseParts
-            D⁻¹, the lead diagonal blocks of M⁻¹, and (with other blocks) the cross part, S⁻¹, B, B D⁻¹, L_zz.
+            D⁻¹, the lead diagonal blocks of M⁻¹, and (with other blocks) the cross part, S⁻¹, B,
+            B D⁻¹ and L_zz.
         """
         mz = self.mz
         D_inv = self.lead_inverse(templates[0])

@@ -294,7 +294,10 @@ class ResidualModel:
         return out
 
     def interval_parameters(self, psi, taken) -> list[tuple]:
-        """The parameters intervals are given for: the correlation's (``rho|Subject``) and the variance function's (``sd_ratio_SexMale``).
+        """The parameters intervals are given for.
+
+        The correlation's (``rho|Subject``) and the variance function's (``sd_ratio_SexMale``, a
+        ratio of residual SDs).
 
         Parameters
         ----------
@@ -344,7 +347,9 @@ class ResidualModel:
         return np.concatenate([np.log(v_vals), pc])
 
     def correlation_at(self, psi, times):
-        """The residual correlation matrix of one cluster at the given times (the identity without a correlation structure).
+        """The residual correlation matrix of one cluster at the given times.
+
+        The identity without a correlation structure.
 
         Parameters
         ----------
