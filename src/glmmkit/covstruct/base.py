@@ -176,7 +176,8 @@ class CovStructure:
         dict
             ``{i: js}``: when φ_i sits on its bound of 0, negating φ_js gives another point of the same
             boundary the optimiser cannot reach from this one (the column of T with a zero diagonal may
-            point either way).  Used by the bound probes; empty by default.
+            point either way: T T' is unchanged by negating a column, but the bound φ_i >= 0 fixes
+            its sign only while φ_i > 0).  Used by the bound probes; empty by default.
         """
         return {}
 

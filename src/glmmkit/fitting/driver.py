@@ -248,7 +248,8 @@ def probe_off_bound(fun, x, fx, layout, warm):
     A scalar term's deviance is even in its θ, so its gradient vanishes at θ = 0 and a line search
     that lands on the bound never leaves it; only trying values off the bound (``BOUND_PROBES``)
     shows whether the deviance falls there.  A correlated term's column whose diagonal is on 0 may
-    point either way (``CovStructure.sign_flips``), so the probes try it negated too.
+    point either way (``CovStructure.sign_flips``), so the probes try it negated too: the optimum
+    across the boundary can lie on the other side.
 
     Parameters
     ----------
