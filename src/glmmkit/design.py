@@ -113,10 +113,17 @@ _register_factor()
 
 
 class ColumnReader:
-    """A data frame whose columns are each read once: pandas builds a new Series at every
-    ``df[name]`` (~30 µs here), and a small model's frame reads its columns a dozen times.
-    Offers what the model-frame code uses (``[name]``, ``columns``, ``index``, ``len``);
-    formulaic gets the frame itself (``frame_of``)."""
+    """A data frame whose columns are each read once.
+
+    pandas builds a new Series at every ``df[name]`` (~30 µs here), and a small model's frame reads
+    its columns a dozen times.  Offers what the model-frame code uses (``[name]``, ``columns``,
+    ``index``, ``len``); formulaic gets the frame itself (``frame_of``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data; not copied (columns are cached as first read, so the frame must not change).
+    """
 
     __slots__ = ("frame", "columns", "index", "_cols")
 
@@ -137,12 +144,34 @@ class ColumnReader:
 
 
 def frame_of(data):
-    """The data frame behind a ``ColumnReader`` (or ``data`` itself)."""
+    """The data frame behind a ``ColumnReader`` (or ``data`` itself).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or ColumnReader
+        The data as the model-frame code holds it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The underlying frame.
+    """
     return data.frame if isinstance(data, ColumnReader) else data
 
 
 def dotted_columns(columns) -> tuple:
-    """The column names with a dot (R's ``days.deprived``), longest first."""
+    """The column names with a dot (R's ``days.deprived``), longest first.
+
+    Parameters
+    ----------
+    columns : iterable
+        Column labels (non-strings are ignored).
+
+    Returns
+    -------
+    tuple of str
+        The dotted names, longest first (so a name is quoted before any shorter name inside it).
+    """
     return tuple(sorted((c for c in columns if isinstance(c, str) and "." in c), key=len, reverse=True))
 
 
@@ -158,15 +187,43 @@ def _quote_dotted_cached(text: str, dotted: tuple) -> str:
 
 
 def quote_dotted(text: str, columns) -> str:
-    """``text`` with the unquoted dotted column names in backticks: R reads ``log(days.deprived)`` as a
-    call on the column, Python (and formulaic) as an attribute of ``days``.  Unchanged when no column
-    name has a dot (the usual case: nothing is scanned)."""
+    """``text`` with the unquoted dotted column names in backticks.
+
+    R reads ``log(days.deprived)`` as a call on the column, Python (and formulaic) as an attribute
+    of ``days``.  Unchanged when no column name has a dot (the usual case: nothing is scanned).
+
+    Parameters
+    ----------
+    text : str
+        A formula or formula side.
+    columns : iterable
+        The data's column labels.
+
+    Returns
+    -------
+    str
+        The text with each dotted column name outside backticks, quotes and calls in backticks.
+    """
     dotted = dotted_columns(columns)
     return _quote_dotted_cached(text, dotted) if dotted else text
 
 
 def model_matrix(formula: str, data: pd.DataFrame):
-    """formulaic's model_matrix with glmmkit's function context, numpy output, no row dropping."""
+    """formulaic's model_matrix with glmmkit's function context, numpy output, no row dropping.
+
+    Parameters
+    ----------
+    formula : str
+        A formula (or right-hand side) in R syntax; dotted column names are quoted first.
+    data : pandas.DataFrame or ColumnReader
+        The data.
+
+    Returns
+    -------
+    formulaic ModelMatrix or ModelMatrices
+        numpy-backed model matrices, one row per row of ``data`` (missing values kept as NaN);
+        their ``model_spec`` rebuilds the encoding on new data.
+    """
     from formulaic import model_matrix as _mm
 
     frame = frame_of(data)
@@ -182,7 +239,18 @@ _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
 
 def r_column_name(name: str) -> str:
-    """Translate a formulaic column name into the one R's model.matrix would give."""
+    """Translate a formulaic column name into the one R's model.matrix would give.
+
+    Parameters
+    ----------
+    name : str
+        A formulaic column name (``Intercept``, ``x[T.b]``, ``C(o, contr.poly)[.L]``, ...).
+
+    Returns
+    -------
+    str
+        R's name: ``(Intercept)``, ``xb``, ``o.L``, with ``^`` for powers and R's quoting.
+    """
     if name == "Intercept":
         return "(Intercept)"
     name = name.replace(" ** ", "^")  # the parser turned R's ^ inside calls into Python's **
@@ -197,7 +265,23 @@ def r_column_name(name: str) -> str:
 
 @lru_cache(maxsize=256)
 def formulaic_formula(text: str):
-    """A parsed formulaic Formula, cached (parsing costs more than many fits)."""
+    """A parsed formulaic Formula, cached (parsing costs more than many fits).
+
+    Parameters
+    ----------
+    text : str
+        The formula in formulaic's syntax.
+
+    Returns
+    -------
+    formulaic.Formula
+        The parsed formula (shared between calls: do not change it).
+
+    Raises
+    ------
+    FormulaError
+        When formulaic cannot parse the text.
+    """
     from formulaic import Formula
 
     try:
@@ -258,7 +342,18 @@ def _python_names(expr: str) -> set | None:
 
 @lru_cache(maxsize=512)
 def formula_variables(text: str) -> frozenset:
-    """Names of the data columns a formula (``"y ~ x + log(`dose.mg`)"``) reads, dotted names whole."""
+    """Names of the data columns a formula (``"y ~ x + log(`dose.mg`)"``) reads, dotted names whole.
+
+    Parameters
+    ----------
+    text : str
+        A one- or two-sided formula in formulaic's syntax.
+
+    Returns
+    -------
+    frozenset of str
+        The column names, from both sides (cached per text).
+    """
     formula = formulaic_formula(text)
     out: set = set()
     sides = [formula.lhs, formula.rhs] if hasattr(formula, "lhs") else [formula]
@@ -308,11 +403,18 @@ def _simple_terms(rhs: str):
 class SimpleSpec:
     """Design spec for numeric and unordered categorical columns with treatment contrasts.
 
-    Covers formulas whose interactions are hierarchical (every lower-order
-    margin present) with an intercept: then R codes every factor by contrasts
-    and the columns are the products of each term's variables' columns, the
-    first variable varying fastest.  ``levels`` maps a categorical variable to
-    its levels (the first is the reference).
+    Covers formulas whose interactions are hierarchical (every lower-order margin present) with an
+    intercept: then R codes every factor by contrasts and the columns are the products of each
+    term's variables' columns, the first variable varying fastest.
+
+    Attributes
+    ----------
+    intercept : bool
+        Whether the design has an intercept column.
+    terms : tuple of tuple of str
+        The terms as tuples of variable names, in R's order (by degree, then as written).
+    levels : tuple
+        ``((name, (level, ...)), ...)``: each categorical variable's levels, the first the reference.
     """
 
     intercept: bool
@@ -321,6 +423,13 @@ class SimpleSpec:
 
     @cached_property
     def column_names(self) -> list[str]:
+        """formulaic-style names of the design's columns (``Intercept``, ``xb``, ``xb:z``).
+
+        Returns
+        -------
+        list of str
+            One name per column of ``get_model_matrix``, in order.
+        """
         lv = dict(self.levels)
         names = ["Intercept"] if self.intercept else []
         for term in self.terms:
@@ -332,6 +441,24 @@ class SimpleSpec:
         return names
 
     def get_model_matrix(self, data: pd.DataFrame, output="numpy", na_action="ignore", context=None) -> np.ndarray:
+        """The design for ``data``, in the call form of formulaic's ``ModelSpec.get_model_matrix``.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame or ColumnReader
+            Rows with the spec's variables.
+        output : str, default "numpy"
+            Accepted for formulaic's interface; the result is always a numpy array.
+        na_action : str, default "ignore"
+            Accepted for formulaic's interface; missing values always stay NaN.
+        context : dict, optional
+            Accepted for formulaic's interface (unused).
+
+        Returns
+        -------
+        numpy.ndarray, shape (len(data), len(column_names))
+            The columns; a missing value or a level not in ``levels`` gives NaN in that variable's columns.
+        """
         n = len(data)
         lv = dict(self.levels)
         values = {}
@@ -430,6 +557,7 @@ def build_design(rhs: str, data: pd.DataFrame, spec=None):
     rhs : str
         Right-hand side, e.g. ``"trt * week"`` or ``"1 + Days"``.
     data : DataFrame
+        The rows to build the design for (a ``ColumnReader`` too).
     spec : SimpleSpec or formulaic ModelSpec, optional
         Reuse a training spec (prediction on new data).
 

@@ -23,6 +23,26 @@ __all__ = ["lmer"]
 
 
 def check_grouping(structure, nobs: int, lmm: bool) -> None:
+    """Refuse grouping factors whose random effects the data cannot estimate.
+
+    Terms with a correlation structure or a relationship matrix are exempt (one level is a model there).
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The random-effects structure (its ``blocks``, one per grouping factor).
+    nobs : int
+        Number of observations (complete rows) in the model frame.
+    lmm : bool
+        True for a linear mixed model, where a factor with as many effects as rows (``q * K >= nobs``)
+        cannot be told apart from the residual; a GLMM has no residual variance, so only the
+        fewer-than-2-levels check applies.
+
+    Raises
+    ------
+    DataError
+        A factor has fewer than 2 levels, or (``lmm``) one effect per row or more.
+    """
     from .covstruct import ScaledCorrelation
     from .covstruct.relmat import RelatedLevels
 
@@ -55,6 +75,7 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
         terms: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)``, ``(x || g)``, nested
         ``(1 | a/b)``, interactions ``(1 | a:b)``, crossed ``(1 | a) + (1 | b)``.
     data : pandas.DataFrame
+        The data, one row per observation, with every column the formula names.
     reml : bool, default True
         REML (as lme4's ``lmer``) or maximum likelihood.
     weights : array-like or column name, optional
@@ -86,6 +107,7 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
     Returns
     -------
     LmmFit
+        The fitted model: ``fixef``, ``varcorr``, ``loglik``, ``summary()``, ``predict()``, ...
 
     Examples
     --------
@@ -151,7 +173,23 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
 
 
 def finish_fit(fit, t0: float):
-    """Record what the user must know (singular fit, no convergence) and the fit's wall time."""
+    """Record what the user must know (singular fit, no convergence) and the fit's wall time.
+
+    Warns with ``SingularFitWarning`` / ``ConvergenceWarning`` and appends those messages to
+    ``fit.optimizer_info.messages``; sets ``optimizer_info.method``, ``.singular`` and ``.time_s``.
+
+    Parameters
+    ----------
+    fit : LmmFit or GlmmFit
+        The fitted model, changed in place.
+    t0 : float
+        ``time.perf_counter()`` when fitting began.
+
+    Returns
+    -------
+    LmmFit or GlmmFit
+        The same ``fit`` object.
+    """
     info = fit.optimizer_info
     info.method = fit.method
     info.singular = bool(fit.singular)
@@ -168,7 +206,18 @@ def finish_fit(fit, t0: float):
 
 
 def singular_message(fit) -> str:
-    """lme4's "boundary (singular) fit" message, naming the terms on the boundary."""
+    """lme4's "boundary (singular) fit" message, naming the terms on the boundary.
+
+    Parameters
+    ----------
+    fit : LmmFit or GlmmFit
+        A fit whose ``_theta`` puts at least one term on the boundary (variance 0 or correlation ±1).
+
+    Returns
+    -------
+    str
+        One sentence naming each singular term as written (e.g. ``(Days | Subject)``) and what to do.
+    """
     theta = fit._theta
     terms = [t for t in fit.structure.terms if t.structure.is_singular(theta[t.theta_slice])]
     def label(t):

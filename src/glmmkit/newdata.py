@@ -15,7 +15,25 @@ __all__ = ["fixed_design", "term_rows"]
 
 
 def fixed_design(fit, nd: pd.DataFrame) -> np.ndarray:
-    """The kept fixed-effect columns for the rows of ``nd`` (default index), in the fit's encoding."""
+    """The kept fixed-effect columns for the rows of ``nd``, in the fit's encoding.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model (its formula, fixed-effects spec and kept columns).
+    nd : pandas.DataFrame
+        New rows, with a default (0..n-1) index.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(nd), p)
+        The fixed-effects design, columns as ``fit.fixef`` (aliased columns dropped).
+
+    Raises
+    ------
+    DataError
+        When the design cannot be built (a missing column, a factor level not in the fit, ...).
+    """
     try:
         X = np.asarray(build_design(fit.frame.parsed.fixed_rhs, nd, fit.frame.fixed_spec)[0], dtype=float)
     except Exception as exc:
@@ -24,9 +42,32 @@ def fixed_design(fit, nd: pd.DataFrame) -> np.ndarray:
 
 
 def term_rows(fit, t, nd: pd.DataFrame, allow_new_levels: bool):
-    """(columns, level index, missing) of random-effect term ``t`` for the rows of ``nd``: the term's
-    columns, each row's level in its block (−1 for a level not in the fit, a ``DataError`` unless
-    ``allow_new_levels``), and the rows whose grouping factor is missing."""
+    """The columns and levels of random-effect term ``t`` for the rows of ``nd``.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model.
+    t : Term
+        One of ``fit.structure.terms``.
+    nd : pandas.DataFrame
+        New rows, with a default index.
+    allow_new_levels : bool
+        Accept levels of the grouping factor not in the fit (they get index -1, the population
+        prediction) instead of raising.
+
+    Returns
+    -------
+    tuple
+        ``(cols, idx, missing)``: the term's columns for the rows (n, k), each row's level in its
+        block (int array, -1 for a level not in the fit) and a boolean array of the rows whose grouping
+        factor is missing.
+
+    Raises
+    ------
+    DataError
+        Rows with levels not in the fit, unless ``allow_new_levels``.
+    """
     block = fit.structure.blocks[t.block]
     labels = factor_labels(nd, t.source.spec.factors)
     if t.structure.kind == "relmat":  # one block level; the row's level picks its row of L

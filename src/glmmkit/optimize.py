@@ -36,11 +36,17 @@ class OptimResult:
     Attributes
     ----------
     x : ndarray
+        The best point found.
     fun : float
+        The objective's value there (inf when no finite value was found).
     n_evals : int
+        Objective evaluations used.
     converged : bool
+        Whether the optimiser reported convergence with a finite value.
     message : str
+        The optimiser's own message.
     optimizer : str
+        Which optimiser ran (e.g. ``"nlopt BOBYQA"``).
     on_boundary : list of int
         Indices of parameters at their lower bound.
     """
@@ -65,18 +71,24 @@ def minimize_bobyqa(fun, x0, lower, *, upper=None, initial_step=0.75, ftol_abs=1
     ----------
     fun : callable
         ``fun(x) -> float``.
-    x0, lower : ndarray
+    x0 : ndarray
+        Starting point (clipped into the bounds).
+    lower : ndarray
+        Lower bounds (``-inf`` where free).
     upper : ndarray, optional
         Upper bounds (none when omitted).
     ftol_abs, ftol_rel, xtol_abs : float
         Stopping tolerances (NLopt's meaning).
     maxeval : int
+        Most evaluations.
     initial_step : float or ndarray
         BOBYQA's first trust-region radius (per parameter).
 
     Returns
     -------
     OptimResult
+        The best point seen and its value, the evaluation count, whether BOBYQA converged, its
+        message, and the parameters on their lower bound.
     """
     import nlopt
 
@@ -146,7 +158,25 @@ def _lbfgsb_numeric(fun, x0, lower, upper, maxeval):
 
 
 def restart_record(res: OptimResult, start: str, reason: str, chosen: bool) -> dict:
-    """One entry of ``FitInfo.restarts``: what was tried, from where, why, and what it reached."""
+    """One entry of ``FitInfo.restarts``: what was tried, from where, why, and what it reached.
+
+    Parameters
+    ----------
+    res : OptimResult
+        The run's result (its ``fun`` a deviance).
+    start : str
+        Where it started (``"initial"``, ``"second start"``, ``"best point so far"``).
+    reason : str
+        Why it was run (``"first run"``, or what went wrong before it).
+    chosen : bool
+        Whether this run's point became the fit's.
+
+    Returns
+    -------
+    dict
+        Keys optimizer, start, reason, loglik (-fun / 2; NaN for a non-finite value), converged,
+        n_evals, chosen.
+    """
     return {"optimizer": res.optimizer, "start": start, "reason": reason,
             "loglik": -0.5 * float(res.fun) if np.isfinite(res.fun) else float("nan"),
             "converged": bool(res.converged), "n_evals": int(res.n_evals), "chosen": bool(chosen)}
@@ -162,6 +192,25 @@ def minimize_with_restarts(fun, x0, lower, *, upper=None, alt_start=None, initia
     and scipy's L-BFGS-B (a different method, as lme4's ``allFit``).  The run with the
     lowest value among those that converged wins (the lowest value overall if none
     did).  ``fun`` is a deviance: the records give the log-likelihood ``-fun / 2``.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> float``, the deviance to minimise.
+    x0 : numpy.ndarray
+        Starting point.
+    lower : numpy.ndarray
+        Lower bounds (``-inf`` where free).
+    upper : numpy.ndarray, optional
+        Upper bounds (none when omitted).
+    alt_start : numpy.ndarray, optional
+        A second starting point, tried when the first run ends badly (skipped when equal to ``x0``).
+    initial_step : float or numpy.ndarray, default 0.75
+        BOBYQA's first trust-region radius (per parameter).
+    maxeval : int, default 100000
+        Most evaluations per run.
+    **kw
+        Passed to :func:`minimize_bobyqa` (``ftol_abs``, ``ftol_rel``, ``xtol_abs``).
 
     Returns
     -------

@@ -80,6 +80,7 @@ def rescale_columns(X: np.ndarray, names: list[str], limit: float = SCALE_LIMIT)
     Parameters
     ----------
     X : ndarray, shape (n, p)
+        The user's fixed-effect columns.
     names : list of str
         Column names; ``"(Intercept)"`` marks the intercept.
     limit : float, default SCALE_LIMIT
@@ -163,11 +164,24 @@ class Scaling:
 
     @property
     def active(self) -> bool:
+        """Whether the fit transforms any column (fixed or random).
+
+        Returns
+        -------
+        bool
+            True when the fixed effects are rescaled (``M`` given) or some random-effect term is.
+        """
         return self.M is not None or bool(self.term_maps)
 
     @property
     def centred(self) -> bool:
-        """Whether a random-effect term's slopes were centred (not only scaled)."""
+        """Whether a random-effect term's slopes were centred (not only scaled).
+
+        Returns
+        -------
+        bool
+            True when some term map has an off-diagonal entry.
+        """
         return any(np.count_nonzero(A - np.diag(np.diag(A))) for A in self.term_maps.values())
 
 
@@ -189,6 +203,7 @@ def choose_scaling(X: np.ndarray, x_names: list[str], structure, frame, *, centr
         Whether correlated terms with an intercept may centre their slopes (False for adaptive
         quadrature, which is invariant to scaling but not to the rotation centring brings).
     limit : float, default GLMM_SCALE_LIMIT
+        The magnitude beyond which a column is transformed (``GLMM_SCALE_LIMIT`` = 10).
 
     Returns
     -------
@@ -231,6 +246,16 @@ def lq_lower(B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Defined for singular B too (then L has zeros on its diagonal), unlike a Cholesky factor of
     ``B B'``; ``L L' = B B'``.
+
+    Parameters
+    ----------
+    B : numpy.ndarray, shape (k, k)
+        A square matrix (a term's transformed template A T).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(L, Q)``, both (k, k).
     """
     Qt, R = np.linalg.qr(B.T)  # B' = Q' R  ->  B = R' Q
     sign = np.where(np.diag(R) < 0, -1.0, 1.0)
@@ -262,10 +287,12 @@ def theta_to_user(structure, term_maps: dict, theta: np.ndarray) -> np.ndarray:
     term_maps : dict
         ``Scaling.term_maps``.
     theta : ndarray
+        θ of the fit's parameterisation.
 
     Returns
     -------
     ndarray
+        θ of the user's columns, same shape (terms without a map unchanged).
     """
     out = np.array(theta, dtype=float, copy=True)
     for i, A in term_maps.items():
@@ -277,12 +304,26 @@ def theta_to_user(structure, term_maps: dict, theta: np.ndarray) -> np.ndarray:
 
 
 def theta_jacobian(structure, term_maps: dict, theta: np.ndarray) -> np.ndarray:
-    """∂θ_user/∂θ_fit (n_theta × n_theta), for mapping covariances of θ.
+    """∂θ_user/∂θ_fit, for mapping covariances of θ to the user's columns.
 
-    Where a term's factor is nonsingular, the derivative of the lower factor of
-    ``S = B B'`` (``B = A T``) is exact: ``dL = L Φ(L⁻¹ dS L⁻ᵀ)``, Φ keeping the lower triangle
-    and half the diagonal.  A singular factor (a boundary fit, where the map is not smooth) gets
-    central differences.
+    Where a term's factor is nonsingular, the derivative of the lower factor of ``S = B B'``
+    (``B = A T``) is exact: ``dL = L Φ(L⁻¹ dS L⁻ᵀ)``, Φ keeping the lower triangle and half the
+    diagonal.  A singular factor (a boundary fit, where the map is not smooth) gets central
+    differences.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The user's structure (θ layout; the fit's has the same).
+    term_maps : dict
+        ``Scaling.term_maps``: term index -> A with Z_fit = Z_user A.
+    theta : numpy.ndarray, shape (n_theta,)
+        θ of the fit's parameterisation.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_theta, n_theta)
+        The Jacobian; identity blocks for terms that are not transformed.
     """
     n = theta.shape[0]
     J = np.eye(n)
@@ -326,9 +367,11 @@ def u_to_user(structure, term_maps: dict, theta: np.ndarray, u: np.ndarray) -> n
     structure : ModelStructure
         The user's structure (engine order of u: blocks, level-major, the block's columns).
     term_maps : dict
+        ``Scaling.term_maps``: term index -> A with Z_fit = Z_user A.
     theta : ndarray
         The fit's θ.
     u : ndarray, shape (q,)
+        The fit's spherical modes.
 
     Returns
     -------

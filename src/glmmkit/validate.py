@@ -33,6 +33,18 @@ def suggest(name, choices) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``name``, or ``""``.
 
     A match ignoring case wins first (``Y`` for ``y``), then difflib's closest.
+
+    Parameters
+    ----------
+    name : object
+        The unknown name as given (converted with ``str``).
+    choices : iterable
+        The valid names.
+
+    Returns
+    -------
+    str
+        The hint with a leading space, ready to append to an error message; ``""`` when nothing is close.
     """
     name = str(name)
     choices = [str(c) for c in choices]
@@ -46,14 +58,46 @@ def suggest(name, choices) -> str:
 
 
 def check_reml(reml) -> bool:
-    """``reml`` must be a bool: a string such as ``"ML"`` would silently count as True."""
+    """``reml`` must be a bool: a string such as ``"ML"`` would silently count as True.
+
+    Parameters
+    ----------
+    reml : object
+        The ``reml=`` argument.
+
+    Returns
+    -------
+    bool
+        ``reml`` as a Python bool (numpy bools accepted).
+
+    Raises
+    ------
+    ArgumentError
+        For anything that is not a bool.
+    """
     if not isinstance(reml, (bool, np.bool_)):
         raise ArgumentError(f"reml must be True (REML) or False (maximum likelihood), got {reml!r}")
     return bool(reml)
 
 
 def check_nagq(nagq) -> int:
-    """``nagq`` as an int: a whole number in 0 .. MAX_NAGQ (``5.0`` is accepted, ``True`` is not)."""
+    """``nagq`` as an int: a whole number in 0 .. MAX_NAGQ (``5.0`` is accepted, ``True`` is not).
+
+    Parameters
+    ----------
+    nagq : object
+        The ``nagq=`` argument (0: nAGQ=0, 1: Laplace, k > 1: adaptive quadrature).
+
+    Returns
+    -------
+    int
+        The number of quadrature nodes.
+
+    Raises
+    ------
+    ArgumentError
+        Not a finite whole number, negative, or more than ``MAX_NAGQ`` (100).
+    """
     ok = isinstance(nagq, numbers.Real) and not isinstance(nagq, (bool, np.bool_))
     if ok:
         ok = bool(np.isfinite(nagq)) and float(nagq) == int(nagq)
@@ -67,7 +111,23 @@ def check_nagq(nagq) -> int:
 
 
 def check_method(method) -> str | None:
-    """Lower-cased ``method`` (``None`` stays None); an unknown one suggests the closest."""
+    """Lower-cased ``method`` (``None`` stays None); an unknown one suggests the closest.
+
+    Parameters
+    ----------
+    method : str or None
+        The ``method=`` argument of ``glmer``.
+
+    Returns
+    -------
+    str or None
+        ``"laplace"``, ``"agq"`` or ``"pql"``; None when not given.
+
+    Raises
+    ------
+    ArgumentError
+        An unknown method.
+    """
     if method is None:
         return None
     m = str(method).lower()
@@ -79,19 +139,44 @@ def check_method(method) -> str | None:
 
 
 def float_values(col: pd.Series) -> np.ndarray:
-    """A numeric column as float64 with missing values as NaN.  numpy-backed columns convert
-    directly (their NaNs are already NaN; integers and bools have none): pandas'
-    ``to_numpy(na_value=...)`` runs ``isna`` first, ~80 µs a column, more than a small fit's
-    evaluation."""
+    """A numeric column as float64 with missing values as NaN.
+
+    numpy-backed columns convert directly (their NaNs are already NaN; integers and bools have
+    none): pandas' ``to_numpy(na_value=...)`` runs ``isna`` first, ~80 µs a column, more than a
+    small fit's evaluation.
+
+    Parameters
+    ----------
+    col : pandas.Series
+        A numeric or boolean column (numpy-backed or a pandas extension type).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (len(col),)
+        The values, NaN where missing.
+    """
     if isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
         return col.to_numpy(dtype=float)
     return col.to_numpy(dtype=float, na_value=np.nan)
 
 
 def is_text(col: pd.Series) -> bool:
-    """True for a column of strings in any of pandas' forms: ``str``/``string``/``string[pyarrow]``
-    (StringDtype), Arrow-backed strings (``pd.ArrowDtype(pa.string())``) and object columns holding
-    only strings.  R makes every character column a factor; so does glmmkit."""
+    """Whether a column holds strings, in any of pandas' forms.
+
+    ``str``/``string``/``string[pyarrow]`` (StringDtype), Arrow-backed strings
+    (``pd.ArrowDtype(pa.string())``) and object columns holding only strings count.  R makes
+    every character column a factor; so does glmmkit.
+
+    Parameters
+    ----------
+    col : pandas.Series
+        Any column.
+
+    Returns
+    -------
+    bool
+        True for a text column; False for categoricals and everything else.
+    """
     dtype = col.dtype
     if isinstance(dtype, pd.StringDtype):
         return True
@@ -109,8 +194,20 @@ def is_text(col: pd.Series) -> bool:
 
 
 def text_as_factor(col: pd.Series) -> pd.Series:
-    """A text column as an unordered categorical with its values' sorted levels (R's factor() of a
-    character vector); missing values stay missing.  Digits stay labels: ``"10"`` is a level, not 10."""
+    """A text column as an unordered categorical with its values' sorted levels (R's factor() of a character vector).
+
+    Missing values stay missing.  Digits stay labels: ``"10"`` is a level, not 10.
+
+    Parameters
+    ----------
+    col : pandas.Series
+        A text column (see :func:`is_text`).
+
+    Returns
+    -------
+    pandas.Series
+        Categorical, same index and name as ``col``, levels the sorted distinct strings.
+    """
     values = col.to_numpy(dtype=object, na_value=None)
     keep = np.array([v is not None for v in values]) if col.hasnans else None
     if keep is not None:
@@ -127,7 +224,20 @@ def text_as_factor(col: pd.Series) -> pd.Series:
 
 
 def check_finite_columns(data: pd.DataFrame, columns) -> None:
-    """DataError naming the first numeric column of ``columns`` that holds ±inf (with how many rows)."""
+    """DataError naming the first numeric column of ``columns`` that holds ±inf (with how many rows).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data.
+    columns : iterable of str
+        The columns the model uses; non-numeric, boolean and integer ones are skipped.
+
+    Raises
+    ------
+    DataError
+        Naming the column, the number of infinite values and the first row.
+    """
     for c in columns:
         col = data[c]
         if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
@@ -144,7 +254,22 @@ def check_finite_columns(data: pd.DataFrame, columns) -> None:
 
 
 def check_finite_array(values: np.ndarray, what: str, data: pd.DataFrame) -> None:
-    """DataError naming ``what`` (a term, the offset) when a computed column is ±inf or NaN."""
+    """DataError naming ``what`` (a term, the offset) when a computed column is ±inf or NaN.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The computed values, one row (or one entry) per row of ``data``.
+    what : str
+        What the values are, for the message (e.g. ``"offset log(exposure)"``).
+    data : pandas.DataFrame
+        The rows the values belong to (their index labels the first bad row).
+
+    Raises
+    ------
+    DataError
+        Naming ``what``, the number of bad rows and the first one.
+    """
     arr = np.asarray(values, dtype=float).reshape(len(data), -1)
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
@@ -161,12 +286,24 @@ UNIT_LEVELS = 10
 
 
 def check_numbers_as_text(data: pd.DataFrame, columns) -> None:
-    """Warn when a text column used as a covariate holds only numbers, some of them fractional, or
-    numbers with a unit (``"4.7 mg"``).
+    """Warn when a text column used as a covariate holds numbers: some of them fractional, or with a unit (``"4.7 mg"``).
 
     Text is a factor (as in R), which is right for codes such as ``"1"``, ``"2"``; but
-    ``"0.25"``, ``"1.5"`` or ``"4.7 mg"`` are measurements read as text, and a factor with a level per
-    distinct value is almost certainly not what was meant.  Only the distinct values are read.
+    ``"0.25"``, ``"1.5"`` or ``"4.7 mg"`` are measurements read as text, and a factor with a level
+    per distinct value is almost certainly not what was meant.  Only the distinct values are read.
+    Whole numbers with a unit warn from ``UNIT_LEVELS`` (10) distinct values on.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data.
+    columns : iterable of str
+        The columns the fixed effects use; categoricals and non-text columns are skipped.
+
+    Warns
+    -----
+    DataWarning
+        Naming the column, an example value and the conversion to use.
     """
     for c in columns:
         col = data[c]
@@ -211,6 +348,22 @@ def check_not_constant(y: np.ndarray, name: str, family, wt: np.ndarray | None =
 
     A binary response that is always 0 (or always 1) or counts that are all zero have
     estimates at ±infinity; a constant Gaussian response has no residual variance.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        The response (proportions for binomial data).
+    name : str
+        The response's name, for the message.
+    family : Family or None
+        The family (None: Gaussian / ``lmer``).
+    wt : numpy.ndarray, shape (n,), optional
+        Weights; rows with weight 0 are ignored.
+
+    Raises
+    ------
+    DataError
+        Naming the response and the constant value.
     """
     fam = getattr(family, "name", "gaussian")
     n = y.shape[0]
@@ -236,7 +389,18 @@ def check_not_constant(y: np.ndarray, name: str, family, wt: np.ndarray | None =
 
 
 def check_glmm_weights(wt: np.ndarray) -> None:
-    """At least one row must carry weight (binomial trials or prior weights)."""
+    """At least one row must carry weight (binomial trials or prior weights).
+
+    Parameters
+    ----------
+    wt : numpy.ndarray, shape (n,)
+        Prior weights or binomial trials.
+
+    Raises
+    ------
+    DataError
+        When every weight is 0.
+    """
     if not np.any(wt > 0):
         raise DataError(
             f"all {wt.shape[0]} weights (or binomial trials) are 0: no row contributes to the likelihood; "
@@ -245,8 +409,23 @@ def check_glmm_weights(wt: np.ndarray) -> None:
 
 
 def population_level(re_form) -> bool:
-    """True for lme4's ``re.form = NA`` (``"~0"``, ``"NA"``, NaN): the population level; False for None
-    (every random effect); an ArgumentError otherwise."""
+    """Whether ``re_form`` asks for the population level (lme4's ``re.form = NA``).
+
+    Parameters
+    ----------
+    re_form : None, str or float
+        None (every random effect), or ``"~0"``, ``"~-1"``, ``"NA"`` or NaN (none).
+
+    Returns
+    -------
+    bool
+        True for the population level, False for None.
+
+    Raises
+    ------
+    ArgumentError
+        Any other value.
+    """
     if re_form is None:
         return False
     if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~-1"):
@@ -257,11 +436,29 @@ def population_level(re_form) -> bool:
 
 
 def binary_levels_message(structure, y: np.ndarray, wt: np.ndarray, family) -> str:
-    """Why a binary GLMM's random effects are not identified ('' when they may be): a grouping factor
-    all of whose levels have no more Bernoulli observations than random effects (two visits per
-    patient with ``(1 + visit | patient)``).  The Laplace likelihood of such a model keeps rising
-    towards very large variances (an artefact: quadrature with more nodes falls again), so its
-    maximum says nothing about the data."""
+    """Why a binary GLMM's random effects are not identified ('' when they may be).
+
+    A grouping factor all of whose levels have no more Bernoulli observations than random effects
+    (two visits per patient with ``(1 + visit | patient)``).  The Laplace likelihood of such a model
+    keeps rising towards very large variances (an artefact: quadrature with more nodes falls again),
+    so its maximum says nothing about the data.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The random-effects structure (blocks with their factor codes and K effects per level).
+    y : numpy.ndarray, shape (n,)
+        The response (not read: the number of rows per level decides).
+    wt : numpy.ndarray, shape (n,)
+        Binomial trials; only all-1 (Bernoulli) data are checked.
+    family : Family
+        The fit's family; only binomial is checked.
+
+    Returns
+    -------
+    str
+        A message naming the factor, its effects and the remedy; ``""`` when no factor is affected.
+    """
     if family.name != "binomial" or not np.all(wt == 1.0):
         return ""
     for b in structure.blocks:

@@ -45,6 +45,7 @@ class CovStructure:
     k : int
         Number of random effects per level (columns of the term).
     n_params : int
+        Number of parameters φ (the term's slice of θ).
     pattern : tuple of ndarray (rows, cols)
         Template entries the structure may make nonzero, all with rows >= cols; the
         order of the Jacobian's rows.
@@ -60,44 +61,124 @@ class CovStructure:
 
     # ----- parameters -----
     def names(self, label: str, columns: list[str]) -> list[str]:
-        """Parameter names, e.g. ``"Subject.(Intercept)"`` (``label`` the term's, ``columns`` its columns)."""
+        """Parameter names, one per φ, e.g. ``"Subject.(Intercept)"``.
+
+        Parameters
+        ----------
+        label : str
+            The term's label (e.g. ``"Subject"``), the names' prefix.
+        columns : list of str
+            The term's column names (e.g. ``["(Intercept)", "Days"]``).
+
+        Returns
+        -------
+        list of str
+            ``n_params`` names.
+        """
         raise NotImplementedError
 
     def lower(self) -> np.ndarray:
-        """Lower bounds of φ (-inf where free)."""
+        """Lower bounds of φ (-inf where free).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,)
+            The bounds the optimiser keeps φ above (0 for standard deviations).
+        """
         raise NotImplementedError
 
     def upper(self) -> np.ndarray:
-        """Upper bounds of φ (inf where free)."""
+        """Upper bounds of φ (inf where free).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,)
+            All inf by default.
+        """
         return np.full(self.n_params, np.inf)
 
     def start(self) -> np.ndarray:
-        """Default start (lme4's: the identity template where it applies)."""
+        """Default start (lme4's: the identity template where it applies).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,)
+            Starting φ.
+        """
         raise NotImplementedError
 
     def scaled_start(self, column_rms: np.ndarray) -> np.ndarray:
-        """A start whose random effects have unit scale on the linear predictor, given the root mean
-        square of each column (the default start where the structure has no such notion)."""
+        """A start whose random effects have unit scale on the linear predictor.
+
+        Parameters
+        ----------
+        column_rms : numpy.ndarray, shape (k,)
+            Root mean square of each of the term's columns over the rows.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,)
+            Starting φ (the default start where the structure has no such notion).
+        """
         return self.start()
 
     # ----- the template -----
     def template(self, phi: np.ndarray) -> np.ndarray:
-        """The k x k lower-triangular template T(φ)."""
+        """The k x k lower-triangular template T(φ): the term's covariance is σ² T T'.
+
+        Parameters
+        ----------
+        phi : numpy.ndarray, shape (n_params,)
+            The term's parameters (its slice of θ).
+
+        Returns
+        -------
+        numpy.ndarray, shape (k, k)
+            Lower triangular; nonzero only on ``pattern``.
+        """
         raise NotImplementedError
 
     def jacobian(self, phi: np.ndarray) -> np.ndarray:
-        """d T[pattern] / dφ, shape (len(pattern rows), n_params)."""
+        """Jacobian of the template's pattern entries in φ.
+
+        Parameters
+        ----------
+        phi : numpy.ndarray, shape (n_params,)
+            The term's parameters (its slice of θ).
+
+        Returns
+        -------
+        numpy.ndarray, shape (len(pattern[0]), n_params)
+            d T[pattern] / dφ, rows in ``pattern`` order.
+        """
         raise NotImplementedError
 
     def from_template(self, T: np.ndarray) -> np.ndarray | None:
-        """φ whose template is (closest to) T, or None when the structure cannot say (used for starts)."""
+        """φ whose template is (closest to) T, used for starting values.
+
+        Parameters
+        ----------
+        T : numpy.ndarray, shape (k, k)
+            A lower-triangular template.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            φ of shape (n_params,), or None when the structure cannot say (the default).
+        """
         return None
 
     def sign_flips(self) -> dict:
-        """``{i: js}``: when φ_i sits on its bound of 0, negating φ_js gives another point of the same
-        boundary that the optimiser cannot reach from this one (the column of T with a zero diagonal
-        may point either way: T T' is unchanged by negating a column, but the bound φ_i >= 0 fixes
-        its sign only while φ_i > 0).  Used by the bound probes; none by default."""
+        """Parameters whose sign may be flipped on the boundary without changing the covariance.
+
+        Returns
+        -------
+        dict
+            ``{i: js}``: when φ_i sits on its bound of 0, negating φ_js gives another point of the same
+            boundary the optimiser cannot reach from this one (the column of T with a zero diagonal may
+            point either way: T T' is unchanged by negating a column, but the bound φ_i >= 0 fixes
+            its sign only while φ_i > 0).  Used by the bound probes; empty by default.
+        """
         return {}
 
     # ----- the term's columns -----
@@ -106,9 +187,17 @@ class CovStructure:
     coordinates: tuple | None = None
 
     def term_columns(self, raw: np.ndarray) -> np.ndarray:
-        """The term's random-effect columns from the columns its formula gives (``raw``, the
-        term's model matrix, training encoding): ``raw`` itself, or for a structure over positions
-        one indicator column per position.
+        """The term's random-effect columns from the columns its formula gives.
+
+        Parameters
+        ----------
+        raw : numpy.ndarray, shape (n, m)
+            The term's model matrix as its formula gives it (training encoding).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, k)
+            ``raw`` itself, or for a structure over positions one indicator column per position.
 
         Raises
         ------
@@ -129,13 +218,36 @@ class CovStructure:
     description: str = "unstructured"
 
     def report(self, phi: np.ndarray) -> dict:
-        """The structure's natural parameters beyond standard deviations (``{"rho": 0.64}``,
-        ``{"range": 3.1}``); none for unstructured terms, whose correlations are all reported."""
+        """The structure's natural parameters beyond standard deviations (e.g. ``{"rho": 0.64}``).
+
+        Parameters
+        ----------
+        phi : numpy.ndarray, shape (n_params,)
+            The term's parameters (its slice of θ).
+
+        Returns
+        -------
+        dict
+            Name -> float; empty for unstructured terms, whose correlations are all reported.
+        """
         return {}
 
 
     def covariance(self, phi: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-        """σ² T T', the term's covariance."""
+        """σ² T T', the term's covariance.
+
+        Parameters
+        ----------
+        phi : numpy.ndarray, shape (n_params,)
+            The term's parameters (its slice of θ).
+        sigma : float, default 1.0
+            Residual standard deviation (1 for models without a scale).
+
+        Returns
+        -------
+        numpy.ndarray, shape (k, k)
+            Symmetric positive semi-definite.
+        """
         T = self.template(phi)
         return sigma * sigma * (T @ T.T)
 
@@ -164,9 +276,23 @@ class CovStructure:
 
     # ----- interval parameters (confint, profiles) -----
     def natural(self, phi: np.ndarray, sigma: float, columns: list[str]) -> list[tuple]:
-        """The parameters intervals are given for, ``(name, value, lower, upper)`` each; the caller
-        appends ``|group``.  Default: lme4's -- every standard deviation ``sd_<col>`` and correlation
-        ``cor_<row>.<col>`` of the lower triangle, column by column."""
+        """The parameters intervals are given for; the caller appends ``|group``.
+
+        Parameters
+        ----------
+        phi : numpy.ndarray, shape (n_params,)
+            The term's parameters (its slice of θ).
+        sigma : float
+            Residual standard deviation (1 for models without a scale).
+        columns : list of str
+            The term's column names (e.g. ``["(Intercept)", "Days"]``).
+
+        Returns
+        -------
+        list of tuple
+            ``(name, value, lower, upper)`` each.  Default: lme4's, every standard deviation ``sd_<col>``
+            (bounds 0, inf) and correlation ``cor_<row>.<col>`` (bounds -1, 1) of the lower triangle, column by column.
+        """
         S = self.covariance(phi, sigma)
         sd = np.sqrt(np.maximum(np.diag(S), 0.0))
         out = []
@@ -180,7 +306,20 @@ class CovStructure:
         return out
 
     def from_natural(self, values: np.ndarray, sigma: float) -> np.ndarray | None:
-        """φ from the values of ``natural`` (None when they give no valid covariance)."""
+        """φ from the values of ``natural`` (the inverse map, for profiles).
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Values of the parameters ``natural`` reports, in its order.
+        sigma : float
+            Residual standard deviation (1 for models without a scale).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            φ of shape (n_params,), or None when the values give no valid covariance.
+        """
         k = self.k
         sd, R, at = np.empty(k), np.eye(k), 0
         for c in range(k):
@@ -198,7 +337,20 @@ class CovStructure:
         return self.from_template(T / sigma)
 
     def is_singular(self, phi: np.ndarray, tol: float = 1e-4) -> bool:
-        """lme4's isSingular for one term: a diagonal entry of the template within ``tol`` of 0."""
+        """lme4's isSingular for one term: a diagonal entry of the template within ``tol`` of 0.
+
+        Parameters
+        ----------
+        phi : numpy.ndarray, shape (n_params,)
+            The term's parameters (its slice of θ).
+        tol : float, default 1e-4
+            How close to the boundary counts as on it.
+
+        Returns
+        -------
+        bool
+            True when the term is on the boundary.
+        """
         return bool(np.any(np.abs(np.diag(self.template(phi))) < tol))
 
     def __repr__(self) -> str:

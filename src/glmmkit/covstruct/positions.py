@@ -8,13 +8,37 @@ __all__ = ["unique_positions", "indicator_columns"]
 
 
 def unique_positions(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of ``coords`` (n, dim), sorted, and each row's index among them."""
+    """Distinct rows of ``coords``, sorted, and each row's index among them.
+
+    Parameters
+    ----------
+    coords : numpy.ndarray, shape (n, dim)
+        Coordinate columns of the rows.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(positions, inverse)``: positions of shape (k, dim), lexicographically sorted, and
+        inverse of shape (n,) with ``positions[inverse] == coords``.
+    """
     pos, inverse = np.unique(coords, axis=0, return_inverse=True)
     return pos, inverse.reshape(-1)
 
 
 def indicator_columns(coords: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """n x k indicators of each row's position among ``positions`` (k, dim).
+    """n x k indicators of each row's position among ``positions``.
+
+    Parameters
+    ----------
+    coords : numpy.ndarray, shape (n, dim) or (n,)
+        Coordinates of the rows.
+    positions : numpy.ndarray, shape (k, dim)
+        The term's positions (from ``unique_positions`` at fit time).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, k)
+        One 1 per row, in the column of its position.
 
     Raises
     ------

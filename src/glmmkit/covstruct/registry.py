@@ -33,7 +33,18 @@ STRUCTURE_NAMES = PLAIN + ORDERED + SPATIAL
 
 
 def suggest_structure(name: str) -> str:
-    """' (did you mean ...?)' for an unknown structure name, or ''."""
+    """A hint for an unknown structure name, for error messages.
+
+    Parameters
+    ----------
+    name : str
+        The structure name as written in the formula.
+
+    Returns
+    -------
+    str
+        ``" (did you mean 'ar1'?)"`` for the closest known name, or ``""`` when none is close.
+    """
     close = difflib.get_close_matches(name, STRUCTURE_NAMES, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -25,17 +25,23 @@ def relationship_factor(K, levels: list[str], name: str) -> np.ndarray:
     Parameters
     ----------
     K : DataFrame, or (array, labels)
-        Labelled by level on both axes.
+        The relationship matrix, labelled by level on both axes (labels compared as strings).
     levels : list of str
         The factor's levels in the data.
     name : str
         The factor's name, for messages.
 
+    Returns
+    -------
+    numpy.ndarray, shape (len(levels), len(levels))
+        The Cholesky factor of K[levels, levels] or, when K is only semi-definite (e.g. clones),
+        the symmetric square root V diag(√w) of its eigen-decomposition.
+
     Raises
     ------
     ArgumentError
-        When K is not square and labelled, misses levels of the data, is not symmetric, or is not
-        positive semi-definite.
+        When K is not square and labelled, misses levels of the data, has non-finite entries, is not
+        symmetric, or is not positive semi-definite.
     """
     from ..exceptions import ArgumentError
 
@@ -95,21 +101,84 @@ class RelatedLevels(HomDiagonal):
         self.levels = list(levels)
 
     def names(self, label, columns):
+        """The one parameter's name, ``label.sd``.
+
+        Parameters
+        ----------
+        label : str
+            The term's label.
+        columns : list of str
+            The term's columns (unused: one parameter whatever the levels).
+
+        Returns
+        -------
+        list of str
+            One name.
+        """
         return [f"{label}.sd"]
 
     def natural(self, phi, sigma, columns):
+        """The standard deviation σ_g = σ s, named as a random intercept's, ``sd_(Intercept)``.
+
+        Parameters
+        ----------
+        phi : numpy.ndarray, shape (1,)
+            The relative standard deviation s.
+        sigma : float
+            Residual standard deviation (1 for models without a scale).
+        columns : list of str
+            The term's columns (unused).
+
+        Returns
+        -------
+        list of tuple
+            ``[("sd_(Intercept)", σ s, 0.0, inf)]``.
+        """
         return [("sd_(Intercept)", float(sigma * phi[0]), 0.0, np.inf)]
 
     def level_effects(self, b_star: np.ndarray) -> np.ndarray:
-        """Per-level effects L b* from the block's effects b* (q,) or (q, m)."""
+        """Per-level effects b = L b* from the block's effects b*.
+
+        Parameters
+        ----------
+        b_star : numpy.ndarray, shape (q,) or (q, m)
+            The block's (independent) effects, one column per set (e.g. simulations).
+
+        Returns
+        -------
+        numpy.ndarray, shape (q,) or (q, m)
+            The effects of the factor's levels, in ``levels`` order.
+        """
         return self.L @ b_star
 
     def level_condvar(self, V: np.ndarray) -> np.ndarray:
-        """Per-level conditional variances, diag(L V L'), from the block's (q, q) covariance."""
+        """Per-level conditional variances, diag(L V L'), from the block's covariance.
+
+        Parameters
+        ----------
+        V : numpy.ndarray, shape (q, q)
+            Conditional covariance of b*.
+
+        Returns
+        -------
+        numpy.ndarray, shape (q,)
+            The conditional variance of each level's effect.
+        """
         return np.einsum("ij,jk,ik->i", self.L, V, self.L)
 
     def rows_for(self, codes: np.ndarray) -> np.ndarray:
-        """The term's columns for rows at level ``codes`` (-1: a level not in the fit, zero row)."""
+        """The term's columns for rows at the given levels: row ``code`` of L.
+
+        Parameters
+        ----------
+        codes : numpy.ndarray of int, shape (n,)
+            Level index of each row in ``levels``; -1 for a level not in the fit.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, q)
+            Rows of L (a zero row for code -1, so a new level gets the population prediction).
+        """
         out = self.L[np.maximum(codes, 0)].copy()
         out[codes < 0] = 0.0
         return out

@@ -27,12 +27,35 @@ def _registry() -> dict:
 
 
 def names() -> list[str]:
-    """Names of the bundled data sets."""
+    """Names of the bundled data sets.
+
+    Returns
+    -------
+    list of str
+        In the registry's order (``sleepstudy``, ...); each is accepted by :func:`load` and :func:`describe`.
+    """
     return list(_registry())
 
 
 def describe(name: str) -> dict:
-    """Description, source/citation, size and column types of a bundled data set."""
+    """Description, source/citation, size and column types of a bundled data set.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`names` (case-insensitive).
+
+    Returns
+    -------
+    dict
+        A copy of the data set's registry entry: its description, source, file, size and ``columns``
+        (each with ``name``, ``type`` and, for factors, ``levels``).
+
+    Raises
+    ------
+    ArgumentError
+        An unknown name (the available ones are listed).
+    """
     return dict(_entry(name))
 
 

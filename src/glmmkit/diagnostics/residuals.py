@@ -43,11 +43,14 @@ class ResidualTest:
     Attributes
     ----------
     method : str
+        The test's name (e.g. ``"KS test of uniformity"``).
     statistic : float
         The test statistic (KS D; observed/mean-simulated ratio for dispersion and zero inflation;
         number of outliers for the outlier test).
     p_value : float
+        Its p-value.
     alternative : str
+        ``"two-sided"``, ``"greater"`` or ``"less"``.
     observed, expected : float
         The observed value of the quantity tested and its mean under the model.
     simulated : ndarray
@@ -64,7 +67,13 @@ class ResidualTest:
 
     @property
     def ratio(self) -> float:
-        """Observed over expected (1 under the model)."""
+        """Observed over expected (1 under the model).
+
+        Returns
+        -------
+        float
+            ``observed / expected``; NaN when the expected value is 0 or unknown.
+        """
         return self.observed / self.expected if self.expected else np.nan
 
 
@@ -84,11 +93,13 @@ class SimulatedResiduals:
     simulated : ndarray, shape (n, n_sim)
         Simulated responses on the scale of ``observed``.
     n_sim : int
+        Simulations per row.
     conditional : bool
         Whether the simulations kept the predicted random effects.
     integer_response : bool
         Whether ties were randomised (binomial and count families).
     family : str
+        The fit's family name (``"gaussian"`` for LMMs).
     trials : ndarray, shape (n,)
         Binomial trials of each row (ones for other families): counts are ``observed * trials``.
     """
@@ -161,6 +172,7 @@ class SimulatedResiduals:
         Parameters
         ----------
         alternative : {"two-sided", "greater", "less"}
+            ``"greater"``: more zeros than simulated (zero inflation); ``"less"``: fewer.
 
         Returns
         -------
@@ -215,12 +227,25 @@ class SimulatedResiduals:
                             observed=float(k), expected=n * p0)
 
     def outliers(self) -> np.ndarray:
-        """Row indices whose response lies outside the range of all their simulations."""
+        """Row indices whose response lies outside the range of all their simulations.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Positions (0-based, in the fit's rows) of the outliers, in increasing order.
+        """
         y, sims = self._obs_counts, self._sim_counts
         return np.flatnonzero((y < sims.min(axis=1)) | (y > sims.max(axis=1)))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per observation: row, observed, fitted, scaled residual."""
+        """The residuals as a table, one row per observation.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns row (0-based position), observed (response), fitted (the model's mean, conditional or
+            population-level as simulated) and scaled_residual (in [0, 1], uniform under the model).
+        """
         return pd.DataFrame({"row": np.arange(self.scaled.shape[0]), "observed": self.observed,
                              "fitted": self.fitted, "scaled_residual": self.scaled})
 
@@ -230,11 +255,14 @@ class SimulatedResiduals:
         Parameters
         ----------
         ax : sequence of matplotlib Axes, optional
-            One per panel (``axes=`` is an alias).
+            One per panel; default a new figure.
+        axes : sequence of matplotlib Axes, optional
+            Alias of ``ax``.
 
         Returns
         -------
         matplotlib.figure.Figure
+            The figure holding the panels (QQ plot of the scaled residuals, residuals against fitted).
         """
         from .plots import plot_residuals
 
@@ -274,8 +302,32 @@ def _trials(fit) -> np.ndarray:
 
 
 def simulate_matrix(fit, n_sim: int, rng, conditional: bool) -> np.ndarray:
-    """Responses simulated from the fit, all simulations at once: (nobs, n_sim), on the scale of
-    ``fit.simulate`` (proportions for binomial data)."""
+    """Responses simulated from the fit, all simulations at once.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+    n_sim : int
+        Number of simulations.
+    rng : numpy.random.Generator
+        Source of the random draws.
+    conditional : bool
+        True: simulate given the fitted random effects (lme4's ``re.form = NULL``); False: draw new
+        random effects for every simulation (``re.form = NA``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (nobs, n_sim)
+        One simulated response per column, on the scale of ``fit.simulate`` (proportions for binomial
+        data).
+
+    Raises
+    ------
+    DataError
+        The family cannot simulate the means the link gives (e.g. a negative Gamma mean under an
+        inverse link once the random effects are re-drawn).
+    """
     n = fit.nobs
     if conditional:
         eta = np.repeat(fit._eta()[:, None], n_sim, axis=1)
@@ -307,6 +359,7 @@ def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form=None) -> Simula
     Parameters
     ----------
     fit : LmmFit, GlmmFit or PqlFit
+        The fitted model to simulate from.
     n_sim : int, default 250
         Simulations per row; more give smoother residuals and tests (at least 10).
     seed : int or numpy Generator, optional
@@ -364,8 +417,20 @@ def simulate_residuals(fit, n_sim: int = 250, seed=None, re_form=None) -> Simula
 
 
 def dispersion_check(fit) -> dict | None:
-    """See :meth:`GlmmFit.dispersion_check`: Pearson χ² / residual df and its upper-tail p-value
-    (None for other families, PQL fits and Bernoulli rows)."""
+    """Pearson over-dispersion check of a Poisson or binomial GLMM; see :meth:`GlmmFit.dispersion_check`.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+        A fitted GLMM.
+
+    Returns
+    -------
+    dict or None
+        ``pearson_chisq`` (sum of squared Pearson residuals), ``df`` (residual df), ``ratio``
+        (χ² / df: about 1 without over-dispersion) and ``p_value`` (upper tail of χ²_df); None for
+        other families, PQL fits and Bernoulli rows (they carry no information on dispersion).
+    """
     from scipy.stats import chi2
 
     if fit.family.name not in ("poisson", "binomial") or fit.kind == "pql":

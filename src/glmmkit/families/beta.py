@@ -12,7 +12,17 @@ __all__ = ["Beta"]
 
 
 class Beta(ParametricFamily):
-    """log p = lgamma(φ) - lgamma(μφ) - lgamma((1-μ)φ) + (μφ - 1) log y + ((1-μ)φ - 1) log(1 - y)."""
+    """Beta responses in (0, 1) with mean μ and precision φ: Var = μ(1 - μ)/(1 + φ) (glmmTMB's beta_family).
+
+    log p = lgamma(φ) - lgamma(μφ) - lgamma((1-μ)φ) + (μφ - 1) log y + ((1-μ)φ - 1) log(1 - y).
+
+    Parameters
+    ----------
+    link : {"logit", "probit", "cloglog", "cauchit"}, default "logit"
+        The link function (a name or a Link object).
+    fixed : dict, optional
+        Parameters held at given positive values instead of estimated: ``{"phi": ...}``.
+    """
 
     name = "beta"
     default_link = "logit"
@@ -21,9 +31,40 @@ class Beta(ParametricFamily):
     disp_param = "phi"
 
     def variance(self, mu):
+        """V = μ(1 - μ)/(1 + φ), floored at 1e-300.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         return np.maximum(mu * (1.0 - mu) / (1.0 + self._values["phi"]), 1e-300)
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The beta log-density per row and its μ- and log φ-derivatives (digamma and polygamma terms).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response in (0, 1).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``: f the log-density, f1..f3 its μ-derivatives, psi["phi"] the
+            derivatives of (f, f1, f2) in log φ; weights applied.
+        """
         phi = values["phi"]
         a, b = mu * phi, (1.0 - mu) * phi
         ly, l1y = np.log(y), np.log1p(-y)
@@ -40,14 +81,60 @@ class Beta(ParametricFamily):
         return wt * f, wt * f1, wt * f2, wt * f3, {"phi": (wt * d_f, wt * d_f1, wt * d_f2)}
 
     def start(self, y, mu, wt):
+        """Starting φ by moments: mean μ(1 - μ) over the mean squared residual, minus 1, clipped to [0.5, 1e6].
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            ``{"phi": float}``.
+        """
         v = np.sum(wt * (y - mu) ** 2) / np.sum(wt)
         m = np.sum(wt * mu * (1.0 - mu)) / np.sum(wt)
         return {"phi": float(np.clip(m / max(v, 1e-12) - 1.0, 0.5, 1e6))}
 
     def mu_start(self, y, wt):
+        """Starting μ = y.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            A float copy of ``y``.
+        """
         return np.asarray(y, dtype=float)
 
     def check_response(self, y, wt, name):
+        """Refuse responses not strictly inside (0, 1).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        name : str
+            The response's name, for the error message.
+
+        Raises
+        ------
+        DataError
+            Naming how many rows and the usual squeeze (y (n - 1) + 0.5)/n.
+        """
         bad = ~((y > 0) & (y < 1))
         if bad.any():
             n = y.shape[0]
@@ -57,6 +144,22 @@ class Beta(ParametricFamily):
             )
 
     def simulate(self, mu, wt, rng):
+        """Beta draws with shape parameters μφ and (1 - μ)φ.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        rng : numpy.random.Generator
+            Source of the draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            Values in (0, 1), the shape of ``mu``.
+        """
         phi = self._values["phi"]
         return rng.beta(mu * phi, (1.0 - mu) * phi)
 

@@ -12,7 +12,18 @@ __all__ = ["Gamma"]
 
 
 class Gamma(ParametricFamily):
-    """log p = a log a - a log μ + (a - 1) log y - a y/μ - lgamma(a)."""
+    """Gamma responses (y > 0) with shape a: Var = μ²/a.
+
+    log p = a log a - a log μ + (a - 1) log y - a y/μ - lgamma(a); glmmTMB reports
+    sigma = 1/√a, the coefficient of variation.
+
+    Parameters
+    ----------
+    link : {"inverse", "log", "identity"}, default "inverse"
+        The link function (a name or a Link object).
+    fixed : dict, optional
+        Parameters held at given positive values instead of estimated: ``{"shape": ...}``.
+    """
 
     name = "gamma"
     default_link = "inverse"  # R's Gamma(); glmmTMB users mostly write link = "log"
@@ -21,12 +32,56 @@ class Gamma(ParametricFamily):
     disp_param = "shape"
 
     def disp_sigma(self, value):
+        """glmmTMB's ``sigma`` for the Gamma: the coefficient of variation 1/√shape.
+
+        Parameters
+        ----------
+        value : float or numpy.ndarray
+            The shape a (a scalar or per row).
+
+        Returns
+        -------
+        numpy.ndarray
+            shape ** -0.5.
+        """
         return np.asarray(value, dtype=float) ** -0.5  # the coefficient of variation, glmmTMB's sigma
 
     def variance(self, mu):
+        """V = μ²/a, floored at 1e-300.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         return np.maximum(mu * mu / self._values["shape"], 1e-300)
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The Gamma log-density per row and its μ- and log-shape derivatives.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``: f the log-density, f1 = a(y - μ)/μ², f2 = a/μ² - 2ay/μ³,
+            f3 = -2a/μ³ + 6ay/μ⁴, psi["shape"] their derivatives in log a; NaN where μ <= 0 (a trial
+            point PIRLS halves its step on).
+        """
         a = values["shape"]
         ly = np.log(y)
         # a trial point of the inverse link can put μ <= 0: NaN there, which PIRLS halves its step on
@@ -39,13 +94,59 @@ class Gamma(ParametricFamily):
         return wt * f, wt * f1, wt * f2, wt * f3, {"shape": (wt * d_f, wt * f1, wt * f2)}
 
     def start(self, y, mu, wt):
+        """Starting shape 1 / CV² from the weighted mean of ((y - μ)/μ)², clipped to [0.01, 1e6].
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            ``{"shape": float}``.
+        """
         cv2 = np.sum(wt * ((y - mu) / mu) ** 2) / np.sum(wt)
         return {"shape": float(np.clip(1.0 / cv2, 0.01, 1e6))}
 
     def mu_start(self, y, wt):
+        """Starting μ = y.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            A float copy of ``y``.
+        """
         return np.asarray(y, dtype=float)
 
     def check_response(self, y, wt, name):
+        """Refuse responses that are not > 0.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        name : str
+            The response's name, for the error message.
+
+        Raises
+        ------
+        DataError
+            Naming how many rows are <= 0 (or NaN) and the options for zeros.
+        """
         bad = ~(y > 0)
         if bad.any():
             raise DataError(
@@ -54,5 +155,21 @@ class Gamma(ParametricFamily):
             )
 
     def simulate(self, mu, wt, rng):
+        """Gamma draws with shape a and mean μ (scale μ/a).
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        rng : numpy.random.Generator
+            Source of the draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         a = self._values["shape"]
         return rng.gamma(a, mu / a)

@@ -26,13 +26,35 @@ class _Counts(ParametricFamily):
 
 
 class NegativeBinomial2(_Counts):
-    """NB2: log p = lgamma(y+θ) - lgamma(θ) - lgamma(y+1) + θ log θ + y log μ - (y+θ) log(θ+μ)."""
+    """NB2 counts (glmmTMB's nbinom2, lme4's glmer.nb): Var = μ + μ²/θ.
+
+    log p = lgamma(y+θ) - lgamma(θ) - lgamma(y+1) + θ log θ + y log μ - (y+θ) log(θ+μ).
+
+    Parameters
+    ----------
+    link : {"log", "identity", "sqrt"}, default "log"
+        The link function (a name or a Link object).
+    fixed : dict, optional
+        Parameters held at given positive values instead of estimated: ``{"theta": ...}``.
+    """
 
     name = "negative_binomial"
     param_names = ("theta",)
     disp_param = "theta"
 
     def variance(self, mu):
+        """V = μ + μ²/θ, floored at 1e-300.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         return np.maximum(mu + mu * mu / self._values["theta"], 1e-300)
 
     def _theta_terms(self, y, th):
@@ -49,11 +71,48 @@ class NegativeBinomial2(_Counts):
         return memo[2]
 
     def log_density(self, y, mu, wt, values):
+        """The NB2 log-density per row, its μ-free terms memoised per θ.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (non-negative counts).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Weights applied, constants included.
+        """
         th = values["theta"]
         const, _ = self._theta_terms(y, th)
         return wt * (const + y * np.log(mu) - (y + th) * np.log(th + mu))
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The NB2 log-density per row and its μ- and log θ-derivatives.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (non-negative counts).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)`` with f1 = y/μ - (y+θ)/(θ+μ), f2 = -y/μ² + (y+θ)/(θ+μ)²,
+            f3 = 2y/μ³ - 2(y+θ)/(θ+μ)³ and psi["theta"] the derivatives of (f, f1, f2) in log θ; weights applied.
+        """
         th = values["theta"]
         tm = th + mu
         const, dconst = self._theta_terms(y, th)
@@ -67,36 +126,143 @@ class NegativeBinomial2(_Counts):
         return wt * f, wt * f1, wt * f2, wt * f3, {"theta": (wt * th * d_th, wt * th * d1_th, wt * th * d2_th)}
 
     def mu_score_info(self, y, mu, wt, values):
+        """(∂ℓ/∂μ, ∂²ℓ/∂μ²) per row without the log-gamma terms.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (non-negative counts).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (w (y/μ - (y+θ)/(θ+μ)), w (-y/μ² + (y+θ)/(θ+μ)²)).
+        """
         th = values["theta"]
         tm = th + mu
         return wt * (y / mu - (y + th) / tm), wt * (-y / mu**2 + (y + th) / tm**2)
 
     def start(self, y, mu, wt):
+        """Starting θ by moments: 1 / (excess variance over μ²), clipped to [0.05, 1e4]; 100 without excess.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (non-negative counts).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            ``{"theta": float}``.
+        """
         excess = np.sum(wt * ((y - mu) ** 2 - mu)) / np.sum(wt * mu * mu)
         return {"theta": float(np.clip(1.0 / excess, 0.05, 1e4)) if excess > 0 else 100.0}
 
     def simulate(self, mu, wt, rng):
+        """NB2 draws as a Poisson-gamma mixture (gamma shape θ, mean μ).
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        rng : numpy.random.Generator
+            Source of the draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            Counts as floats, the shape of ``mu``.
+        """
         th = self._values["theta"]
         return rng.poisson(rng.gamma(th, mu / th)).astype(float)
 
 
 class NegativeBinomial1(_Counts):
-    """NB1 (glmmTMB's nbinom1): size μ/φ, so Var = μ(1 + φ)."""
+    """NB1 counts (glmmTMB's nbinom1): size μ/φ, so Var = μ(1 + φ).
+
+    Parameters
+    ----------
+    link : {"log", "identity", "sqrt"}, default "log"
+        The link function (a name or a Link object).
+    fixed : dict, optional
+        Parameters held at given positive values instead of estimated: ``{"phi": ...}``.
+    """
 
     name = "nbinom1"
     param_names = ("phi",)
     disp_param = "phi"
 
     def variance(self, mu):
+        """V = μ(1 + φ), floored at 1e-300.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         return np.maximum(mu * (1.0 + self._values["phi"]), 1e-300)
 
     def log_density(self, y, mu, wt, values):
+        """The NB1 log-density per row (size k = μ/φ, probability 1/(1 + φ)).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (non-negative counts).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Weights applied, constants included.
+        """
         phi = values["phi"]
         k = mu / phi
         l1p = np.log1p(phi)
         return wt * (gammaln(y + k) - gammaln(k) - gammaln(y + 1.0) - k * l1p + y * (np.log(phi) - l1p))
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The NB1 log-density per row and its μ- and log φ-derivatives (digamma and polygamma of y + k and k).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (non-negative counts).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``: f the log-density, f1..f3 its μ-derivatives, psi["phi"] the
+            derivatives of (f, f1, f2) in log φ; weights applied.
+        """
         phi = values["phi"]
         k = mu / phi
         l1p = np.log1p(phi)
@@ -114,10 +280,42 @@ class NegativeBinomial1(_Counts):
         return wt * f, wt * f1, wt * f2, wt * f3, {"phi": (wt * d_f, wt * d_f1, wt * d_f2)}
 
     def start(self, y, mu, wt):
+        """Starting φ: the weighted mean of (y - μ)²/μ minus 1, clipped to [0.05, 1e3].
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (non-negative counts).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            ``{"phi": float}``.
+        """
         ratio = np.sum(wt * (y - mu) ** 2 / mu) / np.sum(wt) - 1.0
         return {"phi": float(np.clip(ratio, 0.05, 1e3))}
 
     def simulate(self, mu, wt, rng):
+        """NB1 draws as a Poisson-gamma mixture (gamma shape μ/φ, scale φ).
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        rng : numpy.random.Generator
+            Source of the draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            Counts as floats, the shape of ``mu``.
+        """
         phi = self._values["phi"]
         k = mu / phi
         return rng.poisson(rng.gamma(k, phi)).astype(float)

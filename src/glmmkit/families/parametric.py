@@ -41,13 +41,39 @@ def _show(v) -> str:
 
 
 def to_engine_scale(v, scale: str):
-    """log(v), or logit(v) for a probability."""
+    """A parameter value on the engine's (unbounded) scale.
+
+    Parameters
+    ----------
+    v : float or array-like
+        Positive parameter value(s); probabilities in (0, 1) for ``scale="logit"``.
+    scale : {"log", "logit"}
+        The parameter's engine scale (anything but ``"logit"`` means log).
+
+    Returns
+    -------
+    numpy.ndarray
+        log(v), or logit(v) = log(v / (1 - v)).
+    """
     v = np.asarray(v, dtype=float)
     return np.log(v) - np.log1p(-v) if scale == "logit" else np.log(v)
 
 
 def from_engine_scale(x, scale: str):
-    """exp(x), or the inverse logit for a probability."""
+    """The inverse of :func:`to_engine_scale`: a parameter value from the engine's scale.
+
+    Parameters
+    ----------
+    x : float or array-like
+        Value(s) on the engine's scale.
+    scale : {"log", "logit"}
+        The parameter's engine scale.
+
+    Returns
+    -------
+    numpy.ndarray
+        exp(x), or the inverse logit ½ (1 + tanh(x / 2)) for a probability.
+    """
     x = np.asarray(x, dtype=float)
     return 0.5 * (1.0 + np.tanh(0.5 * x)) if scale == "logit" else np.exp(x)
 
@@ -74,6 +100,14 @@ class EtaDerivatives:
 class ParametricFamily(Family):
     """A family whose density has parameters of its own, estimated with (θ, β).
 
+    Parameters
+    ----------
+    link : str or Link, optional
+        The link function; default the family's ``default_link``.
+    fixed : dict, optional
+        Parameters held at given positive values instead of estimated (e.g. ``{"df": 4}`` for the
+        Student-t).
+
     Attributes
     ----------
     param_names : tuple of str
@@ -82,6 +116,11 @@ class ParametricFamily(Family):
         The value of every parameter this object is bound to (a copy; defaults 1 until bound).
     fixed : dict
         Parameters held at a given value (e.g. Student-t ``df``), not estimated.
+
+    Raises
+    ------
+    ArgumentError
+        ``fixed`` names a parameter the family does not have, or gives a value that is not positive.
     """
 
     param_names: tuple = ()
@@ -113,11 +152,29 @@ class ParametricFamily(Family):
 
     @property
     def values(self) -> dict:
-        """Parameter values this object is bound to, by name (a copy: the object never changes)."""
+        """Parameter values this object is bound to, by name (a copy: the object never changes).
+
+        Returns
+        -------
+        dict
+            Name -> float (or a per-row array for a parameter modelled by a formula).
+        """
         return dict(self._values)
 
     def with_values(self, values: dict) -> "ParametricFamily":
-        """A new family object bound to ``values`` (fixed parameters keep their given values)."""
+        """A new family object bound to ``values`` (fixed parameters keep their given values).
+
+        Parameters
+        ----------
+        values : dict
+            Name -> value on the parameter's own scale (float or per-row array); names the family does
+            not have are ignored.
+
+        Returns
+        -------
+        ParametricFamily
+            A shallow copy of this object with the new values (and no memo of μ-free terms).
+        """
         new = copy.copy(self)
         merged = dict(self._values)
         merged.update({k: _value(v) for k, v in values.items() if k in self.param_names})
@@ -127,28 +184,77 @@ class ParametricFamily(Family):
         return new
 
     def with_log_params(self, psi) -> "ParametricFamily":
-        """A new family object with the free parameters set from the engine's scale ``psi`` (their
-        logs; the logit for a probability), in ``free_names`` order."""
+        """A new family object with the free parameters set from the engine's scale.
+
+        Parameters
+        ----------
+        psi : float or array-like, shape (len(free_names),)
+            The free parameters' logs (the logit for a probability), in ``free_names`` order.
+
+        Returns
+        -------
+        ParametricFamily
+            A new object bound to those values.
+        """
         return self.with_psi(dict(zip(self.free_names, np.atleast_1d(psi))))
 
     def with_psi(self, psi: dict) -> "ParametricFamily":
-        """A new family object with parameters from the engine's scale by name; a value may be an
-        array with one entry per row (a parameter modelled by a formula)."""
+        """A new family object with parameters from the engine's scale, by name.
+
+        Parameters
+        ----------
+        psi : dict
+            Name -> value on the engine's scale; a value may be an array with one entry per row (a
+            parameter modelled by a formula).
+
+        Returns
+        -------
+        ParametricFamily
+            A new object bound to those values.
+        """
         return self.with_values({k: from_engine_scale(v, self.param_scales.get(k, "log")) for k, v in psi.items()})
 
     def log_params(self) -> np.ndarray:
-        """The free parameters' bound values on the engine's scale (the engine's ψ)."""
+        """The free parameters' bound values on the engine's scale (the engine's ψ).
+
+        Returns
+        -------
+        numpy.ndarray, shape (len(free_names),)
+            log (or logit) of each free parameter, in ``free_names`` order.
+        """
         return np.array([to_engine_scale(self._values[k], self.param_scales.get(k, "log")) for k in self.free_names],
                         dtype=float)
 
     def disp_sigma(self, value):
-        """glmmTMB's ``sigma`` (and ``predict(type = "disp")``) from the dispersion parameter's value:
-        the value itself (θ, φ, σ) except where glmmTMB reports another quantity (Gamma: 1/√shape)."""
+        """glmmTMB's ``sigma`` (and ``predict(type = "disp")``) from the dispersion parameter's value.
+
+        Parameters
+        ----------
+        value : float or numpy.ndarray
+            The value of the parameter ``disp_param`` names.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            The value itself (θ, φ, σ), except where glmmTMB reports another quantity (Gamma: 1/√shape).
+        """
         return value
 
     def fresh(self, link=None, fixed: dict | None = None) -> "ParametricFamily":
-        """A new, unbound object of this family with ``link`` and ``fixed`` parameters (what
-        ``get_family`` hands out for an instance)."""
+        """A new, unbound object of this family (what ``get_family`` hands out for an instance).
+
+        Parameters
+        ----------
+        link : str or Link, optional
+            The link; default this object's.
+        fixed : dict, optional
+            Fixed parameters added to (and overriding) this object's.
+
+        Returns
+        -------
+        ParametricFamily
+            A new object of the same class, its free parameters at their defaults.
+        """
         return type(self)(link or self.link.name, {**self.fixed, **dict(fixed or {})})
 
     def __repr__(self) -> str:
@@ -157,22 +263,76 @@ class ParametricFamily(Family):
 
     @property
     def free_names(self) -> tuple:
-        """Parameters that are estimated (not in ``fixed``)."""
+        """Parameters that are estimated (not in ``fixed``).
+
+        Returns
+        -------
+        tuple of str
+            In ``param_names`` order.
+        """
         return tuple(k for k in self.param_names if k not in self.fixed)
 
     # ---- what a family module writes ----
     def mu_derivatives(self, y, mu, wt, values: dict):
-        """(f, f1, f2, f3, psi) with f = ℓ per row (weights applied, constants included), f1..f3 its
-        derivatives in μ, and psi a dict name -> (∂f/∂ψ, ∂f1/∂ψ, ∂f2/∂ψ) for ψ = log(value)."""
+        """The log-density per row and its derivatives in μ and in the log-parameters (what a family module writes).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights (they multiply the log-density).
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``: f = ℓ per row (weights applied, constants included), f1..f3 its
+            first three derivatives in μ, and psi a dict name -> (∂f/∂ψ, ∂f1/∂ψ, ∂f2/∂ψ) for
+            ψ = log(value), each array of shape (n,).
+        """
         raise NotImplementedError
 
     def start(self, y, mu, wt) -> dict:
-        """Starting values of the parameters from the GLM fit's μ (moments)."""
+        """Starting values of the parameters from the GLM fit's μ (moments).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Means of the starting GLM fit.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            Parameter name -> positive starting value.
+        """
         raise NotImplementedError
 
     # ---- derived ----
     def eta_derivatives(self, eta, y, wt) -> EtaDerivatives:
-        """Chain rule through the link, at the bound ``values``."""
+        """The log-density's derivatives in η at the bound ``values``, by the chain rule through the link.
+
+        Parameters
+        ----------
+        eta : numpy.ndarray, shape (n,)
+            Linear predictor.
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        EtaDerivatives
+            ℓ, s = ∂ℓ/∂η, W = -∂²ℓ/∂η², dW = ∂W/∂η and, per free parameter, (ℓ_ψ, s_ψ, W_ψ).
+        """
         mu = self.link.inverse(eta)
         m1, m2, m3 = self.link.mu_eta_derivatives(eta)
         f, f1, f2, f3, psi = self.mu_derivatives(y, mu, wt, self._values)
@@ -186,42 +346,171 @@ class ParametricFamily(Family):
         return EtaDerivatives(f, s, W, dW, out)
 
     def newton_weights(self, eta, y, wt):
-        """(s, W) of ``eta_derivatives`` alone: all that a Newton step on the mode needs.  PIRLS
-        iterates on these; the third derivative and the parameters' terms are read only at the mode
-        (the gradient), and computing them at every iteration was a third of an NB2 fit."""
+        """(s, W) of ``eta_derivatives`` alone: all a Newton step on the mode needs.
+
+        PIRLS iterates on these; the third derivative and the parameters' terms are read only at the
+        mode (the gradient).
+
+        Parameters
+        ----------
+        eta : numpy.ndarray, shape (n,)
+            Linear predictor.
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(s, W)``: ∂ℓ/∂η and -∂²ℓ/∂η² per row (W may be negative away from the mode).
+        """
         mu = self.link.inverse(eta)
         m1, m2, _ = self.link.mu_eta_derivatives(eta)
         f1, f2 = self.mu_score_info(y, mu, wt, self._values)
         return f1 * m1, -(f2 * m1 * m1 + f1 * m2)
 
     def mu_score_info(self, y, mu, wt, values: dict):
-        """(f1, f2) of ``mu_derivatives``; families override it where that is much cheaper."""
+        """(f1, f2) of ``mu_derivatives``; families override it where that is much cheaper.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (∂ℓ/∂μ, ∂²ℓ/∂μ²) per row, weights applied.
+        """
         _, f1, f2, _, _ = self.mu_derivatives(y, mu, wt, values)
         return f1, f2
 
     def loglik(self, y, mu, wt):
+        """Log-likelihood of each observation at the bound parameter values (constants included).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            ``log_density(y, mu, wt, values)``.
+        """
         return self.log_density(y, mu, wt, self._values)
 
     def log_density(self, y, mu, wt, values: dict):
-        """ℓ per row (weights applied); families override it where the value is much cheaper than
-        the derivatives (PIRLS's step halving needs only values)."""
+        """ℓ per row (weights applied) at the given parameter values.
+
+        Families override it where the value is much cheaper than the derivatives (PIRLS's step halving
+        needs only values).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            The log-density per row, constants included.
+        """
         return self.mu_derivatives(y, mu, wt, values)[0]
 
     def loglik_constant(self, y, wt):
+        """Zeros: a parametric family's constants depend on its parameters, so they live in ``loglik_kernel``.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights (unused).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Zeros.
+        """
         return np.zeros_like(np.asarray(y, dtype=float))
 
     def loglik_kernel(self, y, mu, wt):
+        """The whole log-likelihood per row (``loglik``): constants depend on the parameters being estimated.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            ``loglik(y, mu, wt)``.
+        """
         return self.loglik(y, mu, wt)
 
     def working(self, eta, y, wt):
-        """Fisher-scoring pieces at the current parameters (starting values, PQL-style uses)."""
+        """Fisher-scoring pieces at the current parameters (starting values, PQL-style uses).
+
+        Parameters
+        ----------
+        eta : numpy.ndarray, shape (n,)
+            Linear predictor.
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(mu, W, z)``: means, working weights w (dμ/dη)² / V(μ) and working response
+            η + (y - μ) / (dμ/dη).
+        """
         mu = self.link.inverse(eta)
         d = self.link.mu_eta(eta)
         W = wt * d * d / self.variance(mu)
         return mu, W, eta + (y - mu) / d
 
     def deviance_residuals(self, y, mu, wt):
-        """2 (ℓ(saturated) - ℓ(μ)) per row; the saturated μ is y (or as close as the family allows)."""
+        """2 (ℓ(saturated) - ℓ(μ)) per row; the saturated μ is y (or as close as the family allows).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Unit deviances times weights, at the bound parameter values.
+        """
         sat = self._saturated_mu(y)
         return 2.0 * (self.loglik(y, sat, wt) - self.loglik(y, mu, wt))
 

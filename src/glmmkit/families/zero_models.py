@@ -134,14 +134,44 @@ def _truncation_terms(f0, psi0, q):
 
 
 class Truncated(_Wrapper):
-    """A zero-truncated count family (glmmTMB's ``truncated_poisson``, ``truncated_nbinom1``, ``truncated_nbinom2``):
-    p(y | y > 0) = p(y) / (1 − p₀(μ)); μ is the untruncated mean."""
+    """A zero-truncated count family (glmmTMB's ``truncated_poisson``, ``truncated_nbinom1``, ``truncated_nbinom2``).
+
+    p(y | y > 0) = p(y) / (1 − p₀(μ)); μ is the untruncated mean.
+
+    Parameters
+    ----------
+    base : Family
+        The count family (Poisson, NB1 or NB2) to truncate at zero.
+    link : str, optional
+        A link other than the base's (the base is re-made with it); default the base's.
+    fixed : dict, optional
+        Accepted for the family interface; the fixed parameters are the base's (``base.fixed``).
+    """
 
     def __init__(self, base, link=None, fixed=None):
         super().__init__(base, link, fixed)
         self.name = f"truncated_{_count_name(base)}"
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The truncated log-density ℓ = log p(y) − log(1 − p₀(μ)) per row and its derivatives.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``: the base's terms plus those of h = −log(1 − p₀(μ)) (μ-derivatives
+            and the base parameters' log-derivatives); weights applied.
+        """
         f, f1, f2, f3, psi = self._base_derivs(y, mu, values)
         g, g1, g2, g3, psi0 = self._base_derivs(np.zeros_like(mu), mu, values)
         with np.errstate(divide="ignore", over="ignore"):
@@ -152,10 +182,46 @@ class Truncated(_Wrapper):
         return wt * (f + h), wt * (f1 + h1), wt * (f2 + h2), wt * (f3 + h3), out
 
     def log_density(self, y, mu, wt, values):
+        """ℓ = log p(y) − log(1 − p₀(μ)) per row, without derivatives.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Weights applied.
+        """
         g = self._base_ll(np.zeros_like(mu), mu, values)
         return wt * (self._base_ll(y, mu, values) - np.log(-np.expm1(g)))
 
     def mu_score_info(self, y, mu, wt, values):
+        """(∂ℓ/∂μ, ∂²ℓ/∂μ²) of the truncated log-density per row.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Weights applied.
+        """
         f1, f2 = self._base_score(y, mu, values)
         z = np.zeros_like(mu)
         g = self._base_ll(z, mu, values)
@@ -164,20 +230,88 @@ class Truncated(_Wrapper):
         return wt * (f1 + q * g1), wt * (f2 + q * g2 + q * (1.0 + q) * g1 * g1)
 
     def response_mean(self, mu):
+        """E[y | y > 0] = μ / (1 − p₀(μ)).
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means of the untruncated counts.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         return mu / (-np.expm1(self._base_log_p0(mu, self._values)))
 
     def conditional_mean(self, mu):
+        """The mean of the truncated counts, as ``response_mean``.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means of the untruncated counts.
+
+        Returns
+        -------
+        numpy.ndarray
+            μ / (1 − p₀(μ)).
+        """
         return self.response_mean(mu)
 
     def response_variance(self, mu):
+        """Var[y | y > 0] = (V(μ) + μ²)/(1 − p₀) − (μ/(1 − p₀))², floored at 1e-300.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means of the untruncated counts.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         p_pos = -np.expm1(self._base_log_p0(mu, self._values))
         m = mu / p_pos
         return np.maximum((self.base.variance(mu) + mu * mu) / p_pos - m * m, 1e-300)
 
     def start(self, y, mu, wt):
+        """Starting values of the base's parameters (none of its own).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            The base's ``start`` (empty for Poisson).
+        """
         return self.base_start(y, mu, wt)
 
     def check_response(self, y, wt, name):
+        """The base's check, then refuse zeros (a truncated family models y > 0 only).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        name : str
+            The response's name, for the error message.
+
+        Raises
+        ------
+        DataError
+            Naming the zero rows and the alternatives (a hurdle via ``ziformula=``, or the untruncated family).
+        """
         self.base.check_response(y, wt, name)
         zero = np.flatnonzero(y == 0)
         if zero.size:
@@ -187,6 +321,22 @@ class Truncated(_Wrapper):
                 f"{_count_name(self.base)!r}")
 
     def simulate(self, mu, wt, rng):
+        """Draws of y | y > 0 by the inverse CDF above p₀ (no rejection loop, whatever the mean).
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means of the untruncated counts.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        rng : numpy.random.Generator
+            Source of the draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            Counts >= 1 as floats, the shape of ``mu``.
+        """
         return _truncated_draws(self.base, mu, rng)
 
 
@@ -203,7 +353,19 @@ class _ZeroPart(_Wrapper):
 
 
 class ZeroInflated(_ZeroPart):
-    """A count family with zero inflation: p(0) = π + (1 − π) p₀(μ), p(y > 0) = (1 − π) p(y)."""
+    """A count family with zero inflation: p(0) = π + (1 − π) p₀(μ), p(y > 0) = (1 − π) p(y).
+
+    π is the parameter ``zi`` (logit scale in the engine), modelled by a ``ziformula``.
+
+    Parameters
+    ----------
+    base : Family
+        The count family (Poisson, NB1 or NB2).
+    link : str, optional
+        A link other than the base's (the base is re-made with it); default the base's.
+    fixed : dict, optional
+        Accepted for the family interface; the fixed parameters are the base's (``base.fixed``).
+    """
 
     zero_model = "zero-inflation"
 
@@ -212,6 +374,25 @@ class ZeroInflated(_ZeroPart):
         self.name = base.name
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The zero-inflated log-density per row and its derivatives in μ, the base's log-parameters and logit π.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``: zero rows ℓ = log(π + (1 − π)p₀), others log(1 − π) + log p(y);
+            psi["zi"] is in ζ = logit π; weights applied.
+        """
         pi = values["zi"]
         f, f1, f2, f3, psi = self._base_derivs(y, mu, values)
         zero = y == 0
@@ -233,6 +414,24 @@ class ZeroInflated(_ZeroPart):
         return wt * ll, wt * l1, wt * l2, wt * l3, out
 
     def log_density(self, y, mu, wt, values):
+        """The zero-inflated log-density per row, without derivatives.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Weights applied.
+        """
         pi = values["zi"]
         f = self._base_ll(y, mu, values)
         l1p = np.log1p(-pi)
@@ -240,6 +439,24 @@ class ZeroInflated(_ZeroPart):
             return wt * np.where(y == 0, np.logaddexp(np.log(pi), l1p + f), l1p + f)
 
     def mu_score_info(self, y, mu, wt, values):
+        """(∂ℓ/∂μ, ∂²ℓ/∂μ²) of the zero-inflated log-density per row.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            r f₁ and r f₂ + r(1 − r) f₁², r the posterior probability that a zero is a count zero (1 for y > 0).
+        """
         pi = values["zi"]
         zero = y == 0
         f = self._base_ll(y, mu, values)
@@ -338,9 +555,33 @@ class ZeroInflated(_ZeroPart):
         return out
 
     def response_mean(self, mu):
+        """E[y] = (1 − π) μ.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means of the count part.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         return (1.0 - self._values["zi"]) * mu
 
     def response_variance(self, mu):
+        """Var[y] = (1 − π)(V(μ) + μ²) − ((1 − π)μ)², floored at 1e-300.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means of the count part.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         pi = self._values["zi"]
         return np.maximum((1.0 - pi) * (self.base.variance(mu) + mu * mu) - ((1.0 - pi) * mu) ** 2, 1e-300)
 
@@ -348,15 +589,59 @@ class ZeroInflated(_ZeroPart):
         # π = 1/2, glmmTMB's start: from a small π the zero part can settle in a mode where it
         # explains few zeros and the count part's dispersion the rest (Salamanders' NB1 model: 4.8
         # log-likelihood units lower), while from 1/2 both parts reach the better one
+        """Starting values: the base's, and π = ½ (glmmTMB's start; a small π can settle in a worse mode).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            The base's parameters and ``"zi": 0.5``.
+        """
         return {**self.base_start(y, mu, wt), "zi": 0.5}
 
     def check_response(self, y, wt, name):
+        """The base's response check (zeros are allowed).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        name : str
+            The response's name, for the error message.
+
+        Raises
+        ------
+        DataError
+            As the base family.
+        """
         self.base.check_response(y, wt, name)
 
 
 
 class Hurdle(_ZeroPart):
-    """A hurdle: p(0) = π, p(y > 0) = (1 − π) p₊(y) with p₊ a truncated count or a continuous density."""
+    """A hurdle: p(0) = π, p(y > 0) = (1 − π) p₊(y) with p₊ a truncated count or a continuous density.
+
+    glmmTMB's ``ziformula`` with a ``truncated_*`` family, or its ``ziGamma``.
+
+    Parameters
+    ----------
+    base : Family
+        The positive-part family: a ``Truncated`` count family or a positive continuous one (Gamma, lognormal).
+    link : str, optional
+        A link other than the base's (the base is re-made with it); default the base's.
+    fixed : dict, optional
+        Accepted for the family interface; the fixed parameters are the base's (``base.fixed``).
+    """
 
     zero_model = "hurdle"
 
@@ -365,6 +650,25 @@ class Hurdle(_ZeroPart):
         self.name = base.name if isinstance(base, Truncated) else f"zi{base.name}"
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The hurdle log-density per row and its derivatives: zero rows log π, others log(1 − π) + log p₊(y).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``; zero rows carry no μ information (their μ-derivatives are 0);
+            psi["zi"] is in logit π; weights applied.
+        """
         pi = values["zi"]
         zero = y == 0
         f, f1, f2, f3, psi = self._base_derivs(np.where(zero, 1.0, y), mu, values)
@@ -375,11 +679,47 @@ class Hurdle(_ZeroPart):
         return wt * ll, wt * pos * f1, wt * pos * f2, wt * pos * f3, out
 
     def log_density(self, y, mu, wt, values):
+        """The hurdle log-density per row, without derivatives.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Weights applied.
+        """
         pi = values["zi"]
         zero = y == 0
         return wt * np.where(zero, np.log(pi), np.log1p(-pi) + self._base_ll(np.where(zero, 1.0, y), mu, values))
 
     def mu_score_info(self, y, mu, wt, values):
+        """(∂ℓ/∂μ, ∂²ℓ/∂μ²) per row: the positive part's, 0 on zero rows.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays), the base's and ``zi`` (π).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Weights applied.
+        """
         pos = y != 0
         f1, f2 = self._base_score(np.where(pos, y, 1.0), mu, values)
         return wt * pos * f1, wt * pos * f2
@@ -440,23 +780,91 @@ class Hurdle(_ZeroPart):
                 "psi": {k: (zero, zero, zero) for k in names}}
 
     def response_mean(self, mu):
+        """E[y] = (1 − π) E₊[y], E₊ the positive part's mean.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means of the positive part's base.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         return (1.0 - self._values["zi"]) * self.base.response_mean(mu)
 
     def conditional_mean(self, mu):
+        """The positive part's mean (glmmTMB's ``type = "conditional"``).
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+
+        Returns
+        -------
+        numpy.ndarray
+            The base's ``conditional_mean``.
+        """
         return self.base.conditional_mean(mu)
 
     def response_variance(self, mu):
+        """Var[y] = (1 − π) E₊[y²] − ((1 − π) E₊[y])², floored at 1e-300.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         pi = self._values["zi"]
         m = self.base.response_mean(mu)
         ey2 = self.base.response_variance(mu) + m * m
         return np.maximum((1.0 - pi) * ey2 - ((1.0 - pi) * m) ** 2, 1e-300)
 
     def start(self, y, mu, wt):
+        """Starting values: the base's from the positive rows, and π the share of zeros (clipped to [0.01, 0.99]).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            The base's parameters and ``"zi"``.
+        """
         pos = y > 0
         base = self.base_start(y[pos], mu[pos], wt[pos]) if pos.any() else {}
         return {**base, "zi": float(np.clip(np.mean(~pos), 0.01, 0.99))}
 
     def check_response(self, y, wt, name):
+        """Refuse negative values; the positive rows must pass the (untruncated) base's check.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        name : str
+            The response's name, for the error message.
+
+        Raises
+        ------
+        DataError
+            Naming the bad rows.
+        """
         pos = y > 0
         if np.any(y < 0):
             raise DataError(f"hurdle response {name!r} has {int(np.sum(y < 0))} negative value(s)")
@@ -503,9 +911,24 @@ HURDLE_CONTINUOUS = ("gamma", "lognormal")
 
 
 def zero_model_family(family):
-    """The family a ``ziformula`` turns ``family`` into: a hurdle for a truncated count or a continuous
-    family with positive support, zero inflation for a count family; an error where zeros cannot be
-    modelled (Gaussian, beta, binomial, ...)."""
+    """The family a ``ziformula`` turns ``family`` into.
+
+    Parameters
+    ----------
+    family : Family
+        The family given to ``glmer``.
+
+    Returns
+    -------
+    ZeroInflated or Hurdle
+        A hurdle for a truncated count or a positive continuous family, zero inflation for a
+        count family; ``family`` itself when it already models zeros.
+
+    Raises
+    ------
+    ArgumentError
+        Where zeros cannot be modelled (Gaussian, beta, binomial, ...).
+    """
     if isinstance(family, (ZeroInflated, Hurdle)):
         return family
     if isinstance(family, Truncated):

@@ -34,47 +34,157 @@ BOUND_PROBES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.5)
 
 @dataclass
 class RunLog:
-    """Every optimiser run of one fit, in order (``fit.optimizer_info.restarts``)."""
+    """Every optimiser run of one fit, in order (``fit.optimizer_info.restarts``).
+
+    Attributes
+    ----------
+    runs : list of dict
+        One record per run: optimizer, start, reason, loglik, converged, n_evals, chosen (and
+        message for runs added by :meth:`add`).
+    """
 
     runs: list = field(default_factory=list)
 
     def add(self, optimizer: str, start: str, reason: str, loglik: float, converged: bool, n_evals: int,
             chosen: bool, message: str) -> None:
+        """Record one run from its parts.
+
+        Parameters
+        ----------
+        optimizer : str
+            The optimiser's name (e.g. ``"L-BFGS-B (exact gradient)"``).
+        start : str
+            Where it started (``"initial"``, ``"best point so far"``, ...).
+        reason : str
+            Why it was run.
+        loglik : float
+            The log-likelihood it reached (NaN recorded when not finite).
+        converged : bool
+            Whether it passed the convergence test.
+        n_evals : int
+            Objective evaluations it used.
+        chosen : bool
+            Whether its point became the fit's.
+        message : str
+            The optimiser's message.
+        """
         self.runs.append({"optimizer": optimizer, "start": start, "reason": reason,
                           "loglik": float(loglik) if np.isfinite(loglik) else float("nan"),
                           "converged": bool(converged), "n_evals": int(n_evals), "chosen": bool(chosen),
                           "message": str(message)})
 
     def add_result(self, res: OptimResult, start: str, reason: str, chosen: bool) -> None:
+        """Record one run from its ``OptimResult`` (see :func:`glmmkit.optimize.restart_record`).
+
+        Parameters
+        ----------
+        res : OptimResult
+            The run's result (its ``fun`` a deviance).
+        start : str
+            Where it started.
+        reason : str
+            Why it was run.
+        chosen : bool
+            Whether its point became the fit's.
+        """
         self.runs.append(restart_record(res, start, reason, chosen))
 
     def extend(self, records) -> None:
+        """Append records made elsewhere (e.g. ``minimize_with_restarts``'s ``restarts``).
+
+        Parameters
+        ----------
+        records : iterable of dict
+            Run records in the layout of :meth:`add`.
+        """
         self.runs.extend(records)
 
     def any_chosen(self) -> bool:
+        """Whether some recorded run is marked as the fit's.
+
+        Returns
+        -------
+        bool
+            True when a record has ``chosen`` set.
+        """
         return any(r.get("chosen") for r in self.runs)
 
 
 def as_result(res, optimizer: str, converged: bool) -> OptimResult:
-    """scipy's OptimizeResult as an OptimResult (for the run log)."""
+    """scipy's OptimizeResult as an OptimResult (for the run log).
+
+    Parameters
+    ----------
+    res : scipy.optimize.OptimizeResult
+        A scipy run (``x``, ``fun``, ``nfev``, ``message``).
+    optimizer : str
+        The name to record.
+    converged : bool
+        The verdict of the shared convergence test (not scipy's ``success``).
+
+    Returns
+    -------
+    OptimResult
+        The same point, value, evaluation count and message.
+    """
     return OptimResult(res.x, float(res.fun), int(res.nfev), converged, str(res.message), optimizer)
 
 
 def gradient_tolerance(nobs: int) -> float:
-    """Largest |gradient| of the deviance (free parameters) accepted at an optimum.  Stopping rules on
-    the relative change of the deviance can fire far from an optimum (an overflowing trial step right
-    after the start, at |g| in the hundreds); a real optimum of a deviance of size ~n has |g| well below
-    1e-5 n."""
+    """Largest |gradient| of the deviance (free parameters) accepted at an optimum.
+
+    Stopping rules on the relative change of the deviance can fire far from an optimum (an
+    overflowing trial step right after the start, at |g| in the hundreds); a real optimum of a
+    deviance of size ~n has |g| well below 1e-5 n.
+
+    Parameters
+    ----------
+    nobs : int
+        Number of observations.
+
+    Returns
+    -------
+    float
+        max(1, 1e-5 · nobs).
+    """
     return max(1.0, 1e-5 * nobs)
 
 
 def free_mask(x: np.ndarray, layout) -> np.ndarray:
-    """Parameters not held on a bound of ``layout`` (a ``ParameterLayout``)."""
+    """Parameters not held on a bound of ``layout``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The parameter vector.
+    layout : ParameterLayout
+        The parameters' blocks and bounds.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True for the free parameters, the shape of ``x``.
+    """
     return layout.free_mask(np.asarray(x, dtype=float))
 
 
 def free_gradient_norm(grad, x, layout) -> float:
-    """max |gradient| over the free parameters (inf when the gradient is missing or not finite)."""
+    """max |gradient| over the free parameters.
+
+    Parameters
+    ----------
+    grad : numpy.ndarray or None
+        Gradient of the deviance at ``x``.
+    x : numpy.ndarray
+        The parameter vector.
+    layout : ParameterLayout
+        The parameters' blocks and bounds.
+
+    Returns
+    -------
+    float
+        The largest absolute free component; inf when the gradient is missing or not finite.
+    """
     if grad is None:
         return np.inf
     g = np.asarray(grad, dtype=float)[free_mask(x, layout)]
@@ -83,9 +193,31 @@ def free_gradient_norm(grad, x, layout) -> float:
 
 
 def gradient_converged(fun_value, success: bool, grad, x, layout, nobs: int) -> bool:
-    """The one convergence test of gradient-based runs: a finite deviance, and either the optimiser's
-    own success with a gradient below ``gradient_tolerance`` or a gradient below 1e-3 whatever the
-    optimiser said."""
+    """The one convergence test of gradient-based runs.
+
+    A finite deviance, and either the optimiser's own success with a gradient below
+    ``gradient_tolerance`` or a gradient below 1e-3 whatever the optimiser said.
+
+    Parameters
+    ----------
+    fun_value : float
+        The deviance at ``x``.
+    success : bool
+        The optimiser's own verdict.
+    grad : numpy.ndarray or None
+        Gradient of the deviance at ``x``.
+    x : numpy.ndarray
+        The parameter vector.
+    layout : ParameterLayout
+        The parameters' blocks and bounds.
+    nobs : int
+        Number of observations (scales the tolerance).
+
+    Returns
+    -------
+    bool
+        True when the run counts as converged.
+    """
     if not np.isfinite(fun_value):
         return False
     gmax = free_gradient_norm(grad, x, layout)
@@ -93,19 +225,51 @@ def gradient_converged(fun_value, success: bool, grad, x, layout, nobs: int) -> 
 
 
 def on_boundary(x, layout) -> list:
-    """Names of the covariance parameters (every θ block) estimated on one of their finite bounds."""
+    """Names of the covariance parameters (every θ block) estimated on one of their finite bounds.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The parameter vector.
+    layout : ParameterLayout
+        The parameters' blocks and bounds.
+
+    Returns
+    -------
+    list of str
+        Parameter names within 1e-10 of a finite bound, in the blocks' order.
+    """
     return [name for b in layout.blocks if b.probe for name in layout.at_bound(x, b.name, tol=1e-10)]
 
 
 def probe_off_bound(fun, x, fx, layout, warm):
     """The best point with one bound θ moved off 0 that beats ``fx``, or None.
 
-    A scalar term's deviance is even in its θ, so its gradient vanishes at θ = 0 and a line
-    search that lands on the bound never leaves it; only trying values off the bound shows
-    whether the deviance falls there.  A correlated term's column whose diagonal is on 0 may point
-    either way (``CovStructure.sign_flips``), so the probes try it negated too: the optimum
-    across the boundary can lie on the other side.  ``warm`` = (get, set) of the objective's
-    warm-start modes: every trial starts from the modes at ``x``, and they are restored at the end."""
+    A scalar term's deviance is even in its θ, so its gradient vanishes at θ = 0 and a line search
+    that lands on the bound never leaves it; only trying values off the bound (``BOUND_PROBES``)
+    shows whether the deviance falls there.  A correlated term's column whose diagonal is on 0 may
+    point either way (``CovStructure.sign_flips``), so the probes try it negated too: the optimum
+    across the boundary can lie on the other side.
+
+    Parameters
+    ----------
+    fun : callable
+        x -> deviance.
+    x : numpy.ndarray
+        The optimiser's point.
+    fx : float
+        The deviance at ``x``; a probe must beat it by 1e-8 · max(1, |fx|).
+    layout : ParameterLayout
+        The parameters' blocks, bounds and probe candidates.
+    warm : tuple of callable
+        ``(get, set)`` of the objective's warm-start modes: every trial starts from the modes at
+        ``x``, and they are restored at the end.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The best probe point, or None when no probe lowers the deviance.
+    """
     get_u, set_u = warm
     best_x, best_f = None, fx - 1e-8 * max(1.0, abs(fx))
     u_saved = get_u()
@@ -172,13 +336,17 @@ def lbfgs(fun_grad, x0, layout, nobs: int, warm, value=None, max_restarts: int =
     fun_grad : callable
         x -> (deviance, gradient).
     x0 : ndarray
+        Starting point.
     layout : ParameterLayout
         The parameters' blocks and bounds (the start is clipped into them).
     nobs : int
+        Number of observations (scales the gradient tolerance).
     warm : (get, set)
         The objective's warm-start modes (see ``probe_off_bound``).
     value : callable, optional
         x -> deviance for the probes (defaults to the first item of ``fun_grad``).
+    max_restarts : int, default 3
+        Most restarts from a better bound probe.
 
     Returns
     -------
@@ -220,15 +388,33 @@ def _steps(x, h, layout):
 
 
 def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None, layout=None):
-    """Forward differences of an exact gradient (k evaluations, plus one unless ``g0``, the gradient
-    at ``x`` the optimiser already has, is given), symmetrised; steps go up, away from the lower
-    bounds (down where ``layout`` has an upper bound within the step); every evaluation starts from
-    the warm-start modes at ``x``.
+    """Forward differences of an exact gradient, symmetrised.
+
+    k evaluations, plus one unless ``g0`` (the gradient at ``x`` the optimiser already has) is
+    given; steps go up, away from the lower bounds (down where ``layout`` has an upper bound within
+    the step); every evaluation starts from the warm-start modes at ``x``.
+
+    Parameters
+    ----------
+    fun_grad : callable
+        x -> (deviance, gradient).
+    x : numpy.ndarray, shape (k,)
+        The point.
+    warm : tuple of callable
+        ``(get, set)`` of the objective's warm-start modes.
+    h : float, default 1e-6
+        Relative step: h · max(1, |x_j|).
+    g0 : numpy.ndarray, optional
+        The gradient at ``x``, when known (recomputed when missing or not finite).
+    layout : ParameterLayout, optional
+        Bounds that steps must not cross upwards.
 
     Returns
     -------
     H : ndarray, shape (k, k)
+        The Hessian of the deviance.
     grad : ndarray, shape (k,)
+        The gradient at ``x``.
     """
     get_u, set_u = warm
     k = x.shape[0]
@@ -250,13 +436,25 @@ def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None, layout=None):
 def hessian_from_values(fun, x, h=1e-4, layout=None):
     """Forward-difference Hessian of ``fun`` at ``x``, and the gradient that comes with it.
 
-    1 + k + k(k+1)/2 evaluations (central differences need 2k²), O(h) accurate, which
-    is ample for standard errors.  Steps go up, away from the lower bounds (down where ``layout`` has
-    an upper bound within the step).
+    1 + k + k(k+1)/2 evaluations (central differences need 2k²), O(h) accurate, which is ample for
+    standard errors.  Steps go up, away from the lower bounds (down where ``layout`` has an upper
+    bound within the step).
+
+    Parameters
+    ----------
+    fun : callable
+        x -> deviance.
+    x : numpy.ndarray, shape (k,)
+        The point.
+    h : float, default 1e-4
+        Relative step: h · max(1, |x_j|).
+    layout : ParameterLayout, optional
+        Bounds that steps must not cross upwards.
 
     Returns
     -------
     H : ndarray, shape (k, k)
+        The Hessian (NaN entries when the deviance is not finite at a step).
     grad : ndarray, shape (k,)
         One-sided second-order gradient from the same evaluations (for the convergence record).
     """
@@ -280,8 +478,26 @@ def _hessian_from_values(fun, x, steps):
 
 
 def central_jacobian(f, x0, rel: float = 1e-5):
-    """f(x0) and the Jacobian of a vector function by central differences (steps rel·max(1, |x_j|)):
-    the delta method's derivative where no analytic one exists (marginal effects, emmeans)."""
+    """f(x0) and the Jacobian of a vector function by central differences.
+
+    The delta method's derivative where no analytic one exists (marginal effects, emmeans).
+
+    Parameters
+    ----------
+    f : callable
+        x -> 1-d array of m values.
+    x0 : array-like, shape (k,)
+        The point.
+    rel : float, default 1e-5
+        Relative step: rel · max(1, |x_j|).
+
+    Returns
+    -------
+    f0 : ndarray, shape (m,)
+        f(x0).
+    J : ndarray, shape (m, k)
+        ∂f_i/∂x_j.
+    """
     x0 = np.asarray(x0, dtype=float)
     f0 = np.asarray(f(x0), dtype=float)
     J = np.empty((f0.shape[0], x0.shape[0]))
@@ -295,8 +511,20 @@ def central_jacobian(f, x0, rel: float = 1e-5):
 
 
 def covariance_from_hessian(H):
-    """Covariance 2 H⁻¹ of the parameters from the Hessian of the deviance, and whether H is positive
-    definite; (None, False) when H is missing, singular or not finite."""
+    """Covariance 2 H⁻¹ of the parameters from the Hessian of the deviance, and whether H is positive definite.
+
+    Parameters
+    ----------
+    H : numpy.ndarray, shape (k, k), or None
+        Hessian of the deviance (-2 log-likelihood).
+
+    Returns
+    -------
+    cov : ndarray, shape (k, k), or None
+        2 H⁻¹; None when H is missing, singular or not finite.
+    positive_definite : bool
+        Whether every eigenvalue of H is positive (False with ``cov`` None).
+    """
     if H is None or not np.all(np.isfinite(H)):
         return None, False
     try:
@@ -308,8 +536,24 @@ def covariance_from_hessian(H):
 
 
 def central_hessian(f, x, h) -> np.ndarray:
-    """Central-difference Hessian of a scalar function ``f`` at ``x`` with steps ``h`` (per entry):
-    (2k² + 1) evaluations, no bounds (callers keep ``x ± h`` inside the domain)."""
+    """Central-difference Hessian of a scalar function ``f`` at ``x``.
+
+    (2k² + 1) evaluations, no bounds (callers keep ``x ± h`` inside the domain).
+
+    Parameters
+    ----------
+    f : callable
+        x -> float.
+    x : array-like, shape (k,)
+        The point.
+    h : float or array-like, shape (k,)
+        Absolute step per entry.
+
+    Returns
+    -------
+    numpy.ndarray, shape (k, k)
+        The symmetric Hessian.
+    """
     x = np.asarray(x, dtype=float)
     h = np.broadcast_to(np.asarray(h, dtype=float), x.shape)
     k = x.shape[0]

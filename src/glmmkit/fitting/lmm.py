@@ -24,13 +24,19 @@ class LmmProblem:
     Attributes
     ----------
     frame : ModelFrame
+        The model frame (response, weights, offset, the user's columns).
     structure : ModelStructure
+        The random-effects structure.
     X : ndarray, shape (n, p)
         The kept fixed-effect columns (the user's).
     kept, dropped : list
+        Indices of the kept fixed-effect columns and names of those dropped as aliased.
     reml : bool
+        REML (True) or maximum likelihood.
     data_name : str or None
+        Name of the data shown in the summary.
     messages : tuple of str
+        Messages from building the model (dropped columns, ...), kept in ``optimizer_info``.
     residual : ResidualStructure or None
         A residual correlation structure (``residual="ar1(visit | Subject)"``); None for σ² I.
     """
@@ -47,12 +53,30 @@ class LmmProblem:
 
     @property
     def response(self) -> np.ndarray:
-        """y minus the offset: what the profiled criterion fits."""
+        """y minus the offset: what the profiled criterion fits.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            ``frame.y - frame.offset``.
+        """
         return self.frame.y - self.frame.offset
 
     def objective(self, reml=None, X=None):
-        """A new objective (REML or ML as asked, the problem's own by default): θ -> criterion, or
-        (θ, ψ) -> criterion with a residual structure (``ResidualLmmObjective``)."""
+        """A new objective: θ -> criterion, or (θ, ψ) -> criterion with a residual structure.
+
+        Parameters
+        ----------
+        reml : bool, optional
+            REML (True) or ML (False); default the problem's own.
+        X : numpy.ndarray, shape (n, p), optional
+            Fixed-effect columns to use instead of the problem's (e.g. the fit's rescaled ones).
+
+        Returns
+        -------
+        LmmObjective or ResidualLmmObjective
+            The profiled deviance (or REML criterion) of this problem.
+        """
         if self.residual is not None:
             return ResidualLmmObjective(self.structure, self.X if X is None else X, self.response,
                                         self.frame.weights, self.reml if reml is None else bool(reml), self.residual)
@@ -60,10 +84,33 @@ class LmmProblem:
                             reml=self.reml if reml is None else bool(reml))
 
     def fit(self, start=None):
-        """Fit this problem (``fit_lmm``); returns a new fit."""
+        """Fit this problem (``fit_lmm``).
+
+        Parameters
+        ----------
+        start : numpy.ndarray, optional
+            θ to start from; default the moment start with lme4's identity θ as the second start.
+
+        Returns
+        -------
+        LmmFit
+            A new fit.
+        """
         return fit_lmm(self, start=start)
 
     def with_response(self, y) -> "LmmProblem":
+        """The same problem with another response (simulation-based refits: bootstrap, power).
+
+        Parameters
+        ----------
+        y : array-like, shape (n,)
+            The new response for the problem's rows.
+
+        Returns
+        -------
+        LmmProblem
+            A copy whose frame holds ``y`` (and no messages).
+        """
         frame = dataclasses.replace(self.frame, y=np.asarray(y, dtype=float), messages=[])
         return dataclasses.replace(self, frame=frame, messages=())
 
@@ -74,6 +121,7 @@ def fit_lmm(problem: LmmProblem, start=None):
     Parameters
     ----------
     problem : LmmProblem
+        The model to fit.
     start : ndarray, optional
         θ to start from (a refit starts from the fit's estimates, with a small step); the moment
         start with lme4's identity θ as the second start otherwise.

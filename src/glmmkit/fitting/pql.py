@@ -23,6 +23,7 @@ def fit_pql(problem, maxit: int = 50):
     Parameters
     ----------
     problem : GlmmProblem
+        The GLMM to fit (its family, design and structure).
     maxit : int
         PQL iterations at most.
 

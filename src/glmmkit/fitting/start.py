@@ -8,10 +8,32 @@ __all__ = ["glm_irls", "theta_start"]
 
 
 def glm_irls(X, y, wt, offset, family, maxit=50, tol=1e-7) -> np.ndarray:
-    """Fixed-effects-only GLM by IRLS (the start of a GLMM fit); normal equations, as p is small.
+    """Fixed-effects-only GLM by IRLS with step halving (the start of a GLMM fit); normal equations, as p is small.
 
-    On large data the iterations start from the solution on every k-th row (about 50,000 rows),
-    so that one or two passes over all rows finish the job.
+    On large data (over 200,000 rows) the iterations start from the solution on every k-th row
+    (about 50,000 rows), so that one or two passes over all rows finish the job.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, p)
+        Fixed-effects design.
+    y : numpy.ndarray, shape (n,)
+        Response (proportions for binomial data).
+    wt : numpy.ndarray, shape (n,)
+        Prior weights (binomial: trials).
+    offset : numpy.ndarray, shape (n,)
+        Offset of the linear predictor.
+    family : Family
+        The response distribution and link.
+    maxit : int, default 50
+        Most IRLS iterations.
+    tol : float, default 1e-7
+        Stop when max |Δβ| < tol (1 + max |β|).
+
+    Returns
+    -------
+    numpy.ndarray, shape (p,)
+        The GLM's coefficients (the last finite iterate when an iteration diverges).
     """
     n = X.shape[0]
     if n > 200_000:
@@ -68,8 +90,23 @@ def _glm_loglik(family, X, beta, offset, y, wt) -> float:
 
 
 def theta_start(structure, deviance_at) -> np.ndarray:
-    """lme4's identity start, or the unit-scale start (``scaled_theta_start``) where the identity
-    start's deviance is not finite or far worse (slopes on large covariates)."""
+    """lme4's identity start, or the unit-scale start where the identity start's deviance is not finite or far worse.
+
+    The unit-scale start (``scaled_theta_start``) wins when it is finite and the identity start's
+    deviance is not, or is more than 10% higher (slopes on large covariates).
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The random-effects structure (its two starts).
+    deviance_at : callable
+        θ -> deviance.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_theta,)
+        The starting θ.
+    """
     start = structure.theta_start()
     scaled = structure.scaled_theta_start()
     if np.array_equal(start, scaled):

@@ -45,7 +45,13 @@ class RandomTermSpec:
 
     @property
     def group_name(self) -> str:
-        """Name of the grouping factor as lme4 prints it (``pen:room``)."""
+        """Name of the grouping factor as lme4 prints it (``pen:room``).
+
+        Returns
+        -------
+        str
+            The factors joined by ``:``.
+        """
         return ":".join(self.factors)
 
 
@@ -76,7 +82,13 @@ class ParsedFormula:
 
     @property
     def fixed_formula(self) -> str:
-        """The fixed part as a two-sided formula string for formulaic."""
+        """The fixed part as a two-sided formula string for formulaic.
+
+        Returns
+        -------
+        str
+            ``"<response> ~ <fixed_rhs>"`` (offsets and random terms removed).
+        """
         return f"{self.response} ~ {self.fixed_rhs}"
 
 

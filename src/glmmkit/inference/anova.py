@@ -19,7 +19,14 @@ class AnovaTable(pd.DataFrame):
         return pd.DataFrame
 
     def to_text(self) -> str:
-        """The table as lme4 prints it: every column, numbers to 5 significant digits, then the notes."""
+        """The table as lme4 prints it: every column, numbers to 5 significant digits, then the notes.
+
+        Returns
+        -------
+        str
+            The whole table (no column or width cut; ``npar`` and ``df`` as integers, NaN cells blank),
+            followed by one ``note: ...`` line per entry of ``self.attrs["notes"]``.
+        """
         with pd.option_context("display.width", None, "display.max_columns", None, "display.max_colwidth", None,
                                "display.expand_frame_repr", False):
             shown = pd.DataFrame(self).copy()

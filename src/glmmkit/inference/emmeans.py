@@ -106,6 +106,7 @@ def reference_grid(fit, at=None, extra_random: bool = False) -> tuple[pd.DataFra
     Parameters
     ----------
     fit : LmmFit or GlmmFit
+        The fitted model.
     at : dict, optional
         Values for grid variables: a covariate's values (default its mean), a factor's levels
         (default all its levels).
@@ -537,7 +538,48 @@ def _setup(fit, specs, by, at, type, adjust, level, ddf, marginal, pairwise, wha
 
 def emmeans(fit, specs, by=None, type="link", pairwise=False, adjust="tukey", at=None, level=0.95,
             marginal=False, ddf=None) -> pd.DataFrame:
-    """See :meth:`MixedModelFit.emmeans`."""
+    """Estimated marginal means of factor levels, or their pairwise contrasts (R's emmeans).
+
+    The engine behind :meth:`MixedModelFit.emmeans`, which documents the arguments in full.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+    specs : str or list of str
+        The factor(s) whose level means are wanted (several: their combinations).
+    by : str or list of str, optional
+        Factors to condition on: means, and contrasts, within each of their levels.
+    type : {"link", "response"}, default "link"
+        Means on the linear-predictor scale, or back-transformed through the inverse link
+        (contrasts then become ratios or odds ratios).
+    pairwise : bool, default False
+        Return every pairwise contrast ``"A - B"`` instead of the means.
+    adjust : {"tukey", "holm", "bonferroni", "none"}, default "tukey"
+        Multiplicity adjustment of the contrasts' p-values and intervals within each ``by`` group.
+    at : dict, optional
+        Grid values for covariates (a scalar or a list) or a subset of a factor's levels; by default
+        every factor at all its levels and every covariate at its mean.
+    level : float, default 0.95
+        Confidence level of the intervals.
+    marginal : bool, default False
+        GLMMs: population-averaged means (the conditional mean averaged over the random effects);
+        asymptotic only.
+    ddf : {None, "satterthwaite", "kenward-roger", "asymptotic"}, optional
+        Degrees of freedom: Satterthwaite for LMMs by default, asymptotic (z) for GLMMs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell (or contrast): the specs (or ``contrast``) and by columns, estimate,
+        std_error, df, statistic, p_value, ci_lower, ci_upper; ``attrs`` record the estimand, ddf,
+        level, link and reference grid.
+
+    Raises
+    ------
+    ArgumentError
+        An unknown variable, a variable in both specs and by, or a covariate compared without grid values.
+    """
     ddf, specs, by, grid, kinds, marginal = _setup(fit, specs, by, at, type, adjust, level, ddf, marginal,
                                                    pairwise, "emmeans")
     idx, table = _cells(grid, specs + by)
@@ -561,7 +603,36 @@ def emmeans(fit, specs, by=None, type="link", pairwise=False, adjust="tukey", at
 
 def emtrends(fit, specs, var, by=None, type="link", pairwise=False, adjust="tukey", at=None, level=0.95,
              ddf=None) -> pd.DataFrame:
-    """See :meth:`MixedModelFit.emtrends`."""
+    """Slopes of a numeric covariate per level of factors, or their pairwise differences (R's emtrends).
+
+    The engine behind :meth:`MixedModelFit.emtrends`.  Slopes are central differences of the
+    reference-grid predictions with a step of 1e-4 times the covariate's range.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+    specs : str or list of str
+        The factor(s) whose slopes are wanted.
+    var : str
+        The numeric covariate to differentiate with respect to (not in specs or by).
+    by, pairwise, adjust, at, level, ddf
+        As :func:`emmeans`.
+    type : {"link", "response"}, default "link"
+        Slope of the linear predictor, or (GLMMs with a non-identity link) of the conditional mean
+        averaged over the grid (then asymptotic, delta-method SEs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`emmeans`: specs (or contrast) and by columns, estimate (change per unit of ``var``),
+        std_error, df, statistic, p_value, ci_lower, ci_upper; ``attrs["scale"]`` names the scale.
+
+    Raises
+    ------
+    ArgumentError
+        ``var`` is not a numeric covariate of the model, or is also in specs or by.
+    """
     ddf, specs, by, grid, kinds, _ = _setup(fit, specs, by, at, type, adjust, level, ddf, False, pairwise,
                                             "emtrends")
     if not isinstance(var, str) or var not in kinds:

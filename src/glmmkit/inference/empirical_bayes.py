@@ -27,7 +27,26 @@ __all__ = ["ranef_posterior", "shrinkage"]
 
 
 def ranef_posterior(fit, nagq: int = 15) -> dict:
-    """Factor name -> DataFrame with a (mean, sd) column pair per term."""
+    """Posterior means and SDs of the random effects (empirical Bayes) at the estimated parameters.
+
+    LMMs: exact (the posterior is Gaussian: mean = the mode, covariance = the conditional variance).
+    GLMMs with one grouping factor (not PQL): adaptive Gauss-Hermite quadrature per level; with
+    several factors the Laplace approximation (mode and conditional variance).
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+    nagq : int, default 15
+        Quadrature nodes per random-effect dimension (GLMMs with one grouping factor).
+
+    Returns
+    -------
+    dict
+        Grouping-factor name -> DataFrame indexed by level, with a ``(term, "mean")`` and a
+        ``(term, "sd")`` column per random-effect term (on the linear-predictor scale);
+        ``df.attrs["method"]`` says which computation was used.
+    """
     out = {}
     cond = fit._condvar
     means = {k: v.to_numpy() for k, v in fit.ranef.items()}
@@ -69,7 +88,23 @@ def _agq_posterior(fit, nagq):
 
 
 def shrinkage(fit) -> dict:
-    """Factor name -> DataFrame (per level and term: n, no_pooling, partial_pooling, shrinkage)."""
+    """How far each level's random effect is pulled towards the population mean.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+
+    Returns
+    -------
+    dict
+        Grouping-factor name -> DataFrame indexed by level: ``n`` (rows in the level) and, per term,
+        ``no_pooling`` (the level's own maximum-likelihood effect with everything else held at the fit),
+        ``partial_pooling`` (the conditional mode) and ``shrinkage`` = 1 - partial / no-pooling
+        (0: none, 1: all the way to the population mean).  ``no_pooling`` and ``shrinkage`` are NaN
+    where the level's own estimate does not exist (collinear columns, or a binary level with all 0
+    or all 1).
+    """
     out = {}
     eta = fit._eta()
     b_all = fit._b

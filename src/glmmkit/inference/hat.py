@@ -24,7 +24,25 @@ __all__ = ["hat_diagonal"]
 
 
 def hat_diagonal(structure, X: np.ndarray, w: np.ndarray | None, theta: np.ndarray) -> np.ndarray:
-    """Diagonal of the hat matrix at θ for design X and weights w (None: all 1)."""
+    """Diagonal of the hat matrix at θ for design X and weights w.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The random-effects structure (Z, Λ(θ) templates, blocks).
+    X : numpy.ndarray, shape (n, p)
+        Fixed-effects design (the kept, full-rank columns); p may be 0.
+    w : numpy.ndarray, shape (n,), or None
+        Weights: prior weights for an LMM, PIRLS working weights at convergence for a GLMM;
+        None means all 1.
+    theta : numpy.ndarray
+        Relative covariance parameters θ at which Λ is built.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        Hat values h_i in [0, 1]; their sum is the effective number of parameters (between p and p + q).
+    """
     theta = np.asarray(theta, dtype=float)
     n, p = X.shape
     w = np.ones(n) if w is None else np.asarray(w, dtype=float)

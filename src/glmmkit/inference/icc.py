@@ -70,7 +70,22 @@ def _null_model_mean(fit) -> float:
 
 
 def icc(fit) -> dict:
-    """See :meth:`MixedModelFit.icc`."""
+    """Intraclass correlation (Nakagawa et al. 2017, as performance::icc); see :meth:`MixedModelFit.icc`.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+
+    Returns
+    -------
+    dict
+        ``"adjusted"`` (random / (random + distribution variance)), ``"conditional"`` (the same with
+        the fixed effects' variance added to the denominator), ``"variances"`` (a dict of the
+        ``"random"``, ``"fixed"`` and ``"distribution"`` variances used, on the latent scale) and, when
+        terms have random intercepts, ``"by_group"`` (factor -> its intercept variance over the
+        adjusted denominator).
+    """
     var_re, intercepts = _random_variance(fit)
     var_d = _distribution_variance(fit)
     var_fixed = float(np.var(fit.frame.X[:, fit._x_kept] @ fit._beta, ddof=1)) if fit._beta.shape[0] else 0.0

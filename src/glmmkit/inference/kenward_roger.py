@@ -89,6 +89,7 @@ class KenwardRoger:
         Parameters
         ----------
         L : array-like, shape (r, p)
+            Contrast rows of the fixed effects.
 
         Returns
         -------
@@ -305,6 +306,7 @@ def kr_ddf(fit, L=None) -> np.ndarray:
     Parameters
     ----------
     fit : LmmFit
+        A REML-fitted linear mixed model.
     L : array-like, shape (r, p), optional
         Contrasts; the identity (each coefficient) when omitted.
 
@@ -323,6 +325,7 @@ def kr_test(fit, L) -> dict:
     Parameters
     ----------
     fit : LmmFit
+        A REML-fitted linear mixed model.
     L : array-like, shape (ℓ, p)
         The restriction, of full row rank.
 

@@ -63,14 +63,47 @@ def _cdf(q: np.ndarray, k: int, df: np.ndarray) -> np.ndarray:
 
 
 def tukey_sf(q, k: int, df) -> np.ndarray:
-    """P(Q > q) for the studentised range of k means on ``df`` degrees of freedom (inf allowed)."""
+    """Upper tail P(Q > q) of the studentised range of k means on ``df`` degrees of freedom.
+
+    Parameters
+    ----------
+    q : float or array-like
+        Studentised range statistic(s).
+    k : int
+        Number of means compared.
+    df : float or array-like
+        Degrees of freedom of the variance estimate (``inf`` allowed: the range of k normals);
+        broadcast against ``q``.
+
+    Returns
+    -------
+    numpy.ndarray
+        P-values in [0, 1], the broadcast shape of ``q`` and ``df``.
+    """
     q, df = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(df, dtype=float))
     return 1.0 - _cdf(q.ravel(), k, df.ravel()).reshape(q.shape)
 
 
 def tukey_ppf(p: float, k: int, df) -> np.ndarray:
-    """The p-quantile of the studentised range (vectorised over ``df``): each distinct ν once, by the
-    Illinois variant of regula falsi on the CDF, from the bracket [q(∞), q(ν) upper bound]."""
+    """The p-quantile of the studentised range (vectorised over ``df``).
+
+    Each distinct ν is solved once, by the Illinois variant of regula falsi on the CDF, from the
+    bracket [q(∞), an upper bound of q(ν)].
+
+    Parameters
+    ----------
+    p : float
+        Probability (e.g. 0.95 for a 95% family-wise interval).
+    k : int
+        Number of means compared.
+    df : float or array-like
+        Degrees of freedom (``inf`` allowed).
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(df),)
+        The quantiles q with P(Q <= q) = p, one per entry of ``df`` (a scalar ``df`` gives length 1).
+    """
     df = np.atleast_1d(np.asarray(df, dtype=float))
     uniq, inverse = np.unique(df, return_inverse=True)
     q_inf = _bisect_inf(p, k)
@@ -120,6 +153,7 @@ def adjust_family(stat, df, family, sizes, adjust: str, level: float):
     adjust : "tukey", "holm", "bonferroni" or "none"
         Holm adjusts p-values only; its intervals are Bonferroni's (as emmeans).
     level : float
+        Confidence level of the intervals (family-wise for Tukey and Bonferroni).
 
     Returns
     -------

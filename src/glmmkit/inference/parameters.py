@@ -10,8 +10,20 @@ __all__ = ["variance_parameters", "natural_parameters", "all_parameters"]
 
 
 def variance_parameters(fit) -> pd.Series:
-    """sd / cor of every random-effect term (or a structured term's own parameters: ``sd|id``,
-    ``rho|id``, ``range|group``), σ, and a residual structure's (``Phi|Subject``), with lme4's names."""
+    """The variance parameters on lme4's natural scale, with lme4's names.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+
+    Returns
+    -------
+    pandas.Series
+        sd / cor of every random-effect term (``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
+        or a structured term's own parameters: ``sd|id``, ``rho|id``, ``range|group``), ``sigma`` (models
+        with a residual), and a residual structure's (``Phi|Subject``), in that order.
+    """
     names, values = [], []
     for name, value, _, _ in natural_parameters(fit):
         names.append(name)
@@ -20,7 +32,19 @@ def variance_parameters(fit) -> pd.Series:
 
 
 def natural_parameters(fit) -> list[tuple]:
-    """``(name, value, lower, upper)`` of every variance parameter, in ``variance_parameters``' order."""
+    """Every variance parameter with the bounds of its natural scale.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, value, lower, upper)`` per parameter in :func:`variance_parameters`' order (e.g.
+        ``(0, inf)`` for an SD, ``(-1, 1)`` for a correlation).
+    """
     out = []
     sigma = fit.sigma if fit.has_residual else 1.0
     for t in fit.structure.terms:
@@ -35,4 +59,16 @@ def natural_parameters(fit) -> list[tuple]:
 
 
 def all_parameters(fit) -> pd.Series:
+    """Variance parameters then fixed effects: the rows an interval method reports.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+
+    Returns
+    -------
+    pandas.Series
+        :func:`variance_parameters` followed by ``fit.fixef``, indexed by lme4's names.
+    """
     return pd.concat([variance_parameters(fit), fit.fixef])

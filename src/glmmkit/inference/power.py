@@ -34,7 +34,10 @@ class PowerResult:
         n_significant, n_failed (refits that failed or gave no p-value; counted as not significant,
         as simr counts them as errors).
     test, method, along : str
+        The coefficient tested (a name of ``fit.fixef``), the test (``"wald"``, ``"z"`` or ``"lrt"``)
+        and the grouping variable extended (None without).
     alpha, level : float
+        Significance level of each test, and the confidence level of the power intervals.
     pvalues : dict
         size -> array of the simulations' p-values (NaN for failures).
     """
@@ -49,11 +52,24 @@ class PowerResult:
 
     @property
     def power(self) -> pd.Series:
-        """Power per size."""
+        """Estimated power per design size.
+
+        Returns
+        -------
+        pandas.Series
+            The ``power`` column (share of simulations significant at ``alpha``, in [0, 1]) indexed by
+            ``size`` (None without ``along``).
+        """
         return pd.Series(self.table["power"].to_numpy(), index=self.table["size"], name="power")
 
     def to_frame(self) -> pd.DataFrame:
-        """The table (a copy)."""
+        """The result table, as a copy the caller may change.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy of :attr:`table` (size, power, ci_lower, ci_upper, n_sim, n_significant, n_failed).
+        """
         return self.table.copy()
 
     def __repr__(self) -> str:
@@ -71,9 +87,29 @@ def _clopper_pearson(k, n, level):
 
 
 def extend_data(data: pd.DataFrame, along: str, size: int) -> pd.DataFrame:
-    """The rows of ``data`` with ``size`` levels of ``along`` (simr's ``extend(along=, n=)``): the
-    first ``size`` levels when fewer; new levels copy the rows of the existing ones in turn, labelled
-    ``"<level>_<k>"``."""
+    """The rows of ``data`` with ``size`` levels of ``along`` (simr's ``extend(along=, n=)``).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data the model was fitted to.
+    along : str
+        Column of the grouping variable to extend (e.g. the subject column).
+    size : int
+        Number of levels wanted, at least 2.  Fewer than the data have: the first ``size`` levels
+        (in order of appearance); more: new levels copy the rows of the existing ones in turn,
+        labelled ``"<level>_<k>"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The extended data with a fresh 0..n-1 index; ``along`` becomes a string column.
+
+    Raises
+    ------
+    ArgumentError
+        ``along`` is not a column, or ``size`` < 2.
+    """
     if along not in data.columns:
         raise ArgumentError(f"along={along!r} is not a column of the data")
     col = data[along]
@@ -280,7 +316,9 @@ def plot_power(result: PowerResult, ax=None):
     Parameters
     ----------
     result : PowerResult
+        The output of ``power``.
     ax : matplotlib Axes, optional
+        Axes to draw on; default a new figure.
 
     Returns
     -------

@@ -48,9 +48,24 @@ class SeparationResult:
 
     @property
     def separated(self) -> bool:
+        """Whether the check found separation (``kind`` is not ``"none"``).
+
+        Returns
+        -------
+        bool
+            True for quasi-complete or complete separation.
+        """
         return self.kind != "none"
 
     def message(self) -> str:
+        """A sentence for the user: what separated, which estimates diverge, and what to do.
+
+        Returns
+        -------
+        str
+            "no separation: ..." when none; otherwise the kind, the diverging columns with the sign of
+            their divergence (the first few when many) and the remedies.
+        """
         if not self.separated:
             return "no separation: the maximum-likelihood estimates exist"
         shown = SHOWN_COLUMNS if len(self.columns) > SHOWN_COLUMNS + 1 else len(self.columns)
@@ -77,7 +92,28 @@ def _signed_rows(X, y, wt):
 
 
 def separation_lp(X: np.ndarray, y: np.ndarray, wt: np.ndarray | None = None, names=None) -> SeparationResult:
-    """Linear-programming check (Konis 2007) of the design ``X`` against binomial ``y`` (proportions)."""
+    """Linear-programming check (Konis 2007) of the design ``X`` against a binomial response.
+
+    A direction β with s_i x_i'β >= 0 for every row (s_i = +1 for successes, -1 for failures) and
+    strict for some means the likelihood increases without bound along β: separation.  A second LP
+    asks whether some β separates every row strictly (complete separation).
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, p)
+        Fixed-effects design (full column rank).
+    y : numpy.ndarray, shape (n,)
+        Response as proportions of successes in [0, 1].
+    wt : numpy.ndarray, shape (n,), optional
+        Binomial trials per row; default 1.  A row with both successes and failures counts twice.
+    names : sequence of str, optional
+        Column names of X; default ``x0, x1, ...``.
+
+    Returns
+    -------
+    SeparationResult
+        ``kind`` ("none", "quasi-complete", "complete") and the separated columns with their signs.
+    """
     from scipy.optimize import linprog
 
     X = np.asarray(X, dtype=float)
@@ -108,7 +144,31 @@ def separation_lp(X: np.ndarray, y: np.ndarray, wt: np.ndarray | None = None, na
 
 
 def mle_certificate(X, y, wt, offset, beta, family) -> bool:
-    """True when ``beta`` is (numerically) the finite maximum of the binomial GLM likelihood."""
+    """Whether ``beta`` is (numerically) the finite maximum of the binomial GLM likelihood.
+
+    True when the estimates are finite and below 25 in absolute value, no fitted probability is
+    within 1e-10 of 0 or 1, and the Newton step left is negligible (< 1e-4 (1 + max |β|)).
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, p)
+        Fixed-effects design.
+    y : numpy.ndarray, shape (n,)
+        Response proportions.
+    wt : numpy.ndarray, shape (n,)
+        Binomial trials (prior weights).
+    offset : numpy.ndarray, shape (n,)
+        Offset of the linear predictor.
+    beta : numpy.ndarray, shape (p,)
+        Candidate estimates.
+    family : Family
+        The binomial family (its link and variance function are used).
+
+    Returns
+    -------
+    bool
+        True when ``beta`` certifies that the maximum-likelihood estimates exist (no separation).
+    """
     if not np.all(np.isfinite(beta)) or np.max(np.abs(beta), initial=0.0) > 25.0:
         return False
     eta = X @ beta + offset
@@ -133,6 +193,7 @@ def check_separation(formula: str, data, weights=None) -> SeparationResult:
     formula : str
         lme4 formula; the random-effect terms are ignored (they cannot prevent separation).
     data : pandas.DataFrame
+        The data, with the formula's columns.
     weights : array-like or column name, optional
         Trials for a proportion response.
 

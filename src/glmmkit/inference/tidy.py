@@ -86,7 +86,34 @@ def _ran_val_rows(fit, z: float | None) -> list[dict]:
 
 def tidy(fit, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level: float = 0.95,
          conf_method: str = "wald", scales: str = "sdcor", ddf=None, **confint_kwargs) -> pd.DataFrame:
-    """broom.mixed's ``tidy``: see :meth:`MixedModelFit.tidy`."""
+    """broom.mixed's ``tidy``: one row per parameter; see :meth:`MixedModelFit.tidy` for the full story.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+    effects : str or sequence of str, default ("fixed", "ran_pars")
+        Any of ``"fixed"``, ``"ran_pars"`` (SDs and correlations), ``"ran_vals"`` (conditional modes
+        per level) and ``"ran_coefs"`` (``coef()``).
+    conf_int : bool, default False
+        Add conf_low and conf_high columns.
+    conf_level : float, default 0.95
+        Confidence level of the intervals.
+    conf_method : {"wald", "profile", "boot"}, default "wald"
+        Interval method of ``confint`` (``"bootstrap"`` is an alias of ``"boot"``).
+    scales : {"sdcor", "vcov"}, default "sdcor"
+        ran_pars as SDs and correlations or as variances and covariances.
+    ddf : {None, "satterthwaite", "kenward-roger", "z"}, optional
+        Degrees of freedom of the fixed-effect tests, as ``coef_table``.
+    **confint_kwargs
+        Passed to ``confint`` (``n_boot``, ``seed``, ``progress``, ``n_jobs``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns effect, group, [level,] term, estimate, std_error, statistic, [df (LMMs),] p_value,
+        [conf_low, conf_high]; ``group`` is None for fixed effects.
+    """
     from scipy.stats import norm
 
     effects = _check_effects(effects)
@@ -161,7 +188,18 @@ def tidy(fit, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level:
 
 
 def glance(fit) -> pd.DataFrame:
-    """broom.mixed's ``glance``: see :meth:`MixedModelFit.glance`."""
+    """broom.mixed's ``glance``: a one-row summary of the fit; see :meth:`MixedModelFit.glance`.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: nobs, sigma, logLik, AIC, BIC, deviance (REMLcrit for REML fits), df.residual.
+    """
     has_lik = fit.has_likelihood
     row = {"nobs": int(fit.nobs), "sigma": float(fit.sigma),
            "logLik": float(fit.loglik) if has_lik else np.nan,
@@ -183,7 +221,22 @@ def _link_predictor(fit) -> np.ndarray:
 
 
 def augment(fit, data=None) -> pd.DataFrame:
-    """broom.mixed's ``augment``: see :meth:`MixedModelFit.augment`."""
+    """broom.mixed's ``augment``: the data with the fit's per-row values; see :meth:`MixedModelFit.augment`.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+    data : pandas.DataFrame, optional
+        The data the model was fitted to (all columns kept, unused rows get NaN); default the used
+        columns of the fitted rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The data plus ``.fitted``, ``.resid``, ``.fixed`` and (LMMs) ``.hat``, ``.cooksd`` or
+        (GLMMs) ``.mu``.
+    """
     used = fit.frame.data
     index = used.index
     fixed = fit.frame.X[:, fit._x_kept] @ fit._beta if len(fit._x_kept) else np.zeros(fit.nobs)
@@ -220,7 +273,18 @@ def augment(fit, data=None) -> pd.DataFrame:
 
 
 def coef(fit) -> dict:
-    """lme4's ``coef``: see :meth:`MixedModelFit.coef`."""
+    """lme4's ``coef``: fixed plus random effects per level; see :meth:`MixedModelFit.coef`.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+
+    Returns
+    -------
+    dict
+        Grouping-factor name -> DataFrame (levels x coefficients) of each level's coefficients.
+    """
     fe = fit.fixef
     out = {}
     for factor, re in fit.ranef.items():

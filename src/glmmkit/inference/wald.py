@@ -47,7 +47,22 @@ def satterthwaite_df(fit, L: np.ndarray | None = None) -> np.ndarray:
     """Satterthwaite degrees of freedom of each fixed effect (or of each row of ``L``) of an LMM fit.
 
     The variance parameters are (θ, σ) and, with a residual structure, its ψ: the Hessian of the
-    deviance and the gradient of Var(β̂) are taken in all of them (each ψ a whitened objective)."""
+    deviance and the gradient of Var(β̂) are taken in all of them by central differences (each ψ a
+    whitened objective); df = 2 (l'Cl)² / (g'Ag) with A = 2 H⁻¹.
+
+    Parameters
+    ----------
+    fit : LmmFit
+        A fitted linear mixed model.
+    L : numpy.ndarray, shape (m, p) or (p,), optional
+        Contrast rows of the fixed effects; default the identity (one df per coefficient).
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        Denominator degrees of freedom per row (``inf`` where the variance does not depend on the
+        variance parameters).
+    """
     nt = fit._theta.shape[0]
     R = getattr(fit, "_residual", None)
     if R is None:
@@ -94,7 +109,30 @@ def satterthwaite_df(fit, L: np.ndarray | None = None) -> np.ndarray:
 
 
 def coef_table(fit, ddf=None, exponentiate: bool = False, level: float = 0.95) -> pd.DataFrame:
-    """See :meth:`MixedModelFit.coef_table`."""
+    """Fixed effects with standard errors, tests and Wald intervals; see :meth:`MixedModelFit.coef_table`.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM.
+    ddf : {None, "satterthwaite", "kenward-roger", "z"}, optional
+        Denominator degrees of freedom: Satterthwaite for LMMs, z for GLMMs by default;
+        Kenward-Roger (REML LMMs) also uses the adjusted covariance's standard errors.
+    exponentiate : bool, default False
+        Report exp(β), its interval exp(β ± q·SE) and the delta-method SE exp(β)·SE.
+    level : float, default 0.95
+        Confidence level, strictly between 0 and 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by coefficient name: estimate, std_error, df, statistic, p_value, ci_lower, ci_upper.
+
+    Raises
+    ------
+    ArgumentError
+        A level outside (0, 1), an unknown ddf, or Satterthwaite asked of a GLMM.
+    """
     from scipy import stats  # imported here: scipy.stats costs ~0.8 s of glmmkit's import
 
     from ..exceptions import ArgumentError
@@ -133,8 +171,21 @@ def coef_table(fit, ddf=None, exponentiate: bool = False, level: float = 0.95) -
 
 
 def family_params_table(fit, level: float = 0.95) -> pd.DataFrame:
-    """See :meth:`GlmmFit.family_params_table`: log-scale standard errors from the covariance of
-    log ψ, the intervals exp(log ψ ± z·SE)."""
+    """Estimated family parameters with Wald intervals on the log scale; see :meth:`GlmmFit.family_params_table`.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+        A fitted GLMM (its estimated log family parameters ``_psi`` and their covariance).
+    level : float, default 0.95
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by parameter name: estimate (exp(log ψ)), log_estimate, log_se and the two interval
+        bounds exp(log ψ ± z·SE), named like ``"2.5 %"`` and ``"97.5 %"``.
+    """
     from scipy.stats import norm
 
     z = norm.ppf(0.5 + level / 2.0)

@@ -95,6 +95,8 @@ class BlockedFactor:
         effects, X, y). Only its lower triangle is meaningful.
     ok : bool
         False when the dense complement was not positive definite.
+    info : int
+        LAPACK's dpotrf code: 0, or the 1-based row whose pivot was not positive.
     """
 
     logdet_lead: float
@@ -103,12 +105,35 @@ class BlockedFactor:
     info: int = 0  # LAPACK's: 0, or the 1-based row whose pivot was not positive
 
     def random_effects_ok(self, mz: int) -> bool:
-        """The random-effect rows factored (a failure only in the X or y rows is allowed)."""
+        """Whether the random-effect rows factored (a failure only in the X or y rows is allowed).
+
+        Parameters
+        ----------
+        mz : int
+            Number of non-lead random-effect rows (the dense factor's first ``mz`` rows).
+
+        Returns
+        -------
+        bool
+            True when the lead block's log-determinant is finite and dpotrf failed, if at all, past row ``mz``.
+        """
         return np.isfinite(self.logdet_lead) and (self.info == 0 or self.info > mz)
 
     def fixed_effects_covariance(self, mz: int, p: int) -> np.ndarray:
-        """(R_X'R_X)⁻¹ from the X rows of L (rows ``mz`` to ``mz + p``): the fixed effects' covariance
-        over σ² (lme4's ``vcov``); NaN when those rows did not factor."""
+        """(R_X'R_X)⁻¹ from the X rows of L: the fixed effects' covariance over σ² (lme4's ``vcov``).
+
+        Parameters
+        ----------
+        mz : int
+            Number of non-lead random-effect rows (the X rows start there).
+        p : int
+            Number of fixed effects.
+
+        Returns
+        -------
+        numpy.ndarray, shape (p, p)
+            The covariance over σ²; all NaN when those rows did not factor; (0, 0) for p = 0.
+        """
         if p == 0:
             return np.empty((0, 0))
         if not self.ok or self.L.shape[0] < mz + p:
@@ -173,10 +198,26 @@ class CrossprodPlan:
     def fill(self, XY: np.ndarray, left: np.ndarray | None, right: np.ndarray | None, lead_cols: np.ndarray):
         """Weighted A_zz (dense), A_zx, A_z1 (CSR) and the pair values.
 
-        Every product is (column x ``left``)'(column x ``right``) (square-root
-        weights on both sides, or signed weights on the left alone).  ``XY``
-        and ``lead_cols`` already carry ``right``; the rest blocks' columns get
-        their multipliers here.
+        Every product is (column x ``left``)'(column x ``right``) (square-root weights on both sides,
+        or signed weights on the left alone).  ``XY`` and ``lead_cols`` already carry ``right``; the rest
+        blocks' columns get their multipliers here.
+
+        Parameters
+        ----------
+        XY : numpy.ndarray, shape (n, p + 1)
+            [X y], right-weighted.
+        left : numpy.ndarray, shape (n,), or None
+            Left-side row multipliers (None: 1).
+        right : numpy.ndarray, shape (n,), or None
+            Right-side row multipliers (None: 1).
+        lead_cols : numpy.ndarray, shape (n, K1)
+            The lead block's columns, right-weighted.
+
+        Returns
+        -------
+        tuple
+            ``(Azz, Azx, Az1, pair_a)``: (mz, mz) dense, (mz, p + 1), CSR (mz, q1 K1), and the pair
+            values (npairs, K1).
         """
         Azz, Azx, pair_a = self.fill_pairs(XY, left, right, lead_cols)
         return Azz, Azx, self.az1_csr(pair_a), pair_a
@@ -184,8 +225,19 @@ class CrossprodPlan:
     def az1_csr(self, pair_a: np.ndarray) -> sp.csr_matrix:
         """A_z1 (rows: dense rows, columns: g K1 + c1) as CSR from the pair values.
 
-        The index arrays never change, so a validated template is copied and given the new
-        values: scipy's checking constructor cost more than the products on small models."""
+        The index arrays never change, so a validated template is copied and given the new values:
+        scipy's checking constructor cost more than the products on small models.
+
+        Parameters
+        ----------
+        pair_a : numpy.ndarray, shape (npairs, K1)
+            Values at the (lead level, dense row) pairs.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix, shape (mz, q1 K1)
+            The cross block.
+        """
         data = pair_a.ravel()[self.az1_perm]
         if getattr(self, "_az1_template", None) is None:
             self._az1_template = sp.csr_matrix((data, self.az1_indices, self.az1_indptr),
@@ -196,9 +248,27 @@ class CrossprodPlan:
 
     def fill_pairs(self, XY: np.ndarray, left: np.ndarray | None, right: np.ndarray | None, lead_cols: np.ndarray,
                    out: np.ndarray | None = None):
-        """Weighted A_zz (dense, mz x mz), A_zx (mz x columns of ``XY``) and the pair values
-        (npairs x K1): bincounts over the rows, see ``fill``.  With ``out`` (a zeroed m x m array)
-        A_zz is written into its leading block, which is returned in its place."""
+        """Weighted A_zz, A_zx and the pair values by bincounts over the rows (see ``fill``).
+
+        Parameters
+        ----------
+        XY : numpy.ndarray, shape (n, c)
+            Right-weighted columns ([X y]).
+        left : numpy.ndarray, shape (n,), or None
+            Left-side row multipliers.
+        right : numpy.ndarray, shape (n,), or None
+            Right-side row multipliers.
+        lead_cols : numpy.ndarray, shape (n, K1)
+            The lead block's columns, right-weighted.
+        out : numpy.ndarray, shape (m, m), optional
+            A zeroed array whose leading (mz, mz) block receives A_zz (no temporary, no copy).
+
+        Returns
+        -------
+        tuple
+            ``(Azz, Azx, pair_a)``: A_zz (mz, mz) (a view of ``out``'s block when given), A_zx
+            (mz, c) and the pair values (npairs, K1).
+        """
         mz, nr = self.mz, len(self.rest_rows)
         wcols = [c if left is None else c * left for c in self.rest_cols]
         rcols = [c if right is None else c * right for c in self.rest_cols]
@@ -227,7 +297,13 @@ class CrossprodPlan:
         return (out[:mz, :mz] if Azz is None else Azz.reshape(mz, mz)), Azx, pair_a
 
     def dense_cross_pos(self) -> np.ndarray:
-        """Flat positions of the pair values (pair, c1) in a dense mz x q1 K1 block (cached)."""
+        """Flat positions of the pair values (pair, c1) in a dense mz x q1 K1 block (cached).
+
+        Returns
+        -------
+        numpy.ndarray of int, shape (npairs K1,)
+            Indices into the raveled dense block, pairs first, then c1.
+        """
         if getattr(self, "_dense_pos", None) is None:
             n1 = self.q1 * self.K1
             self._dense_pos = ((self.pair_i * n1 + self.pair_g * self.K1)[:, None]
@@ -235,8 +311,16 @@ class CrossprodPlan:
         return self._dense_pos
 
     def triples(self):
-        """For the update of the dense block by pairs of one level: (left pair, right pair, level,
-        flat position in the mz x mz block, pair_ptr), every (i, l, g) with l <= i once (cached)."""
+        """Every (i, l, g) with l <= i once: pairs of pairs within one lead level (cached).
+
+        For the update of the dense block by pairs of one level.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(left, right, level, flat, pair_ptr)``: the left and right pair of each triple, its lead
+            level, its flat position in the mz x mz block, and each level's first pair (length q1 + 1).
+        """
         if getattr(self, "_triples", None) is None:
             pg, pi, npairs = self.pair_g, self.pair_i, self.npairs
             ptr = np.searchsorted(pg, np.arange(self.q1 + 1), side="left").astype(np.int64)
@@ -271,7 +355,9 @@ class BlockedSystem:
     blocks : list of ReBlock
         Engine order, lead block first.
     X : ndarray, shape (n, p)
+        Fixed-effects columns.
     y : ndarray, shape (n,)
+        Response (the working response for a GLMM), minus any offset.
     sqrt_w : ndarray, shape (n,), or None
         Square roots of the prior weights.
     weights : ndarray, shape (n,), optional
@@ -475,6 +561,7 @@ class BlockedSystem:
         X : ndarray, shape (n, p)
             Fixed-effects columns; ``p`` must equal this system's.
         y : ndarray, shape (n,)
+            Response (the working response for a GLMM), minus any offset.
         sqrt_w, weights : ndarray, shape (n,), optional
             As in the constructor.
 
@@ -681,7 +768,18 @@ class BlockedSystem:
         return M
 
     def lead_inverse(self, T1) -> np.ndarray:
-        """D_g⁻¹ for every lead level, shape (q1, K1, K1) (used after the fit, not per evaluation)."""
+        """D_g⁻¹ = (T1' A11_g T1 + I)⁻¹ for every lead level (used after the fit, not per evaluation).
+
+        Parameters
+        ----------
+        T1 : numpy.ndarray, shape (K1, K1)
+            The lead block's template.
+
+        Returns
+        -------
+        numpy.ndarray, shape (q1, K1, K1)
+            The inverses of the lead block's diagonal blocks.
+        """
         K1 = self.K1
         if K1 == 1:  # the 1 x 1 inverse, without the batched LAPACK call
             t = float(T1[0, 0])
@@ -780,6 +878,13 @@ class BlockedSystem:
     def solve(self, templates, fac: BlockedFactor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Spherical random effects and fixed effects at the factor.
 
+        Parameters
+        ----------
+        templates : list of ndarray
+            One K x K lower-triangular template per block, engine order.
+        fac : BlockedFactor
+            The factor at those templates.
+
         Returns
         -------
         u_lead : ndarray, shape (q1, K1)
@@ -801,7 +906,20 @@ class BlockedSystem:
         return u_lead, u_rest, beta
 
     def rest_b(self, templates, u_rest: np.ndarray) -> np.ndarray:
-        """b = Λ u for the non-lead blocks."""
+        """b = Λ u for the non-lead blocks.
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            One template per block, engine order (the lead's is not read).
+        u_rest : numpy.ndarray, shape (mz,)
+            Spherical effects of the non-lead blocks, block by block, level-major.
+
+        Returns
+        -------
+        numpy.ndarray, shape (mz,)
+            The effects on the scale of Z's columns (over σ for an LMM).
+        """
         out = np.empty_like(u_rest)
         at = 0
         for b, T in zip(self.rest, templates[1:]):
@@ -810,7 +928,18 @@ class BlockedSystem:
         return out
 
     def cross_u(self, templates) -> np.ndarray:
-        """B = Λ_r' A_z1 Λ_1: the cross block of Λ'Z'WZΛ + I in spherical coordinates, dense (mz, q1 K1)."""
+        """B = Λ_r' A_z1 Λ_1: the cross block of Λ'Z'WZΛ + I in spherical coordinates.
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            One template per block, engine order.
+
+        Returns
+        -------
+        numpy.ndarray, shape (mz, q1 K1)
+            B, dense.
+        """
         mz, K1, q1 = self.mz, self.K1, self.q1
         scale = self._rest_scale(templates, mz)
         B = self.Az1.multiply(scale[:, None]).toarray() if sp.issparse(self.Az1) else self.Az1 * scale[:, None]
@@ -822,11 +951,24 @@ class BlockedSystem:
     def inverse_parts(self, templates, fac: BlockedFactor) -> "InverseParts":
         """The blocks of M⁻¹, M = Λ'Z'WZΛ + I, on the pattern the Laplace gradient and condVar read.
 
-        With M = [[D, B'], [B, C]] (D the lead block, block diagonal) and
-        S = C - B D⁻¹ B' = L_zz L_zz' (the random-effect rows of the factor):
-        M⁻¹ = [[D⁻¹ + D⁻¹B'S⁻¹BD⁻¹, -D⁻¹B'S⁻¹], [-S⁻¹BD⁻¹, S⁻¹]].  The lead
-        part is kept only on its diagonal blocks; the others dense, which costs
-        S⁻¹ from the factor (dpotri) and one mz x mz x q1 K1 product.
+        With M = [[D, B'], [B, C]] (D the lead block, block diagonal) and S = C - B D⁻¹ B' = L_zz L_zz'
+        (the random-effect rows of the factor):
+        M⁻¹ = [[D⁻¹ + D⁻¹B'S⁻¹BD⁻¹, -D⁻¹B'S⁻¹], [-S⁻¹BD⁻¹, S⁻¹]].
+        The lead part is kept only on its diagonal blocks; the others dense, which costs S⁻¹ from the
+        factor (dpotri) and one mz x mz x q1 K1 product (or only the pairs, for a sparse cross block).
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            One template per block, engine order.
+        fac : BlockedFactor
+            The factor at those templates.
+
+        Returns
+        -------
+        InverseParts
+            D⁻¹, the lead diagonal blocks of M⁻¹, and (with other blocks) the cross part, S⁻¹, B,
+            B D⁻¹ and L_zz.
         """
         mz = self.mz
         D_inv = self.lead_inverse(templates[0])
@@ -913,7 +1055,20 @@ class BlockedSystem:
         return parts
 
     def solve_m(self, parts: "InverseParts", rhs: np.ndarray) -> np.ndarray:
-        """M⁻¹ rhs (spherical coordinates, lead first) by block elimination."""
+        """M⁻¹ rhs (spherical coordinates, lead first) by block elimination.
+
+        Parameters
+        ----------
+        parts : InverseParts
+            From :meth:`inverse_parts`.
+        rhs : numpy.ndarray, shape (q1 K1 + mz,)
+            Right-hand side, lead block first.
+
+        Returns
+        -------
+        numpy.ndarray, shape (q1 K1 + mz,)
+            M⁻¹ rhs.
+        """
         K1, q1 = self.K1, self.q1
         n1 = q1 * K1
         r1 = rhs[:n1].reshape(q1, K1)
@@ -937,8 +1092,25 @@ class BlockedSystem:
         return out
 
     def solve_rhs(self, templates, fac: BlockedFactor, rhs: np.ndarray) -> np.ndarray:
-        """M⁻¹ rhs with M = Λ'Z'WZΛ + I from the factor (no dense inverse): block elimination with
-        the lead block's D_g⁻¹, the sparse cross block and two triangular solves with L_zz."""
+        """M⁻¹ rhs with M = Λ'Z'WZΛ + I from the factor (no dense inverse).
+
+        Block elimination with the lead block's D_g⁻¹, the sparse cross block and two triangular solves
+        with L_zz.
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            One template per block, engine order.
+        fac : BlockedFactor
+            The factor at those templates.
+        rhs : numpy.ndarray, shape (q1 K1 + mz,)
+            Right-hand side, lead block first.
+
+        Returns
+        -------
+        numpy.ndarray, shape (q1 K1 + mz,)
+            M⁻¹ rhs.
+        """
         K1, q1, mz = self.K1, self.q1, self.mz
         n1 = q1 * K1
         T1 = templates[0]
@@ -957,10 +1129,22 @@ class BlockedSystem:
         return np.concatenate([x1.ravel(), x_rest])
 
     def u_condvar(self, templates, fac: BlockedFactor) -> list[np.ndarray]:
-        """Diagonal level blocks of (Λ'Z'ZΛ + I)⁻¹, per block, shape (q, K, K) each.
+        """Diagonal level blocks of (Λ'Z'ZΛ + I)⁻¹, per block.
 
-        These are the conditional covariances of the spherical random effects
-        given the data at the estimates (lme4's condVar before scaling by Λ and σ²).
+        These are the conditional covariances of the spherical random effects given the data at the
+        estimates (lme4's condVar before scaling by Λ and σ²).
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            One template per block, engine order.
+        fac : BlockedFactor
+            The factor at those templates.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One (q, K, K) array per block, engine order.
         """
         parts = self.inverse_parts(templates, fac)
         out = [parts.lead]
@@ -1059,25 +1243,33 @@ def _symmetric(low: np.ndarray) -> np.ndarray:
 
 
 class InverseParts:
-    """Blocks of M⁻¹ (see ``BlockedSystem.inverse_parts``); cross, S_inv, B, BD and Lzz are None
-    without other blocks.
+    """Blocks of M⁻¹ (see ``BlockedSystem.inverse_parts``); cross, S_inv, B, BD and Lzz are None without other blocks.
 
-    Attributes
+    Parameters
     ----------
     D_inv : ndarray, shape (q1, K1, K1)
         Inverses of the lead block's diagonal blocks.
     lead : ndarray, shape (q1, K1, K1)
         Diagonal blocks of the lead part of M⁻¹.
-    cross : ndarray, shape (mz, q1 K1)
-        The other blocks' rows of M⁻¹ in the lead columns, -S⁻¹ B D⁻¹.
-    S_inv : ndarray, shape (mz, mz)
-        The other blocks' part of M⁻¹.
-    B, BD : ndarray, shape (mz, q1 K1)
+    cross : ndarray, shape (mz, q1 K1), or None
+        The other blocks' rows of M⁻¹ in the lead columns, -S⁻¹ B D⁻¹ (None: formed on first access
+        by ``dense``, or no other blocks).
+    S_inv : ndarray, shape (mz, mz), or None
+        The other blocks' part of M⁻¹ (None: formed from ``S_low`` on first access).
+    B, BD : ndarray, shape (mz, q1 K1), or None
         The cross block of M and B D⁻¹.
-    Lzz : ndarray, shape (mz, mz)
-    cross_pairs : ndarray, shape (npairs, K1), or None
-        A sparse cross block's ``cross`` at its nonzeros (the plan's pairs); then ``cross``, ``B``
-        and ``BD`` are formed on first access, and ``B_sp``/``BD_sp`` hold B and B D⁻¹ as CSR.
+    Lzz : ndarray, shape (mz, mz), or None
+        The random-effect rows of the dense factor (lower triangle).
+    cross_pairs : ndarray, shape (npairs, K1), optional
+        A sparse cross block's ``cross`` at its nonzeros (the plan's pairs).
+    B_sp, BD_sp : scipy.sparse.csr_matrix, optional
+        B and B D⁻¹ as CSR, for a sparse cross block.
+    plan : CrossprodPlan, optional
+        The plan whose pairs index ``cross_pairs``.
+    dense : callable, optional
+        () -> (cross, B, BD), called once when one of them is first read.
+    S_low : ndarray, shape (mz, mz), optional
+        S⁻¹'s lower triangle as dpotri leaves it (the upper is not valid).
     """
 
     def __init__(self, D_inv, lead, cross, S_inv, B, BD, Lzz, cross_pairs=None, B_sp=None, BD_sp=None, plan=None,
@@ -1090,18 +1282,47 @@ class InverseParts:
 
     @property
     def S_inv(self):
+        """S⁻¹, the other blocks' part of M⁻¹ (symmetrised from ``S_low`` on first access).
+
+        Returns
+        -------
+        numpy.ndarray, shape (mz, mz) or None
+            None without other blocks.
+        """
         if self._S_inv is None and self._S_low is not None:
             self._S_inv = _symmetric(self._S_low)
         return self._S_inv
 
     def s_inv_at(self, i, j):
-        """S⁻¹[i, j] elementwise for index arrays (from the lower triangle while S⁻¹ is not formed)."""
+        """S⁻¹[i, j] elementwise for index arrays (from the lower triangle while S⁻¹ is not formed).
+
+        Parameters
+        ----------
+        i, j : numpy.ndarray of int
+            Row and column indices, broadcast together.
+
+        Returns
+        -------
+        numpy.ndarray
+            The entries, the broadcast shape of ``i`` and ``j``.
+        """
         if self._S_inv is not None or self._S_low is None:
             return self._S_inv[i, j]
         return self._S_low[np.maximum(i, j), np.minimum(i, j)]
 
     def s_inv_matvec(self, v):
-        """S⁻¹ v (a symmetric product on the lower triangle while S⁻¹ is not formed)."""
+        """S⁻¹ v (a symmetric product on the lower triangle while S⁻¹ is not formed).
+
+        Parameters
+        ----------
+        v : numpy.ndarray, shape (mz,)
+            The vector.
+
+        Returns
+        -------
+        numpy.ndarray, shape (mz,)
+            S⁻¹ v.
+        """
         if self._S_inv is not None or self._S_low is None:
             return self._S_inv @ v
         return blas.dsymv(1.0, np.asfortranarray(self._S_low), v, lower=1)
@@ -1113,15 +1334,36 @@ class InverseParts:
 
     @property
     def cross(self):
+        """The other blocks' rows of M⁻¹ in the lead columns, -S⁻¹ B D⁻¹ (formed on first access).
+
+        Returns
+        -------
+        numpy.ndarray, shape (mz, q1 K1) or None
+            None without other blocks.
+        """
         self._materialise()
         return self._cross
 
     @property
     def B(self):
+        """The cross block of M, Λ_r' A_z1 Λ_1 (formed on first access).
+
+        Returns
+        -------
+        numpy.ndarray, shape (mz, q1 K1) or None
+            None without other blocks.
+        """
         self._materialise()
         return self._B
 
     @property
     def BD(self):
+        """B D⁻¹ (formed on first access).
+
+        Returns
+        -------
+        numpy.ndarray, shape (mz, q1 K1) or None
+            None without other blocks.
+        """
         self._materialise()
         return self._BD

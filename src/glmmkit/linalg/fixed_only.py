@@ -21,9 +21,11 @@ class FixedOnlySystem:
     Parameters
     ----------
     X : ndarray, shape (n, p)
+        Fixed-effects design.
     y : ndarray, shape (n,)
+        Response (minus any offset).
     sqrt_w : ndarray, optional
-        Square roots of the prior weights.
+        Square roots of the prior weights (rows multiplied by them).
     """
 
     mz = 0
@@ -41,6 +43,18 @@ class FixedOnlySystem:
         self.Arr = XY.T @ XY
 
     def factor(self, templates) -> BlockedFactor:
+        """The Cholesky factor of [X y]'[X y] (it holds R_X and the residual sum of squares).
+
+        Parameters
+        ----------
+        templates : list
+            Unused: there is no random-effects block (``BlockedSystem``'s interface).
+
+        Returns
+        -------
+        BlockedFactor
+            ``logdet_lead`` 0 and L lower (p + 1, p + 1); all-NaN L with ``ok`` False when [X y] is rank deficient.
+        """
         try:
             L = np.linalg.cholesky(self.Arr)
         except np.linalg.LinAlgError:
@@ -48,10 +62,39 @@ class FixedOnlySystem:
         return BlockedFactor(0.0, L, True)
 
     def solve(self, templates, fac: BlockedFactor):
+        """The generalised least-squares β from the factor (no random effects to solve for).
+
+        Parameters
+        ----------
+        templates : list
+            Unused (``BlockedSystem``'s interface).
+        fac : BlockedFactor
+            From :meth:`factor`.
+
+        Returns
+        -------
+        u_lead : ndarray, shape (0, 0)
+        u_rest : ndarray, shape (0,)
+        beta : ndarray, shape (p,)
+        """
         L, p = fac.L, self.p
         beta = (solve_triangular(L[:p, :p], L[p, :p], lower=True, trans="T", check_finite=False)
                 if p else np.zeros(0))
         return np.zeros((0, 0)), np.zeros(0), beta
 
     def rest_b(self, templates, u_rest):
+        """No non-lead random effects: an empty vector (``BlockedSystem``'s interface).
+
+        Parameters
+        ----------
+        templates : list
+            Unused.
+        u_rest : numpy.ndarray
+            Unused (empty).
+
+        Returns
+        -------
+        numpy.ndarray, shape (0,)
+            Empty.
+        """
         return np.zeros(0)

@@ -17,6 +17,13 @@ __all__ = ["numba_available", "rank_update_kernel", "scale_lower_kernel"]
 
 @lru_cache(maxsize=1)
 def numba_available() -> bool:
+    """Whether numba can be imported (checked once per process).
+
+    Returns
+    -------
+    bool
+        False when the import fails for any reason; the numpy paths are used then.
+    """
     try:
         import numba  # noqa: F401
     except Exception:  # pragma: no cover - numba is a dependency, but never required
@@ -25,11 +32,16 @@ def numba_available() -> bool:
 
 
 def rank_update_kernel():
-    """S[i, l] -= a_ig' M_g a_lg for every lead level g and every pair i >= l of rows it touches.
+    """The compiled kernel S[i, l] -= a_ig' M_g a_lg for every lead level g and every pair i >= l of rows it touches.
 
-    Arguments: S (m, m) lower triangle updated in place; gptr (q1 + 1,) pointers
-    into the pair arrays (sorted by g, then by row); rows (npairs,); a (npairs, K1);
-    M (q1, K1, K1).
+    Imports (and, on first use, compiles) numba's ``rank_update``.  The kernel's arguments: S
+    (m, m) lower triangle updated in place; gptr (q1 + 1,) pointers into the pair arrays (sorted by
+    g, then by row); rows (npairs,); a (npairs, K1); M (q1, K1, K1).
+
+    Returns
+    -------
+    callable
+        The numba-compiled function ``rank_update(S, gptr, rows, a, M)``.
     """
     from ._numba_kernels import rank_update
 
@@ -37,7 +49,13 @@ def rank_update_kernel():
 
 
 def scale_lower_kernel():
-    """S[i, l] *= s_i s_l on the lower triangle, then S[i, i] += 1 for i < mz."""
+    """The compiled kernel S[i, l] *= s_i s_l on the lower triangle, then S[i, i] += 1 for i < mz.
+
+    Returns
+    -------
+    callable
+        The numba-compiled function ``scale_lower(S, s, mz)`` (imported, and compiled on first use).
+    """
     from ._numba_kernels import scale_lower
 
     return scale_lower

@@ -34,6 +34,7 @@ class ResidualSpec:
     group : tuple of str
         Column(s) whose interaction is the cluster.
     source : str
+        The text as given, for messages.
     """
 
     name: str
@@ -43,20 +44,45 @@ class ResidualSpec:
 
     @property
     def columns(self) -> tuple:
+        """The columns the structure reads: the group column(s), then the time column.
+
+        Returns
+        -------
+        tuple of str
+            Column names.
+        """
         return self.group + ((self.time,) if self.time else ())
 
     @property
     def group_name(self) -> str:
+        """The cluster's name, its columns joined by ``:``.
+
+        Returns
+        -------
+        str
+            E.g. ``"Subject"`` or ``"School:Class"``.
+        """
         return ":".join(self.group)
 
 
 def parse_residual(text: str) -> ResidualSpec:
     """Parse ``"name(time | group)"``.
 
+    Parameters
+    ----------
+    text : str
+        E.g. ``"ar1(visit | Subject)"``, ``"cs(1 | Subject)"``, ``"exp(Time | Rat)"``.
+
+    Returns
+    -------
+    ResidualSpec
+        The structure's name, time column (None for ``1``), group column(s) and the text.
+
     Raises
     ------
     FormulaError
-        For text of another shape, an unknown name (with a suggestion), or no group.
+        For text of another shape, an unknown name (with a suggestion), no group, or no time
+        column for ``un``, ``toep`` and ``exp``.
     """
     from ..exceptions import FormulaError
     from .names import RESIDUAL_STRUCTURES, suggest
@@ -88,6 +114,7 @@ class ClusterLayout:
     Parameters
     ----------
     spec : ResidualSpec
+        The parsed ``residual=`` text (time column and cluster).
     data : DataFrame
         The model frame's complete rows (in fit order).
     integer_times : bool
@@ -157,20 +184,40 @@ class ClusterLayout:
 
     @property
     def n_clusters(self) -> int:
+        """Number of clusters.
+
+        Returns
+        -------
+        int
+            The number of distinct cluster labels.
+        """
         return self.sizes.shape[0]
 
     def visits(self) -> tuple[np.ndarray, np.ndarray]:
-        """The distinct times (sorted) and each sorted row's index among them."""
+        """The distinct times (sorted) and each sorted row's index among them.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(values, idx)``: shapes (k,) and (n,).
+        """
         values, idx = np.unique(self.times, return_inverse=True)
         return values, idx.reshape(-1)
 
     def check_nested(self, structure) -> None:
-        """Every random-effects factor must be constant within each cluster (the cluster nested in
-        it): whitening mixes a cluster's rows, which then share their levels (nlme's rule too).
+        """Every random-effects factor must be constant within each cluster (the cluster nested in it).
+
+        Whitening mixes a cluster's rows, which must then share their levels (nlme's rule too).
+
+        Parameters
+        ----------
+        structure : ModelStructure
+            The random-effects structure (its blocks' factors).
 
         Raises
         ------
         FormulaError
+            Naming the first cluster whose rows lie in several levels of a factor.
         """
         from ..exceptions import FormulaError
 

@@ -10,6 +10,17 @@ RESIDUAL_STRUCTURES = ("ar1", "exp", "cs", "un", "toep")
 
 
 def suggest(name: str) -> str:
-    """' (did you mean ...?)' for an unknown name, or ''."""
+    """A hint for an unknown residual structure name, for error messages.
+
+    Parameters
+    ----------
+    name : str
+        The name as written in ``residual=``.
+
+    Returns
+    -------
+    str
+        ``" (did you mean 'ar1'?)"`` for the closest known name, or ``""``.
+    """
     close = difflib.get_close_matches(name, RESIDUAL_STRUCTURES, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

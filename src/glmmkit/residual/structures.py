@@ -36,6 +36,7 @@ class ResidualStructure:
     Parameters
     ----------
     layout : ClusterLayout
+        The fitted rows sorted by (cluster, time).
     """
 
     name = ""
@@ -50,54 +51,182 @@ class ResidualStructure:
 
     # parameters
     def param_names(self) -> list[str]:
+        """Names of ψ's entries, e.g. ``Subject.rho``.
+
+        Returns
+        -------
+        list of str
+            ``n_params`` names.
+        """
         raise NotImplementedError
 
     def lower(self) -> np.ndarray:
+        """Lower bounds of ψ (-inf: the parameters are unbounded).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,)
+            The bounds.
+        """
         return np.full(self.n_params, -np.inf)
 
     def upper(self) -> np.ndarray:
+        """Upper bounds of ψ (inf: the parameters are unbounded).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,)
+            The bounds.
+        """
         return np.full(self.n_params, np.inf)
 
     def start(self) -> np.ndarray:
+        """Starting ψ (0 by default).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,)
+            Starting ψ.
+        """
         return np.zeros(self.n_params)
 
     # the transform
     def whiten(self, psi: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, float]:
-        """W A (rows sorted by the layout) and log|R|."""
+        """W A (W'W = R⁻¹) and log|R|: the whitened model is an ordinary LMM with residual σ² I.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+        A : numpy.ndarray, shape (n, m)
+            Columns over the fitted rows, sorted by the layout (cluster, time).
+
+        Returns
+        -------
+        tuple
+            ``(WA, logdet)``: WA of A's shape and log|R| (float); ``(None, inf)`` when ψ gives no valid R.
+        """
         raise NotImplementedError
 
     def color(self, psi: np.ndarray, Z: np.ndarray) -> np.ndarray:
-        """W⁻¹ Z: independent standard normal rows (sorted) -> rows correlated by R."""
+        """W⁻¹ Z: independent standard normal rows -> rows correlated by R (simulation).
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+        Z : numpy.ndarray, shape (n, m)
+            Independent standard normal rows, sorted by the layout.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, m)
+            Correlated rows, sorted by the layout.
+        """
         raise NotImplementedError
 
     def report(self, psi: np.ndarray) -> dict:
-        """The reported parameters at ψ: ``rho`` (ar1, exp: the correlation at a lag of one time unit,
-        nlme's Phi; cs: the common correlation, nlme's Rho), every pair's correlation (un), the lag
-        correlations (toep)."""
+        """The reported parameters at ψ.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+
+        Returns
+        -------
+        dict
+            ``rho`` (ar1, exp: the correlation at a lag of one time unit, nlme's Phi; cs: the common
+            correlation, nlme's Rho), every pair's correlation (un), the lag correlations (toep).
+        """
         raise NotImplementedError
 
     def correlation_at(self, psi: np.ndarray, times: np.ndarray) -> np.ndarray:
-        """The correlation matrix of one cluster's residuals at the given times."""
+        """The correlation matrix of one cluster's residuals at the given times.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+        times : numpy.ndarray, shape (m,)
+            Times of one cluster's residuals.
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, m)
+            R at those times.
+        """
         raise NotImplementedError
 
     def pair_correlation(self, psi: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
-        """R between pairs of residuals of one cluster at times t1[k] and t2[k] (fitted times)."""
+        """R between pairs of residuals of one cluster at times t1[k] and t2[k] (fitted times).
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+        t1 : numpy.ndarray
+            Times of the first residual of each pair.
+        t2 : numpy.ndarray
+            Times of the second residual of each pair (same shape as ``t1``).
+
+        Returns
+        -------
+        numpy.ndarray
+            One correlation per pair, the shape of ``t1``.
+        """
         raise NotImplementedError
 
     def natural(self, psi: np.ndarray) -> list[tuple]:
-        """``(name, value, lower, upper)`` of the reported parameters (intervals, profiles)."""
+        """``report``'s parameters with their bounds, for intervals and profiles.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+
+        Returns
+        -------
+        list of tuple
+            ``(name, value, lower, upper)`` each.
+        """
         lo, hi = self.natural_bounds()
         return [(k, v, lo, hi) for k, v in self.report(psi).items()]
 
     def natural_bounds(self) -> tuple[float, float]:
+        """Bounds of the reported parameters (correlations: -1, 1).
+
+        Returns
+        -------
+        tuple of float
+            ``(lower, upper)``.
+        """
         return -1.0, 1.0
 
     def from_natural(self, values: np.ndarray) -> np.ndarray | None:
-        """ψ from the reported parameters' values (None when they are not valid)."""
+        """ψ from the reported parameters' values (the inverse of ``report``).
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Values of the reported parameters, in ``report``'s order.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ψ of shape (n_params,), or None when the values are not valid.
+        """
         raise NotImplementedError
 
     @property
     def formula(self) -> str:
+        """nlme's form of the structure, ``~time | group`` (``~1 | group`` for the rows' order).
+
+        Returns
+        -------
+        str
+            The formula.
+        """
         s = self.layout.spec
         return f"~{s.time or '1'} | {s.group_name}"
 
@@ -177,9 +306,33 @@ class ResidualAR1(_Markov):
     nlme_names = {"rho": "Phi"}
 
     def rho(self, psi):
+        """ρ = ψ / sqrt(1 + ψ²), the lag-1 correlation.
+
+        Parameters
+        ----------
+        psi : float
+            The unbounded parameter.
+
+        Returns
+        -------
+        float
+            ρ in (-1, 1).
+        """
         return rho_from_param(psi)
 
     def from_natural(self, values):
+        """ψ of a given ρ.
+
+        Parameters
+        ----------
+        values : numpy.ndarray, shape (1,)
+            ρ.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ψ of shape (1,), or None unless -1 < ρ < 1.
+        """
         r = float(values[0])
         return None if not -1.0 < r < 1.0 else np.atleast_1d(param_from_rho(r))
 
@@ -193,15 +346,53 @@ class ResidualExp(_Markov):
     nlme_names = {"rho": "Phi"}
 
     def rho(self, psi):
+        """ρ = logistic(ψ), the correlation at a lag of one time unit (nlme's Phi).
+
+        Parameters
+        ----------
+        psi : float
+            The unbounded parameter.
+
+        Returns
+        -------
+        float
+            ρ in (0, 1).
+        """
         return _logistic(psi)
 
     def start(self):
+        """Start at ρ = 0.2.
+
+        Returns
+        -------
+        numpy.ndarray, shape (1,)
+            logit(0.2).
+        """
         return np.array([np.log(0.2 / 0.8)])
 
     def natural_bounds(self):
+        """ρ's bounds (0, 1).
+
+        Returns
+        -------
+        tuple of float
+            ``(0.0, 1.0)``.
+        """
         return 0.0, 1.0
 
     def from_natural(self, values):
+        """ψ = logit ρ.
+
+        Parameters
+        ----------
+        values : numpy.ndarray, shape (1,)
+            ρ.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ψ of shape (1,), or None unless 0 < ρ < 1.
+        """
         r = float(values[0])
         return None if not 0.0 < r < 1.0 else np.array([np.log(r / (1.0 - r))])
 
@@ -253,8 +444,15 @@ class _Dense(ResidualStructure):
 
 
 class ResidualCS(_Dense):
-    """``cs(1 | g)`` (nlme ``corCompSymm``): one correlation ρ between any two residuals of a cluster,
-    -1/(m - 1) < ρ < 1 for the largest cluster size m; ρ = -a + (1 + a) logistic(ψ), a = 1/(m - 1)."""
+    """``cs(1 | g)`` (nlme ``corCompSymm``): one correlation ρ between any two residuals of a cluster.
+
+    -1/(m - 1) < ρ < 1 for the largest cluster size m; ρ = -a + (1 + a) logistic(ψ), a = 1/(m - 1).
+
+    Parameters
+    ----------
+    layout : ClusterLayout
+        The fitted rows sorted by (cluster, time).
+    """
 
     name = "cs"
     description = "Compound symmetry"
@@ -270,30 +468,124 @@ class ResidualCS(_Dense):
         return self.layout.sizes.astype(np.int64)
 
     def rho(self, psi):
+        """The common correlation ρ = -a + (1 + a) logistic(ψ).
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (1,)
+            The unbounded parameter.
+
+        Returns
+        -------
+        float
+            ρ in (-1/(m - 1), 1).
+        """
         return -self._a + (1.0 + self._a) * _logistic(float(psi[0]))
 
     def start(self):
+        """Start at ρ = 0.
+
+        Returns
+        -------
+        numpy.ndarray, shape (1,)
+            ψ of ρ = 0.
+        """
         p = self._a / (1.0 + self._a)
         return np.array([np.log(p / (1.0 - p))])
 
     def cluster_correlation(self, psi, visits):
+        """(1 - ρ) I + ρ 11' for a cluster of m rows.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+        visits : numpy.ndarray of int, shape (m,)
+            One cluster's rows as indices among the fitted visits (for ``cs``: only their number counts).
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, m)
+            The cluster's correlation matrix.
+        """
         m = visits.shape[0]
         r = self.rho(psi)
         return (1.0 - r) * np.eye(m) + r
 
     def correlation_at(self, psi, times):
+        """(1 - ρ) I + ρ 11' for as many residuals as ``times`` has.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+        times : numpy.ndarray, shape (m,)
+            Times of one cluster's residuals.
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, m)
+            The correlation matrix.
+        """
         return self.cluster_correlation(psi, np.asarray(times))
 
     def pair_correlation(self, psi, t1, t2):
+        """1 for equal times, ρ otherwise.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+        t1 : numpy.ndarray
+            Times of the first residual of each pair.
+        t2 : numpy.ndarray
+            Times of the second residual of each pair (same shape as ``t1``).
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``t1``.
+        """
         return np.where(np.asarray(t1) == np.asarray(t2), 1.0, self.rho(psi))
 
     def report(self, psi):
+        """The common correlation (nlme's Rho).
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+
+        Returns
+        -------
+        dict
+            ``{"rho": float}``.
+        """
         return {"rho": float(self.rho(psi))}
 
     def natural_bounds(self):
+        """ρ's bounds (-1/(m - 1), 1).
+
+        Returns
+        -------
+        tuple of float
+            ``(lower, upper)``.
+        """
         return -self._a, 1.0
 
     def from_natural(self, values):
+        """ψ of a given ρ.
+
+        Parameters
+        ----------
+        values : numpy.ndarray, shape (1,)
+            ρ.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ψ of shape (1,), or None outside (-1/(m - 1), 1).
+        """
         r = float(values[0])
         if not -self._a < r < 1.0:
             return None
@@ -301,6 +593,13 @@ class ResidualCS(_Dense):
         return np.array([np.log(p / (1.0 - p))])
 
     def param_names(self):
+        """The name ``group.Rho``.
+
+        Returns
+        -------
+        list of str
+            One name.
+        """
         return [f"{self.layout.spec.group_name}.Rho"]
 
 
@@ -339,9 +638,16 @@ class _ByVisit(_Dense):
 
 
 class ResidualUN(_ByVisit):
-    """``un(visit | g)`` (nlme ``corSymm``, SAS TYPE=UN with one variance): a free correlation for every
-    pair of visits.  R = normalise(L L') with L unit lower triangular (its k(k-1)/2 entries below the
-    diagonal are ψ), so every ψ gives a valid correlation matrix."""
+    """``un(visit | g)`` (nlme ``corSymm``, SAS TYPE=UN with one variance): a free correlation for every pair of visits.
+
+    R = normalise(L L') with L unit lower triangular (its k(k-1)/2 entries below the diagonal are
+    ψ), so every ψ gives a valid correlation matrix.
+
+    Parameters
+    ----------
+    layout : ClusterLayout
+        The fitted rows sorted by (cluster, time).
+    """
 
     name = "un"
     description = "General correlation"
@@ -353,6 +659,18 @@ class ResidualUN(_ByVisit):
         self._tril = np.tril_indices(self.k, -1)
 
     def full_correlation(self, psi):
+        """The k x k correlation matrix over all fitted visits, normalise(L L').
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+
+        Returns
+        -------
+        numpy.ndarray, shape (k, k)
+            R, visits in sorted order.
+        """
         L = np.eye(self.k)
         L[self._tril] = psi
         S = L @ L.T
@@ -360,15 +678,46 @@ class ResidualUN(_ByVisit):
         return S / np.outer(d, d)
 
     def report(self, psi):
+        """Every pair's correlation, ``cor(t_i,t_j)``.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+
+        Returns
+        -------
+        dict
+            Name -> float, pairs (i, j > i) row by row.
+        """
         R = self.full_correlation(np.asarray(psi, dtype=float))
         v = self._visit_values
         return {f"cor({v[i]:g},{v[j]:g})": float(R[j, i]) for i in range(self.k) for j in range(i + 1, self.k)}
 
     def param_names(self):
+        """Names ``group.L<r><c>`` of L's entries below the diagonal.
+
+        Returns
+        -------
+        list of str
+            k(k-1)/2 names.
+        """
         g = self.layout.spec.group_name
         return [f"{g}.L{r + 1}{c + 1}" for r, c in zip(*self._tril)]
 
     def from_natural(self, values):
+        """ψ (L's entries) from the pairs' correlations.
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            The correlations in ``report``'s order.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ψ of shape (k(k-1)/2,), or None when they are not a positive definite correlation matrix.
+        """
         R = np.eye(self.k)
         at = 0
         for i in range(self.k):  # report's order: pairs (i, j > i), row by row
@@ -384,8 +733,15 @@ class ResidualUN(_ByVisit):
 
 
 class ResidualToep(_ByVisit):
-    """``toep(visit | g)``: a correlation for each lag between integer visits (SAS TYPE=TOEP with one
-    variance), parameterised by partial autocorrelations (always positive definite)."""
+    """``toep(visit | g)``: a correlation for each lag between integer visits (SAS TYPE=TOEP with one variance).
+
+    Parameterised by partial autocorrelations, so every ψ gives a positive definite R.
+
+    Parameters
+    ----------
+    layout : ClusterLayout
+        The fitted rows sorted by (cluster, time).
+    """
 
     name = "toep"
     description = "Toeplitz"
@@ -398,20 +754,75 @@ class ResidualToep(_ByVisit):
         self.n_params = int(self._lags.max())
 
     def lag_correlations(self, psi):
+        """ρ_0 = 1, ρ_1, ..., ρ_m from the partial autocorrelations ψ_j / sqrt(1 + ψ_j²).
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+
+        Returns
+        -------
+        numpy.ndarray, shape (m + 1,)
+            The lag correlations.
+        """
         return np.asarray(_acf_from_pacf(rho_from_param(np.asarray(psi, dtype=float))), dtype=float)
 
     def full_correlation(self, psi):
+        """The correlation matrix over all fitted visits, ρ_|lag| in each cell.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+
+        Returns
+        -------
+        numpy.ndarray, shape (k, k)
+            R, visits in sorted order.
+        """
         return self.lag_correlations(psi)[self._lags]
 
     def report(self, psi):
+        """The lag correlations ``rho1`` .. ``rhom``.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray, shape (n_params,)
+            The structure's parameters ψ (unbounded).
+
+        Returns
+        -------
+        dict
+            Name -> float.
+        """
         rho = self.lag_correlations(psi)
         return {f"rho{h}": float(rho[h]) for h in range(1, self.n_params + 1)}
 
     def param_names(self):
+        """Names ``group.pacf1`` .. ``group.pacfm``.
+
+        Returns
+        -------
+        list of str
+            m names.
+        """
         g = self.layout.spec.group_name
         return [f"{g}.pacf{h + 1}" for h in range(self.n_params)]
 
     def from_natural(self, values):
+        """ψ from the lag correlations.
+
+        Parameters
+        ----------
+        values : numpy.ndarray, shape (m,)
+            ρ_1..ρ_m.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ψ of shape (m,), or None when they are not a positive definite Toeplitz correlation.
+        """
         pacf = pacf_from_acf(np.concatenate([[1.0], np.asarray(values, dtype=float)]))
         return None if pacf is None else param_from_rho(pacf)
 
@@ -425,6 +836,7 @@ def make_residual(spec, data):
     Parameters
     ----------
     spec : ResidualSpec
+        The parsed ``residual=`` text.
     data : DataFrame
         The complete rows, in fit order.
 
