@@ -264,7 +264,19 @@ def _confint_html(ci, level=None, fit=None) -> str:
 
 
 def fit_tables_html(fit) -> str:
-    """The tables of a fit as an HTML fragment (notebook display; no plots, nothing simulated)."""
+    """The tables of a fit as an HTML fragment (notebook display; no plots, nothing simulated).
+
+    Parameters
+    ----------
+    fit : LmmFit or GlmmFit
+        The fitted model.
+
+    Returns
+    -------
+    str
+        A ``<div class='glmmkit-summary'>`` with the model line, fit status, fixed-effect, random-effect
+        and fit-statistic tables.
+    """
     esc = html.escape
     parts = ["<div class='glmmkit-summary'>", f"<p><b>{esc(_model_line(fit))}</b><br>Formula: "
              f"<code>{esc(fit.formula)}</code></p>", _status_html(fit),
@@ -394,6 +406,7 @@ def fit_report_html(fit, *, title: str | None = None, plots: bool = True, n_sim:
     Parameters
     ----------
     fit : LmmFit or GlmmFit
+        The fitted model.
     title : str, optional
         Page heading; defaults to the formula.
     plots : bool, default True
