@@ -152,3 +152,24 @@ def test_every_figure_caption_says_how_to_read_it(page):
     assert any("conditional interval" in c for c in caps) and any("uniform" in c for c in caps)
     alts = re.findall(r"<img alt='([^']*)'", page.read_text())
     assert alts == caps[:len(alts)]
+
+
+def test_screenshot_tool_extracts_and_shrinks_the_embedded_plots(page, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "screenshot_report", Path(__file__).resolve().parents[1] / "tools" / "screenshot_report.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    pngs = tool.embedded_plots(page, tmp_path, "cbpp", max_kb=60)
+    assert len(pngs) >= 3 and all(p.stat().st_size <= 60 * 1024 for p in pngs)
+    assert any("random_effects" in p.name for p in pngs)
+    browser = tool.find_browser()
+    if browser is None:
+        pytest.skip("no Chromium on this machine")
+    shot = tool.screenshot(page, tmp_path / "page.png", browser, width=900, max_kb=250)
+    plt = pytest.importorskip("matplotlib.pyplot")
+    img = plt.imread(shot)
+    # the whole page, not one window: taller than wide, and under the size limit
+    assert img.shape[0] > 2 * img.shape[1] and shot.stat().st_size <= 250 * 1024

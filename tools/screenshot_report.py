@@ -18,18 +18,22 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 #: (screenshot name, command-line arguments after ``glmmkit fit``); each writes --report
+#: (the hospital report is the one whose embedded plots are also kept one by one: it has all four kinds)
+EMBEDDED = {"report_glmm_hospital"}
 REPORTS = [
     ("report_lmm_sleepstudy_profile",
      ["Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy", "--confint", "profile", "--seed", "1"]),
@@ -227,8 +231,10 @@ def tutorial_figures(page: str, out_dir: Path, max_kb: int = 300) -> list[Path]:
     os.chdir(scratch)
     try:
         ns = {"__name__": "__tutorial__"}
-        for i, code in enumerate(blocks):
-            exec(compile(code, f"{page}.md[block {i + 1}]", "exec"), ns)
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i, code in enumerate(blocks):
+                exec(compile(code, f"{page}.md[block {i + 1}]", "exec"), ns)
     finally:
         os.chdir(here)
         plt.close("all")
@@ -259,6 +265,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-kb", type=int, default=300)
     ap.add_argument("--keep-html", action="store_true", help="keep the HTML reports beside the screenshots")
     ap.add_argument("--page", type=Path, action="append", help="only screenshot this HTML page (repeatable)")
+    ap.add_argument("--all-plots", action="store_true", help="keep the embedded plots of every report")
     ap.add_argument("--no-tutorials", action="store_true", help="skip the tutorials' figures")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -283,8 +290,9 @@ def main(argv=None) -> int:
             continue
         if browser:
             print(screenshot(html_path, args.out / f"{stem}.png", browser, max_kb=args.max_kb))
-        for p in embedded_plots(html_path, args.out, stem, max_kb=args.max_kb):
-            print(p)
+        if stem in EMBEDDED or args.all_plots:
+            for p in embedded_plots(html_path, args.out, stem, max_kb=args.max_kb):
+                print(p)
     if not args.no_tutorials:
         for page in TUTORIALS:
             for p in tutorial_figures(page, args.out, max_kb=args.max_kb):
