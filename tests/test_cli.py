@@ -288,3 +288,13 @@ def test_report_shows_bootstrap_intervals(tmp_path, capsys):
     assert "Parametric bootstrap (percentile) confidence intervals, 95%" in section
     assert "100 bootstrap samples" in section and "Rate ratios with these parametric bootstrap" in section
     assert not re.search(r">\s*(nan|NaN|None)\s*<", page)
+
+
+def test_observation_level_effect_fit_prints_nothing_from_lapack():
+    # a fit whose random-effect system is all diagonal must not leave LAPACK's xerbla lines in the output
+    # (Fortran writes them itself, buffered, so only a separate process sees them)
+    out = subprocess.run([sys.executable, "-m", "glmmkit.cli", "fit", "count ~ treated + (1 | clinic)", "--data",
+                          "exacerbations", "--family", "poisson", "--olre", "--no-progress"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and ".obs" in out.stdout
+    assert "DPOTRI" not in out.stdout + out.stderr and "illegal value" not in out.stdout + out.stderr

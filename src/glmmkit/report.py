@@ -349,7 +349,8 @@ def _figures(fit, n_sim: int, seed) -> list[tuple[str, str]]:
     var = _effect_variable(fit)
     if fit.kind == "glmm" and var is not None:
         add(f"Effect of {var} on the response scale: conditional curve (a cluster with random effects at zero) "
-            f"against the marginal, population-averaged one; other covariates held at their mean (numeric) or reference level (factors).",
+            "against the marginal, population-averaged one; other covariates held at their mean (numeric) or "
+            "reference level (factors).",
             lambda: fit.plot_effects(var))
     return figs
 
