@@ -173,3 +173,15 @@ def test_screenshot_tool_extracts_and_shrinks_the_embedded_plots(page, tmp_path)
     img = plt.imread(shot)
     # the whole page, not one window: taller than wide, and under the size limit
     assert img.shape[0] > 2 * img.shape[1] and shot.stat().st_size <= 250 * 1024
+
+
+def test_observation_level_effect_left_out_of_the_random_effect_plots():
+    pytest.importorskip("matplotlib")
+    from glmmkit.report import _plotted_factors
+
+    fit = gk.glmer("count ~ treated + (1 | clinic)", gk.datasets.load("exacerbations"), family="poisson", olre=True)
+    assert _plotted_factors(fit) == (["clinic"], [".obs (an observation-level effect, 600 levels)"])
+    page = fit.report(n_sim=30)
+    assert "Random-effect plots leave out .obs (an observation-level effect, 600 levels)" in page
+    assert "Shrinkage of clinic" in page and page.count("<img") >= 3
+    assert not re.search(r">\s*(nan|NaN|None)\s*<", page)

@@ -333,12 +333,18 @@ def _figures(fit, n_sim: int, seed) -> list[tuple[str, str]]:
         except Exception as exc:  # one plot that does not apply must not cost the whole report
             figs.append((f"{caption.split(':')[0]}: not drawn ({type(exc).__name__}: {exc})", ""))
 
-    add("Random effects: each row is one level of a grouping factor, its conditional mode (point) with a 95% "
-        "conditional interval; rows whose interval misses the zero line differ from the population value.",
-        lambda: fit.plot_caterpillar())
-    add("Shrinkage: each point is one cluster, its estimate fitted alone (x, no pooling) against the mixed "
-        "model's (y, partial pooling); the further a point lies from the dashed identity line towards the "
-        "population line, the more the model pulled it in (small clusters most).", lambda: fit.plot_shrinkage())
+    shown, left_out = _plotted_factors(fit)
+    if left_out:
+        figs.append(("Random-effect plots leave out " + "; ".join(left_out)
+                     + ": one row per level would be unreadable; their conditional modes are in fit.ranef.", ""))
+    if shown:
+        add("Random effects: each row is one level of a grouping factor, its conditional mode (point) with a "
+            "95% conditional interval; rows whose interval misses the zero line differ from the population value.",
+            lambda: fit.plot_caterpillar(factor=shown))
+        add(f"Shrinkage of {shown[0]}: each point is one cluster, its estimate fitted alone (x, no pooling) "
+            "against the mixed model's (y, partial pooling); the further a point lies from the dashed identity "
+            "line towards the population line, the more the model pulled it in (small clusters most).",
+            lambda: fit.plot_shrinkage(factor=shown[0]))
     add(f"Simulated scaled (quantile) residuals, {n_sim} simulations: under a model that fits they are uniform "
         "on (0, 1), so the points follow the QQ diagonal, the quartile lines stay flat at 0.25, 0.5 and 0.75, "
         "and each observed statistic (red line) lies inside its simulated histogram.",
@@ -353,6 +359,24 @@ def _figures(fit, n_sim: int, seed) -> list[tuple[str, str]]:
             "reference level (factors).",
             lambda: fit.plot_effects(var))
     return figs
+
+
+#: most levels a grouping factor may have to get its own caterpillar rows and shrinkage points
+MAX_PLOTTED_LEVELS = 150
+
+
+def _plotted_factors(fit) -> tuple[list[str], list[str]]:
+    """Grouping factors drawn in the random-effect plots (most levels first, as the plots order them),
+    and a note for each left out: an observation-level effect or a factor with very many levels."""
+    shown, left_out = [], []
+    for name, n in sorted(fit.ngroups.items(), key=lambda kv: -kv[1]):
+        if n >= fit.nobs:
+            left_out.append(f"{name} (an observation-level effect, {n} levels)")
+        elif n > MAX_PLOTTED_LEVELS:
+            left_out.append(f"{name} ({n} levels)")
+        else:
+            shown.append(name)
+    return shown, left_out
 
 
 def _has_time_correlation(fit) -> bool:
@@ -451,8 +475,11 @@ def fit_report_html(fit, *, title: str | None = None, plots: bool = True, n_sim:
             body.append("<p class='note'>Plots omitted: matplotlib is not installed "
                         "(<code>pip install glmmkit[plot]</code>).</p>")
         for caption, uri in figs:
-            img = f"<img alt='{esc(caption)}' src='{uri}'>" if uri else ""
-            body.append(f"<figure>{img}<figcaption>{esc(caption)}</figcaption></figure>")
+            if uri:
+                body.append(f"<figure><img alt='{esc(caption)}' src='{uri}'><figcaption>{esc(caption)}"
+                            "</figcaption></figure>")
+            else:
+                body.append(f"<p class='note'>{esc(caption)}</p>")
     body.append("<h2>Summary (lme4 layout)</h2><pre>" + esc(str(fit.summary())) + "</pre>")
     return head + "".join(body) + "</body></html>\n"
 
