@@ -1,3 +1,4 @@
+import re
 import json
 import shutil
 import subprocess
@@ -192,3 +193,108 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "glmmkit.cli", "fit", "y ~ (1|g)", "--data", "nope.csv"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudi"], ["does not exist", "'sleepstudy'?"]),
+    (["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--factor", "Dayz,subject"],
+     ["--factor", "'Dayz' (did you mean 'Days'?)", "'subject' (did you mean 'Subject'?)"]),
+    (["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--weights", "reaction"],
+     ["--weights", "'reaction' (did you mean 'Reaction'?)"]),
+    (["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--offset", "dayz"],
+     ["--offset", "did you mean 'Days'?"]),
+    (["fit", "reaction ~ Days + (1 | Subject)", "--data", "sleepstudy"], ["'reaction'", "did you mean 'Reaction'?"]),
+    (["fit", "Reaction ~ Days + (1 | Subjects)", "--data", "sleepstudy"], ["'Subjects'", "did you mean 'Subject'?"]),
+    (["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--level", "95"],
+     ["--level 95 must be between 0 and 1", "--level 0.95?"]),
+    (["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--jobs", "0"], ["--jobs 0"]),
+    (["datasets", "sleepstudi"], ["no bundled data set", "'sleepstudy'?"]),
+    (["demo", "sleep"], ["no demo named 'sleep'", "'sleepstudy'?"]),
+])
+def test_misspellings_name_the_near_choice(args, fragments, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("glmmkit: error:") and "\n" not in err, err
+    for f in fragments:
+        assert f in err, (f, err)
+
+
+def test_misspelled_file_next_to_a_real_one(tmp_path, capsys):
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    datasets.load("sleepstudy").to_csv(folder / "sleep study.csv", index=False)
+    assert cli.main(["fit", "Reaction ~ Days + (1 | Subject)", "--data", str(folder / "sleep studdy.csv")]) == 2
+    assert "did you mean 'sleep study.csv'?" in capsys.readouterr().err
+
+
+def test_paths_with_spaces(tmp_path, capsys):
+    folder = tmp_path / "out dir"
+    folder.mkdir()
+    data = folder / "my sleep.csv"
+    datasets.load("sleepstudy").to_csv(data, index=False)
+    report = folder / "my report.html"
+    assert cli.main(["fit", "Reaction ~ Days + (1 | Subject)", "--data", str(data), "--report", str(report),
+                     "--no-progress"]) == 0
+    assert report.exists() and "Data: my sleep.csv" in capsys.readouterr().out
+    assert "data: my sleep.csv" in report.read_text()
+
+
+def test_semicolon_file_with_decimal_commas(tmp_path, capsys):
+    path = tmp_path / "semi.csv"
+    datasets.load("sleepstudy").to_csv(path, index=False, sep=";", decimal=",")
+    args = ["fit", "Reaction ~ Days + (1 | Subject)", "--data", str(path)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "'Reaction;Days;Subject'" in err and "--sep ';'" in err
+    assert cli.main(args + ["--sep", ";"]) == 2  # decimal commas left: named, with the option that reads them
+    err = capsys.readouterr().err
+    assert "'Reaction'" in err and "decimal commas" in err and "--decimal ','" in err and "'Days'" not in err
+    assert cli.main(args + ["--sep", ";", "--decimal", ","]) == 0
+    assert "REML criterion at convergence: 1786.4" in capsys.readouterr().out
+
+
+def test_text_intervals_even_decimals_and_no_nan(capsys):
+    assert cli.main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy", "--confint", "wald"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("Wald confidence intervals (95%):")[1]
+    assert "NaN" not in block and "nan" not in block and "not defined" in block
+    assert "2.5 %" in block and "97.5 %" in block
+    days = [ln for ln in block.splitlines() if ln.startswith("Days")][0].split()
+    assert [len(v.split(".")[1]) for v in days[1:]] == [3, 3]  # 7.438 13.497: same decimals in each
+    assert float(days[1]) == pytest.approx(7.4376, abs=1e-3)
+    assert cli.main(["fit", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "--data", "cbpp",
+                     "--family", "binomial", "--confint", "profile"]) == 0
+    block = capsys.readouterr().out.split("Profile-likelihood confidence intervals (95%):")[1]
+    sd = [ln for ln in block.splitlines() if ln.startswith("sd_")][0].split()
+    assert sd[2] == "1.1000"  # not "1.1": trailing zeros kept so columns line up
+
+
+def test_help_shows_examples(capsys):
+    assert cli.main([]) == 0
+    assert "examples:" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--confint profile" in out and "--report" in out
+
+
+def test_report_shows_bootstrap_intervals(tmp_path, capsys):
+    out = tmp_path / "nb.html"
+    assert cli.main(["fit", "count ~ treated + offset(log(years)) + (1 | clinic)", "--data", "exacerbations",
+                     "--family", "negative_binomial", "--confint", "bootstrap", "--nboot", "100", "--seed", "2",
+                     "--report", str(out), "--no-progress"]) == 0
+    page = out.read_text()
+    section = page.split("<h2>Confidence intervals</h2>")[1].split("<h2>")[0]
+    assert "Parametric bootstrap (percentile) confidence intervals, 95%" in section
+    assert "100 bootstrap samples" in section and "Rate ratios with these parametric bootstrap" in section
+    assert not re.search(r">\s*(nan|NaN|None)\s*<", page)
+
+
+def test_observation_level_effect_fit_prints_nothing_from_lapack():
+    # a fit whose random-effect system is all diagonal must not leave LAPACK's xerbla lines in the output
+    # (Fortran writes them itself, buffered, so only a separate process sees them)
+    out = subprocess.run([sys.executable, "-m", "glmmkit.cli", "fit", "count ~ treated + (1 | clinic)", "--data",
+                          "exacerbations", "--family", "poisson", "--olre", "--no-progress"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and ".obs" in out.stdout
+    assert "DPOTRI" not in out.stdout + out.stderr and "illegal value" not in out.stdout + out.stderr

@@ -45,6 +45,18 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that points at ``--help``."""
 
     def error(self, message):
+        """Print the usage error as one line pointing at ``--help`` and exit with status 2.
+
+        Parameters
+        ----------
+        message : str
+            argparse's description of what was wrong.
+
+        Returns
+        -------
+        NoReturn
+            Raises SystemExit(2).
+        """
         self.exit(2, f"glmmkit: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -63,13 +75,41 @@ _EXPORT_HINT = {"Excel": "pandas.read_excel(path).to_csv('data.csv', index=False
                 "Stata": "pandas.read_stata(path).to_csv('data.csv', index=False)"}
 
 
+def _did_you_mean(name: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` (case ignored), or an empty string.
+
+    Parameters
+    ----------
+    name : str
+        What the user typed.
+    choices : iterable of str
+        The valid names.
+
+    Returns
+    -------
+    str
+        The hint, with a leading space, or ``""`` when nothing is close.
+    """
+    import difflib
+
+    choices = [str(c) for c in choices]
+    lower = {c.lower(): c for c in choices}
+    if name.lower() in lower and lower[name.lower()] != name:
+        return f" (did you mean {lower[name.lower()]!r}?)"
+    near = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
+    return f" (did you mean {lower[near[0]]!r}?)" if near else ""
+
+
 def _read_table(path: str, sep=None, decimal: str = "."):
     import pandas as pd
 
     p = Path(path)
     if not p.exists():
-        raise GlmmkitError(f"data file {path!r} does not exist (give a CSV, Parquet or Feather file, or a bundled "
-                           f"data set name: {', '.join(datasets.names())})")
+        near = _did_you_mean(path, datasets.names())
+        if not near and p.parent.is_dir():
+            near = _did_you_mean(p.name, [f.name for f in p.parent.iterdir() if f.is_file()])
+        raise GlmmkitError(f"data file {path!r} does not exist{near}; give a CSV, Parquet or Feather file, or a "
+                           f"bundled data set name: {', '.join(datasets.names())}")
     if p.is_dir():
         raise GlmmkitError(f"data path {path!r} is a directory; give a CSV, Parquet or Feather file")
     suffix = p.suffix.lower()
@@ -105,7 +145,25 @@ def _read_table(path: str, sep=None, decimal: str = "."):
                     f"{path!r} was read as one column named {shown!r}: its fields are separated by {name}, not "
                     f"commas (pandas sep={other!r}); rerun with --sep {opt}{extra}"
                     + (" (semicolon files from spreadsheets usually write decimal commas)" if other == ";" else ""))
+    if decimal == ".":
+        _check_decimal_commas(df, path)
     return df
+
+
+def _check_decimal_commas(df, path: str) -> None:
+    """Columns read as text whose every value is a number written with a decimal comma ("249,56"): name them
+    and the option that reads them as numbers, instead of a later 'must be numeric' error."""
+    text = [c for c in df.columns if df[c].dtype == object or str(df[c].dtype) in ("string", "str")]
+    bad = []
+    for c in text:
+        vals = df[c].dropna().astype(str).str.strip()
+        if len(vals) and vals.str.fullmatch(r"[-+]?\d*,\d+([eE][-+]?\d+)?|[-+]?\d+").all() \
+                and vals.str.contains(",").any():
+            bad.append(str(c))
+    if bad:
+        example = str(df[bad[0]].dropna().astype(str).iloc[0])
+        raise GlmmkitError(f"{path!r}: column(s) {', '.join(map(repr, bad))} hold numbers with decimal commas "
+                           f"(e.g. {example!r}) and were read as text; rerun with --decimal ','")
 
 
 def _load_data(name: str, sep=None, decimal: str = "."):
@@ -147,7 +205,22 @@ def _jsonable(v):
 
 
 def fit_to_json(fit, confint=None) -> dict:
-    """Everything a script needs from a fit, as plain JSON types (NaN and Inf become null)."""
+    """Everything a script needs from a fit, as plain JSON types (NaN and Inf become null).
+
+    Parameters
+    ----------
+    fit : LmmFit or GlmmFit
+        The fitted model.
+    confint : pandas.DataFrame, optional
+        Intervals computed by ``fit.confint`` (``attrs["method"]`` names the method): added under
+        ``"confint"``.
+
+    Returns
+    -------
+    dict
+        Formula, data name, family and link, likelihood statistics, fixed-effect table, variance
+        components, theta, convergence flags and optimiser information (and the intervals).
+    """
     ct = fit.coef_table()
     doc = {
         "formula": fit.formula,
@@ -181,9 +254,60 @@ def fit_to_json(fit, confint=None) -> dict:
     return _jsonable(doc)
 
 
+def format_confint(ci, method: str, level: float) -> str:
+    """Intervals as text: a heading naming the method and level, every number with the same decimals
+    (enough for 4 significant digits of the smallest), undefined intervals blank with a note.
+
+    Parameters
+    ----------
+    ci : pandas.DataFrame
+        ``fit.confint(...)``: lower and upper columns, one row per parameter.
+    method : str
+        ``wald``, ``profile`` or ``boot``.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    str
+        The block printed after the summary.
+    """
+    what = {"boot": "Parametric bootstrap (percentile)", "profile": "Profile-likelihood"}.get(method,
+                                                                                           method.capitalize())
+    lo, hi = f"{50 * (1 - level):g} %", f"{100 - 50 * (1 - level):g} %"
+    vals = ci[["lower", "upper"]].to_numpy(dtype=float)
+    finite = np.abs(vals[np.isfinite(vals) & (vals != 0)])
+    decimals = 4 if not finite.size else int(min(6, max(0, 3 - np.floor(np.log10(finite.min())))))
+    cells = [["" if not np.isfinite(v) else f"{v:.{decimals}f}" for v in row] for row in vals]
+    names = [str(i) for i in ci.index]
+    wn = max([len(n) for n in names] + [0])
+    w = [max(len(lo), *(len(c[0]) for c in cells)), max(len(hi), *(len(c[1]) for c in cells))]
+    lines = [f"{what} confidence intervals ({100 * level:g}%):", f"{'':<{wn}} {lo:>{w[0]}} {hi:>{w[1]}}"]
+    lines += [f"{n:<{wn}} {a:>{w[0]}} {b:>{w[1]}}" for n, (a, b) in zip(names, cells)]
+    if not np.isfinite(vals).all():
+        lines.append("(blank: not defined for this method; Wald intervals of variance parameters need "
+                     "--confint profile or bootstrap)" if method == "wald" else "(blank: not computed)")
+    return "\n".join(lines)
+
+
 @contextmanager
 def progress(label: str, enabled: bool, delay: float = 2.0):
-    """Show '<label>... 12 s' on stderr while slow work runs (only after ``delay`` seconds, so quick fits stay quiet)."""
+    """Show '<label>... 12 s' on stderr while slow work runs (only after ``delay`` seconds, so quick fits stay quiet).
+
+    Parameters
+    ----------
+    label : str
+        What is running ("fitting", "profile intervals").
+    enabled : bool
+        Show anything at all (off when stderr is not a terminal, unless ``--progress``).
+    delay : float, default 2.0
+        Seconds of silence before the first line.
+
+    Returns
+    -------
+    contextmanager
+        A context manager; on leaving it, a "done in N s" line ends the display if one was shown.
+    """
     if not enabled:
         yield
         return
@@ -218,7 +342,8 @@ def _cmd_demo(args) -> int:
 
     chosen = DEMOS if not args.name else [d for d in DEMOS if d[0].lower() == args.name.lower()]
     if not chosen:
-        raise GlmmkitError(f"no demo named {args.name!r}; choose one of {', '.join(d[0] for d in DEMOS)}")
+        raise GlmmkitError(f"no demo named {args.name!r}{_did_you_mean(args.name, [d[0] for d in DEMOS])}; "
+                           f"choose one of {', '.join(d[0] for d in DEMOS)}")
     for name, kind, formula, kwargs, what in chosen:
         print(f"=== {name}: {what}")
         fn = lmer if kind == "lmer" else glmer
@@ -230,6 +355,9 @@ def _cmd_demo(args) -> int:
 
 def _cmd_datasets(args) -> int:
     if args.name:
+        if args.name not in datasets.names():
+            raise GlmmkitError(f"no bundled data set {args.name!r}{_did_you_mean(args.name, datasets.names())}; "
+                               f"available: {', '.join(datasets.names())}")
         info = datasets.describe(args.name)
         print(f"{args.name}: {info['description']}\nSource: {info['source']}\nRows: {info['rows']}\nColumns:")
         for col in info["columns"]:
@@ -287,15 +415,36 @@ def _fit_from_args(args, df):
                  family_params=family_params, olre=args.olre, data_name=data_name)
 
 
+def _check_columns(df, option: str, names) -> None:
+    """One error naming every column ``option`` gives that the data lacks, with the nearest existing name.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The data read.
+    option : str
+        The command-line option (``--factor``, ``--weights``, ``--offset``), for the message.
+    names : list of str
+        Column names given with that option.
+
+    Returns
+    -------
+    None
+        Raises GlmmkitError when a column is missing.
+    """
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        what = "; ".join(f"{c!r}{_did_you_mean(c, df.columns)}" for c in missing)
+        raise GlmmkitError(f"{option} names column(s) not in the data: {what}; columns are "
+                           f"{', '.join(map(str, df.columns))}")
+
+
 def _as_factors(df, spec):
     """Turn the named columns into categoricals, levels in numeric order when the codes are numbers."""
     import pandas as pd
 
     names = [c.strip() for item in spec for c in item.split(",") if c.strip()]
-    missing = [c for c in names if c not in df.columns]
-    if missing:
-        raise GlmmkitError(f"--factor names column(s) not in the data: {', '.join(missing)}; columns are "
-                           f"{', '.join(map(str, df.columns))}")
+    _check_columns(df, "--factor", names)
     df = df.copy()
     for c in names:
         levels = pd.unique(df[c].dropna())
@@ -308,10 +457,18 @@ def _as_factors(df, spec):
 
 
 def _cmd_fit(args) -> int:
+    if not 0 < args.level < 1:
+        hint = f"; did you mean --level {args.level / 100:g}?" if 1 < args.level < 100 else ""
+        raise GlmmkitError(f"--level {args.level:g} must be between 0 and 1, e.g. 0.95 for 95% intervals{hint}")
+    if args.jobs < 1:
+        raise GlmmkitError(f"--jobs {args.jobs} must be at least 1 (worker processes for the bootstrap)")
     if args.report:
         _check_writable(args.report)
     sep = {"\\t": "\t", "tab": "\t"}.get(args.sep, args.sep)
     df = _load_data(args.data, sep=sep, decimal=args.decimal)
+    for option, column in (("--weights", args.weights), ("--offset", args.offset)):
+        if column is not None:
+            _check_columns(df, option, [column])
     if args.factor:
         df = _as_factors(df, args.factor)
     show = args.progress or (args.progress is None and sys.stderr.isatty())
@@ -335,9 +492,8 @@ def _cmd_fit(args) -> int:
     else:
         print(fit.summary())
         if ci is not None:
-            what = {"boot": "Parametric bootstrap"}.get(method, method.capitalize())
-            print(f"\n{what} confidence intervals ({args.level:.0%}):")
-            print(ci.to_string(float_format=lambda v: f"{v:.5g}"))
+            print()
+            print(format_confint(ci, method, args.level))
     if args.report:
         with progress("writing the report", show):
             try:
@@ -348,10 +504,28 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+EXAMPLES = """examples:
+  glmmkit datasets                        list the bundled data sets (glmmkit datasets cbpp: its columns)
+  glmmkit demo sleepstudy                 fit a bundled example and print its summary
+  glmmkit fit "Reaction ~ Days + (Days | Subject)" --data sleepstudy --report sleep.html
+  glmmkit fit "cbind(incidence, size - incidence) ~ period + (1 | herd)" --data cbpp \\
+      --family binomial --confint profile
+  glmmkit fit "y ~ x + (1 | site)" --data my_data.csv --sep ';' --decimal ',' --output json
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``glmmkit`` argument parser (sub-commands demo, datasets and fit).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A parser whose usage errors are one line and exit with status 2.
+    """
     from . import __version__
 
-    parser = OneLineArgumentParser(prog="glmmkit", description="Mixed-effects models with lme4 formulas.")
+    parser = OneLineArgumentParser(prog="glmmkit", description="Mixed-effects models with lme4 formulas.",
+                                   epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"glmmkit {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show Python tracebacks (for bug reports)")
     sub = parser.add_subparsers(dest="command", parser_class=OneLineArgumentParser, metavar="{demo,datasets,fit}")
@@ -362,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="describe this data set (source, columns)")
     p.set_defaults(func=_cmd_datasets)
     p = sub.add_parser("fit", help="fit a model to a CSV/Parquet/Feather file (or a bundled data set name)",
-                       description="Fit an LMM (default, gaussian family) or a GLMM (--family) and print the summary.")
+                       description="Fit an LMM (default, gaussian family) or a GLMM (--family) and print the summary.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("formula", help="lme4 formula, e.g. 'y ~ x + (1 | g)'")
     p.add_argument("--data", required=True, help="data file (.csv, .tsv, .parquet, .feather) or bundled data set name")
     p.add_argument("--sep", default=None, help="field separator of a text file, e.g. ';' (default: ',' or tab for .tsv)")
@@ -399,6 +574,19 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main(argv=None) -> int:
+    """Run the ``glmmkit`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 2 for bad input or usage (one ``glmmkit: error:`` line on stderr),
+        1 for an internal error, 130 when interrupted.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1206,7 +1206,8 @@ def _prefix_inverse(L: np.ndarray, d: int, mz: int, columns=None) -> np.ndarray:
     has at most one nonzero per column, and the products are gathers."""
     r = L.diagonal()[:d]
     L21 = L[d:mz, :d]
-    P = _symmetric(lapack.dpotri(np.tril(L[d:mz, d:mz]), lower=1)[0])
+    # all of S diagonal (d == mz): no trailing block, and LAPACK refuses (and prints about) a 0 x 0 matrix
+    P = _symmetric(lapack.dpotri(np.tril(L[d:mz, d:mz]), lower=1)[0]) if mz > d else np.zeros((0, 0))
     if columns is not None:
         rho, has = columns
         c = L21.ravel()[rho * d + np.arange(d)] * has / r  # each column's nonzero over r
