@@ -65,11 +65,25 @@ def has_zero_part(fit) -> bool:
     return isinstance(getattr(fit, "family", None), (Truncated, _ZeroPart))
 
 
-def check_fixed_submodels(fit, what: str) -> None:
-    """Raise ``NotAvailableError`` when a sub-model (``ziformula``, ``dispformula``) has random effects:
-    ``what`` treats π and the dispersion as functions of their coefficients only."""
+def check_fixed_submodels(fit, what: str, supported=()) -> None:
+    """Raise ``NotAvailableError`` when a sub-model (``ziformula``, ``dispformula``) has random effects
+    that ``what`` does not handle (those whose θ block is not named in ``supported``, e.g. "theta_zi"):
+    it would treat π or the dispersion as functions of their coefficients only.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    what : str
+        The computation, for the message.
+    supported : tuple of str
+        The sub-models' θ blocks the computation handles.
+
+    Returns
+    -------
+    None
+    """
     layout = getattr(getattr(fit, "_problem", None), "layout", None)
-    extra = [b.name for b in getattr(layout, "blocks", ()) if b.name.startswith("theta_")]
+    extra = [b.name for b in getattr(layout, "blocks", ()) if b.name.startswith("theta_") and b.name not in supported]
     if extra:
         from ..exceptions import NotAvailableError
 
