@@ -20,6 +20,14 @@ random effects, so it comes out of the integral unchanged.  ``marginal_coefs`` r
 g(E[y]) on X (the zero part's coefficients and the conditional ones together make the population
 mean) and takes its delta method in every estimated parameter (θ, β, ψ, β_zi, β_disp) from the
 fit's joint covariance; ``marginal_moments`` uses the family's conditional variance of y.
+
+Random effects in the ``ziformula`` too: E[y | b, b_zi] = (1 − π(ζ)) h(μ(η)), h the count (or
+positive) part's mean, and the two parts' random effects are independent terms (any factors: z'b
+and z_zi'b_zi of a row are independent normals), so E[y] = E[1 − π(ζ₀ + t_zi)] E[h(μ(η₀ + t))], a
+product Gauss-Hermite rule (40 x 40 nodes) that is exact to quadrature accuracy; E[y²] likewise
+from the count part's second moment, and two rows of one cluster have
+E[y_s y_t] = E[(1 − π_s)(1 − π_t)] E[h_s h_t], each a bivariate rule.  ``marginal_coefs`` takes
+its delta method in every parameter, θ_zi included.
 """
 
 from __future__ import annotations

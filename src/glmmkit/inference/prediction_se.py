@@ -29,6 +29,18 @@ information at the mode, and J by central differences of φ with b̂(x) re-solve
 zero-inflated model the modes move with β_zi too).  For the mixture mean μ(1 − π) this carries
 both parts' coefficients, and their covariance, into the standard error.
 
+Random effects in the ``ziformula`` too (a ``JointLaplace`` fit): φ depends on both parts' effects,
+η = x'β + z'b and ζ = x_zi'β_zi + z_zi'b_zi, and
+
+    Var(φ) = g' Cov((b, b_zi) | y) g + J Σ J',    g = (∂φ/∂η z, ∂φ/∂ζ z_zi),
+
+with the joint conditional covariance Λ M⁻¹ Λ' of the joint Newton system at the joint mode (its
+pseudo-rows' weights from each row's 2 x 2 information, so the two parts' effects of a level are
+correlated given y), and J by central differences with the joint mode re-solved at each step (so
+every scale, π's included, moves with β, β_zi, θ and θ_zi through the modes).  ``re_form="~0"``
+drops both parts' effects (glmmTMB 1.1.5's ``re.form = NA`` drops only the conditional part's);
+a formula of some conditional terms keeps those and every zero-part term.
+
 ``re_form`` spellings: None (every random term), ``"~0"`` / ``"NA"`` (none), or a formula of
 random terms such as ``"~(1 | Subject)"`` that keeps the named terms only (lme4's
 ``re.form = ~(1 | g)``): terms are matched by their columns' formula and grouping factor.
@@ -570,14 +582,15 @@ def submodel_predict_se(fit, newdata=None, re_form=None, type="link", theta_unce
     newdata : DataFrame, optional
         Rows to predict (the fitted rows when omitted).
     re_form : None, "~0" or a formula of random terms
-        Conditional on the random effects' modes (None), at the population level (``"~0"``) or on
-        the named terms only.
+        Conditional on the random effects' modes (None; both parts' joint modes when the ziformula
+        has random effects), at the population level (``"~0"``: every part's effects at 0) or on the
+        named conditional terms only (a zero part keeps its own).
     type : {"link", "response", "conditional", "zprob", "zlink", "disp"}
         The scale, as :meth:`GlmmFit.predict`'s: η, the mixture mean E[y] = μ(1 − π) (a hurdle's
         mean for a hurdle family), g⁻¹(η), π, logit π, the dispersion on glmmTMB's scale.
     theta_uncertainty : bool
-        Include the uncertainty of θ (glmmTMB always does); False holds θ at its estimate and keeps
-        that of every coefficient and family parameter.
+        Include the uncertainty of θ (and of a zero part's θ_zi; glmmTMB always does); False holds
+        them at their estimates and keeps that of every coefficient and family parameter.
     allow_new_levels : bool
         Levels not seen in the fit get random effects of zero instead of an error.
 
