@@ -8,7 +8,8 @@ only (NaN for the variance parameters, as lme4).  The parametric bootstrap
 simulates responses from the fitted model (new random effects each time),
 refits from the estimates and takes percentiles.  A model with a ``ziformula`` or
 ``dispformula`` adds rows ``zi~<name>`` and ``disp~<name>`` (glmmTMB's names) to the Wald and
-profile intervals.
+profile intervals; random effects in the ``ziformula`` add ``zi~sd_<term>|<group>`` rows (NaN for
+Wald, as the conditional SDs).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def _wald(fit, level):
     lower = np.concatenate([np.full(len(var), np.nan), fit._beta - z * se])
     upper = np.concatenate([np.full(len(var), np.nan), fit._beta + z * se])
     out = pd.DataFrame({"lower": lower, "upper": upper}, index=list(var.index) + list(fit.x_names))
+    from .profile import zero_part_variance_rows
+
+    zi_var = [n for n, *_ in zero_part_variance_rows(fit)]
+    if zi_var:  # the zero part's SDs: no Wald interval (NaN, as the conditional part's)
+        out = pd.concat([out.iloc[: len(var)], pd.DataFrame({"lower": np.nan, "upper": np.nan}, index=zi_var),
+                         out.iloc[len(var) :]])
     subs = getattr(getattr(fit, "_problem", None), "submodels", ())
     if subs:  # the zero-inflation and dispersion coefficients, under glmmTMB's confint names
         from ..results.submodels import part_table
@@ -137,9 +144,10 @@ def _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm=None) -> p
         raise ArgumentError(f"level must be between 0 and 1, got {level!r}")
     if parm is not None:
         wanted = [parm] if isinstance(parm, str) else list(parm)
-        from .profile import submodel_rows
+        from .profile import submodel_rows, zero_part_variance_rows
 
-        known = list(all_parameters(fit).index) + [n for n, _ in submodel_rows(fit)]
+        known = (list(all_parameters(fit).index) + [n for n, *_ in zero_part_variance_rows(fit)]
+                 + [n for n, _ in submodel_rows(fit)])
         unknown = [p for p in wanted if p not in known]
         if unknown:
             raise ArgumentError(f"parm names unknown parameter(s) {unknown}; the parameters are {known}")
@@ -147,7 +155,8 @@ def _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm=None) -> p
             from .profile import profile_confint
 
             return profile_confint(fit, level=level, which=wanted).loc[wanted]
-        absent = [p for p in wanted if p in {n for n, _ in submodel_rows(fit)}]
+        absent = [p for p in wanted
+                  if p in {n for n, _ in submodel_rows(fit)} | {n for n, *_ in zero_part_variance_rows(fit)}]
         if absent and str(method).lower() in ("boot", "bootstrap"):
             from ..exceptions import NotAvailableError
 

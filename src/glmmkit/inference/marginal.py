@@ -20,6 +20,14 @@ random effects, so it comes out of the integral unchanged.  ``marginal_coefs`` r
 g(E[y]) on X (the zero part's coefficients and the conditional ones together make the population
 mean) and takes its delta method in every estimated parameter (θ, β, ψ, β_zi, β_disp) from the
 fit's joint covariance; ``marginal_moments`` uses the family's conditional variance of y.
+
+Random effects in the ``ziformula`` too: E[y | b, b_zi] = (1 − π(ζ)) h(μ(η)), h the count (or
+positive) part's mean, and the two parts' random effects are independent terms (any factors: z'b
+and z_zi'b_zi of a row are independent normals), so E[y] = E[1 − π(ζ₀ + t_zi)] E[h(μ(η₀ + t))], a
+product Gauss-Hermite rule (40 x 40 nodes) that is exact to quadrature accuracy; E[y²] likewise
+from the count part's second moment, and two rows of one cluster have
+E[y_s y_t] = E[(1 − π_s)(1 − π_t)] E[h_s h_t], each a bivariate rule.  ``marginal_coefs`` takes
+its delta method in every parameter, θ_zi included.
 """
 
 from __future__ import annotations
@@ -65,11 +73,25 @@ def has_zero_part(fit) -> bool:
     return isinstance(getattr(fit, "family", None), (Truncated, _ZeroPart))
 
 
-def check_fixed_submodels(fit, what: str) -> None:
-    """Raise ``NotAvailableError`` when a sub-model (``ziformula``, ``dispformula``) has random effects:
-    ``what`` treats π and the dispersion as functions of their coefficients only."""
+def check_fixed_submodels(fit, what: str, supported=()) -> None:
+    """Raise ``NotAvailableError`` when a sub-model (``ziformula``, ``dispformula``) has random effects
+    that ``what`` does not handle (those whose θ block is not named in ``supported``, e.g. "theta_zi"):
+    it would treat π or the dispersion as functions of their coefficients only.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    what : str
+        The computation, for the message.
+    supported : tuple of str
+        The sub-models' θ blocks the computation handles.
+
+    Returns
+    -------
+    None
+    """
     layout = getattr(getattr(fit, "_problem", None), "layout", None)
-    extra = [b.name for b in getattr(layout, "blocks", ()) if b.name.startswith("theta_")]
+    extra = [b.name for b in getattr(layout, "blocks", ()) if b.name.startswith("theta_") and b.name not in supported]
     if extra:
         from ..exceptions import NotAvailableError
 
@@ -140,6 +162,151 @@ def _variances(fit, cols, theta):
     return v
 
 
+# ----- random effects in the zero part too -----
+
+def zero_part_structure(fit):
+    """The random-effects structure of the fit's zero-inflation formula (None without one)."""
+    for sub in getattr(getattr(fit, "_problem", None), "submodels", ()):
+        if sub.part == "zi" and sub.structure is not None:
+            return sub.structure
+    return None
+
+
+def _structure_columns(structure, newdata):
+    """Per term of ``structure``, its columns for the rows (fitted rows or ``newdata``)."""
+    if newdata is None:
+        return [t.columns for t in structure.terms]
+    from ..frame import term_columns
+
+    nd = newdata.reset_index(drop=True)
+    if any(t.structure.kind == "relmat" for t in structure.terms):
+        from ..exceptions import NotAvailableError
+
+        raise NotAvailableError("population-averaged means are not available for relmat= terms in the ziformula")
+    return [t.columns_from(term_columns(t.source, nd)) for t in structure.terms]
+
+
+def _structure_cov(structure, theta):
+    """Per term, the covariance of its random effects at θ (its block's template, the term's columns)."""
+    templates = structure.templates(np.asarray(theta, dtype=float))
+    out = []
+    for t in structure.terms:
+        T = templates[t.block][np.ix_(t.block_cols, t.block_cols)]
+        out.append(T @ T.T)
+    return out
+
+
+class _Mixture:
+    """The rows' pieces of a zero-inflated (or hurdle) model with random effects in both parts:
+    E[y | b, b_zi] = (1 − π(ζ)) h(μ(η)) with η = η₀ + z'b, ζ = ζ₀ + z_zi'b_zi, the two parts'
+    effects independent normal terms; h is the count (or positive) part's mean (the family at π = 0)."""
+
+    def __init__(self, fit, newdata=None):
+        from ..exceptions import NotAvailableError
+
+        if getattr(fit, "_x", None) is None:
+            raise NotAvailableError("population-averaged means of a model with random effects in its ziformula need "
+                                    "the fit's estimates of every part, which this fit does not keep")
+        self.fit, self.nd = fit, None if newdata is None else newdata.reset_index(drop=True)
+        self.layout = fit._problem.layout
+        self.zsub = next(sub for sub in fit._problem.submodels if sub.part == "zi")
+        self.zstruct = self.zsub.structure
+        if self.nd is None:
+            self.X, self.off = fit.frame.X[:, fit._x_kept], np.asarray(fit.frame.offset, dtype=float)
+            self.Xz = self.zsub.X
+        else:
+            from ..newdata import fixed_design
+
+            self.X, self.off = fixed_design(fit, self.nd), fit._new_offset(self.nd)
+            self.Xz = self.zsub.design_new(self.nd)
+        self.cols = _row_columns(fit, self.nd)
+        self.zcols = _structure_columns(self.zstruct, self.nd)
+
+    def parts(self, x):
+        """(η₀, v, ζ₀, v_zi, family at π = 0) at the full estimate vector x."""
+        prm = self.layout.split(x)
+        eta0 = self.X @ prm.beta + self.off
+        zeta0 = self.Xz @ prm["beta_zi"] / self.zsub.scale
+        v = _variances(self.fit, self.cols, prm.theta)
+        vz = np.zeros(eta0.shape[0])
+        for Z, C in zip(self.zcols, _structure_cov(self.zstruct, prm["theta_zi"])):
+            vz = vz + np.einsum("ia,ab,ib->i", Z, C, Z)
+        fam = _row_family(self.fit, self.nd, x)
+        fam0 = fam.with_values({"zi": np.zeros(eta0.shape[0])})
+        return eta0, v, zeta0, vz, fam0
+
+    def row_covariances(self, x):
+        """Cov(z_s'b, z_t'b) and Cov(z_zi,s'b_zi, z_zi,t'b_zi) between the rows, at x."""
+        prm = self.layout.split(x)
+        n = self.X.shape[0]
+        S, Sz = np.zeros((n, n)), np.zeros((n, n))
+        for t, Z in zip(self.fit.structure.terms, self.cols):
+            S += Z @ self.fit._term_cov(t, prm.theta) @ Z.T
+        for Z, C in zip(self.zcols, _structure_cov(self.zstruct, prm["theta_zi"])):
+            Sz += Z @ C @ Z.T
+        return S, Sz
+
+    def means(self, x):
+        """E[y] per row: E[1 − π] E[h(μ)] (the parts' effects are independent), by Gauss-Hermite."""
+        eta0, v, zeta0, vz, fam0 = self.parts(x)
+        return _one_minus_pi(zeta0, vz) @ _WEIGHTS * _response_means_from(fam0, eta0, v)
+
+
+def _one_minus_pi(zeta0, vz):
+    """1 − π at the Gauss-Hermite nodes of ζ₀ + t, t ~ N(0, v_zi): (rows, nodes)."""
+    nodes = zeta0[:, None] + np.sqrt(np.maximum(vz, 0.0))[:, None] * _NODES[None, :]
+    return 0.5 * (1.0 - np.tanh(0.5 * nodes))
+
+
+def _pair_expectation(f, mean0, S, s_idx, t_idx, rows_s=None, rows_t=None):
+    """E[f_s(a_s) f_t(a_t)] for the pairs (s, t), (a_s, a_t) bivariate normal around (mean0_s, mean0_t)
+    with covariance S (a 40 x 40 product Gauss-Hermite rule on its Cholesky factor)."""
+    v = np.diag(S)
+    l00 = np.sqrt(np.maximum(v[s_idx], 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l10 = np.where(l00 > 0, S[s_idx, t_idx] / np.where(l00 > 0, l00, 1.0), 0.0)
+    l11 = np.sqrt(np.maximum(v[t_idx] - l10**2, 0.0))
+    a, c = _NODES[None, :, None], _NODES[None, None, :]
+    first = mean0[s_idx][:, None, None] + l00[:, None, None] * a + 0.0 * c
+    second = mean0[t_idx][:, None, None] + l10[:, None, None] * a + l11[:, None, None] * c
+    return np.einsum("pij,i,j->p", f(first, s_idx) * f(second, t_idx), _WEIGHTS, _WEIGHTS)
+
+
+def _mixture_moments(fit, newdata) -> dict:
+    """``marginal_moments`` of a model with random effects in both parts (see ``_Mixture``)."""
+    mix = _Mixture(fit, newdata)
+    x = np.asarray(fit._x, dtype=float)
+    eta0, v, zeta0, vz, fam0 = mix.parts(x)
+    S, Sz = mix.row_covariances(x)
+    n = eta0.shape[0]
+    q = _one_minus_pi(zeta0, vz) @ _WEIGHTS  # E[1 − π]
+    h = _response_means_from(fam0, eta0, v)  # E[h(μ)]
+    mean = q * h
+    # E[y²] = E[1 − π] E[h² + Var] (the count part's second moment, at π = 0)
+    nodes = eta0[:, None] + np.sqrt(np.maximum(v, 0.0))[:, None] * _NODES[None, :]
+    second = (_at_nodes(fam0, nodes) ** 2 + _at_nodes(fam0, nodes, what="variance")) @ _WEIGHTS
+    variance = q * second - mean**2
+    s_idx, t_idx = np.tril_indices(n, -1)
+
+    def one_minus_pi(z, rows):
+        return 0.5 * (1.0 - np.tanh(0.5 * z))
+
+    def count_mean(e, rows):
+        return _at_nodes(fam0, e, rows=rows)
+
+    joint = (_pair_expectation(one_minus_pi, zeta0, Sz, s_idx, t_idx)
+             * _pair_expectation(count_mean, eta0, S, s_idx, t_idx))
+    cov = np.zeros((n, n))
+    cov[s_idx, t_idx] = joint - mean[s_idx] * mean[t_idx]
+    cov = cov + cov.T
+    cov[np.diag_indices(n)] = variance
+    sdv = np.sqrt(variance)
+    idx = newdata.index
+    return {"mean": pd.Series(mean, index=idx), "variance": pd.Series(variance, index=idx),
+            "covariance": pd.DataFrame(cov, index=idx, columns=idx),
+            "correlation": pd.DataFrame(cov / np.outer(sdv, sdv), index=idx, columns=idx)}
+
+
 def marginal_means(fit, newdata=None) -> np.ndarray:
     """E[y] per row, averaging the mean of y over the random effects (response scale).
 
@@ -155,6 +322,9 @@ def marginal_means(fit, newdata=None) -> np.ndarray:
         The population-averaged mean of each row; for a zero-inflated model (1 − π) E_b[μ].
     """
     nd = None if newdata is None else newdata.reset_index(drop=True)
+    if zero_part_structure(fit) is not None:
+        check_fixed_submodels(fit, "the population-averaged mean", supported=("theta_zi",))
+        return _Mixture(fit, nd).means(np.asarray(fit._x, dtype=float))
     eta0 = fit._predict_array(nd, re_form="~0")
     v = _variances(fit, _row_columns(fit, nd), fit._theta)
     if not has_zero_part(fit):
@@ -177,6 +347,14 @@ def _zero_part_coefs(fit, X, offset, cols):
     from ..fitting.driver import central_jacobian
 
     layout = fit._problem.layout
+    if zero_part_structure(fit) is not None:  # both parts' random effects averaged over
+        mix = _Mixture(fit)
+        link = fit.family.link.link
+
+        def f(x):
+            return np.linalg.lstsq(X, link(mix.means(x)) - offset, rcond=None)[0]
+
+        return central_jacobian(f, np.asarray(fit._x, dtype=float))
 
     def f(x):
         prm = layout.split(x)
@@ -206,16 +384,21 @@ def marginal_coefs(fit) -> pd.DataFrame:
     theta, beta = np.asarray(fit._theta, dtype=float), fit._beta
     zero = has_zero_part(fit)
     if zero:
-        check_fixed_submodels(fit, "marginal_coefs")
+        check_fixed_submodels(fit, "marginal_coefs", supported=("theta_zi",))
     if zero and getattr(fit, "_x", None) is None:
         from ..exceptions import NotAvailableError
 
         raise NotAvailableError(f"marginal coefficients of a {fit.family.name} model need its estimates of every "
                                 "part, which this fit does not keep")
-    est = _marginal_beta(fit, theta, beta, X, offset, cols, _row_family(fit) if zero else None)
+    zi_random = zero and zero_part_structure(fit) is not None
+    if zi_random:
+        est = None  # the coefficients come with their Jacobian
+    else:
+        est = _marginal_beta(fit, theta, beta, X, offset, cols, _row_family(fit) if zero else None)
     cov = getattr(fit, "_x_cov", None) if zero else getattr(fit, "_param_cov", None)
     if zero:
-        J = _zero_part_coefs(fit, X, offset, cols)[1]
+        est_j, J = _zero_part_coefs(fit, X, offset, cols)
+        est = est_j if zi_random else est
         ok = cov is not None and np.all(np.isfinite(cov))
         se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, cov, J), 0.0)) if ok else np.full(est.shape, np.nan)
     elif fit.has_residual or not fit.has_family:
@@ -241,6 +424,9 @@ def marginal_moments(fit, newdata) -> dict:
     the random effects induce between those rows when they belong to one cluster (every factor),
     plus σ² R between them for a residual correlation structure (at the rows' times, or their order
     for ``ar1(1 | g)``)."""
+    if zero_part_structure(fit) is not None:
+        check_fixed_submodels(fit, "marginal_moments", supported=("theta_zi",))
+        return _mixture_moments(fit, newdata)
     nd = newdata.reset_index(drop=True)
     eta0 = fit._predict_array(nd, re_form="~0")
     cols = _row_columns(fit, nd)

@@ -29,6 +29,18 @@ information at the mode, and J by central differences of φ with b̂(x) re-solve
 zero-inflated model the modes move with β_zi too).  For the mixture mean μ(1 − π) this carries
 both parts' coefficients, and their covariance, into the standard error.
 
+Random effects in the ``ziformula`` too (a ``JointLaplace`` fit): φ depends on both parts' effects,
+η = x'β + z'b and ζ = x_zi'β_zi + z_zi'b_zi, and
+
+    Var(φ) = g' Cov((b, b_zi) | y) g + J Σ J',    g = (∂φ/∂η z, ∂φ/∂ζ z_zi),
+
+with the joint conditional covariance Λ M⁻¹ Λ' of the joint Newton system at the joint mode (its
+pseudo-rows' weights from each row's 2 x 2 information, so the two parts' effects of a level are
+correlated given y), and J by central differences with the joint mode re-solved at each step (so
+every scale, π's included, moves with β, β_zi, θ and θ_zi through the modes).  ``re_form="~0"``
+drops both parts' effects (glmmTMB 1.1.5's ``re.form = NA`` drops only the conditional part's);
+a formula of some conditional terms keeps those and every zero-part term.
+
 ``re_form`` spellings: None (every random term), ``"~0"`` / ``"NA"`` (none), or a formula of
 random terms such as ``"~(1 | Subject)"`` that keeps the named terms only (lme4's
 ``re.form = ~(1 | g)``): terms are matched by their columns' formula and grouping factor.
@@ -144,6 +156,49 @@ def new_random_design(fit, nd: pd.DataFrame, keep, allow_new_levels: bool) -> np
             Z[rows, blk.offset + idx[rows] * blk.K + bc] = cols[rows, c]
         Z[missing] = np.nan
     return Z
+
+
+class _StructureView:
+    """What ``new_random_design`` reads of a fit (its structure), for a sub-model's structure."""
+
+    def __init__(self, structure):
+        self.structure = structure
+
+
+def zero_part_design(fit, sub, newdata, allow_new_levels: bool) -> np.ndarray:
+    """Dense Z_zi (rows × q_zi, the zero part's engine order) of a sub-model with random effects: the
+    fitted rows' (``newdata`` None) or ``newdata``'s (NaN rows where a grouping factor is missing)."""
+    if newdata is None:
+        Z = sub.structure.z_matrix()
+        return np.asarray(Z.toarray()) if hasattr(Z, "toarray") else np.asarray(Z, dtype=float)
+    return new_random_design(_StructureView(sub.structure), newdata, None, allow_new_levels)
+
+
+def joint_b_covariance(obj, mode, theta_all) -> np.ndarray:
+    """Cov((b, b_zi) | y) in the stacked order of a ``JointLaplace`` objective at its joint mode:
+    Λ M⁻¹ Λ' with M = Λ'Z̃'W̃Z̃Λ + I, W̃ the pseudo-rows' weights of the exact row information
+    [[a, b], [b, c]] there (dense in the stacked random effects).
+
+    Parameters
+    ----------
+    obj : JointLaplace
+    mode : JointMode
+        The joint mode (``obj.joint_mode``).
+    theta_all : ndarray
+        θ of the stacked structure (``obj.joint_theta``).
+
+    Returns
+    -------
+    ndarray, shape (q, q)
+    """
+    st = obj.stacked
+    templates = st.templates(np.asarray(theta_all, dtype=float))
+    L = st.b_of(templates, np.eye(st.q))
+    A = np.asarray(obj.Zs @ L)
+    _, _, a, b, c = mode.family.joint_newton_terms(mode.eta, obj.y, obj.wt)
+    w = np.concatenate([a - b, c - b, b])
+    M = A.T @ (w[:, None] * A) + np.eye(st.q)
+    return L @ np.linalg.solve(M, L.T)
 
 
 # ----- the conditional modes as functions of (θ, β) -----
@@ -409,28 +464,58 @@ class _PartsPredictor:
             self.sub_X = {part: sub.design_new(newdata) for part, sub in self.subs.items()}
         self.bad = np.isnan(Z).any(axis=1) if Z.size else np.zeros(self.X.shape[0], dtype=bool)
         self.Z = np.where(np.isnan(Z), 0.0, Z)
-        self.population = keep == () or fit.structure.q == 0 or not self.Z.any()
+        # the zero part's random effects (a JointLaplace fit): kept unless re_form is population-level
+        self.zi_sub = next((sub for sub in self.subs.values() if sub.structure is not None), None)
+        self.Zzi = None
+        if self.zi_sub is not None and keep != ():
+            Zzi = zero_part_design(fit, self.zi_sub, newdata, allow_new_levels)
+            self.bad = self.bad | np.isnan(Zzi).any(axis=1)
+            self.Zzi = np.where(np.isnan(Zzi), 0.0, Zzi)
+        self.population = (keep == () or fit.structure.q == 0 or not self.Z.any()) and self.Zzi is None
 
     def modes(self, x):
-        """b̂ at the parameters x (Newton from the fit's own modes) and the PIRLS state."""
+        """b̂ at the parameters x (Newton from the fit's own modes) and the PIRLS state; with random
+        effects in the zero part ((b̂, b̂_zi), the joint mode), both re-solved jointly."""
         prm = self.layout.split(x)
+        if self.zi_sub is not None:
+            mode = self.obj.joint_mode(prm, u0=np.asarray(self.fit._state.joint.u, dtype=float).copy())
+            s, zs = self.fit.structure, self.zi_sub.structure
+            b = s.b_of(s.templates(prm.theta), mode.u[self.obj.index_cond])
+            b_zi = zs.b_of(zs.templates(prm["theta_zi"]), mode.u[self.obj.index_zi])
+            return (b, b_zi), mode
         self.obj.u = np.asarray(self.fit._state.u, dtype=float).copy()
         state = self.obj.pirls(prm.theta, prm.beta, family=self.obj.family_at(prm))
         s = self.fit.structure
         return s.b_of(s.templates(prm.theta), state.u), state
 
     def eta(self, x, b):
+        """The conditional linear predictor η of the rows at x, with the random effects b (None: without;
+        a pair (b, b_zi) for a zero part with random effects)."""
         prm = self.layout.split(x)
         eta = self.X @ prm.beta + self.off
+        if isinstance(b, tuple):
+            b = b[0]
         return eta if b is None else eta + self.Z @ b
 
-    def value(self, x, eta):
-        """φ of every row from the parameters x and the conditional linear predictor η."""
+    def zeta(self, x, b=None):
+        """Each sub-model's linear predictor of the rows at x (the zero part's with b_zi when ``b`` is a
+        pair (b, b_zi) and the prediction keeps the zero part's random effects)."""
+        prm = self.layout.split(x)
+        zeta = {part: X @ prm[f"beta_{part}"] for part, X in self.sub_X.items()}
+        if isinstance(b, tuple) and self.Zzi is not None:
+            part = self.zi_sub.part
+            zeta[part] = zeta[part] + self.zi_sub.scale * (self.Zzi @ b[1])
+        return zeta
+
+    def value(self, x, eta, zeta=None):
+        """φ of every row from the parameters x, the conditional linear predictor η and the sub-models'
+        linear predictors ``zeta`` (from x alone when omitted)."""
         prm = self.layout.split(x)
         t = self.type
         if t == "link":
             return eta
-        zeta = {part: X @ prm[f"beta_{part}"] for part, X in self.sub_X.items()}
+        if zeta is None:
+            zeta = self.zeta(x)
         if t == "zlink":
             return zeta["zi"] if "zi" in zeta else self._scalar_zi(prm, eta, logit=True)
         if t == "zprob":
@@ -455,6 +540,25 @@ class _PartsPredictor:
         z = float(prm.psi[self.scalar_names.index("zi")])
         return np.full(eta.shape[0], z if logit else 0.5 * (1.0 + np.tanh(0.5 * z)))
 
+    def joint_conditional_variance(self, x, mode, eta, zeta):
+        """g' Cov((b, b_zi) | y) g per row, g the row's gradient of φ in both parts' random effects
+        (∂φ/∂η z and ∂φ/∂ζ z_zi, placed in the stacked order of the joint mode)."""
+        part = self.zi_sub.part
+        h = 1e-5 * np.maximum(np.abs(eta), 1.0)
+        d_eta = (self.value(x, eta + h, zeta) - self.value(x, eta - h, zeta)) / (2.0 * h)
+        hz = 1e-5 * np.maximum(np.abs(zeta[part]), 1.0)
+        up, down = dict(zeta), dict(zeta)
+        up[part], down[part] = zeta[part] + hz, zeta[part] - hz
+        d_zeta = (self.value(x, eta, up) - self.value(x, eta, down)) / (2.0 * hz)
+        d_zeta = d_zeta * self.zi_sub.scale  # ζ moves by scale · z_zi'b_zi
+        prm = self.layout.split(x)
+        C = joint_b_covariance(self.obj, mode, self.obj.joint_theta(prm))
+        G = np.zeros((eta.shape[0], C.shape[0]))
+        G[:, self.obj.index_cond] = d_eta[:, None] * self.Z
+        if self.Zzi is not None:
+            G[:, self.obj.index_zi] = d_zeta[:, None] * self.Zzi
+        return np.einsum("ij,jk,ik->i", G, C, G)
+
     def b_covariance(self, state, theta):
         """Cov(b | y) = Λ (Λ'Z'WZΛ + I)⁻¹ Λ' at the mode, W the observed information (dense)."""
         s = self.fit.structure
@@ -478,14 +582,15 @@ def submodel_predict_se(fit, newdata=None, re_form=None, type="link", theta_unce
     newdata : DataFrame, optional
         Rows to predict (the fitted rows when omitted).
     re_form : None, "~0" or a formula of random terms
-        Conditional on the random effects' modes (None), at the population level (``"~0"``) or on
-        the named terms only.
+        Conditional on the random effects' modes (None; both parts' joint modes when the ziformula
+        has random effects), at the population level (``"~0"``: every part's effects at 0) or on the
+        named conditional terms only (a zero part keeps its own).
     type : {"link", "response", "conditional", "zprob", "zlink", "disp"}
         The scale, as :meth:`GlmmFit.predict`'s: η, the mixture mean E[y] = μ(1 − π) (a hurdle's
         mean for a hurdle family), g⁻¹(η), π, logit π, the dispersion on glmmTMB's scale.
     theta_uncertainty : bool
-        Include the uncertainty of θ (glmmTMB always does); False holds θ at its estimate and keeps
-        that of every coefficient and family parameter.
+        Include the uncertainty of θ (and of a zero part's θ_zi; glmmTMB always does); False holds
+        them at their estimates and keeps that of every coefficient and family parameter.
     allow_new_levels : bool
         Levels not seen in the fit get random effects of zero instead of an error.
 
@@ -502,7 +607,7 @@ def submodel_predict_se(fit, newdata=None, re_form=None, type="link", theta_unce
     _check_supported(fit)
     from .marginal import check_fixed_submodels
 
-    check_fixed_submodels(fit, "se_fit")
+    check_fixed_submodels(fit, "se_fit", supported=("theta_zi",))
     if getattr(fit, "_x", None) is None or getattr(fit, "_state", None) is None:
         raise NotAvailableError("standard errors of predictions need the fit's estimates of every part, which "
                                 f"a {fit.method} fit does not keep; refit with nagq=1 (Laplace)")
@@ -519,18 +624,23 @@ def submodel_predict_se(fit, newdata=None, re_form=None, type="link", theta_unce
     pred = _PartsPredictor(fit, nd, resolve_re_form(fit, re_form), allow_new_levels, type)
     x0 = np.asarray(fit._x, dtype=float)
     layout = pred.layout
-    uses_modes = not pred.population and type in ("link", "response", "conditional")
+    # with the zero part's random effects every scale moves with the joint mode (π's with b̂_zi, and
+    # b̂_zi with β, the conditional part's with β_zi)
+    uses_modes = not pred.population and (pred.zi_sub is not None or type in ("link", "response", "conditional"))
 
     def phi(x):
         b = pred.modes(x)[0] if uses_modes else None
-        return pred.value(x, pred.eta(x, b))
+        return pred.value(x, pred.eta(x, b), pred.zeta(x, b))
 
     b0, state = pred.modes(x0) if uses_modes else (None, None)
     eta0 = pred.eta(x0, b0)
-    value = pred.value(x0, eta0)
+    zeta0 = pred.zeta(x0, b0)
+    value = pred.value(x0, eta0, zeta0)
     free = np.ones(x0.shape[0], dtype=bool)
     if not theta_uncertainty:
-        free[layout.slice("theta")] = False
+        for blk in layout.blocks:
+            if blk.name == "theta" or blk.name.startswith("theta_"):
+                free[layout.slice(blk.name)] = False
     V = fit._x_cov[np.ix_(free, free)]
     idx = np.flatnonzero(free)
 
@@ -541,10 +651,12 @@ def submodel_predict_se(fit, newdata=None, re_form=None, type="link", theta_unce
 
     _, J = central_jacobian(phi_free, x0[idx], rel=1e-4 if uses_modes else 1e-5)
     var = np.einsum("ij,jk,ik->i", J, V, J)
-    if uses_modes:
+    if uses_modes and pred.zi_sub is not None:
+        var = var + pred.joint_conditional_variance(x0, state, eta0, zeta0)
+    elif uses_modes:
         # ∂φ/∂η row by row (each row's φ depends on its own η only)
         h = 1e-5 * np.maximum(np.abs(eta0), 1.0)
-        d_eta = (pred.value(x0, eta0 + h) - pred.value(x0, eta0 - h)) / (2.0 * h)
+        d_eta = (pred.value(x0, eta0 + h, zeta0) - pred.value(x0, eta0 - h, zeta0)) / (2.0 * h)
         C = pred.b_covariance(state, layout.split(x0).theta)
         var = var + d_eta**2 * np.einsum("ij,jk,ik->i", pred.Z, C, pred.Z)
     se = np.sqrt(np.maximum(var, 0.0))

@@ -18,7 +18,9 @@ correlation whose ζ stays below z to ±1 gets ±1.
 A GLMM with a ``ziformula`` or ``dispformula`` has rows for those coefficients too, under
 glmmTMB's confint names ``zi~<name>`` and ``disp~<name>`` (the dispersion on glmmTMB's
 log scale): each is profiled like a fixed effect, every other parameter of every part
-re-optimised.
+re-optimised.  Random effects in the ``ziformula`` add rows for that part's standard deviations
+(and correlations), named as the conditional part's with a ``zi~`` prefix (``zi~sd_(Intercept)|site``,
+on logit π's scale): each is profiled on the joint Laplace deviance like the conditional SDs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from scipy import optimize
 from ..optimize import minimize_bobyqa
 from .parameters import natural_parameters, variance_parameters
 
-__all__ = ["profile_confint", "submodel_rows"]
+__all__ = ["profile_confint", "submodel_rows", "zero_part_variance_rows"]
 
 _BIG = 1e100
 
@@ -73,12 +75,26 @@ class _Model:
             # an objective of its own (the fit's is never touched), warm-started at the fit's modes
             self.obj = fit._problem.objective(tol=1e-12)
             self.obj.u = fit._state.u.copy()
+            if getattr(fit._state, "joint", None) is not None:
+                self.obj.u_joint = np.asarray(fit._state.joint.u, dtype=float).copy()
             # β and a family's own parameters (profiled out as nuisance) with the objective's bounds
             layout = self.obj.layout
             rest = slice(layout.slice("theta").stop, layout.size)
             self.lower += list(layout.lower[rest])
             self.upper += list(layout.upper[rest])
         self.lower, self.upper = np.array(self.lower), np.array(self.upper)
+        # the zero part's random effects: their natural parameters stand in for θ_zi in the vector
+        self.zi_rows = [] if self.lmm else zero_part_variance_rows(fit)
+        self.zi_at = {}
+        if self.zi_rows:
+            n_theta = fit.structure.n_theta
+            for name, _, lo, hi, pos in self.zi_rows:
+                k = self.n_var + pos - n_theta
+                self.zi_at[name] = k
+                self.lower[k], self.upper[k] = lo, hi
+            self.zi_slice = layout.slice("theta_zi")
+            self.zi_terms = _zero_part_structure(fit).terms
+            self.zi_vec = slice(self.n_var + self.zi_slice.start - n_theta, self.n_var + self.zi_slice.stop - n_theta)
 
     def theta_of(self, v, sigma=1.0):
         """θ from the interval parameters of every term (None where they give no valid covariance)."""
@@ -115,8 +131,26 @@ class _Model:
             if theta is None:
                 return _BIG
             params = np.concatenate([theta, x[self.n_var :]])
+            if self.zi_rows:
+                theta_zi = self.zi_theta_of(x[self.zi_vec])
+                if theta_zi is None:
+                    return _BIG
+                params[self.zi_slice] = theta_zi
             d = self.obj.laplace(params) if self.fit.nagq <= 1 else self.obj.agq(params, self.fit.nagq)
         return d if np.isfinite(d) else _BIG
+
+    def zi_theta_of(self, v):
+        """θ_zi from the zero part's natural parameters (None where they give no valid covariance)."""
+        theta = np.empty(self.zi_slice.stop - self.zi_slice.start)
+        at = 0
+        for t in self.zi_terms:
+            n = t.theta_slice.stop - t.theta_slice.start
+            phi = t.structure.from_natural(np.asarray(v[at : at + n], dtype=float), 1.0)
+            if phi is None or not np.all(np.isfinite(phi)):
+                return None
+            theta[t.theta_slice] = phi
+            at += n
+        return theta
 
     def start(self):
         v = variance_parameters(self.fit).to_numpy()
@@ -124,7 +158,10 @@ class _Model:
             return v
         x = getattr(self.fit, "_x", None)
         if x is not None:  # β, ψ and the sub-models' coefficients as the objective orders them
-            return np.concatenate([v, x[self.fit.structure.n_theta:]])
+            out = np.concatenate([v, x[self.fit.structure.n_theta:]])
+            for name, value, *_ in self.zi_rows:
+                out[self.zi_at[name]] = value
+            return out
         return np.concatenate([v, self.fit._beta, self.fit._psi])
 
 
@@ -139,6 +176,46 @@ def submodel_rows(fit) -> list[tuple]:
     for sub in subs:
         start = layout.slice(f"beta_{sub.part}").start
         out += [(f"{sub.part}~{n}", start + j) for j, n in enumerate(sub.names)]
+    return out
+
+
+def _zero_part_structure(fit):
+    """The random-effects structure of the fit's zero-inflation formula (None without one)."""
+    for sub in getattr(getattr(fit, "_problem", None), "submodels", ()):
+        if sub.part == "zi" and sub.structure is not None:
+            return sub.structure
+    return None
+
+
+def zero_part_variance_rows(fit) -> list[tuple]:
+    """``(row name, value, lower, upper, position in fit._x)`` of the zero part's random-effect
+    parameters (``zi~sd_(Intercept)|site``, ``zi~cor_x.(Intercept)|g``: the conditional rows' names
+    with a ``zi~`` prefix), on logit π's scale; empty without random effects in the ziformula.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+
+    Returns
+    -------
+    list of tuple
+    """
+    st = _zero_part_structure(fit)
+    if st is None or getattr(fit, "_x", None) is None:
+        return []
+    sl = fit._problem.layout.slice("theta_zi")
+    theta = np.asarray(fit._x[sl], dtype=float)
+    out = []
+    for t in st.terms:
+        nat = t.structure.natural(theta[t.theta_slice], 1.0, t.names)
+        n = t.theta_slice.stop - t.theta_slice.start
+        if len(nat) != n:
+            from ..exceptions import NotAvailableError
+
+            raise NotAvailableError(f"profile intervals of the zero part's term {t.label!r} are not available: its "
+                                    f"{len(nat)} interval parameters do not map one to one onto its {n} θ entries")
+        for j, (name, value, lo, hi) in enumerate(nat):
+            out.append((f"zi~{name}|{t.group}", float(value), lo, hi, sl.start + t.theta_slice.start + j))
     return out
 
 
@@ -176,7 +253,7 @@ def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
     for name, pos in submodel_rows(fit):
         sub_at[name] = model.n_var + pos - n_theta
         sub_se[name] = float(np.sqrt(fit._x_cov[pos, pos])) if fit._x_cov is not None else np.nan
-    names = model.var_names + list(fit.x_names) + list(sub_at)
+    names = model.var_names + list(model.zi_at) + list(fit.x_names) + list(sub_at)
     if which is not None:
         names = [n for n in names if n in set(which)]
     x_hat = model.start()
@@ -213,6 +290,8 @@ def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
         else:
             if name in sub_at:
                 k = sub_at[name]
+            elif name in model.zi_at:
+                k = model.zi_at[name]
             elif name in model.var_names:
                 k = model.var_names.index(name)
             else:
