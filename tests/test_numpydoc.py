@@ -38,9 +38,7 @@ EXCLUDED = {
     "inference/prediction_se.py",
     "inference/marginal.py",
     "fitting/glmm.py",
-    "structure.py",
     "summary.py",
-    "frame.py",
 }
 
 SECTION = re.compile(r"^([ \t]*)([A-Z][A-Za-z ]+)\n\1-{3,}[ \t]*$", re.M)
