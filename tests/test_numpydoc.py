@@ -38,7 +38,6 @@ EXCLUDED = {
     "inference/prediction_se.py",
     "inference/marginal.py",
     "fitting/glmm.py",
-    "summary.py",
 }
 
 SECTION = re.compile(r"^([ \t]*)([A-Z][A-Za-z ]+)\n\1-{3,}[ \t]*$", re.M)
