@@ -36,7 +36,6 @@ EXCLUDED = {
     "inference/confint.py",
     "inference/prediction_se.py",
     "inference/marginal.py",
-    "fitting/glmm.py",
 }
 
 SECTION = re.compile(r"^([ \t]*)([A-Z][A-Za-z ]+)\n\1-{3,}[ \t]*$", re.M)
