@@ -29,23 +29,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "glmmkit"
 # Files other engineers are editing now; the lead empties this set once their work has landed.
 # A path ending in "/" stands for everything under that folder.
 EXCLUDED = {
-    "results/",
-    "objective/",
-    "diagnostics/plots.py",
-    "diagnostics/__init__.py",
+    "objective/joint.py",
     "report.py",
     "cli.py",
-    "families/__init__.py",
     "inference/profile.py",
     "inference/confint.py",
     "inference/prediction_se.py",
     "inference/marginal.py",
-    "fitting/glmm.py",
-    "submodel.py",
-    "glmer.py",
-    "structure.py",
-    "summary.py",
-    "frame.py",
 }
 
 SECTION = re.compile(r"^([ \t]*)([A-Z][A-Za-z ]+)\n\1-{3,}[ \t]*$", re.M)

@@ -49,6 +49,13 @@ class GroupingFactor:
 
     @property
     def nlevels(self) -> int:
+        """Number of levels of the factor.
+
+        Returns
+        -------
+        int
+            ``len(levels)``.
+        """
         return len(self.levels)
 
 
@@ -59,11 +66,16 @@ class RandomTermData:
     Attributes
     ----------
     spec : RandomTermSpec
+        The parsed term (its left-hand side, grouping factors and covariance structure).
     factor : GroupingFactor
+        The term's grouping factor coded on the model frame's rows.
     columns : ndarray, shape (n, k)
         The term's model-matrix columns (``[1, Days]`` for ``(Days | Subject)``).
     names : list of str
         Their R names.
+    model_spec : formulaic ModelSpec or None
+        Encoding of the left-hand side's design, reused to build the columns for new data;
+        None for an intercept-only term.
     """
 
     spec: RandomTermSpec
@@ -79,18 +91,32 @@ class ModelFrame:
 
     Attributes
     ----------
+    parsed : ParsedFormula
+        The parsed model formula.
     data : DataFrame
         The used columns of the complete rows (original index kept).
     n_dropped : int
         Rows dropped because a used column was missing.
     y : ndarray, shape (n,)
+        The response of the n complete rows (a binomial ``cbind(s, f)`` response: the proportion
+        of successes, with the trials in ``weights``).
     X : ndarray, shape (n, p)
+        The fixed-effects design matrix (before aliased columns are dropped).
     x_names : list of str
+        The p column names of ``X`` in R's spelling.
     offset : ndarray, shape (n,)
+        The offset on the linear-predictor scale (``offset=`` plus every ``offset()`` term;
+        zeros when there is none).
     weights : ndarray, shape (n,), or None
+        Prior weights (binomial trials folded in); None when there are none.
     random : list of RandomTermData
+        One entry per random-effects term, in formula order.
     fixed_spec : formulaic ModelSpec or None
         Spec of the fixed design, reused to build X for new data.
+    response_name : str
+        The response as written on the formula's left-hand side.
+    messages : list of str
+        Notes for the user from building the frame (rows dropped for missing values).
     """
 
     parsed: ParsedFormula
@@ -108,6 +134,13 @@ class ModelFrame:
 
     @property
     def nobs(self) -> int:
+        """Number of complete rows the model is fitted to.
+
+        Returns
+        -------
+        int
+            n, the length of ``y``.
+        """
         return self.y.shape[0]
 
 
@@ -422,7 +455,10 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
     Parameters
     ----------
     parsed : ParsedFormula
+        The parsed model formula (response, fixed part, random terms, offsets).
     data : DataFrame
+        The user's data (a polars or pyarrow table is converted); every column the formula
+        uses must be present.
     weights, offset : array-like, column name, or None
         Prior weights and an offset, one value per row of ``data``.
     family : Family, optional
@@ -433,6 +469,9 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
         Further columns the model uses outside the formula (a residual structure's time and cluster),
         checked and kept in ``data``, and counted for complete cases; ``extra_what`` names their
         argument in messages.
+    extra_what : str, default ""
+        The argument ``extra_columns`` came from, as error messages name it
+        (``"residual='ar1(time | g)'"``); ``"the model"`` when empty.
 
     Returns
     -------
@@ -543,7 +582,20 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
 
 
 def offset_values(expr: str, data: pd.DataFrame) -> np.ndarray:
-    """Values of the expression inside ``offset(...)`` (a Python/R arithmetic expression)."""
+    """Values of the expression inside ``offset(...)`` (a Python/R arithmetic expression).
+
+    Parameters
+    ----------
+    expr : str
+        The text inside ``offset(...)``, e.g. ``"log(hours)"``.
+    data : DataFrame
+        Rows to evaluate it on, with the columns it names.
+
+    Returns
+    -------
+    ndarray of float, shape (len(data),)
+        The offset of every row (not checked for finiteness here).
+    """
     with np.errstate(divide="ignore", invalid="ignore"):  # log(0) and the like: reported by the caller's check
         fast = _fast_arithmetic(expr, data)
     if fast is not None:
@@ -563,9 +615,19 @@ def drop_aliased_columns(X: np.ndarray, names: list[str], tol: float = 1e-7):
     column is aliased when its norm after projection on the columns kept before
     it falls below ``tol`` times its own norm; later columns are the ones dropped.
 
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        The fixed-effects design matrix.
+    names : list of str
+        The p column names.
+    tol : float, default 1e-7
+        Relative tolerance on a column's residual norm (R's ``qr`` default).
+
     Returns
     -------
-    X_kept : ndarray
+    X_kept : ndarray, shape (n, len(kept))
+        ``X`` itself when nothing is dropped.
     kept : list of int
         Indices of the kept columns.
     dropped : list of str
@@ -596,7 +658,21 @@ def drop_aliased_columns(X: np.ndarray, names: list[str], tol: float = 1e-7):
 
 
 def factor_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
-    """Level label of every row for the grouping factor ``factors`` (as in GroupingFactor.levels)."""
+    """Level label of every row for the grouping factor ``factors`` (as in GroupingFactor.levels).
+
+    Parameters
+    ----------
+    data : DataFrame
+        Rows to label (fitted or new data), with the factor columns.
+    factors : tuple of str
+        The columns of the grouping factor; several make an interaction (``("pen", "room")``).
+
+    Returns
+    -------
+    ndarray of object, shape (len(data),)
+        Each row's label, components joined by ``":"`` (``"P1:R01"``); a missing value gives
+        an empty component.
+    """
     out = None
     for f in factors:
         codes, uniques = pd.factorize(data[f], use_na_sentinel=True)
@@ -606,5 +682,18 @@ def factor_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
 
 
 def term_columns(term: RandomTermData, data: pd.DataFrame) -> np.ndarray:
-    """A fitted random term's columns evaluated on new data, with the training encoding."""
+    """A fitted random term's columns evaluated on new data, with the training encoding.
+
+    Parameters
+    ----------
+    term : RandomTermData
+        The fitted term (its left-hand side and design encoding).
+    data : DataFrame
+        New rows with the columns the term's left-hand side uses.
+
+    Returns
+    -------
+    ndarray, shape (len(data), k)
+        The term's model-matrix columns for the new rows, in the order of ``term.names``.
+    """
     return _term_columns(term.spec.lhs, data, term.model_spec)[0]

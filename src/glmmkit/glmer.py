@@ -41,6 +41,8 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         (first level = failure), a proportion with ``weights=`` trials, or
         ``cbind(successes, failures)`` (expressions allowed inside).
     data : pandas.DataFrame
+        One row per observation, with the columns the formulas name; rows with a missing
+        value in any of them are dropped.
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"negative_binomial"`` (NB2, Var = μ + μ²/θ; alias
         ``"nbinom2"``), ``"nbinom1"`` (Var = μ(1 + φ)), ``"gamma"``, ``"inverse_gaussian"``,
@@ -80,6 +82,8 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
         Residual correlation structures belong to Gaussian models (``lmer(..., residual=...)``);
         a GLMM has no residual to correlate, and asking raises an error that points to the
         G-side equivalent.
+    data_name : str, optional
+        Name of the data shown in the summary ("Data: ...").
 
     Returns
     -------

@@ -48,11 +48,20 @@ class ReTerm:
     names : list of str
         Column names of the term (``["(Intercept)", "Days"]``).
     factor : GroupingFactor
+        The grouping factor coded on the model frame's rows.
     columns : ndarray, shape (n, k)
+        The term's k model-matrix columns on the n rows (a structured term: the columns its
+        structure makes of the frame's, e.g. one per time point).
     theta_slice : slice
         Where the term's parameters sit in θ.
+    source : RandomTermData or None
+        The model-frame term it comes from (a ``||`` term gives several ``ReTerm`` of one source).
+    source_cols : list of int or None
+        The source's columns this term takes (its share of a split ``||`` term).
     block : int
         Index of the block holding this term; ``block_cols`` its columns there.
+    block_cols : ndarray of int or None
+        The term's columns within its block's K columns; set by ``assemble_structure``.
     structure : CovStructure
         The term's covariance structure (default: unstructured, scalar for one column).
     """
@@ -75,23 +84,70 @@ class ReTerm:
 
     @property
     def k(self) -> int:
+        """Number of random effects per level (the term's columns).
+
+        Returns
+        -------
+        int
+            ``len(names)``.
+        """
         return len(self.names)
 
     @property
     def nlevels(self) -> int:
+        """Number of levels of the term's grouping factor.
+
+        Returns
+        -------
+        int
+            ``factor.nlevels``.
+        """
         return self.factor.nlevels
 
     def params(self, theta: np.ndarray) -> np.ndarray:
-        """The term's slice of θ (its structure's φ)."""
+        """The term's slice of θ (its structure's φ).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            The model's full covariance parameter vector.
+
+        Returns
+        -------
+        ndarray
+            ``theta[theta_slice]`` (a view).
+        """
         return theta[self.theta_slice]
 
     def template(self, theta: np.ndarray) -> np.ndarray:
-        """The term's k x k lower-triangular template at θ."""
+        """The term's k x k lower-triangular template at θ.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            The model's full covariance parameter vector; the term reads its own slice.
+
+        Returns
+        -------
+        ndarray, shape (k, k)
+            The term's relative covariance factor (covariance σ² T T').
+        """
         return self.structure.template(theta[self.theta_slice])
 
     def columns_from(self, source_columns: np.ndarray) -> np.ndarray:
         """The term's columns from its source term's columns on new data (``frame.term_columns``):
-        its share of a split ``||`` term, or its structure's positions."""
+        its share of a split ``||`` term, or its structure's positions.
+
+        Parameters
+        ----------
+        source_columns : ndarray, shape (m, k_source)
+            The source term's model-matrix columns on m new rows.
+
+        Returns
+        -------
+        ndarray, shape (m, k)
+            The term's own columns on those rows.
+        """
         return self.structure.term_columns(np.asarray(source_columns)[:, self.source_cols])
 
 
@@ -102,9 +158,11 @@ class ReBlock:
     Attributes
     ----------
     factor : GroupingFactor
+        The grouping factor the block's terms share.
     columns : ndarray, shape (n, K)
         The concatenated term columns.
     names : list of str
+        The K column names, term by term.
     terms : list of ReTerm
         The block's terms, in the order of their columns.
     tpl_rows, tpl_cols : ndarray of int
@@ -144,18 +202,50 @@ class ReBlock:
 
     @property
     def K(self) -> int:
+        """Number of random effects per level of the block (all its terms' columns).
+
+        Returns
+        -------
+        int
+            The number of columns of ``columns``.
+        """
         return self.columns.shape[1]
 
     @property
     def q(self) -> int:
+        """Number of levels of the block's grouping factor.
+
+        Returns
+        -------
+        int
+            ``factor.nlevels``.
+        """
         return self.factor.nlevels
 
     @property
     def size(self) -> int:
+        """Number of random effects of the block (its columns of Z).
+
+        Returns
+        -------
+        int
+            ``K * q``.
+        """
         return self.K * self.q
 
     def template(self, theta: np.ndarray) -> np.ndarray:
-        """The K x K lower-triangular relative covariance factor at ``theta`` (block diagonal over the terms)."""
+        """The K x K lower-triangular relative covariance factor at ``theta`` (block diagonal over the terms).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            The model's full covariance parameter vector.
+
+        Returns
+        -------
+        ndarray, shape (K, K)
+            A new array (never a view of ``theta``).
+        """
         K = self.K
         if self.direct:
             sl = self._theta_range
@@ -170,7 +260,18 @@ class ReBlock:
         return T
 
     def z_dense(self, sqrt_w: np.ndarray | None = None) -> np.ndarray:
-        """Dense n x (q K) model matrix of the block (small models: cheaper than scipy.sparse's overhead)."""
+        """Dense n x (q K) model matrix of the block (small models: cheaper than scipy.sparse's overhead).
+
+        Parameters
+        ----------
+        sqrt_w : ndarray, shape (n,), optional
+            Square roots of the row weights, multiplied into each row; unweighted when omitted.
+
+        Returns
+        -------
+        ndarray, shape (n, q * K)
+            Level-major columns: level g's K effects are columns ``g*K .. g*K + K - 1``.
+        """
         n, K = self.columns.shape
         Z = np.zeros((n, self.q * K))
         vals = self.columns if sqrt_w is None else self.columns * sqrt_w[:, None]
@@ -178,7 +279,18 @@ class ReBlock:
         return Z
 
     def z_matrix(self, sqrt_w: np.ndarray | None = None) -> sp.csr_matrix:
-        """Sparse n x (q K) model matrix of the block, level-major columns."""
+        """Sparse n x (q K) model matrix of the block, level-major columns.
+
+        Parameters
+        ----------
+        sqrt_w : ndarray, shape (n,), optional
+            Square roots of the row weights, multiplied into each row; unweighted when omitted.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix, shape (n, q * K)
+            K nonzeros per row (the row's level's columns).
+        """
         n, K = self.columns.shape
         vals = self.columns if sqrt_w is None else self.columns * sqrt_w[:, None]
         cols = self.factor.codes[:, None] * K + np.arange(K)[None, :]
@@ -203,6 +315,9 @@ class ModelStructure:
         Bounds of θ (for lme4's terms: 0 below the template diagonals, -inf elsewhere; inf above).
     theta_names : list of str
         lme4-style names, e.g. ``"Subject.(Intercept)"``, ``"Subject.Days.(Intercept)"``.
+    relmat : dict or None
+        The relationship matrices it was built with, ``{factor: K}`` (a rebuild reuses them);
+        None without any.
     """
 
     terms: list[ReTerm]
@@ -232,8 +347,14 @@ class ModelStructure:
 
     @cached_property
     def nesting(self) -> dict:
-        """``(i, j) -> True`` when the factor of term i is nested in that of term j (each of its
-        levels occurs within one level of j's factor)."""
+        """Which terms' grouping factors are nested in which others'.
+
+        Returns
+        -------
+        dict of (int, int) -> bool
+            ``(i, j) -> True`` when the factor of term i is nested in that of term j (each of its
+            levels occurs within one level of j's factor); pairs of terms on one factor are absent.
+        """
         out = {}
         for i, ti in enumerate(self.terms):
             for j, tj in enumerate(self.terms):
@@ -243,20 +364,43 @@ class ModelStructure:
 
     @property
     def n_theta(self) -> int:
+        """Length of θ (all terms' covariance parameters).
+
+        Returns
+        -------
+        int
+        """
         return self.theta_lower.shape[0]
 
     @property
     def q(self) -> int:
+        """Total number of random effects (the columns of Z).
+
+        Returns
+        -------
+        int
+            The sum of the blocks' ``size``.
+        """
         return sum(b.size for b in self.blocks)
 
     def theta_start(self) -> np.ndarray:
-        """The structures' default starts (lme4's identity templates for its terms)."""
+        """The structures' default starts (lme4's identity templates for its terms).
+
+        Returns
+        -------
+        ndarray, shape (n_theta,)
+        """
         return np.concatenate([np.zeros(0)] + [np.asarray(t.structure.start(), dtype=float) for t in self.terms])
 
     def scaled_theta_start(self) -> np.ndarray:
         """A start whose random effects all have unit scale on the linear predictor (for lme4's terms:
         each diagonal θ is 1 / rms of its column, 1 for intercepts).  Used when lme4's identity start
-        overflows (a slope on a covariate in the hundreds makes b·x ~ 100 at θ = 1)."""
+        overflows (a slope on a covariate in the hundreds makes b·x ~ 100 at θ = 1).
+
+        Returns
+        -------
+        ndarray, shape (n_theta,)
+        """
         parts = []
         for t in self.terms:
             rms = np.sqrt(np.mean(np.asarray(t.columns, dtype=float) ** 2, axis=0))
@@ -264,7 +408,19 @@ class ModelStructure:
         return np.concatenate([np.zeros(0)] + parts)
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
-        """The K x K lower-triangular template of every block at θ (engine order): what ``linalg`` takes."""
+        """The K x K lower-triangular template of every block at θ (engine order): what ``linalg`` takes.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters.
+
+        Returns
+        -------
+        list of ndarray, shape (K_b, K_b) each
+            One template per block, ``blocks`` order; with direct structures views into one fresh
+            buffer.
+        """
         if self.direct:
             flat = np.zeros(self._tpl_size)
             flat[self._tpl_pos] = theta
@@ -276,7 +432,8 @@ class ModelStructure:
 
         Parameters
         ----------
-        theta : ndarray
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters the structures' Jacobians are taken at.
         entry_grads : list of ndarray
             Per block (engine order), d(objective) / dT[tpl_rows[i], tpl_cols[i]].
 
@@ -297,7 +454,18 @@ class ModelStructure:
         return grad
 
     def template_jacobian(self, theta: np.ndarray) -> list[np.ndarray]:
-        """Per block, d T[tpl_rows, tpl_cols] / dθ as a dense (entries, n_theta) array."""
+        """Per block, d T[tpl_rows, tpl_cols] / dθ as a dense (entries, n_theta) array.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters the Jacobians are taken at.
+
+        Returns
+        -------
+        list of ndarray, shape (len(tpl_rows), n_theta) each
+            One per block, in engine order.
+        """
         out = []
         for blk in self.blocks:
             J = np.zeros((blk.tpl_rows.shape[0], self.n_theta))
@@ -307,11 +475,37 @@ class ModelStructure:
         return out
 
     def b_of(self, templates, u: np.ndarray) -> np.ndarray:
-        """b = Λ u from spherical effects u (engine order); u may carry trailing columns (q, k)."""
+        """b = Λ u from spherical effects u (engine order); u may carry trailing columns (q, k).
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            The blocks' templates (``templates(theta)``).
+        u : ndarray, shape (q,) or (q, k)
+            Spherical random effects, block by block, level-major within a block.
+
+        Returns
+        -------
+        ndarray, shape of ``u``
+            The random effects b = Λ u, in the same coordinates.
+        """
         return self._apply_templates(templates, u, transpose=False)
 
     def lambda_t(self, templates, r: np.ndarray) -> np.ndarray:
-        """Λ'r for r in the random-effects (b) coordinates; r may carry trailing columns (q, k)."""
+        """Λ'r for r in the random-effects (b) coordinates; r may carry trailing columns (q, k).
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            The blocks' templates (``templates(theta)``).
+        r : ndarray, shape (q,) or (q, k)
+            A vector (or columns) in b's coordinates, engine order.
+
+        Returns
+        -------
+        ndarray, shape of ``r``
+            Λ'r, in u's coordinates.
+        """
         return self._apply_templates(templates, r, transpose=True)
 
     def _apply_templates(self, templates, v, transpose):
@@ -327,11 +521,35 @@ class ModelStructure:
 
     def is_singular(self, theta: np.ndarray, tol: float = 1e-4) -> bool:
         """lme4's isSingular, asked of every term's structure (for lme4's terms: a diagonal template
-        entry at, or within tol of, zero)."""
+        entry at, or within tol of, zero).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters (the estimate).
+        tol : float, default 1e-4
+            How close to the boundary counts as on it.
+
+        Returns
+        -------
+        bool
+            True when any term's structure is singular at ``theta``.
+        """
         return any(t.structure.is_singular(theta[t.theta_slice], tol) for t in self.terms)
 
     def z_matrix(self, sqrt_w: np.ndarray | None = None) -> sp.csr_matrix:
-        """Sparse Z of all blocks in engine order."""
+        """Sparse Z of all blocks in engine order.
+
+        Parameters
+        ----------
+        sqrt_w : ndarray, shape (n,), optional
+            Square roots of the row weights, multiplied into each row; unweighted when omitted.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix, shape (n, q)
+            The blocks' model matrices side by side.
+        """
         if len(self.blocks) == 1:  # sp.hstack would copy the one block's matrix (16 MB at 1e6 rows)
             return self.blocks[0].z_matrix(sqrt_w)
         return sp.hstack([b.z_matrix(sqrt_w) for b in self.blocks], format="csr")
@@ -349,6 +567,7 @@ def build_structure(frame: ModelFrame, structures: dict | None = None, relmat: d
     Parameters
     ----------
     frame : ModelFrame
+        The model frame whose random terms (``frame.random``) are turned into terms and blocks.
     structures : dict, optional
         Covariance structure per term label (``{"Subject": CovStructure}``, labels as in
         ``ReTerm.label``); other terms are unstructured (one column: scalar), lme4's.

@@ -58,7 +58,18 @@ def one_sided(formula, argument: str, random: bool = False) -> str:
 
 
 def is_trivial(formula) -> bool:
-    """True for '~ 1' (the family's parameter estimated as one value, as without a formula)."""
+    """True for '~ 1' (the family's parameter estimated as one value, as without a formula).
+
+    Parameters
+    ----------
+    formula : str or None
+        A one-sided formula (``"~ 1"``, ``"~ mined"``) or None (no formula given).
+
+    Returns
+    -------
+    bool
+        True when ``formula`` is ``"~ 1"`` or ``"1"`` (spaces ignored); False for None or any other.
+    """
     return formula is not None and str(formula).replace(" ", "") in ("~1", "1")
 
 
@@ -69,6 +80,7 @@ class SubModel:
     Attributes
     ----------
     formula : str
+        The one-sided formula as given, normalised to start with ``"~ "``.
     part : str
         ``"zi"`` or ``"disp"``.
     param : str
@@ -76,7 +88,9 @@ class SubModel:
     scale : float
         The parameter on the engine's scale is the linear predictor / ``scale``.
     X : ndarray, shape (n, k)
+        The fixed part's design matrix on the model frame's n rows (k columns).
     names : tuple of str
+        The k column names of ``X`` (``"(Intercept)"``, ``"mined"``, ...).
     spec : object
         The design's encoding (for new data).
     structure : ModelStructure or None
@@ -97,7 +111,13 @@ class SubModel:
 
     @property
     def fixed_formula(self) -> str:
-        """The formula's fixed part ('~ mined' of '~ mined + (1 | site)')."""
+        """The formula's fixed part ('~ mined' of '~ mined + (1 | site)').
+
+        Returns
+        -------
+        str
+            The whole formula when it has no random-effects terms.
+        """
         if self.frame is None:
             return self.formula
         return "~ " + self.frame.parsed.fixed_rhs
@@ -114,7 +134,19 @@ class SubModel:
                                param=self.param, param_scale=self.scale)
 
     def design_new(self, data: pd.DataFrame) -> np.ndarray:
-        """The columns of this sub-model for new rows (the fitted data's encoding)."""
+        """The columns of this sub-model for new rows (the fitted data's encoding).
+
+        Parameters
+        ----------
+        data : DataFrame
+            New rows with the columns the fixed part names; factor levels must be ones seen in
+            the fitted data.
+
+        Returns
+        -------
+        ndarray, shape (len(data), k)
+            The fixed-part design of the new rows, columns as ``names``.
+        """
         from .design import build_design
 
         X = build_design(self.fixed_formula[1:].strip(), data, self.spec)[0]
@@ -131,6 +163,8 @@ def build_submodel(formula, data: pd.DataFrame, part: str, family) -> SubModel:
     data : DataFrame
         The model frame's complete rows.
     part : {"zi", "disp"}
+        Which family parameter the formula models: the zero probability (logit scale) or the
+        dispersion (the family's log scale).
     family : ParametricFamily
         The model's family (a zero-inflated or hurdle one for ``part="zi"``).
 

@@ -10,7 +10,21 @@ __all__ = ["LmmSummary", "GlmmSummary"]
 
 def format_column(values, digits: int = 4) -> list[str]:
     """Format numbers with a common number of decimals, as R's ``format(x, digits = 4)``:
-    enough decimals that the smallest non-zero magnitude shows ``digits`` significant digits."""
+    enough decimals that the smallest non-zero magnitude shows ``digits`` significant digits.
+
+    Parameters
+    ----------
+    values : array-like of float
+        The column's numbers.
+    digits : int, default 4
+        Significant digits of the smallest non-zero magnitude.
+
+    Returns
+    -------
+    list of str
+        One string per value; scientific notation for all when a magnitude is at least 1e15 or
+        below 1e-10; ``"NaN"`` for a non-finite value.
+    """
     v = np.asarray(values, dtype=float)
     finite = np.abs(v[np.isfinite(v) & (v != 0)])
     if finite.size == 0:
@@ -24,7 +38,20 @@ def format_column(values, digits: int = 4) -> list[str]:
 def coef_columns(estimate, std_error, digits: int = 4) -> tuple[list[str], list[str]]:
     """Estimate and standard error formatted together, as R's ``printCoefmat``: one number of decimals
     for both columns, enough for the smallest magnitude among them to show ``digits`` significant
-    digits (sleepstudy: 251.405 and 6.825, not 251.41)."""
+    digits (sleepstudy: 251.405 and 6.825, not 251.41).
+
+    Parameters
+    ----------
+    estimate, std_error : array-like of float, shape (p,)
+        The coefficients and their standard errors.
+    digits : int, default 4
+        Significant digits of the smallest non-zero magnitude of either column.
+
+    Returns
+    -------
+    estimate, std_error : list of str
+        The two columns formatted with one shared number of decimals.
+    """
     both = format_column(np.concatenate([np.asarray(estimate, float), np.asarray(std_error, float)]), digits)
     n = len(estimate)
     return both[:n], both[n:]
@@ -32,7 +59,22 @@ def coef_columns(estimate, std_error, digits: int = 4) -> tuple[list[str], list[
 
 def statistic_column(values, digits: int = 4, max_decimals: int = 3) -> list[str]:
     """t or z values as ``printCoefmat`` shows them: rounded to ``max_decimals`` (R's dig.tst = 3), then
-    ``digits`` significant digits for the smallest (36.838 and 6.771; 28.41)."""
+    ``digits`` significant digits for the smallest (36.838 and 6.771; 28.41).
+
+    Parameters
+    ----------
+    values : array-like of float
+        The test statistics.
+    digits : int, default 4
+        Significant digits of the smallest non-zero magnitude.
+    max_decimals : int, default 3
+        Decimals the values are rounded to first, and the most ever shown.
+
+    Returns
+    -------
+    list of str
+        One string per value, ``"NaN"`` for a non-finite one.
+    """
     v = np.round(np.asarray(values, dtype=float), max_decimals)
     finite = np.abs(v[np.isfinite(v) & (v != 0)])
     if finite.size == 0:
@@ -53,7 +95,22 @@ def _decimals_needed(x: float, digits: int) -> int:
 def pvalue_column(p, digits: int = 3, eps: float = 2.220446e-16) -> list[str]:
     """p-values as R prints them (``format.pval``, digits 3): from 1e-4 up in fixed notation with one shared
     number of decimals (0.001068, 0.000474), smaller ones in scientific notation (1.47e-09), ``<2e-16``
-    below the machine epsilon."""
+    below the machine epsilon.
+
+    Parameters
+    ----------
+    p : array-like of float, shape (m,)
+        The p-values.
+    digits : int, default 3
+        Significant digits shown.
+    eps : float, default 2.220446e-16
+        Values below it print as ``"<2e-16"`` (R's ``.Machine$double.eps``).
+
+    Returns
+    -------
+    list of str
+        One string per p-value, ``"NaN"`` for a non-finite one.
+    """
     p = np.asarray(p, dtype=float)
     out = ["NaN"] * p.shape[0]
     fixed = [i for i, v in enumerate(p) if np.isfinite(v) and v >= eps and (v == 0 or np.floor(np.log10(v)) >= -4)]
@@ -72,7 +129,18 @@ def pvalue_column(p, digits: int = 3, eps: float = 2.220446e-16) -> list[str]:
 
 
 def signif_stars(p) -> list[str]:
-    """R's significance codes: *** < 0.001 < ** < 0.01 < * < 0.05 < . < 0.1."""
+    """R's significance codes: *** < 0.001 < ** < 0.01 < * < 0.05 < . < 0.1.
+
+    Parameters
+    ----------
+    p : array-like of float
+        The p-values.
+
+    Returns
+    -------
+    list of str
+        ``"***"``, ``"**"``, ``"*"``, ``"."`` or ``""`` per p-value (``""`` for a non-finite one).
+    """
     out = []
     for v in np.asarray(p, dtype=float):
         out.append("" if not np.isfinite(v) else "***" if v < 0.001 else "**" if v < 0.01 else "*" if v < 0.05
@@ -87,7 +155,21 @@ def abbreviate(name: str, minlength: int = 6) -> str:
     """Short column labels for the correlation block, as R's ``abbreviate``: drop lower-case vowels from
     the right (never the first character), then other lower-case letters, then spaces, until ``minlength``
     is reached
-    ("(Intercept)" -> "(Intr)", "period2" -> "perid2")."""
+    ("(Intercept)" -> "(Intr)", "period2" -> "perid2").
+
+    Parameters
+    ----------
+    name : str
+        A coefficient name.
+    minlength : int, default 6
+        Length to shorten to; a name that still has more characters after all deletions is
+        cut to it.
+
+    Returns
+    -------
+    str
+        The abbreviation (``name`` itself when it is no longer than ``minlength``).
+    """
     chars = list(name)
     for pick in ("aeiou", "abcdefghijklmnopqrstuvwxyz", " "):
         i = len(chars) - 1
@@ -99,7 +181,20 @@ def abbreviate(name: str, minlength: int = 6) -> str:
 
 
 def correlation_lines(fit, names) -> list[str]:
-    """lme4's "Correlation of Fixed Effects" block (not shown above 12 coefficients, as lme4)."""
+    """lme4's "Correlation of Fixed Effects" block (not shown above 12 coefficients, as lme4).
+
+    Parameters
+    ----------
+    fit : LmmFit or GlmmFit
+        The fit whose ``vcov`` gives the correlations.
+    names : list of str
+        The fixed-effect names, in ``vcov``'s order.
+
+    Returns
+    -------
+    list of str
+        The block's lines, a blank line first; empty for fewer than two coefficients.
+    """
     p = len(names)
     if p < 2:
         return []
@@ -116,7 +211,18 @@ def correlation_lines(fit, names) -> list[str]:
 
 def data_label(fit) -> str:
     """What the summary's ``Data:`` line names: the ``data_name`` given, a bundled data set's name, or the
-    data's shape (lme4 prints the expression; Python has no name for an argument)."""
+    data's shape (lme4 prints the expression; Python has no name for an argument).
+
+    Parameters
+    ----------
+    fit : LmmFit or GlmmFit
+        The fit (its ``data_name`` and model frame are read).
+
+    Returns
+    -------
+    str
+        The name, or ``"a DataFrame of N rows (name it with data_name=)"``.
+    """
     if fit.data_name:
         return str(fit.data_name)
     name = fit.frame.data.attrs.get("name") if hasattr(fit.frame.data, "attrs") else None
@@ -166,13 +272,26 @@ def _structure_rows(term, C, sd, theta):
 
 
 class LmmSummary:
-    """Summary of an :class:`~glmmkit.results.LmmFit`; ``str()`` gives lme4's layout."""
+    """Summary of an :class:`~glmmkit.results.LmmFit`; ``str()`` gives lme4's layout.
+
+    Parameters
+    ----------
+    fit : LmmFit
+        The fitted model to summarise (read only; nothing is recomputed).
+    """
 
     def __init__(self, fit):
         self.fit = fit
 
     # tables as data --------------------------------------------------------------
     def fixed_table(self) -> pd.DataFrame:
+        """The fixed-effects table with t values (Wald, no p-values: lme4's ``summary``).
+
+        Returns
+        -------
+        DataFrame
+            Index the coefficient names; columns ``Estimate``, ``Std. Error``, ``t value``.
+        """
         f = self.fit
         se = np.sqrt(np.diag(f.vcov.to_numpy())) if len(f.fixef) else np.empty(0)
         return pd.DataFrame(
@@ -181,6 +300,15 @@ class LmmSummary:
         )
 
     def random_rows(self) -> list[list[str]]:
+        """The rows of the "Random effects" table as formatted strings.
+
+        Returns
+        -------
+        list of list of str
+            Per row: group, name, variance, standard deviation, then the correlations with the
+            term's earlier columns (or a structure's parameters); a ``Residual`` row last when
+            the model has one.  All rows padded to one length.
+        """
         f = self.fit
         rows, variances, sds = [], [], []
         for t in f.structure.terms:
@@ -212,7 +340,18 @@ class LmmSummary:
 
     # text ------------------------------------------------------------------------
     def residual_and_random_lines(self, residuals) -> list[str]:
-        """'Scaled residuals' quantiles, the random-effects table and the group counts."""
+        """'Scaled residuals' quantiles, the random-effects table and the group counts.
+
+        Parameters
+        ----------
+        residuals : array-like of float, shape (n,)
+            The residuals whose quantiles are shown (scaled for an LMM, Pearson for a GLMM).
+
+        Returns
+        -------
+        list of str
+            The lines, the residual-structure block and the effective-df line included.
+        """
         f = self.fit
         q = np.quantile(residuals, [0, 0.25, 0.5, 0.75, 1.0])
         lines = ["Scaled residuals:"]
@@ -237,7 +376,13 @@ class LmmSummary:
         return lines
 
     def residual_structure_lines(self) -> list[str]:
-        """nlme's block on the residual correlation structure ('Correlation Structure: AR(1)')."""
+        """nlme's block on the residual correlation structure ('Correlation Structure: AR(1)').
+
+        Returns
+        -------
+        list of str
+            The lines (with a variance function's SD ratios); empty without a residual structure.
+        """
         R = getattr(self.fit, "residual_structure", None)
         if R is None:
             return []
@@ -265,7 +410,13 @@ class LmmSummary:
         return lines
 
     def edf_line(self) -> str | None:
-        """Effective df beside the parameter count (skipped where M⁻¹'s dense cross block would be large)."""
+        """Effective df beside the parameter count (skipped where M⁻¹'s dense cross block would be large).
+
+        Returns
+        -------
+        str or None
+            The line, or None for PQL, a model without random effects, or a large model.
+        """
         f = self.fit
         blocks = f.structure.blocks
         if f.kind == "pql" or not blocks or sum(b.size for b in blocks[1:]) * blocks[0].size > 5_000_000:
@@ -320,6 +471,14 @@ class GlmmSummary(LmmSummary):
     """Summary of a :class:`~glmmkit.results.GlmmFit` in lme4's glmer layout (z tests)."""
 
     def fixed_table(self) -> pd.DataFrame:
+        """The fixed-effects table with Wald z tests (lme4's glmer ``summary``).
+
+        Returns
+        -------
+        DataFrame
+            Index the coefficient names; columns ``Estimate``, ``Std. Error``, ``z value``,
+            ``Pr(>|z|)`` (two-sided, normal reference).
+        """
         from scipy.stats import norm
 
         t = super().fixed_table().rename(columns={"t value": "z value"})
@@ -393,7 +552,18 @@ class GlmmSummary(LmmSummary):
 
 
 def submodel_lines(f) -> list:
-    """glmmTMB's blocks for the zero-inflation and dispersion models (none without those formulas)."""
+    """glmmTMB's blocks for the zero-inflation and dispersion models (none without those formulas).
+
+    Parameters
+    ----------
+    f : GlmmFit or LmmFit
+        The fitted model; its sub-models (``ziformula``, ``dispformula``) are read.
+
+    Returns
+    -------
+    list of str
+        The blocks' lines; empty when the model has no sub-model.
+    """
     from .results.submodels import part_table
 
     subs = getattr(getattr(f, "_problem", None), "submodels", ())

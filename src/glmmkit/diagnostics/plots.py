@@ -91,16 +91,19 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, ax=None, sort_by=Non
 
     Parameters
     ----------
-    fit : fitted model
+    fit : LmmFit or GlmmFit
+        The fitted model whose predicted random effects (``fit.ranef``) are drawn.
     factor : str or list of str, optional
         Grouping factor(s) to draw; all by default.
     level : float, default 0.95
         Coverage of the bars (0.95: ±1.96 sd).
     ax : matplotlib Axes or sequence of Axes, optional
-        One per panel (``axes=`` is an alias).
+        One per panel; a new figure when omitted.
     sort_by : str, optional
         The term whose estimates order the levels (default: each factor's first term); a
         factor without that term keeps its first.
+    axes : matplotlib Axes or sequence of Axes, optional
+        Alias of ``ax`` (give one of the two, not both).
 
     Returns
     -------
@@ -189,13 +192,16 @@ def plot_shrinkage(fit, factor=None, term=None, ax=None, axes=None):
 
     Parameters
     ----------
-    fit : fitted model
+    fit : LmmFit or GlmmFit
+        The fitted model; its ``shrinkage()`` table gives the no-pooling estimates.
     factor : str, optional
         Grouping factor; the first (most levels) by default.
     term : str or list of str, optional
         Random-effect column(s) of that factor; all by default (one panel each).
     ax : matplotlib Axes or sequence of Axes, optional
-        One per panel (``axes=`` is an alias).
+        One per panel; a new figure when omitted.
+    axes : matplotlib Axes or sequence of Axes, optional
+        Alias of ``ax`` (give one of the two, not both).
 
     Returns
     -------
@@ -320,9 +326,13 @@ def plot_residuals(obj, n_sim: int = 250, seed=None, re_form=None, ax=None, axes
         A fit is simulated first with ``n_sim``, ``seed`` and ``re_form``
         (see :func:`glmmkit.diagnostics.simulate_residuals`).
     n_sim, seed, re_form
-        Used only when ``obj`` is a fit.
+        Used only when ``obj`` is a fit: the number of simulations (int, default 250), the
+        random seed (int or numpy Generator) and None (condition on the predicted random
+        effects) or ``"~0"`` (new random effects in each simulation).
     ax : sequence of 3 (4 for count and binomial families) matplotlib Axes, optional
-        ``axes=`` is an alias.
+        One per panel; a new figure when omitted.
+    axes : sequence of matplotlib Axes, optional
+        Alias of ``ax`` (give one of the two, not both).
 
     Returns
     -------
@@ -630,7 +640,8 @@ def plot_effects(fit, variable: str, n_points: int = 100, n_clusters: int = 0, f
 
     Parameters
     ----------
-    fit : fitted model
+    fit : LmmFit or GlmmFit
+        The fitted model whose fixed effects (and their covariance) give the curves.
     variable : str
         A column of the fixed-effects formula (numeric or factor).
     n_points : int, default 100
@@ -777,7 +788,9 @@ def plot_correlation(fit, max_lag=None, ax=None):
     fit : LmmFit
         With a residual structure or a structured random-effect term over time.
     max_lag : float, optional
+        Largest lag shown (in the time variable's units); all lags by default.
     ax : matplotlib Axes, optional
+        Draw into this Axes; a new figure otherwise.
 
     Returns
     -------

@@ -58,6 +58,8 @@ def get_family(family, link=None, family_params=None) -> Family:
     Parameters
     ----------
     family : str, Family subclass or Family instance
+        A registered name (``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ...), a
+        ``Family`` class, or an instance whose class, link and fixed parameters are copied.
     link : str, optional
         The family's default link when omitted (an instance's own link).
     family_params : dict, optional

@@ -44,7 +44,9 @@ class GlmmProblem:
     Attributes
     ----------
     frame : ModelFrame
+        The complete-case model frame (response, offset, random terms).
     structure : ModelStructure
+        The conditional mean's random-effects terms and θ parameterisation.
     X : ndarray, shape (n, p)
         The kept fixed-effect columns (possibly centred/scaled for the optimiser).
     wt : ndarray, shape (n,)
@@ -56,6 +58,7 @@ class GlmmProblem:
     kept, dropped : list
         Columns of ``frame.X`` kept, names of those dropped as aliased.
     data_name : str or None
+        Name of the data shown in the summary.
     messages : tuple of str
         What the front end had to say (dropped rows, dropped columns).
     submodels : tuple of SubModel
@@ -77,49 +80,123 @@ class GlmmProblem:
 
     @property
     def y(self):
+        """The response on the engine's scale (binomial: proportions, trials in ``wt``).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+        """
         return self.frame.y
 
     @property
     def offset(self):
+        """The offset on the linear-predictor scale.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+        """
         return self.frame.offset
 
     @property
     def nobs(self) -> int:
+        """Number of rows fitted.
+
+        Returns
+        -------
+        int
+        """
         return self.frame.nobs
 
     @property
     def n_theta(self) -> int:
+        """Number of covariance parameters of the conditional mean's random effects.
+
+        Returns
+        -------
+        int
+        """
         return self.structure.n_theta
 
     @property
     def p(self) -> int:
+        """Number of fixed-effect columns the engine sees (the kept ones).
+
+        Returns
+        -------
+        int
+        """
         return self.X.shape[1]
 
     @property
     def parametric(self) -> bool:
+        """Whether the family has parameters of its own to estimate (NB, Gamma, beta, ...).
+
+        Returns
+        -------
+        bool
+        """
         return isinstance(self.family, ParametricFamily)
 
     @property
     def beta_names(self) -> tuple:
+        """Names of the kept fixed-effect columns.
+
+        Returns
+        -------
+        tuple of str
+        """
         return tuple(self.frame.x_names[j] for j in self.kept)
 
     @property
     def predictor(self) -> LinearPredictor:
-        """The conditional mean's linear predictor."""
+        """The conditional mean's linear predictor.
+
+        Returns
+        -------
+        LinearPredictor
+            Of ``X``, ``offset`` and ``structure``.
+        """
         return LinearPredictor(self.X, self.offset, self.structure, self.beta_names)
 
     @property
     def sub_predictors(self) -> tuple:
-        """The sub-models' linear predictors (``LinearPredictor`` with ``param`` set)."""
+        """The sub-models' linear predictors (``LinearPredictor`` with ``param`` set).
+
+        Returns
+        -------
+        tuple of LinearPredictor
+            One per sub-model, in ``submodels`` order; empty without any.
+        """
         return tuple(sub.predictor for sub in self.submodels)
 
     @property
     def layout(self):
-        """The parameters a fit estimates: (θ, β[, ψ][, β_zi][, β_disp]) as a ``ParameterLayout``."""
+        """The parameters a fit estimates: (θ, β[, ψ][, β_zi][, β_disp]) as a ``ParameterLayout``.
+
+        Returns
+        -------
+        ParameterLayout
+        """
         return model_layout([self.predictor], self.family, self.sub_predictors)
 
     def objective(self, tol: float = 1e-10, beta_start=None):
-        """A new objective for this problem (ParametricLaplace for a family with parameters)."""
+        """A new objective for this problem (ParametricLaplace for a family with parameters).
+
+        Parameters
+        ----------
+        tol : float, default 1e-10
+            Convergence tolerance of the inner PIRLS iterations.
+        beta_start : ndarray, shape (p,), optional
+            β that PIRLS starts from when β is not given (nAGQ = 0); the objective's own start
+            otherwise.
+
+        Returns
+        -------
+        GlmmObjective, ParametricLaplace or JointLaplace
+            JointLaplace when a sub-model has random effects, ParametricLaplace for a family with
+            parameters, GlmmObjective otherwise.
+        """
         if any(sub.structure is not None for sub in self.submodels):
             from ..objective.joint import JointLaplace
 
@@ -134,7 +211,19 @@ class GlmmProblem:
                              tol=tol, beta_names=self.beta_names)
 
     def fit(self, pql: bool = False, beta0=None):
-        """Fit this problem: ``fit_glmm`` (or ``fit_pql``); returns a new fit."""
+        """Fit this problem: ``fit_glmm`` (or ``fit_pql``); returns a new fit.
+
+        Parameters
+        ----------
+        pql : bool, default False
+            Fit by penalised quasi-likelihood instead.
+        beta0 : ndarray, shape (p,), optional
+            Starting β (the fixed-effects GLM's when omitted); not used by PQL.
+
+        Returns
+        -------
+        GlmmFit or PqlFit
+        """
         if pql:
             from .pql import fit_pql
 
@@ -142,11 +231,34 @@ class GlmmProblem:
         return fit_glmm(self, beta0)
 
     def with_response(self, y) -> "GlmmProblem":
-        """The same problem with another response (complete rows, the engine's scale)."""
+        """The same problem with another response (complete rows, the engine's scale).
+
+        Parameters
+        ----------
+        y : array-like, shape (n,)
+            The new response for the fitted rows (binomial: proportions, trials unchanged).
+
+        Returns
+        -------
+        GlmmProblem
+            A new problem; this one is not changed, and the front end's messages are dropped.
+        """
         frame = dataclasses.replace(self.frame, y=np.asarray(y, dtype=float), messages=[])
         return dataclasses.replace(self, frame=frame, messages=())
 
     def with_columns(self, X) -> "GlmmProblem":
+        """The same problem with other fixed-effect columns.
+
+        Parameters
+        ----------
+        X : array-like, shape (n, p')
+            The new fixed-effects design on the fitted rows.
+
+        Returns
+        -------
+        GlmmProblem
+            A new problem; this one is not changed.
+        """
         return dataclasses.replace(self, X=np.asarray(X, dtype=float))
 
 
@@ -161,14 +273,21 @@ class Estimate:
     state : PirlsState
         The conditional mode at ``x`` (with the family bound to ψ for a parametric family).
     objective : GlmmObjective
+        The objective at the estimates (the one the fit keeps for later inference).
     deviance : float
         −2 log L (Laplace or AGQ).
     H, grad : ndarray or None
         Hessian and gradient of the deviance in ``x`` (None for nAGQ = 0).
     optimizer, message : str
+        The optimiser that ended the fit and its message.
     n_evals : int
+        Objective evaluations, all stages together.
     converged : bool
+        Whether the optimiser (and the gradient test) reported convergence.
     pirls_failures : int
+        How many PIRLS runs ended without reaching the mode.
+    log : driver.RunLog
+        Every optimiser run of the fit, in order.
     """
 
     x: np.ndarray
@@ -228,9 +347,39 @@ class OneFactorLaplace:
 
     @staticmethod
     def applies(problem: GlmmProblem) -> bool:
+        """Whether this strategy fits ``problem``.
+
+        Parameters
+        ----------
+        problem : GlmmProblem
+            The problem to fit.
+
+        Returns
+        -------
+        bool
+            True for a family without its own parameters, one grouping factor, a canonical link and the
+        Laplace approximation (what the per-level kernel handles).
+        """
         return not problem.parametric and single_term.applies(problem.structure, problem.family, problem.nagq)
 
     def run(self, ctx: _Context) -> Estimate | None:
+        """Estimate the problem with this strategy.
+
+        L-BFGS-B on the kernel's exact Laplace gradient from the GLM's β, then the Hessian by differences
+        of that gradient.
+
+        Parameters
+        ----------
+        ctx : _Context
+            The fit's shared context: the problem, the GLM's β (start), the run log and the
+            PIRLS objective.
+
+        Returns
+        -------
+        Estimate or None
+            None when the kernel's PIRLS failed or the gradient test did not pass (the run is in the
+            log and the next strategy is tried).
+        """
         pb = ctx.problem
         s = pb.structure
         fast = single_term.SingleTermLaplace(s, pb.X, pb.y, pb.wt, pb.offset, pb.family)
@@ -260,9 +409,38 @@ class GradientLaplace:
 
     @staticmethod
     def applies(problem: GlmmProblem) -> bool:
+        """Whether this strategy fits ``problem``.
+
+        Parameters
+        ----------
+        problem : GlmmProblem
+            The problem to fit.
+
+        Returns
+        -------
+        bool
+            True for a family without its own parameters fitted by the Laplace approximation.
+        """
         return not problem.parametric and problem.nagq == 1
 
     def run(self, ctx: _Context) -> Estimate | None:
+        """Estimate the problem with this strategy.
+
+        L-BFGS-B on the exact gradient of the PIRLS Laplace deviance, then the Hessian by differences of
+        that gradient.
+
+        Parameters
+        ----------
+        ctx : _Context
+            The fit's shared context: the problem, the GLM's β (start), the run log and the
+            PIRLS objective.
+
+        Returns
+        -------
+        Estimate or None
+            None when the objective has no exact gradient (a non-canonical link) or the gradient test
+            did not pass.
+        """
         pb, obj = ctx.problem, ctx.obj
         if not obj.gradient_applies():
             return None
@@ -287,9 +465,37 @@ class StagedBobyqa:
 
     @staticmethod
     def applies(problem: GlmmProblem) -> bool:
+        """Whether this strategy fits ``problem``.
+
+        Parameters
+        ----------
+        problem : GlmmProblem
+            The problem to fit.
+
+        Returns
+        -------
+        bool
+            True for every family without its own parameters (the fallback of those).
+        """
         return not problem.parametric
 
     def run(self, ctx: _Context) -> Estimate:
+        """Estimate the problem with this strategy.
+
+        Θ by BOBYQA with β inside PIRLS; for nAGQ = 0 that is the estimate, otherwise (θ, β) by BOBYQA
+        on the Laplace or AGQ deviance and the Hessian by differences of the deviance.
+
+        Parameters
+        ----------
+        ctx : _Context
+            The fit's shared context: the problem, the GLM's β (start), the run log and the
+            PIRLS objective.
+
+        Returns
+        -------
+        Estimate
+            Always an estimate (its ``converged`` says how the optimiser ended).
+        """
         pb, obj = ctx.problem, ctx.obj
         s, nagq, layout = pb.structure, pb.nagq, obj.layout
         theta0 = theta_start(s, obj.nagq0)
@@ -344,9 +550,37 @@ class ParametricLaplaceFit:
 
     @staticmethod
     def applies(problem: GlmmProblem) -> bool:
+        """Whether this strategy fits ``problem``.
+
+        Parameters
+        ----------
+        problem : GlmmProblem
+            The problem to fit.
+
+        Returns
+        -------
+        bool
+            True for a family with its own parameters (NB, Gamma, beta, Student-t, ...).
+        """
         return problem.parametric
 
     def run(self, ctx: _Context) -> Estimate:
+        """Estimate the problem with this strategy.
+
+        L-BFGS-B on the exact Laplace gradient in (θ, β, log ψ, sub-models' β) from moment starts (BOBYQA
+        when it fails or the gradient is not available), then BOBYQA on the AGQ deviance for nagq > 1.
+
+        Parameters
+        ----------
+        ctx : _Context
+            The fit's shared context: the problem, the GLM's β (start), the run log and the
+            PIRLS objective.
+
+        Returns
+        -------
+        Estimate
+            Always an estimate (its ``converged`` says how the optimiser ended).
+        """
         pb = ctx.problem
         s, fam, nagq = pb.structure, pb.family, pb.nagq
         obj = pb.objective()
@@ -412,7 +646,22 @@ STRATEGIES = (ParametricLaplaceFit, OneFactorLaplace, GradientLaplace, StagedBob
 
 
 def family_start(family, problem: GlmmProblem, beta0) -> ParametricFamily:
-    """The family bound to moment starts of its parameters at the GLM's fitted means."""
+    """The family bound to moment starts of its parameters at the GLM's fitted means.
+
+    Parameters
+    ----------
+    family : ParametricFamily
+        The problem's family.
+    problem : GlmmProblem
+        The problem (response, prior weights, X, offset).
+    beta0 : ndarray, shape (p,)
+        The fixed-effects GLM's β, whose means the moment starts use.
+
+    Returns
+    -------
+    ParametricFamily
+        A new family object with its parameters at those starts.
+    """
     y, wt = problem.y, problem.wt
     mu = family.link.inverse(problem.X @ beta0 + problem.offset)
     return family.with_values(family.start(y, mu, wt))
@@ -420,7 +669,21 @@ def family_start(family, problem: GlmmProblem, beta0) -> ParametricFamily:
 
 def family_parts_start(started, obj) -> dict:
     """Starting values of the family's blocks: ψ of the parameters estimated as one value each, and
-    each sub-model's β with its intercept at the moment start (its other coefficients 0)."""
+    each sub-model's β with its intercept at the moment start (its other coefficients 0).
+
+    Parameters
+    ----------
+    started : ParametricFamily
+        The family bound to moment starts (``family_start``).
+    obj : ParametricLaplace or JointLaplace
+        The objective (its scalar family parameters and sub-model predictors).
+
+    Returns
+    -------
+    dict
+        Layout block name -> start: ``"psi"`` (log scale), ``"beta_zi"``/``"beta_disp"`` and,
+        for a sub-model with random effects, ``"theta_zi"``/``"theta_disp"``.
+    """
     engine = dict(zip(started.free_names, started.log_params()))
     out = {}
     if obj.scalar_names:
@@ -437,7 +700,19 @@ def family_parts_start(started, obj) -> dict:
 
 
 def glm_start(problem: GlmmProblem) -> np.ndarray:
-    """β of the fixed-effects-only GLM (for a parametric family at moment starts of its parameters)."""
+    """β of the fixed-effects-only GLM (for a parametric family at moment starts of its parameters).
+
+    Parameters
+    ----------
+    problem : GlmmProblem
+        The problem (X, response, prior weights, offset, family); a hurdle's GLM uses the positive
+        rows only.
+
+    Returns
+    -------
+    ndarray, shape (p,)
+        The GLM's β by IRLS.
+    """
     fam = problem.family
     y, wt = problem.y, problem.wt
     if getattr(fam, "zero_model", None) == "hurdle":  # the positive part's mean: from the positive rows
@@ -453,6 +728,7 @@ def fit_glmm(problem: GlmmProblem, beta0=None):
     Parameters
     ----------
     problem : GlmmProblem
+        The model to fit (frame, structure, kept columns, family, nagq).
     beta0 : ndarray, optional
         The GLM's β (computed when omitted).
 
@@ -511,6 +787,20 @@ def unscale(fit, scaling, problem: GlmmProblem):
     use); the family's parameters and the log-likelihood do not depend on the parameterisation.
     The new fit's problem and objective hold the user's X and Z, so that later inference
     (profiles, simulation, prediction, ranef, refit) works in the reported parameters.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+        The fit made in the transformed coordinates.
+    scaling : Scaling
+        The transformation (``scaling.choose_scaling``): the β map ``M`` and the terms' maps.
+    problem : GlmmProblem
+        The problem in the user's coordinates.
+
+    Returns
+    -------
+    GlmmFit
+        The same fit in the user's coordinates.
     """
     from ..results import GlmmFit
     from ..scaling import theta_jacobian, theta_to_user, u_to_user
@@ -557,14 +847,43 @@ def unscale(fit, scaling, problem: GlmmProblem):
 
 
 def vcov_from_state(obj, state, theta) -> np.ndarray:
-    """(R_X'R_X)⁻¹ of the weighted PLS system with β at the mode (lme4's use.hessian = FALSE)."""
+    """(R_X'R_X)⁻¹ of the weighted PLS system with β at the mode (lme4's use.hessian = FALSE).
+
+    Parameters
+    ----------
+    obj : GlmmObjective
+        The objective (X, offset, structure, family).
+    state : PirlsState
+        The conditional mode whose working weights form the system.
+    theta : ndarray, shape (n_theta,)
+        Covariance parameters.
+
+    Returns
+    -------
+    ndarray, shape (p, p)
+        The covariance of β̂ at θ, not multiplied by any dispersion.
+    """
     sys = obj._system(state.eta, obj.offset, obj.X)
     return sys.factor(obj.structure.templates(theta)).fixed_effects_covariance(sys.mz, sys.p)
 
 
 def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
     """The ``GlmmFit`` of an estimate: covariances from the Hessian (the PLS system's where it fails),
-    the convergence record, and the family bound to its estimated parameters."""
+    the convergence record, and the family bound to its estimated parameters.
+
+    Parameters
+    ----------
+    problem : GlmmProblem
+        The problem the estimate is of.
+    est : Estimate
+        What the winning strategy found.
+    log : driver.RunLog
+        Every optimiser run of the fit (``optimizer_info.restarts``).
+
+    Returns
+    -------
+    GlmmFit
+    """
     from ..results import FitInfo, GlmmFit
 
     layout, p = problem.layout, problem.p

@@ -49,11 +49,13 @@ def level_nodes(block, T, fixed, u_hat, y, wt, family, eta_mode, nagq: int) -> L
     u_hat : ndarray, shape (q, K)
         Conditional modes.
     y, wt : ndarray, shape (n,)
+        Response (engine scale) and prior weights.
     family : Family
         Bound to its parameters where it has any.
     eta_mode : ndarray, shape (n,)
         The linear predictor at the mode (for the curvature's weights).
     nagq : int
+        Gauss-Hermite nodes per dimension (k > 1).
 
     Returns
     -------

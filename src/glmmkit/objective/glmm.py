@@ -45,6 +45,7 @@ class PirlsState:
     beta : ndarray
         Fixed effects (estimated inside PIRLS for nAGQ = 0, else as given).
     eta, mu : ndarray, shape (n,)
+        The linear predictor and the conditional mean at the mode.
     pdev : float
         Penalised deviance -2 Σ log p(y | η) + ||u||² at the mode.
     logdet : float
@@ -53,8 +54,12 @@ class PirlsState:
         The weighted PLS system and its factor at the mode (for conditional
         variances and the fixed-effects covariance).
     converged : bool
+        Whether PIRLS (or Newton's method) met its tolerance.
     iterations : int
+        Iterations taken (0 for a state built at a known mode).
     family : Family or None
+        The family the mode was found with (bound to its parameters for a parametric family);
+        None means the objective's own.
     """
 
     u: np.ndarray
@@ -72,11 +77,29 @@ class PirlsState:
 
     @property
     def laplace(self) -> float:
+        """The Laplace deviance at the mode, −2 log L ≈ pdev + logdet.
+
+        Returns
+        -------
+        float
+        """
         return self.pdev + self.logdet
 
 
 def random_effect_entries(structure) -> list:
-    """Per random-effect column of every row: (block, component, index in u), lead block first."""
+    """Per random-effect column of every row: (block, component, index in u), lead block first.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The model's random-effects structure.
+
+    Returns
+    -------
+    list of (int, int, ndarray of int64)
+        One entry per block and column: the block index, the column within the block, and each
+        row's index of that effect in u (shape (n,)).
+    """
     out = []
     for bi, blk in enumerate(structure.blocks):
         for c in range(blk.K):
@@ -91,7 +114,26 @@ LEVERAGE_MATRIX_MIN_K = 4
 def row_leverages(structure, parts, templates, entries=None):
     """c_i = z̃_i' M⁻¹ z̃_i (z̃_i = Λ'z_i, M = Λ'Z'WZΛ + I) for every row, from M⁻¹ on the pattern of
     Z'Z (``BlockedSystem.inverse_parts``), and per entry the vectors P = M⁻¹[row, row] z̃ (the Laplace
-    gradient's trace terms reuse them).  Gathers only: no loop over rows or levels."""
+    gradient's trace terms reuse them).  Gathers only: no loop over rows or levels.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The model's random-effects structure.
+    parts : inverse parts
+        M⁻¹ on the pattern of Z'Z (``BlockedSystem.inverse_parts``).
+    templates : list of ndarray
+        The blocks' templates at θ.
+    entries : list, optional
+        ``random_effect_entries(structure)``, computed when omitted.
+
+    Returns
+    -------
+    c_diag : ndarray, shape (n,)
+        The leverages c_i.
+    P : list of ndarray, shape (n,) each
+        One vector per entry, in the order of ``entries``.
+    """
     blocks = structure.blocks
     entries = random_effect_entries(structure) if entries is None else entries
     lead = blocks[0]
@@ -146,22 +188,30 @@ class GlmmObjective:
     Parameters
     ----------
     structure : ModelStructure
+        The random-effects terms and θ parameterisation.
     X : ndarray, shape (n, p)
+        Full-rank fixed-effects design (as the engine sees it).
     y : ndarray, shape (n,)
         Response (a proportion for the binomial).
     wt : ndarray, shape (n,)
         Prior weights (times the number of trials for the binomial).
     offset : ndarray, shape (n,)
+        Offset on the linear-predictor scale.
     family : Family
+        The response family and link (bound to its parameters where it has any).
     beta_start : ndarray, optional
         β that PIRLS starts from when it estimates β itself (nAGQ = 0): the GLM's estimate.
     tol : float
         PIRLS's relative tolerance on the penalised deviance.  Fisher scoring (non-canonical
         links) converges linearly, so BOBYQA on the deviance and the Hessian's differences need a
         tight one (1e-15): a loose stop is noise they amplify.
-    maxit : int
+    maxit : int, default 60
+        Most PIRLS iterations per evaluation.
     beta_names : sequence of str, optional
         Fixed-effect labels for the parameter layout.
+    submodels : sequence of LinearPredictor, default ()
+        The zero-inflation and dispersion predictors (used by the subclasses with family
+        parameters); their blocks follow in the layout.
 
     Attributes
     ----------
@@ -196,7 +246,19 @@ class GlmmObjective:
 
     # ----- pieces -----
     def b_of(self, templates, u: np.ndarray) -> np.ndarray:
-        """b = Λθ u, block by block (engine order)."""
+        """b = Λθ u, block by block (engine order).
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            The blocks' templates at θ.
+        u : ndarray, shape (q,)
+            Spherical random effects.
+
+        Returns
+        -------
+        ndarray, shape (q,)
+        """
         return self.structure.b_of(templates, u)
 
     def _pdev(self, eta: np.ndarray, u: np.ndarray, family=None) -> tuple[float, np.ndarray | None]:
@@ -212,7 +274,22 @@ class GlmmObjective:
         return -2.0 * ll + float(u @ u), mu
 
     def state_at(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> PirlsState:
-        """The PIRLS state at a known mode (no iterations): for results after a fast-path fit."""
+        """The PIRLS state at a known mode (no iterations): for results after a fast-path fit.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters.
+        beta : ndarray, shape (p,)
+            Fixed effects.
+        u : ndarray, shape (q,)
+            The conditional mode found elsewhere (copied).
+
+        Returns
+        -------
+        PirlsState
+            With the working system and its factor at that mode.
+        """
         theta = np.asarray(theta, dtype=float)
         templates = self.structure.templates(theta)
         # in place where a sum would make another n-sized temporary (this step sets the peak memory
@@ -252,7 +329,25 @@ class GlmmObjective:
               start=None) -> PirlsState:
         """Conditional mode at θ; β given (Laplace, AGQ) or estimated with u (``beta=None``: nAGQ = 0).
         ``start``: (η, penalised deviance) at the start u and the given β when the caller has them
-        (``_predicted_mode``), so that they are not computed twice."""
+        (``_predicted_mode``), so that they are not computed twice.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters.
+        beta : ndarray, shape (p,), or None
+            Fixed effects held at these values; None estimates them with u (nAGQ = 0).
+        u0 : ndarray, shape (q,), optional
+            Start of u; the last mode found (``self.u``) by default.
+        start : tuple of (ndarray, float), optional
+            (η, penalised deviance) at ``u0`` and ``beta``.
+
+        Returns
+        -------
+        PirlsState
+            ``converged`` False when the iterations or the step halving ran out; ``laplace`` inf
+            when the final factor failed.
+        """
         theta = np.asarray(theta, dtype=float)
         templates = self.structure.templates(theta)
         joint = beta is None
@@ -314,7 +409,18 @@ class GlmmObjective:
 
     # ----- objectives -----
     def laplace(self, params: np.ndarray) -> float:
-        """Laplace deviance at (θ, β), warm-started from the last mode."""
+        """Laplace deviance at (θ, β), warm-started from the last mode.
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector in ``layout`` order.
+
+        Returns
+        -------
+        float
+            −2 log L (Laplace); inf where the mode could not be found.
+        """
         self.n_evals += 1
         prm = self.layout.split(params)
         theta, beta = prm.theta, prm.beta
@@ -324,7 +430,18 @@ class GlmmObjective:
         return state.laplace
 
     def nagq0(self, theta: np.ndarray) -> float:
-        """Laplace deviance at θ with β found inside PIRLS (lme4's nAGQ = 0)."""
+        """Laplace deviance at θ with β found inside PIRLS (lme4's nAGQ = 0).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters.
+
+        Returns
+        -------
+        float
+            −2 log L (Laplace) with β at its PIRLS estimate.
+        """
         self.n_evals += 1
         state = self.pirls(theta, None)
         if np.isfinite(state.laplace):
@@ -334,7 +451,17 @@ class GlmmObjective:
     # ----- exact Laplace gradient (canonical links) -----
     def gradient_applies(self, max_cross: int = 5_000_000) -> bool:
         """True when ``laplace_and_gradient`` is available: a canonical link, and M⁻¹'s dense
-        cross part (other blocks' random effects x lead random effects) of at most ``max_cross`` entries."""
+        cross part (other blocks' random effects x lead random effects) of at most ``max_cross`` entries.
+
+        Parameters
+        ----------
+        max_cross : int, default 5_000_000
+            Largest dense cross part allowed (the non-lead blocks are also limited to 5000 effects).
+
+        Returns
+        -------
+        bool
+        """
         if self.family.canonical_derivatives(np.zeros(1), np.zeros(1), np.ones(1)) is None:
             return False
         blocks = self.structure.blocks
@@ -361,6 +488,18 @@ class GlmmObjective:
         M⁻¹ ∂(Λ'Z's)/∂φ), and dD/dθ = Σ_τ dD/dτ · dτ/dθ with the Jacobian of the
         terms' covariance structures (``ModelStructure.contract``).  Everything needs M⁻¹ only on
         the pattern of Z'Z (``BlockedSystem.inverse_parts``) and one solve.
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector (θ, β) in ``layout`` order.
+
+        Returns
+        -------
+        value : float
+            −2 log L (Laplace); inf where the mode could not be found.
+        grad : ndarray
+            Its gradient in ``params`` (NaN with an infinite value).
         """
         self.n_evals += 1
         params = np.asarray(params, dtype=float)
@@ -414,7 +553,20 @@ class GlmmObjective:
         return None, ((eta_old, dev_old) if np.isfinite(dev_old) else None)
 
     def gradient_at(self, state: PirlsState, theta: np.ndarray) -> np.ndarray:
-        """The exact gradient of the Laplace deviance at a converged PIRLS state (see laplace_and_gradient)."""
+        """The exact gradient of the Laplace deviance at a converged PIRLS state (see laplace_and_gradient).
+
+        Parameters
+        ----------
+        state : PirlsState
+            The mode at (θ, β); it keeps the score and weights for the next evaluation's start.
+        theta : ndarray, shape (n_theta,)
+            The covariance parameters of ``state``.
+
+        Returns
+        -------
+        ndarray, shape (n_theta + p,)
+            dD/dθ then dD/dβ.
+        """
         _, s, W, dW = self.family.canonical_derivatives(state.eta, self.y, self.wt)
         state._score_weights = (s, W)  # for the next evaluation's start (_predicted_mode)
         return self._gradient_core(state, theta, s, W, dW)[0]
@@ -458,7 +610,20 @@ class GlmmObjective:
         return self.structure.lambda_t(templates, r)
 
     def agq(self, params: np.ndarray, nagq: int) -> float:
-        """Adaptive Gauss-Hermite deviance at (θ, β) (one grouping factor)."""
+        """Adaptive Gauss-Hermite deviance at (θ, β) (one grouping factor).
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector (θ, β) in ``layout`` order.
+        nagq : int
+            Quadrature nodes per random-effect dimension.
+
+        Returns
+        -------
+        float
+            −2 log L; inf where the mode could not be found.
+        """
         self.n_evals += 1
         prm = self.layout.split(params)
         theta, beta = prm.theta, prm.beta
@@ -470,7 +635,24 @@ class GlmmObjective:
 
     def agq_deviance(self, theta, beta, state: PirlsState, nagq: int) -> float:
         """-2 log L by a product Gauss-Hermite rule around the mode of each level (with the family
-        the state was found with: bound to its parameters for a parametric family)."""
+        the state was found with: bound to its parameters for a parametric family).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters.
+        beta : ndarray, shape (p,)
+            Fixed effects.
+        state : PirlsState
+            The conditional mode at (θ, β): the centres of the quadrature grids.
+        nagq : int
+            Quadrature nodes per random-effect dimension.
+
+        Returns
+        -------
+        float
+            −2 log L.
+        """
         fam = getattr(state, "family", None) or self.family
         blk = self.structure.blocks[0]
         q, K = blk.q, blk.K

@@ -27,13 +27,15 @@ class LmmObjective:
     Parameters
     ----------
     structure : ModelStructure
+        The random-effects terms and θ parameterisation.
     X : ndarray, shape (n, p)
         Full-rank fixed-effects design.
     y : ndarray, shape (n,)
         Response minus offset.
     weights : ndarray or None
         Prior weights (observation i has variance σ² / w_i).
-    reml : bool
+    reml : bool, default True
+        REML criterion (True) or the ML profiled deviance (False).
     blocks : list of ReBlock, optional
         The blocks whose columns form Z (default the structure's; a residual structure passes its
         whitened columns, with the same factors and templates).
@@ -50,11 +52,33 @@ class LmmObjective:
         self.n_evals = 0
 
     def factor(self, theta: np.ndarray) -> BlockedFactor:
-        """The blocked factor at θ (the structure turns θ into the templates the engine takes)."""
+        """The blocked factor at θ (the structure turns θ into the templates the engine takes).
+
+        Parameters
+        ----------
+        theta : array-like, shape (n_theta,)
+            Covariance parameters.
+
+        Returns
+        -------
+        BlockedFactor
+            The Cholesky factor of the penalised least-squares system (``ok`` False when it failed).
+        """
         return self.system.factor(self.structure.templates(np.asarray(theta, dtype=float)))
 
     def parts(self, fac: BlockedFactor) -> tuple[float, float, float]:
-        """(log|L|², log|R_X|², r²) of a factor."""
+        """(log|L|², log|R_X|², r²) of a factor.
+
+        Parameters
+        ----------
+        fac : BlockedFactor
+            A factor from :meth:`factor`.
+
+        Returns
+        -------
+        logdet_l, logdet_x, r2 : float
+            log|L_θ|², log|R_X|² and the penalised residual sum of squares.
+        """
         mz, p = self.system.mz, self.p
         logd = np.log(fac.L.diagonal()).tolist()  # a short list: Python sums beat numpy call overhead
         logdet_l = fac.logdet_lead + 2.0 * math.fsum(logd[:mz])
@@ -62,6 +86,18 @@ class LmmObjective:
         return logdet_l, logdet_x, float(fac.L[-1, -1]) ** 2
 
     def deviance_from(self, fac: BlockedFactor) -> float:
+        """The profiled deviance (ML) or REML criterion of a factor, −2 × the log-likelihood.
+
+        Parameters
+        ----------
+        fac : BlockedFactor
+            A factor from :meth:`factor`.
+
+        Returns
+        -------
+        float
+            inf when the factorisation failed or r² is not positive.
+        """
         if not fac.ok:
             return np.inf
         logdet_l, logdet_x, r2 = self.parts(fac)
@@ -78,7 +114,18 @@ class LmmObjective:
         return self.deviance_from(self.factor(theta))
 
     def sigma2(self, fac: BlockedFactor) -> float:
-        """Profiled residual variance: r² / n (ML) or r² / (n - p) (REML)."""
+        """Profiled residual variance: r² / n (ML) or r² / (n - p) (REML).
+
+        Parameters
+        ----------
+        fac : BlockedFactor
+            A factor from :meth:`factor`.
+
+        Returns
+        -------
+        float
+            σ̂² at the factor's θ.
+        """
         r2 = float(np.diagonal(fac.L)[-1]) ** 2
         return r2 / (self.n - self.p if self.reml else self.n)
 
@@ -161,9 +208,19 @@ def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
     22, Penicillin 50 -> 16, swine 107 -> 44).  Used only when every term is an intercept on its
     own factor; otherwise lme4's identity start with a step of 0.75.
 
+    Parameters
+    ----------
+    structure : ModelStructure
+        The random-effects terms.
+    X : ndarray, shape (n, p)
+        Fixed-effects design (the OLS fit's columns).
+    y : ndarray, shape (n,)
+        Response minus offset.
+
     Returns
     -------
-    theta0, step : ndarray
+    theta0, step : ndarray, shape (n_theta,)
+        The start and BOBYQA's first trust-region radius per entry.
     """
     theta0 = structure.theta_start()
     step = np.full(theta0.shape, 0.75)

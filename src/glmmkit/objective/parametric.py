@@ -33,7 +33,20 @@ __all__ = ["ParametricLaplace", "PSI_BOUND"]
 
 
 class ParametricLaplace(GlmmObjective):
-    """Laplace deviance and exact gradient in (θ, β, ψ) for a ``ParametricFamily``."""
+    """Laplace deviance and exact gradient in (θ, β, ψ) for a ``ParametricFamily``.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The random-effects terms and θ parameterisation.
+    X, y, wt, offset : ndarray
+        As in :class:`~glmmkit.objective.glmm.GlmmObjective`.
+    family : ParametricFamily
+        The family; its free parameters not modelled by a sub-model form the ψ block (log scale).
+    **kw
+        ``beta_start``, ``tol``, ``maxit``, ``beta_names``, ``submodels``: as in
+        :class:`~glmmkit.objective.glmm.GlmmObjective`.
+    """
 
     def __init__(self, structure, X, y, wt, offset, family, **kw):
         super().__init__(structure, X, y, wt, offset, family, **kw)
@@ -44,7 +57,18 @@ class ParametricLaplace(GlmmObjective):
 
     def row_psi(self, prm) -> dict:
         """The family's free parameters on the engine's scale by name at ``prm`` (the split parameters,
-        or the ψ block alone): a float each, an array over rows for those a sub-model models."""
+        or the ψ block alone): a float each, an array over rows for those a sub-model models.
+
+        Parameters
+        ----------
+        prm : Parts or array-like
+            The split parameter vector, or the ψ block alone.
+
+        Returns
+        -------
+        dict
+            Parameter name -> value on the engine's (log) scale, clipped to ±``PSI_BOUND``.
+        """
         if not isinstance(prm, Parts):
             psi = np.atleast_1d(np.asarray(prm, dtype=float))
             return {k: float(np.clip(psi[j], -PSI_BOUND, PSI_BOUND)) for j, k in enumerate(self.scalar_names)}
@@ -56,7 +80,17 @@ class ParametricLaplace(GlmmObjective):
 
     def family_at(self, prm):
         """The family bound to the parameters ``prm`` (the split parameter vector, or the ψ block of a
-        model without sub-models): a new object, the objective's own family is never changed."""
+        model without sub-models): a new object, the objective's own family is never changed.
+
+        Parameters
+        ----------
+        prm : Parts or array-like
+            The split parameter vector, or the ψ block alone.
+
+        Returns
+        -------
+        ParametricFamily
+        """
         return self.family.with_psi(self.row_psi(prm))
 
     def final_state(self, prm):
@@ -78,7 +112,26 @@ class ParametricLaplace(GlmmObjective):
         return self._base_system(self._X0).reweighted(self._X0, self._zeros, weights=W)
 
     def pirls(self, theta, beta, u0=None, family=None, start=None) -> PirlsState:
-        """Newton's method for û at (θ, β) and the parameters ``family`` is bound to (``family_at(ψ)``)."""
+        """Newton's method for û at (θ, β) and the parameters ``family`` is bound to (``family_at(ψ)``).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_theta,)
+            Covariance parameters.
+        beta : ndarray, shape (p,)
+            Fixed effects (None is refused: nAGQ = 0 is not offered for these families).
+        u0 : ndarray, shape (q,), optional
+            Start of u; the last mode found by default.
+        family : ParametricFamily, optional
+            The family bound to the parameters; the objective's own by default.
+        start : tuple of (ndarray, float), optional
+            (η, penalised deviance) at ``u0`` and ``beta`` when the caller has them.
+
+        Returns
+        -------
+        PirlsState
+            With the row derivatives (``derivs``) and the family it was found with.
+        """
         fam = self.family if family is None else family
         if beta is None:
             raise NotImplementedError("nAGQ = 0 is not offered for families with their own parameters")
@@ -130,6 +183,18 @@ class ParametricLaplace(GlmmObjective):
 
     # ----- objectives -----
     def laplace(self, params) -> float:
+        """Laplace deviance at (θ, β, ψ[, sub-models' β]), warm-started from the last mode.
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector in ``layout`` order.
+
+        Returns
+        -------
+        float
+            −2 log L (Laplace); inf where the mode could not be found.
+        """
         self.n_evals += 1
         prm = self.layout.split(params)
         theta, beta = prm.theta, prm.beta
@@ -139,7 +204,20 @@ class ParametricLaplace(GlmmObjective):
         return state.laplace
 
     def agq(self, params, nagq: int) -> float:
-        """Adaptive Gauss-Hermite deviance at (θ, β, ψ) (one grouping factor)."""
+        """Adaptive Gauss-Hermite deviance at (θ, β, ψ) (one grouping factor).
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector in ``layout`` order.
+        nagq : int
+            Quadrature nodes per random-effect dimension.
+
+        Returns
+        -------
+        float
+            −2 log L; inf where the mode could not be found.
+        """
         self.n_evals += 1
         prm = self.layout.split(params)
         theta, beta = prm.theta, prm.beta
@@ -150,6 +228,20 @@ class ParametricLaplace(GlmmObjective):
         return self.agq_deviance(theta, beta, state, nagq)
 
     def laplace_and_gradient(self, params):
+        """Laplace deviance and its exact gradient in every parameter of the layout.
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector in ``layout`` order.
+
+        Returns
+        -------
+        value : float
+            −2 log L (Laplace); inf where the mode could not be found.
+        grad : ndarray
+            Its gradient in ``params`` (NaN with an infinite value).
+        """
         self.n_evals += 1
         params = np.asarray(params, dtype=float)
         prm = self.layout.split(params)
@@ -172,6 +264,20 @@ class ParametricLaplace(GlmmObjective):
         return state.laplace, grad
 
     def gradient_at(self, state, theta):
+        """The exact gradient of the Laplace deviance at a converged Newton state.
+
+        Parameters
+        ----------
+        state : PirlsState
+            The mode, with its row derivatives (``derivs``) and family.
+        theta : ndarray, shape (n_theta,)
+            The covariance parameters of ``state``.
+
+        Returns
+        -------
+        ndarray
+            dD/dθ, dD/dβ, dD/dψ, then each sub-model's dD/dβ_sub (``layout`` order).
+        """
         d = state.derivs
         state._score_weights = (d.s, d.W)  # for the next evaluation's start (_predicted_mode)
         grad, c_diag, e = self._gradient_core(state, theta, d.s, d.W, d.dW)
@@ -182,6 +288,18 @@ class ParametricLaplace(GlmmObjective):
         return np.concatenate([grad, *extra])
 
     def gradient_applies(self, max_cross: int = 5_000_000) -> bool:
+        """True when the exact gradient is affordable (any link: the observed information is used).
+
+        Parameters
+        ----------
+        max_cross : int, default 5_000_000
+            Largest dense cross part of M⁻¹ allowed (the non-lead blocks are also limited to 5000
+            effects).
+
+        Returns
+        -------
+        bool
+        """
         blocks = self.structure.blocks
         mz = sum(b.size for b in blocks[1:])
         return mz * blocks[0].size <= max_cross and mz <= 5_000

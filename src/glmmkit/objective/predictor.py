@@ -33,6 +33,7 @@ class LinearPredictor:
     X : ndarray, shape (n, p)
         Fixed-effect columns (as the engine sees them).
     offset : ndarray, shape (n,)
+        The part's offset on its linear-predictor scale (zeros for a sub-model).
     structure : ModelStructure
         The part's random-effect terms.
     names : tuple of str or None
@@ -57,25 +58,64 @@ class LinearPredictor:
 
     @property
     def p(self) -> int:
+        """Number of fixed-effect columns.
+
+        Returns
+        -------
+        int
+        """
         return self.X.shape[1]
 
     @property
     def suffix(self) -> str:
-        """What the part's block names carry: '' for the conditional mean, '_zi' for zero inflation, ..."""
+        """What the part's block names carry: '' for the conditional mean, '_zi' for zero inflation, ...
+
+        Returns
+        -------
+        str
+        """
         return "" if self.part == "cond" else f"_{self.part}"
 
     def fixed(self, beta: np.ndarray) -> np.ndarray:
-        """Xβ + offset."""
+        """Xβ + offset.
+
+        Parameters
+        ----------
+        beta : ndarray, shape (p,)
+            The part's fixed effects.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            The fixed part of the linear predictor per row.
+        """
         return self.X @ beta + self.offset
 
     def engine_param(self, beta: np.ndarray) -> np.ndarray:
         """The modelled family parameter per row on the engine's scale (bounded by ±``PSI_BOUND``
-        like an intercept-only one, so that no row's parameter leaves the range a fit can tell apart)."""
+        like an intercept-only one, so that no row's parameter leaves the range a fit can tell apart).
+
+        Parameters
+        ----------
+        beta : ndarray, shape (p,)
+            The sub-model's fixed effects.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            (Xβ + offset) / ``param_scale``, clipped to [-PSI_BOUND, PSI_BOUND].
+        """
         return np.clip(self.fixed(beta) / self.param_scale, -PSI_BOUND, PSI_BOUND)
 
     def parameter_blocks(self) -> tuple:
         """(θ block, β block) of this predictor, named by its part; a sub-model without random
-        effects has its β block only."""
+        effects has its β block only.
+
+        Returns
+        -------
+        tuple of ParameterBlock
+            ``(theta, beta)`` (``theta_zi``/``beta_zi`` etc. for a sub-model), or ``(beta,)``.
+        """
         names = self.names if self.names is not None else tuple(f"beta[{j}]" for j in range(self.p))
         beta = ParameterBlock.free(f"beta{self.suffix}", names)
         if self.structure is None:
@@ -90,7 +130,21 @@ class LinearPredictor:
 def model_layout(predictors, family, submodels=()) -> ParameterLayout:
     """The parameters of a model: each predictor's (θ, β), the family's free parameters that no
     sub-model models, on the engine's scale (ψ, bounded by ``PSI_BOUND``), then each sub-model's
-    blocks (``beta_zi``, ``beta_disp``)."""
+    blocks (``beta_zi``, ``beta_disp``).
+
+    Parameters
+    ----------
+    predictors : sequence of LinearPredictor
+        The conditional mean's predictor(s).
+    family : Family
+        The family; its ``free_names`` are the ψ candidates.
+    submodels : sequence of LinearPredictor, default ()
+        The sub-models' predictors (``param`` set); the parameters they model leave ψ.
+
+    Returns
+    -------
+    ParameterLayout
+    """
     blocks = [b for pred in predictors for b in pred.parameter_blocks()]
     modelled = {sub.param for sub in submodels}
     free = tuple(k for k in (getattr(family, "free_names", ()) or ()) if k not in modelled)

@@ -27,7 +27,23 @@ class WhitenedLmmObjective(LmmObjective):
     """The LMM objective of the whitened model at one ψ, its deviance shifted by log|R(ψ)|.
 
     The shift rides on ``log_w_sum`` (which every deviance formula subtracts: the log-Jacobian of
-    the rows' transform), so the unprofiled deviances of inference see it too."""
+    the rows' transform), so the unprofiled deviances of inference see it too.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The random-effects terms and θ parameterisation.
+    blocks : list of ReBlock
+        The structure's blocks with their columns whitened (W Z); factors and templates unchanged.
+    X : ndarray, shape (n, p)
+        The whitened fixed-effects design W X.
+    y : ndarray, shape (n,)
+        The whitened response W (y − offset).
+    reml : bool
+        REML criterion (True) or ML profiled deviance (False).
+    logdet_r : float
+        log|R(ψ)| (less the prior weights' Σ log w): added to every deviance.
+    """
 
     def __init__(self, structure, blocks, X, y, reml, logdet_r: float):
         super().__init__(structure, X, y, None, reml=reml, blocks=blocks)
@@ -41,13 +57,21 @@ class ResidualLmmObjective:
     Parameters
     ----------
     structure : ModelStructure
+        The random-effects terms and θ parameterisation.
     X : ndarray, shape (n, p)
+        Full-rank fixed-effects design, in the fit's row order.
     y : ndarray, shape (n,)
         Response minus offset.
     weights : ndarray or None
         Prior weights (variance σ² R / w, scaled on both sides).
     reml : bool
+        REML criterion (True) or ML profiled deviance (False).
     residual : ResidualStructure
+        The residual correlation (and variance) structure R(ψ) and its cluster/time layout.
+    sorted_rows : bool, default False
+        Keep the whitened rows in (cluster, time) order and permute the blocks' factor codes once
+        (cheaper per ψ: the optimiser's objective); False keeps the fit's row order (the packaged
+        fit's objective).
     """
 
     def __init__(self, structure, X, y, weights, reml, residual, sorted_rows: bool = False):
@@ -81,11 +105,34 @@ class ResidualLmmObjective:
         self._cache = (None, None)
 
     def split(self, x):
+        """θ and ψ of a parameter vector.
+
+        Parameters
+        ----------
+        x : array-like, shape (n_theta + n_psi,)
+            (θ, ψ) concatenated.
+
+        Returns
+        -------
+        theta, psi : ndarray
+            Views of ``x``.
+        """
         x = np.asarray(x, dtype=float)
         return x[: self.n_theta], x[self.n_theta:]
 
     def at(self, psi) -> WhitenedLmmObjective | None:
-        """The whitened objective at ψ (None where R(ψ) is not positive definite)."""
+        """The whitened objective at ψ (None where R(ψ) is not positive definite).
+
+        Parameters
+        ----------
+        psi : array-like
+            The residual structure's parameters (its engine scale).
+
+        Returns
+        -------
+        WhitenedLmmObjective or None
+            Cached for the last ψ asked for.
+        """
         psi = np.asarray(psi, dtype=float)
         key, obj = self._cache
         if key is not None and np.array_equal(key, psi):

@@ -39,7 +39,23 @@ NUMBA_MIN_ROWS = 50_000
 
 
 def applies(structure, family, nagq: int) -> bool:
-    """True when the fast path computes exactly the model asked for."""
+    """True when the fast path computes exactly the model asked for.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The model's random-effects structure.
+    family : Family
+        The family (with its link).
+    nagq : int
+        Quadrature nodes (1: Laplace).
+
+    Returns
+    -------
+    bool
+        True for the Laplace approximation, one block of at most 6 effects per level, and a
+        family and link the kernels have (binomial-logit or Poisson-log).
+    """
     return (
         nagq == 1
         and len(structure.blocks) == 1
@@ -273,12 +289,12 @@ def _vector_numpy(eta0, Z, k, n, G, grp, T, U, fam, c_out, dev_g, dT_g, fail_g):
 
 
 class SingleTermLaplace:
-    """Laplace deviance and gradient in (θ, β) for one scalar term; rows sorted by level once.
+    """Laplace deviance and gradient in (θ, β) for one grouping factor's term; rows sorted by level once.
 
     Parameters
     ----------
     structure : ModelStructure
-        One block with K = 1.
+        One block with K ≤ 6 (see :func:`applies`).
     X, y, wt, offset : ndarray
         As in :class:`~glmmkit.objective.glmm.GlmmObjective`.
     family : Family
@@ -338,6 +354,20 @@ class SingleTermLaplace:
             self._z_or_none = None if np.all(self.z == 1.0) else self.z
 
     def value_and_grad(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """The Laplace deviance and its exact gradient, the modes updated in place.
+
+        Parameters
+        ----------
+        params : ndarray, shape (n_theta + p,)
+            (θ, β) concatenated.
+
+        Returns
+        -------
+        value : float
+            −2 log L (Laplace); inf where the modes overflow (they then keep their last good values).
+        grad : ndarray, shape (n_theta + p,)
+            Its gradient in (θ, β); zeros with an infinite value.
+        """
         self.n_evals += 1
         u_saved = self.u.copy()
         try:

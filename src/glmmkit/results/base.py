@@ -26,7 +26,34 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
     """What every fitted mixed model has: estimates, variance components, random effects.
 
     Subclasses compute the pieces (θ, β, their covariance, the random effects b,
-    the scale σ and the log-likelihood) and hand them to this constructor.
+    the scale σ and the log-likelihood) and hand them to this constructor (keywords only).
+
+    Parameters
+    ----------
+    frame : ModelFrame
+        The complete-case model frame the model was fitted to.
+    structure : ModelStructure
+        The random-effects terms, blocks and θ parameterisation.
+    theta : array-like, shape (n_theta,)
+        The estimated covariance parameters (lme4's θ).
+    beta : array-like, shape (p,)
+        The fixed-effect estimates of the kept columns, on the user's scale.
+    vcov : array-like, shape (p, p)
+        Their covariance matrix.
+    b : array-like, shape (q,)
+        The predicted random effects (conditional modes), in the structure's engine order.
+    sigma : float
+        Residual standard deviation (1 for a GLMM without a dispersion).
+    loglik : float
+        Log-likelihood at the estimates (REML criterion's for a REML fit; NaN for PQL).
+    info : FitInfo
+        How the fit went; its ``singular`` is set here.
+    x_kept : list of int
+        Columns of ``frame.X`` kept (the others dropped as aliased).
+    dropped_columns : list of str
+        Names of the fixed-effect columns dropped as aliased.
+    data_name : str, optional
+        Name of the data shown in the summary.
     """
 
     #: LMMs report a residual row in ``varcorr``; binomial/Poisson GLMMs do not

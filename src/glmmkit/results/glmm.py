@@ -22,6 +22,40 @@ class GlmmFit(MixedModelFit):
     ``"AGQ(k)"``, ``"nAGQ=0"``), ``nagq``; ``fitted()`` and ``predict(type=
     "response")`` are on the response scale.  ``loglik`` is the full
     log-likelihood (binomial coefficients included) for every method.
+
+    Built by the fitting code (``fitting.glmm.package``), keywords only.
+
+    Parameters
+    ----------
+    problem : GlmmProblem
+        The fitted problem (frame, structure, kept columns, prior weights, sub-models); ``refit``
+        reuses it.
+    state : PirlsState
+        The conditional mode at the estimates (u, η, μ and the working weights).
+    theta : array-like, shape (n_theta,)
+        The estimated covariance parameters.
+    beta : array-like, shape (p,)
+        The fixed-effect estimates, on the user's scale.
+    vcov : array-like, shape (p, p)
+        Their covariance matrix.
+    loglik : float
+        Log-likelihood at the estimates (Laplace or AGQ approximation).
+    info : FitInfo
+        How the fit went.
+    family : Family
+        The family bound to the estimated family parameters (the fit's own object).
+    family_psi : array-like, optional
+        The estimated free family parameters on the optimiser's (log) scale; none by default.
+    family_psi_cov : array-like, optional
+        Their covariance matrix.
+    param_cov : ndarray, optional
+        Covariance of (θ, β) from the Hessian of the deviance; None where no Hessian was formed.
+    objective : objective, optional
+        The objective the estimates optimise; ``problem.objective()`` by default.
+    estimates : array-like, optional
+        Every estimated parameter in the objective's layout order (θ, β, ψ, β_zi, β_disp).
+    estimates_cov : array-like, optional
+        Their covariance from the Hessian; None where none was formed.
     """
 
     has_residual = False
@@ -445,6 +479,16 @@ class PqlFit(GlmmFit):
     estimated dispersion (1 when the family's variance holds exactly).  There is no
     likelihood: ``loglik``, ``aic``, ``bic`` and ``deviance`` are NaN, and what needs one
     (profile intervals, likelihood-ratio tests) raises ``NotAvailableError`` saying so.
+
+    Parameters
+    ----------
+    problem : GlmmProblem
+        The fitted problem (family, frame, structure, kept columns).
+    lmm_fit : LmmFit
+        The final weighted linear mixed model on the working response; θ, β, their covariance,
+        b and σ are its.
+    info : FitInfo
+        How the PQL iterations went.
     """
 
     has_residual = True

@@ -14,10 +14,13 @@ class FitInfo:
     Attributes
     ----------
     optimizer : str
+        The optimiser that produced the estimates (``"nlopt BOBYQA"``, ``"L-BFGS-B"``, ...).
     n_evals : int
         Objective evaluations.
     converged : bool
+        Whether the optimiser reported convergence (and the checks after it passed).
     message : str
+        The optimiser's own message.
     on_boundary : list of str
         θ parameters estimated at their bound (zero variance).
     time_s : float

@@ -46,10 +46,39 @@ def lmm_estimates(objective, structure, theta: np.ndarray):
 class LmmFit(MixedModelFit):
     """A fitted linear mixed model (returned by :func:`glmmkit.lmer`).
 
+    Built by the fitting code (``fitting.lmm.fit_lmm``), keywords only.
+
+    Parameters
+    ----------
+    frame : ModelFrame
+        The complete-case model frame.
+    structure : ModelStructure
+        The random-effects terms, blocks and θ parameterisation.
+    objective : LmmObjective
+        The profiled deviance (REML or ML) the estimates minimise; β, b and σ are computed from
+        it at ``theta``.
+    theta : array-like, shape (n_theta,)
+        The estimated covariance parameters.
+    info : FitInfo
+        How the fit went.
+    x_kept : list of int
+        Columns of ``frame.X`` kept.
+    dropped_columns : list of str
+        Names of the columns dropped as aliased.
+    data_name : str, optional
+        Name of the data shown in the summary.
+    problem : LmmProblem, optional
+        The fitted problem, which ``refit`` reuses; None for the working fits inside PQL.
+    residual_psi : array-like, optional
+        The residual structure's estimated parameters (with ``problem.residual``); None for
+        independent residuals.
+
     Attributes
     ----------
     formula : str
+        The model formula as given.
     method : {"REML", "ML"}
+        The criterion maximised.
     fixef : Series
         Fixed-effect estimates in model-matrix order.
     vcov : DataFrame
@@ -61,10 +90,14 @@ class LmmFit(MixedModelFit):
     loglik : float
         Log-likelihood at the estimates (the REML log-likelihood for REML fits, as lme4).
     nobs : int
+        Number of rows fitted (complete cases).
     ngroups : dict
         Number of levels of each grouping factor.
     converged, singular : bool
+        Whether the optimiser converged; whether a variance is estimated as zero or a
+        correlation as ±1 (lme4's ``isSingular``).
     optimizer_info : FitInfo
+        How the fit went (optimiser, evaluations, restarts, messages).
     """
 
     kind = "lmm"

@@ -27,6 +27,7 @@ def fixed_predictor(fit, nd: pd.DataFrame) -> np.ndarray:
     Parameters
     ----------
     fit : MixedModelFit
+        The fitted model (an ``LmmFit`` or ``GlmmFit``).
     nd : pandas.DataFrame
         The new rows, with a default index.
 
@@ -44,6 +45,7 @@ def add_random_effects(fit, nd: pd.DataFrame, eta: np.ndarray, allow_new_levels:
     Parameters
     ----------
     fit : MixedModelFit
+        The fitted model (an ``LmmFit`` or ``GlmmFit``).
     nd : pandas.DataFrame
         The new rows, with a default index.
     eta : ndarray
@@ -234,6 +236,7 @@ def condvar_tables(fit, arrays: dict) -> dict:
     Parameters
     ----------
     fit : MixedModelFit
+        The fitted model (an ``LmmFit`` or ``GlmmFit``).
     arrays : dict
         Factor name -> ndarray (levels, K, K).
 
@@ -260,6 +263,7 @@ def condvar_frame(fit) -> pd.DataFrame:
     Parameters
     ----------
     fit : MixedModelFit
+        The fitted model (an ``LmmFit`` or ``GlmmFit``).
 
     Returns
     -------

@@ -22,7 +22,9 @@ def submodel(fit, part: str):
     Parameters
     ----------
     fit : GlmmFit
+        A fitted GLMM (``glmer(..., ziformula=..., dispformula=...)``).
     part : {"zi", "disp"}
+        The sub-model: "zi" the zero-inflation (or hurdle) formula, "disp" the dispersion formula.
 
     Returns
     -------
@@ -41,7 +43,10 @@ def part_estimates(fit, part: str) -> tuple[pd.Series, pd.DataFrame]:
     Parameters
     ----------
     fit : GlmmFit
+        A fitted GLMM (``glmer(..., ziformula=..., dispformula=...)``).
     part : {"cond", "zi", "disp"}
+        "cond" the conditional mean's model, "zi" the zero-inflation (or hurdle) formula, "disp"
+        the dispersion formula.
 
     Returns
     -------
@@ -70,7 +75,10 @@ def part_table(fit, part: str, level: float = 0.95) -> pd.DataFrame:
     Parameters
     ----------
     fit : GlmmFit
+        A fitted GLMM (``glmer(..., ziformula=..., dispformula=...)``).
     part : {"cond", "zi", "disp"}
+        "cond" the conditional mean's model, "zi" the zero-inflation (or hurdle) formula, "disp"
+        the dispersion formula.
     level : float
         Confidence level of the intervals.
 
@@ -98,7 +106,9 @@ def part_theta(fit, part: str) -> np.ndarray:
     Parameters
     ----------
     fit : GlmmFit
+        A fitted GLMM (``glmer(..., ziformula=..., dispformula=...)``).
     part : {"zi", "disp"}
+        The sub-model: "zi" the zero-inflation (or hurdle) formula, "disp" the dispersion formula.
 
     Returns
     -------
@@ -123,7 +133,9 @@ def part_ranef(fit, part: str = "zi") -> dict:
     Parameters
     ----------
     fit : GlmmFit
+        A fitted GLMM (``glmer(..., ziformula=..., dispformula=...)``).
     part : {"zi"}
+        The sub-model; only the zero-inflation formula may have random effects.
 
     Returns
     -------
@@ -149,7 +161,9 @@ def part_varcorr(fit, part: str = "zi") -> pd.DataFrame:
     Parameters
     ----------
     fit : GlmmFit
+        A fitted GLMM (``glmer(..., ziformula=..., dispformula=...)``).
     part : {"zi"}
+        The sub-model; only the zero-inflation formula may have random effects.
 
     Returns
     -------
@@ -190,13 +204,16 @@ def part_eta(fit, part: str, newdata=None, re_form=None, allow_new_levels: bool 
     Parameters
     ----------
     fit : GlmmFit
+        A fitted GLMM (``glmer(..., ziformula=..., dispformula=...)``).
     part : {"zi", "disp"}
+        The sub-model: "zi" the zero-inflation (or hurdle) formula, "disp" the dispersion formula.
     newdata : DataFrame, optional
         New rows (default: the fitted rows).
     re_form : None, "~0" or NA
         None keeps the part's random effects (the conditional modes; 0 for a new level when
         ``allow_new_levels``), '~0' drops them, as glmmTMB's ``re.form = NA`` drops every part's.
     allow_new_levels : bool, default False
+        A grouping level not in the fit contributes 0 instead of raising ``DataError``.
 
     Returns
     -------
@@ -241,8 +258,11 @@ def row_parameter(fit, part: str, newdata=None, re_form=None, allow_new_levels: 
     Parameters
     ----------
     fit : GlmmFit
+        A fitted GLMM (``glmer(..., ziformula=..., dispformula=...)``).
     part : {"zi", "disp"}
+        The sub-model: "zi" the zero-inflation (or hurdle) formula, "disp" the dispersion formula.
     newdata : DataFrame, optional
+        New rows (default: the fitted rows).
     re_form, allow_new_levels
         As :func:`part_eta` (for a part with random effects).
 
