@@ -328,7 +328,7 @@ def test_bad_options(plt, hospital_fit):
         hospital_fit.plot_effects("age", n_points=1)
 
 
-def test_zero_inflated_model_draws_the_mixture_mean_without_band(plt):
+def test_zero_inflated_model_draws_the_mixture_means_with_bands(plt):
     rng = np.random.default_rng(1)
     g = np.repeat(np.arange(30), 10)
     x = rng.normal(size=300)
@@ -340,8 +340,11 @@ def test_zero_inflated_model_draws_the_mixture_mean_without_band(plt):
     nd = pd.DataFrame({"x": grid, "g": "g0"})
     np.testing.assert_allclose(_line(ax, "conditional").get_ydata(), fit.predict(nd, re_form="~0", type="response"),
                                rtol=1e-10)
-    assert not ax.collections and not [ln for ln in ax.lines if "marginal" in ln.get_label()]
-    cap = _caption(ax)
-    assert "no bands" in cap and "marginal curve not drawn" in cap
-    with pytest.raises(gk.ArgumentError, match="zero-inflated"):
-        fit.plot_effects("x", conditional=False)
+    # the marginal curve is the mixture's population-averaged mean (1 - π) E_b[μ], not E_b[μ]
+    np.testing.assert_allclose(_line(ax, "marginal").get_ydata(), fit.predict(nd, type="response", marginal=True),
+                               rtol=1e-10)
+    pi = float(np.asarray(fit.predict(nd, type="zprob"))[0])
+    sd = float(fit.varcorr["sdcor"].iloc[0])
+    np.testing.assert_allclose(_line(ax, "marginal").get_ydata(),
+                               (1 - pi) * np.exp(np.asarray(fit.predict(nd, re_form="~0")) + sd**2 / 2), rtol=1e-6)
+    assert len(ax.collections) >= 2  # a band for each curve

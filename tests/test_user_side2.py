@@ -220,7 +220,7 @@ def test_report_shows_the_intervals_the_call_computed(fm1, tmp_path):
     page = fm1.report(tmp_path / "r.html", plots=False, confint=ci).read_text()
     assert "Profile-likelihood confidence intervals" in page
     assert f"{ci.loc['sd_(Intercept)|Subject', 'lower']:.4g}" in page  # 14.38, a profile bound, not Wald's NaN
-    assert "Wald 2.5 %" in page  # the fixed-effect table says which intervals it holds
+    assert "2.5 % (t)" in page  # the fixed-effect table says which intervals it holds (t-based for an LMM)
     assert "Confidence intervals" not in fm1.report(plots=False)  # nothing asked, nothing claimed
 
 
@@ -306,7 +306,7 @@ def test_cli_bootstrap_is_boot(capsys):
     rc, out, err = _cli(["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--confint", "bootstrap",
                          "--nboot", "20", "--seed", "1", "--no-progress"], capsys)
     assert rc == 0, err
-    assert "Parametric bootstrap confidence intervals (95%)" in out
+    assert "Parametric bootstrap (percentile) confidence intervals (95%)" in out
 
 
 @pytest.mark.parametrize("suffix,kind", [(".json", "JSON"), (".xlsx", "Excel"), (".rds", "R (RDS)")])

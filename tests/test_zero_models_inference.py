@@ -177,9 +177,9 @@ def test_marginal_mixture_mean_matches_monte_carlo():
     fit = fitted("sal_zip_mined")
     d = load(REF["sal_zip_mined"])
     nd = d.iloc[[0, 49, 299, 599]]
-    got = fit.predict(nd, type="response", marginal=True)
-    eta0 = fit.predict(nd, re_form="~0")
-    pi = fit.predict(nd, type="zprob")
+    got = np.asarray(fit.predict(nd, type="response", marginal=True))
+    eta0 = np.asarray(fit.predict(nd, re_form="~0"))
+    pi = np.asarray(fit.predict(nd, type="zprob"))
     sd = float(fit.varcorr["sdcor"].iloc[0])
     rng = np.random.default_rng(20261202)
     n = 400_000
@@ -204,9 +204,9 @@ def test_marginal_hurdle_mean_matches_monte_carlo():
         warnings.simplefilter("ignore")
         fit = gk.glmer("count ~ spp + mined + (1 | site)", d, family="truncated_poisson", ziformula="~ mined")
     nd = d.iloc[[0, 49, 599]]
-    got = fit.predict(nd, type="response", marginal=True)
-    eta0 = fit.predict(nd, re_form="~0")
-    pi = fit.predict(nd, type="zprob")
+    got = np.asarray(fit.predict(nd, type="response", marginal=True))
+    eta0 = np.asarray(fit.predict(nd, re_form="~0"))
+    pi = np.asarray(fit.predict(nd, type="zprob"))
     sd = float(fit.varcorr["sdcor"].iloc[0])
     rng = np.random.default_rng(7)
     n = 400_000

@@ -162,8 +162,8 @@ def test_profile_intervals_match_glmmtmb():
 def _draws(fit, nd, n, seed):
     """Monte Carlo: (1 − π)μ and y for the rows of nd, all in one cluster of each part's factor."""
     rng = np.random.default_rng(seed)
-    e0 = fit.predict(nd, re_form="~0")
-    z0 = fit.predict(nd, re_form="~0", type="zlink")
+    e0 = np.asarray(fit.predict(nd, re_form="~0"))
+    z0 = np.asarray(fit.predict(nd, re_form="~0", type="zlink"))
     sd = float(fit.varcorr["sdcor"].iloc[0])
     sdz = float(fit.varcorr_part("zi")["sdcor"].iloc[0])
     b, bz = sd * rng.standard_normal(n), sdz * rng.standard_normal(n)
@@ -180,7 +180,7 @@ def test_marginal_means_and_moments_against_monte_carlo():
     assert nd["g"].nunique() == 1
     N = 300_000
     m, y = _draws(fit, nd, N, seed=11)
-    got = fit.predict(nd, type="response", marginal=True)
+    got = np.asarray(fit.predict(nd, type="response", marginal=True))
     mc_se = m.std(axis=1) / np.sqrt(N)
     assert np.all(np.abs(got - m.mean(axis=1)) < 4 * mc_se), (got, m.mean(axis=1), mc_se)
     # not the conditional mean at b = 0 (the averaging matters, both parts')

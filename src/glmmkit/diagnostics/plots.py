@@ -596,9 +596,15 @@ def _effect_predictions(fit, nd, level, want_conditional, want_marginal) -> tupl
         lo, hi = (nan, nan) if se is None else band(eta, se)
         series.append(("conditional", "conditional (random effects = 0)", mean, lo, hi))
     if want_marginal:
-        from ..inference.marginal import _means_from, _row_columns, _variances
+        from ..inference.marginal import (_means_from, _response_means_from, _row_columns, _row_family, _variances,
+                                          has_zero_part, zero_part_structure)
 
         lo = hi = nan
+        if has_zero_part(fit):  # the mixture's mean: π's share is not a function of η₀
+            fam_rows = _row_family(fit, nd)
+            _means_from = lambda fit_, e, v_: _response_means_from(fam_rows, e, v_)  # noqa: E731
+        if se is not None and zero_part_structure(fit) is not None:
+            se, no_band = None, "the marginal band of a zero part with random effects is not drawn"
         if se is not None:
             # E[y] depends on β only through η₀ = x'β + offset: the delta method on the link scale of
             # the marginal mean needs d g(E[y]) / dη₀ (central differences), times η₀'s standard error
