@@ -749,6 +749,7 @@ class Hurdle(_ZeroPart):
         Parameters
         ----------
         eta, y, wt : ndarray, shape (n,)
+            The positive part's linear predictor, the response, prior weights.
 
         Returns
         -------
@@ -767,10 +768,12 @@ class Hurdle(_ZeroPart):
         Parameters
         ----------
         eta, y, wt : ndarray, shape (n,)
+            The positive part's linear predictor, the response, prior weights.
 
         Returns
         -------
         dict
+            As ``ZeroInflated.zi_eta_terms``.
         """
         pi = self._values["zi"]
         q = pi * (1.0 - pi) * np.ones_like(np.asarray(eta, dtype=float))

@@ -106,6 +106,7 @@ class JointMode:
     pdev, logdet : float
         Penalised deviance and log |Λ'Z̃'W̃Z̃Λ + I| at the mode.
     converged : bool
+        Whether Newton's method met its tolerance.
     system, factor
         The joint weighted system and its factor at the mode (conditional covariances of u).
     """
@@ -122,7 +123,13 @@ class JointMode:
 
     @property
     def laplace(self) -> float:
-        """The Laplace deviance pdev + logdet (float)."""
+        """The Laplace deviance at the mode.
+
+        Returns
+        -------
+        float
+            pdev + logdet.
+        """
         return self.pdev + self.logdet
 
 
@@ -333,7 +340,9 @@ class JointLaplace(ParametricLaplace):
         Parameters
         ----------
         prm : Parts
+            The split parameter vector the mode belongs to.
         mode : JointMode
+            The joint mode at ``prm`` (its system and factor with the exact weights).
 
         Returns
         -------
@@ -405,6 +414,20 @@ class JointLaplace(ParametricLaplace):
         return self.layout.join(**out)
 
     def agq(self, params, nagq: int) -> float:  # pragma: no cover - glmer refuses nagq > 1 for these models
+        """Not available: the integral per level is over both parts' random effects.
+
+        Parameters
+        ----------
+        params : ndarray
+            The full parameter vector.
+        nagq : int
+            Number of quadrature nodes.
+
+        Returns
+        -------
+        float
+            Never returns; raises NotImplementedError.
+        """
         raise NotImplementedError("adaptive quadrature needs one-dimensional integrals per level")
 
     def family_at(self, prm):
