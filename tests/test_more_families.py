@@ -368,3 +368,98 @@ def test_registry_names():
     assert F.get_family("beta_binomial").name == "betabinomial"
     with pytest.raises(ArgumentError, match="did you mean 'tweedie'"):
         F.get_family("tweedy")
+
+
+# ----- Pearson residuals ------------------------------------------------------------------------------------
+
+
+PEARSON = json.loads((ROOT / "tests/data/families/families_cases.json").read_text())["pearson"]
+
+
+def test_betabinomial_pearson_residuals_against_glmmtmb():
+    """(y - μ)/√Var(k/n), Var(k/n) = μ(1 - μ)(n + φ)/(n(1 + φ)).  glmmTMB's residuals(type = "pearson") leave
+    out (n + φ)/(1 + φ) (its betabinomial variance is the unscaled μ(1 - μ)); the reference divides it out
+    with glmmTMB's φ, and ours times that factor (at our φ) is glmmTMB's own."""
+    fit = fitted("cbpp_betabinomial")
+    assert fit.loglik == pytest.approx(PEARSON["logLik"], abs=1e-4)
+    n = np.asarray(PEARSON["size"], dtype=float)
+    np.testing.assert_allclose(fit._problem.wt, n)  # the trials reach the fit as its weights
+    np.testing.assert_allclose(np.asarray(fit.fitted()), PEARSON["fitted"], atol=1e-4)
+    r = np.asarray(fit.residuals("pearson"))
+    np.testing.assert_allclose(r, PEARSON["pearson_scaled"], atol=1e-4)
+    phi = fit.family_params["phi"]
+    np.testing.assert_allclose(r * np.sqrt((n + phi) / (1 + phi)), PEARSON["pearson_glmmTMB"], atol=1e-4)
+    # the definition, from the pieces: the fit's response, fitted proportions and φ
+    y, mu = np.asarray(fit.frame.y), np.asarray(fit.fitted())
+    np.testing.assert_allclose(r, (y - mu) / np.sqrt(fit.family.trial_variance(mu, n)), rtol=1e-12)
+    # response_variance without trials is one trial's, μ(1 - μ)
+    np.testing.assert_allclose(fit.family.response_variance(mu), mu * (1 - mu), rtol=1e-12)
+    np.testing.assert_allclose(fit.family.response_variance(mu, n), n * fit.family.trial_variance(mu, n), rtol=1e-12)
+
+
+# ----- zeros: a lognormal hurdle, and the families a ziformula does not take ------------------------------------
+
+
+def _hurdle_data(seed=5, n=600, G=30):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(G), n // G)
+    x = rng.normal(size=n)
+    mu = np.exp(0.5 + 0.4 * x + rng.normal(0, 0.4, G)[g])
+    s2 = np.log1p((0.9 / mu) ** 2)
+    y = np.exp(np.log(mu) - s2 / 2 + np.sqrt(s2) * rng.normal(size=n))
+    y[rng.random(n) < 1 / (1 + np.exp(0.7 - 0.5 * x - rng.normal(0, 0.6, G)[g]))] = 0.0
+    d = pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
+    d["zero"] = (d["y"] == 0).astype(float)
+    return d
+
+
+def test_lognormal_hurdle_is_a_bernoulli_glmm_plus_a_lognormal_glmm():
+    """A hurdle's two parts share no parameters: its likelihood factorises into a Bernoulli model of y = 0
+    and a lognormal model of the positive rows, and so does the Laplace approximation (block-diagonal
+    Hessian), so fitting the hurdle is fitting the two separately."""
+    d = _hurdle_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the zero rows do not reach a log(0) in the start
+        pos = gk.glmer("y ~ x + (1 | g)", d[d["y"] > 0], family="lognormal")
+        h1 = gk.glmer("y ~ x + (1 | g)", d, family="lognormal", ziformula="~1")
+        h2 = gk.glmer("y ~ x + (1 | g)", d, family="lognormal", ziformula="~x + (1 | g)")
+    bern = gk.glmer("zero ~ x + (1 | g)", d, family="binomial")
+    assert h1.converged and h2.converged
+    assert h2.family.zero_model == "hurdle" and h2.family.name == "zilognormal"
+    n, n0 = len(d), int(d["zero"].sum())
+    assert 0 < n0 < n
+    # intercept-only zero part: π̂ = the share of zeros, closed form
+    assert h1.loglik == pytest.approx(pos.loglik + n0 * np.log(n0 / n) + (n - n0) * np.log(1 - n0 / n), abs=1e-6)
+    assert h2.loglik == pytest.approx(pos.loglik + bern.loglik, abs=1e-6)
+    assert h2.npar == pos.npar + bern.npar
+    for h in (h1, h2):
+        np.testing.assert_allclose(h.fixef.to_numpy(), pos.fixef.to_numpy(), atol=2e-4)
+        assert h.family_params["sigma"] == pytest.approx(pos.family_params["sigma"], rel=1e-4)
+    np.testing.assert_allclose(h2.fixef_zi.to_numpy(), bern.fixef.to_numpy(), atol=2e-4)
+    assert float(h1.fixef_zi.iloc[0]) == pytest.approx(np.log(n0 / (n - n0)), abs=1e-4)
+    # the mean: E y = (1 - π) μ, π the Bernoulli model's fitted probability and μ the lognormal's
+    np.testing.assert_allclose(np.asarray(h2.predict(type="zprob")), np.asarray(bern.fitted()), rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(h2.predict(type="response")),
+                               (1 - np.asarray(bern.fitted())) * np.asarray(h2.predict(type="conditional")), rtol=1e-3)
+
+
+@pytest.mark.parametrize("family,match", [
+    ("betabinomial", "zero-inflated betabinomial .* not available here: .* one trial per row"),
+    ("tweedie", "tweedie family models its zeros itself"),
+])
+def test_ziformula_refused_with_the_reason(family, match):
+    d = load_case(CASES["cbpp_betabinomial"])
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)" if family == "betabinomial" else \
+        "incidence ~ period + (1 | herd)"
+    with pytest.raises(ArgumentError, match=match):
+        gk.glmer(formula, d, family=family, ziformula="~1")
+
+
+def test_summary_names_each_family_parameters_interval_scale():
+    """The tweedie power's interval comes from logit(p - 1), φ's from log φ; a family all on the log scale
+    keeps the one-phrase header."""
+    tw = str(fitted("sim_tweedie").summary())
+    assert "standard errors and 95% intervals from log(phi) and logit(power - 1)" in tw
+    assert "from the log scale" not in tw
+    bb = str(fitted("cbpp_betabinomial").summary())
+    assert "standard errors and 95% intervals from the log scale" in bb and "SE(log)" in bb

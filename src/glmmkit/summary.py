@@ -505,10 +505,14 @@ class GlmmSummary(LmmSummary):
         lines.append("")
         fp = f.family_params_table() if f.kind != "pql" else None
         if fp is not None and len(fp):
-            lines.append(f"Family parameters ({f.family.name}; standard errors and 95% intervals from the log scale):")
+            labels, kinds = getattr(f.family, "engine_scale_labels", {}), getattr(f.family, "param_scales", {})
+            scales = [labels.get(k, f"{kinds.get(k, 'log')}({k})") for k in fp.index]
+            where = "the log scale" if all(s == f"log({k})" for s, k in zip(scales, fp.index)) else " and ".join(scales)
+            lines.append(f"Family parameters ({f.family.name}; standard errors and 95% intervals from {where}):")
             rows = [[name, f"{r['estimate']:.4g}", f"{r['log_se']:.3g}", f"{r.iloc[3]:.4g}", f"{r.iloc[4]:.4g}"]
                     for name, r in fp.iterrows()]
-            lines += _table(rows, [False, True, True, True, True], ["", "Estimate", "SE(log)", "2.5 %", "97.5 %"])
+            se_head = "SE(log)" if where == "the log scale" else "SE"
+            lines += _table(rows, [False, True, True, True, True], ["", "Estimate", se_head, "2.5 %", "97.5 %"])
             fixed = getattr(f.family, "fixed", {})
             if fixed:
                 lines.append("  held fixed: " + ", ".join(f"{k} = {v:g}" for k, v in fixed.items()))

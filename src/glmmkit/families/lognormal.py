@@ -25,6 +25,13 @@ class LogNormal(ParametricFamily):
 
     Both m and s² depend on μ; the derivatives are taken in u = log μ (where (σ/μ)² = e^(2 log σ - 2u)
     makes the σ-derivative a u-derivative with the sign turned) and mapped to μ.
+
+    Parameters
+    ----------
+    link : {"log", "identity", "inverse"}, default "log"
+        The link function (a name or a Link object).
+    fixed : dict, optional
+        Parameters held at given positive values instead of estimated: ``{"sigma": ...}``.
     """
 
     name = "lognormal"
@@ -34,6 +41,18 @@ class LogNormal(ParametricFamily):
     disp_param = "sigma"
 
     def variance(self, mu):
+        """V = σ², the same for every μ (σ is the standard deviation on the data scale).
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+
+        Returns
+        -------
+        numpy.ndarray
+            σ² (per row where σ is modelled by a dispformula), the shape of ``mu``.
+        """
         return np.broadcast_to(np.asarray(self._values["sigma"], dtype=float) ** 2, np.shape(mu)).astype(float)
 
     def _memo_logy(self, y):
@@ -44,6 +63,24 @@ class LogNormal(ParametricFamily):
         return memo[1]
 
     def log_density(self, y, mu, wt, values):
+        """The log-normal log-density per row, log y memoised for the response.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (> 0).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name: ``sigma``, a float or one value per row.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            -log y - ½ log(2π s²) - (log y - m)²/(2 s²), weights applied (NaN where μ <= 0).
+        """
         ly = self._memo_logy(y)
         with np.errstate(invalid="ignore", divide="ignore"):  # μ <= 0 from a trial step of a non-log link: NaN
             _, _, _, v = _log_scale(mu, values["sigma"])
@@ -51,6 +88,25 @@ class LogNormal(ParametricFamily):
             return wt * (-ly - _HALF_LOG_2PI - 0.5 * np.log(v) - 0.5 * d * d / v)
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The log-normal log-density per row, its μ-derivatives and its derivatives in log σ.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (> 0).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name: ``sigma``, a float or one value per row.
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``: f the log-density, f1..f3 its μ-derivatives (taken in log μ and
+            mapped to μ), psi["sigma"] the derivatives of (f, f1, f2) in log σ; weights applied.
+        """
         ly = self._memo_logy(y)
         with np.errstate(invalid="ignore", divide="ignore"):
             q, w, w1, v = _log_scale(mu, values["sigma"])
@@ -89,13 +145,65 @@ class LogNormal(ParametricFamily):
         return wt * f, wt * f1, wt * f2, wt * f3, {"sigma": (wt * p0, wt * s1, wt * s2)}
 
     def start(self, y, mu, wt):
+        """Starting σ: the weighted root mean square of y - μ (at least 1e-8 of the largest |y|).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (> 0).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            ``{"sigma": float}``.
+        """
         sd = np.sqrt(np.sum(wt * (y - mu) ** 2) / np.sum(wt))
         return {"sigma": float(max(sd, 1e-8 * max(float(np.max(np.abs(y))), 1e-300)))}
 
     def mu_start(self, y, wt):
-        return np.asarray(y, dtype=float)
+        """Starting μ = y, with the mean of the positive responses where y <= 0 (a hurdle's zero rows).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (> 0; a hurdle passes its zeros too).
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Positive starting means.
+        """
+        y = np.asarray(y, dtype=float)
+        pos = y > 0
+        if pos.all():
+            return y.copy()
+        fill = float(np.mean(y[pos])) if pos.any() else 1.0
+        return np.where(pos, y, fill)
 
     def check_response(self, y, wt, name):
+        """Refuse responses that are not > 0.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (> 0).
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        name : str
+            The response's name, for the error message.
+
+        Raises
+        ------
+        DataError
+            Naming how many rows are <= 0 (or NaN), which (0-based among the complete rows), and the
+            options for zeros.
+        """
         bad = ~(y > 0)
         if bad.any():
             rows = np.flatnonzero(bad)
@@ -107,5 +215,21 @@ class LogNormal(ParametricFamily):
             )
 
     def simulate(self, mu, wt, rng):
+        """Log-normal draws exp(m + s Z), m = log μ - s²/2, s² = log(1 + σ²/μ²), Z standard normal.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        rng : numpy.random.Generator
+            Source of the draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            Positive draws, the shape of ``mu``.
+        """
         _, _, _, v = _log_scale(mu, self._values["sigma"])
         return np.exp(np.log(mu) - 0.5 * v + np.sqrt(v) * rng.standard_normal(np.shape(mu)))

@@ -101,6 +101,19 @@ class Tweedie(ParametricFamily):
     """Tweedie with 1 < p < 2: log f = (yθ - κ)/φ + log a(y, φ, p), θ = μ^(1-p)/(1-p), κ = μ^(2-p)/(2-p).
 
     ``phi`` is on the log scale and ``power`` on glmmTMB's: ψ = logit(p - 1).
+
+    Parameters
+    ----------
+    link : {"log", "identity", "sqrt", "inverse"}, default "log"
+        The link function (a name or a Link object).
+    fixed : dict, optional
+        Parameters held at given values instead of estimated: ``{"phi": ...}`` (positive) and/or
+        ``{"power": ...}`` (strictly between 1 and 2).
+
+    Raises
+    ------
+    ArgumentError
+        A fixed power outside (1, 2), or a fixed parameter the family does not have.
     """
 
     name = "tweedie"
@@ -108,6 +121,8 @@ class Tweedie(ParametricFamily):
     links = ("log", "identity", "sqrt", "inverse")
     param_names = ("phi", "power")
     disp_param = "phi"
+    #: the engine's scale of a parameter not on the log scale, as a summary names it
+    engine_scale_labels = {"power": "logit(power - 1)"}
 
     def __init__(self, link=None, fixed: dict | None = None):
         power = (fixed or {}).get("power")
@@ -120,15 +135,46 @@ class Tweedie(ParametricFamily):
 
     # ---- the power's engine scale: ψ = logit(p - 1) ----
     def with_psi(self, psi: dict) -> "Tweedie":
+        """A new object bound to parameters given on the engine's scale.
+
+        Parameters
+        ----------
+        psi : dict
+            Name -> value (float or per-row array): log φ for ``phi``, logit(p - 1) for ``power``.
+
+        Returns
+        -------
+        Tweedie
+            A new object bound to φ = exp(ψ) and p = 1 + plogis(ψ).
+        """
         vals = {k: 1.0 + expit(np.asarray(v, dtype=float)) if k == "power" else from_engine_scale(v, "log")
                 for k, v in psi.items()}
         return self.with_values(vals)
 
     def log_params(self) -> np.ndarray:
+        """The free parameters on the engine's scale, in ``free_names`` order.
+
+        Returns
+        -------
+        numpy.ndarray
+            log φ and logit(p - 1) (glmmTMB's scale of the power).
+        """
         return np.array([float(logit(self._values[k] - 1.0)) if k == "power" else float(to_engine_scale(self._values[k], "log"))
                          for k in self.free_names], dtype=float)
 
     def variance(self, mu):
+        """V = φ|μ|^p, floored at 1e-300.
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``mu``.
+        """
         return np.maximum(self._values["phi"] * np.abs(mu) ** self._values["power"], 1e-300)
 
     def _series(self, y, phi, p):
@@ -153,6 +199,24 @@ class Tweedie(ParametricFamily):
         return out
 
     def log_density(self, y, mu, wt, values):
+        """The Tweedie log-density per row (log P(y = 0) = -κ/φ at zeros), the series memoised per (φ, p).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (>= 0, exact zeros allowed).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name: ``phi`` and ``power``, each a float or one value per row.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            (yθ - κ)/φ + log a(y, φ, p), weights applied, constants included.
+        """
         phi, p = values["phi"], values["power"]
         with np.errstate(invalid="ignore", divide="ignore"):
             lm = np.log(mu)
@@ -160,6 +224,24 @@ class Tweedie(ParametricFamily):
         return wt * (expo + self._log_a(y, phi, p))
 
     def mu_score_info(self, y, mu, wt, values):
+        """(∂ℓ/∂μ, ∂²ℓ/∂μ²) per row, closed form (the series does not depend on μ).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (>= 0, exact zeros allowed).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name: ``phi`` and ``power``, each a float or one value per row.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (w (y - μ)μ^-p/φ, w (-p y/μ - (1 - p))μ^-p/φ).
+        """
         phi, p = values["phi"], values["power"]
         with np.errstate(invalid="ignore", divide="ignore"):
             mp = np.exp(-p * np.log(mu))  # μ^-p
@@ -168,6 +250,26 @@ class Tweedie(ParametricFamily):
         return wt * f1, wt * f2
 
     def mu_derivatives(self, y, mu, wt, values):
+        """The Tweedie log-density per row, its μ-derivatives and its derivatives in log φ and logit(p - 1).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (>= 0, exact zeros allowed).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        values : dict
+            Parameter values by name: ``phi`` and ``power``, each a float or one value per row.
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, f2, f3, psi)``: f the log-density, f1..f3 its μ-derivatives, psi["phi"] and
+            psi["power"] the derivatives of (f, f1, f2) in log φ and in logit(p - 1) (the series' by
+            its W-weighted term means); weights applied.
+        """
         phi, p = values["phi"], values["power"]
         pos, la, mj, mjd = self._series(y, phi, p)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -202,15 +304,61 @@ class Tweedie(ParametricFamily):
         return wt * f, wt * f1, wt * f2, wt * f3, psi
 
     def start(self, y, mu, wt):
+        """Starting values: p = 1.5 (or the fixed power) and φ the weighted mean of (y - μ)²/μ^p.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (>= 0, exact zeros allowed).
+        mu : numpy.ndarray, shape (n,)
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        dict
+            ``{"phi": float, "power": float}``, φ clipped to [1e-4, 1e6].
+        """
         p = float(self._values["power"]) if "power" in self.fixed else 1.5
         phi = np.sum(wt * (y - mu) ** 2 / np.maximum(mu, 1e-12) ** p) / np.sum(wt)
         return {"phi": float(np.clip(phi, 1e-4, 1e6)), "power": p}
 
     def mu_start(self, y, wt):
+        """Starting μ halfway between y and its weighted mean, so positive at the zeros.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (>= 0, exact zeros allowed).
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Starting means.
+        """
         y = np.asarray(y, dtype=float)
         return 0.5 * (y + np.average(y, weights=wt if np.any(wt > 0) else None))
 
     def check_response(self, y, wt, name):
+        """Refuse negative (or NaN) responses.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response (>= 0, exact zeros allowed).
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+        name : str
+            The response's name, for the error message.
+
+        Raises
+        ------
+        DataError
+            Naming how many rows are negative and which (0-based among the complete rows).
+        """
         bad = ~(y >= 0)
         if bad.any():
             rows = np.flatnonzero(bad)
@@ -222,7 +370,22 @@ class Tweedie(ParametricFamily):
             )
 
     def simulate(self, mu, wt, rng):
-        """Compound Poisson-gamma draws: N ~ Poisson(κ/φ) gamma summands of shape γ and scale φ(p-1)μ^(p-1)."""
+        """Compound Poisson-gamma draws: N ~ Poisson(κ/φ) gamma summands of shape γ and scale φ(p-1)μ^(p-1).
+
+        Parameters
+        ----------
+        mu : numpy.ndarray
+            Conditional means.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights (not used: a weight is not a number of draws).
+        rng : numpy.random.Generator
+            Source of the draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            Draws >= 0 (exact zeros where N = 0), the shape of ``mu``.
+        """
         phi, p = self._values["phi"], self._values["power"]
         mu = np.asarray(mu, dtype=float)
         lam = mu ** (2.0 - p) / (phi * (2.0 - p))

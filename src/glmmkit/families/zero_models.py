@@ -943,5 +943,11 @@ def zero_model_family(family):
     raise ArgumentError(
         f"ziformula does not apply to the {family.name} family: zero inflation is for counts (poisson, nbinom1, "
         f"nbinom2), hurdles for truncated counts (truncated_poisson, ...) and positive continuous responses "
-        f"(gamma, lognormal: glmmTMB's ziGamma); a {family.name} response has no excess zeros to model")
+        f"(gamma, lognormal: glmmTMB's ziGamma); " + {
+            "betabinomial": "zero-inflated betabinomial (glmmTMB allows it) is not available here: the zero-inflation "
+                            "model would evaluate the betabinomial with one trial per row instead of each row's trials; "
+                            "drop ziformula (a small φ already puts extra mass at 0 and n successes)",
+            "tweedie": "the tweedie family models its zeros itself (P(y = 0) = exp(-μ^(2-p)/(φ(2-p)))); "
+                       "zero-inflated tweedie (glmmTMB allows it) is not available here: drop ziformula",
+        }.get(family.name, f"a {family.name} response has no excess zeros to model"))
 

@@ -430,7 +430,8 @@ class GlmmFit(MixedModelFit):
         if kind == "response":
             return y - mu
         if kind == "pearson":
-            return (y - mu) * np.sqrt(wt) / np.sqrt(self.family.response_variance(mu_c))
+            trials = (wt,) if getattr(self.family, "trials_response", False) else ()  # a variance that needs n
+            return (y - mu) * np.sqrt(wt) / np.sqrt(self.family.response_variance(mu_c, *trials))
         if kind == "deviance":
             d = np.maximum(self.family.deviance_residuals(y, mu_c, wt), 0.0)
             return np.sign(y - mu) * np.sqrt(d)

@@ -1,4 +1,5 @@
-# Reference fits for the betabinomial and tweedie families with a dispersion formula, written by glmmTMB.
+# Reference fits for the betabinomial and tweedie families with a dispersion formula, and the betabinomial's
+# Pearson residuals on cbpp, written by glmmTMB.
 # Run from anywhere:  Rscript tests/data/families/make_families.R
 # Writes, beside this script, families_cases.json (the fits; data paths relative to the repository
 # root) and the simulated data sim_betabinomial_disp.csv and sim_tweedie_disp.csv (fixed seeds 201, 202).
@@ -73,9 +74,22 @@ add_case("sim_betabinomial_disp", bb$data, bb$file, "cbind(k, size - k) ~ x + (1
          "betabinomial", betabinomial())
 add_case("sim_tweedie_disp", tw$data, tw$file, "y ~ x + (1 | g)", "~x", "tweedie", tweedie())
 
+## Pearson residuals of the betabinomial on cbpp.  glmmTMB's betabinomial()$variance is mu (1 - mu) (its
+## documented "unscaled" variance), so residuals(type = "pearson") are (y - mu) sqrt(n) / sqrt(mu (1 - mu))
+## without the factor (n + phi)/(1 + phi) of Var(k) = n mu (1 - mu)(n + phi)/(1 + phi); "scaled" divides
+## that factor out with glmmTMB's own phi = sigma(fit): (y - mu) / sqrt(Var(k/n)).
+data(cbpp, package = "lme4")
+bbfit <- glmmTMB(cbind(incidence, size - incidence) ~ period + (1 | herd), family = betabinomial(), data = cbpp)
+bb_mu <- unname(fitted(bbfit)); bb_phi <- sigma(bbfit); bb_n <- cbpp$size
+bb_raw <- unname(residuals(bbfit, type = "pearson"))
+pearson <- list(id = "cbpp_betabinomial", formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                logLik = as.numeric(logLik(bbfit)), phi = bb_phi, size = I(bb_n), fitted = I(bb_mu),
+                pearson_glmmTMB = I(bb_raw), pearson_scaled = I(bb_raw * sqrt((1 + bb_phi) / (bb_n + bb_phi))))
+cat(sprintf("%-28s logLik %.6f phi %.6f\n", "cbpp_betabinomial pearson", pearson$logLik, bb_phi))
+
 info <- list(glmmTMB = as.character(packageVersion("glmmTMB")), TMB = as.character(packageVersion("TMB")),
              R = R.version.string,
              note = "ML fits; disp coefficients are glmmTMB's betad (log phi); predict_disp rows 1, 100, 200, 300 (1-based)")
-writeLines(toJSON(list(info = info, cases = cases), auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"),
+writeLines(toJSON(list(info = info, cases = cases, pearson = pearson), auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"),
            file.path(here, "families_cases.json"))
 cat("wrote", length(cases), "cases\n")
