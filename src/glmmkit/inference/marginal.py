@@ -67,7 +67,18 @@ def _inverse_link(fit):
 
 def has_zero_part(fit) -> bool:
     """True when the fit's family has a zero part (zero inflation, a hurdle, truncation): its mean of y
-    is not g⁻¹(η)."""
+    is not g⁻¹(η).
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model; an LMM (no ``family``) has no zero part.
+
+    Returns
+    -------
+    bool
+        True for a ``ZeroInflated``, ``Hurdle`` or ``Truncated`` family, False otherwise.
+    """
     from ..families.zero_models import Truncated, _ZeroPart
 
     return isinstance(getattr(fit, "family", None), (Truncated, _ZeroPart))
@@ -80,11 +91,13 @@ def check_fixed_submodels(fit, what: str, supported=()) -> None:
 
     Parameters
     ----------
-    fit : GlmmFit
+    fit : MixedModelFit
+        The fitted model; one without sub-models (or an LMM) always passes.
     what : str
         The computation, for the message.
-    supported : tuple of str
-        The sub-models' θ blocks the computation handles.
+    supported : tuple of str, default ()
+        The sub-models' θ blocks the computation handles (the objective layout's block names,
+        ``"theta_zi"`` or ``"theta_disp"``); the default handles none.
 
     Returns
     -------
@@ -165,7 +178,19 @@ def _variances(fit, cols, theta):
 # ----- random effects in the zero part too -----
 
 def zero_part_structure(fit):
-    """The random-effects structure of the fit's zero-inflation formula (None without one)."""
+    """The random-effects structure of the fit's zero-inflation formula (None without one).
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model.
+
+    Returns
+    -------
+    ModelStructure or None
+        The ``ziformula``'s random-effects terms (``~ x + (1 | site)``); None for a fit without a
+        ``ziformula``, or with one of fixed effects only.
+    """
     for sub in getattr(getattr(fit, "_problem", None), "submodels", ()):
         if sub.part == "zi" and sub.structure is not None:
             return sub.structure
@@ -312,14 +337,19 @@ def marginal_means(fit, newdata=None) -> np.ndarray:
 
     Parameters
     ----------
-    fit : fitted model
-    newdata : DataFrame, optional
-        Rows to average (the fitted rows when omitted).
+    fit : MixedModelFit
+        The fitted LMM or GLMM; one with a zero part is averaged on the mean of y, with random
+        effects in its ``ziformula`` too (both parts' effects averaged over).
+    newdata : pandas.DataFrame, optional
+        Rows to average, with the columns of the fixed and random parts (the fitted rows when
+        omitted); its index is not used.
 
     Returns
     -------
-    ndarray
-        The population-averaged mean of each row; for a zero-inflated model (1 − π) E_b[μ].
+    ndarray, shape (n,)
+        The population-averaged mean of each row on the response scale (E_b[g⁻¹(η)]; for a
+        zero-inflated model E[(1 − π)] E_b[μ], a hurdle's or truncated family's mean of y likewise),
+        in the rows' order.
     """
     nd = None if newdata is None else newdata.reset_index(drop=True)
     if zero_part_structure(fit) is not None:
@@ -368,12 +398,17 @@ def marginal_coefs(fit) -> pd.DataFrame:
 
     Parameters
     ----------
-    fit : fitted model
+    fit : MixedModelFit
+        The fitted model. A GLMM's standard errors come from its covariance of (θ, β) (NaN without
+        one); a model with a zero part needs its estimates of every part (``NotAvailableError``
+        without them) and takes its standard errors from their joint covariance.
 
     Returns
     -------
     pandas.DataFrame
-        estimate, std_error, statistic, p_value, conditional (β) and attenuation per fixed effect;
+        Indexed by fixed effect: estimate (on the link scale), std_error, statistic (estimate /
+        std_error, a z value), p_value (two-sided normal), conditional (β) and attenuation
+        (estimate / conditional); an LMM's equal β;
         for a model with a zero part the coefficients of g(E[y]), the zero part included.
     """
     from scipy import stats
@@ -423,7 +458,27 @@ def marginal_moments(fit, newdata) -> dict:
     """Marginal mean and variance of y per row of ``newdata`` and the covariance and correlation that
     the random effects induce between those rows when they belong to one cluster (every factor),
     plus σ² R between them for a residual correlation structure (at the rows' times, or their order
-    for ``ar1(1 | g)``)."""
+    for ``ar1(1 | g)``).
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM (a zero-inflated or hurdle one too, with or without random effects in
+        its ``ziformula``).
+    newdata : pandas.DataFrame
+        The rows, with the columns of the fixed and random parts; every row is taken to belong to
+        one cluster of every grouping factor. The n rows give n x n matrices, so keep n to one
+        cluster's size.
+
+    Returns
+    -------
+    dict
+        ``"mean"`` and ``"variance"`` (pandas.Series of length n, on the response scale: E[y] and
+        Var(y), the latter the within-row variance plus that of the averaged mean), ``"covariance"``
+        and ``"correlation"`` (pandas.DataFrame, n x n, the variances on the diagonal). Indexed by
+        the rows' positions 0..n-1, except with random effects in the ``ziformula``, which keeps
+        ``newdata``'s index.
+    """
     if zero_part_structure(fit) is not None:
         check_fixed_submodels(fit, "marginal_moments", supported=("theta_zi",))
         return _mixture_moments(fit, newdata)

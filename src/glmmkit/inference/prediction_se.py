@@ -72,13 +72,18 @@ def resolve_re_form(fit, re_form):
 
     Parameters
     ----------
-    fit : fitted model
+    fit : MixedModelFit
+        The fitted model whose random terms (``fit.structure.terms``) are matched.
     re_form : None, "~0", "NA", NaN or str
-        A formula of random terms (``"~(1 | Subject)"``, ``"~(1 | a) + (0 + x | b)"``) keeps those.
+        None keeps every random term; ``"~0"``, ``"NA"`` (or NaN, R's ``NA``) none; a formula of
+        random terms (``"~(1 | Subject)"``, ``"~(1 | a) + (0 + x | b)"``) keeps those, matched by
+        their columns' formula and grouping factor (spaces ignored).
 
     Returns
     -------
     None or tuple of int
+        None (every term), ``()`` (none, the population level) or the sorted indices of the kept
+        terms in ``fit.structure.terms``.
     """
     from ..validate import population_level
 
@@ -118,7 +123,21 @@ def resolve_re_form(fit, re_form):
 
 
 def term_columns_mask(fit, keep) -> np.ndarray:
-    """Boolean mask over the q random effects (engine order): True for those of the kept terms."""
+    """Boolean mask over the q random effects (engine order): True for those of the kept terms.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model (its ``structure`` gives q and each term's place in the blocks).
+    keep : None or tuple of int
+        The kept terms as :func:`resolve_re_form` returns them: None for every term, else indices
+        into ``fit.structure.terms`` (``()`` for none).
+
+    Returns
+    -------
+    ndarray of bool, shape (q,)
+        True at the random effects of the kept terms (every level, the kept columns of the block).
+    """
     q = fit.structure.q
     if keep is None:
         return np.ones(q, dtype=bool)
@@ -142,7 +161,28 @@ def _check_supported(fit):
 
 def new_random_design(fit, nd: pd.DataFrame, keep, allow_new_levels: bool) -> np.ndarray:
     """Dense Z (rows of ``nd`` × q, engine order) of the kept terms; rows of levels not in the fit
-    are zero (a ``DataError`` unless ``allow_new_levels``), rows with a missing factor NaN."""
+    are zero (a ``DataError`` unless ``allow_new_levels``), rows with a missing factor NaN.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model, or any object with the ``structure`` to build Z for.
+    nd : pandas.DataFrame
+        The new rows with a default (0..n-1) index, holding the random terms' columns and grouping
+        factors.
+    keep : None or tuple of int
+        The terms to fill in (:func:`resolve_re_form`'s result): None for every term; the other
+        terms' columns stay zero.
+    allow_new_levels : bool
+        Give rows whose level is not in the fit zero in that term (its population-level prediction)
+        instead of raising ``DataError``.
+
+    Returns
+    -------
+    ndarray, shape (len(nd), q)
+        The rows' random-effects design in the engine's order of the q random effects; a row with a
+        missing grouping factor in a kept term is NaN throughout.
+    """
     from ..newdata import term_rows
 
     Z = np.zeros((len(nd), fit.structure.q))
@@ -167,7 +207,26 @@ class _StructureView:
 
 def zero_part_design(fit, sub, newdata, allow_new_levels: bool) -> np.ndarray:
     """Dense Z_zi (rows × q_zi, the zero part's engine order) of a sub-model with random effects: the
-    fitted rows' (``newdata`` None) or ``newdata``'s (NaN rows where a grouping factor is missing)."""
+    fitted rows' (``newdata`` None) or ``newdata``'s (NaN rows where a grouping factor is missing).
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model (not read: the sub-model carries its own structure).
+    sub : SubModel
+        The sub-model (the ``ziformula``'s), with random effects (``sub.structure`` not None).
+    newdata : pandas.DataFrame or None
+        New rows with a default (0..n-1) index, or None for the fitted rows.
+    allow_new_levels : bool
+        Give rows whose zero-part level is not in the fit zero random effects instead of raising
+        ``DataError`` (new rows only).
+
+    Returns
+    -------
+    ndarray, shape (n, q_zi)
+        The zero part's random-effects design: of the n fitted rows or of ``newdata``'s rows, every
+        term kept.
+    """
     if newdata is None:
         Z = sub.structure.z_matrix()
         return np.asarray(Z.toarray()) if hasattr(Z, "toarray") else np.asarray(Z, dtype=float)
@@ -182,6 +241,8 @@ def joint_b_covariance(obj, mode, theta_all) -> np.ndarray:
     Parameters
     ----------
     obj : JointLaplace
+        The joint objective of a fit with random effects in both parts (its stacked structure,
+        design ``Zs``, response and prior weights).
     mode : JointMode
         The joint mode (``obj.joint_mode``).
     theta_all : ndarray
@@ -190,6 +251,8 @@ def joint_b_covariance(obj, mode, theta_all) -> np.ndarray:
     Returns
     -------
     ndarray, shape (q, q)
+        The conditional covariance of the q stacked random effects (the conditional part's and the
+        zero part's) on the scale of b (not of the spherical u).
     """
     st = obj.stacked
     templates = st.templates(np.asarray(theta_all, dtype=float))
@@ -343,20 +406,34 @@ def predict_se(fit, newdata=None, re_form=None, type="link", theta_uncertainty=F
     Parameters
     ----------
     fit : LmmFit or GlmmFit
-    newdata : DataFrame, optional
+        The fitted model, without ``relmat=`` terms or a ``residual=`` structure. With
+        ``theta_uncertainty`` a PQL fit is refused, and a GLMM's prediction with random effects
+        needs the fit's (θ, β) covariance (``NotAvailableError`` without it).
+    newdata : pandas.DataFrame, optional
         Rows to predict (the fitted rows when omitted).
-    re_form : None, "~0" or a formula of random terms
-    type : "link" or "response"
-    theta_uncertainty : bool
-        Include the uncertainty of θ (and σ): glmmTMB's standard errors.
-    allow_new_levels : bool
-    keep : tuple, optional
-        The kept terms, when the caller has resolved ``re_form`` already.
+    re_form : None, "~0" or a formula of random terms, default None
+        Which random effects the prediction adds at their conditional modes: every term (None),
+        none (``"~0"``, the population level: Var = x'Σ_ββ x) or the named terms
+        (:func:`resolve_re_form`).
+    type : {"link", "response"}, default "link"
+        The scale: the linear predictor η, or the mean g⁻¹(η) with its standard error by the delta
+        method (|dμ/dη| times η's); the same for an LMM.
+    theta_uncertainty : bool, default False
+        Include the uncertainty of θ (and σ): glmmTMB's standard errors; False holds them at their
+        estimates (Σ = Cov(β̂)).
+    allow_new_levels : bool, default False
+        Rows whose grouping-factor level is not in the fit get that term's random effect at zero
+        (and no conditional variance from it) instead of a ``DataError``.
+    keep : tuple of int, optional
+        The kept terms (:func:`resolve_re_form`'s result), when the caller has resolved
+        ``re_form`` already; it then overrides ``re_form``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``fit`` and ``se_fit``, indexed as ``newdata`` (or the fitted rows).
+        Columns ``fit`` (the prediction on the ``type`` scale) and ``se_fit`` (its standard error),
+        indexed as ``newdata`` (or the fitted rows); NaN in rows whose grouping factor of a kept
+        term is missing.
     """
     if type not in ("link", "response"):
         raise ArgumentError(f"type must be 'link' or 'response', got {type!r}")
@@ -668,7 +745,27 @@ def submodel_predict_se(fit, newdata=None, re_form=None, type="link", theta_unce
 
 def simulate_re_form(fit, n_sim: int, rng, keep) -> np.ndarray:
     """Responses simulated with the kept terms' random effects at their conditional modes and new
-    draws for the other terms (lme4's ``simulate(re.form = ~(1 | g))``): (nobs, n_sim)."""
+    draws for the other terms (lme4's ``simulate(re.form = ~(1 | g))``): (nobs, n_sim).
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model, without ``relmat=`` terms; its fitted rows are simulated.
+    n_sim : int
+        The number of simulated response vectors.
+    rng : numpy.random.Generator
+        The source of the random effects' draws and of the response noise.
+    keep : None or tuple of int
+        The terms held at their conditional modes (:func:`resolve_re_form`'s result: indices into
+        ``fit.structure.terms``); the others' random effects are drawn anew from their fitted
+        distribution in every simulation.
+
+    Returns
+    -------
+    ndarray, shape (nobs, n_sim)
+        One simulated response per fitted row (rows) and simulation (columns), on the response's
+        scale: for an LMM η plus the residual noise, for a GLMM draws from the family at g⁻¹(η).
+    """
     if any(t.structure.kind == "relmat" for t in fit.structure.terms):
         raise NotAvailableError("a partial re_form is not available for relmat= terms")
     mask = term_columns_mask(fit, keep)

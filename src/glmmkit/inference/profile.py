@@ -167,7 +167,20 @@ class _Model:
 
 def submodel_rows(fit) -> list[tuple]:
     """``(row name, position in the estimate vector fit._x)`` of every sub-model coefficient
-    (``zi~minedno``, ``disp~(Intercept)``), in the layout's order; empty without sub-models."""
+    (``zi~minedno``, ``disp~(Intercept)``), in the layout's order; empty without sub-models.
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted model; one without sub-models, or that keeps no full estimate vector
+        (``fit._x`` None), has no rows.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, position)`` per coefficient: ``"<part>~<column>"`` (part ``zi`` or ``disp``) and
+        its int index into ``fit._x`` (and ``fit._x_cov``).
+    """
     subs = getattr(getattr(fit, "_problem", None), "submodels", ())
     if not subs or getattr(fit, "_x", None) is None:
         return []
@@ -195,10 +208,14 @@ def zero_part_variance_rows(fit) -> list[tuple]:
     Parameters
     ----------
     fit : GlmmFit
+        The fitted model; it needs its full estimate vector (``fit._x``), else there are no rows.
 
     Returns
     -------
     list of tuple
+        ``(name, value, lower, upper, position)`` per parameter: the row name, its estimate on the
+        natural scale (an SD on logit π's scale, a correlation), that scale's bounds ((0, inf) for an
+        SD, (-1, 1) for a correlation) and its int index into ``fit._x``.
     """
     st = _zero_part_structure(fit)
     if st is None or getattr(fit, "_x", None) is None:
@@ -241,7 +258,33 @@ def _profile_fixed_lmm(fit, j, b):
 
 
 def profile_confint(fit, level: float = 0.95, which=None) -> pd.DataFrame:
-    """Profile intervals for every parameter (or those named in ``which``)."""
+    """Profile intervals for every parameter (or those named in ``which``).
+
+    Parameters
+    ----------
+    fit : MixedModelFit
+        The fitted LMM or GLMM (a GLMM is profiled on its own deviance, Laplace or AGQ). An LMM is
+        profiled on the ML deviance (a REML fit, or one with a residual structure, is refitted by
+        ML first).
+    level : float, default 0.95
+        The confidence level, in (0, 1): the ends are where ζ = ±z, z the normal quantile at
+        0.5 + level / 2.
+    which : iterable of str, optional
+        The parameters to profile, by row name (``"sd_(Intercept)|Subject"``, ``"sigma"``, a fixed
+        effect's name, ``"zi~mined"``); names that match no parameter are skipped. Every parameter
+        when omitted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``lower`` and ``upper``, one row per parameter in the order: variance parameters
+        (standard deviations and correlations per term, σ, a residual structure's), the zero part's
+        (``zi~...``), the fixed effects, the sub-models' coefficients. Each on its natural scale:
+        SDs and σ as standard deviations (a GLMM's on the link scale), fixed effects and ``zi~``
+        coefficients on their linear predictor's scale (logit π for ``zi``, log for ``disp``). An
+        end whose ζ stays short of ±z up to its parameter's bound is that bound (0 for an SD, ±1 for a
+        correlation); NaN where ζ does not reach ±z within the search's 60 widening steps.
+    """
     from scipy import stats  # imported here: scipy.stats costs ~0.8 s of glmmkit's import
 
     z = stats.norm.ppf(0.5 + level / 2.0)
