@@ -824,6 +824,8 @@ def plot_correlation(fit, max_lag=None, ax=None):
     ax.set_ylabel("within-cluster correlation")
     R = getattr(fit, "residual_structure", None)
     what = f"residual {R.description}" if R is not None else "random-effect structure"
+    if R is not None and fit.structure.terms:  # the fitted line is the whole model's, G's part included
+        what += " and the random effects"
     ax.set_title(f"Correlation by lag\n({what})", fontsize="medium")
     _legend_below(fig, ax, ncol=2, fontsize=8)
     _tidy(fig)
