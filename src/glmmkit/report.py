@@ -219,6 +219,8 @@ def _parameter_estimates(fit) -> dict:
             est[f"cor_{r.term2}.{r.term1}|{r.group}"] = float(r.sdcor)
         else:
             est[f"sd_{r.term1}|{r.group}"] = float(r.sdcor)
+    if fit.has_family:  # the bootstrap's rows of the family's own parameters (theta, ...)
+        est.update({str(k): float(v) for k, v in fit.family_params.items()})
     return est
 
 

@@ -1,11 +1,14 @@
 """Within-cluster correlation by lag: the empirical one of the marginal residuals beside the one the
 fitted model implies (a variogram-style check of a covariance structure; nlme's ``Variogram``).
 
-For every pair of rows of one cluster, the marginal residuals e = y − Xβ − offset have covariance
-z_s' G z_t + σ² R_st under the model; e_s e_t and that covariance, both divided by the model's
-standard deviations of the two rows, are averaged over the pairs at each lag.  Clusters and times come from the residual structure (``residual=``), or
-from a structured random-effect term over positions in one dimension (``ar1(0 + f | g)``,
-``ou(time | g)``: the cluster is its grouping factor, the time the row's position).
+For every pair of rows of one cluster, y has covariance z_s' G z_t + σ² R_st under the model: the
+fitted correlation at a lag is that over the two rows' standard deviations, averaged over the pairs.
+The empirical one is the correlation of the marginal residuals e = y − Xβ̂ − offset, each first
+divided by its standard deviation under the model (of e, whose covariance V − X Cov(β̂) X' is smaller
+than y's), over the pairs at the lag: Σ ẽ_s ẽ_t / √(Σ ẽ_s² Σ ẽ_t²).  Clusters and times come from
+the residual structure (``residual=``), or from a structured random-effect term over positions in
+one dimension (``ar1(0 + f | g)``, ``ou(time | g)``: the cluster is its grouping factor, the time
+the row's position).
 """
 
 from __future__ import annotations
@@ -70,10 +73,12 @@ def correlation_by_lag(fit, max_lag=None) -> pd.DataFrame:
                                 "or marginal_moments()")
     codes, times = _clusters_and_times(fit)
     ok = np.isfinite(times)
-    e = fit.frame.y - fit.frame.X[:, fit._x_kept] @ fit._beta - fit.frame.offset
+    X = fit.frame.X[:, fit._x_kept]
+    e = fit.frame.y - X @ fit._beta - fit.frame.offset
     idx = np.flatnonzero(ok)
     order = idx[np.lexsort((times[idx], codes[idx]))]
-    c, t, r = codes[order], times[order], e[order]
+    c, t, r, Xo = codes[order], times[order], e[order], X[order]
+    C = np.asarray(fit._vcov, dtype=float)
     cols = [fit.structure.terms[i].columns[order] for i in range(len(fit.structure.terms))]
     covs = [fit._term_cov(term) for term in fit.structure.terms]
     same_level = [fit.structure.terms[i].factor.codes[order] for i in range(len(fit.structure.terms))]
@@ -87,7 +92,9 @@ def correlation_by_lag(fit, max_lag=None) -> pd.DataFrame:
     var_rows = sigma2 * d * d
     for Z, S in zip(cols, covs):
         var_rows += np.einsum("ij,jk,ik->i", Z, S, Z)
-    lags, emp, fitted, npairs = [], [], [], []
+    # β̂ is estimated, so e's variance is y's less x' Cov(β̂) x: standardise e by its own SD
+    u = r / np.sqrt(np.maximum(var_rows - np.einsum("ij,jk,ik->i", Xo, C, Xo), 1e-300))
+    lags, emp, sq_i, sq_j, fitted = [], [], [], [], []
     for k in range(1, int(sizes.max()) if sizes.size else 1):  # pairs k rows apart, every cluster at once
         i = np.arange(r.shape[0] - k)
         j = i + k
@@ -103,13 +110,18 @@ def correlation_by_lag(fit, max_lag=None) -> pd.DataFrame:
             cov += sigma2 * d[i] * d[j] * R.pair_correlation(fit._residual_psi, t[i], t[j])
         scale = np.sqrt(var_rows[i] * var_rows[j])  # both sides standardised by the model's SDs
         lags.append(np.abs(t[j] - t[i]))
-        emp.append(r[i] * r[j] / scale)
+        emp.append(u[i] * u[j])
+        sq_i.append(u[i] ** 2)
+        sq_j.append(u[j] ** 2)
         fitted.append(cov / scale)
     if not lags:
         raise ArgumentError("no cluster has two rows: there is no within-cluster correlation to show")
     lag = np.concatenate(lags)
-    df = pd.DataFrame({"lag": lag, "prod": np.concatenate(emp), "cov": np.concatenate(fitted)})
+    df = pd.DataFrame({"lag": lag, "prod": np.concatenate(emp), "sq_i": np.concatenate(sq_i),
+                       "sq_j": np.concatenate(sq_j), "cov": np.concatenate(fitted)})
     if max_lag is not None:
         df = df[df.lag <= max_lag]
     g = df.groupby("lag")
-    return pd.DataFrame({"empirical": g["prod"].mean(), "fitted": g["cov"].mean(), "n_pairs": g.size()})
+    sums = g[["prod", "sq_i", "sq_j"]].sum()
+    empirical = sums["prod"] / np.sqrt(sums["sq_i"] * sums["sq_j"])
+    return pd.DataFrame({"empirical": empirical, "fitted": g["cov"].mean(), "n_pairs": g.size()})

@@ -65,6 +65,30 @@ def _tidy(fig):
         fig.tight_layout()
 
 
+def _wrapped(text, fig, fontsize):
+    """``text`` broken into lines that fit the figure's width (a suptitle wider than the figure is cut
+    off at both ends by ``savefig`` without ``bbox_inches="tight"``)."""
+    import textwrap
+
+    width_pt = fig.get_figwidth() * 72.0
+    chars = max(20, int(width_pt / (0.58 * fontsize)))  # a generous average glyph width
+    return textwrap.fill(text, width=chars, break_on_hyphens=False)
+
+
+def _legend_below(fig, ax, ncol=2, fontsize=7):
+    """The legend of ``ax`` under the plot, where it covers no data: in a figure of ours (constrained
+    layout) a figure legend in the space the layout keeps below the axes; in the caller's axes under
+    the x label."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    engine = fig.get_layout_engine()
+    if engine is not None and type(engine).__name__ == "ConstrainedLayoutEngine":
+        return fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=fontsize, frameon=False)
+    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol,
+                     fontsize=fontsize, frameon=False)
+
+
 def _factor_names(fit, factor):
     names = [blk.factor.name for blk in fit.structure.blocks]
     if factor is None:
@@ -135,8 +159,6 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, ax=None, sort_by=Non
         a.axvline(0.0, color="0.35", lw=1.0, ls="--", zorder=0, label="0: the population value")
         a.errorbar(b[order], pos, xerr=z * s[order], fmt="o", ms=3.5, color="C0", ecolor="C0", elinewidth=1.0,
                    capsize=0, label=f"conditional mode ± {z:.2f} sd")
-        if k == 0:
-            a.legend(fontsize=7, frameon=True, framealpha=0.85, loc="lower right")
         ax = a
         if b.shape[0] <= _MAX_LABELLED_LEVELS:
             ax.set_yticks(pos)
@@ -148,9 +170,12 @@ def plot_caterpillar(fit, factor=None, level: float = 0.95, ax=None, sort_by=Non
         ax.set_title(f"{name}: {term}", fontsize=10)
         ax.set_xlabel(f"random effect ± {z:.2f} sd")
         ax.grid(axis="x", color="0.92")
+    _legend_below(fig, flat[0])
     keys = dict.fromkeys((p[0], p[6]) for p in panels)
     how = "; ".join(f"{n} ordered by {k}" for n, k in keys)
-    fig.suptitle(f"Conditional modes of the random effects ({how}, the same rows in each panel)", fontsize=11)
+    if len(panels) > len(keys):  # some factor has several panels
+        how += ", the same rows in each panel"
+    fig.suptitle(_wrapped(f"Conditional modes of the random effects ({how})", fig, 11), fontsize=11)
     _tidy(fig)
     return fig
 
@@ -257,11 +282,12 @@ def plot_shrinkage(fit, factor=None, term=None, ax=None, axes=None):
             ax.annotate(f"{dropped} level(s) without an estimate not shown", (0.99, 0.01), xycoords="axes fraction",
                         ha="right", va="bottom", fontsize=7, color="0.4")
     if equal_sizes:
-        fig.suptitle(f"Shrinkage of the random effects (every cluster: {size_label.split('(')[1][:-1]} = {n[0]:g})",
-                     fontsize=11)
+        unit = size_label.split("(")[1][:-1]
+        title = f"Shrinkage of the random effects of {name} (all {n.shape[0]} clusters have {n[0]:g} {unit} each)"
     else:
         fig.colorbar(sc, ax=flat, shrink=0.8, pad=0.02).set_label(size_label)
-        fig.suptitle("Shrinkage of the random effects", fontsize=11)
+        title = f"Shrinkage of the random effects of {name}"
+    fig.suptitle(_wrapped(title, fig, 11), fontsize=11)
     _tidy(fig)
     return fig
 
@@ -297,8 +323,10 @@ def _binned_quantiles(x, r, probs, n_bins):
 
 
 def _simulation_hist(ax, test, title, xlabel, ratio_name="ratio"):
-    ax.hist(test.simulated, bins=min(30, max(10, test.simulated.shape[0] // 8)), color="0.75", edgecolor="white",
-            label="simulated")
+    counts, _, _ = ax.hist(test.simulated, bins=min(30, max(10, test.simulated.shape[0] // 8)), color="0.75",
+                           edgecolor="white", label="simulated")
+    # headroom above the tallest bar for the text box and the legend
+    ax.set_ylim(0.0, 1.45 * max(float(np.max(counts)) if counts.size else 1.0, 1.0))
     ax.axvline(test.observed, color="C3", lw=2.0, label="observed")
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
@@ -307,7 +335,8 @@ def _simulation_hist(ax, test, title, xlabel, ratio_name="ratio"):
 
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels (0.0875) must not run together
     ax.legend(fontsize=8, frameon=False, loc="upper right")
-    ax.annotate(f"{ratio_name} = {test.ratio:.3g}\np = {test.p_value:.3g}", (0.02, 0.97), xycoords="axes fraction",
+    ratio = f"{test.ratio:.2f}" if abs(test.ratio) >= 0.1 else f"{test.ratio:.3g}"  # 1.00, not 1
+    ax.annotate(f"{ratio_name} = {ratio}\np = {test.p_value:.3g}", (0.02, 0.97), xycoords="axes fraction",
                 ha="left", va="top", fontsize=8, bbox=dict(boxstyle="round", fc="white", ec="0.8"))
 
 
@@ -807,14 +836,16 @@ def plot_correlation(fit, max_lag=None, ax=None):
     tab = correlation_by_lag(fit, max_lag=max_lag)
     fig, (ax,) = _axes_for(1, None if ax is None else [ax], name="ax")
     size = 20 + 180 * tab["n_pairs"] / tab["n_pairs"].max()
-    ax.scatter(tab.index, tab["empirical"], s=size, alpha=0.6, label="data (marginal residuals)")
+    ax.scatter(tab.index, tab["empirical"], s=size, alpha=0.6, label="data: marginal residuals (size: pairs)")
     ax.plot(tab.index, tab["fitted"], "-o", color="C3", ms=3, label="fitted model")
     ax.axhline(0.0, color="0.6", lw=0.8, label="no correlation")
     ax.set_xlabel("lag")
     ax.set_ylabel("within-cluster correlation")
     R = getattr(fit, "residual_structure", None)
     what = f"residual {R.description}" if R is not None else "random-effect structure"
+    if R is not None and fit.structure.terms:  # the fitted line is the whole model's, G's part included
+        what += " and the random effects"
     ax.set_title(f"Correlation by lag\n({what})", fontsize="medium")
-    ax.legend(frameon=False, fontsize="small")
+    _legend_below(fig, ax, ncol=2, fontsize=8)
     _tidy(fig)
     return fig

@@ -61,18 +61,30 @@ def refit_response(fit, y_new):
 _WORKER_FIT = None  # the fit a forked bootstrap worker refits (inherited, not pickled)
 
 
+def _boot_parameters(fit) -> pd.Series:
+    """What a bootstrap replicate records: the variance parameters, the family's estimated own
+    parameters (the negative binomial's ``theta``, a Gamma's ``shape``, ...) and the fixed effects."""
+    values = fit.family_params if fit.has_family else {}
+    names = [n for n in getattr(fit, "_psi_names", ()) if n in values]
+    if not names:
+        return all_parameters(fit)
+    family = pd.Series([float(values[n]) for n in names], index=names, dtype=float)
+    return pd.concat([variance_parameters(fit), family, fit.fixef])
+
+
 def _one_replicate(seed_seq) -> np.ndarray:
     fit = _WORKER_FIT
     rng = np.random.default_rng(seed_seq)
     y_sim = fit._simulate_array(1, seed=rng)[:, 0]
     try:
-        return all_parameters(refit_response(fit, y_sim)).to_numpy()
+        return _boot_parameters(refit_response(fit, y_sim)).to_numpy()
     except Exception:  # a failed refit (e.g. separation in a tiny binomial sample) is recorded as missing
-        return np.full(len(all_parameters(fit)), np.nan)
+        return np.full(len(_boot_parameters(fit)), np.nan)
 
 
 def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
-    """Parameters (lme4's names) of ``n_boot`` refits to responses simulated from ``fit``.
+    """Parameters (lme4's names; a family's estimated parameters such as ``theta`` under their own
+    names after the variance parameters) of ``n_boot`` refits to responses simulated from ``fit``.
 
     Replicate b draws from its own stream (``SeedSequence(seed).spawn``), so the result does
     not depend on ``n_jobs``; with ``n_jobs > 1`` forked worker processes share the work (Linux
@@ -110,7 +122,7 @@ def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True, n_jo
         _WORKER_FIT = None
     if show:
         sys.stderr.write("\n")
-    return pd.DataFrame(rows, columns=all_parameters(fit).index)
+    return pd.DataFrame(rows, columns=_boot_parameters(fit).index)
 
 
 def _gnu_openmp_loaded() -> bool:

@@ -135,7 +135,7 @@ def _no_pooling(fit, blk, base, max_iter=50):
     codes, Z = blk.factor.codes, blk.columns
     q, K = blk.q, blk.K
     y = fit.frame.y
-    if fit.has_residual:
+    if not fit.has_family:  # a PQL fit has a residual (its working model's) but a GLMM's response
         w = np.ones_like(y) if fit.frame.weights is None else fit.frame.weights
         A = np.einsum("i,ia,ib->iab", w, Z, Z)
         G = np.zeros((q, K, K))
