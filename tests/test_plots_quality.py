@@ -235,6 +235,8 @@ def test_bootstrap_gives_the_negative_binomial_theta_an_interval():
     theta = fit.family_params["theta"]
     assert list(ci.index) == ["sd_(Intercept)|clinic", "theta", "(Intercept)", "treated", "smokeryes"]
     assert ci.loc["theta", "lower"] < theta < ci.loc["theta", "upper"]
+    one = fit.confint(method="boot", n_boot=40, seed=2, progress=False, parm="theta")  # parm names it too
+    assert list(one.index) == ["theta"] and one.loc["theta"].tolist() == ci.loc["theta"].tolist()
     # each replicate's theta is the refit's estimate: the first replicate redone by hand
     draws = bootstrap_estimates(fit, 2, seed=7, progress=False)
     rng = np.random.default_rng(np.random.SeedSequence(7).spawn(2)[0])

@@ -53,8 +53,20 @@ def _wald(fit, level):
 
 
 def refit_response(fit, y_new):
-    """The same model refitted to a new response vector (complete rows, y on the engine's scale):
-    ``fit.refit(y_new)``, which shares nothing with ``fit``."""
+    """The same model refitted to a new response vector: ``fit.refit(y_new)``, which shares nothing with ``fit``.
+
+    Parameters
+    ----------
+    fit : fitted model
+        The model to refit.
+    y_new : array-like, shape (nobs,)
+        The new response of the fitted (complete) rows, on the engine's scale (proportions for the binomial).
+
+    Returns
+    -------
+    fitted model
+        A new fit of the same class.
+    """
     return fit.refit(np.asarray(y_new, dtype=float))
 
 
@@ -89,6 +101,24 @@ def bootstrap_estimates(fit, n_boot: int, seed=None, progress: bool = True, n_jo
     Replicate b draws from its own stream (``SeedSequence(seed).spawn``), so the result does
     not depend on ``n_jobs``; with ``n_jobs > 1`` forked worker processes share the work (Linux
     and macOS; elsewhere the replicates run in this process).
+
+    Parameters
+    ----------
+    fit : fitted model
+        The model whose responses are simulated and refitted.
+    n_boot : int
+        Number of replicates.
+    seed : int or None
+        Seed of the replicates' streams.
+    progress : bool, default True
+        Draw a progress bar on a terminal's standard error.
+    n_jobs : int, default 1
+        Worker processes.
+
+    Returns
+    -------
+    DataFrame
+        One row per replicate (NaN where a refit failed), one column per parameter.
     """
     import multiprocessing as mp
 
@@ -140,7 +170,33 @@ def _progress(show, done, total):
 
 def confint(fit, method: str = "wald", level: float = 0.95, n_boot: int = 500, seed=None,
             progress: bool = True, n_jobs: int = 1, parm=None) -> pd.DataFrame:
-    """See :meth:`MixedModelFit.confint`; ``attrs`` records the method and level (the report names them)."""
+    """Confidence intervals (see :meth:`MixedModelFit.confint`); ``attrs`` records the method and level
+    (the report names them).
+
+    Parameters
+    ----------
+    fit : fitted model
+        The fit whose parameters are covered.
+    method : {"wald", "profile", "boot", "bootstrap"}, default "wald"
+        How the intervals are found.
+    level : float, default 0.95
+        Coverage.
+    n_boot : int, default 500
+        Bootstrap replicates (method "boot").
+    seed : int or None
+        Bootstrap seed.
+    progress : bool, default True
+        Bootstrap progress bar.
+    n_jobs : int, default 1
+        Bootstrap worker processes.
+    parm : str or list of str, optional
+        The parameters to cover (default: all that the method covers).
+
+    Returns
+    -------
+    DataFrame
+        Columns lower and upper, one row per parameter.
+    """
     out = _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm)
     m = str(method).lower()
     out.attrs.update({"method": "boot" if m == "bootstrap" else m, "level": float(level)})
@@ -160,6 +216,8 @@ def _confint(fit, method, level, n_boot, seed, progress, n_jobs, parm=None) -> p
 
         known = (list(all_parameters(fit).index) + [n for n, *_ in zero_part_variance_rows(fit)]
                  + [n for n, _ in submodel_rows(fit)])
+        if str(method).lower() in ("boot", "bootstrap"):  # the bootstrap also covers the family's parameters
+            known += [n for n in _boot_parameters(fit).index if n not in known]
         unknown = [p for p in wanted if p not in known]
         if unknown:
             raise ArgumentError(f"parm names unknown parameter(s) {unknown}; the parameters are {known}")

@@ -475,8 +475,7 @@ def marginal_moments(fit, newdata) -> dict:
     dict
         ``"mean"`` and ``"variance"`` (pandas.Series of length n, on the response scale: E[y] and
         Var(y), the latter the within-row variance plus that of the averaged mean), ``"covariance"``
-        and ``"correlation"`` (pandas.DataFrame, n x n, the variances on the diagonal). Indexed by
-        the rows' positions 0..n-1, except with random effects in the ``ziformula``, which keeps
+        and ``"correlation"`` (pandas.DataFrame, n x n, the variances on the diagonal), indexed by
         ``newdata``'s index.
     """
     if zero_part_structure(fit) is not None:
@@ -535,7 +534,7 @@ def marginal_moments(fit, newdata) -> dict:
     cov[np.diag_indices(n)] = variance
     sdv = np.sqrt(variance)
     corr = cov / np.outer(sdv, sdv)
-    idx = nd.index
+    idx = newdata.index
     return {"mean": pd.Series(mean, index=idx), "variance": pd.Series(variance, index=idx),
             "covariance": pd.DataFrame(cov, index=idx, columns=idx),
             "correlation": pd.DataFrame(corr, index=idx, columns=idx)}
