@@ -343,6 +343,8 @@ def test_zero_part_random_effects_reported():
     np.testing.assert_allclose(got, fit.predict(new, type="zlink", re_form="~0"), atol=1e-12)
     text = str(fit.summary())
     assert "Zero-inflation model" in text and text.count("Random effects:") == 2
+    vc = fit.varcorr_part("zi")
+    assert not vc.isin([None]).to_numpy().any() and vc["term2"].isna().all()  # NaN, never None, as varcorr
 
 
 def test_zero_part_random_effects_row_order_and_relabelling():

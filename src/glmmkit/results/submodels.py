@@ -182,7 +182,7 @@ def part_varcorr(fit, part: str = "zi") -> pd.DataFrame:
         C = T @ T.T
         sd = np.sqrt(np.diag(C))
         for i, name in enumerate(t.names):
-            rows.append((t.group, name, None, C[i, i], sd[i]))
+            rows.append((t.group, name, np.nan, C[i, i], sd[i]))
         for c in range(t.k):
             for r in range(c + 1, t.k):
                 denom = sd[r] * sd[c]
