@@ -325,7 +325,8 @@ def _ess_core(x: np.ndarray) -> np.ndarray:
 
     The combined autocorrelation at lag t is ``1 - (W - mean_m acov_{m,t}) / var+`` (Vehtari et
     al. 2021, eq. 10, with the within-chain autocovariances normalised by 1/N as in Stan).  The
-    pair sums ``P_k = rho_{2k} + rho_{2k+1}`` are kept up to the first negative one and replaced by
+    pair sums ``P_k = rho_{2k} + rho_{2k+1}`` are kept up to the first negative one (the last
+    available pair is never kept) and replaced by
     their running minimum (Geyer's initial monotone sequence).  ``tau = -1 + 2 sum_k P_k`` plus the
     positive part of the even-lag autocorrelation of the first dropped pair (which lowers the
     variance of the estimate for antithetic chains); ``tau`` is bounded below by ``1 / log10(MN)``,
