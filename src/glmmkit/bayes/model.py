@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import expit, gammaln
+from scipy.special import digamma, expit, gammaln
 
 from ..exceptions import ArgumentError, NotAvailableError
 from . import priors as _priors
@@ -62,7 +62,9 @@ class _Term:
         self.conc = conc
         self.tau_const = self.shape * math.log(self.rate) - math.lgamma(self.shape)
         self.dir_const = math.lgamma(float(conc.sum())) - float(np.sum(gammaln(conc)))
-        self.il, self.jl = np.tril_indices(K, -1)  # row-by-row lower triangle: (1,0), (2,0), (2,1), ...
+        self.il, self.jl = np.tril_indices(K, -1)
+        self.mask = np.tril(np.ones((K, K)))
+        self.eye = np.eye(K)  # row-by-row lower triangle: (1,0), (2,0), (2,1), ...
         # coefficient of log(1 - z_ik²) in LKJ-Cholesky density + Jacobians (independent of the row)
         self.cpc_coef = 0.5 * (K - self.jl - 2.0) + self.eta_lkj
 
@@ -109,7 +111,8 @@ class PosteriorModel:
         link = "identity" if family is None else family.link.name
         self.link_name = link
         self._link = None if family is None else family.link
-        self._fast = {("gaussian", "identity"), ("binomial", "logit"), ("poisson", "log")}
+        self._fast = {("gaussian", "identity"), ("binomial", "logit"), ("poisson", "log"), ("negative_binomial", "log"),
+                      ("gamma", "log"), ("beta", "logit")}
         self._kind = (fam, link) if (fam, link) in self._fast else ("general", link)
         if family is not None and hasattr(family, "fixed") and family.fixed:
             raise NotAvailableError(f"family_params={family.fixed!r}: fixed family parameters are not available in the "
@@ -170,6 +173,10 @@ class PosteriorModel:
             self._Z = Z
             self._ZT = np.ascontiguousarray(Z.T)
         self._sd_y = float(np.std(self.y, ddof=1)) if self.n > 1 else 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._logy = np.log(self.y) if fam in ("gamma", "beta") else None
+            self._log1my = np.log1p(-self.y) if fam == "beta" else None
+        self._sw = float(self.wt.sum())
         self.names = self._names()
 
     # ------------------------------------------------------------------ construction
@@ -289,7 +296,7 @@ class PosteriorModel:
         Om[t.il, t.jl] = om
         P = np.ones((K, K))
         P[:, 1:] = np.sqrt(np.cumprod(Om[:, :-1], axis=1))
-        L = np.tril(P * (Zm + np.eye(K)))
+        L = P * (Zm + t.eye) * t.mask
         T = sd[:, None] * L
         return T, tau, pi, sd, (z, om, P, L), y
 
@@ -307,7 +314,9 @@ class PosteriorModel:
         lp += t.dir_const + float(a @ logpi)
         g[1:K] = a[:-1] - a.sum() * pi[:-1]
         z, om, _, _ = cpc
-        lp += float(t.cpc_coef @ np.log(om))
+        c = np.abs(u[K:])
+        log_om = 2.0 * (math.log(2.0) - c - np.log1p(np.exp(-2.0 * c)))  # log(1 - tanh²), stable in the tails
+        lp += float(t.cpc_coef @ log_om)
         g[K:] = -2.0 * t.cpc_coef * z
         return lp, g
 
@@ -402,17 +411,17 @@ class PosteriorModel:
                 GT = GB.T @ Zt  # d/dTs, K x K (lower triangle used)
                 A = GT * Ts  # d/dlog of each entry of Ts
                 if self.family_name == "gaussian":
-                    grad[self.aux_i] += float(np.sum(np.tril(A)))
+                    grad[self.aux_i] += float(A.sum())  # Ts is lower triangular, so is A
                 gu = grad[t.par]
                 if t.K == 1:
                     gu[0] += A[0, 0]
                     continue
                 K = t.K
-                arow = np.tril(A).sum(axis=1)  # per row j: Σ_k dT_jk T_jk = g_sd_j sd_j
+                arow = A.sum(axis=1)  # per row j: Σ_k dT_jk T_jk = g_sd_j sd_j
                 gu[0] += arow.sum()
                 gu[1:K] += 0.5 * (arow[:-1] - pi[:-1] * arow.sum())
                 z, om, P, L = cpc
-                gL = np.tril(GT) * (sd * sigma_scale)[:, None]
+                gL = GT * t.mask * (sd * sigma_scale)[:, None]
                 GLL = gL * L
                 # S[i, m] = Σ_{j = m+1..i} gL[i, j] L[i, j]
                 S = np.cumsum(GLL[:, ::-1], axis=1)[:, ::-1]
@@ -440,6 +449,31 @@ class PosteriorModel:
             mu = np.exp(eta)
             ll = float(wt @ (y * eta - mu))
             return ll, wt * (y - mu), None
+        if fam == "negative_binomial":  # NB2, log link; lgamma(y + 1) left out
+            th = aux
+            mu = np.exp(eta)
+            tm = th + mu
+            ltm = np.log(tm)
+            yt = y + th
+            ll = float(wt @ (gammaln(yt) + y * eta - yt * ltm)) + self._sw * (th * math.log(th) - math.lgamma(th))
+            d = float(wt @ (digamma(yt) - ltm - yt / tm)) + self._sw * (math.log(th) + 1.0 - float(digamma(th)))
+            return ll, wt * th * (y - mu) / tm, th * d
+        if fam == "gamma":  # log link
+            a = aux
+            ymu = y * np.exp(-eta)
+            ll = float(wt @ (-a * eta + (a - 1.0) * self._logy - a * ymu)) + self._sw * (a * math.log(a) - math.lgamma(a))
+            d = a * (float(wt @ (self._logy - eta - ymu)) + self._sw * (math.log(a) + 1.0 - float(digamma(a))))
+            return ll, wt * a * (ymu - 1.0), d
+        if fam == "beta":  # logit link
+            phi = aux
+            mu = expit(eta)
+            am, bm = mu * phi, (1.0 - mu) * phi
+            ly, l1y = self._logy, self._log1my
+            ll = float(wt @ ((am - 1.0) * ly + (bm - 1.0) * l1y - gammaln(am) - gammaln(bm))) + self._sw * math.lgamma(phi)
+            da, db = digamma(am), digamma(bm)
+            s = wt * phi * (db - da + ly - l1y) * mu * (1.0 - mu)
+            d = phi * (float(wt @ (mu * (ly - da) + (1.0 - mu) * (l1y - db))) + self._sw * float(digamma(phi)))
+            return ll, s, d
         # any other family or link: the family object's μ-derivatives through the link
         lk = self._link
         mu = lk.inverse(eta)
@@ -482,8 +516,18 @@ class PosteriorModel:
         ndarray, shape (dim,)
         """
         rng = np.random.default_rng(rng)
+        spread = 1.0
+        for _ in range(60):  # shrink the jitter until the density is finite (μ = 1/η must stay positive, ...)
+            x = self._jittered(rng, spread)
+            if np.isfinite(self.logp(x)):
+                return x
+            spread *= 0.5
+        raise ArgumentError("no starting point with a finite log-density was found near the prior's centre; "
+                            "check the response against the family and link")
+
+    def _jittered(self, rng, spread):
         x = np.zeros(self.dim)
-        x[:self.p] = rng.uniform(-0.1, 0.1, self.p)
+        x[:self.p] = rng.uniform(-0.1, 0.1, self.p) * spread
         if self.has_intercept:
             ybar = float(np.sum(self.wt * self.y) / np.sum(self.wt))
             if self.family_name in ("binomial", "beta"):
@@ -491,14 +535,14 @@ class PosteriorModel:
             elif self.family_name != "gaussian":
                 ybar = max(ybar, 0.05)
             x[self.icpt] = float(self._link.link(np.array([ybar]))[0]) if self._link is not None else ybar
-            x[self.icpt] += rng.uniform(-0.1, 0.1) * (self._sd_y if self.family_name == "gaussian" else 1.0)
+            x[self.icpt] += rng.uniform(-0.1, 0.1) * spread * (self._sd_y if self.family_name == "gaussian" else 1.0)
         if self.aux_i is not None:
             base = math.log(self._sd_y) if self.family_name == "gaussian" else 0.0
             x[self.aux_i] = base + rng.uniform(-0.5, 0.5)
         for t in self.terms:
             x[t.par] = rng.uniform(-1.0, 1.0, t.n_par)
-            x[t.par.start] = rng.uniform(-1.5, 0.0)
-        x[self.z_all] = rng.uniform(-1.0, 1.0, self.z_all.stop - self.z_all.start)
+            x[t.par.start] = rng.uniform(-1.5, 0.0) + (0.0 if spread == 1.0 else math.log(spread))
+        x[self.z_all] = rng.uniform(-1.0, 1.0, self.z_all.stop - self.z_all.start) * spread
         return x
 
     @property

@@ -475,7 +475,7 @@ class PriorSet:
             if adjusted_desc is None or adjusted_desc == specified_desc:
                 lines.append(f" ~ {specified_desc}")
             else:
-                lines += ["  Specified prior:", f"    ~ {specified_desc}", "  Adjusted prior:", f"    ~ {adjusted_desc}"]
+                lines.extend(["  Specified prior:", f"    ~ {specified_desc}", "  Adjusted prior:", f"    ~ {adjusted_desc}"])
             lines.append("")
 
         if self.intercept is not None:
