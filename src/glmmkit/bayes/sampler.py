@@ -143,8 +143,8 @@ def sample(logp_and_grad, x0s, *, draws=1000, tune=1000, chains=4, seed=None, ta
     chains : int, default 4
         Number of chains.
     seed : int, optional
-        Seed; the same seed gives the same draws (for the numpy engine and nutpie's compiled
-        path; nutpie's Python-callable path too, as each chain has its own generator).
+        Seed; the same seed gives the same draws (tested for the numpy engine and nutpie's
+        compiled path).
     target_accept : float, default 0.8
         Target mean acceptance statistic for the step-size adaptation; raise it (0.9, 0.95) when
         there are divergences.
