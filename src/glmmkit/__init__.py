@@ -21,6 +21,8 @@ from .exceptions import (
     SeparationWarning,
     SingularFitWarning,
 )
+from .bayes import priors
+from .bayes.api import bglmer, blmer
 from .glmer import glmer
 from .inference import anova, check_separation
 from .inference.power import PowerResult, plot_power, power
@@ -55,4 +57,7 @@ __all__ = [
     "power",
     "plot_power",
     "PowerResult",
+    "blmer",
+    "bglmer",
+    "priors",
 ]

@@ -77,7 +77,7 @@ def _fit(formula, data, family, link, weights, offset, priors, chains, draws, tu
                     max_treedepth=int(max_treedepth), n_jobs=n_jobs, progress=progress)
     settings = {"chains": int(chains), "draws": int(draws), "tune": int(tune), "seed": seed,
                 "target_accept": float(target_accept), "max_treedepth": int(max_treedepth),
-                "sampler": getattr(result, "sampler", "NUTS"), "time_s": time.perf_counter() - t0}
+                "sampler": f"NUTS, {getattr(result, 'engine', 'numpy')} engine", "time_s": time.perf_counter() - t0}
     return BayesFit(model, result, frame, kept, formula, settings)
 
 

@@ -171,7 +171,7 @@ class BayesFit:
         -------
         pandas.Series
         """
-        names = self.model.fixef_names()
+        names = self.model.fixef_names
         return self.draws[names].mean().rename("fixef")
 
     def posterior_interval(self, prob: float = 0.9) -> pd.DataFrame:
@@ -208,7 +208,7 @@ class BayesFit:
         """
         if self.model.link_name not in ("logit", "log"):
             raise NotAvailableError(f"exp(β) has no ratio reading with the {self.model.link_name} link")
-        e = np.exp(self.draws[self.model.fixef_names()])
+        e = np.exp(self.draws[self.model.fixef_names])
         lo, hi = (1.0 - prob) / 2.0, 1.0 - (1.0 - prob) / 2.0
         return pd.DataFrame({"mean": e.mean(), "median": e.median(), "lower": e.quantile(lo), "upper": e.quantile(hi)})
 
