@@ -27,7 +27,7 @@ from nutpie import _lib
 from nutpie.compiled_pyfunc import from_pyfunc
 from nutpie.sample import CompiledModel
 
-from glmmkit.bayes.sampler import _STAT_KEYS, SampleResult
+from glmmkit.bayes.sample_result import _STAT_KEYS, SampleResult
 
 __all__ = ["run"]
 

@@ -103,14 +103,14 @@ class BayesFit:
 
     @cached_property
     def draws(self) -> pd.DataFrame:
-        """The posterior draws: columns ``chain``, ``draw`` and every parameter under lme4's names
-        (fixed effects as ``fixef``, ``sd_(Intercept)|herd``, ``cor_Days.(Intercept)|Subject``,
-        ``sigma`` or the family's parameter).
+        """The posterior draws under lme4's names.
 
         Returns
         -------
         pandas.DataFrame
-            One row per draw (chains × draws).
+            One row per draw (chains × draws): columns ``chain``, ``draw`` and every parameter (fixed
+            effects as ``fixef``, ``sd_(Intercept)|herd``, ``cor_Days.(Intercept)|Subject``, ``sigma`` or
+            the family's parameter).
         """
         vals = self.model.unpack_draws(self._flat())
         return pd.concat([self._index(), vals.reset_index(drop=True)], axis=1)
@@ -342,6 +342,7 @@ class BayesFit:
         n_sim : int, optional
             How many draws to use (evenly spaced; all by default).
         seed : int or numpy Generator, optional
+            Random numbers of the simulation.
         newdata : pandas.DataFrame, optional
             New rows (the fitted rows by default).
         re_form : None or "~0"

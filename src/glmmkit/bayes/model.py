@@ -98,7 +98,9 @@ class PosteriorModel:
     names : list of str
         Names of its coordinates.
     family_name : str
+        The family's name ("gaussian" for an LMM).
     prior_set : PriorSet
+        The priors in use.
     """
 
     def __init__(self, X, x_names, y, wt, offset, family, structure, priors=None):
@@ -494,6 +496,7 @@ class PosteriorModel:
         Parameters
         ----------
         x : ndarray, shape (dim,)
+            A point in the unconstrained space.
 
         Returns
         -------
@@ -643,6 +646,7 @@ class PosteriorModel:
         Parameters
         ----------
         model_name : str, default "fit"
+            The name the header gives the model (rstanarm prints the fit's variable name).
 
         Returns
         -------

@@ -343,6 +343,7 @@ class ExponentialPrior:
     Attributes
     ----------
     rate : float
+        The rate after autoscaling (mean 1 / rate).
     """
 
     rate: float
@@ -353,6 +354,7 @@ class ExponentialPrior:
         Parameters
         ----------
         v : float
+            The parameter's value.
 
         Returns
         -------
@@ -363,7 +365,21 @@ class ExponentialPrior:
 
 @dataclass
 class AdjustedCoef:
-    """One coefficient's prior: as specified and as used (after autoscaling)."""
+    """One coefficient's prior: as specified and as used (after autoscaling).
+
+    Attributes
+    ----------
+    name : str
+        The model-matrix column.
+    spec : Prior
+        The prior as given (or rstanarm's default).
+    dist : str
+        "normal", "student_t" or "flat".
+    location, scale, df : float
+        The prior as used, after autoscaling (df for Student-t and Cauchy).
+    spec_scale : float
+        The scale as given, before autoscaling.
+    """
 
     name: str
     spec: Prior
@@ -442,6 +458,7 @@ class PriorSet:
         Parameters
         ----------
         beta : ndarray, shape (len(coefs),)
+            The non-intercept coefficients.
 
         Returns
         -------
