@@ -151,3 +151,14 @@ def test_prior_only_sd_matches_decov_scaling(case, sd_name, factor):
     expected = _decov_sd_median(case, factor)
     got = CASES[case]["prior_only"]["parameters"][sd_name]["q50"]
     assert got == pytest.approx(expected, rel=0.06)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_timing_at_default_settings(name):
+    t = CASES[name]["timing_default_settings"]
+    assert (t["iter"], t["warmup"], t["chains"]) == (2000, 1000, 4)
+    assert set(t["ess_bulk"]) == set(CASES[name]["parameters"])
+    total = sum(t["elapsed"]["warmup"]) + sum(t["elapsed"]["sample"])
+    assert t["sampling_time_s"] == pytest.approx(total)
+    assert t["ess_per_s"] == pytest.approx(min(t["ess_bulk"].values()) / total)
+    assert t["wall_s"] >= 0.9 * total

@@ -22,6 +22,7 @@
 # Data are the CSVs beside this script, exported from glmmkit.datasets (cbpp, sleepstudy,
 # counts_ri) so both sides use identical data; tiny_gauss.csv is simulated here (8 groups).
 #
+# timing_default_settings repeats the timing at glmmkit's defaults (iter = 2000, cores = 1).
 # prior_only holds the same summaries from prior-only draws (prior_PD = TRUE).
 #
 # Run from this folder:  Rscript make_rstanarm.R [case ...]
@@ -62,41 +63,41 @@ cases <- list(
     description = "binomial logit, cbind(incidence, size - incidence) ~ period + (1 | herd)",
     data = function() read_data("cbpp.csv", c("herd", "period")), data_file = "cbpp.csv",
     formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)",
-    fit = function(d, cores, ...) stan_glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
+    fit = function(d, cores, iter = ITER, ...) stan_glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
                                         data = d, family = binomial(link = "logit"),
-                                        chains = CHAINS, iter = ITER, warmup = WARMUP,
+                                        chains = CHAINS, iter = iter, warmup = WARMUP,
                                         cores = cores, seed = SEED, refresh = 0, ...),
     fitter = "stan_glmer", family = "binomial", link = "logit"),
   sleepstudy = list(
     description = "gaussian identity, Reaction ~ Days + (Days | Subject)",
     data = function() read_data("sleepstudy.csv", "Subject"), data_file = "sleepstudy.csv",
     formula = "Reaction ~ Days + (Days | Subject)",
-    fit = function(d, cores, ...) stan_lmer(Reaction ~ Days + (Days | Subject), data = d,
-                                       chains = CHAINS, iter = ITER, warmup = WARMUP,
+    fit = function(d, cores, iter = ITER, ...) stan_lmer(Reaction ~ Days + (Days | Subject), data = d,
+                                       chains = CHAINS, iter = iter, warmup = WARMUP,
                                        cores = cores, seed = SEED, refresh = 0, ...),
     fitter = "stan_lmer", family = "gaussian", link = "identity"),
   counts_poisson = list(
     description = "poisson log, y ~ x1 + (1 | g) on glmmkit's counts_ri",
     data = function() read_data("counts_ri.csv", c("g", "x2")), data_file = "counts_ri.csv",
     formula = "y ~ x1 + (1 | g)",
-    fit = function(d, cores, ...) stan_glmer(y ~ x1 + (1 | g), data = d, family = poisson(link = "log"),
-                                        chains = CHAINS, iter = ITER, warmup = WARMUP,
+    fit = function(d, cores, iter = ITER, ...) stan_glmer(y ~ x1 + (1 | g), data = d, family = poisson(link = "log"),
+                                        chains = CHAINS, iter = iter, warmup = WARMUP,
                                         cores = cores, seed = SEED, refresh = 0, ...),
     fitter = "stan_glmer", family = "poisson", link = "log"),
   counts_nb = list(
     description = "negative binomial (NB2) log, y ~ x1 + (1 | g) on glmmkit's counts_ri",
     data = function() read_data("counts_ri.csv", c("g", "x2")), data_file = "counts_ri.csv",
     formula = "y ~ x1 + (1 | g)",
-    fit = function(d, cores, ...) stan_glmer.nb(y ~ x1 + (1 | g), data = d, link = "log",
-                                           chains = CHAINS, iter = ITER, warmup = WARMUP,
+    fit = function(d, cores, iter = ITER, ...) stan_glmer.nb(y ~ x1 + (1 | g), data = d, link = "log",
+                                           chains = CHAINS, iter = iter, warmup = WARMUP,
                                            cores = cores, seed = SEED, refresh = 0, ...),
     fitter = "stan_glmer.nb", family = "negative_binomial_2", link = "log"),
   tiny_gauss = list(
     description = "gaussian identity, y ~ x + (1 | g), 8 groups of 6 (simulated; for SBC / cross checks)",
     data = function() make_tiny("tiny_gauss.csv"), data_file = "tiny_gauss.csv",
     formula = "y ~ x + (1 | g)",
-    fit = function(d, cores, ...) stan_lmer(y ~ x + (1 | g), data = d,
-                                       chains = CHAINS, iter = ITER, warmup = WARMUP,
+    fit = function(d, cores, iter = ITER, ...) stan_lmer(y ~ x + (1 | g), data = d,
+                                       chains = CHAINS, iter = iter, warmup = WARMUP,
                                        cores = cores, seed = SEED, refresh = 0, ...),
     fitter = "stan_lmer", family = "gaussian", link = "identity")
 )
@@ -229,6 +230,22 @@ run_prior <- function(name) {
   list(parameters = lapply(lme4_draws(fit), summ), sampler = sampler_info(fit$stanfit))
 }
 
+# Speed at glmmkit's default settings (4 chains, tune = warmup = 1000, draws = 1000, so
+# iter = 2000), cores = 1, same seed: the like-for-like baseline for blmer / bglmer's ESS/s.
+run_timing_default <- function(name) {
+  cs <- cases[[name]]
+  d <- cs$data()
+  load_before <- readLines("/proc/loadavg")
+  wall <- system.time(fit <- cs$fit(d, 1L, iter = 2000L))[["elapsed"]]
+  e <- elapsed(fit$stanfit)
+  ess <- vapply(lme4_draws(fit), posterior::ess_bulk, 0)
+  list(iter = 2000L, warmup = WARMUP, chains = CHAINS, cores = 1L, elapsed = e,
+       sampling_time_s = sum(e$warmup) + sum(e$sample), wall_s = wall,
+       ess_bulk = as.list(ess), min_ess_bulk = min(ess), min_ess_bulk_parameter = names(ess)[which.min(ess)],
+       ess_per_s = min(ess) / (sum(e$warmup) + sum(e$sample)), ess_per_s_wall = min(ess) / wall,
+       loadavg_before = load_before)
+}
+
 args <- commandArgs(trailingOnly = TRUE)
 todo <- if (length(args)) args else names(cases)
 dir.create("parts", showWarnings = FALSE)
@@ -248,6 +265,13 @@ for (nm in todo) {
   writeLines(toJSON(run_prior(nm), auto_unbox = TRUE, digits = NA, na = "null", null = "null",
                     pretty = TRUE), f)
 }
+for (nm in todo) {
+  f <- file.path("parts", paste0(nm, ".timing_default.json"))
+  if (file.exists(f)) next
+  message("timing at glmmkit's default settings for ", nm, " ...")
+  writeLines(toJSON(run_timing_default(nm), auto_unbox = TRUE, digits = NA, na = "null",
+                    null = "null", pretty = TRUE), f)
+}
 
 done <- Filter(function(nm) file.exists(file.path("parts", paste0(nm, ".json"))), names(cases))
 all_cases <- lapply(done, function(nm) fromJSON(file.path("parts", paste0(nm, ".json")), simplifyVector = FALSE))
@@ -255,6 +279,8 @@ names(all_cases) <- done
 for (nm in done) {
   f <- file.path("parts", paste0(nm, ".prior.json"))
   if (file.exists(f)) all_cases[[nm]]$prior_only <- fromJSON(f, simplifyVector = FALSE)
+  f <- file.path("parts", paste0(nm, ".timing_default.json"))
+  if (file.exists(f)) all_cases[[nm]]$timing_default_settings <- fromJSON(f, simplifyVector = FALSE)
 }
 out <- list(
   generator = "make_rstanarm.R",
