@@ -278,7 +278,7 @@ class BayesFit:
             return eta
         if re_form is not None:
             raise NotAvailableError("re_form must be None (all random effects) or '~0' for a Bayesian fit")
-        mult = np.exp(flat[:, m.aux_i]) if m.family_name == "gaussian" else np.ones(flat.shape[0])
+        mult = np.exp(flat[:, m.aux_i]) if m.aux_i is not None else np.ones(flat.shape[0])
         for mt, st in zip(m.terms, self.structure.terms):
             if newdata is None:
                 cols, idx = mt.cols, mt.codes

@@ -14,7 +14,7 @@ fitting, ``from_problem`` takes a frequentist fit's ``_problem``).  The unconstr
   simplex of variance proportions (the last pinned at 0) and K(K - 1)/2 unconstrained canonical
   partial correlations (tanh) of the correlation matrix's Cholesky factor, row by row;
 * z: the term's standard-normal random effects, level-major (level g's K effects together), with
-  b_g = T z_g and T = diag(sd) L (gaussian: times σ).
+  b_g = T z_g and T = diag(sd) L, times the auxiliary parameter where the family has one (rstanarm).
 
 The log-density includes every Jacobian of those transforms and the normalising constants of every
 prior except the LKJ's (a constant of K and the regularization).  The likelihood's constants that do
@@ -366,7 +366,9 @@ class PosteriorModel:
                 ga = float(ga[0])
             lp += a + la  # + log-Jacobian of aux = exp(la)
             grad[self.aux_i] += ga * aux + 1.0
-        sigma_scale = aux if self.family_name == "gaussian" else 1.0
+        # rstanarm scales the decov covariance by the family's auxiliary parameter (σ, the NB size θ,
+        # the Gamma shape, the beta precision; its prior-only draws confirm it): b = aux · T z
+        sigma_scale = aux if aux is not None else 1.0
         # random effects
         facs = []
         zvec = x[self.z_all]
@@ -412,7 +414,7 @@ class PosteriorModel:
                 grad[t.z] += (GB @ Ts).ravel()
                 GT = GB.T @ Zt  # d/dTs, K x K (lower triangle used)
                 A = GT * Ts  # d/dlog of each entry of Ts
-                if self.family_name == "gaussian":
+                if aux is not None:
                     grad[self.aux_i] += float(A.sum())  # Ts is lower triangular, so is A
                 gu = grad[t.par]
                 if t.K == 1:
@@ -595,7 +597,7 @@ class PosteriorModel:
             beta[self.icpt] -= float(beta @ self.xbar)
         out = dict(zip(self.x_names, map(float, beta)))
         aux = math.exp(x[self.aux_i]) if self.aux_i is not None else None
-        mult = aux if self.family_name == "gaussian" else 1.0
+        mult = aux if aux is not None else 1.0
         Bs = []
         for t in self.terms:
             T = self._term_factor(t, x[t.par])[0] * mult

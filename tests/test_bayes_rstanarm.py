@@ -1,0 +1,52 @@
+"""Bayesian fits against rstanarm 2.21.3 with the same (default) priors (issue 15's rule: posterior
+means within 0.15 posterior SD, posterior SDs within 10 %).  References: tests/data/bayes/rstanarm/,
+made by make_rstanarm.R (4 chains x 3000 kept draws each)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmmkit as gk
+from glmmkit.exceptions import ConvergenceWarning
+
+ROOT = Path(__file__).resolve().parent / "data" / "bayes" / "rstanarm"
+CASES = json.loads((ROOT / "rstanarm_cases.json").read_text())["cases"]
+FAMILY = {"binomial": "binomial", "gaussian": "gaussian", "poisson": "poisson", "negative_binomial_2": "negative_binomial"}
+
+
+def _data(case):
+    d = pd.read_csv(ROOT / Path(case["data_file"]).name)
+    for col in ("herd", "period", "Subject", "g"):
+        if col in d.columns:
+            d[col] = d[col].astype(str)
+    if "period" in d.columns:
+        d["period"] = pd.Categorical(d["period"], categories=sorted(d["period"].unique()))
+    return d
+
+
+def _fit(case, seed=20261202):
+    d = _data(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if case["family"] == "gaussian":
+            return gk.blmer(case["formula"], d, seed=seed)
+        return gk.bglmer(case["formula"], d, family=FAMILY[case["family"]], seed=seed)
+
+
+@pytest.mark.parametrize("name", ["cbpp", "counts_poisson", "counts_nb", "tiny_gauss", "sleepstudy"])
+def test_posterior_matches_rstanarm(name):
+    case = CASES[name]
+    fit = _fit(case)
+    ours = fit.summary()
+    for param, ref in case["parameters"].items():
+        assert param in ours.index, (param, list(ours.index))
+        got = ours.loc[param]
+        assert abs(got["mean"] - ref["mean"]) <= 0.15 * ref["sd"], (param, got["mean"], ref["mean"], ref["sd"])
+        assert got["sd"] == pytest.approx(ref["sd"], rel=0.10), (param, got["sd"], ref["sd"])
+        assert got["rhat"] < 1.02, param  # 4 x 1000 draws (rstanarm used 4 x 3000)
