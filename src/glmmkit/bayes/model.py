@@ -69,6 +69,40 @@ class _Term:
         self.cpc_coef = 0.5 * (K - self.jl - 2.0) + self.eta_lkj
 
 
+#: (family, link) pairs with a numba kernel (glmmkit.bayes._numba_density)
+_NUMBA_KINDS = frozenset({("gaussian", "identity"), ("binomial", "logit"), ("poisson", "log"),
+                          ("negative_binomial", "log"), ("gamma", "log"), ("beta", "logit")})
+
+
+def _numba_importable() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover - numba is a base dependency
+        return False
+    return True
+
+
+class _LogDensity:
+    """``model.logp_and_grad`` for the kinds with a numba kernel: the numpy method, plus the compiled
+    version's ``numba_logp_and_grad`` / ``numba_data`` that :func:`glmmkit.bayes.sampler.sample` looks for."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x):
+        return PosteriorModel.logp_and_grad(self.model, x)
+
+    @property
+    def numba_logp_and_grad(self):
+        return self.model.numba_logp_and_grad
+
+    @property
+    def numba_data(self):
+        return self.model.numba_data
+
+
 class PosteriorModel:
     """Posterior log-density and gradient of a GLMM / LMM under rstanarm's priors.
 
@@ -180,6 +214,10 @@ class PosteriorModel:
             self._log1my = np.log1p(-self.y) if fam == "beta" else None
         self._sw = float(self.wt.sum())
         self.names = self._names()
+        self._numba_data = None
+        if self._kind in _NUMBA_KINDS:
+            # the bound method the sampler receives carries the compiled density (nutpie engine)
+            self.logp_and_grad = _LogDensity(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -433,6 +471,41 @@ class PosteriorModel:
                 il, jl = t.il, t.jl
                 gu[K:] += gL[il, jl] * P[il, jl] * om - S[il, jl] * z
         return lp, grad
+
+    @property
+    def numba_logp_and_grad(self):
+        """The numba-compiled density ``f(x, *numba_data) -> (logp, grad)``, equal to :meth:`logp_and_grad`.
+
+        Present for gaussian identity, binomial logit, poisson log, negative_binomial log, gamma log and
+        beta logit models when numba is importable (``AttributeError`` otherwise, so that
+        ``getattr(model, "numba_logp_and_grad", None)`` is None).  Importing it loads numba and the
+        kernel (compiled on first use, then cached on disk).
+
+        Returns
+        -------
+        numba dispatcher
+        """
+        if self._kind not in _NUMBA_KINDS or not _numba_importable():
+            raise AttributeError(f"no numba log-density for the {self._kind[0]} family with the {self.link_name} link")
+        from ._numba_density import logp_and_grad
+
+        return logp_and_grad
+
+    @property
+    def numba_data(self):
+        """The arrays :attr:`numba_logp_and_grad` takes after ``x`` (built on first access).
+
+        Returns
+        -------
+        tuple of ndarray
+        """
+        if self._kind not in _NUMBA_KINDS or not _numba_importable():
+            raise AttributeError(f"no numba log-density for the {self._kind[0]} family with the {self.link_name} link")
+        if self._numba_data is None:
+            from ._numba_density import pack
+
+            self._numba_data = pack(self)
+        return self._numba_data
 
     def _loglik(self, eta, aux):
         """Σ log-likelihood, its gradient in η per row and in log aux (None without aux)."""

@@ -1,0 +1,438 @@
+"""numba kernel of :meth:`glmmkit.bayes.model.PosteriorModel.logp_and_grad` (the nutpie engine's callback).
+
+The kernel computes the same log posterior density and gradient as the numpy method, on the same
+unconstrained vector, for the model's "fast" kinds (gaussian identity, binomial logit, poisson log,
+negative_binomial log, gamma log, beta logit), any number of random-effects terms with K >= 1
+columns each.  The random effects enter row by row through each term's level codes and columns
+(no dense Z).
+
+Every data array is an argument (nothing is closed over), so the kernel is compiled once per array
+layout and ``cache=True`` keeps the machine code on disk for the next process.  The per-term data
+are packed into a few arrays (:func:`pack`):
+
+``obs`` (5, n)
+    y, prior weights, offset, log y, log(1 - y) (the last two only where the family uses them).
+``Xc`` (n, p)
+    The fixed-effect model matrix with its non-intercept columns centred.
+``cols`` (n, ΣK)
+    Every term's random-effect columns side by side (term t in columns ``col0 .. col0 + K - 1``).
+``codes`` (n, number of terms)
+    Every term's level code of each row.
+``bprior`` (p, 5)
+    Per coefficient: prior kind (0 flat, 1 normal, 2 Student-t), location, 1/scale², df, the
+    log-density's normalising constant.
+``tint`` (terms, 5)
+    Per term: K, number of levels q, start of its decov parameters in x, start of its z in x, col0.
+``tflt`` (terms, 5)
+    Per term: Gamma shape and rate of τ, LKJ regularization, the τ prior's and the Dirichlet's
+    normalising constants.
+``conc`` (ΣK,)
+    The Dirichlet concentrations, term after term.
+``info`` (3,) int64
+    Family code (:data:`FAMILY_CODES`), index of log aux in x (-1: none), the aux prior's kind
+    (0 flat or none, 1 half-normal, 2 half-Student-t, 3 exponential).
+``aux`` (6,)
+    The aux prior's location, 1/scale², df, constant and exponential rate; the sum of the weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+__all__ = ["FAMILY_CODES", "logp_and_grad", "pack"]
+
+#: family code of each supported (family, link)
+FAMILY_CODES = {("gaussian", "identity"): 0, ("binomial", "logit"): 1, ("poisson", "log"): 2,
+                ("negative_binomial", "log"): 3, ("gamma", "log"): 4, ("beta", "logit"): 5}
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_LOG2 = math.log(2.0)
+
+
+@nb.njit(cache=True, fastmath=False)
+def _digamma(x):
+    """ψ(x) for x > 0: the recurrence up to x >= 10, then the asymptotic series (error < 1e-16)."""
+    r = 0.0
+    while x < 10.0:
+        r -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132 + f * (
+        691.0 / 32760 + f * (-1.0 / 12)))))))
+    return r + math.log(x) - 0.5 / x + t
+
+
+@nb.njit(cache=True, fastmath=False)
+def _real_prior(kind, v, loc, inv_s2, nu, const):
+    """(log-density, derivative) of one normal / Student-t / flat prior at v."""
+    if kind == 0:
+        return 0.0, 0.0
+    d = v - loc
+    if kind == 1:
+        return const - 0.5 * d * d * inv_s2, -d * inv_s2
+    r2 = d * d * inv_s2
+    return const - 0.5 * (nu + 1.0) * math.log1p(r2 / nu), -(nu + 1.0) * d * inv_s2 / (nu + r2)
+
+
+@nb.njit(cache=True, fastmath=False)
+def _softplus(e):
+    if e > 0.0:
+        return e + math.log1p(math.exp(-e))
+    return math.log1p(math.exp(e))
+
+
+@nb.njit(cache=True, fastmath=False)
+def _expit(e):
+    if e >= 0.0:
+        return 1.0 / (1.0 + math.exp(-e))
+    a = math.exp(e)
+    return a / (1.0 + a)
+
+
+@nb.njit(cache=True, fastmath=False)
+def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux):
+    """Log posterior density (up to a constant) and its gradient; see the module docstring for the arrays.
+
+    Parameters
+    ----------
+    x : ndarray, shape (dim,)
+        The unconstrained point.
+    obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux : ndarray
+        The model's packed data (:func:`pack`).
+
+    Returns
+    -------
+    (float, ndarray of shape (dim,))
+        -inf and a zero gradient where the likelihood is not finite.
+    """
+    dim = x.shape[0]
+    n, p = Xc.shape
+    nt = tint.shape[0]
+    fam = info[0]
+    aux_i = info[1]
+    aux_kind = info[2]
+    grad = np.zeros(dim)
+    lp = 0.0
+    # fixed-effect priors
+    for j in range(p):
+        a, g = _real_prior(int(bprior[j, 0]), x[j], bprior[j, 1], bprior[j, 2], bprior[j, 3], bprior[j, 4])
+        lp += a
+        grad[j] += g
+    # auxiliary parameter
+    av = 1.0
+    if aux_i >= 0:
+        la = x[aux_i]
+        av = math.exp(la)
+        if aux_kind == 3:
+            rate = aux[4]
+            a = math.log(rate) - rate * av
+            g = -rate
+        else:
+            a, g = _real_prior(aux_kind, av, aux[0], aux[1], aux[2], aux[3])
+        lp += a + la
+        grad[aux_i] += g * av + 1.0
+    sig = av if fam == 0 else 1.0
+    # random effects: the standard-normal z
+    z0 = tint[0, 3] if nt > 0 else dim
+    for i in range(z0, dim):
+        lp -= 0.5 * x[i] * x[i]
+        grad[i] -= x[i]
+    # per term: decov prior, T = diag(sd) L (times σ for the gaussian) and B = Z T'
+    kmax = 1
+    qk_all = 0
+    for t in range(nt):
+        kmax = max(kmax, tint[t, 0])
+        qk_all += tint[t, 0] * tint[t, 1]
+    Tall = np.zeros((nt, kmax, kmax))    # T times σ (gaussian)
+    Lall = np.zeros((nt, kmax, kmax))
+    Pall = np.ones((nt, kmax, kmax))
+    Zall = np.zeros((nt, kmax, kmax))    # tanh of the canonical partial correlations
+    sdall = np.zeros((nt, kmax))
+    piall = np.zeros((nt, kmax))
+    B = np.zeros(qk_all)                # every term's b, level-major, in x's z order
+    GB = np.zeros(qk_all)               # the likelihood's gradient in B
+    gbeta = np.zeros(p)                 # ... and in β
+    for t in range(nt):
+        K = tint[t, 0]
+        q = tint[t, 1]
+        u0 = tint[t, 2]
+        zs = tint[t, 3]
+        shape = tflt[t, 0]
+        rate = tflt[t, 1]
+        tau = math.exp(x[u0])
+        lp += tflt[t, 3] + shape * x[u0] - rate * tau
+        grad[u0] += shape - rate * tau
+        if K == 1:
+            sdall[t, 0] = tau
+            piall[t, 0] = 1.0
+            Lall[t, 0, 0] = 1.0
+            Tall[t, 0, 0] = tau * sig
+        else:
+            c0 = tint[t, 4]
+            ymax = 0.0
+            for k in range(K - 1):
+                ymax = max(ymax, x[u0 + 1 + k])
+            es = 0.0
+            for k in range(K):
+                yk = x[u0 + 1 + k] if k < K - 1 else 0.0
+                piall[t, k] = math.exp(yk - ymax)
+                es += piall[t, k]
+            asum = 0.0
+            for k in range(K):
+                piall[t, k] /= es
+                sdall[t, k] = tau * math.sqrt(K * piall[t, k])
+                asum += conc[c0 + k]
+            # Dirichlet and the softmax Jacobian
+            lp += tflt[t, 4]
+            for k in range(K):
+                lp += conc[c0 + k] * math.log(piall[t, k])
+            for k in range(K - 1):
+                grad[u0 + 1 + k] += conc[c0 + k] - asum * piall[t, k]
+            # LKJ on the Cholesky factor through tanh, with the Jacobians
+            eta_lkj = tflt[t, 2]
+            m = u0 + K
+            for i in range(1, K):
+                for j in range(i):
+                    v = x[m]
+                    zz = math.tanh(v)
+                    c = abs(v)
+                    log_om = 2.0 * (_LOG2 - c - math.log1p(math.exp(-2.0 * c)))
+                    coef = 0.5 * (K - j - 2.0) + eta_lkj
+                    lp += coef * log_om
+                    grad[m] += -2.0 * coef * zz
+                    Zall[t, i, j] = zz
+                    m += 1
+            for i in range(K):
+                prod = 1.0
+                for j in range(K):
+                    Pall[t, i, j] = math.sqrt(prod)
+                    if j < i:
+                        prod *= 1.0 - Zall[t, i, j] * Zall[t, i, j]
+                for j in range(i + 1):
+                    Lall[t, i, j] = Pall[t, i, j] * (Zall[t, i, j] + (1.0 if i == j else 0.0))
+                    Tall[t, i, j] = sdall[t, i] * Lall[t, i, j] * sig
+        off = zs - z0
+        for g in range(q):
+            for a in range(K):
+                s = 0.0
+                for b in range(a + 1):
+                    s += Tall[t, a, b] * x[zs + g * K + b]
+                B[off + g * K + a] = s
+    # the likelihood, one pass over the rows
+    ll = 0.0
+    acc = 0.0  # family-specific sum for the aux derivative (gaussian: the residual sum of squares)
+    for r in range(n):
+        e = obs[2, r]
+        for j in range(p):
+            e += Xc[r, j] * x[j]
+        for t in range(nt):
+            K = tint[t, 0]
+            base = tint[t, 3] - z0 + codes[r, t] * K
+            c0 = tint[t, 4]
+            for a in range(K):
+                e += cols[r, c0 + a] * B[base + a]
+        yr = obs[0, r]
+        w = obs[1, r]
+        if fam == 0:
+            res = yr - e
+            wr = w * res
+            acc += res * wr
+            s = wr
+        elif fam == 1:
+            ll += w * (yr * e - _softplus(e))
+            s = w * (yr - _expit(e))
+        elif fam == 2:
+            mu = math.exp(e)
+            ll += w * (yr * e - mu)
+            s = w * (yr - mu)
+        elif fam == 3:
+            th = av
+            mu = math.exp(e)
+            tm = th + mu
+            ltm = math.log(tm)
+            yt = yr + th
+            ll += w * (math.lgamma(yt) + yr * e - yt * ltm)
+            acc += w * (_digamma(yt) - ltm - yt / tm)
+            s = w * th * (yr - mu) / tm
+        elif fam == 4:
+            sh = av
+            ymu = yr * math.exp(-e)
+            ll += w * (-sh * e + (sh - 1.0) * obs[3, r] - sh * ymu)
+            acc += w * (obs[3, r] - e - ymu)
+            s = w * sh * (ymu - 1.0)
+        else:
+            phi = av
+            mu = _expit(e)
+            am = mu * phi
+            bm = (1.0 - mu) * phi
+            ly = obs[3, r]
+            l1y = obs[4, r]
+            ll += w * ((am - 1.0) * ly + (bm - 1.0) * l1y - math.lgamma(am) - math.lgamma(bm))
+            da = _digamma(am)
+            db = _digamma(bm)
+            acc += w * (mu * (ly - da) + (1.0 - mu) * (l1y - db))
+            s = w * phi * (db - da + ly - l1y) * mu * (1.0 - mu)
+        for j in range(p):
+            gbeta[j] += Xc[r, j] * s
+        for t in range(nt):
+            K = tint[t, 0]
+            base = tint[t, 3] - z0 + codes[r, t] * K
+            c0 = tint[t, 4]
+            for a in range(K):
+                GB[base + a] += s * cols[r, c0 + a]
+    sw = aux[5]
+    g_aux = 0.0
+    if fam == 0:
+        inv = 1.0 / (av * av)
+        ll = -0.5 * acc * inv - n * math.log(av) - n * _HALF_LOG_2PI
+        g_aux = acc * inv - n
+        for i in range(qk_all):
+            GB[i] *= inv
+        for j in range(p):
+            gbeta[j] *= inv
+    elif fam == 3:
+        th = av
+        ll += sw * (th * math.log(th) - math.lgamma(th))
+        g_aux = th * (acc + sw * (math.log(th) + 1.0 - _digamma(th)))
+    elif fam == 4:
+        sh = av
+        ll += sw * (sh * math.log(sh) - math.lgamma(sh))
+        g_aux = sh * (acc + sw * (math.log(sh) + 1.0 - _digamma(sh)))
+    elif fam == 5:
+        phi = av
+        ll += sw * math.lgamma(phi)
+        g_aux = phi * (acc + sw * _digamma(phi))
+    if not np.isfinite(ll):
+        return -np.inf, np.zeros(dim)
+    lp += ll
+    for j in range(p):
+        grad[j] += gbeta[j]
+    if aux_i >= 0:
+        grad[aux_i] += g_aux
+    # chain rule through B = Z T' into z and the decov parameters
+    GT = np.zeros((kmax, kmax))
+    for t in range(nt):
+        K = tint[t, 0]
+        q = tint[t, 1]
+        u0 = tint[t, 2]
+        zs = tint[t, 3]
+        off = zs - z0
+        for a in range(K):
+            for b in range(K):
+                GT[a, b] = 0.0
+        for g in range(q):
+            for b in range(K):
+                s = 0.0
+                for a in range(b, K):
+                    s += GB[off + g * K + a] * Tall[t, a, b]
+                grad[zs + g * K + b] += s
+            for a in range(K):
+                ga = GB[off + g * K + a]
+                for b in range(a + 1):
+                    GT[a, b] += ga * x[zs + g * K + b]
+        # A = GT * T, lower triangular: d/dlog of each entry of T
+        atot = 0.0
+        for a in range(K):
+            for b in range(a + 1):
+                atot += GT[a, b] * Tall[t, a, b]
+        if fam == 0:
+            grad[aux_i] += atot
+        grad[u0] += atot
+        if K == 1:
+            continue
+        for k in range(K - 1):
+            arow = 0.0
+            for b in range(k + 1):
+                arow += GT[k, b] * Tall[t, k, b]
+            grad[u0 + 1 + k] += 0.5 * (arow - piall[t, k] * atot)
+        m = u0 + K
+        for i in range(1, K):
+            ssc = sdall[t, i] * sig
+            for j in range(i):
+                # S = Σ_{l = j+1..i} gL[i, l] L[i, l]
+                S = 0.0
+                for l in range(j + 1, i + 1):
+                    S += GT[i, l] * ssc * Lall[t, i, l]
+                zz = Zall[t, i, j]
+                grad[m] += GT[i, j] * ssc * Pall[t, i, j] * (1.0 - zz * zz) - S * zz
+                m += 1
+    return lp, grad
+
+
+def _real_entry(rp, k):
+    """(kind, location, 1/scale², df, constant) of entry k of a RealPrior (kind 0 flat, 1 normal, 2 Student-t)."""
+    kind = {"flat": 0, "normal": 1, "student_t": 2}[rp.dist]
+    if kind == 0:
+        return (0.0, 0.0, 1.0, 1.0, 0.0)
+    loc, sc, nu = float(rp.location[k]), float(rp.scale[k]), float(rp.df[k])
+    if kind == 1:
+        const = -math.log(sc) - _HALF_LOG_2PI
+    else:
+        const = math.lgamma(0.5 * (nu + 1.0)) - math.lgamma(0.5 * nu) - 0.5 * math.log(nu * math.pi) - math.log(sc)
+    if rp.half:
+        const += _LOG2
+    return (float(kind), loc, 1.0 / sc**2, nu, const)
+
+
+def pack(model):
+    """The arrays :func:`logp_and_grad` takes, from a :class:`~glmmkit.bayes.model.PosteriorModel`.
+
+    Parameters
+    ----------
+    model : PosteriorModel
+        A model of one of the kinds in :data:`FAMILY_CODES`.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux)``, each C-contiguous.
+    """
+    from . import priors as _priors
+
+    fam_code = FAMILY_CODES[model._kind]
+    n, p = model.n, model.p
+    obs = np.zeros((5, n))
+    obs[0], obs[1], obs[2] = model.y, model.wt, model.offset
+    if model._logy is not None:
+        obs[3] = model._logy
+    if model._log1my is not None:
+        obs[4] = model._log1my
+    terms = model.terms
+    ktot = sum(t.K for t in terms)
+    cols = np.zeros((n, ktot))
+    codes = np.zeros((n, len(terms)), dtype=np.int64)
+    tint = np.zeros((len(terms), 5), dtype=np.int64)
+    tflt = np.zeros((len(terms), 5))
+    conc = np.zeros(ktot)
+    c0 = 0
+    for j, t in enumerate(terms):
+        cols[:, c0:c0 + t.K] = t.cols
+        codes[:, j] = t.codes
+        tint[j] = (t.K, t.q, t.par.start, t.z.start, c0)
+        tflt[j] = (t.shape, t.rate, t.eta_lkj, t.tau_const, t.dir_const)
+        conc[c0:c0 + t.K] = t.conc
+        c0 += t.K
+    ps = model.prior_set
+    bprior = np.zeros((p, 5))
+    if model.has_intercept:
+        bprior[model.icpt] = _real_entry(ps.intercept[1], 0)
+    for idx, rp, _ in ps._groups:
+        for k, i in enumerate(idx):
+            bprior[int(model.coef_idx[i])] = _real_entry(rp, k)
+    info = np.array([fam_code, -1 if model.aux_i is None else model.aux_i, 0], dtype=np.int64)
+    aux = np.zeros(6)
+    aux[5] = model._sw
+    if model.aux_i is not None:
+        used = ps.aux[1]
+        if isinstance(used, _priors.ExponentialPrior):
+            info[2] = 3
+            aux[4] = float(used.rate)
+        else:
+            e = _real_entry(used, 0)
+            info[2] = int(e[0])
+            aux[:4] = e[1:]
+    arrays = (obs, model.Xc, cols, codes, bprior, tint, tflt, conc, info, aux)
+    return tuple(np.ascontiguousarray(a) for a in arrays)
