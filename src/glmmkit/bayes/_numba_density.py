@@ -134,19 +134,19 @@ def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux):
             a, g = _real_prior(aux_kind, av, aux[0], aux[1], aux[2], aux[3])
         lp += a + la
         grad[aux_i] += g * av + 1.0
-    sig = av if fam == 0 else 1.0
+    sig = av if aux_i >= 0 else 1.0  # rstanarm scales the covariance by the auxiliary parameter
     # random effects: the standard-normal z
     z0 = tint[0, 3] if nt > 0 else dim
     for i in range(z0, dim):
         lp -= 0.5 * x[i] * x[i]
         grad[i] -= x[i]
-    # per term: decov prior, T = diag(sd) L (times σ for the gaussian) and B = Z T'
+    # per term: decov prior, T = diag(sd) L (times the auxiliary parameter where there is one) and B = Z T'
     kmax = 1
     qk_all = 0
     for t in range(nt):
         kmax = max(kmax, tint[t, 0])
         qk_all += tint[t, 0] * tint[t, 1]
-    Tall = np.zeros((nt, kmax, kmax))    # T times σ (gaussian)
+    Tall = np.zeros((nt, kmax, kmax))    # T times the auxiliary parameter
     Lall = np.zeros((nt, kmax, kmax))
     Pall = np.ones((nt, kmax, kmax))
     Zall = np.zeros((nt, kmax, kmax))    # tanh of the canonical partial correlations
@@ -338,7 +338,7 @@ def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux):
         for a in range(K):
             for b in range(a + 1):
                 atot += GT[a, b] * Tall[t, a, b]
-        if fam == 0:
+        if aux_i >= 0:
             grad[aux_i] += atot
         grad[u0] += atot
         if K == 1:
