@@ -125,3 +125,19 @@ def test_to_arviz(cbpp_fit):
     idata = cbpp_fit.to_arviz()
     assert "posterior" in idata.groups() and "sample_stats" in idata.groups()
     np.testing.assert_allclose(float(idata.posterior["period2"].mean()), cbpp_fit.draws["period2"].mean(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("formula,data,family", [
+    ("Reaction ~ Days + (Days | Subject)", "sleepstudy", "gaussian"),
+    ("y ~ x1 + (1 + x1 + x2 | g)", "counts_ri", "negative_binomial"),
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", "gaussian"),
+])
+def test_unpack_draws_is_unpack_draw_by_draw(formula, data, family):
+    from glmmkit.bayes.model import PosteriorModel
+
+    m = PosteriorModel.from_formula(formula, gk.datasets.load(data), family=family)
+    xs = np.random.default_rng(0).normal(0.0, 0.7, (30, m.dim))
+    ref = pd.DataFrame([m.unpack(x, ranef=True) for x in xs])
+    got = m.unpack_draws(xs, ranef=True)
+    assert list(got.columns) == list(ref.columns)
+    np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-12, atol=1e-12)

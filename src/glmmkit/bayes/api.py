@@ -70,6 +70,11 @@ def _fit(formula, data, family, link, weights, offset, priors, chains, draws, tu
     _check_sampling(chains, draws, tune, target_accept, max_treedepth)
     t0 = time.perf_counter()
     model, frame, kept = _build(formula, data, family, link, weights, offset, priors)
+    from .sampler import nutpie_available
+
+    if not nutpie_available():
+        warnings.warn("nutpie is not installed, so glmmkit's own numpy NUTS samples (about 10x slower): "
+                      "pip install 'glmmkit[bayes]' for the fast sampler", RuntimeWarning, stacklevel=3)
     rng = np.random.default_rng(seed)
     x0s = [model.initial_point(rng) for _ in range(int(chains))]
     result = sample(model.logp_and_grad, x0s, draws=int(draws), tune=int(tune), chains=int(chains),

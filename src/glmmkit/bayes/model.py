@@ -693,7 +693,7 @@ class PosteriorModel:
         return out
 
     def unpack_draws(self, xs, ranef: bool = False):
-        """:meth:`unpack` of many points, as a DataFrame (one row per point).
+        """:meth:`unpack` of many points, as a DataFrame (one row per point), vectorised over the points.
 
         Parameters
         ----------
@@ -712,8 +712,57 @@ class PosteriorModel:
         xs = np.atleast_2d(np.asarray(xs, dtype=float))
         if xs.shape[1] != self.dim:
             raise ArgumentError(f"xs has {xs.shape[1]} columns; the model's unconstrained vector has {self.dim}")
-        rows = [self.unpack(r, ranef=ranef) for r in xs]
-        return pd.DataFrame(rows, columns=list(rows[0].keys()) if rows else self.param_names(ranef))
+        m = xs.shape[0]
+        beta = xs[:, : self.p].copy()
+        if self.has_intercept:
+            beta[:, self.icpt] -= beta @ self.xbar
+        out = {name: beta[:, j] for j, name in enumerate(self.x_names)}
+        aux = np.exp(xs[:, self.aux_i]) if self.aux_i is not None else None
+        mult = aux if aux is not None else np.ones(m)
+        Bs = []
+        for t in self.terms:
+            T = self._term_factors(t, xs[:, t.par]) * mult[:, None, None]
+            S = np.einsum("mij,mkj->mik", T, T)
+            sd = np.sqrt(np.einsum("mii->mi", S))
+            for c in range(t.K):
+                for r in range(c, t.K):
+                    if r == c:
+                        out[f"sd_{t.names[c]}|{t.group}"] = sd[:, c]
+                    else:
+                        out[f"cor_{t.names[r]}.{t.names[c]}|{t.group}"] = S[:, r, c] / (sd[:, r] * sd[:, c])
+            if ranef:
+                Bs.append(np.einsum("mgk,mjk->mgj", xs[:, t.z].reshape(m, t.q, t.K), T))
+        if aux is not None:
+            out[self.family_param] = aux
+        if ranef:
+            for t, B in zip(self.terms, Bs):
+                for g, lev in enumerate(t.levels):
+                    for k, c in enumerate(t.names):
+                        out[f"b[{c} {t.group}:{lev}]"] = B[:, g, k]
+        return pd.DataFrame(out, columns=self.param_names(ranef))
+
+    @staticmethod
+    def _term_factors(t: _Term, U):
+        """T = diag(sd) L of one term for many points at once: U (m, n_par) -> (m, K, K)."""
+        m, K = U.shape[0], t.K
+        tau = np.exp(U[:, 0])
+        if K == 1:
+            return tau[:, None, None].copy()
+        y = np.zeros((m, K))
+        y[:, :-1] = U[:, 1:K]
+        e = np.exp(y - y.max(axis=1, keepdims=True))
+        pi = e / e.sum(axis=1, keepdims=True)
+        sd = tau[:, None] * np.sqrt(K * pi)
+        Z = np.zeros((m, K, K))
+        Z[:, t.il, t.jl] = np.tanh(U[:, K:])
+        L = np.zeros((m, K, K))
+        for i in range(K):  # rows of the Cholesky factor of the correlation matrix, from partial correlations
+            rem = np.ones(m)
+            for j in range(i):
+                L[:, i, j] = Z[:, i, j] * np.sqrt(rem)
+                rem = rem * (1.0 - Z[:, i, j] ** 2)
+            L[:, i, i] = np.sqrt(rem)
+        return sd[:, :, None] * L
 
     def prior_summary(self, model_name: str = "fit") -> str:
         """rstanarm's ``prior_summary()`` text for this model's priors.
