@@ -141,3 +141,20 @@ def test_unpack_draws_is_unpack_draw_by_draw(formula, data, family):
     got = m.unpack_draws(xs, ranef=True)
     assert list(got.columns) == list(ref.columns)
     np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_marginal_means_average_over_each_draws_random_effects(cbpp, cbpp_fit):
+    """Population-averaged mean of a logit model at each draw: E_b[expit(η₀ + b)], b ~ N(0, σ²_draw);
+    checked against a Monte-Carlo average per draw, and flatter than the mean at b = 0."""
+    nd = cbpp.iloc[[0, 1]]
+    got = cbpp_fit.predict(nd, marginal=True, summary=False)
+    eta0 = cbpp_fit.predict(nd, re_form="~0", type="link", summary=False)
+    sd = cbpp_fit.draws["sd_(Intercept)|herd"].to_numpy()
+    e = np.random.default_rng(4).standard_normal(20000)
+    for d in (0, 100, 555):
+        mc = (1.0 / (1.0 + np.exp(-(eta0[d][:, None] + sd[d] * e[None, :])))).mean(axis=1)
+        np.testing.assert_allclose(got[d], mc, atol=4e-3)
+    cond = 1.0 / (1.0 + np.exp(-eta0))
+    assert np.all(got > cond)  # probabilities below 1/2: averaging over b raises them
+    table = cbpp_fit.predict(nd, marginal=True)
+    np.testing.assert_allclose(table["mean"], got.mean(axis=0), rtol=1e-12)

@@ -297,8 +297,40 @@ class BayesFit:
                 eta[d] += contrib
         return eta
 
+    def _marginal_draws(self, newdata=None) -> np.ndarray:
+        """The population-averaged mean E[y] = E_b[g⁻¹(η₀ + z'b)] per draw and row: at each draw a
+        Gauss-Hermite average over the row's random-effect variance z'Σz (seed 001's marginal mean)."""
+        from ..inference.marginal import _NODES, _WEIGHTS
+
+        m = self.model
+        flat = self._flat()
+        eta0 = self._eta_draws(newdata, re_form="~0")
+        if m.family is None:  # identity link: the marginal mean is η₀
+            return eta0
+        nd = None if newdata is None else newdata.reset_index(drop=True)
+        mult = np.exp(flat[:, m.aux_i]) if m.aux_i is not None else np.ones(flat.shape[0])
+        v = np.zeros_like(eta0)
+        for mt, st in zip(m.terms, self.structure.terms):
+            if nd is None:
+                cols = mt.cols
+            else:
+                from ..newdata import term_rows
+
+                cols, _, missing = term_rows(self, st, nd, True)
+                cols = np.where(missing[:, None], 0.0, np.asarray(cols, dtype=float))
+            T = m._term_factors(mt, flat[:, mt.par]) * mult[:, None, None]
+            S = np.einsum("dij,dkj->dik", T, T)
+            v += np.einsum("ik,dkl,il->di", cols, S, cols)
+        sd = np.sqrt(np.maximum(v, 0.0))
+        out = np.empty_like(eta0)
+        inv = m.family.link.inverse
+        for a in range(0, eta0.shape[0], 256):  # chunks of draws: (draws, rows, nodes) stays small
+            e = eta0[a:a + 256, :, None] + sd[a:a + 256, :, None] * _NODES[None, None, :]
+            out[a:a + 256] = inv(e) @ _WEIGHTS
+        return out
+
     def predict(self, newdata=None, re_form=None, type: str = "response", allow_new_levels: bool = False,
-                summary: bool = True, prob: float = 0.95):
+                summary: bool = True, prob: float = 0.95, marginal: bool = False):
         """Posterior of the linear predictor or the mean per row (rstanarm's ``posterior_linpred`` /
         ``posterior_epred``).
 
@@ -316,6 +348,10 @@ class BayesFit:
             A DataFrame of mean, sd and the central interval per row; False returns the draws.
         prob : float, default 0.95
             Interval probability.
+        marginal : bool, default False
+            The population-averaged mean E[y] (the conditional mean averaged over the random effects at
+            each draw), on the response scale or its link; with a non-identity link it differs from the
+            mean at b = 0 (seed 001's marginal versus conditional effects).
 
         Returns
         -------
@@ -324,8 +360,12 @@ class BayesFit:
         """
         if type not in ("response", "link"):
             raise ArgumentError(f"type must be 'response' or 'link', got {type!r}")
-        eta = self._eta_draws(newdata, re_form, allow_new_levels)
-        out = eta if type == "link" or self.model.family is None else self.model.family.link.inverse(eta)
+        if marginal:
+            mu = self._marginal_draws(newdata)
+            out = mu if type == "response" or self.model.family is None else self.model.family.link.link(mu)
+        else:
+            eta = self._eta_draws(newdata, re_form, allow_new_levels)
+            out = eta if type == "link" or self.model.family is None else self.model.family.link.inverse(eta)
         if not summary:
             return out
         index = self.frame.data.index if newdata is None else newdata.index
