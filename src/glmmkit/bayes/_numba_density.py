@@ -52,7 +52,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG2 = math.log(2.0)
 
 
-@nb.njit(cache=True, fastmath=False)
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
 def _digamma(x):
     """ψ(x) for x > 0: the recurrence up to x >= 10, then the asymptotic series (error < 1e-16)."""
     r = 0.0
@@ -65,7 +65,7 @@ def _digamma(x):
     return r + math.log(x) - 0.5 / x + t
 
 
-@nb.njit(cache=True, fastmath=False)
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
 def _real_prior(kind, v, loc, inv_s2, nu, const):
     """(log-density, derivative) of one normal / Student-t / flat prior at v."""
     if kind == 0:
@@ -77,14 +77,14 @@ def _real_prior(kind, v, loc, inv_s2, nu, const):
     return const - 0.5 * (nu + 1.0) * math.log1p(r2 / nu), -(nu + 1.0) * d * inv_s2 / (nu + r2)
 
 
-@nb.njit(cache=True, fastmath=False)
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
 def _softplus(e):
     if e > 0.0:
         return e + math.log1p(math.exp(-e))
     return math.log1p(math.exp(e))
 
 
-@nb.njit(cache=True, fastmath=False)
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
 def _expit(e):
     if e >= 0.0:
         return 1.0 / (1.0 + math.exp(-e))
@@ -92,7 +92,7 @@ def _expit(e):
     return a / (1.0 + a)
 
 
-@nb.njit(cache=True, fastmath=False)
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
 def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux):
     """Log posterior density (up to a constant) and its gradient; see the module docstring for the arrays.
 
