@@ -1,15 +1,32 @@
-"""BLAS thread pinning around small dense factorisations.
+"""BLAS thread pinning around dense factorisations.
 
 On a 2-core machine OpenBLAS's own threading made a 1128 x 1128 Cholesky 50x
-slower; the engine's dense blocks are small, so one BLAS thread is right.  The
-threadpoolctl controller is built once (building it scans the loaded libraries,
-~2 ms) and reused.
+slower; the engine's dense blocks are mostly small, so one BLAS thread is right.
+Whether every thread pays off for the large ones depends on the machine (cores,
+their load, the BLAS build): ``parallel_blas_pays`` decides it once per process, by
+timing a small Cholesky on one thread and on all, and ``dense_blas_threads`` is the
+one place the engine asks.  The threadpoolctl controller is built once (building it
+scans the loaded libraries, ~2 ms) and reused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from functools import lru_cache
+
+import numpy as np
+
+#: environment variable overriding the measured decision: "1" (one BLAS thread) or "all"
+BLAS_THREADS_ENV = "GLMMKIT_BLAS_THREADS"
+#: orders of the Choleskys timed by ``parallel_blas_pays``, in turn while every thread keeps winning
+#: (~4 and ~30 ms on one thread of a 2-core machine)
+PROBE_SIZES = (600, 1500)
+#: times each is timed
+PROBE_REPEATS = 3
+#: every thread is used only when its slowest run takes at most this share of one thread's best
+PROBE_GAIN = 0.75
 
 
 @lru_cache(maxsize=1)
@@ -38,11 +55,122 @@ def single_blas_thread():
 
 
 def all_blas_threads():
-    """Context manager letting BLAS use every core: pays off only for dense factors of ~600+ rows
-    (a 1157 x 1157 Cholesky: 30 ms on one thread, 18 ms on two, on this project's 2-core machine)."""
-    import os
+    """Context manager letting BLAS use every core (no-op if threadpoolctl is unusable).
 
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        threadpoolctl's limit to ``os.cpu_count()`` BLAS threads.
+    """
     try:
         return _controller().limit(limits=os.cpu_count() or 1, user_api="blas")
     except Exception:  # pragma: no cover
         return contextlib.nullcontext()
+
+
+def _time_potrf(A, threads: int, repeats: int, stop_after: float) -> list:
+    """Times of up to ``repeats`` in-place Choleskys of copies of A on ``threads`` BLAS threads (no
+    more once one took longer than ``stop_after`` seconds)."""
+    from scipy.linalg import lapack
+
+    times = []
+    with _controller().limit(limits=threads, user_api="blas"):
+        for _ in range(repeats):
+            B = np.array(A, order="F")
+            t0 = time.perf_counter()
+            lapack.dpotrf(B, lower=0, clean=0, overwrite_a=1)
+            times.append(time.perf_counter() - t0)
+            if times[-1] > stop_after:
+                break
+    return times
+
+
+def _measure() -> dict:
+    """The decision and its source, by the environment override or by timing (see ``parallel_blas_pays``)."""
+    forced = os.environ.get(BLAS_THREADS_ENV, "").strip().lower()
+    if forced in ("1", "one", "single"):
+        return {"parallel": False, "source": BLAS_THREADS_ENV}
+    if forced in ("all", "parallel"):
+        return {"parallel": True, "source": BLAS_THREADS_ENV}
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return {"parallel": False, "source": "one core"}
+    try:
+        if not _blas_libraries():
+            return {"parallel": False, "source": "no BLAS under threadpoolctl"}
+        rng = np.random.default_rng(0)
+        for n in PROBE_SIZES:
+            G = rng.standard_normal((n, n // 4))
+            A = G @ G.T
+            A.ravel()[:: n + 1] += n
+            _time_potrf(A, 1, 1, np.inf)  # warm-up: first touch of the LAPACK code and buffers
+            one = min(_time_potrf(A, 1, PROBE_REPEATS, np.inf))
+            # the slowest parallel run is compared: on cores busy with other work threaded BLAS swings
+            # from twice as fast to twenty times slower, and a wrong "parallel" costs far more than a
+            # wrong "one"; a run already slower than one thread settles it (no more repeats, and the
+            # small size first keeps such a run short)
+            every = max(_time_potrf(A, cores, PROBE_REPEATS, one))
+            if not every < PROBE_GAIN * one:
+                break
+    except Exception:  # pragma: no cover - threadpoolctl or LAPACK failure: keep the safe default
+        return {"parallel": False, "source": "measurement failed"}
+    return {"parallel": bool(every < PROBE_GAIN * one), "source": "measured", "probe_n": n,
+            "one_thread_s": one, "all_threads_s": every, "threads": cores}
+
+
+@lru_cache(maxsize=1)
+def _decision() -> dict:
+    return _measure()
+
+
+def blas_thread_decision() -> dict:
+    """How large dense factorisations are threaded in this process (decided on first call, then cached).
+
+    Returns
+    -------
+    dict
+        ``parallel`` (bool: every BLAS thread), ``source`` (``"measured"``, the environment variable
+        ``GLMMKIT_BLAS_THREADS``, or why no measurement ran) and, when measured, ``one_thread_s`` and
+        ``all_threads_s`` (the best one-thread and the slowest all-thread time of the last Cholesky
+        timed), its order ``probe_n`` and ``threads``.
+    """
+    return dict(_decision())
+
+
+def parallel_blas_pays() -> bool:
+    """Whether a large dense Cholesky should run on every BLAS thread in this process.
+
+    Decided once, lazily: ``GLMMKIT_BLAS_THREADS`` set to ``1`` or ``all`` decides it; otherwise a
+    Cholesky of each order in ``PROBE_SIZES`` is timed ``PROBE_REPEATS`` times on one thread and
+    on all (about 0.2 s in all on an idle 2-core machine), and all threads are used only when at every
+    order their slowest run took at most ``PROBE_GAIN`` of one thread's best.  Only a dense part of ``PARALLEL_MIN_DENSE`` rows or
+    more (``linalg.blocked``) asks, so small models never pay for the measurement.  ``reset_blas_thread_decision`` forgets it.
+
+    Returns
+    -------
+    bool
+        True: every thread; False: one.
+    """
+    return _decision()["parallel"]
+
+
+def reset_blas_thread_decision() -> None:
+    """Forget the cached decision of ``parallel_blas_pays`` (the next call decides anew).
+
+    Returns
+    -------
+    None
+    """
+    _decision.cache_clear()
+
+
+def dense_blas_threads():
+    """Context manager for a large dense factorisation: every BLAS thread where that was measured to
+    pay off on this machine (``parallel_blas_pays``), else one.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        ``all_blas_threads()`` or ``single_blas_thread()``.
+    """
+    return all_blas_threads() if parallel_blas_pays() else single_blas_thread()

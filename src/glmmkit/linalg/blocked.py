@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas, lapack
 
-from .._threads import all_blas_threads
+from .._threads import dense_blas_threads
 from .kernels import numba_available, rank_update_kernel, scale_lower_kernel
 
 __all__ = ["BlockedSystem", "BlockedFactor", "CrossprodPlan", "InverseParts", "KERNEL_MIN_DENSE"]
@@ -46,7 +46,8 @@ DENSE_CROSS_DENSITY = 0.1
 #: ... and a sparser small cross block only while its dense update (m² q1 K1 multiply-adds) stays this cheap:
 #: beyond it the rank update by pairs wins (three factors of 403, 118 and 63 levels: 1.7 ms dense, 0.7 ms by pairs)
 DENSE_CROSS_FLOPS = 4_000_000
-#: dense parts at least this large are factored with every BLAS thread
+#: dense parts at least this large are factored with every BLAS thread where that was measured to pay
+#: off in this process (``_threads.parallel_blas_pays``; on a busy 2-core machine it does not)
 PARALLEL_MIN_DENSE = 600
 #: a first non-lead block of at least this many levels whose part of the dense Schur complement is
 #: diagonal (nested in the lead, or meeting each lead level once) is eliminated before LAPACK runs
@@ -194,6 +195,8 @@ class CrossprodPlan:
                 flat.append(self.rest_rows[j] * mz + self.rest_rows[k])
         self.zz_pos, zz_inv = np.unique(np.concatenate(flat), return_inverse=True)
         self.zz_inv = [[zz_inv[(j * nr + k) * n : (j * nr + k + 1) * n] for k in range(nr)] for j in range(nr)]
+        self._pair_ptr = None
+        self._triples = None  # built by ``triples`` only where read (not on the numba kernel path)
 
     def fill(self, XY: np.ndarray, left: np.ndarray | None, right: np.ndarray | None, lead_cols: np.ndarray):
         """Weighted A_zz (dense), A_zx, A_z1 (CSR) and the pair values.
@@ -310,10 +313,24 @@ class CrossprodPlan:
                                + np.arange(self.K1)[None, :]).ravel()
         return self._dense_pos
 
+    def pair_ptr(self) -> np.ndarray:
+        """Each lead level's first pair (the pairs are sorted by level), length q1 + 1 (cached).
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape (q1 + 1,)
+            Level g's pairs are ``pair_ptr[g]:pair_ptr[g + 1]``.
+        """
+        if getattr(self, "_pair_ptr", None) is None:
+            self._pair_ptr = np.searchsorted(self.pair_g, np.arange(self.q1 + 1), side="left").astype(np.int64)
+        return self._pair_ptr
+
     def triples(self):
         """Every (i, l, g) with l <= i once: pairs of pairs within one lead level (cached).
 
-        For the update of the dense block by pairs of one level.
+        For the update of the dense block by pairs of one level, and for the pairs-only inverse parts;
+        built on first call (on a large crossed model they are most of the memory: the numba kernel
+        path never asks for them).
 
         Returns
         -------
@@ -323,7 +340,7 @@ class CrossprodPlan:
         """
         if getattr(self, "_triples", None) is None:
             pg, pi, npairs = self.pair_g, self.pair_i, self.npairs
-            ptr = np.searchsorted(pg, np.arange(self.q1 + 1), side="left").astype(np.int64)
+            ptr = self.pair_ptr()
             start = ptr[pg]
             cnt = np.arange(npairs) - start + 1
             left = np.repeat(np.arange(npairs), cnt)
@@ -634,14 +651,15 @@ class BlockedSystem:
             pi = (uniq % mz).astype(np.int64)
         self.pair_rows, self.pair_a = pi, a
         self.use_kernel = (mz >= KERNEL_MIN_DENSE and numba_available()) if use_kernel is None else use_kernel
+        if self.use_kernel:  # the kernel walks each level's pairs itself: no triples (Σ cnt_g²/2 of them)
+            ptr = plan.pair_ptr() if plan is not None and pair_a is not None else None
+            self.pair_ptr = ptr if ptr is not None else np.searchsorted(pg, np.arange(self.q1 + 1),
+                                                                        side="left").astype(np.int64)
+            return
         if plan is not None and pair_a is not None:
             left, right, self.tri_g, self.tri_flat, self.pair_ptr = plan.triples()
-            if self.use_kernel:
-                return
         else:
             self.pair_ptr = np.searchsorted(pg, np.arange(self.q1 + 1), side="left").astype(np.int64)
-            if self.use_kernel:
-                return
             start = self.pair_ptr[pg]
             cnt = np.arange(npairs) - start + 1
             left = np.repeat(np.arange(npairs), cnt)
@@ -867,7 +885,7 @@ class BlockedSystem:
         # S is C-ordered with its lower triangle filled; S.T is the same numbers in
         # Fortran order (upper triangle), so LAPACK factors it in place without a copy
         if self.m >= PARALLEL_MIN_DENSE:
-            with all_blas_threads():
+            with dense_blas_threads():
                 U, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
         else:
             U, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
