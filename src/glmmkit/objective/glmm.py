@@ -182,6 +182,25 @@ def row_leverages(structure, parts, templates, entries=None):
     return c_diag, P
 
 
+def dense_parts_fit(blocks, max_cross: int = 5_000_000) -> bool:
+    """Whether the exact gradient's dense parts of M⁻¹ are small enough: the cross part (other blocks'
+    random effects x the lead block's) of at most ``max_cross`` entries, and at most 5,000 other effects.
+
+    Parameters
+    ----------
+    blocks : list of ReBlock
+        A structure's blocks, lead block first.
+    max_cross : int, default 5_000_000
+        The largest cross part allowed.
+
+    Returns
+    -------
+    bool
+    """
+    mz = sum(b.size for b in blocks[1:])
+    return mz * blocks[0].size <= max_cross and mz <= 5_000
+
+
 class GlmmObjective:
     """The deviance functions of one GLMM.
 
@@ -464,9 +483,7 @@ class GlmmObjective:
         """
         if self.family.canonical_derivatives(np.zeros(1), np.zeros(1), np.ones(1)) is None:
             return False
-        blocks = self.structure.blocks
-        mz = sum(b.size for b in blocks[1:])
-        return mz * blocks[0].size <= max_cross and mz <= 5_000
+        return dense_parts_fit(self.structure.blocks, max_cross)
 
     def _entries(self):
         """Per random-effect column of every row: (block, component, index in u) (lead block first)."""

@@ -174,9 +174,9 @@ class JointLaplace(ParametricLaplace):
         -------
         bool
         """
-        blocks = self.stacked.blocks
-        mz = sum(b.size for b in blocks[1:])
-        return mz * blocks[0].size <= max_cross and mz <= 5_000
+        from .glmm import dense_parts_fit
+
+        return dense_parts_fit(self.stacked.blocks, max_cross)
 
     def joint_theta(self, prm) -> np.ndarray:
         """θ of the stacked structure: the conditional θ, then θ_zi.

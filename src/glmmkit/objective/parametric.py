@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .glmm import GlmmObjective, PirlsState
+from .glmm import GlmmObjective, PirlsState, dense_parts_fit
 from .layout import Parts
 from .predictor import PSI_BOUND
 
@@ -300,6 +300,4 @@ class ParametricLaplace(GlmmObjective):
         -------
         bool
         """
-        blocks = self.structure.blocks
-        mz = sum(b.size for b in blocks[1:])
-        return mz * blocks[0].size <= max_cross and mz <= 5_000
+        return dense_parts_fit(self.structure.blocks, max_cross)

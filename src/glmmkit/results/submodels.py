@@ -170,6 +170,8 @@ def part_varcorr(fit, part: str = "zi") -> pd.DataFrame:
     DataFrame
         Columns group, term1, term2, vcov, sdcor (no rows when the part has no random effects).
     """
+    from .base import covariance_rows
+
     cols = ["group", "term1", "term2", "vcov", "sdcor"]
     sub = submodel(fit, part)
     if sub is None or sub.structure is None:
@@ -179,14 +181,7 @@ def part_varcorr(fit, part: str = "zi") -> pd.DataFrame:
     rows = []
     for t in st.terms:
         T = templates[t.block][np.ix_(t.block_cols, t.block_cols)]
-        C = T @ T.T
-        sd = np.sqrt(np.diag(C))
-        for i, name in enumerate(t.names):
-            rows.append((t.group, name, np.nan, C[i, i], sd[i]))
-        for c in range(t.k):
-            for r in range(c + 1, t.k):
-                denom = sd[r] * sd[c]
-                rows.append((t.group, t.names[c], t.names[r], C[r, c], C[r, c] / denom if denom > 0 else np.nan))
+        rows += covariance_rows(t.group, t.names, T @ T.T)
     return pd.DataFrame(rows, columns=cols)
 
 
