@@ -75,22 +75,6 @@ _CFUNC_CACHE: dict = {}
 _CFUNC_LOCK = threading.Lock()
 
 
-def _address_intrinsic():
-    from numba.core import cgutils, types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def as_pointer(typingctx, address):
-        sig = types.voidptr(address)
-
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], cgutils.voidptr_t)
-
-        return sig, codegen
-
-    return as_pointer
-
-
 def _layout(arrays):
     return tuple((a.dtype.str, a.ndim) for a in arrays)
 
@@ -104,30 +88,41 @@ def _table(arrays, dim):
     return np.array(rows, dtype=np.int64)
 
 
-def _compile_callbacks(fn, layout):
-    """numba cfuncs (logp, expand) for ``fn(x, *arrays)`` with arrays of ``layout``."""
-    key = (fn, layout)
-    with _CFUNC_LOCK:
-        if key in _CFUNC_CACHE:
-            return _CFUNC_CACHE[key]
-    import numba
-    from numba import types
+_SIGS = """
+logp_sig = types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),
+                       types.CPointer(types.double), types.voidptr)
+expand_sig = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
+                         types.CPointer(types.double), types.voidptr)
+"""
 
-    as_pointer = _address_intrinsic()
+_INTRINSIC = """
+@intrinsic
+def as_pointer(typingctx, address):
+    sig = types.voidptr(address)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
+"""
+
+
+def _callback_source(layout, cache: bool) -> str:
+    """The two cfuncs' source for arrays of ``layout`` (``fn`` and ``np`` are names of the module)."""
     lines, names, pos = [], [], 1
-    env: dict[str, Any] = {"numba": numba, "np": np, "fn": fn, "as_pointer": as_pointer}
     for k, (dt, ndim) in enumerate(layout):
-        env[f"dt{k}"] = np.dtype(dt)
         shape = ", ".join(f"t[{pos + 1 + j}]" for j in range(ndim)) + ("," if ndim == 1 else "")
-        lines.append(f"    a{k} = numba.carray(as_pointer(t[{pos}]), ({shape}), dt{k})")
+        lines.append(f"    a{k} = numba.carray(as_pointer(t[{pos}]), ({shape}), np.dtype({dt!r}))")
         names.append(f"a{k}")
         pos += 1 + ndim
-    n_table = pos
     args = "".join(", " + n for n in names)
     body = "\n".join(lines)
-    src = f"""
+    flag = ", cache=True" if cache else ""
+    return f"""
+# the logp callback reads its table through a typed pointer: carray of voidptr needs a dtype
+@numba.cfunc(logp_sig, error_model="numpy"{flag})
 def logp_c(dim, x_, out_, logp_, table_):
-    t = numba.carray(table_, ({n_table},), np.int64)
+    t = numba.carray(table_, ({pos},), np.int64)
     if dim != t[0]:
         return -1
     x = numba.carray(x_, (dim,))
@@ -146,6 +141,7 @@ def logp_c(dim, x_, out_, logp_, table_):
     return 0
 
 
+@numba.cfunc(expand_sig{flag})
 def expand_c(dim, n_out, x_, out_, table_):
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (n_out,))
@@ -153,17 +149,77 @@ def expand_c(dim, n_out, x_, out_, table_):
         out[i] = x[i]
     return 0
 """
-    exec(compile(src, "<glmmkit.bayes.nutpie-callback>", "exec"), env)
-    logp_sig = types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),
-                           types.CPointer(types.double), types.voidptr)
-    expand_sig = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
-                             types.CPointer(types.double), types.voidptr)
-    # the logp callback reads its table through a typed pointer: carray of voidptr needs a dtype
-    logp_c = numba.cfunc(logp_sig, error_model="numpy")(env["logp_c"])
-    expand_c = numba.cfunc(expand_sig)(env["expand_c"])
+
+
+def _cached_module(fn, layout):
+    """The callbacks as a module file in a cache folder, so that numba caches their machine code
+    (building them in memory costs ~0.75 s in every process); None when ``fn`` cannot be imported by
+    name from there or the folder is not writable (the in-memory build is then used)."""
+    import hashlib
+    import importlib.util
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    py = getattr(fn, "py_func", fn)
+    module, name = getattr(py, "__module__", None), getattr(py, "__name__", None)
+    if not module or module == "__main__" or not name:
+        return None
+    src = ("import numba\nimport numpy as np\nfrom numba import types\nfrom numba.core import cgutils\n"
+           f"from numba.extending import intrinsic\nfrom {module} import {name} as fn\n"
+           + _SIGS + _INTRINSIC + _callback_source(layout, cache=True))
+    key = hashlib.sha1(src.encode()).hexdigest()[:16]
+    base = os.environ.get("GLMMKIT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "glmmkit")
+    try:
+        folder = Path(base) / "nutpie_callbacks"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"cb_{key}.py"
+        if not path.exists():  # written whole, then renamed: another process never reads half a file
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(src)
+            os.replace(tmp, path)
+        name = f"glmmkit_nutpie_cb_{key}"
+        if name in sys.modules:
+            mod = sys.modules[name]
+        else:  # registered first: numba's cache rebuilds the functions' environment by importing this name
+            spec = importlib.util.spec_from_file_location(name, path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            try:
+                spec.loader.exec_module(mod)
+            except Exception:
+                del sys.modules[name]
+                raise
+        return mod.logp_c, mod.expand_c
+    except Exception:  # an unwritable cache or a function numba cannot cache: build in memory
+        return None
+
+
+def _compile_callbacks(fn, layout):
+    """numba cfuncs (logp, expand) for ``fn(x, *arrays)`` with arrays of ``layout``: from a cached
+    module file where possible, else built in memory."""
+    key = (fn, layout)
     with _CFUNC_LOCK:
-        _CFUNC_CACHE[key] = (logp_c, expand_c)
-    return logp_c, expand_c
+        if key in _CFUNC_CACHE:
+            return _CFUNC_CACHE[key]
+    pair = _cached_module(fn, layout)
+    if pair is None:
+        import numba
+        from numba import types
+        from numba.core import cgutils
+        from numba.extending import intrinsic
+
+        env: dict[str, Any] = {"numba": numba, "np": np, "fn": fn, "types": types, "cgutils": cgutils,
+                               "intrinsic": intrinsic}
+        exec(compile(_SIGS + _INTRINSIC + _callback_source(layout, cache=False),
+                     "<glmmkit.bayes.nutpie-callback>", "exec"), env)
+        pair = (env["logp_c"], env["expand_c"])
+    with _CFUNC_LOCK:
+        _CFUNC_CACHE[key] = pair
+    return pair
 
 
 @dataclass(frozen=True)
