@@ -15,7 +15,6 @@ through two semi-public layers of nutpie (checked against nutpie 0.16):
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -35,14 +34,13 @@ _NAME = "x"
 
 
 def _init_fn(x0s):
-    """A starting-point function for nutpie: hands out the chains' starts in turn."""
-    counter = itertools.count()
-    lock = threading.Lock()
+    """A starting-point function for nutpie: one of the given starts, chosen by the chain's own seed
+    (nutpie's chains ask from their threads in no fixed order, so handing the starts out in turn
+    would make the draws of one seed depend on thread timing; two chains may share a start, as with
+    Stan's ``init = 0``, and still differ by their random streams)."""
 
     def init(seed):
-        with lock:
-            i = next(counter)
-        return np.array(x0s[i % len(x0s)], dtype=np.float64)
+        return np.array(x0s[int(seed) % len(x0s)], dtype=np.float64)
 
     return init
 

@@ -470,6 +470,8 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
             if t.structure.kind == "relmat":  # σ_g² K: one variance (its correlations are K's, known)
                 rows.append((t.group, "(Intercept)", np.nan, C[0, 0], float(np.sqrt(C[0, 0]))))
                 continue
+            from .varcorr_rows import covariance_rows
+
             rows += covariance_rows(t.group, t.names, C)
         if self.has_residual:
             rows.append(("Residual", np.nan, np.nan, self.sigma**2, self.sigma))
@@ -530,33 +532,6 @@ class MixedModelFit(PredictionMixin, InterpretationMixin, DiagnosticsMixin, Repo
             related = _related(blk)
             out[blk.factor.name] = C if related is None else related.level_condvar(C[0])[:, None, None]
         return out
-
-
-def covariance_rows(group: str, names, C) -> list:
-    """lme4's ``as.data.frame(VarCorr())`` rows of one term's covariance: a variance row per column
-    (term2 NaN, sdcor the SD), then a row per pair (the covariance and the correlation).
-
-    Parameters
-    ----------
-    group : str
-        The grouping factor's label.
-    names : sequence of str
-        The term's columns.
-    C : ndarray, shape (k, k)
-        Their covariance.
-
-    Returns
-    -------
-    list of tuple
-        (group, term1, term2, vcov, sdcor) rows.
-    """
-    sd = np.sqrt(np.diag(C))
-    rows = [(group, name, np.nan, C[i, i], sd[i]) for i, name in enumerate(names)]
-    for c in range(len(names)):
-        for r in range(c + 1, len(names)):
-            denom = sd[r] * sd[c]
-            rows.append((group, names[c], names[r], C[r, c], C[r, c] / denom if denom > 0 else np.nan))
-    return rows
 
 
 def _related(block):

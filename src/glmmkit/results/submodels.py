@@ -170,7 +170,7 @@ def part_varcorr(fit, part: str = "zi") -> pd.DataFrame:
     DataFrame
         Columns group, term1, term2, vcov, sdcor (no rows when the part has no random effects).
     """
-    from .base import covariance_rows
+    from .varcorr_rows import covariance_rows
 
     cols = ["group", "term1", "term2", "vcov", "sdcor"]
     sub = submodel(fit, part)
