@@ -34,7 +34,7 @@ import numpy as np
 from ..frame import GroupingFactor
 from ..linalg import BlockedSystem
 from ..structure import ReTerm, assemble_structure
-from .parametric import ParametricLaplace
+from .parametric import ParametricLaplace, newton_mode
 from .predictor import PSI_BOUND
 
 __all__ = ["JointLaplace", "JointMode", "stacked_structure"]
@@ -251,8 +251,9 @@ class JointLaplace(ParametricLaplace):
         if not np.isfinite(dev):
             u = np.zeros_like(u)
             eta, eta_zi, fam, dev = self._at(templates, u, fixed, fixed_zi, scalars)
-        converged = False
-        for _ in range(self.maxit):
+
+        def direction(u, state):
+            eta, fam = state[0], state[2]
             w, score = self._weights(fam, eta)
             system = self._system(w)
             fac = system.factor(templates)
@@ -261,24 +262,23 @@ class JointLaplace(ParametricLaplace):
                 system = self._system(w)
                 fac = system.factor(templates)
                 if not fac.random_effects_ok(mz):
-                    break
+                    return None
             grad_u = st.lambda_t(templates, self._Zs_t @ score) - u
-            du = system.solve_rhs(templates, fac, grad_u)
-            decrement = float(grad_u @ du)
-            step, moved = 1.0, False
+            return grad_u, system.solve_rhs(templates, fac, grad_u)
+
+        def halve(u, du, dev):
+            step = 1.0
             for _ in range(30):
                 u_try = u + step * du
-                trial = self._at(templates, u_try, fixed, fixed_zi, scalars)
-                if trial[3] <= dev + 1e-12 * abs(dev):
-                    u, (eta, eta_zi, fam, dev), moved = u_try, trial, True
-                    break
+                eta, eta_zi, fam, dev_try = self._at(templates, u_try, fixed, fixed_zi, scalars)
+                if dev_try <= dev + 1e-12 * abs(dev):
+                    return step, u_try, dev_try, (eta, eta_zi, fam)
                 step *= 0.5
-            if not moved:
-                self.pirls_failures += 1
-                break
-            if decrement < self.tol * (abs(dev) + 0.1) and step == 1.0:
-                converged = True
-                break
+            self.pirls_failures += 1
+            return None
+
+        u, dev, (eta, eta_zi, fam), converged, _ = newton_mode(u, dev, (eta, eta_zi, fam), direction, halve,
+                                                                self.tol, self.maxit)
         w, _ = self._weights(fam, eta)
         system = self._system(w)
         fac = system.factor(templates)

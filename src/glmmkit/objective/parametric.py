@@ -29,7 +29,52 @@ from .glmm import GlmmObjective, PirlsState, dense_parts_fit
 from .layout import Parts
 from .predictor import PSI_BOUND
 
-__all__ = ["ParametricLaplace", "PSI_BOUND"]
+__all__ = ["ParametricLaplace", "PSI_BOUND", "newton_mode"]
+
+
+def newton_mode(u, dev, state, direction, halve, tol: float, maxit: int):
+    """Newton's method with step halving on a penalised deviance: the loop the one-part mode
+    (``ParametricLaplace.pirls``) and the joint mode of two parts (``objective/joint.py``) share.
+
+    Parameters
+    ----------
+    u : ndarray
+        Start of the spherical random effects.
+    dev : float
+        Penalised deviance at ``u``.
+    state : object
+        What ``direction`` needs at ``u`` besides u itself (the linear predictors, the bound family).
+    direction : callable
+        (u, state) -> (grad_u, du): the gradient in u of the penalised log-likelihood and the Newton step,
+        or None when no positive-definite Newton system exists there.
+    halve : callable
+        (u, du, dev) -> (step, u, dev, state) at the first step 1, 1/2, 1/4, ... that does not raise the
+        deviance, or None when none does.
+    tol : float
+        Convergence: the Newton decrement grad_u'du below tol (|dev| + 0.1) with a full step.
+    maxit : int
+        Most iterations.
+
+    Returns
+    -------
+    tuple
+        (u, dev, state, converged, iterations).
+    """
+    converged, it = False, 0
+    for it in range(1, maxit + 1):
+        nd = direction(u, state)
+        if nd is None:
+            break
+        grad_u, du = nd
+        decrement = float(grad_u @ du)
+        trial = halve(u, du, dev)
+        if trial is None:
+            break
+        step, u, dev, state = trial
+        if decrement < tol * (abs(dev) + 0.1) and step == 1.0:
+            converged = True
+            break
+    return u, dev, state, converged, it
 
 
 class ParametricLaplace(GlmmObjective):
@@ -145,31 +190,29 @@ class ParametricLaplace(GlmmObjective):
         else:
             eta = fixed + self.Z @ self.b_of(templates, u)
             dev, _ = self._pdev(eta, u, fam)
-        converged, it = False, 0
         if not np.isfinite(dev):
             u = np.zeros_like(u)
             eta = fixed.copy()
             dev, _ = self._pdev(eta, u, fam)
-        for it in range(1, self.maxit + 1):
+
+        def direction(u, eta):
             s, W = fam.newton_weights(eta, self.y, self.wt)
             system = self._newton_system(W)
             fac = system.factor(templates)
-            if not fac.random_effects_ok(mz):
+            if not fac.random_effects_ok(mz):  # away from the mode: W floored, a descent direction
                 floor = 1e-6 * max(float(np.max(np.abs(W))), 1e-12)
                 system = self._newton_system(np.maximum(W, floor))
                 fac = system.factor(templates)
                 if not fac.random_effects_ok(mz):
-                    break
+                    return None
             grad_u = self._lambda_t(templates, self._Zt @ s) - u
-            du = system.solve_rhs(templates, fac, grad_u)
-            decrement = float(grad_u @ du)
+            return grad_u, system.solve_rhs(templates, fac, grad_u)
+
+        def halve(u, du, dev):
             trial = self._halved_step(templates, u, du, dev, fixed, beta, family=fam)
-            if trial is None:
-                break
-            step, u, _, _, eta, dev, _ = trial
-            if decrement < self.tol * (abs(dev) + 0.1) and step == 1.0:
-                converged = True
-                break
+            return None if trial is None else (trial[0], trial[1], trial[5], trial[4])
+
+        u, dev, eta, converged, it = newton_mode(u, dev, eta, direction, halve, self.tol, self.maxit)
         d = fam.eta_derivatives(eta, self.y, self.wt)
         system = self._newton_system(d.W)
         fac = system.factor(templates)
