@@ -449,7 +449,7 @@ def _response(parsed: ParsedFormula, data: pd.DataFrame, family=None) -> tuple[n
 
 
 def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, family=None,
-                      extra_columns=(), extra_what: str = "") -> ModelFrame:
+                      extra_columns=(), extra_what: str = "", specs=None) -> ModelFrame:
     """Validate ``data`` against the formula and build the numeric model frame.
 
     Parameters
@@ -472,6 +472,10 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
     extra_what : str, default ""
         The argument ``extra_columns`` came from, as error messages name it
         (``"residual='ar1(time | g)'"``); ``"the model"`` when empty.
+    specs : tuple, optional
+        ``(fixed_spec, term_specs)``: a fixed encoding (the ``fixed_spec`` and each random term's
+        ``model_spec`` of a frame built before) so that chunks of one data set (a Dask frame's
+        partitions) give the same columns whatever levels each holds; learned from ``data`` when None.
 
     Returns
     -------
@@ -544,7 +548,8 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
             sub[c] = text_as_factor(view[c])
         view = ColumnReader(sub)
 
-    X, x_names, spec = build_design(parsed.fixed_rhs, view)
+    fixed_spec, term_specs = (None, None) if specs is None else specs
+    X, x_names, spec = build_design(parsed.fixed_rhs, view, fixed_spec)
 
     off = np.zeros(len(sub)) if off_arg is None else off_arg.copy()
     for expr in parsed.offsets:
@@ -554,9 +559,11 @@ def build_model_frame(parsed: ParsedFormula, data, weights=None, offset=None, fa
 
     cache: dict = {}
     random = []
-    for term in parsed.random:
+    for i_term, term in enumerate(parsed.random):
         factor = _grouping_factor(term.factors, view, cache)
-        if term.lhs.strip() == parsed.fixed_rhs.strip() and X.shape[1] and term.lhs.strip() != "1":
+        if term_specs is not None:
+            cols, names, spec_rt = _term_columns(term.lhs, view, term_specs[i_term])
+        elif term.lhs.strip() == parsed.fixed_rhs.strip() and X.shape[1] and term.lhs.strip() != "1":
             # (x | g) next to ~ x: the same design, built once (a design build cost ~0.2 ms of a small fit)
             cols, names, spec_rt = X.copy(), list(x_names), spec
         else:

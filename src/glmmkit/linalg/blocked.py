@@ -31,7 +31,8 @@ from scipy.linalg import blas, lapack
 from .._threads import dense_blas_threads
 from .kernels import numba_available, rank_update_kernel, scale_lower_kernel
 
-__all__ = ["BlockedSystem", "BlockedFactor", "CrossprodPlan", "InverseParts", "KERNEL_MIN_DENSE"]
+__all__ = ["BlockedSystem", "BlockedFactor", "CrossprodPlan", "InverseParts", "KERNEL_MIN_DENSE", "chunk_crossproducts",
+           "lead_crossproducts"]
 
 #: dense Schur blocks with at least this many random-effect rows use the numba kernels
 KERNEL_MIN_DENSE = 300
@@ -81,6 +82,88 @@ def _per_level_products(codes, q1, zl, zc, XY):
         A11[g] = zg.T @ zc[rows]
         G[g] = XY[rows].T @ zg
     return A11, G
+
+
+def lead_crossproducts(codes: np.ndarray, q1: int, zl: np.ndarray, zc: np.ndarray, XY: np.ndarray):
+    """The lead block's per-level crossproducts A11[g] = Z_g'(left) Z_g(right) and G[g] = XY_g'Z_g(left).
+
+    Parameters
+    ----------
+    codes : numpy.ndarray of int, shape (n,)
+        Each row's lead level.
+    q1 : int
+        Number of lead levels.
+    zl, zc : numpy.ndarray, shape (n, K1)
+        The lead columns with the left and right row multipliers.
+    XY : numpy.ndarray, shape (n, p + 1)
+        Right-weighted [X y].
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(A11, G)`` of shapes (q1, K1, K1) and (q1, p + 1, K1): sums over rows, so those of row
+        chunks add up.
+    """
+    K1 = zl.shape[1]
+    if K1 * K1 > 4 * q1:
+        # many columns on few levels (a spatial field, a relationship matrix: one level, q columns):
+        # one dense product per level beats a bincount per column pair
+        return _per_level_products(codes, q1, zl, zc, XY)
+    A11 = np.empty((q1, K1, K1))
+    for a in range(K1):
+        for b in range(a + 1):
+            A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zl[:, a] * zc[:, b], minlength=q1)
+    # G[g] = X_g'Z_g and y_g'Z_g stacked: shape (q1, p + 1, K1)
+    G = np.empty((q1, XY.shape[1], K1))
+    for a in range(K1):
+        za = zl[:, a]
+        for j in range(XY.shape[1]):
+            G[:, j, a] = np.bincount(codes, za * XY[:, j], minlength=q1)
+    return A11, G
+
+
+def chunk_crossproducts(blocks, X: np.ndarray, y: np.ndarray, sqrt_w: np.ndarray | None = None):
+    """The crossproducts ``BlockedSystem.from_crossproducts`` takes, of one chunk of rows.
+
+    Each piece is a sum over the chunk's rows, so the pieces of chunks that partition the rows add
+    up to those of the whole data (the blocks' factors must code every chunk on the same levels).
+    Row multipliers ``sqrt_w`` (prior weights' roots, or a GLMM's working weights' roots in a
+    PIRLS pass) enter both sides, as in the constructor.
+
+    Parameters
+    ----------
+    blocks : list of ReBlock
+        Engine order, lead block first, on the chunk's rows.
+    X : numpy.ndarray, shape (n, p)
+        Fixed-effect columns of the chunk.
+    y : numpy.ndarray, shape (n,)
+        Response minus offset.
+    sqrt_w : numpy.ndarray, shape (n,), optional
+        Row multipliers.
+
+    Returns
+    -------
+    dict
+        ``A11`` (q1, K1, K1), ``G`` (q1, p + 1, K1), ``Arr`` (m, m) dense, ``Az1`` CSR (mz, q1 K1)
+        (None without other blocks) and ``n``.
+    """
+    XY, XY_left, left, right = _weighted_xy(X, y, sqrt_w, None)
+    lead, rest = blocks[0], blocks[1:]
+    zc = lead.columns if right is None else lead.columns * right[:, None]
+    A11, G = lead_crossproducts(lead.factor.codes, lead.q, zc, zc, XY)
+    mz = sum(b.size for b in rest)
+    m = mz + X.shape[1] + 1
+    Arr = np.empty((m, m))
+    Arr[mz:, mz:] = XY.T @ XY
+    Az1 = None
+    if mz:
+        Zr = sp.hstack([b.z_matrix(right) for b in rest], format="csr")
+        Arr[:mz, :mz] = (Zr.T @ Zr).toarray()
+        Azx = np.asarray(Zr.T @ XY)
+        Arr[:mz, mz:] = Azx
+        Arr[mz:, :mz] = Azx.T
+        Az1 = (Zr.T @ lead.z_matrix(right)).tocsr()
+    return {"A11": A11, "G": G, "Arr": Arr, "Az1": Az1, "n": int(X.shape[0])}
 
 
 @dataclass
@@ -414,6 +497,7 @@ class BlockedSystem:
         Arr = np.empty((m, m))
         Arr[mz:, mz:] = XY_left.T @ XY
         self.R1, self.use_kernel = None, False
+        pair_a = None
         if mz:
             if not by_plan and n * (mz + q1 * K1) <= DENSE_Z_MAX:
                 Zl = np.hstack([b.z_dense(left) for b in rest])
@@ -421,12 +505,61 @@ class BlockedSystem:
                 Arr[:mz, :mz] = Zl.T @ Zr
                 self.Az1 = Zl.T @ lead.z_dense(right)
                 Azx = np.asarray(Zl.T @ XY)
-                pair_a = None
             else:
                 self.plan = plan if plan is not None else CrossprodPlan(blocks)
                 Arr[:mz, :mz], Azx, self.Az1, pair_a = self.plan.fill(XY, left, right, zc)
             Arr[:mz, mz:] = Azx
             Arr[mz:, :mz] = Azx.T
+        self._finish(Arr, n, pair_a)
+
+    @classmethod
+    def from_crossproducts(cls, blocks, p: int, A11: np.ndarray, G: np.ndarray, Arr: np.ndarray, Az1, n: int):
+        """A system from crossproducts summed elsewhere (chunks of rows, partitions of a Dask frame).
+
+        Every block the factorisation reads is a sum over rows, so the crossproducts of row chunks
+        (``chunk_crossproducts``) add up to those of the whole data; the rows are never needed again.
+
+        Parameters
+        ----------
+        blocks : list of ReBlock
+            Engine order, lead block first (their factors' levels and column counts are read; their
+            rows are not).
+        p : int
+            Number of fixed-effect columns.
+        A11 : numpy.ndarray, shape (q1, K1, K1)
+            Per-level lead crossproducts Z_g'Z_g.
+        G : numpy.ndarray, shape (q1, p + 1, K1)
+            Per-level [X y]_g'Z_g.
+        Arr : numpy.ndarray, shape (m, m)
+            [Z_rest X y]'[Z_rest X y] (m = mz + p + 1), both triangles.
+        Az1 : numpy.ndarray or scipy.sparse matrix, shape (mz, q1 K1)
+            Z_rest'Z_lead (ignored when there are no other blocks).
+        n : int
+            Number of rows the sums ran over.
+
+        Returns
+        -------
+        BlockedSystem
+            The system, as the constructor would have built it from the rows.
+        """
+        self = cls.__new__(cls)
+        self.p = int(p)
+        self.lead, self.rest = blocks[0], blocks[1:]
+        self.K1, self.q1 = self.lead.K, self.lead.q
+        self._store_lead(np.asarray(A11, dtype=float), np.asarray(G, dtype=float))
+        self.mz = sum(b.size for b in self.rest)
+        self.m = self.mz + self.p + 1
+        self.R1, self.use_kernel = None, False
+        if self.mz:
+            self.Az1 = Az1.tocsr() if sp.issparse(Az1) else np.asarray(Az1, dtype=float)
+        self._finish(np.array(Arr, dtype=float), int(n), None)
+        return self
+
+    def _finish(self, Arr: np.ndarray, n: int, pair_a) -> None:
+        """The evaluation path (dense cross block or rank updates by pairs) and the index arrays,
+        once the crossproducts are in place (``A11``, ``G``, ``Az1``, ``Arr``)."""
+        mz, m, q1, K1, G = self.mz, self.m, self.q1, self.K1, self.G
+        if mz:
             if pair_a is not None:  # the nonzero values, as the dense path counts them
                 nnz = int(np.count_nonzero(pair_a))
             else:
@@ -444,13 +577,13 @@ class BlockedSystem:
         # dense rows of the scalar (K = 1) non-lead blocks: scaled by their 1 x 1 template
         self._scalar_rest = []  # (rest index + 1 = index in templates, first dense row, last + 1)
         at = 0
-        for i, b in enumerate(rest):
+        for i, b in enumerate(self.rest):
             if b.K == 1:
                 self._scalar_rest.append((i + 1, at, at + b.q))
             at += b.size
         self._scale_buf = np.ones(m)
         self._diag_z = np.arange(mz) * (m + 1)  # flat indices of the random-effect diagonal
-        self._general = [(i, b) for i, b in enumerate(rest) if b.K > 1]
+        self._general = [(i, b) for i, b in enumerate(self.rest) if b.K > 1]
         self._dprefix = self._diagonal_prefix() if mz else 0
         self._dprefix_fill = self._prefix_fill() if self._dprefix else None
 
@@ -530,23 +663,12 @@ class BlockedSystem:
     def _set_lead(self, XY: np.ndarray, zl: np.ndarray, zc: np.ndarray) -> None:
         """The lead block's crossproducts A11 and G (and the per-level outer products P) from the
         weighted lead columns ``zl`` (left) and ``zc`` (right) and the right-weighted [X y]."""
+        A11, G = lead_crossproducts(self.lead.factor.codes, self.q1, zl, zc, XY)
+        self._store_lead(A11, G)
+
+    def _store_lead(self, A11: np.ndarray, G: np.ndarray) -> None:
+        """Keep the lead crossproducts and the per-level products that ``factor`` reads from them."""
         K1, q1 = self.K1, self.q1
-        codes = self.lead.factor.codes
-        if K1 * K1 > 4 * q1:
-            # many columns on few levels (a spatial field, a relationship matrix: one level, q columns):
-            # one dense product per level beats a bincount per column pair
-            A11, G = _per_level_products(codes, q1, zl, zc, XY)
-        else:
-            A11 = np.empty((q1, K1, K1))
-            for a in range(K1):
-                for b in range(a + 1):
-                    A11[:, a, b] = A11[:, b, a] = np.bincount(codes, zl[:, a] * zc[:, b], minlength=q1)
-            # G[g] = X_g'Z_g and y_g'Z_g stacked: shape (q1, p + 1, K1)
-            G = np.empty((q1, self.p + 1, K1))
-            for a in range(K1):
-                za = zl[:, a]
-                for j in range(self.p + 1):
-                    G[:, j, a] = np.bincount(codes, za * XY[:, j], minlength=q1)
         self.A11 = A11
         self._a11, self._a21, self._a22 = (A11[:, 0, 0].copy(), A11[:, 1, 0].copy(), A11[:, 1, 1].copy()) if K1 == 2 else (None,) * 3
         self.G = G
@@ -684,9 +806,9 @@ class BlockedSystem:
         """A_z1' v for a vector over the dense random-effect rows (a bincount over the stored
         nonzeros when A_z1 is sparse: scipy's transpose builds a new matrix at every call)."""
         A = self.Az1
-        if not sp.issparse(A):
+        plan = getattr(self, "plan", None)
+        if not sp.issparse(A) or plan is None:  # (a system from summed crossproducts has no plan)
             return A.T @ v
-        plan = self.plan
         if getattr(plan, "_az1_rows", None) is None:
             plan._az1_rows = np.repeat(np.arange(self.mz), np.diff(plan.az1_indptr))
         return np.bincount(plan.az1_indices, A.data * v[plan._az1_rows], minlength=self.q1 * self.K1)

@@ -51,6 +51,35 @@ class LmmObjective:
         self.log_w_sum = 0.0 if weights is None else float(np.sum(np.log(weights)))
         self.n_evals = 0
 
+    @classmethod
+    def from_system(cls, structure, system, n: int, p: int, log_w_sum: float = 0.0, reml: bool = True):
+        """The objective of a system built from summed crossproducts (no rows held).
+
+        Parameters
+        ----------
+        structure : ModelStructure
+            The random-effects terms and θ parameterisation.
+        system : BlockedSystem
+            The crossproducts of [Z X y] (``BlockedSystem.from_crossproducts``).
+        n, p : int
+            Number of rows and of (kept) fixed-effect columns.
+        log_w_sum : float, default 0.0
+            Σ log w of the prior weights.
+        reml : bool, default True
+            REML criterion (True) or the ML profiled deviance (False).
+
+        Returns
+        -------
+        LmmObjective
+            Evaluates as the objective built from the rows.
+        """
+        self = cls.__new__(cls)
+        self.structure, self.reml, self.system = structure, bool(reml), system
+        self.n, self.p = int(n), int(p)
+        self.log_w_sum = float(log_w_sum)
+        self.n_evals = 0
+        return self
+
     def factor(self, theta: np.ndarray) -> BlockedFactor:
         """The blocked factor at θ (the structure turns θ into the templates the engine takes).
 
