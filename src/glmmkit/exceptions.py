@@ -33,6 +33,10 @@ class NotAvailableError(GlmmkitError, NotImplementedError):
     likelihood); the message says why and what to use instead."""
 
 
+class DistributedError(GlmmkitError, RuntimeError):
+    """The Dask scheduler or client a distributed fit runs on went away or failed; no fit was made."""
+
+
 class GlmmkitWarning(UserWarning):
     """Base class of glmmkit's warnings: each says what happened and what to do."""
 

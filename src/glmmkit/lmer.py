@@ -74,8 +74,11 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.  Random
         terms: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)``, ``(x || g)``, nested
         ``(1 | a/b)``, interactions ``(1 | a:b)``, crossed ``(1 | a) + (1 | b)``.
-    data : pandas.DataFrame
-        The data, one row per observation, with every column the formula names.
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        The data, one row per observation, with every column the formula names.  A Dask
+        DataFrame (``dask.dataframe.read_parquet``; the extra ``glmmkit[dask]``) is fitted on the
+        current ``dask.distributed`` client from its partitions' crossproducts: the same estimates,
+        with per-row results as lazy Dask Series (``glmmkit.distributed``).
     reml : bool, default True
         REML (as lme4's ``lmer``) or maximum likelihood.
     weights : array-like or column name, optional
@@ -117,6 +120,13 @@ def lmer(formula, data, *, reml=True, weights=None, offset=None, residual=None, 
     >>> round(fit.loglik, 3)
     -871.814
     """
+    from .distributed import is_dask_frame
+
+    if is_dask_frame(data):
+        from .distributed import lmer_dask
+
+        return lmer_dask(formula, data, reml=reml, weights=weights, offset=offset, residual=residual,
+                         dispformula=dispformula, relmat=relmat, data_name=data_name)
     t0 = time.perf_counter()
     reml = check_reml(reml)
     parsed = parse_formula(formula)

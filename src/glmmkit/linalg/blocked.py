@@ -144,27 +144,22 @@ def chunk_crossproducts(blocks, X: np.ndarray, y: np.ndarray, sqrt_w: np.ndarray
     Returns
     -------
     dict
-        ``A11`` (q1, K1, K1), ``G`` (q1, p + 1, K1), ``Arr`` (m, m) dense, ``Az1`` CSR (mz, q1 K1)
-        (None without other blocks) and ``n``.
+        ``A11`` (q1, K1, K1), ``G`` (q1, p + 1, K1), ``Axx`` (p + 1, p + 1) and, with other blocks,
+        ``Azz`` (CSR, mz x mz), ``Azx`` (mz, p + 1) and ``Az1`` (CSR, mz x q1 K1) (None without
+        them), and ``n``: the keyword arguments of ``BlockedSystem.from_crossproducts`` (with ``p``).
     """
-    XY, XY_left, left, right = _weighted_xy(X, y, sqrt_w, None)
+    XY, _, _, right = _weighted_xy(X, y, sqrt_w, None)
     lead, rest = blocks[0], blocks[1:]
     zc = lead.columns if right is None else lead.columns * right[:, None]
     A11, G = lead_crossproducts(lead.factor.codes, lead.q, zc, zc, XY)
-    mz = sum(b.size for b in rest)
-    m = mz + X.shape[1] + 1
-    Arr = np.empty((m, m))
-    Arr[mz:, mz:] = XY.T @ XY
-    Az1 = None
-    if mz:
+    out = {"A11": A11, "G": G, "Axx": XY.T @ XY, "Azz": None, "Azx": None, "Az1": None, "n": int(X.shape[0])}
+    if rest:
+        # sparse per chunk: a chunk meets few levels, and only the sum is made dense
         Zr = sp.hstack([b.z_matrix(right) for b in rest], format="csr")
-        Arr[:mz, :mz] = (Zr.T @ Zr).toarray()
-        Azx = np.asarray(Zr.T @ XY)
-        Arr[:mz, mz:] = Azx
-        Arr[mz:, :mz] = Azx.T
-        Az1 = (Zr.T @ lead.z_matrix(right)).tocsr()
-    return {"A11": A11, "G": G, "Arr": Arr, "Az1": Az1, "n": int(X.shape[0])}
-
+        out["Azz"] = (Zr.T @ Zr).tocsr()
+        out["Azx"] = np.asarray(Zr.T @ XY)
+        out["Az1"] = (Zr.T @ lead.z_matrix(right)).tocsr()
+    return out
 
 @dataclass
 class BlockedFactor:
@@ -513,7 +508,8 @@ class BlockedSystem:
         self._finish(Arr, n, pair_a)
 
     @classmethod
-    def from_crossproducts(cls, blocks, p: int, A11: np.ndarray, G: np.ndarray, Arr: np.ndarray, Az1, n: int):
+    def from_crossproducts(cls, blocks, p: int, A11: np.ndarray, G: np.ndarray, Axx: np.ndarray, n: int, Azz=None,
+                           Azx: np.ndarray | None = None, Az1=None):
         """A system from crossproducts summed elsewhere (chunks of rows, partitions of a Dask frame).
 
         Every block the factorisation reads is a sum over rows, so the crossproducts of row chunks
@@ -530,12 +526,16 @@ class BlockedSystem:
             Per-level lead crossproducts Z_g'Z_g.
         G : numpy.ndarray, shape (q1, p + 1, K1)
             Per-level [X y]_g'Z_g.
-        Arr : numpy.ndarray, shape (m, m)
-            [Z_rest X y]'[Z_rest X y] (m = mz + p + 1), both triangles.
-        Az1 : numpy.ndarray or scipy.sparse matrix, shape (mz, q1 K1)
-            Z_rest'Z_lead (ignored when there are no other blocks).
+        Axx : numpy.ndarray, shape (p + 1, p + 1)
+            [X y]'[X y].
         n : int
             Number of rows the sums ran over.
+        Azz : numpy.ndarray or scipy.sparse matrix, shape (mz, mz), optional
+            Z_rest'Z_rest of the other blocks (needed when there are any).
+        Azx : numpy.ndarray, shape (mz, p + 1), optional
+            Z_rest'[X y].
+        Az1 : numpy.ndarray or scipy.sparse matrix, shape (mz, q1 K1), optional
+            Z_rest'Z_lead.
 
         Returns
         -------
@@ -546,13 +546,18 @@ class BlockedSystem:
         self.p = int(p)
         self.lead, self.rest = blocks[0], blocks[1:]
         self.K1, self.q1 = self.lead.K, self.lead.q
+        self.mz = mz = sum(b.size for b in self.rest)
+        self.m = m = mz + self.p + 1
         self._store_lead(np.asarray(A11, dtype=float), np.asarray(G, dtype=float))
-        self.mz = sum(b.size for b in self.rest)
-        self.m = self.mz + self.p + 1
+        Arr = np.empty((m, m))
+        Arr[mz:, mz:] = Axx
         self.R1, self.use_kernel = None, False
-        if self.mz:
+        if mz:
+            Arr[:mz, :mz] = Azz.toarray() if sp.issparse(Azz) else Azz
+            Arr[:mz, mz:] = Azx
+            Arr[mz:, :mz] = np.asarray(Azx).T
             self.Az1 = Az1.tocsr() if sp.issparse(Az1) else np.asarray(Az1, dtype=float)
-        self._finish(np.array(Arr, dtype=float), int(n), None)
+        self._finish(Arr, int(n), None)
         return self
 
     def _finish(self, Arr: np.ndarray, n: int, pair_a) -> None:

@@ -209,6 +209,32 @@ def _two_stage_start(structure, X, y, theta0, step):
     resid = r - np.einsum("ia,ia->i", Z, fitted_ok[codes])
     rows_ok = ok[codes]
     sigma2 = float(np.sum(resid[rows_ok] ** 2)) / max(int(rows_ok.sum()) - K * int(ok.sum()), 1)
+    return two_stage_theta(t, theta0, coef, inv, sigma2)
+
+
+def two_stage_theta(t, theta0, coef, inv, sigma2):
+    """The two-stage start from the per-level coefficients (``coef``), their (Z_g'Z_g)⁻¹ (``inv``) and
+    the pooled residual variance: θ = chol(Σ / σ²) with Σ = cov(coef) - σ² mean(inv), and its step.
+
+    Parameters
+    ----------
+    t : ReTerm
+        The single vector term.
+    theta0 : numpy.ndarray
+        lme4's start (returned, with its step, when the term's structure cannot place the template).
+    coef : numpy.ndarray, shape (levels, K)
+        Per-level least-squares coefficients of the term's columns on the OLS residuals.
+    inv : numpy.ndarray, shape (levels, K, K)
+        (Z_g'Z_g)⁻¹ of those levels.
+    sigma2 : float
+        The pooled residual variance of the per-level fits.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(start, step)``.
+    """
+    step = np.full(theta0.shape, 0.75)
     Sigma = np.cov(coef, rowvar=False) - sigma2 * inv.mean(axis=0)
     w, V = np.linalg.eigh(Sigma / sigma2)
     rel = (V * np.maximum(w, 1e-4 * max(w.max(), 1e-8))) @ V.T
@@ -282,6 +308,30 @@ def moment_start(structure, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
         C[k, i] = 1.0 - float(np.sum((n_l / n) ** 2))
     C[k, k] = 1.0 - 1.0 / n
     V[k] = float(np.var(r))
+    return moment_theta(terms, theta0, step, C, V)
+
+
+def moment_theta(terms, theta0, step, C, V):
+    """Solve :func:`moment_start`'s moment equations C σ² = V and place each term's start.
+
+    Parameters
+    ----------
+    terms : list of ReTerm
+        The random-intercept terms, in the structure's order.
+    theta0, step : numpy.ndarray
+        lme4's start and step; copies are returned with the moment estimates placed.
+    C : numpy.ndarray, shape (k + 1, k + 1)
+        The coefficients (the last row and column: the residual).
+    V : numpy.ndarray, shape (k + 1,)
+        The variances of the terms' level means of the OLS residuals, then their total variance.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(theta0, step)``.
+    """
+    theta0, step = theta0.copy(), step.copy()
+    k = len(terms)
     sol, *_ = np.linalg.lstsq(C, V, rcond=None)
     sigma2 = sol[k] if sol[k] > 0 else 0.5 * V[k]
     for t, s2 in zip(terms, sol[:k]):
