@@ -456,6 +456,67 @@ def _as_factors(df, spec):
     return df
 
 
+def _is_parquet_set(path: str) -> bool:
+    """A folder of Parquet files or a glob (``data/*.parquet``): read as a Dask DataFrame."""
+    return Path(path).is_dir() or any(ch in path for ch in "*?[")
+
+
+def _cmd_fit_dask(args) -> int:
+    """``glmmkit fit`` on a Parquet folder or glob (or with ``--scheduler``): an LMM fitted on Dask."""
+    from .exceptions import DistributedError
+
+    try:
+        from .distributed import require_dask
+
+        require_dask()
+        import dask.dataframe as dd
+        from distributed import Client
+    except ImportError as exc:
+        raise GlmmkitError(str(exc)) from None
+    family = (args.family or "gaussian").lower()
+    if family != "gaussian" or args.link not in (None, "identity"):
+        raise GlmmkitError("a Parquet folder or --scheduler fits linear mixed models only (so far); GLMMs on Dask "
+                           "are not available yet: read the data into one file for glmer")
+    for flag, given in (("--confint", args.confint), ("--report", args.report), ("--factor", args.factor),
+                        ("--nagq", args.nagq), ("--olre", args.olre or None), ("--family-param", args.family_param)):
+        if given:
+            raise GlmmkitError(f"{flag} is not available for a Dask fit (a Parquet folder or --scheduler); "
+                               "fit an in-memory copy of the data for it")
+    method = (args.method or "").lower()
+    if method not in ("", "reml", "ml"):
+        raise GlmmkitError(f"--method {args.method!r} is not available for a linear mixed model; use reml or ml")
+    if args.output == "html":
+        raise GlmmkitError("--output html is not available for a Dask fit; use text or json")
+    path = args.data
+    if not _is_parquet_set(path) and not Path(path).exists():
+        raise GlmmkitError(f"data path {path!r} does not exist; give a Parquet file, folder or glob")
+    try:
+        ddf = dd.read_parquet(path)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GlmmkitError(f"cannot read {path!r} as Parquet: {first}") from None
+    client = None
+    if args.scheduler is not None:
+        try:
+            client = Client(args.scheduler, timeout=args.scheduler_timeout)
+        except Exception as exc:
+            raise DistributedError(f"cannot connect to the Dask scheduler at {args.scheduler!r} ({type(exc).__name__}: "
+                                   f"{exc}); start one (dask scheduler) or check the address") from None
+    try:
+        from .lmer import lmer
+
+        show = args.progress or (args.progress is None and sys.stderr.isatty())
+        with progress("fitting on Dask", show):
+            fit = lmer(args.formula, data=ddf, reml=method != "ml", weights=args.weights, offset=args.offset,
+                       data_name=Path(path.rstrip("/")).name)
+        text = json.dumps(fit_to_json(fit), indent=2) if args.output == "json" else str(fit.summary())
+    finally:
+        if client is not None:
+            client.close()
+    print(text)
+    return 0
+
+
 def _cmd_fit(args) -> int:
     if not 0 < args.level < 1:
         hint = f"; did you mean --level {args.level / 100:g}?" if 1 < args.level < 100 else ""
@@ -464,6 +525,8 @@ def _cmd_fit(args) -> int:
         raise GlmmkitError(f"--jobs {args.jobs} must be at least 1 (worker processes for the bootstrap)")
     if args.report:
         _check_writable(args.report)
+    if args.scheduler is not None or _is_parquet_set(args.data):
+        return _cmd_fit_dask(args)
     sep = {"\\t": "\t", "tab": "\t"}.get(args.sep, args.sep)
     df = _load_data(args.data, sep=sep, decimal=args.decimal)
     for option, column in (("--weights", args.weights), ("--offset", args.offset)):
@@ -539,7 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fit an LMM (default, gaussian family) or a GLMM (--family) and print the summary.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("formula", help="lme4 formula, e.g. 'y ~ x + (1 | g)'")
-    p.add_argument("--data", required=True, help="data file (.csv, .tsv, .parquet, .feather) or bundled data set name")
+    p.add_argument("--data", required=True, help="data file (.csv, .tsv, .parquet, .feather), bundled data set name, "
+                   "or a folder or glob of Parquet files (fitted on Dask: glmmkit[dask])")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="fit on this Dask scheduler (tcp://host:8786); the data is read with dask.dataframe.read_parquet")
+    p.add_argument("--scheduler-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--sep", default=None, help="field separator of a text file, e.g. ';' (default: ',' or tab for .tsv)")
     p.add_argument("--decimal", default=".", help="decimal mark of a text file (',' for many European CSVs)")
     p.add_argument("--family", default=None, help="response family: " + ", ".join(FAMILIES) + " (default gaussian)")

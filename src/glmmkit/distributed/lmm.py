@@ -470,8 +470,23 @@ class DistributedLmmFit(LmmFit):
         return self._eta()
 
     def _residual_noise(self, rng, n_sim: int):
+        return self.simulate(n_sim)
+
+    def simulate(self, *args, **kwargs):
+        """Not available yet: simulated responses would be lazy per-partition columns.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As :meth:`LmmFit.simulate`.
+
+        Returns
+        -------
+        NoReturn
+            Always raises NotAvailableError.
+        """
         raise NotAvailableError("simulate() on a Dask fit is not available yet; fit in memory on ddf.compute() "
-                                "or simulate with fit.fixef / fit.varcorr on each partition")
+                                "(or a sample of it) to simulate")
 
     def hatvalues(self):
         """Not available: the leverages are per row (their sum, :attr:`edf`, is available).
