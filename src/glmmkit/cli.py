@@ -490,6 +490,10 @@ def _cmd_fit_dask(args) -> int:
     path = args.data
     if not _is_parquet_set(path) and not Path(path).exists():
         raise GlmmkitError(f"data path {path!r} does not exist; give a Parquet file, folder or glob")
+    if Path(path).is_dir() and not any(f.suffix.lower() in (".parquet", ".pq") or f.name == "_metadata"
+                                       for f in Path(path).rglob("*")):
+        raise GlmmkitError(f"data path {path!r} is a directory with no Parquet files; give a CSV, Parquet or Feather "
+                           "file, or a folder of Parquet files (fitted on Dask)")
     try:
         ddf = dd.read_parquet(path)
     except Exception as exc:

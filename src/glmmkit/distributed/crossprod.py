@@ -177,8 +177,10 @@ def cast_levels(part: pd.DataFrame, plan_levels: dict, kinds: dict) -> pd.DataFr
             vals = part[c].astype(object).where(part[c].notna(), None)
             strs = np.asarray([None if v is None else str(v) for v in vals.to_numpy()], dtype=object)
             out[c] = pd.Categorical(strs, categories=pd.Index(lv, dtype=object))
-        elif kind == "categorical":
-            out[c] = pd.Categorical(part[c].astype(object), categories=pd.Index(lv, dtype=object))
+        elif kind == "categorical":  # map the categories, not the values (rows gather by code)
+            col = part[c]
+            at = np.append(pd.Index(lv, dtype=object).get_indexer(col.cat.categories.astype(object)), -1)
+            out[c] = pd.Categorical.from_codes(at[col.cat.codes.to_numpy()], categories=pd.Index(lv, dtype=object))
     return out
 
 

@@ -365,7 +365,8 @@ def _partition_eta(part, plan, kept, beta, b_blocks, index):
     return frame, eta
 
 
-def _partition_rows(part, plan, kept, beta, b_blocks, sigma, what, kind):
+def _partition_rows(part, shared, kept, beta, sigma, what, kind):
+    plan, b_blocks = shared
     frame, eta = _partition_eta(part, plan, kept, beta, b_blocks, None)
     if frame is None:
         return pd.Series(np.zeros(0), index=part.index[:0], name=what)
@@ -405,10 +406,13 @@ class DistributedLmmFit(LmmFit):
         return out
 
     def _lazy_rows(self, what: str, kind: str = "response"):
+        import dask
+
         problem = self._problem
+        shared = dask.delayed((problem.plan, self._b_blocks()), traverse=False)  # one key, not walked per partition
         return problem.ddf.map_partitions(
-            _partition_rows, problem.plan, list(self._x_kept), self._beta.copy(), self._b_blocks(), self.sigma,
-            what, kind, meta=pd.Series(dtype=float, name=what))
+            _partition_rows, shared, list(self._x_kept), self._beta.copy(), self.sigma, what, kind,
+            meta=pd.Series(dtype=float, name=what))
 
     def fitted(self):
         """Conditional fitted values Xβ + Zb + offset, lazily, partition by partition.
@@ -598,13 +602,17 @@ def lmer_dask(formula, data, *, reml=True, weights=None, offset=None, data_name=
     parts = data[used].to_delayed()
     sch = dask.delayed(partition_schema, pure=True)
     reports = runner.compute([sch(p, used, factor_cols, interactions) for p in parts], "schema")
-    schema = merge_schemas(reports, used, factor_cols, interactions)
+    unknown = {c for c in used if isinstance(meta[c].dtype, pd.CategoricalDtype)
+               and "__UNKNOWN_CATEGORIES__" in list(meta[c].cat.categories)}
+    schema = merge_schemas(reports, used, factor_cols, interactions, unknown)
     plan = make_plan(parsed, schema, used, factor_cols, interactions, weights, offset)
     from .start import start_kind
 
     plan = dataclasses.replace(plan, start=start_kind(build_structure(plan.prototype), weights is not None))
     cp = dask.delayed(partition_crossproducts, pure=True)
-    total = tree_reduce([cp(p, plan, i) for i, p in enumerate(parts)], combine)
+    # one graph key for the plan: passed as is, dask would walk its arrays and lists once per partition
+    plan_d = dask.delayed(plan, traverse=False)
+    total = tree_reduce([cp(p, plan_d, i) for i, p in enumerate(parts)], combine)
     pieces = runner.compute([total], "crossproducts")[0]
     if pieces.get("empty"):
         raise DataError("no complete rows in any partition of the Dask DataFrame")

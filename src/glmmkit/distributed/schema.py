@@ -177,7 +177,7 @@ def _union_sorted(arrays, kind: str) -> np.ndarray:
     return np.unique(vals)
 
 
-def merge_schemas(parts: list, used: list, factor_columns: list, interactions: list) -> DataSchema:
+def merge_schemas(parts: list, used: list, factor_columns: list, interactions: list, unknown=()) -> DataSchema:
     """Merge the partitions' reports; refuse partitions that disagree.
 
     Parameters
@@ -186,6 +186,10 @@ def merge_schemas(parts: list, used: list, factor_columns: list, interactions: l
         One report per partition, in partition order.
     used, factor_columns, interactions : list
         As :func:`partition_schema`.
+    unknown : collection of str
+        Categorical columns whose categories the Dask frame does not know (``read_parquet`` of files
+        that each hold their own dictionary): their partitions may differ, and their levels are the
+        sorted union of the values, as for text.
 
     Returns
     -------
@@ -205,7 +209,7 @@ def merge_schemas(parts: list, used: list, factor_columns: list, interactions: l
                 raise DataError(
                     f"column {c!r} is {first.kinds[c]} in partition 0 but {ps.kinds[c]} in partition {i} of the "
                     f"Dask DataFrame; give it one type in every partition (e.g. ddf[{c!r}].astype(...)) before fitting")
-            if first.kinds[c] == "categorical" and ps.categories[c] != first.categories[c]:
+            if first.kinds[c] == "categorical" and c not in unknown and ps.categories[c] != first.categories[c]:
                 shown = ", ".join(map(repr, ps.categories[c][:6]))
                 raise DataError(
                     f"categorical column {c!r} has other categories in partition {i} ({shown}"
@@ -219,7 +223,11 @@ def merge_schemas(parts: list, used: list, factor_columns: list, interactions: l
     levels = {}
     for c in factor_columns:
         arrays = [p.values[c] for p in parts if p.n_complete]
-        if kinds[c] == "categorical":  # the categories' order, those used on complete rows only
+        if kinds[c] == "categorical" and c in unknown:
+            vals = np.concatenate([np.asarray(a) for a in arrays]) if arrays else np.array([])
+            numeric = vals.dtype.kind in "iufb" or all(isinstance(v, (int, float, np.number)) for v in vals.tolist())
+            levels[c] = np.unique(vals if numeric else vals.astype(str)).astype(object)
+        elif kinds[c] == "categorical":  # the categories' order, those used on complete rows only
             present = set(np.concatenate(arrays).tolist()) if arrays else set()
             levels[c] = np.asarray([v for v in first.categories[c] if v in present], dtype=object)
         else:
