@@ -241,3 +241,24 @@ def test_cli_bad_scheduler_is_one_line(tmp_path, capsys):
                "--scheduler-timeout", "1", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and "cannot connect to the Dask scheduler" in err and "Traceback" not in err
+
+
+def test_parquet_files_with_their_own_categories(sync, tmp_path):
+    """read_parquet of files that each hold their own dictionary: categories unknown to Dask, different per
+    partition; the levels are the union of the values (as text would be), the answer the in-memory one."""
+    df = gk.datasets.load("sleepstudy")
+    df["Subject"] = df["Subject"].astype(str)
+    for i, part in enumerate((df.iloc[:100], df.iloc[100:])):
+        part.assign(Subject=part["Subject"].astype("category")).to_parquet(tmp_path / f"p{i}.parquet")
+    ddf = dd.read_parquet(str(tmp_path))
+    assert isinstance(ddf._meta["Subject"].dtype, pd.CategoricalDtype)
+    mem = gk.lmer("Reaction ~ Days + (Days | Subject)", df)
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", ddf)
+    assert abs(fit.loglik - mem.loglik) <= 1e-6 * abs(mem.loglik)
+    assert list(fit.ranef["Subject"].index) == list(mem.ranef["Subject"].index)
+
+
+def test_glmer_on_dask_says_what_to_use(sync):
+    ddf = dd.from_pandas(gk.datasets.load("cbpp"), npartitions=2, sort=False)
+    with pytest.raises(NotAvailableError, match="glmer on a Dask DataFrame"):
+        gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", ddf, family="binomial")

@@ -89,6 +89,13 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     -------
     GlmmFit
     """
+    from .distributed import is_dask_frame
+
+    if is_dask_frame(data):
+        from .exceptions import NotAvailableError
+
+        raise NotAvailableError("glmer on a Dask DataFrame is not available yet (lmer is); fit in memory on "
+                                "ddf.compute() or a sample of it")
     t0 = time.perf_counter()
     if residual is not None:
         raise ArgumentError(
