@@ -262,3 +262,17 @@ def test_glmer_on_dask_says_what_to_use(sync):
     ddf = dd.from_pandas(gk.datasets.load("cbpp"), npartitions=2, sort=False)
     with pytest.raises(NotAvailableError, match="glmer on a Dask DataFrame"):
         gk.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", ddf, family="binomial")
+
+
+@pytest.mark.parametrize("kw", [{"weights": "w"}, {"offset": "off"}, {"reml": False}])
+def test_weights_offset_ml_equal_in_memory(sync, kw):
+    df = gk.datasets.load("sleepstudy").copy()
+    rng = np.random.default_rng(3)
+    df["w"], df["off"] = rng.uniform(0.5, 2, len(df)), rng.normal(size=len(df))
+    formula = "Reaction ~ Days + (Days | Subject)"
+    mem = gk.lmer(formula, df, **kw)
+    fit = gk.lmer(formula, dd.from_pandas(df, npartitions=3, sort=False), **kw)
+    assert abs(fit.loglik - mem.loglik) <= 1e-6 * abs(mem.loglik)
+    assert _rel(mem.fixef, fit.fixef) <= 1e-6
+    assert _rel(mem.theta, fit.theta) <= 1e-5
+    assert _rel(mem.residuals("pearson"), fit.residuals("pearson").compute(), floor=1.0) <= 1e-4

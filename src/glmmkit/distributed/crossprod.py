@@ -332,7 +332,8 @@ def partition_crossproducts(part: pd.DataFrame, plan: EncodingPlan, index: int):
         ``chunk_crossproducts``'s pieces plus ``R`` (the R factor of the unweighted X, for the rank
         check), ``colsum``, ``sumsq``, ``indicator`` (all entries 0/1) per X column, ``log_w``
         (Σ log w), ``zero_w`` (rows of weight 0), ``y_range``, ``ysum``, ``lead_counts`` (rows per
-        lead level), ``H`` (``plan.start == "two_stage"``) and ``n_dropped``; ``{"empty": True, ...}``
+        lead level), ``H`` (``plan.start == "two_stage"``), ``unweighted`` (with prior weights and a
+        start: the unweighted crossproducts the in-memory starts read) and ``n_dropped``; ``{"empty": True, ...}``
         without a complete row.
     """
     try:
@@ -355,6 +356,8 @@ def partition_crossproducts(part: pd.DataFrame, plan: EncodingPlan, index: int):
         y_range=(float(np.min(y)), float(np.max(y))), n_dropped=frame.n_dropped, empty=False,
         ysum=float(np.sum(y)), lead_counts=np.bincount(structure.blocks[0].factor.codes,
                                                        minlength=structure.blocks[0].q).astype(float))
+    if w is not None and plan.start is not None:  # the in-memory starts read the unweighted rows
+        pieces["unweighted"] = chunk_crossproducts(structure.blocks, X, y)
     if plan.start == "two_stage":
         codes, q1 = structure.blocks[0].factor.codes, structure.blocks[0].q
         XY = np.column_stack([X, y])
@@ -388,6 +391,9 @@ def combine(a: dict, b: dict) -> dict:
         out[k] = a[k] + b[k]
     if "H" in a:
         out["H"] = a["H"] + b["H"]
+    if "unweighted" in a:
+        ua, ub = a["unweighted"], b["unweighted"]
+        out["unweighted"] = {k: (None if ua[k] is None else ua[k] + ub[k]) for k in ua}
     for k in ("Azz", "Azx", "Az1"):
         out[k] = None if a[k] is None else a[k] + b[k]
     out["indicator"] = a["indicator"] & b["indicator"]

@@ -608,7 +608,7 @@ def lmer_dask(formula, data, *, reml=True, weights=None, offset=None, data_name=
     plan = make_plan(parsed, schema, used, factor_cols, interactions, weights, offset)
     from .start import start_kind
 
-    plan = dataclasses.replace(plan, start=start_kind(build_structure(plan.prototype), weights is not None))
+    plan = dataclasses.replace(plan, start=start_kind(build_structure(plan.prototype)))
     cp = dask.delayed(partition_crossproducts, pure=True)
     # one graph key for the plan: passed as is, dask would walk its arrays and lists once per partition
     plan_d = dask.delayed(plan, traverse=False)

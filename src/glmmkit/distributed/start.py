@@ -18,16 +18,16 @@ from ..objective.lmm import moment_theta, two_stage_theta
 __all__ = ["start_kind", "start_from_pieces"]
 
 
-def start_kind(structure, weighted: bool):
+def start_kind(structure, weighted: bool = False):
     """Which of the in-memory starts applies (None: lme4's start, as the in-memory fit uses then).
 
     Parameters
     ----------
     structure : ModelStructure
         The model's structure.
-    weighted : bool
-        Whether there are prior weights (the in-memory starts read the unweighted rows, which the
-        weighted crossproducts do not give: lme4's start then).
+    weighted : bool, default False
+        Whether there are prior weights (the starts then read the unweighted crossproducts, which
+        the pass collects beside the weighted ones).
 
     Returns
     -------
@@ -35,7 +35,7 @@ def start_kind(structure, weighted: bool):
         ``"two_stage"``, ``"moment"`` or None.
     """
     terms = structure.terms
-    if weighted or not terms:
+    if not terms:
         return None
     if len(terms) == 1 and 1 < terms[0].k <= 8:
         return "two_stage"
@@ -88,6 +88,8 @@ def start_from_pieces(kind, structure, pieces, kept):
     step = np.full(theta0.shape, 0.75)
     if kind is None:
         return theta0, step
+    if "unweighted" in pieces:  # prior weights: the in-memory starts read the unweighted rows
+        pieces = dict(pieces, **pieces["unweighted"])
     p_full = pieces["Axx"].shape[0] - 1
     n = pieces["n"]
     beta, sel = _ols(pieces, kept)
