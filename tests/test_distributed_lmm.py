@@ -181,8 +181,14 @@ def test_crossproducts_of_chunks_add_up():
 
 
 def test_import_glmmkit_does_not_import_dask():
-    code = "import sys, glmmkit; print(any(m == 'dask' or m.startswith(('dask.', 'distributed')) for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import os
+    from pathlib import Path
+
+    code = ("import sys, glmmkit as gk\n"
+            "gk.lmer('Reaction ~ Days + (1 | Subject)', gk.datasets.load('sleepstudy'))\n"
+            "print(any(m == 'dask' or m.startswith(('dask.', 'distributed')) for m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(gk.__file__).parents[1])})
     assert out.stdout.strip() == "False"
 
 
