@@ -396,9 +396,6 @@ class DistributedLmmFit(LmmFit):
         As :class:`~glmmkit.results.LmmFit` (the problem a ``DistributedLmmProblem``).
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-
     def _b_blocks(self):
         out = []
         for blk in self.structure.blocks:
