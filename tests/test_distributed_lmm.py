@@ -122,8 +122,8 @@ def test_rows_methods_say_what_to_use(sync):
                  dd.from_pandas(gk.datasets.load("sleepstudy"), npartitions=2, sort=False))
     with pytest.raises(NotAvailableError, match="edf"):
         fit.hatvalues()
-    with pytest.raises(NotAvailableError, match="simulate"):
-        fit.simulate(2, seed=1)
+    with pytest.raises(NotAvailableError, match="re_form"):
+        fit.simulate(2, seed=1, re_form="~(1 | Subject)")
     with pytest.raises(NotAvailableError, match="assign"):
         fit.refit(y=np.zeros(fit.nobs))
     ml = fit.refit(reml=False)  # from the crossproducts alone
@@ -282,3 +282,24 @@ def test_weights_offset_ml_equal_in_memory(sync, kw):
     assert _rel(mem.fixef, fit.fixef) <= 1e-6
     assert _rel(mem.theta, fit.theta) <= 1e-5
     assert _rel(mem.residuals("pearson"), fit.residuals("pearson").compute(), floor=1.0) <= 1e-4
+
+
+def test_simulate_is_lazy_reproducible_and_from_the_model(sync):
+    df = gk.datasets.load("sleepstudy")
+    ddf = dd.from_pandas(df, npartitions=3, sort=False)
+    fit = gk.lmer("Reaction ~ Days + (Days | Subject)", ddf)
+    sims = fit.simulate(400, seed=5)
+    assert isinstance(sims, dd.DataFrame) and sims.npartitions == 3
+    got = sims.compute()
+    assert list(got.columns[:2]) == ["sim_1", "sim_2"] and got.index.equals(df.index)
+    pd.testing.assert_frame_equal(got, fit.simulate(400, seed=5).compute())
+    assert not np.allclose(got.to_numpy(), fit.simulate(400, seed=6).compute().to_numpy())
+    mem = gk.lmer("Reaction ~ Days + (Days | Subject)", df)
+    want = mem.simulate(400, seed=5)  # the in-memory draws: other numbers, the same distribution
+    # per row: mean Xβ and variance σ² + z'Σz (sd ≈ 26-48); 400 draws give a mean within ±3 sd/20
+    sd = want.to_numpy().std(axis=1)
+    assert np.all(np.abs(got.to_numpy().mean(axis=1) - want.to_numpy().mean(axis=1)) < 6 * sd / 20)
+    assert np.all(np.abs(got.to_numpy().std(axis=1) / sd - 1) < 0.25)
+    cond = fit.simulate(200, seed=1, re_form=None).compute()  # given b: only the residual noise
+    resid = cond.to_numpy() - mem.fitted().to_numpy()[:, None]
+    assert abs(resid.std() / mem.sigma - 1) < 0.02 and abs(resid.mean()) < 0.5

@@ -350,24 +350,25 @@ def _edf_from_system(objective, structure, theta) -> float:
 
 
 def _partition_eta(part, plan, kept, beta, b_blocks, index):
-    """(complete rows' frame, η = Xβ + Zb + offset) of one partition; (None, None) without complete rows."""
+    """(complete rows' frame, structure, η = Xβ + offset + Σ Z b over ``b_blocks``) of one partition;
+    (None, None, None) without complete rows."""
     from .crossprod import partition_frame
 
     made = partition_frame(part, plan)
     if made is None:
-        return None, None
+        return None, None, None
     frame, structure = made
     eta = frame.X[:, kept] @ beta + frame.offset
     for blk, (name, bq) in zip(structure.blocks, b_blocks):
         if blk.factor.name != name:  # the engine order is fixed by the global levels: a changed model
             raise DataError(f"partition {index}: the random-effects blocks differ from the fit's")
         eta += np.einsum("ik,ik->i", blk.columns, bq[blk.factor.codes])
-    return frame, eta
+    return frame, structure, eta
 
 
 def _partition_rows(part, shared, kept, beta, sigma, what, kind):
     plan, b_blocks = shared
-    frame, eta = _partition_eta(part, plan, kept, beta, b_blocks, None)
+    frame, _, eta = _partition_eta(part, plan, kept, beta, b_blocks, None)
     if frame is None:
         return pd.Series(np.zeros(0), index=part.index[:0], name=what)
     if what == "fitted":
@@ -380,6 +381,26 @@ def _partition_rows(part, shared, kept, beta, sigma, what, kind):
             if kind != "pearson":
                 vals = vals / sigma
     return pd.Series(vals, index=frame.data.index, name=what)
+
+
+def _partition_simulate(part, shared, kept, beta, sigma, cols, partition_info=None):
+    """Simulated responses of one partition: Xβ + offset + Z b_sim (b_sim drawn for all levels once, on
+    the driver) + σ ε (ε from a generator seeded by the root seed and the partition's number)."""
+    plan, b_sims, entropy = shared
+    number = 0 if partition_info is None else int(partition_info["number"])
+    frame, structure, fixed = _partition_eta(part, plan, kept, beta, [], number)
+    if frame is None:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols}, index=part.index[:0])
+    out = np.repeat(fixed[:, None], len(cols), axis=1)
+    for blk, (name, bs) in zip(structure.blocks, b_sims):
+        if blk.factor.name != name:
+            raise DataError(f"partition {number}: the random-effects blocks differ from the fit's")
+        out += np.einsum("ik,iks->is", blk.columns, bs[blk.factor.codes])
+    rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(1, number)))
+    noise = sigma * rng.standard_normal(out.shape)
+    if frame.weights is not None:
+        noise /= np.sqrt(frame.weights)[:, None]
+    return pd.DataFrame(out + noise, index=frame.data.index, columns=cols)
 
 
 class DistributedLmmFit(LmmFit):
@@ -471,23 +492,59 @@ class DistributedLmmFit(LmmFit):
         return self._eta()
 
     def _residual_noise(self, rng, n_sim: int):
-        return self.simulate(n_sim)
+        return self._eta()
 
-    def simulate(self, *args, **kwargs):
-        """Not available yet: simulated responses would be lazy per-partition columns.
+    def simulate(self, nsim: int = 1, seed=None, re_form="~0", *, as_frame: bool = True):
+        """Responses simulated from the fitted model, lazily, partition by partition.
+
+        New random effects (``re_form="~0"``, lme4's default) are drawn once, here, for every level
+        (they are shared by the partitions); each partition draws its residual noise from a
+        generator seeded by ``seed`` and its partition number, so the result is reproducible.
 
         Parameters
         ----------
-        *args, **kwargs
-            As :meth:`LmmFit.simulate`.
+        nsim : int
+            Number of simulated responses.
+        seed : int, optional
+            Makes the draws reproducible.
+        re_form : "~0" or None, default "~0"
+            "~0": new random effects for each simulation; None: condition on the predicted ones.
+        as_frame : bool, default True
+            Must be True (a Dask fit's simulations are a Dask DataFrame).
 
         Returns
         -------
-        NoReturn
-            Always raises NotAvailableError.
+        dask.dataframe.DataFrame
+            Columns sim_1 .. sim_<nsim>, the complete rows of each partition with their labels.
         """
-        raise NotAvailableError("simulate() on a Dask fit is not available yet; fit in memory on ddf.compute() "
-                                "(or a sample of it) to simulate")
+        import dask
+
+        from ..exceptions import ArgumentError
+
+        if re_form not in ("~0", "~ 0", None) or not as_frame:
+            raise NotAvailableError("a Dask fit simulates with re_form='~0' or None as a Dask DataFrame; for "
+                                    "other re_form or an ndarray, fit in memory on ddf.compute()")
+        nsim = int(nsim)
+        if nsim < 1:
+            raise ArgumentError(f"nsim must be at least 1, got {nsim}")
+        if seed is not None and not isinstance(seed, (int, np.integer)):
+            raise ArgumentError("seed must be an int for a Dask fit (each partition seeds its own generator)")
+        root = np.random.SeedSequence(seed)
+        rng = np.random.default_rng(root.spawn(1)[0])
+        sims = []
+        for blk, T in zip(self.structure.blocks, self._templates):
+            if re_form is None:
+                b = self._b[blk.offset: blk.offset + blk.size].reshape(blk.q, blk.K)
+                sims.append((blk.factor.name, np.repeat(b[:, :, None], nsim, axis=2)))
+            else:
+                u = rng.standard_normal((blk.q, blk.K, nsim))
+                sims.append((blk.factor.name, self.sigma * np.einsum("ab,gbs->gas", T, u)))
+        problem = self._problem
+        shared = dask.delayed((problem.plan, sims, root.entropy), traverse=False)
+        cols = [f"sim_{i + 1}" for i in range(nsim)]
+        return problem.ddf.map_partitions(
+            _partition_simulate, shared, list(self._x_kept), self._beta.copy(), self.sigma, cols,
+            meta=pd.DataFrame({c: pd.Series(dtype=float) for c in cols}))
 
     def hatvalues(self):
         """Not available: the leverages are per row (their sum, :attr:`edf`, is available).
