@@ -303,3 +303,37 @@ def test_simulate_is_lazy_reproducible_and_from_the_model(sync):
     cond = fit.simulate(200, seed=1, re_form=None).compute()  # given b: only the residual noise
     resid = cond.to_numpy() - mem.fitted().to_numpy()[:, None]
     assert abs(resid.std() / mem.sigma - 1) < 0.02 and abs(resid.mean()) < 0.5
+
+
+def test_client_closed_during_a_pass_is_an_error():
+    import threading
+    import time
+
+    from glmmkit.distributed import lmer_dask
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+        client = distributed.Client(lc, set_as_default=False)
+    df = gk.datasets.load("sleepstudy")
+
+    def slow(part):
+        time.sleep(0.5)
+        return part
+
+    ddf = dd.from_pandas(df, npartitions=4, sort=False).map_partitions(slow, meta=df.iloc[:0])
+
+    def close():
+        time.sleep(0.7)
+        client.close()
+        lc.close()
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(DistributedError, match="schema pass .* no fit was made"):
+                lmer_dask("Reaction ~ Days + (1 | Subject)", ddf, client=client)
+    finally:
+        closer.join()
