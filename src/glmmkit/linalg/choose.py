@@ -26,16 +26,13 @@ NESTED_MIN_DENSE = 1000
 NESTED_MIN_DENSE_VECTOR = 200
 
 
-def choose_engine(blocks, need_inverse_parts: bool = False, engine: str | None = None) -> str:
+def choose_engine(blocks, engine: str | None = None) -> str:
     """The engine for a model's blocks: ``"fixed-only"``, ``"blocked"`` or ``"nested"``.
 
     Parameters
     ----------
     blocks : list of ReBlock
         Engine order, lead block first (empty: no random effects).
-    need_inverse_parts : bool, default False
-        The caller needs ``inverse_parts`` (a GLMM's exact Laplace gradient), which only the blocked
-        engine provides: the automatic choice then stays blocked.
     engine : {"auto", "blocked", "nested"}, optional
         Force a path; default ``GLMMKIT_ENGINE`` or ``"auto"``.  ``"nested"`` on blocks that are not
         a nested chain falls back to ``"blocked"``.
@@ -58,15 +55,12 @@ def choose_engine(blocks, need_inverse_parts: bool = False, engine: str | None =
         return "blocked"
     if engine == "nested":
         return "nested"
-    if need_inverse_parts:
-        return "blocked"
     mz = sum(b.size for b in blocks[1:])
     vector = any(b.K > 1 for b in blocks[1:])
     return "nested" if mz >= (NESTED_MIN_DENSE_VECTOR if vector else NESTED_MIN_DENSE) else "blocked"
 
 
-def make_system(blocks, X, y, sqrt_w=None, *, weights=None, by_plan: bool = False,
-                need_inverse_parts: bool = False, engine: str | None = None):
+def make_system(blocks, X, y, sqrt_w=None, *, weights=None, by_plan: bool = False, engine: str | None = None):
     """The PLS system of a model, on the engine ``choose_engine`` picks (its name in ``.engine``).
 
     Parameters
@@ -83,8 +77,6 @@ def make_system(blocks, X, y, sqrt_w=None, *, weights=None, by_plan: bool = Fals
         Signed weights (one-sided crossproducts), as ``BlockedSystem`` takes them.
     by_plan : bool, default False
         ``BlockedSystem``'s option for a base system that PIRLS reweights.
-    need_inverse_parts : bool, default False
-        See ``choose_engine``.
     engine : str, optional
         See ``choose_engine``.
 
@@ -92,7 +84,7 @@ def make_system(blocks, X, y, sqrt_w=None, *, weights=None, by_plan: bool = Fals
     -------
     BlockedSystem, NestedChainSystem or FixedOnlySystem
     """
-    name = choose_engine(blocks, need_inverse_parts, engine)
+    name = choose_engine(blocks, engine)
     if name == "fixed-only":
         system = FixedOnlySystem(X, y, sqrt_w)
     elif name == "nested":

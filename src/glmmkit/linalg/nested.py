@@ -436,6 +436,153 @@ class NestedChainSystem:
             out[bi] = np.ascontiguousarray(full[ci][:, :K, :K])
         return out
 
+    # ----- M⁻¹ on the pattern of Z'Z (the GLMM's exact Laplace gradient) -----
+    def _index_tables(self):
+        """Per random effect (engine order): its chain factor, level and component (built once)."""
+        if getattr(self, "_tables", None) is None:
+            total = sum(b.size for b in self.blocks)
+            pos, node, comp = (np.empty(total, dtype=np.int64) for _ in range(3))
+            for ci, bi in enumerate(self.chain):
+                b = self.blocks[bi]
+                sl = slice(b.offset, b.offset + b.size)
+                pos[sl] = ci
+                node[sl] = np.repeat(np.arange(b.q), b.K)
+                comp[sl] = np.tile(np.arange(b.K), b.q)
+            # where chain factor j's rows start among chain factor i's ancestors (i < j)
+            start = np.zeros((len(self.chain), len(self.chain)), dtype=np.int64)
+            for i in range(len(self.chain)):
+                at = self._K[i]
+                for j in range(i + 1, len(self.chain)):
+                    start[i, j] = at
+                    at += self._K[j]
+            self._tables = (pos, node, comp, start)
+        return self._tables
+
+    def inverse_at(self, full: list, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """M⁻¹[i, j] for random effects i, j (engine indices) of one row: one's level is the other's or its ancestor.
+
+        Parameters
+        ----------
+        full : list of ndarray
+            ``_selected_inverse``'s arrays.
+        i, j : numpy.ndarray of int
+            Engine indices of the effects, same shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            The entries.
+        """
+        pos, node, comp, start = self._index_tables()
+        i, j = np.broadcast_arrays(np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64))
+        swap = pos[i] > pos[j]  # index by the finer of the two
+        fine, coarse = np.where(swap, j, i), np.where(swap, i, j)
+        pf, pc = pos[fine], pos[coarse]
+        row = np.where(pf == pc, comp[coarse], start[pf, pc] + comp[coarse])
+        out = np.empty(i.shape)
+        for ci in np.unique(pf):
+            sel = pf == ci
+            out[sel] = full[ci][node[fine[sel]], row[sel], comp[fine[sel]]]
+        return out
+
+    def inverse_parts(self, templates, fac: NestedFactor) -> "NestedInverseParts":
+        """M⁻¹ (M = Λ'Z'WZΛ + I) where ``glmm.row_leverages`` reads it: the lead block's diagonal blocks,
+        its entries with every other block's effect of each row (as a sparse cross block's ``cross_pairs``)
+        and the other blocks' entries between effects of one row (``s_inv_at``); from the selected inverse.
+
+        Parameters
+        ----------
+        templates : list of ndarray
+            One template per block, engine order.
+        fac : NestedFactor
+            The factor at those templates.
+
+        Returns
+        -------
+        NestedInverseParts
+        """
+        full = self._selected_inverse(fac)
+        lead_pos = self.chain.index(0)
+        lead = np.ascontiguousarray(full[lead_pos][:, : self.K1, : self.K1])
+        g1 = self.lead.factor.codes.astype(np.int64)
+        n, K1 = g1.shape[0], self.K1
+        entries = [blk.offset + blk.factor.codes.astype(np.int64) * blk.K + c
+                   for blk in self.rest for c in range(blk.K)]
+        pairs = np.empty((len(entries) * n, K1))
+        for e, uj in enumerate(entries):  # one gather per (block, component): a short loop
+            for c in range(K1):
+                pairs[e * n : (e + 1) * n, c] = self.inverse_at(full, g1 * K1 + c, uj)
+        pair_inv = [e * n + np.arange(n) for e in range(len(entries))]
+        return NestedInverseParts(self, full, lead, pairs, pair_inv, templates, fac)
+
+    def solve_m(self, parts: "NestedInverseParts", rhs: np.ndarray) -> np.ndarray:
+        """M⁻¹ rhs (``solve_rhs`` with the factor the parts came from).
+
+        Parameters
+        ----------
+        parts : NestedInverseParts
+            From :meth:`inverse_parts`.
+        rhs : numpy.ndarray, shape (q,)
+            Right-hand side, engine order.
+
+        Returns
+        -------
+        numpy.ndarray, shape (q,)
+            M⁻¹ rhs.
+        """
+        return self.solve_rhs(parts.templates, parts.factor, rhs)
+
+
+class _PairIndex:
+    """The ``plan.pair_inv`` that ``glmm.row_leverages`` reads: per non-lead entry, each row's pair."""
+
+    def __init__(self, pair_inv):
+        self.pair_inv = pair_inv
+
+
+class NestedInverseParts:
+    """M⁻¹ of a nested chain on the pattern of Z'Z (``NestedChainSystem.inverse_parts``).
+
+    Parameters
+    ----------
+    system : NestedChainSystem
+        The system the factor belongs to.
+    full : list of ndarray
+        Per chain factor, M⁻¹ on each level's own and ancestors' rows.
+    lead : ndarray, shape (q1, K1, K1)
+        The lead block's diagonal blocks of M⁻¹.
+    cross_pairs : ndarray, shape (entries x n, K1)
+        M⁻¹ between each row's lead effects and its effect of every other (block, component).
+    pair_inv : list of ndarray
+        Per other (block, component), each row's index into ``cross_pairs``.
+    templates : list of ndarray
+        The templates of the factor.
+    factor : NestedFactor
+        The factor.
+    """
+
+    def __init__(self, system, full, lead, cross_pairs, pair_inv, templates, factor):
+        self.system, self.full, self.lead = system, full, lead
+        self.D_inv = lead
+        self.cross_pairs, self.plan = cross_pairs, _PairIndex(pair_inv)
+        self.templates, self.factor = templates, factor
+
+    def s_inv_at(self, i, j):
+        """M⁻¹ between two non-lead effects of one row (indices counted from the first non-lead effect).
+
+        Parameters
+        ----------
+        i, j : numpy.ndarray of int
+            Indices among the non-lead effects, broadcast together.
+
+        Returns
+        -------
+        numpy.ndarray
+            The entries.
+        """
+        n1 = self.system.lead.size
+        return self.system.inverse_at(self.full, np.asarray(i) + n1, np.asarray(j) + n1)
+
 
 def _batched_cholesky(D: np.ndarray):
     """Lower Cholesky factors of a (q, K, K) stack and their inverses, and whether all were positive definite."""

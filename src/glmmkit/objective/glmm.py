@@ -330,8 +330,7 @@ class GlmmObjective:
         base = self._bases.get(p)
         if base is None:
             blocks = self.structure.blocks
-            base = self._bases[p] = make_system(blocks, X, np.zeros(self.n), by_plan=True,
-                                                need_inverse_parts=dense_parts_fit(blocks))
+            base = self._bases[p] = make_system(blocks, X, np.zeros(self.n), by_plan=True)
         return base
 
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
@@ -485,8 +484,8 @@ class GlmmObjective:
         """
         if self.family.canonical_derivatives(np.zeros(1), np.zeros(1), np.ones(1)) is None:
             return False
-        if getattr(self._base_system(self._X0), "engine", "") == "nested":  # no inverse_parts there
-            return False
+        if getattr(self._base_system(self._X0), "engine", "") == "nested":  # M⁻¹'s pattern only, no dense part
+            return True
         return dense_parts_fit(self.structure.blocks, max_cross)
 
     def _entries(self):
