@@ -29,7 +29,7 @@ kind, size = sys.argv[1], int(float(sys.argv[2]))
 profile = "--profile" in sys.argv
 rng = np.random.default_rng(16)
 
-def nested(nward, nhosp=2000, nreg=20, per_ward=10):
+def nested(nward, nhosp=2000, nreg=20, per_ward=10, slopes=False):
     # hospitals evenly over regions, wards evenly over hospitals; labels local within parent (needs the / formula)
     hosp_of_ward = np.arange(nward) % nhosp
     reg_of_hosp = np.arange(nhosp) % nreg
@@ -40,6 +40,9 @@ def nested(nward, nhosp=2000, nreg=20, per_ward=10):
     x = rng.normal(size=n)
     y = (1 + 0.5 * x + rng.normal(0, 0.7, nreg)[reg] + rng.normal(0, 0.5, nhosp)[hosp]
          + rng.normal(0, 0.3, nward)[ward] + rng.normal(0, 1.0, n))
+    if slopes:  # random slopes on hospitals and wards; hospitals labelled globally (no region term)
+        y += x * (rng.normal(0, 0.3, nhosp)[hosp] + rng.normal(0, 0.2, nward)[ward])
+        return pd.DataFrame({"y": y, "x": x, "hospital": pd.Categorical(hosp), "ward": pd.Categorical(ward // nhosp)})
     # local labels: hospital number within region, ward number within hospital
     return pd.DataFrame({"y": y, "x": x, "region": pd.Categorical(reg),
                          "hospital": pd.Categorical(hosp // nreg), "ward": pd.Categorical(ward // nhosp)})
@@ -64,7 +67,8 @@ def crossed(n, nu=6040, ni=3706, binary=False):
 
 t0 = time.perf_counter()
 if kind in ("nested", "nestedslope"):
-    df = nested(size, nhosp=int(float(sys.argv[3])) if len(sys.argv) > 3 and not sys.argv[3].startswith("-") else 2000); formula = "y ~ x + (1 | region/hospital/ward)" if kind == "nested" else "y ~ x + (1 + x | hospital/ward)"; fam = None
+    df = nested(size, nhosp=int(float(sys.argv[3])) if len(sys.argv) > 3 and not sys.argv[3].startswith("-") else 2000,
+                slopes=kind == "nestedslope"); formula = "y ~ x + (1 | region/hospital/ward)" if kind == "nested" else "y ~ x + (1 + x | hospital/ward)"; fam = None
 elif kind == "crossed":
     df = crossed(size); formula = "y ~ x + (1 | user) + (1 | item)"; fam = None
 elif kind == "bern":

@@ -134,6 +134,7 @@ class NestedChainSystem:
         k = len(cb)
         # a_ℓ: rows of a level's ancestors; their order is the chain's (parent first)
         self._a = [sum(self._K[j] for j in range(i + 1, k)) for i in range(k)]
+        self._scalar_up = [all(self._K[j] == 1 for j in range(i, k)) for i in range(k)]
         # each level's ancestor at every coarser chain factor, and the children -> parent sums
         parents = [_parent_codes(cb[i], cb[i + 1]) for i in range(k - 1)]
         self._agg = [sp.csr_matrix((np.ones(self._q[i]), (par, np.arange(self._q[i]))),
@@ -232,34 +233,58 @@ class NestedChainSystem:
                 T = templates[self.chain[i]]
                 A = self._A[i]
                 # spherical coordinates: rows by T' (own) and the ancestors' templates', columns by T
-                Tr = np.zeros((K + a, K + a))
-                Tr[:K, :K] = T
-                if a:
-                    Tr[K:, K:] = self._tanc(templates, i)
-                Acol = np.matmul(Tr.T, A) @ T if K > 1 or a else A * (float(T[0, 0]) ** 2)
-                F = np.zeros((self._q[i], K + a, K + a))
-                F[:, :, :K] = Acol
-                F[:, :K, K:] = np.swapaxes(Acol[:, K:, :], 1, 2)
+                if self._scalar_up[i]:  # every template from here to the root is 1 x 1: elementwise
+                    tr = np.array([float(templates[self.chain[j]][0, 0]) for j in range(i, k)])
+                    Acol = A * (tr * tr[0])[None, :, None]
+                else:
+                    Tr = np.zeros((K + a, K + a))
+                    Tr[:K, :K] = T
+                    if a:
+                        Tr[K:, K:] = self._tanc(templates, i)
+                    Acol = np.matmul(Tr.T, A) @ T
+                F = np.empty((self._q[i], K + a, K + a)) if carry_R is not None else np.zeros((self._q[i], K + a, K + a))
+                if carry_R is not None:
+                    F[:, K:, K:] = carry_R[:, K:, K:]
+                    F[:, :, :K] = Acol + carry_R[:, :, :K]
+                    F[:, :K, K:] = np.swapaxes(F[:, K:, :K], 1, 2)
+                else:
+                    F[:, :, :K] = Acol
+                    F[:, :K, K:] = np.swapaxes(Acol[:, K:, :], 1, 2)
                 idx = np.arange(K)
                 F[:, idx, idx] += 1.0
                 Fx = np.zeros((self._q[i], p1, K + a))
-                Fx[:, :, :K] = self._G[i] @ T
-                if carry_R is not None:
-                    F += carry_R
+                Fx[:, :, :K] = self._G[i] * float(T[0, 0]) if K == 1 else self._G[i] @ T
+                if carry_X is not None:
                     Fx += carry_X
-                Lk, Linv, ok = _batched_cholesky(F[:, :K, :K])
-                if not ok:
-                    return NestedFactor(np.inf, np.empty((0, 0)), False, 1, [])
-                logdet += 2.0 * float(np.sum(np.log(np.diagonal(Lk, axis1=1, axis2=2))))
-                LinvT = np.swapaxes(Linv, 1, 2)
-                W_anc = np.matmul(F[:, K:, :K], LinvT)
-                W_xy = np.matmul(Fx[:, :, :K], LinvT)
+                if K == 1:  # scalar levels: the K x K algebra is elementwise (np.matmul's per-matrix loop is slow)
+                    d = F[:, 0, 0]
+                    if not d.min(initial=np.inf) > 0.0:
+                        return NestedFactor(np.inf, np.empty((0, 0)), False, 1, [])
+                    r = np.sqrt(d)
+                    logdet += 2.0 * float(np.sum(np.log(r)))
+                    rinv = 1.0 / r
+                    Linv = rinv.reshape(-1, 1, 1)
+                    W_anc = F[:, 1:, :1] * Linv
+                    W_xy = Fx[:, :, :1] * Linv
+                else:
+                    Lk, Linv, ok = _batched_cholesky(F[:, :K, :K])
+                    if not ok:
+                        return NestedFactor(np.inf, np.empty((0, 0)), False, 1, [])
+                    logdet += 2.0 * float(np.sum(np.log(np.diagonal(Lk, axis1=1, axis2=2))))
+                    LinvT = np.swapaxes(Linv, 1, 2)
+                    W_anc = np.matmul(F[:, K:, :K], LinvT)
+                    W_xy = np.matmul(Fx[:, :, :K], LinvT)
                 levels.append((Linv, W_anc, W_xy))
                 Wf = W_xy.transpose(1, 0, 2).reshape(p1, -1)
                 S -= Wf @ Wf.T
                 if a:
-                    U = F[:, K:, K:] - np.matmul(W_anc, np.swapaxes(W_anc, 1, 2))
-                    Ux = Fx[:, :, K:] - np.matmul(W_xy, np.swapaxes(W_anc, 1, 2))
+                    W_ancT = np.swapaxes(W_anc, 1, 2)
+                    if K == 1:  # outer products by broadcasting
+                        U = F[:, 1:, 1:] - W_anc * W_ancT
+                        Ux = Fx[:, :, 1:] - W_xy * W_ancT
+                    else:
+                        U = F[:, K:, K:] - np.matmul(W_anc, W_ancT)
+                        Ux = Fx[:, :, K:] - np.matmul(W_xy, W_ancT)
                     agg = self._agg[i]
                     qp = self._q[i + 1]
                     carry_R = np.asarray(agg @ U.reshape(self._q[i], -1)).reshape(qp, a, a)
