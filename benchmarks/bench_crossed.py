@@ -5,7 +5,8 @@ usage: python benchmarks/bench_crossed.py KIND SIZE [NHOSP] [--profile]
 KIND crossed: a MovieLens-1M-shaped LMM y ~ x + (1 | user) + (1 | item), 6,040 users x 3,706 items with
 lognormal popularity skew, SIZE rows; bern: the same design with a Bernoulli response (glmer); nested:
 y ~ x + (1 | region/hospital/ward) with SIZE wards of 10 rows over NHOSP hospitals (default 2000) in 20
-regions; nestedslope: y ~ x + (1 + x | hospital/ward) on the same design.  Prints one JSON line (fit time, factor
+regions; nestedslope: y ~ x + (1 + x | hospital/ward) on the same design (slopes simulated); nestedbern: the
+nested design with a Bernoulli response (glmer).  Prints one JSON line (fit time, factor
 time, peak RSS, the engine path, the BLAS threading decision) and the estimates.  GLMMKIT_SRC points at
 another checkout's src (a before/after comparison); results in benchmarks/results/issue16_crossed.md.
 """
@@ -29,7 +30,7 @@ kind, size = sys.argv[1], int(float(sys.argv[2]))
 profile = "--profile" in sys.argv
 rng = np.random.default_rng(16)
 
-def nested(nward, nhosp=2000, nreg=20, per_ward=10, slopes=False):
+def nested(nward, nhosp=2000, nreg=20, per_ward=10, slopes=False, binary=False):
     # hospitals evenly over regions, wards evenly over hospitals; labels local within parent (needs the / formula)
     hosp_of_ward = np.arange(nward) % nhosp
     reg_of_hosp = np.arange(nhosp) % nreg
@@ -40,6 +41,8 @@ def nested(nward, nhosp=2000, nreg=20, per_ward=10, slopes=False):
     x = rng.normal(size=n)
     y = (1 + 0.5 * x + rng.normal(0, 0.7, nreg)[reg] + rng.normal(0, 0.5, nhosp)[hosp]
          + rng.normal(0, 0.3, nward)[ward] + rng.normal(0, 1.0, n))
+    if binary:  # a Bernoulli response on the same linear predictor (without the residual noise)
+        y = (rng.random(n) < 1 / (1 + np.exp(-(y - 2.0)))).astype(float)
     if slopes:  # random slopes on hospitals and wards; hospitals labelled globally (no region term)
         y += x * (rng.normal(0, 0.3, nhosp)[hosp] + rng.normal(0, 0.2, nward)[ward])
         return pd.DataFrame({"y": y, "x": x, "hospital": pd.Categorical(hosp), "ward": pd.Categorical(ward // nhosp)})
@@ -66,9 +69,11 @@ def crossed(n, nu=6040, ni=3706, binary=False):
     return pd.DataFrame({"y": y, "x": x, "user": pd.Categorical(u), "item": pd.Categorical(i)})
 
 t0 = time.perf_counter()
-if kind in ("nested", "nestedslope"):
+if kind in ("nested", "nestedslope", "nestedbern"):
     df = nested(size, nhosp=int(float(sys.argv[3])) if len(sys.argv) > 3 and not sys.argv[3].startswith("-") else 2000,
-                slopes=kind == "nestedslope"); formula = "y ~ x + (1 | region/hospital/ward)" if kind == "nested" else "y ~ x + (1 + x | hospital/ward)"; fam = None
+                slopes=kind == "nestedslope", binary=kind == "nestedbern")
+    formula = "y ~ x + (1 + x | hospital/ward)" if kind == "nestedslope" else "y ~ x + (1 | region/hospital/ward)"
+    fam = "binomial" if kind == "nestedbern" else None
 elif kind == "crossed":
     df = crossed(size); formula = "y ~ x + (1 | user) + (1 | item)"; fam = None
 elif kind == "bern":
