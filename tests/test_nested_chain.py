@@ -210,3 +210,12 @@ def test_factory_choice_recorded(monkeypatch):
     assert fit.optimizer_info.engine == "nested"
     assert isinstance(fit._objective.system, NestedChainSystem)
     assert make_system([], np.ones((3, 1)), np.zeros(3)).engine == "fixed-only"
+
+
+def test_negative_binomial_nested_equals_blocked(monkeypatch):
+    # a family with its own parameter: Newton on the mode with signed observed weights
+    df = _nested_data(seed=6, nreg=5, nh=20, nw=80, n=1600)
+    df["count"] = np.random.default_rng(0).poisson(np.exp(0.3 * (df["y"] - df["y"].mean())))
+    a, b = _both(monkeypatch, lambda: glmmkit.glmer("count ~ x + (1 | region/hospital/ward)", df,
+                                                    family="negative_binomial"))
+    _assert_same_fit(a, b, tol=1e-6)
