@@ -618,6 +618,22 @@ def _batched_cholesky(D: np.ndarray):
             return None, None, False
         r = np.sqrt(d)
         return r.reshape(-1, 1, 1), (1.0 / r).reshape(-1, 1, 1), True
+    if K == 2:  # written out: numpy's batched LAPACK calls cost more than the arithmetic here
+        d11, d21, d22 = D[:, 0, 0], D[:, 1, 0], D[:, 1, 1]
+        if not d11.min(initial=np.inf) > 0.0:
+            return None, None, False
+        l11 = np.sqrt(d11)
+        l21 = d21 / l11
+        s22 = d22 - l21 * l21
+        if not s22.min(initial=np.inf) > 0.0:
+            return None, None, False
+        l22 = np.sqrt(s22)
+        L = np.zeros_like(D)
+        Linv = np.zeros_like(D)
+        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, l22
+        Linv[:, 0, 0], Linv[:, 1, 1] = 1.0 / l11, 1.0 / l22
+        Linv[:, 1, 0] = -l21 / (l11 * l22)
+        return L, Linv, True
     try:
         L = np.linalg.cholesky(D)
     except np.linalg.LinAlgError:
