@@ -168,6 +168,19 @@ def test_signed_weights_and_inverse_parts():
         np.testing.assert_allclose(z, x, rtol=1e-9, atol=1e-12)
     rhs = np.random.default_rng(1).normal(size=st.q)
     np.testing.assert_allclose(ns.solve_m(pn, rhs), bs.solve_m(pb, rhs), rtol=1e-9, atol=1e-12)
+    # M⁻¹ at pairs of effects of one row, within one block or across blocks and mixed, against the dense inverse
+    Zd = st.z_matrix().toarray()
+    ZL = Zd @ np.column_stack([st.b_of(tpl, e) for e in np.eye(st.q)])
+    Minv = np.linalg.inv(ZL.T @ (w[:, None] * ZL) + np.eye(st.q))
+    full = ns._selected_inverse(fn)
+    rows = np.arange(900)
+    idx = [blk.offset + blk.factor.codes * blk.K + c for blk in st.blocks for c in range(blk.K)]
+    for a in idx:
+        for b in idx:
+            np.testing.assert_allclose(ns.inverse_at(full, a, b), Minv[a, b], rtol=1e-9, atol=1e-13)
+    mixed_i = np.where(rows % 2 == 0, idx[0], idx[-1])
+    mixed_j = np.where(rows % 3 == 0, idx[1], idx[2])
+    np.testing.assert_allclose(ns.inverse_at(full, mixed_i, mixed_j), Minv[mixed_i, mixed_j], rtol=1e-9, atol=1e-13)
     # a weight negative enough makes a level's block indefinite: the factor says so
     bad = w.copy()
     bad[:] = -1.0

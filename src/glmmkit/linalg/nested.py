@@ -483,6 +483,16 @@ class NestedChainSystem:
             self._tables = (pos, node, comp, start)
         return self._tables
 
+    def _block_holding(self, idx: np.ndarray) -> int | None:
+        """The engine block whose effects hold every index in ``idx``, or None."""
+        if idx.size == 0:
+            return None
+        lo, hi = int(idx.min()), int(idx.max())
+        for bi, b in enumerate(self.blocks):
+            if b.offset <= lo and hi < b.offset + b.size:
+                return bi
+        return None
+
     def inverse_at(self, full: list, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """M⁻¹[i, j] for random effects i, j (engine indices) of one row: one's level is the other's or its ancestor.
 
@@ -500,6 +510,15 @@ class NestedChainSystem:
         """
         pos, node, comp, start = self._index_tables()
         i, j = np.broadcast_arrays(np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64))
+        bi, bj = self._block_holding(i), self._block_holding(j)
+        if bi is not None and bj is not None:  # each within one block (the leverages' calls): arithmetic
+            ci, cj = self.chain.index(bi), self.chain.index(bj)
+            if ci > cj:
+                i, j, bi, bj, ci, cj = j, i, bj, bi, cj, ci
+            Bi, Bj = self.blocks[bi], self.blocks[bj]
+            ni, ki = np.divmod(i - Bi.offset, Bi.K)
+            kj = (j - Bj.offset) % Bj.K
+            return full[ci][ni, kj if ci == cj else start[ci, cj] + kj, ki]
         swap = pos[i] > pos[j]  # index by the finer of the two
         fine, coarse = np.where(swap, j, i), np.where(swap, i, j)
         pf, pc = pos[fine], pos[coarse]
