@@ -4,14 +4,16 @@ usage: python benchmarks/bench_crossed.py KIND SIZE [NHOSP] [--profile]
 
 KIND crossed: a MovieLens-1M-shaped LMM y ~ x + (1 | user) + (1 | item), 6,040 users x 3,706 items with
 lognormal popularity skew, SIZE rows; bern: the same design with a Bernoulli response (glmer); nested:
-y ~ x + (1 | region/hospital/ward) with SIZE wards of 10 rows.  Prints one JSON line (fit time, factor
+y ~ x + (1 | region/hospital/ward) with SIZE wards of 10 rows over NHOSP hospitals (default 2000) in 20
+regions; nestedslope: y ~ x + (1 + x | hospital/ward) on the same design (slopes simulated); nestedbern: the
+nested design with a Bernoulli response (glmer).  Prints one JSON line (fit time, factor
 time, peak RSS, the engine path, the BLAS threading decision) and the estimates.  GLMMKIT_SRC points at
 another checkout's src (a before/after comparison); results in benchmarks/results/issue16_crossed.md.
 """
 import sys, os, time, threading, json, resource
 import numpy as np, pandas as pd
 
-LIMIT = 18e9
+LIMIT = float(os.environ.get("BENCH_RSS_LIMIT", 18e9))
 def watchdog():
     while True:
         with open("/proc/self/status") as f:
@@ -19,7 +21,7 @@ def watchdog():
                 if line.startswith("VmRSS"):
                     rss = int(line.split()[1]) * 1024
         if rss > LIMIT:
-            print(f"WATCHDOG: RSS {rss/1e9:.1f} GB > 18 GB, stopping", flush=True)
+            print(f"WATCHDOG: RSS {rss/1e9:.1f} GB > {LIMIT/1e9:.0f} GB, stopping", flush=True)
             os._exit(3)
         time.sleep(0.3)
 threading.Thread(target=watchdog, daemon=True).start()
@@ -28,7 +30,7 @@ kind, size = sys.argv[1], int(float(sys.argv[2]))
 profile = "--profile" in sys.argv
 rng = np.random.default_rng(16)
 
-def nested(nward, nhosp=2000, nreg=20, per_ward=10):
+def nested(nward, nhosp=2000, nreg=20, per_ward=10, slopes=False, binary=False):
     # hospitals evenly over regions, wards evenly over hospitals; labels local within parent (needs the / formula)
     hosp_of_ward = np.arange(nward) % nhosp
     reg_of_hosp = np.arange(nhosp) % nreg
@@ -39,6 +41,11 @@ def nested(nward, nhosp=2000, nreg=20, per_ward=10):
     x = rng.normal(size=n)
     y = (1 + 0.5 * x + rng.normal(0, 0.7, nreg)[reg] + rng.normal(0, 0.5, nhosp)[hosp]
          + rng.normal(0, 0.3, nward)[ward] + rng.normal(0, 1.0, n))
+    if binary:  # a Bernoulli response on the same linear predictor (without the residual noise)
+        y = (rng.random(n) < 1 / (1 + np.exp(-(y - 2.0)))).astype(float)
+    if slopes:  # random slopes on hospitals and wards; hospitals labelled globally (no region term)
+        y += x * (rng.normal(0, 0.3, nhosp)[hosp] + rng.normal(0, 0.2, nward)[ward])
+        return pd.DataFrame({"y": y, "x": x, "hospital": pd.Categorical(hosp), "ward": pd.Categorical(ward // nhosp)})
     # local labels: hospital number within region, ward number within hospital
     return pd.DataFrame({"y": y, "x": x, "region": pd.Categorical(reg),
                          "hospital": pd.Categorical(hosp // nreg), "ward": pd.Categorical(ward // nhosp)})
@@ -62,8 +69,11 @@ def crossed(n, nu=6040, ni=3706, binary=False):
     return pd.DataFrame({"y": y, "x": x, "user": pd.Categorical(u), "item": pd.Categorical(i)})
 
 t0 = time.perf_counter()
-if kind == "nested":
-    df = nested(size, nhosp=int(float(sys.argv[3])) if len(sys.argv) > 3 and not sys.argv[3].startswith("-") else 2000); formula = "y ~ x + (1 | region/hospital/ward)"; fam = None
+if kind in ("nested", "nestedslope", "nestedbern"):
+    df = nested(size, nhosp=int(float(sys.argv[3])) if len(sys.argv) > 3 and not sys.argv[3].startswith("-") else 2000,
+                slopes=kind == "nestedslope", binary=kind == "nestedbern")
+    formula = "y ~ x + (1 + x | hospital/ward)" if kind == "nestedslope" else "y ~ x + (1 | region/hospital/ward)"
+    fam = "binomial" if kind == "nestedbern" else None
 elif kind == "crossed":
     df = crossed(size); formula = "y ~ x + (1 | user) + (1 | item)"; fam = None
 elif kind == "bern":
@@ -89,6 +99,20 @@ orig_factor = blocked.BlockedSystem.factor
 def factor(self, T):
     t = time.perf_counter(); r = orig_factor(self, T); nfac[0] += 1; nfac[1] += time.perf_counter() - t; return r
 blocked.BlockedSystem.factor = factor
+try:  # the nested-chain engine (issue 16): absent in a checkout from before it
+    from glmmkit.linalg import nested as _nested
+    orig_nfactor = _nested.NestedChainSystem.factor
+    def nfactor(self, T):
+        t = time.perf_counter(); r = orig_nfactor(self, T); nfac[0] += 1; nfac[1] += time.perf_counter() - t; return r
+    _nested.NestedChainSystem.factor = nfactor
+    orig_ninit = _nested.NestedChainSystem.__init__
+    def ninit(self, *a, **k):
+        t = time.perf_counter()
+        orig_ninit(self, *a, **k)
+        paths.append(dict(engine="nested", chain_q=self._q, chain_K=self._K, init_s=round(time.perf_counter() - t, 3)))
+    _nested.NestedChainSystem.__init__ = ninit
+except ImportError:
+    pass
 
 if profile:
     import cProfile, pstats
@@ -111,6 +135,7 @@ print(json.dumps(dict(kind=kind, size=size, rows=len(df), fit_s=round(t_fit, 2),
                       n_factor=nfac[0], factor_s=round(nfac[1], 2),
                       maxrss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
                       blas=_blas(), systems=paths[:3], n_systems=len(paths),
+                      engine=info.get("engine", "before engine choice"),
                       info={k: info[k] for k in ("optimizer", "n_evals", "converged", "message", "time_s", "method",
                                                   "gradient_norm", "pirls_failures", "restarts", "singular", "on_boundary")}),
                  default=str))

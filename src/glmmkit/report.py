@@ -108,7 +108,7 @@ def _status_html(fit) -> str:
     ok = fit.converged
     parts = [f"<p><span class='{'ok' if ok else 'warn'}'>{'Converged' if ok else 'Did not converge'}</span>"
              f" &middot; optimiser: {html.escape(str(info.optimizer))}, {info.n_evals} evaluations, "
-             f"{info.time_s:.2f} s"]
+             f"{info.time_s:.2f} s" + (f", engine: {html.escape(info.engine)}" if getattr(info, "engine", "") else "")]
     if fit.singular:
         parts.append(" &middot; <span class='warn'>singular fit</span> (a variance is zero or a correlation "
                      "is &plusmn;1: consider simplifying the random-effects structure)")

@@ -908,6 +908,7 @@ def package(problem: GlmmProblem, est: Estimate, log: driver.RunLog):
     info = FitInfo(est.optimizer, est.n_evals, converged, message,
                    driver.on_boundary(est.x, layout), messages=messages, restarts=log.runs)
     info.hessian_positive_definite = hessian_pd
+    info.engine = str(getattr(getattr(est.state, "system", None), "engine", ""))
     info.pirls_failures = est.pirls_failures
     if est.grad is not None:
         info.gradient_norm = driver.free_gradient_norm(est.grad, est.x, layout)

@@ -152,7 +152,7 @@ def fit_lmm(problem: LmmProblem, start=None):
             res.restarts = []
         info = FitInfo(res.optimizer, res.n_evals, res.converged, res.message,
                        driver.on_boundary(res.x, covariance_layout(structure)), messages=list(problem.messages),
-                       restarts=res.restarts)
+                       restarts=res.restarts, engine=_engine_of(objective))
         fit = LmmFit(frame=frame, structure=structure, objective=objective, theta=res.x, info=info,
                      x_kept=problem.kept, dropped_columns=problem.dropped, data_name=problem.data_name,
                      problem=problem)
@@ -224,9 +224,14 @@ def _fit_with_residual(problem: LmmProblem, start=None):
         final = problem.objective().at(psi)
         info = FitInfo(res.optimizer, res.n_evals, res.converged and final is not None, res.message,
                        driver.on_boundary(theta, covariance_layout(structure)), messages=list(problem.messages),
-                       restarts=res.restarts)
+                       restarts=res.restarts, engine=_engine_of(final))
         fit = LmmFit(frame=frame, structure=structure, objective=final, theta=theta, info=info,
                      x_kept=problem.kept, dropped_columns=problem.dropped, data_name=problem.data_name,
                      problem=problem, residual_psi=psi)
     _check_identified(fit)
     return fit
+
+
+def _engine_of(objective) -> str:
+    """The PLS engine an objective's system runs on (``optimizer_info.engine``), "" where it has none."""
+    return str(getattr(getattr(objective, "system", None), "engine", ""))

@@ -1,5 +1,7 @@
 """Linear algebra of the penalised least-squares system: precomputed blocks and the blocked Cholesky."""
 
 from .blocked import BlockedSystem, BlockedFactor
+from .choose import make_system
+from .nested import NestedChainSystem
 
-__all__ = ["BlockedSystem", "BlockedFactor"]
+__all__ = ["BlockedSystem", "BlockedFactor", "NestedChainSystem", "make_system"]

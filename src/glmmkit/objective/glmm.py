@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from ..linalg import BlockedFactor, BlockedSystem
+from ..linalg import BlockedFactor, BlockedSystem, make_system
 from .agq import level_nodes
 from .predictor import LinearPredictor, model_layout
 
@@ -329,7 +329,8 @@ class GlmmObjective:
         p = X.shape[1]
         base = self._bases.get(p)
         if base is None:
-            base = self._bases[p] = BlockedSystem(self.structure.blocks, X, np.zeros(self.n), by_plan=True)
+            blocks = self.structure.blocks
+            base = self._bases[p] = make_system(blocks, X, np.zeros(self.n), by_plan=True)
         return base
 
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
@@ -483,6 +484,8 @@ class GlmmObjective:
         """
         if self.family.canonical_derivatives(np.zeros(1), np.zeros(1), np.ones(1)) is None:
             return False
+        if getattr(self._base_system(self._X0), "engine", "") == "nested":  # M⁻¹'s pattern only, no dense part
+            return True
         return dense_parts_fit(self.structure.blocks, max_cross)
 
     def _entries(self):

@@ -15,8 +15,7 @@ import math
 
 import numpy as np
 
-from ..linalg import BlockedFactor, BlockedSystem
-from ..linalg.fixed_only import FixedOnlySystem
+from ..linalg import BlockedFactor, make_system
 
 __all__ = ["LmmObjective"]
 
@@ -46,7 +45,7 @@ class LmmObjective:
         self.reml = bool(reml)
         sqrt_w = None if weights is None else np.sqrt(weights)
         blocks = structure.blocks if blocks is None else blocks
-        self.system = BlockedSystem(blocks, X, y, sqrt_w) if blocks else FixedOnlySystem(X, y, sqrt_w)
+        self.system = make_system(blocks, X, y, sqrt_w)  # fixed-only, blocked or nested chain
         self.n, self.p = X.shape
         self.log_w_sum = 0.0 if weights is None else float(np.sum(np.log(weights)))
         self.n_evals = 0

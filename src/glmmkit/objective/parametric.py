@@ -182,7 +182,7 @@ class ParametricLaplace(GlmmObjective):
             raise NotImplementedError("nAGQ = 0 is not offered for families with their own parameters")
         theta = np.asarray(theta, dtype=float)
         templates = self.structure.templates(theta)
-        mz = sum(b.size for b in self.structure.blocks[1:])
+        mz = self._base_system(self._X0).mz  # the dense factor's random-effect rows (0 on a nested chain)
         u = (self.u if u0 is None else u0).copy()
         fixed = self.X @ beta + self.offset
         if start is not None:  # (η, deviance) at u0 from _predicted_mode

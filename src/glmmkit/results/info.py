@@ -42,6 +42,11 @@ class FitInfo:
         magnitude; the estimates are reported on the user's scale.
     singular : bool
         A variance estimated as zero or a correlation as ±1 (also ``fit.singular``).
+    engine : str
+        The penalised least-squares engine the fit ran on (``linalg.choose.make_system``):
+        ``"blocked"`` (the lead factor block-diagonal, the other factors in a dense Schur
+        complement), ``"nested"`` (a chain of nested factors, every one block-diagonal),
+        ``"fixed-only"``, or ``""`` where the fit did not go through that choice.
     """
 
     optimizer: str
@@ -58,6 +63,7 @@ class FitInfo:
     restarts: list = field(default_factory=list)
     rescaled: list = field(default_factory=list)
     singular: bool = False
+    engine: str = ""
 
     def as_dict(self) -> dict:
         """The record as a plain dict.
