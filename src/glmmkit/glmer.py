@@ -22,7 +22,7 @@ from .fitting.start import glm_irls
 from .formula import parse_formula
 from .frame import build_model_frame, drop_aliased_columns
 from .inference.separation import SeparationResult, mle_certificate, separation_lp
-from .lmer import check_grouping, finish_fit
+from .fitting.finish import check_grouping, finish_fit
 from .structure import build_structure
 from .validate import binary_levels_message, check_glmm_weights, check_method, check_nagq, check_not_constant
 

@@ -31,7 +31,7 @@ def _build(formula, data, family, link, weights, offset, priors):
     from ..families import get_family
     from ..formula import parse_formula
     from ..frame import build_model_frame, drop_aliased_columns
-    from ..lmer import check_grouping
+    from ..fitting.finish import check_grouping
     from ..structure import build_structure
     from .model import PosteriorModel
 

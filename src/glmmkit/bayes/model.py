@@ -281,7 +281,7 @@ class PosteriorModel:
         from ..families import get_family
         from ..formula import parse_formula
         from ..frame import build_model_frame, drop_aliased_columns
-        from ..lmer import check_grouping
+        from ..fitting.finish import check_grouping
         from ..structure import build_structure
         from ..exceptions import FormulaError
 

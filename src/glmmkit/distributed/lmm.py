@@ -631,7 +631,7 @@ def lmer_dask(formula, data, *, reml=True, weights=None, offset=None, data_name=
     """
     import dask
 
-    from ..lmer import check_grouping, finish_fit
+    from ..fitting.finish import check_grouping, finish_fit
     from ..structure import build_structure
     from ..validate import check_not_constant, check_reml
     from .crossprod import combine, make_plan, model_columns, partition_crossproducts, tree_reduce
