@@ -42,13 +42,29 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["FAMILY_CODES", "logp_and_grad", "pack"]
+__all__ = ["FAMILY_CODES", "logp_and_grad", "pack", "supports_term"]
 
 #: family code of each supported (family, link)
 FAMILY_CODES = {("gaussian", "identity"): 0, ("binomial", "logit"): 1, ("poisson", "log"): 2,
                 ("negative_binomial", "log"): 3, ("gamma", "log"): 4, ("beta", "logit"): 5}
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def supports_term(t) -> bool:
+    """Whether the kernel takes a model term (``PosteriorModel.terms``' entry).
+
+    Parameters
+    ----------
+    t : _Term
+        The term.
+
+    Returns
+    -------
+    bool
+        True for decov terms.
+    """
+    return t.struct is None
 _LOG2 = math.log(2.0)
 
 
