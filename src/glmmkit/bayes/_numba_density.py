@@ -3,10 +3,10 @@
 The kernel computes the same log posterior density and gradient as the numpy method, on the same
 unconstrained vector, for the model's "fast" kinds (gaussian identity, binomial logit, poisson log,
 negative_binomial log, gamma log, beta logit), any number of random-effects terms with K >= 1
-columns each: decov terms, and the structured terms whose correlation is one parameter with a
-closed-form R(u) (cs, ar1, exp/ou, gau; diag, homdiag and relmat terms are diagonal), whose
-Cholesky factor and its derivative dL = L Φ(L⁻¹ dR L⁻ᵀ) the kernel computes itself.  Toeplitz and
-Matérn terms stay on the numpy density (``supports_term``).  The random effects enter row by row through each term's level codes and columns
+columns each: decov terms, and the structured terms whose correlation R(u) has a closed form (cs,
+ar1, exp/ou, gau, and the Toeplitz terms through Durbin-Levinson; diag, homdiag and relmat terms are
+diagonal), whose Cholesky factor and its derivatives dL = L Φ(L⁻¹ dR L⁻ᵀ) the kernel computes
+itself.  Matérn terms stay on the numpy density (``supports_term``).  The random effects enter row by row through each term's level codes and columns
 (no dense Z).
 
 Every data array is an argument (nothing is closed over), so the kernel is compiled once per array
@@ -24,18 +24,19 @@ are packed into a few arrays (:func:`pack`):
 ``bprior`` (p, 5)
     Per coefficient: prior kind (0 flat, 1 normal, 2 Student-t), location, 1/scale², df, the
     log-density's normalising constant.
-``tint`` (terms, 9)
+``tint`` (terms, 10)
     Per term: K, number of levels q, start of its parameters in x, start of its z in x, col0, kind
     (0 decov, 1 a diagonal template: diag / homdiag / relmat, 2 standard deviations times chol(R(u)):
-    cs / ar1 / exp / gau), its number of standard deviations, the correlation's code (1 cs, 2 ar1,
-    3 exponential, 4 Gaussian), its first row in ``sprior``.
+    cs / ar1 / exp / gau / toep), its number of standard deviations, the correlation's code (1 cs,
+    2 ar1, 3 exponential, 4 Gaussian, 5 Toeplitz), its first row in ``sprior``, its number of
+    correlation coordinates.
 ``tflt`` (terms, 5)
     Per decov term: Gamma shape and rate of τ, LKJ regularization, the τ prior's and the Dirichlet's
     normalising constants; per cs term: a = 1/(K-1) first.
 ``sprior`` (structured coordinates, 6)
     Per structured coordinate its prior (:func:`_struct_prior`): kind, three parameters, constant, slope.
 ``geom`` (terms, Kmax, Kmax)
-    The lags (ar1) or distances (exp, gau) between a structured term's columns.
+    The lags (ar1, toep) or distances (exp, gau) between a structured term's columns.
 ``conc`` (ΣK,)
     The Dirichlet concentrations, term after term.
 ``info`` (3,) int64
@@ -73,21 +74,22 @@ def supports_term(t) -> bool:
     -------
     bool
         True for decov terms and the structures :func:`_struct_code` knows (diag, homdiag, relmat, cs,
-        homcs, ar1, hetar1, exp, ou, gau); the Toeplitz and Matérn terms are left to the numpy density.
+        homcs, ar1, hetar1, toep, homtoep, exp, ou, gau); Matérn terms (a Bessel function) are left to
+        the numpy density.
     """
     return t.struct is None or _struct_code(t.struct) is not None
 
 
 def _struct_code(info):
     """(kind, correlation code) of a structured term in the kernel, or None: kind 1 a diagonal template,
-    2 standard deviations times chol(R(u)) with R of code 1 cs, 2 ar1, 3 exponential, 4 Gaussian."""
-    from ..covstruct.correlated import AR1, CompoundSymmetry
+    2 standard deviations times chol(R(u)) with R of code 1 cs, 2 ar1, 3 exponential, 4 Gaussian, 5 Toeplitz."""
+    from ..covstruct.correlated import AR1, CompoundSymmetry, Toeplitz
     from ..covstruct.spatial import Exponential, GaussianCorrelation
 
     if info.diagonal:
         return 1, 0
     cs = info.cs
-    for cls, code in ((CompoundSymmetry, 1), (AR1, 2), (Exponential, 3), (GaussianCorrelation, 4)):
+    for cls, code in ((CompoundSymmetry, 1), (AR1, 2), (Exponential, 3), (GaussianCorrelation, 4), (Toeplitz, 5)):
         if type(cs) is cls:
             return 2, code
     return None
@@ -192,9 +194,51 @@ def _corr_and_derivative(code, u, geom, K, a_cs, R, dR):
 
 
 @nb.njit(cache=True, fastmath=False, error_model="numpy")
-def _chol_and_derivative(R, dR, K, L, dL):
-    """L = chol(R) and dL = L Φ(L⁻¹ dR L⁻ᵀ) (Φ: lower triangle, diagonal halved); False when R is not
-    numerically positive definite."""
+def _toeplitz_and_derivatives(u, geom, K, m, R, dR):
+    """R and dR/du_k of a Toeplitz correlation whose partial autocorrelations are π_k = tanh(u_k): the
+    lag correlations by Durbin-Levinson, their derivatives carried forward through the recursion."""
+    rho = np.zeros(m + 1)
+    drho = np.zeros((m, m + 1))
+    rho[0] = 1.0
+    coef = np.zeros(m)
+    dcoef = np.zeros((m, m))
+    new = np.zeros(m)
+    dnew = np.zeros((m, m))
+    for n in range(m):
+        p = math.tanh(u[n])
+        dp = 1.0 - p * p
+        for j in range(n):
+            new[j] = coef[j] - p * coef[n - 1 - j]
+            for k in range(m):
+                dnew[k, j] = dcoef[k, j] - p * dcoef[k, n - 1 - j]
+            dnew[n, j] -= dp * coef[n - 1 - j]
+        new[n] = p
+        for k in range(m):
+            dnew[k, n] = dp if k == n else 0.0
+        for j in range(n + 1):
+            coef[j] = new[j]
+            for k in range(m):
+                dcoef[k, j] = dnew[k, j]
+        v = 0.0
+        for j in range(n + 1):
+            v += coef[j] * rho[n - j]
+        rho[n + 1] = v
+        for k in range(m):
+            dv = 0.0
+            for j in range(n + 1):
+                dv += dcoef[k, j] * rho[n - j] + coef[j] * drho[k, n - j]
+            drho[k, n + 1] = dv
+    for i in range(K):
+        for j in range(K):
+            lag = int(geom[i, j])
+            R[i, j] = rho[lag]
+            for k in range(m):
+                dR[k, i, j] = drho[k, lag]
+
+
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
+def _chol(R, K, L):
+    """L = chol(R); False when R is not numerically positive definite."""
     for j in range(K):
         sj = R[j, j]
         for k in range(j):
@@ -209,13 +253,12 @@ def _chol_and_derivative(R, dR, K, L, dL):
             L[i, j] = si / L[j, j]
         for i in range(j):
             L[i, j] = 0.0
-    Li = np.zeros((K, K))  # L⁻¹ by forward substitution
-    for c in range(K):
-        for i in range(c, K):
-            v = 1.0 if i == c else 0.0
-            for k in range(c, i):
-                v -= L[i, k] * Li[k, c]
-            Li[i, c] = v / L[i, i]
+    return True
+
+
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
+def _chol_derivative(L, Li, dR, K, dL):
+    """dL = L Φ(L⁻¹ dR L⁻ᵀ) (Φ: the lower triangle, its diagonal halved), Li = L⁻¹."""
     M = np.zeros((K, K))
     for i in range(K):
         for j in range(K):
@@ -236,7 +279,19 @@ def _chol_and_derivative(R, dR, K, L, dL):
             for k in range(j, i + 1):
                 v += L[i, k] * P[k, j]
             dL[i, j] = v
-    return True
+
+
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
+def _lower_inverse(L, K):
+    """L⁻¹ of a lower-triangular L, by forward substitution."""
+    Li = np.zeros((K, K))
+    for c in range(K):
+        for i in range(c, K):
+            v = 1.0 if i == c else 0.0
+            for k in range(c, i):
+                v -= L[i, k] * Li[k, c]
+            Li[i, c] = v / L[i, i]
+    return Li
 
 
 @nb.njit(cache=True, fastmath=False, error_model="numpy")
@@ -299,7 +354,10 @@ def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux, 
     Zall = np.zeros((nt, kmax, kmax))    # tanh of the canonical partial correlations
     sdall = np.zeros((nt, kmax))
     piall = np.zeros((nt, kmax))
-    dLall = np.zeros((nt, kmax, kmax))  # structured terms: dL/du of the correlation's coordinate
+    cmax = 1
+    for t in range(nt):
+        cmax = max(cmax, tint[t, 9])
+    dLall = np.zeros((nt, cmax, kmax, kmax))  # structured terms: dL/du of each correlation coordinate
     B = np.zeros(qk_all)                # every term's b, level-major, in x's z order
     GB = np.zeros(qk_all)               # the likelihood's gradient in B
     gbeta = np.zeros(p)                 # ... and in β
@@ -312,7 +370,8 @@ def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux, 
         if kind != 0:
             nsd = tint[t, 6]
             sp0 = tint[t, 8]
-            npar = nsd + (1 if kind == 2 else 0)
+            ncorr = tint[t, 9]
+            npar = nsd + ncorr
             for j in range(npar):
                 pa, pg = _struct_prior(int(sprior[sp0 + j, 0]), x[u0 + j], sprior[sp0 + j, 1], sprior[sp0 + j, 2],
                                        sprior[sp0 + j, 3], sprior[sp0 + j, 4], sprior[sp0 + j, 5])
@@ -326,10 +385,16 @@ def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux, 
                     Tall[t, k, k] = sdall[t, k] * sig
             else:
                 R = np.empty((K, K))
-                dR = np.empty((K, K))
-                _corr_and_derivative(tint[t, 7], x[u0 + nsd], geom[t], K, tflt[t, 0], R, dR)
-                if not _chol_and_derivative(R, dR, K, Lall[t], dLall[t]):
+                dR = np.empty((ncorr, K, K))
+                if tint[t, 7] == 5:
+                    _toeplitz_and_derivatives(x[u0 + nsd:u0 + nsd + ncorr], geom[t], K, ncorr, R, dR)
+                else:
+                    _corr_and_derivative(tint[t, 7], x[u0 + nsd], geom[t], K, tflt[t, 0], R, dR[0])
+                if not _chol(R, K, Lall[t]):
                     return -np.inf, np.zeros(dim)
+                Li = _lower_inverse(Lall[t], K)
+                for c in range(ncorr):
+                    _chol_derivative(Lall[t], Li, dR[c], K, dLall[t, c])
                 for i in range(K):
                     for j in range(i + 1):
                         Tall[t, i, j] = sdall[t, i] * Lall[t, i, j] * sig
@@ -534,12 +599,12 @@ def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux, 
                 for b in range(bl, a + 1):
                     arow += GT[a, b] * Tall[t, a, b]
                 grad[u0 + (a if nsd > 1 else 0)] += arow
-            if kind == 2:
+            for c in range(tint[t, 9]):
                 gc = 0.0
                 for a in range(K):
                     for b in range(a + 1):
-                        gc += GT[a, b] * sig * sdall[t, a] * dLall[t, a, b]
-                grad[u0 + nsd] += gc
+                        gc += GT[a, b] * sig * sdall[t, a] * dLall[t, c, a, b]
+                grad[u0 + nsd + c] += gc
             continue
         grad[u0] += atot
         if K == 1:
@@ -619,7 +684,7 @@ def pack(model):
     ktot = sum(t.K for t in terms)
     cols = np.zeros((n, ktot))
     codes = np.zeros((n, len(terms)), dtype=np.int64)
-    tint = np.zeros((len(terms), 9), dtype=np.int64)
+    tint = np.zeros((len(terms), 10), dtype=np.int64)
     tflt = np.zeros((len(terms), 5))
     conc = np.zeros(ktot)
     kmax = max([1] + [t.K for t in terms])
@@ -630,16 +695,17 @@ def pack(model):
         cols[:, c0:c0 + t.K] = t.cols
         codes[:, j] = t.codes
         if t.struct is None:
-            tint[j] = (t.K, t.q, t.par.start, t.z.start, c0, 0, 0, 0, 0)
+            tint[j] = (t.K, t.q, t.par.start, t.z.start, c0, 0, 0, 0, 0, 0)
             tflt[j] = (t.shape, t.rate, t.eta_lkj, t.tau_const, t.dir_const)
             conc[c0:c0 + t.K] = t.conc
         else:
             kind, code = _struct_code(t.struct)
-            tint[j] = (t.K, t.q, t.par.start, t.z.start, c0, kind, t.struct.n_sd, code, len(srows))
+            tint[j] = (t.K, t.q, t.par.start, t.z.start, c0, kind, t.struct.n_sd, code, len(srows),
+                       t.struct.n_par - t.struct.n_sd)
             cs = t.struct.cs
             if code == 1:
                 tflt[j, 0] = cs._a
-            elif code == 2:
+            elif code in (2, 5):
                 geom[j, :t.K, :t.K] = cs._lags
             elif code in (3, 4):
                 geom[j, :t.K, :t.K] = cs.distances

@@ -127,6 +127,7 @@ class StructInfo:
             raise NotAvailableError(f"term {label!r}: {type(cs).__name__} has {cs.n_params} parameters, "
                                     f"the Bayesian parameterisation {self.n_par}")
         self._tanh = np.array([m == "tanh" for m in self.cmap], dtype=bool)
+        self._scaled = isinstance(cs, ScaledCorrelation)
         self.rows, self.cols = cs.pattern
         self.priors = None  # the used priors, set by the model from its PriorSet
 
@@ -222,8 +223,29 @@ class StructInfo:
             gd = np.diag(gT)
             g = np.array([gd.sum()]) if self.n_sd == 1 else gd.copy()
             return g * d
+        if self._scaled:
+            return self._scaled_grad(phi, gT) * d
         J = self.cs.jacobian(phi)
         return (J.T @ gT[self.rows, self.cols]) * d
+
+    def _scaled_grad(self, phi, gT):
+        """The Jacobian contraction of T = D chol(R(ψ)) (``ScaledCorrelation.jacobian``'s formula) without
+        forming the Jacobian, and without scipy's triangular solver, slow on a few-column matrix."""
+        cs = self.cs
+        psi = phi[self.n_sd:]
+        L = np.linalg.cholesky(cs.correlation(psi))
+        sd = cs._sd(phi)
+        GL = gT * L
+        g = np.empty(self.n_par)
+        g[: self.n_sd] = GL.sum(axis=1) if cs.heterogeneous else GL.sum()
+        if cs.n_corr:
+            Li = np.linalg.inv(L)
+            X = np.einsum("ik,ckl,jl->cij", Li, cs.correlation_derivatives(psi), Li)
+            Pm = np.tril(X)
+            Pm[:, np.arange(self.K), np.arange(self.K)] *= 0.5
+            dL = np.einsum("ik,ckj->cij", L, Pm)
+            g[self.n_sd:] = np.einsum("ij,cij->c", gT * sd[:, None], dL)
+        return g
 
     def logprior(self, u):
         """The priors' log-density in u (Jacobians included) and its gradient.
