@@ -2,7 +2,11 @@
 
 The kernel computes the same log posterior density and gradient as the numpy method, on the same
 unconstrained vector, for the model's "fast" kinds (gaussian identity, binomial logit, poisson log,
-negative_binomial log, gamma log, beta logit), any number of random-effects terms with K >= 1
+negative_binomial log, gamma log, beta logit) written in η, and the six families' other links
+(probit, cloglog, cauchit, identity, log, inverse, sqrt) written in μ = g⁻¹(η): there the density
+is -inf wherever μ leaves the family's range (η <= 0 under Gamma's inverse link), which the sampler
+takes as a divergence, and it equals the numpy density up to a constant of the data (the family
+objects' normalising terms); any number of random-effects terms with K >= 1
 columns each: decov terms, and the structured terms whose correlation R(u) has a closed form (cs,
 ar1, exp/ou, gau, and the Toeplitz terms through Durbin-Levinson; diag, homdiag and relmat terms are
 diagonal), whose Cholesky factor and its derivatives dL = L Φ(L⁻¹ dR L⁻ᵀ) the kernel computes
@@ -39,9 +43,10 @@ are packed into a few arrays (:func:`pack`):
     The lags (ar1, toep) or distances (exp, gau) between a structured term's columns.
 ``conc`` (ΣK,)
     The Dirichlet concentrations, term after term.
-``info`` (3,) int64
-    Family code (:data:`FAMILY_CODES`), index of log aux in x (-1: none), the aux prior's kind
-    (0 flat or none, 1 half-normal, 2 half-Student-t, 3 exponential).
+``info`` (4,) int64
+    Family code (:data:`FAMILY_NUMBERS`), index of log aux in x (-1: none), the aux prior's kind
+    (0 flat or none, 1 half-normal, 2 half-Student-t, 3 exponential), the link's code
+    (:data:`LINK_CODES`; 0 for the pairs of :data:`FAMILY_CODES`, written in η).
 ``aux`` (6,)
     The aux prior's location, 1/scale², df, constant and exponential rate; the sum of the weights.
 """
@@ -53,13 +58,18 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["FAMILY_CODES", "logp_and_grad", "pack", "supports_term"]
+__all__ = ["FAMILY_CODES", "FAMILY_NUMBERS", "LINK_CODES", "logp_and_grad", "pack", "supports_term"]
 
 #: family code of each supported (family, link)
 FAMILY_CODES = {("gaussian", "identity"): 0, ("binomial", "logit"): 1, ("poisson", "log"): 2,
                 ("negative_binomial", "log"): 3, ("gamma", "log"): 4, ("beta", "logit"): 5}
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+#: the kernel's family code by name, and its code of every link it takes (0: the family's own path)
+FAMILY_NUMBERS = {"gaussian": 0, "binomial": 1, "poisson": 2, "negative_binomial": 3, "gamma": 4, "beta": 5}
+LINK_CODES = {"identity": 1, "log": 2, "logit": 3, "probit": 4, "cloglog": 5, "cauchit": 6, "inverse": 7, "sqrt": 8}
 
 
 def supports_term(t) -> bool:
@@ -134,6 +144,29 @@ def _expit(e):
         return 1.0 / (1.0 + math.exp(-e))
     a = math.exp(e)
     return a / (1.0 + a)
+
+
+@nb.njit(cache=True, fastmath=False, error_model="numpy")
+def _link_inverse(lk, e):
+    """(μ, dμ/dη) of link code lk (:data:`LINK_CODES`), unclipped."""
+    if lk == 1:
+        return e, 1.0
+    if lk == 2:
+        m = math.exp(e)
+        return m, m
+    if lk == 3:
+        m = _expit(e)
+        return m, m * (1.0 - m)
+    if lk == 4:
+        return 0.5 * math.erfc(-e * _SQRT_HALF), math.exp(-0.5 * e * e) * _INV_SQRT_2PI
+    if lk == 5:
+        ee = math.exp(e)
+        return -math.expm1(-ee), math.exp(e - ee)
+    if lk == 6:
+        return 0.5 + math.atan(e) / math.pi, 1.0 / (math.pi * (1.0 + e * e))
+    if lk == 7:
+        return 1.0 / e, -1.0 / (e * e)
+    return e * e, 2.0 * e
 
 
 @nb.njit(cache=True, fastmath=False, error_model="numpy")
@@ -316,6 +349,7 @@ def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux, 
     fam = info[0]
     aux_i = info[1]
     aux_kind = info[2]
+    lk = info[3]
     grad = np.zeros(dim)
     lp = 0.0
     # fixed-effect priors
@@ -483,7 +517,56 @@ def logp_and_grad(x, obs, Xc, cols, codes, bprior, tint, tflt, conc, info, aux, 
                 e += cols[r, c0 + a] * B[base + a]
         yr = obs[0, r]
         w = obs[1, r]
-        if fam == 0:
+        if lk != 0:  # a non-default link: the family's density in μ = g⁻¹(η), -inf outside μ's range
+            mu, dmu = _link_inverse(lk, e)
+            if fam == 1 or fam == 5:
+                if not (0.0 < mu < 1.0):
+                    return -np.inf, np.zeros(dim)
+            elif fam != 0 and not mu > 0.0:
+                return -np.inf, np.zeros(dim)
+            if fam == 0:
+                res = yr - mu
+                wr = w * res
+                acc += res * wr
+                s = wr * dmu
+            elif fam == 1:
+                lr = 0.0
+                if yr > 0.0:
+                    lr += yr * math.log(mu)
+                if yr < 1.0:
+                    lr += (1.0 - yr) * math.log1p(-mu)
+                ll += w * lr
+                s = w * (yr - mu) / (mu * (1.0 - mu)) * dmu
+            elif fam == 2:
+                ll += w * ((yr * math.log(mu) if yr > 0.0 else 0.0) - mu)
+                s = w * (yr / mu - 1.0) * dmu
+            elif fam == 3:
+                th = av
+                tm = th + mu
+                ltm = math.log(tm)
+                yt = yr + th
+                ll += w * (math.lgamma(yt) + (yr * math.log(mu) if yr > 0.0 else 0.0) - yt * ltm)
+                acc += w * (_digamma(yt) - ltm - yt / tm)
+                s = w * th * (yr - mu) / (mu * tm) * dmu
+            elif fam == 4:
+                sh = av
+                lmu = math.log(mu)
+                ymu = yr / mu
+                ll += w * (-sh * lmu + (sh - 1.0) * obs[3, r] - sh * ymu)
+                acc += w * (obs[3, r] - lmu - ymu)
+                s = w * sh * (ymu - 1.0) / mu * dmu
+            else:
+                phi = av
+                am = mu * phi
+                bm = (1.0 - mu) * phi
+                ly = obs[3, r]
+                l1y = obs[4, r]
+                ll += w * ((am - 1.0) * ly + (bm - 1.0) * l1y - math.lgamma(am) - math.lgamma(bm))
+                da = _digamma(am)
+                db = _digamma(bm)
+                acc += w * (mu * (ly - da) + (1.0 - mu) * (l1y - db))
+                s = w * phi * (db - da + ly - l1y) * dmu
+        elif fam == 0:
             res = yr - e
             wr = w * res
             acc += res * wr
@@ -672,7 +755,8 @@ def pack(model):
     """
     from . import priors as _priors
 
-    fam_code = FAMILY_CODES[model._kind]
+    fam_code = FAMILY_NUMBERS[model.family_name]
+    link_code = 0 if model._kind in FAMILY_CODES else LINK_CODES[model.link_name]
     n, p = model.n, model.p
     obs = np.zeros((5, n))
     obs[0], obs[1], obs[2] = model.y, model.wt, model.offset
@@ -719,7 +803,7 @@ def pack(model):
     for idx, rp, _ in ps._groups:
         for k, i in enumerate(idx):
             bprior[int(model.coef_idx[i])] = _real_entry(rp, k)
-    info = np.array([fam_code, -1 if model.aux_i is None else model.aux_i, 0], dtype=np.int64)
+    info = np.array([fam_code, -1 if model.aux_i is None else model.aux_i, 0, link_code], dtype=np.int64)
     aux = np.zeros(6)
     aux[5] = model._sw
     if model.aux_i is not None:

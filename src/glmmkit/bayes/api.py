@@ -73,15 +73,8 @@ def _fit(formula, data, family, link, weights, offset, priors, chains, draws, tu
     from .sampler import nutpie_available
 
     if nutpie_available() and getattr(model.logp_and_grad, "numba_logp_and_grad", None) is None:
-        from ._numba_density import FAMILY_CODES
-
-        why = (f"the {model.family_name} family with the {model.link_name} link"
-               if model._kind not in FAMILY_CODES else
-               "the covariance structure(s) " + ", ".join(sorted({type(t.struct.cs).__name__ for t in model.terms
-                                                                   if t.struct is not None and
-                                                                   not _supports(t)})))
-        warnings.warn(f"{why} has no compiled (numba) log density, so glmmkit's own numpy NUTS samples "
-                      "(slower than nutpie on the compiled density)", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"{model._numba_missing()}, so glmmkit's own numpy NUTS samples (slower than nutpie on "
+                      "the compiled density)", RuntimeWarning, stacklevel=3)
     elif not nutpie_available():
         warnings.warn("nutpie is not installed, so glmmkit's own numpy NUTS samples (about 10x slower): "
                       "pip install 'glmmkit[bayes]' for the fast sampler", RuntimeWarning, stacklevel=3)
@@ -94,12 +87,6 @@ def _fit(formula, data, family, link, weights, offset, priors, chains, draws, tu
                 "target_accept": float(target_accept), "max_treedepth": int(max_treedepth),
                 "sampler": f"NUTS, {getattr(result, 'engine', 'numpy')} engine", "time_s": time.perf_counter() - t0}
     return BayesFit(model, result, frame, kept, formula, settings)
-
-
-def _supports(t):
-    from ._numba_density import supports_term
-
-    return supports_term(t)
 
 
 def blmer(formula, data, *, priors=None, weights=None, offset=None, relmat=None, chains: int = 4, draws: int = 1000,

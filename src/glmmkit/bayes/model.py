@@ -75,9 +75,13 @@ class _Term:
         self.cpc_coef = 0.5 * (K - self.jl - 2.0) + self.eta_lkj
 
 
-#: (family, link) pairs with a numba kernel (glmmkit.bayes._numba_density)
+#: (family, link) pairs with a numba kernel (glmmkit.bayes._numba_density): every link of the six families
 _NUMBA_KINDS = frozenset({("gaussian", "identity"), ("binomial", "logit"), ("poisson", "log"),
                           ("negative_binomial", "log"), ("gamma", "log"), ("beta", "logit")})
+_NUMBA_LINKS = {"gaussian": ("identity", "log", "inverse"),
+                "binomial": ("logit", "probit", "cloglog", "cauchit", "log", "identity"),
+                "poisson": ("log", "identity", "sqrt"), "negative_binomial": ("log", "identity", "sqrt"),
+                "gamma": ("log", "inverse", "identity"), "beta": ("logit", "probit", "cloglog", "cauchit")}
 
 
 def _numba_importable() -> bool:
@@ -103,13 +107,16 @@ class _LogDensity:
     def _numba_ok(self) -> bool:
         from ._numba_density import supports_term
 
-        return (self._kind in _NUMBA_KINDS and all(supports_term(t) for t in self.terms)
+        return (self.link_name in _NUMBA_LINKS.get(self.family_name, ()) and all(supports_term(t) for t in self.terms)
                 and _numba_importable())
 
     def _numba_missing(self) -> str:
-        if self._kind not in _NUMBA_KINDS:
+        if self.link_name not in _NUMBA_LINKS.get(self.family_name, ()):
             return f"no numba log-density for the {self._kind[0]} family with the {self.link_name} link"
-        return "no numba log-density for this model's covariance structures"
+        from ._numba_density import supports_term
+
+        kinds = sorted({type(t.struct.cs).__name__ for t in self.terms if not supports_term(t)})
+        return "no numba log-density for the covariance structure(s) " + ", ".join(kinds)
 
     @property
     def numba_logp_and_grad(self):
@@ -510,13 +517,16 @@ class PosteriorModel:
     def _numba_ok(self) -> bool:
         from ._numba_density import supports_term
 
-        return (self._kind in _NUMBA_KINDS and all(supports_term(t) for t in self.terms)
+        return (self.link_name in _NUMBA_LINKS.get(self.family_name, ()) and all(supports_term(t) for t in self.terms)
                 and _numba_importable())
 
     def _numba_missing(self) -> str:
-        if self._kind not in _NUMBA_KINDS:
+        if self.link_name not in _NUMBA_LINKS.get(self.family_name, ()):
             return f"no numba log-density for the {self._kind[0]} family with the {self.link_name} link"
-        return "no numba log-density for this model's covariance structures"
+        from ._numba_density import supports_term
+
+        kinds = sorted({type(t.struct.cs).__name__ for t in self.terms if not supports_term(t)})
+        return "no numba log-density for the covariance structure(s) " + ", ".join(kinds)
 
     @property
     def numba_logp_and_grad(self):
