@@ -329,3 +329,13 @@ def test_matern_samples_on_the_numpy_path():
     assert b.settings["sampler"].endswith("numpy engine")
     assert np.all(np.isfinite(b.summary()["mean"]))
     assert b.summary().loc["x", "mean"] == pytest.approx(0.5, abs=0.1)
+
+
+def test_two_structured_terms_on_one_factor_keep_their_names_apart():
+    """Names carry the term's label: the factor's second term is ``id.1`` (lme4's labels)."""
+    f = "y ~ x + ar1(0 + factor(visit) | id) + homdiag(x | id)"
+    m = PosteriorModel.from_formula(f, _DATA, priors={"sd|id.1": P.normal(0, 1)})
+    names = m.param_names()
+    assert {"sd|id", "rho|id", "sd|id.1"} <= set(names) and len(names) == len(set(names))
+    used = {s.name: s.used for p in m.prior_set.structured.values() for s in p}
+    assert used["sd|id.1"].dist == "half" and used["sd|id"].dist == "gamma"

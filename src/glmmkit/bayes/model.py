@@ -13,6 +13,10 @@ fitting, ``from_problem`` takes a frequentist fit's ``_problem``).  The unconstr
 * per term with K columns, decov's parameters: log τ, then (K > 1) K - 1 softmax coordinates of the
   simplex of variance proportions (the last pinned at 0) and K(K - 1)/2 unconstrained canonical
   partial correlations (tanh) of the correlation matrix's Cholesky factor, row by row;
+* a term with another covariance structure (``diag``, ``ar1``, ``cs``, ``toep``, ``exp``, a ``relmat``
+  term ...): one coordinate per parameter of its structure, log standard deviations, then its
+  correlation's coordinates (:mod:`glmmkit.bayes.structured`), and b_g = aux · T(φ) z_g with T the
+  structure's template;
 * z: the term's standard-normal random effects, level-major (level g's K effects together), with
   b_g = T z_g and T = diag(sd) L, times the auxiliary parameter where the family has one (rstanarm).
 
@@ -768,7 +772,8 @@ class PosteriorModel:
         mult = aux if aux is not None else np.ones(m)
         for t in self.terms:
             if t.struct is not None:
-                out.update(t.struct.natural_draws(xs[:, t.par], mult, t.group))
+                # the label (the factor's name for its first term) keeps two structured terms on a factor apart
+                out.update(t.struct.natural_draws(xs[:, t.par], mult, t.label))
                 continue
             T = self._term_factors(t, xs[:, t.par]) * mult[:, None, None]
             S = np.einsum("mij,mkj->mik", T, T)

@@ -812,7 +812,7 @@ def default_priors(family: str, y, X, x_names, terms, priors: dict | None = None
     terms = [tuple(t) for t in terms]
     labels = [t[0] for t in terms]
     groups = {t[0]: t[1] for t in terms}
-    struct_names = [f"{prm[0]}|{t[1]}" for t in terms if len(t) > 2 for prm in t[2]]
+    struct_names = [f"{prm[0]}|{t[0]}" for t in terms if len(t) > 2 for prm in t[2]]
 
     # every key must name something
     known = set(coef_names) | {"prior", "prior_covariance"} | set(labels) | set(groups.values()) | set(struct_names)
@@ -904,7 +904,7 @@ def default_priors(family: str, y, X, x_names, terms, priors: dict | None = None
         spec = priors.get(lab, priors.get(g, priors.get("prior_covariance", None)))
         key = lab if lab in priors else (g if g in priors else "prior_covariance")
         if len(term) > 2:
-            structured[lab] = [_struct_param(prm, g, priors, spec, key) for prm in term[2]]
+            structured[lab] = [_struct_param(prm, lab, priors, spec, key) for prm in term[2]]
             continue
         if spec is None:
             spec = decov()
@@ -933,12 +933,13 @@ def _positive_prior(spec, key) -> PositivePrior:
     return PositivePrior("half", real=real)
 
 
-def _struct_param(prm, group, priors, term_spec, term_key) -> StructParam:
-    """One structured parameter's prior: its own key ``name|group``, else (standard deviations) the term's
+def _struct_param(prm, label, priors, term_spec, term_key) -> StructParam:
+    """One structured parameter's prior: its own key ``name|label`` (the label is the grouping factor's
+    name for its first term), else (standard deviations) the term's
     or ``prior_covariance``'s, else the default (decov's gamma(1, 1) on a standard deviation, uniform on a
     correlation's range, a half-normal on a range scaled by the positions' spread)."""
     name, kind, lower, upper, c, scale = prm
-    full = f"{name}|{group}"
+    full = f"{name}|{label}"
     spec, key = priors.get(full), full
     if spec is None and kind == "sd" and term_spec is not None:
         spec, key = term_spec, term_key

@@ -282,7 +282,8 @@ class StructInfo:
             The family's auxiliary parameter per draw (ones without one): standard deviations are in
             its units.
         group : str
-            The grouping factor's name.
+            The suffix of the names: the term's label (its grouping factor's name for the factor's first
+            term).
 
         Returns
         -------
@@ -310,20 +311,6 @@ class StructInfo:
             else:
                 out[f"{nm}|{group}"] = np.exp(uc[:, j])
         return out
-
-    def natural_names(self, group):
-        """The names :meth:`natural_draws` gives, in order.
-
-        Parameters
-        ----------
-        group : str
-            The grouping factor's name.
-
-        Returns
-        -------
-        list of str
-        """
-        return list(self.natural_draws(np.zeros((1, self.n_par)), np.ones(1), group))
 
 
 def _acf_from_pacf_many(pacf):
