@@ -9,6 +9,7 @@ compiled callback for those models.
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import glmmkit as gk
@@ -116,17 +117,67 @@ def test_overflowing_linear_predictor_gives_minus_infinity():
     assert not np.any(gb) and not np.any(ga)
 
 
-def test_logp_and_grad_carries_the_kernel_and_is_absent_for_other_links():
+def test_logp_and_grad_carries_the_kernel_and_is_absent_for_a_matern_term():
     m = build("cbpp")
     val, g = m.logp_and_grad(m.initial_point(0))
     assert np.isfinite(val) and g.shape == (m.dim,)
     assert m.logp_and_grad.numba_logp_and_grad is m.numba_logp_and_grad
     assert m.logp_and_grad.numba_data is m.numba_data  # packed once
-    probit = PosteriorModel.from_formula(CASES["cbpp"][0], gk.datasets.load("cbpp"), family="binomial",
-                                         link="probit")
-    assert getattr(probit, "numba_logp_and_grad", None) is None
-    assert getattr(probit.logp_and_grad, "numba_logp_and_grad", None) is None
-    assert getattr(probit, "numba_data", None) is None
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame({"g": np.repeat(np.arange(20), 8).astype(str), "t": np.tile(np.arange(4), 40),
+                      "y": rng.normal(size=160)})
+    mat = PosteriorModel.from_formula("y ~ 1 + mat(t | g)", d)
+    assert getattr(mat, "numba_logp_and_grad", None) is None
+    assert getattr(mat.logp_and_grad, "numba_logp_and_grad", None) is None
+    assert getattr(mat, "numba_data", None) is None
+
+
+LINK_CASES = [("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial", lk)
+              for lk in ("probit", "cloglog", "cauchit")]
+LINK_CASES += [("y ~ x1 + (1 | g)", "counts_ri", "poisson", lk) for lk in ("sqrt", "identity")]
+LINK_CASES += [("y ~ x1 + (1 | g)", "counts_ri", "negative_binomial", "sqrt")]
+LINK_CASES += [("y ~ x1 + (1 | g)", "gamma_ri", "gamma", lk) for lk in ("inverse", "identity")]
+LINK_CASES += [("y ~ x1 + (1 | g)", "beta_ri", "beta", lk) for lk in ("probit", "cloglog")]
+
+
+@pytest.mark.parametrize("formula, data, fam, link", LINK_CASES, ids=[f"{c[2]}-{c[3]}" for c in LINK_CASES])
+def test_other_links_in_the_kernel(formula, data, fam, link):
+    """The kernel's density in μ = g⁻¹(η) equals the numpy one (the family objects') up to a constant of
+    the data, with the same gradient."""
+    m = PosteriorModel.from_formula(formula, gk.datasets.load(data), family=fam, link=link)
+    fn, packed = m.logp_and_grad.numba_logp_and_grad, m.numba_data
+    rng = np.random.default_rng(3)
+    diffs = []
+    for _ in range(3):
+        x = m.initial_point(rng)
+        x[m.p:] += rng.normal(0, 0.05, m.dim - m.p)
+        a, ga = PosteriorModel.logp_and_grad(m, x)
+        b, gb = fn(x, *packed)
+        assert np.isfinite(a) and np.isfinite(b)
+        diffs.append(b - a)
+        np.testing.assert_allclose(gb, ga, rtol=1e-9, atol=1e-9)
+    assert np.ptp(diffs) < 1e-8
+
+
+def test_gamma_inverse_link_outside_the_mean_range_is_minus_infinity():
+    m = PosteriorModel.from_formula("y ~ x1 + (1 | g)", gk.datasets.load("gamma_ri"), family="gamma", link="inverse")
+    x = m.initial_point(2)
+    x[m.icpt] = -5.0  # η < 0: μ = 1/η negative
+    b, gb = m.numba_logp_and_grad(x, *m.numba_data)
+    with np.errstate(all="ignore"):
+        a, _ = PosteriorModel.logp_and_grad(m, x)
+    assert b == -np.inf and a == -np.inf and not np.any(gb)
+
+
+def test_probit_samples_on_the_compiled_density():
+    pytest.importorskip("nutpie")
+    f, d = CASES["cbpp"][0], gk.datasets.load("cbpp")
+    fit = gk.bglmer(f, d, family="binomial", link="probit", chains=2, draws=300, tune=300, seed=2)
+    assert fit.settings["sampler"] == "NUTS, nutpie-numba engine"
+    ml = gk.glmer(f, d, family="binomial", link="probit").fixef
+    s = fit.summary()
+    for k, v in ml.items():
+        assert abs(s.loc[k, "mean"] - v) < 2.5 * s.loc[k, "sd"]
 
 
 @pytest.mark.parametrize("name", ["cbpp", "sleepstudy", "three_columns", "two_factors_glmm", "beta"])

@@ -167,7 +167,15 @@ def _cached_module(fn, layout):
     src = ("import numba\nimport numpy as np\nfrom numba import types\nfrom numba.core import cgutils\n"
            f"from numba.extending import intrinsic\nfrom {module} import {name} as fn\n"
            + _SIGS + _INTRINSIC + _callback_source(layout, cache=True))
-    key = hashlib.sha1(src.encode()).hexdigest()[:16]
+    # numba's cache of the callbacks checks their own file only, and they inline ``fn``: the key carries
+    # the source of fn's module, so a changed kernel never runs from a stale callback
+    import inspect
+
+    try:
+        kernel_src = Path(inspect.getsourcefile(py)).read_bytes()
+    except (OSError, TypeError):
+        return None
+    key = hashlib.sha1(src.encode() + kernel_src).hexdigest()[:16]
     base = os.environ.get("GLMMKIT_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "glmmkit")
     try:

@@ -26,7 +26,7 @@ def _check_sampling(chains, draws, tune, target_accept, max_treedepth):
         raise ArgumentError(f"target_accept (Stan's adapt_delta) must be in [0.5, 1), got {target_accept!r}")
 
 
-def _build(formula, data, family, link, weights, offset, priors):
+def _build(formula, data, family, link, weights, offset, priors, relmat=None):
     """(PosteriorModel, frame, kept) by glmer's / lmer's pipeline."""
     from ..families import get_family
     from ..formula import parse_formula
@@ -47,7 +47,7 @@ def _build(formula, data, family, link, weights, offset, priors):
     if not lmm:
         fam.check_response(frame.y, wt, frame.response_name)
     X, kept, _ = drop_aliased_columns(frame.X, frame.x_names)
-    structure = build_structure(frame)
+    structure = build_structure(frame, relmat=relmat)
     check_grouping(structure, frame.nobs, lmm=lmm)
     names = [frame.x_names[j] for j in kept]
     model = PosteriorModel(X, names, frame.y, wt, frame.offset, None if lmm else fam, structure, priors)
@@ -63,16 +63,19 @@ def _build(formula, data, family, link, weights, offset, priors):
 
 
 def _fit(formula, data, family, link, weights, offset, priors, chains, draws, tune, seed, target_accept,
-         max_treedepth, n_jobs, progress):
+         max_treedepth, n_jobs, progress, relmat=None):
     from .fit import BayesFit
     from .sampler import sample
 
     _check_sampling(chains, draws, tune, target_accept, max_treedepth)
     t0 = time.perf_counter()
-    model, frame, kept = _build(formula, data, family, link, weights, offset, priors)
+    model, frame, kept = _build(formula, data, family, link, weights, offset, priors, relmat)
     from .sampler import nutpie_available
 
-    if not nutpie_available():
+    if nutpie_available() and getattr(model.logp_and_grad, "numba_logp_and_grad", None) is None:
+        warnings.warn(f"{model._numba_missing()}, so glmmkit's own numpy NUTS samples (slower than nutpie on "
+                      "the compiled density)", RuntimeWarning, stacklevel=3)
+    elif not nutpie_available():
         warnings.warn("nutpie is not installed, so glmmkit's own numpy NUTS samples (about 10x slower): "
                       "pip install 'glmmkit[bayes]' for the fast sampler", RuntimeWarning, stacklevel=3)
     rng = np.random.default_rng(seed)
@@ -86,7 +89,7 @@ def _fit(formula, data, family, link, weights, offset, priors, chains, draws, tu
     return BayesFit(model, result, frame, kept, formula, settings)
 
 
-def blmer(formula, data, *, priors=None, weights=None, offset=None, chains: int = 4, draws: int = 1000,
+def blmer(formula, data, *, priors=None, weights=None, offset=None, relmat=None, chains: int = 4, draws: int = 1000,
           tune: int = 1000, seed=None, target_accept: float = 0.8, max_treedepth: int = 10, n_jobs=None,
           progress: bool = False):
     """A linear mixed model fitted by MCMC (rstanarm's ``stan_lmer``) under rstanarm's default priors.
@@ -99,9 +102,14 @@ def blmer(formula, data, *, priors=None, weights=None, offset=None, chains: int 
         The data (rows with missing values in used columns are dropped and counted).
     priors : dict or PriorSet, optional
         Priors replacing rstanarm's defaults, by name: a coefficient (``"Days"``), ``"(Intercept)"``,
-        ``"sigma"``, or a grouping factor for its ``decov`` prior (``glmmkit.priors.normal(0, 1)``, ...).
+        ``"sigma"``, or a grouping factor for its ``decov`` prior (``glmmkit.priors.normal(0, 1)``, ...);
+        a structured term's parameters by their draw names (``"sd|id"``, ``"rho|id"``, ``"range|site"``;
+        see :mod:`glmmkit.bayes.structured` for their defaults).
     weights, offset : array-like or column name, optional
         Prior weights and an offset.
+    relmat : dict, optional
+        ``{factor: K}``: the random intercept ``(1 | factor)`` has covariance σ_g² K across the levels
+        (a DataFrame labelled by level), as in :func:`glmmkit.lmer`.
     chains : int, default 4
         Independent chains (run in parallel where the sampler can).
     draws, tune : int, default 1000
@@ -122,12 +130,12 @@ def blmer(formula, data, *, priors=None, weights=None, offset=None, chains: int 
     BayesFit
     """
     return _fit(formula, data, "gaussian", None, weights, offset, priors, chains, draws, tune, seed, target_accept,
-                max_treedepth, n_jobs, progress)
+                max_treedepth, n_jobs, progress, relmat)
 
 
-def bglmer(formula, data, family="binomial", link=None, *, priors=None, weights=None, offset=None, chains: int = 4,
-           draws: int = 1000, tune: int = 1000, seed=None, target_accept: float = 0.8, max_treedepth: int = 10,
-           n_jobs=None, progress: bool = False):
+def bglmer(formula, data, family="binomial", link=None, *, priors=None, weights=None, offset=None, relmat=None,
+           chains: int = 4, draws: int = 1000, tune: int = 1000, seed=None, target_accept: float = 0.8,
+           max_treedepth: int = 10, n_jobs=None, progress: bool = False):
     """A generalized linear mixed model fitted by MCMC (rstanarm's ``stan_glmer``) under rstanarm's
     default priors.
 
@@ -146,6 +154,8 @@ def bglmer(formula, data, family="binomial", link=None, *, priors=None, weights=
         ``"phi"`` for the family's parameter).
     weights, offset : array-like or column name, optional
         Prior weights (binomial: trials) and an offset.
+    relmat : dict, optional
+        Known relationship matrices by factor (see :func:`blmer`).
     chains, draws, tune, seed, target_accept, max_treedepth, n_jobs, progress
         As :func:`blmer`.
 
@@ -154,4 +164,4 @@ def bglmer(formula, data, family="binomial", link=None, *, priors=None, weights=
     BayesFit
     """
     return _fit(formula, data, family, link, weights, offset, priors, chains, draws, tune, seed, target_accept,
-                max_treedepth, n_jobs, progress)
+                max_treedepth, n_jobs, progress, relmat)

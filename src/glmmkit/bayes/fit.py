@@ -289,12 +289,11 @@ class BayesFit:
                 cols, idx, missing = term_rows(self, st, nd, allow_new_levels)
                 known = (idx >= 0) & ~missing
                 cols = np.asarray(cols, dtype=float)
-            for d in range(flat.shape[0]):  # per draw: one matrix product over rows
-                T = m._term_factor(mt, flat[d, mt.par])[0] * mult[d]
-                B = flat[d, mt.z].reshape(mt.q, mt.K) @ T.T
-                contrib = np.zeros(eta.shape[1])
-                contrib[known] = np.einsum("ik,ik->i", cols[known], B[idx[known]])
-                eta[d] += contrib
+            ck, ik = cols[known], idx[known]
+            step = max(1, int(4_000_000 // max(1, ck.shape[0] * mt.K)))  # chunks of draws: (draws, rows, K) small
+            for a in range(0, flat.shape[0], step):
+                B = m.term_effects(mt, flat[a:a + step], mult[a:a + step])
+                eta[a:a + step, known] += np.einsum("ik,dik->di", ck, B[:, ik, :])
         return eta
 
     def _marginal_draws(self, newdata=None) -> np.ndarray:
@@ -318,9 +317,7 @@ class BayesFit:
 
                 cols, _, missing = term_rows(self, st, nd, True)
                 cols = np.where(missing[:, None], 0.0, np.asarray(cols, dtype=float))
-            T = m._term_factors(mt, flat[:, mt.par]) * mult[:, None, None]
-            S = np.einsum("dij,dkj->dik", T, T)
-            v += np.einsum("ik,dkl,il->di", cols, S, cols)
+            v += m.term_row_variance(mt, np.asarray(cols, dtype=float), flat, mult)
         sd = np.sqrt(np.maximum(v, 0.0))
         out = np.empty_like(eta0)
         inv = m.family.link.inverse

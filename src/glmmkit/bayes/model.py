@@ -13,6 +13,10 @@ fitting, ``from_problem`` takes a frequentist fit's ``_problem``).  The unconstr
 * per term with K columns, decov's parameters: log τ, then (K > 1) K - 1 softmax coordinates of the
   simplex of variance proportions (the last pinned at 0) and K(K - 1)/2 unconstrained canonical
   partial correlations (tanh) of the correlation matrix's Cholesky factor, row by row;
+* a term with another covariance structure (``diag``, ``ar1``, ``cs``, ``toep``, ``exp``, a ``relmat``
+  term ...): one coordinate per parameter of its structure, log standard deviations, then its
+  correlation's coordinates (:mod:`glmmkit.bayes.structured`), and b_g = aux · T(φ) z_g with T the
+  structure's template;
 * z: the term's standard-normal random effects, level-major (level g's K effects together), with
   b_g = T z_g and T = diag(sd) L, times the auxiliary parameter where the family has one (rstanarm).
 
@@ -30,6 +34,7 @@ from scipy.special import digamma, expit, gammaln
 
 from ..exceptions import ArgumentError, NotAvailableError
 from . import priors as _priors
+from . import structured as _structured
 
 __all__ = ["PosteriorModel"]
 
@@ -48,10 +53,18 @@ class _Term:
         self.codes = np.asarray(t.factor.codes, dtype=np.int64)
         self.cols = np.ascontiguousarray(np.asarray(t.columns, dtype=float))
         K = self.K
-        self.n_par = 1 if K == 1 else 1 + (K - 1) + K * (K - 1) // 2
+        self.struct = None if _structured.is_decov(t.structure) else _structured.StructInfo(t.structure, self.names,
+                                                                                             self.label)
+        self.n_par = (self.struct.n_par if self.struct is not None
+                      else 1 if K == 1 else 1 + (K - 1) + K * (K - 1) // 2)
         self.par = slice(at, at + self.n_par)
         self.z = slice(z_at, z_at + self.q * K)
         self.prior = prior
+        self.il, self.jl = np.tril_indices(K, -1)
+        self.mask = np.tril(np.ones((K, K)))
+        self.eye = np.eye(K)  # row-by-row lower triangle: (1,0), (2,0), (2,1), ...
+        if self.struct is not None:
+            return
         self.shape = float(prior.shape)
         self.rate = 1.0 / float(prior.cov_scale)
         self.eta_lkj = float(prior.regularization)
@@ -62,16 +75,17 @@ class _Term:
         self.conc = conc
         self.tau_const = self.shape * math.log(self.rate) - math.lgamma(self.shape)
         self.dir_const = math.lgamma(float(conc.sum())) - float(np.sum(gammaln(conc)))
-        self.il, self.jl = np.tril_indices(K, -1)
-        self.mask = np.tril(np.ones((K, K)))
-        self.eye = np.eye(K)  # row-by-row lower triangle: (1,0), (2,0), (2,1), ...
         # coefficient of log(1 - z_ik²) in LKJ-Cholesky density + Jacobians (independent of the row)
         self.cpc_coef = 0.5 * (K - self.jl - 2.0) + self.eta_lkj
 
 
-#: (family, link) pairs with a numba kernel (glmmkit.bayes._numba_density)
+#: (family, link) pairs with a numba kernel (glmmkit.bayes._numba_density): every link of the six families
 _NUMBA_KINDS = frozenset({("gaussian", "identity"), ("binomial", "logit"), ("poisson", "log"),
                           ("negative_binomial", "log"), ("gamma", "log"), ("beta", "logit")})
+_NUMBA_LINKS = {"gaussian": ("identity", "log", "inverse"),
+                "binomial": ("logit", "probit", "cloglog", "cauchit", "log", "identity"),
+                "poisson": ("log", "identity", "sqrt"), "negative_binomial": ("log", "identity", "sqrt"),
+                "gamma": ("log", "inverse", "identity"), "beta": ("logit", "probit", "cloglog", "cauchit")}
 
 
 def _numba_importable() -> bool:
@@ -93,6 +107,20 @@ class _LogDensity:
 
     def __call__(self, x):
         return PosteriorModel.logp_and_grad(self.model, x)
+
+    def _numba_ok(self) -> bool:
+        from ._numba_density import supports_term
+
+        return (self.link_name in _NUMBA_LINKS.get(self.family_name, ()) and all(supports_term(t) for t in self.terms)
+                and _numba_importable())
+
+    def _numba_missing(self) -> str:
+        if self.link_name not in _NUMBA_LINKS.get(self.family_name, ()):
+            return f"no numba log-density for the {self._kind[0]} family with the {self.link_name} link"
+        from ._numba_density import supports_term
+
+        kinds = sorted({type(t.struct.cs).__name__ for t in self.terms if not supports_term(t)})
+        return "no numba log-density for the covariance structure(s) " + ", ".join(kinds)
 
     @property
     def numba_logp_and_grad(self):
@@ -121,7 +149,8 @@ class PosteriorModel:
     family : Family or None
         glmmkit family object; None for the gaussian with the identity link (an LMM).
     structure : ModelStructure
-        The random-effects terms (lme4's unstructured or scalar terms only).
+        The random-effects terms: lme4's (unstructured, scalar) under decov, any other covariance
+        structure of ``glmmkit.covstruct`` under the priors of :mod:`glmmkit.bayes.structured`.
     priors : PriorSet or dict, optional
         A PriorSet, or overrides by name for :func:`glmmkit.bayes.priors.default_priors`.
 
@@ -153,13 +182,9 @@ class PosteriorModel:
         if family is not None and hasattr(family, "fixed") and family.fixed:
             raise NotAvailableError(f"family_params={family.fixed!r}: fixed family parameters are not available in the "
                                     "Bayesian model; give the parameter a prior instead")
-        from ..covstruct import Unstructured
-
-        for t in structure.terms:
-            if type(t.structure) not in (Unstructured,) and type(t.structure).__name__ != "Scalar":
-                raise NotAvailableError(
-                    f"term {t.label!r} has the covariance structure {type(t.structure).__name__}; the Bayesian model "
-                    "takes lme4's terms only ((x | g), (x || g), (1 | g)) under rstanarm's decov prior")
+        infos = [None if _structured.is_decov(t.structure) else _structured.StructInfo(t.structure, list(t.names),
+                                                                                         t.label)
+                 for t in structure.terms]
         self.X = np.ascontiguousarray(np.asarray(X, dtype=float))
         self.x_names = list(x_names)
         self.y = np.asarray(y, dtype=float)
@@ -175,7 +200,8 @@ class PosteriorModel:
             self.xbar[self.icpt] = 0.0
         self.Xc = np.ascontiguousarray(self.X - self.xbar)
         self.coef_idx = np.array([j for j in range(self.p) if j != self.icpt], dtype=np.int64)
-        terms = [(t.label, t.group) for t in structure.terms]
+        terms = [(t.label, t.group) if info is None else (t.label, t.group, info.params)
+                 for t, info in zip(structure.terms, infos)]
         if priors is None or isinstance(priors, dict):
             priors = _priors.default_priors(fam, self.y, self.X, self.x_names, terms, priors)
         self.prior_set = priors
@@ -186,11 +212,14 @@ class PosteriorModel:
         if self.aux_name is not None:
             self.aux_i = at
             at += 1
-        n_par = sum(1 if t.k == 1 else t.k + t.k * (t.k - 1) // 2 for t in structure.terms)
+        n_par = sum((1 if t.k == 1 else t.k + t.k * (t.k - 1) // 2) if info is None else info.n_par
+                    for t, info in zip(structure.terms, infos))
         z_at = at + n_par
         self.terms = []
         for t in structure.terms:
-            tt = _Term(t, priors.covariance[t.label], at, z_at)
+            tt = _Term(t, priors.covariance.get(t.label), at, z_at)
+            if tt.struct is not None:
+                tt.struct.priors = priors.structured[t.label]
             at += tt.n_par
             z_at += tt.q * tt.K
             self.terms.append(tt)
@@ -215,7 +244,7 @@ class PosteriorModel:
         self._sw = float(self.wt.sum())
         self.names = self._names()
         self._numba_data = None
-        if self._kind in _NUMBA_KINDS:
+        if self._numba_ok():
             # the bound method the sampler receives carries the compiled density (nutpie engine)
             self.logp_and_grad = _LogDensity(self)
 
@@ -256,7 +285,7 @@ class PosteriorModel:
 
     @classmethod
     def from_formula(cls, formula, data, family="gaussian", *, link=None, weights=None, offset=None,
-                     priors=None) -> "PosteriorModel":
+                     priors=None, relmat=None) -> "PosteriorModel":
         """Build the model as ``glmer`` / ``lmer`` do (frame, aliased columns dropped, structure), without fitting.
 
         Parameters
@@ -273,6 +302,8 @@ class PosteriorModel:
             Prior weights (binomial: trials) and an offset.
         priors : PriorSet or dict, optional
             Overrides of rstanarm's defaults by name.
+        relmat : dict, optional
+            Known relationship matrices by factor, as :func:`glmmkit.lmer`'s.
 
         Returns
         -------
@@ -295,7 +326,7 @@ class PosteriorModel:
         if not lmm:
             fam.check_response(frame.y, wt, frame.response_name)
         X, kept, _ = drop_aliased_columns(frame.X, frame.x_names)
-        structure = build_structure(frame)
+        structure = build_structure(frame, relmat=relmat)
         check_grouping(structure, frame.nobs, lmm=lmm)
         names = [frame.x_names[j] for j in kept]
         return cls(X, names, frame.y, wt, frame.offset, None if lmm else fam, structure, priors)
@@ -305,6 +336,10 @@ class PosteriorModel:
         if self.aux_name is not None:
             out.append(f"log_{self.family_param}")
         for t in self.terms:
+            if t.struct is not None:
+                for nm, kind, *_ in t.struct.params:
+                    out.append(f"{'log_' if kind != 'corr' else 'u_'}{nm}|{t.label}")
+                continue
             out.append(f"log_tau|{t.label}")
             if t.K > 1:
                 out += [f"simplex_{t.names[j]}|{t.label}" for j in range(t.K - 1)]
@@ -316,7 +351,10 @@ class PosteriorModel:
     # ------------------------------------------------------------------ per-term transforms
     @staticmethod
     def _term_factor(t: _Term, u):
-        """T = diag(sd) L and the pieces its gradient needs, from the term's unconstrained parameters."""
+        """T = diag(sd) L and the pieces its gradient needs, from the term's unconstrained parameters
+        (a structured term: its template, the rest None)."""
+        if t.struct is not None:
+            return t.struct.template(u), None, None, None, None, None
         K = t.K
         tau = math.exp(u[0])
         if K == 1:
@@ -416,7 +454,12 @@ class PosteriorModel:
         for t in self.terms:
             u = x[t.par]
             T, tau, pi, sd, cpc, _ = self._term_factor(t, u)
-            a, g = self._term_logprior(t, u, tau, pi, cpc)
+            if t.struct is not None:
+                if not np.all(np.isfinite(T)):  # a correlation numerically at ±1
+                    return -np.inf, np.zeros(self.dim)
+                a, g = t.struct.logprior(u)
+            else:
+                a, g = self._term_logprior(t, u, tau, pi, cpc)
             lp += a
             grad[t.par] += g
             Ts = T * sigma_scale
@@ -455,6 +498,9 @@ class PosteriorModel:
                 if aux is not None:
                     grad[self.aux_i] += float(A.sum())  # Ts is lower triangular, so is A
                 gu = grad[t.par]
+                if t.struct is not None:
+                    gu += t.struct.grad_u(x[t.par], GT * sigma_scale)
+                    continue
                 if t.K == 1:
                     gu[0] += A[0, 0]
                     continue
@@ -472,6 +518,20 @@ class PosteriorModel:
                 gu[K:] += gL[il, jl] * P[il, jl] * om - S[il, jl] * z
         return lp, grad
 
+    def _numba_ok(self) -> bool:
+        from ._numba_density import supports_term
+
+        return (self.link_name in _NUMBA_LINKS.get(self.family_name, ()) and all(supports_term(t) for t in self.terms)
+                and _numba_importable())
+
+    def _numba_missing(self) -> str:
+        if self.link_name not in _NUMBA_LINKS.get(self.family_name, ()):
+            return f"no numba log-density for the {self._kind[0]} family with the {self.link_name} link"
+        from ._numba_density import supports_term
+
+        kinds = sorted({type(t.struct.cs).__name__ for t in self.terms if not supports_term(t)})
+        return "no numba log-density for the covariance structure(s) " + ", ".join(kinds)
+
     @property
     def numba_logp_and_grad(self):
         """The numba-compiled density ``f(x, *numba_data) -> (logp, grad)``, equal to :meth:`logp_and_grad`.
@@ -485,8 +545,8 @@ class PosteriorModel:
         -------
         numba dispatcher
         """
-        if self._kind not in _NUMBA_KINDS or not _numba_importable():
-            raise AttributeError(f"no numba log-density for the {self._kind[0]} family with the {self.link_name} link")
+        if not self._numba_ok():
+            raise AttributeError(self._numba_missing())
         from ._numba_density import logp_and_grad
 
         return logp_and_grad
@@ -499,8 +559,8 @@ class PosteriorModel:
         -------
         tuple of ndarray
         """
-        if self._kind not in _NUMBA_KINDS or not _numba_importable():
-            raise AttributeError(f"no numba log-density for the {self._kind[0]} family with the {self.link_name} link")
+        if not self._numba_ok():
+            raise AttributeError(self._numba_missing())
         if self._numba_data is None:
             from ._numba_density import pack
 
@@ -619,7 +679,17 @@ class PosteriorModel:
             x[self.aux_i] = base + rng.uniform(-0.5, 0.5)
         for t in self.terms:
             x[t.par] = rng.uniform(-1.0, 1.0, t.n_par)
-            x[t.par.start] = rng.uniform(-1.5, 0.0) + (0.0 if spread == 1.0 else math.log(spread))
+            shrink = 0.0 if spread == 1.0 else math.log(spread)
+            if t.struct is None:
+                x[t.par.start] = rng.uniform(-1.5, 0.0) + shrink
+                continue
+            st = t.struct
+            x[t.par.start:t.par.start + st.n_sd] = rng.uniform(-1.5, 0.0, st.n_sd) + shrink
+            for j, (nm, kind, *_rest) in enumerate(st.params[st.n_sd:]):
+                if kind == "range":  # around the median distance between positions (the frequentist start)
+                    x[t.par.start + st.n_sd + j] = math.log(st.cs._scale) + rng.uniform(-0.5, 0.5)
+                elif kind == "kappa":
+                    x[t.par.start + st.n_sd + j] = rng.uniform(-0.5, 0.5)
         x[self.z_all] = rng.uniform(-1.0, 1.0, self.z_all.stop - self.z_all.start) * spread
         return x
 
@@ -645,7 +715,7 @@ class PosteriorModel:
         -------
         list of str
         """
-        return list(self.unpack(np.zeros(self.dim), ranef=ranef).keys())
+        return list(self._unpack_arrays(np.zeros((1, self.dim)), ranef).keys())
 
     def unpack(self, x, ranef: bool = False) -> dict:
         """The constrained quantities at ``x`` under lme4's names.
@@ -661,36 +731,13 @@ class PosteriorModel:
         -------
         dict
             Fixed effects (the intercept uncentred), per term ``sd_<col>|<group>`` and
-            ``cor_<row>.<col>|<group>`` (lme4's order), then ``sigma`` (gaussian) or the family's
-            parameter (``theta``, ``shape``, ``phi``), then the random effects when asked.
+            ``cor_<row>.<col>|<group>`` (lme4's order; a structured term its natural parameters:
+            ``sd|g`` or ``sd_<col>|g``, then ``rho|g``, ``rho1|g`` .., ``range|g``, ``kappa|g``), then
+            ``sigma`` (gaussian) or the family's parameter (``theta``, ``shape``, ``phi``), then the
+            random effects when asked (a ``relmat`` term's per level of its factor, b = L b*).
         """
         x = np.asarray(x, dtype=float)
-        beta = x[:self.p].copy()
-        if self.has_intercept:
-            beta[self.icpt] -= float(beta @ self.xbar)
-        out = dict(zip(self.x_names, map(float, beta)))
-        aux = math.exp(x[self.aux_i]) if self.aux_i is not None else None
-        mult = aux if aux is not None else 1.0
-        Bs = []
-        for t in self.terms:
-            T = self._term_factor(t, x[t.par])[0] * mult
-            S = T @ T.T
-            sd = np.sqrt(np.diag(S))
-            for c in range(t.K):
-                for r in range(c, t.K):
-                    if r == c:
-                        out[f"sd_{t.names[c]}|{t.group}"] = float(sd[c])
-                    else:
-                        out[f"cor_{t.names[r]}.{t.names[c]}|{t.group}"] = float(S[r, c] / (sd[r] * sd[c]))
-            Bs.append(x[t.z].reshape(t.q, t.K) @ T.T)
-        if aux is not None:
-            out[self.family_param] = aux
-        if ranef:
-            for t, B in zip(self.terms, Bs):
-                for g, lev in enumerate(t.levels):
-                    for k, c in enumerate(t.names):
-                        out[f"b[{c} {t.group}:{lev}]"] = float(B[g, k])
-        return out
+        return {k: float(v[0]) for k, v in self._unpack_arrays(x[None, :], ranef).items()}
 
     def unpack_draws(self, xs, ranef: bool = False):
         """:meth:`unpack` of many points, as a DataFrame (one row per point), vectorised over the points.
@@ -712,6 +759,10 @@ class PosteriorModel:
         xs = np.atleast_2d(np.asarray(xs, dtype=float))
         if xs.shape[1] != self.dim:
             raise ArgumentError(f"xs has {xs.shape[1]} columns; the model's unconstrained vector has {self.dim}")
+        out = self._unpack_arrays(xs, ranef)
+        return pd.DataFrame(out, columns=list(out))
+
+    def _unpack_arrays(self, xs, ranef):
         m = xs.shape[0]
         beta = xs[:, : self.p].copy()
         if self.has_intercept:
@@ -719,8 +770,11 @@ class PosteriorModel:
         out = {name: beta[:, j] for j, name in enumerate(self.x_names)}
         aux = np.exp(xs[:, self.aux_i]) if self.aux_i is not None else None
         mult = aux if aux is not None else np.ones(m)
-        Bs = []
         for t in self.terms:
+            if t.struct is not None:
+                # the label (the factor's name for its first term) keeps two structured terms on a factor apart
+                out.update(t.struct.natural_draws(xs[:, t.par], mult, t.label))
+                continue
             T = self._term_factors(t, xs[:, t.par]) * mult[:, None, None]
             S = np.einsum("mij,mkj->mik", T, T)
             sd = np.sqrt(np.einsum("mii->mi", S))
@@ -730,21 +784,76 @@ class PosteriorModel:
                         out[f"sd_{t.names[c]}|{t.group}"] = sd[:, c]
                     else:
                         out[f"cor_{t.names[r]}.{t.names[c]}|{t.group}"] = S[:, r, c] / (sd[:, r] * sd[:, c])
-            if ranef:
-                Bs.append(np.einsum("mgk,mjk->mgj", xs[:, t.z].reshape(m, t.q, t.K), T))
         if aux is not None:
             out[self.family_param] = aux
         if ranef:
-            for t, B in zip(self.terms, Bs):
+            for t in self.terms:
+                B = self.term_effects(t, xs, mult)
+                if t.struct is not None and t.struct.relmat_L is not None:
+                    Bl = B[:, 0, :] @ t.struct.relmat_L.T  # the factor's levels: b = L b*
+                    for g, lev in enumerate(t.names):
+                        out[f"b[(Intercept) {t.group}:{lev}]"] = Bl[:, g]
+                    continue
                 for g, lev in enumerate(t.levels):
                     for k, c in enumerate(t.names):
                         out[f"b[{c} {t.group}:{lev}]"] = B[:, g, k]
-        return pd.DataFrame(out, columns=self.param_names(ranef))
+        return out
+
+    def term_effects(self, t: _Term, xs, mult):
+        """One term's random effects b (per draw, level and column) at many points.
+
+        Parameters
+        ----------
+        t : _Term
+            One of :attr:`terms`.
+        xs : ndarray, shape (m, dim)
+            Points in the unconstrained space.
+        mult : ndarray, shape (m,)
+            The family's auxiliary parameter per point (ones without one).
+
+        Returns
+        -------
+        ndarray, shape (m, q, K)
+            b_g = aux · T z_g (a relmat term: its one level's q effects b*, before L).
+        """
+        m = xs.shape[0]
+        Zs = xs[:, t.z].reshape(m, t.q, t.K)
+        if t.struct is not None and t.struct.diagonal:
+            return Zs * (t.struct.diag_scale(xs[:, t.par]) * mult[:, None])[:, None, :]
+        T = self._term_factors(t, xs[:, t.par]) * mult[:, None, None]
+        return np.einsum("mgk,mjk->mgj", Zs, T)
+
+    def term_row_variance(self, t: _Term, cols, xs, mult):
+        """Per point and row, the variance c_i' Σ c_i the term adds to the linear predictor.
+
+        Parameters
+        ----------
+        t : _Term
+            One of :attr:`terms`.
+        cols : ndarray, shape (n, K)
+            The term's columns on the rows.
+        xs : ndarray, shape (m, dim)
+            Points in the unconstrained space.
+        mult : ndarray, shape (m,)
+            The family's auxiliary parameter per point.
+
+        Returns
+        -------
+        ndarray, shape (m, n)
+        """
+        if t.struct is not None and t.struct.diagonal:
+            d = t.struct.diag_scale(xs[:, t.par]) * mult[:, None]
+            return (d * d) @ (cols * cols).T
+        T = self._term_factors(t, xs[:, t.par]) * mult[:, None, None]
+        CT = np.einsum("ik,dkl->dil", cols, T)
+        return np.einsum("dil,dil->di", CT, CT)
 
     @staticmethod
     def _term_factors(t: _Term, U):
         """T = diag(sd) L of one term for many points at once: U (m, n_par) -> (m, K, K)."""
         m, K = U.shape[0], t.K
+        if t.struct is not None:
+            return np.stack([t.struct.template(u) for u in U]) if m else np.zeros((0, K, K))
         tau = np.exp(U[:, 0])
         if K == 1:
             return tau[:, None, None].copy()

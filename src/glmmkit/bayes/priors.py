@@ -31,12 +31,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import betaln, gammaln
 
 from ..exceptions import ArgumentError
 
-__all__ = ["Prior", "normal", "student_t", "cauchy", "exponential", "decov", "flat", "PriorSet",
-           "default_priors", "AUX_NAMES"]
+__all__ = ["Prior", "normal", "student_t", "cauchy", "exponential", "decov", "flat", "beta", "uniform", "PriorSet",
+           "PositivePrior", "BoundedPrior", "StructParam", "default_priors", "AUX_NAMES"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -71,6 +71,8 @@ class Prior:
         decov's parameters (``cov_scale`` is its ``scale``).
     proper : bool
         False for ``flat()`` only.
+    a, b : float or None
+        :func:`beta`'s shapes (a correlation parameter's prior on its valid range).
     """
 
     dist: str
@@ -84,6 +86,8 @@ class Prior:
     shape: float | None = None
     cov_scale: float | None = None
     proper: bool = True
+    a: float | None = None
+    b: float | None = None
 
     def describe(self, location=None, scale=None, rate=None) -> str:
         """rstanarm's one-line description, ``normal(location = 0, scale = 2.5)``.
@@ -107,6 +111,10 @@ class Prior:
             return f"cauchy(location = {_fmt(loc)}, scale = {_fmt(sc)})"
         if self.dist == "exponential":
             return f"exponential(rate = {_fmt(self.rate if rate is None else rate)})"
+        if self.dist == "beta":
+            if self.a == 1.0 and self.b == 1.0:
+                return "uniform"
+            return f"beta(a = {_fmt(self.a)}, b = {_fmt(self.b)})"
         if self.dist == "decov":
             return (f"decov(reg. = {_fmt(self.regularization)}, conc. = {_fmt(self.concentration)}, "
                     f"shape = {_fmt(self.shape)}, scale = {_fmt(self.cov_scale)})")
@@ -226,6 +234,35 @@ def decov(regularization=1.0, concentration=1.0, shape=1.0, scale=1.0) -> Prior:
     return Prior("decov", regularization=_positive(regularization, "decov(regularization=)"),
                  concentration=_positive(concentration, "decov(concentration=)"),
                  shape=_positive(shape, "decov(shape=)"), cov_scale=_positive(scale, "decov(scale=)"))
+
+
+def beta(a=1.0, b=1.0) -> Prior:
+    """A beta prior stretched over a bounded parameter's valid range (a structured term's correlation).
+
+    For ``ar1``'s ρ on (-1, 1), ``(ρ + 1) / 2 ~ Beta(a, b)``; for ``cs``'s ρ on (-1/(k-1), 1) and the
+    Toeplitz terms' partial autocorrelations likewise on their ranges.  ``beta(1, 1)`` is the uniform
+    prior (the default); ``beta(2, 2)`` pulls a correlation gently towards the middle of its range.
+
+    Parameters
+    ----------
+    a, b : float, default 1
+        The shapes (positive).
+
+    Returns
+    -------
+    Prior
+    """
+    return Prior("beta", a=_positive(a, "beta(a=)"), b=_positive(b, "beta(b=)"))
+
+
+def uniform() -> Prior:
+    """The uniform prior over a bounded parameter's valid range, ``beta(1, 1)``.
+
+    Returns
+    -------
+    Prior
+    """
+    return beta(1.0, 1.0)
 
 
 def flat() -> Prior:
@@ -391,6 +428,150 @@ class AdjustedCoef:
 
 
 @dataclass
+class PositivePrior:
+    """The prior of a positive parameter of a structured term (a standard deviation, a spatial range or
+    smoothness), evaluated in its log, the sampler's coordinate (the Jacobian included).
+
+    Attributes
+    ----------
+    dist : str
+        ``"gamma"`` (decov's prior on τ for one column; ``exponential(rate)`` is shape 1), ``"half"``
+        (a half-normal / half-Student-t, ``real``) or ``"flat"``.
+    shape, rate : float
+        The gamma's parameters (shape 1: the exponential).
+    real : RealPrior or None
+        The half-distribution (location 0) for ``"half"``.
+    """
+
+    dist: str
+    shape: float = 1.0
+    rate: float = 1.0
+    real: RealPrior | None = None
+
+    def __post_init__(self):
+        self._const = self.shape * math.log(self.rate) - math.lgamma(self.shape) if self.dist == "gamma" else 0.0
+
+    def logp_grad_log(self, u: float):
+        """Log-density of u = log v (the prior of v times v) and its derivative in u.
+
+        Parameters
+        ----------
+        u : float
+            The parameter's log.
+
+        Returns
+        -------
+        (float, float)
+        """
+        v = math.exp(u)
+        if self.dist == "gamma":
+            return self._const + self.shape * u - self.rate * v, self.shape - self.rate * v
+        if self.dist == "flat":
+            return u, 1.0
+        a, g = self.real.logp_grad(np.array([v]))
+        return a + u, float(g[0]) * v + 1.0
+
+    def describe(self) -> str:
+        """The prior in rstanarm's words.
+
+        Returns
+        -------
+        str
+        """
+        if self.dist == "gamma":
+            if self.shape == 1.0:
+                return f"exponential(rate = {_fmt(self.rate)})"
+            return f"gamma(shape = {_fmt(self.shape)}, rate = {_fmt(self.rate)})"
+        if self.dist == "flat":
+            return "flat"
+        r = self.real
+        if r.dist == "normal":
+            return f"half-normal(scale = {_fmt(r.scale[0])})"
+        return f"half-student_t(df = {_fmt(r.df[0])}, scale = {_fmt(r.scale[0])})"
+
+
+@dataclass
+class BoundedPrior:
+    """A beta prior over a bounded parameter's range (lower, upper), in the sampler's coordinate u with
+    ``(value - lower) / (upper - lower) = logistic(c u)`` (c = 2: ρ = tanh u; c = 1: cs's logistic map).
+
+    Attributes
+    ----------
+    a, b : float
+        The beta's shapes (1, 1: uniform).
+    lower, upper : float
+        The parameter's range.
+    c : float
+        The coordinate's slope (see above).
+    """
+
+    a: float
+    b: float
+    lower: float
+    upper: float
+    c: float = 2.0
+
+    def __post_init__(self):
+        self._const = math.log(self.c) - float(betaln(self.a, self.b))
+
+    def logp_grad(self, u: float):
+        """Log-density of u (the beta's density of p times dp/du) and its derivative.
+
+        Parameters
+        ----------
+        u : float
+            The coordinate.
+
+        Returns
+        -------
+        (float, float)
+        """
+        cu = self.c * u
+        log_p = -_softplus(-cu)
+        log_q = -_softplus(cu)
+        p = math.exp(log_p)
+        return (self._const + self.a * log_p + self.b * log_q,
+                self.c * (self.a * (1.0 - p) - self.b * p))
+
+    def describe(self) -> str:
+        """The prior and its range.
+
+        Returns
+        -------
+        str
+        """
+        head = "uniform" if self.a == 1.0 and self.b == 1.0 else f"beta(a = {_fmt(self.a)}, b = {_fmt(self.b)})"
+        return f"{head} on ({_fmt(self.lower)}, {_fmt(self.upper)})"
+
+
+def _softplus(v: float) -> float:
+    return v + math.log1p(math.exp(-v)) if v > 0 else math.log1p(math.exp(v))
+
+
+@dataclass
+class StructParam:
+    """One natural parameter of a structured random-effects term and its prior.
+
+    Attributes
+    ----------
+    name : str
+        Its name in the draws, ``sd_(Intercept)|g``, ``sd|g``, ``rho|g``, ``pacf1|g``, ``range|g``.
+    kind : str
+        ``"sd"`` (in units of the family's auxiliary parameter, as decov's), ``"corr"`` (bounded),
+        ``"range"`` or ``"kappa"`` (positive).
+    spec : Prior
+        As given (or the default).
+    used : PositivePrior or BoundedPrior
+        As evaluated.
+    """
+
+    name: str
+    kind: str
+    spec: Prior
+    used: object
+
+
+@dataclass
 class PriorSet:
     """All priors of one model: coefficients (per column), intercept, auxiliary parameter, covariances.
 
@@ -414,6 +595,9 @@ class PriorSet:
         Term label -> decov ``Prior``.
     term_groups : dict
         Term label -> grouping factor name.
+    structured : dict
+        Term label -> list of :class:`StructParam`, for the terms with a covariance structure
+        (``ar1``, ``cs``, ``diag``, ``exp``, a ``relmat`` ...), which have no decov prior.
     """
 
     family: str
@@ -424,6 +608,7 @@ class PriorSet:
     aux: tuple | None
     covariance: dict
     term_groups: dict = field(default_factory=dict)
+    structured: dict = field(default_factory=dict)
 
     def __post_init__(self):
         groups = {}
@@ -533,6 +718,14 @@ class PriorSet:
                 lines.append("Covariance")
                 for label, s in self.covariance.items():
                     lines.append(f"  {label} ~ {s.describe()}")
+        if self.structured:
+            if self.covariance:
+                lines.append("")
+            unit = f" (standard deviations in units of {self.aux_name})" if self.aux_name else ""
+            lines.append("Structured covariance" + unit)
+            for params in self.structured.values():
+                for sp in params:
+                    lines.append(f"  {sp.name} ~ {sp.used.describe()}")
         lines += ["------"]
         return "\n".join(lines)
 
@@ -581,14 +774,20 @@ def default_priors(family: str, y, X, x_names, terms, priors: dict | None = None
         The fixed-effect model matrix (with its intercept column, if any).
     x_names : sequence of str
         Its column names (``"(Intercept)"`` for the intercept).
-    terms : sequence of (str, str)
-        ``(label, group)`` per random-effects term (``("Subject", "Subject")``; a second term on one
-        factor is labelled ``"Subject.1"``).
+    terms : sequence of tuple
+        ``(label, group)`` per random-effects term under decov (``("Subject", "Subject")``; a second
+        term on one factor is labelled ``"Subject.1"``), or ``(label, group, params)`` for a term with a
+        covariance structure, ``params`` a list of ``(name, kind, lower, upper, c, scale)`` per natural
+        parameter (:func:`glmmkit.bayes.structured.term_params`).
     priors : dict, optional
         Overrides by name: a coefficient's column name (``"Days"``), ``"(Intercept)"``, the auxiliary
         parameter (``"sigma"``, ``"reciprocal_dispersion"`` or ``"theta"``, ``"shape"``, ``"phi"``), a term
-        label or grouping factor (``"Subject"``: a ``decov()``), or rstanarm's argument names ``"prior"``
-        (every coefficient), ``"prior_intercept"``, ``"prior_aux"``, ``"prior_covariance"`` (every term).
+        label or grouping factor (``"Subject"``: a ``decov()``), a structured term's natural parameter
+        (``"sd|Subject"``, ``"sd_(Intercept)|g"``: an ``exponential``, half-``normal`` / ``student_t`` /
+        ``cauchy`` or ``decov`` (its gamma on each standard deviation); ``"rho|Subject"``, ``"pacf1|g"``: a
+        ``beta()`` / ``uniform()``; ``"range|site"``, ``"kappa|site"``: as a standard deviation, not
+        decov), or rstanarm's argument names ``"prior"`` (every coefficient), ``"prior_intercept"``,
+        ``"prior_aux"``, ``"prior_covariance"`` (every term).
 
     Returns
     -------
@@ -610,11 +809,13 @@ def default_priors(family: str, y, X, x_names, terms, priors: dict | None = None
     coef_names = [n for n in x_names if n != "(Intercept)"]
     coef_cols = [j for j, n in enumerate(x_names) if n != "(Intercept)"]
     aux_name = AUX_NAMES.get(family)
-    labels = [lab for lab, _ in terms]
-    groups = {lab: g for lab, g in terms}
+    terms = [tuple(t) for t in terms]
+    labels = [t[0] for t in terms]
+    groups = {t[0]: t[1] for t in terms}
+    struct_names = [f"{prm[0]}|{t[0]}" for t in terms if len(t) > 2 for prm in t[2]]
 
     # every key must name something
-    known = set(coef_names) | {"prior", "prior_covariance"} | set(labels) | set(groups.values())
+    known = set(coef_names) | {"prior", "prior_covariance"} | set(labels) | set(groups.values()) | set(struct_names)
     if has_icpt:
         known |= {"(Intercept)", "prior_intercept"}
     if aux_name is not None:
@@ -622,7 +823,7 @@ def default_priors(family: str, y, X, x_names, terms, priors: dict | None = None
     unknown = [k for k in priors if k not in known]
     if unknown:
         listing = (["(Intercept)"] if has_icpt else []) + coef_names + \
-            ([aux_name] if aux_name else []) + labels
+            ([aux_name] if aux_name else []) + labels + struct_names
         close = difflib.get_close_matches(str(unknown[0]), sorted(map(str, known)), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         groups_all = ["'prior'"] + (["'prior_intercept'"] if has_icpt else []) + (["'prior_aux'"] if aux_name else []) \
@@ -697,13 +898,58 @@ def default_priors(family: str, y, X, x_names, terms, priors: dict | None = None
         aux = (spec, used)
 
     # covariance matrices
-    covariance = {}
-    for lab, g in terms:
+    covariance, structured = {}, {}
+    for term in terms:
+        lab, g = term[0], term[1]
         spec = priors.get(lab, priors.get(g, priors.get("prior_covariance", None)))
         key = lab if lab in priors else (g if g in priors else "prior_covariance")
+        if len(term) > 2:
+            structured[lab] = [_struct_param(prm, lab, priors, spec, key) for prm in term[2]]
+            continue
         if spec is None:
             spec = decov()
         _check_kind(spec, ("decov",), key)
         covariance[lab] = spec
     return PriorSet(family=family, coefs=coefs, coef_spec=all_spec, intercept=intercept, aux_name=aux_name, aux=aux,
-                    covariance=covariance, term_groups=groups)
+                    covariance=covariance, term_groups=groups, structured=structured)
+
+
+_POSITIVE_DISTS = ("exponential", "normal", "student_t", "cauchy", "flat")
+
+
+def _positive_prior(spec, key) -> PositivePrior:
+    """The used prior of a positive structured parameter from its specification."""
+    if spec.dist == "decov":
+        return PositivePrior("gamma", shape=float(spec.shape), rate=1.0 / float(spec.cov_scale))
+    if spec.dist == "exponential":
+        return PositivePrior("gamma", shape=1.0, rate=float(spec.rate))
+    if spec.dist == "flat":
+        return PositivePrior("flat")
+    if np.any(np.asarray(spec.location) != 0):
+        raise ArgumentError(f"priors[{key!r}] is a half-{spec.dist} on (0, inf): give it location 0")
+    scale = 2.5 if spec.scale is None else float(spec.scale)
+    real = RealPrior("normal" if spec.dist == "normal" else "student_t", np.zeros(1), np.atleast_1d(scale),
+                     np.atleast_1d(1.0 if spec.df is None else spec.df), half=True)
+    return PositivePrior("half", real=real)
+
+
+def _struct_param(prm, label, priors, term_spec, term_key) -> StructParam:
+    """One structured parameter's prior: its own key ``name|label`` (the label is the grouping factor's
+    name for its first term), else (standard deviations) the term's
+    or ``prior_covariance``'s, else the default (decov's gamma(1, 1) on a standard deviation, uniform on a
+    correlation's range, a half-normal on a range scaled by the positions' spread)."""
+    name, kind, lower, upper, c, scale = prm
+    full = f"{name}|{label}"
+    spec, key = priors.get(full), full
+    if spec is None and kind == "sd" and term_spec is not None:
+        spec, key = term_spec, term_key
+    if kind == "corr":
+        if spec is None:
+            spec = uniform()
+        _check_kind(spec, ("beta",), key)
+        return StructParam(full, kind, spec, BoundedPrior(float(spec.a), float(spec.b), float(lower), float(upper),
+                                                          float(c)))
+    if spec is None:
+        spec = decov() if kind == "sd" else normal(0.0, float(scale))
+    _check_kind(spec, _POSITIVE_DISTS + (("decov",) if kind == "sd" else ()), key)
+    return StructParam(full, kind, spec, _positive_prior(spec, key))
