@@ -1,6 +1,7 @@
 """numba kernels of the blocked Cholesky (see linalg/kernels.py); imported only when a model needs them."""
 
 import numba as nb
+import numpy as np
 
 
 @nb.njit(cache=True, nogil=True)
@@ -45,3 +46,24 @@ def scale_lower(S, s, mz):
         if i < mz:
             S[i, i] += 1.0
 
+
+
+@nb.njit(cache=True, nogil=True)
+def pair_cross(gptr, rows, S_low, bd):
+    # cr[p] = -sum over the pairs r of p's lead level of S[rows[p], rows[r]] bd[r]; a level's rows are
+    # sorted, so rows[r] <= rows[p] for r <= p and S_low's row rows[p] is read left to right
+    npairs, K = bd.shape
+    cr = np.zeros((npairs, K))
+    for g in range(gptr.shape[0] - 1):
+        start, end = gptr[g], gptr[g + 1]
+        for p in range(start, end):
+            Srow = S_low[rows[p]]
+            for r in range(start, p):
+                s = Srow[rows[r]]
+                for k in range(K):
+                    cr[p, k] -= s * bd[r, k]
+                    cr[r, k] -= s * bd[p, k]
+            s = Srow[rows[p]]
+            for k in range(K):
+                cr[p, k] -= s * bd[p, k]
+    return cr
