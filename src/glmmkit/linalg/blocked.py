@@ -1074,8 +1074,8 @@ class BlockedSystem:
         parts = InverseParts(D_inv, lead, None, None, None, None, Lzz, cross_pairs=cr, B_sp=B_sp, BD_sp=BD_sp,
                              plan=plan, S_low=S_low)
 
-        def dense():
-            cross = -np.ascontiguousarray((BD_sp.T @ parts.S_inv).T)  # S⁻¹ is symmetric
+        def dense(of):  # given the parts, not closed over them: a cycle would keep S⁻¹ and L until a GC pass
+            cross = -np.ascontiguousarray((BD_sp.T @ of.S_inv).T)  # S⁻¹ is symmetric
             return cross, B_sp.toarray(), BD_sp.toarray()
 
         parts._dense = dense
@@ -1307,7 +1307,7 @@ class InverseParts:
     plan : CrossprodPlan, optional
         The plan whose pairs index ``cross_pairs``.
     dense : callable, optional
-        () -> (cross, B, BD), called once when one of them is first read.
+        parts -> (cross, B, BD), called once (with these parts) when one of them is first read.
     S_low : ndarray, shape (mz, mz), optional
         S⁻¹'s lower triangle as dpotri leaves it (the upper is not valid).
     """
@@ -1372,7 +1372,7 @@ class InverseParts:
 
     def _materialise(self):
         if self._dense is not None:
-            self._cross, self._B, self._BD = self._dense()
+            self._cross, self._B, self._BD = self._dense(self)
             self._dense = None
 
     @property
