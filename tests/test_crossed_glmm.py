@@ -118,3 +118,29 @@ def test_crossed_binomial_takes_the_gradient_path_and_matches_bobyqa(data, monke
     np.testing.assert_allclose(fit.theta, ref.theta, rtol=2e-3, atol=1e-4)
     np.testing.assert_allclose(fit.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=2e-3, atol=1e-4)
     np.testing.assert_allclose(np.sqrt(np.diag(fit.vcov)), np.sqrt(np.diag(ref.vcov)), rtol=2e-2)
+
+
+def test_restored_warm_start_keeps_the_chord(data, monkeypatch):
+    """The driver's (get, set) warm start, as the Hessian's differences use it, restores the mode as the
+    last evaluation's own, so every difference step still starts with that evaluation's factor."""
+    pb, obj, fit = _objective(data)
+    x0 = np.concatenate([fit._theta, fit._beta])
+    obj.laplace_and_gradient(x0)
+    get, set_ = fitting_glmm._warm(obj)
+    saved = get()
+    count = [0]
+    orig = BlockedSystem.factor
+
+    def counting(self, templates):
+        count[0] += 1
+        return orig(self, templates)
+
+    monkeypatch.setattr(BlockedSystem, "factor", counting)
+    for j in range(x0.shape[0]):
+        set_(saved)
+        step = x0.copy()
+        step[j] += 1e-6 * max(1.0, abs(x0[j]))
+        obj.laplace_and_gradient(step)
+    set_(saved)
+    assert count[0] == x0.shape[0]
+    assert obj._mode_at is saved[1] and obj.u is saved[1][2].u
