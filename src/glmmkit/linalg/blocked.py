@@ -1268,9 +1268,12 @@ def _solve_lower_leading(L: np.ndarray, b: np.ndarray, trans: int) -> np.ndarray
     """The solve with the leading k x k block of the lower-triangular L (k = len(b)) by a solve with all
     of L: b padded with zeros gives the leading block's solution in the first k entries (forward:
     they do not read the later rows; backward: the later unknowns solve to 0).  A leading block of a
-    C-ordered L is not contiguous, and LAPACK would copy it (80 MB at order 3,200: 40 ms a solve)."""
+    C-ordered L is not contiguous, and LAPACK would copy it (80 MB at order 3,200: 40 ms a solve).
+    Not where a later diagonal entry is 0 (the response row of a system whose response is 0): LAPACK
+    refuses a singular triangle."""
     k = b.shape[0]
-    if k == L.shape[0] or not (L.flags.c_contiguous or L.flags.f_contiguous):
+    if (k == L.shape[0] or not (L.flags.c_contiguous or L.flags.f_contiguous)
+            or not np.all(np.diagonal(L)[k:] != 0.0)):
         return _solve_lower(L[:k, :k], b, trans)
     padded = np.zeros(L.shape[0])
     padded[:k] = b
