@@ -1047,16 +1047,17 @@ class BlockedSystem:
         pairs of the same lead level, -Σ_l S⁻¹[i, l] (BD⁻¹)_lg: one gather of S⁻¹ at the pairs of pairs
         (``plan.triples``) and bincounts.  The dense cross part, B and B D⁻¹ are formed only when read
         (``InverseParts``), and so is the symmetric S⁻¹: what a gradient reads of it comes from the
-        lower triangle ``S_low`` that dpotri leaves.  On the rank-update kernel's path the sums over
-        pairs of pairs run in the pair kernel (``pair_cross_kernel``), without the triples.  On three factors of 403, 118 and 63 levels this
-        took the inverse parts from 3.3 to ~1 ms per gradient."""
+        lower triangle ``S_low`` that dpotri leaves.  On three factors of 403, 118 and 63 levels this
+        took the inverse parts from 3.3 to ~1 ms per gradient.  On the rank-update kernel's path the
+        sums over pairs of pairs run in the pair kernel (``pair_cross_kernel``), without the triples."""
         K1, q1 = self.K1, self.q1
         T1 = templates[0]
         scale = self._rest_scale(templates, self.mz)
         Bp = (self.pair_a * scale[plan.pair_i][:, None]) @ T1  # B at the pairs, (npairs, K1)
         bd = np.einsum("pk,pkj->pj", Bp, D_inv[plan.pair_g])  # B D⁻¹ at the pairs
         if self.use_kernel:
-            cr = pair_cross_kernel()(self.pair_ptr, plan.pair_i, np.ascontiguousarray(S_low), np.ascontiguousarray(bd))
+            cr = pair_cross_kernel()(self.pair_ptr, plan.pair_i, np.ascontiguousarray(S_low),
+                                     np.ascontiguousarray(bd))
         else:
             left, right, _, _, _ = plan.triples()
             s_lr = S_low[plan.pair_i[left], plan.pair_i[right]]  # pairs of a level are sorted by row: lower triangle
