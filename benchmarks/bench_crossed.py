@@ -13,7 +13,7 @@ another checkout's src (a before/after comparison); results in benchmarks/result
 import sys, os, time, threading, json, resource
 import numpy as np, pandas as pd
 
-LIMIT = float(os.environ.get("BENCH_RSS_LIMIT", 18e9))
+LIMIT = float(os.environ.get("BENCH_RSS_LIMIT", 18e9))  # bytes; lower it on a shared machine
 def watchdog():
     while True:
         with open("/proc/self/status") as f:

@@ -310,10 +310,14 @@ def _warm(obj):
 
     def get():
         joint = getattr(obj, "u_joint", None)
-        return obj.u.copy(), obj._mode_at, None if joint is None else joint.copy()
+        mode_at = obj._mode_at
+        # whether the last mode is that evaluation's own: then PIRLS may start from it to first order
+        # with its factor (``_predicted_mode``, the chord steps), which it checks by identity
+        own = mode_at is not None and getattr(mode_at[2], "u", None) is obj.u
+        return obj.u.copy(), mode_at, None if joint is None else joint.copy(), own
 
     def set_(saved):
-        obj.u, obj._mode_at = saved[0].copy(), saved[1]
+        obj.u, obj._mode_at = (saved[1][2].u if saved[3] else saved[0].copy()), saved[1]
         if saved[2] is not None:  # both parts' modes (a zero part with random effects)
             obj.u_joint = saved[2].copy()
 

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from scipy.linalg import blas, lapack
 
 from .._threads import dense_blas_threads
-from .kernels import numba_available, rank_update_kernel, scale_lower_kernel
+from .kernels import numba_available, pair_cross_kernel, rank_update_kernel, scale_lower_kernel
 
 __all__ = ["BlockedSystem", "BlockedFactor", "CrossprodPlan", "InverseParts", "KERNEL_MIN_DENSE", "chunk_crossproducts",
            "lead_crossproducts"]
@@ -1039,7 +1039,7 @@ class BlockedSystem:
         L = fac.L
         m, mz, p = self.m, self.mz, self.p
         c = L[m - 1, : m - 1]
-        v = _solve_lower(L[: m - 1, : m - 1], c, trans=1) if m > 1 else np.empty(0)
+        v = _solve_lower_leading(L, c, trans=1) if m > 1 else np.empty(0)
         u_rest, beta = v[:mz], v[mz:]
         b_rest = self.rest_b(templates, u_rest)
         rhs = self.G[:, p, :] - np.einsum("gpk,p->gk", self.G[:, :p, :], beta)
@@ -1120,11 +1120,14 @@ class BlockedSystem:
         if not mz:
             return InverseParts(D_inv, D_inv, None, None, None, None, None)
         K1, q1 = self.K1, self.q1
-        Lzz = np.tril(fac.L[:mz, :mz])
+        Lzz = fac.L[:mz, :mz]  # its lower triangle
         if self._dprefix:  # by blocks: LAPACK only on the trailing part (S⁻¹ whole, both triangles)
             S_low = _prefix_inverse(fac.L, self._dprefix, mz, self._prefix_columns())
         else:
-            S_low, info = lapack.dpotri(Lzz, lower=1)  # S⁻¹'s lower triangle
+            # LAPACK on L_zz' in Fortran order (its upper triangle): one copy of the block, no tril, and
+            # S⁻¹ comes back as a C-ordered lower triangle, whose rows the pair kernel reads
+            S_up, info = lapack.dpotri(Lzz.T, lower=0)
+            S_low = S_up.T
         plan = getattr(self, "plan", None)
         if plan is not None and sp.issparse(self.Az1) and self._pairs_inverse_applies(plan):
             return self._pairs_inverse_parts(templates, plan, D_inv, S_low, Lzz)
@@ -1156,6 +1159,8 @@ class BlockedSystem:
         cross block's entries, so that they take no more memory than the dense B, B D⁻¹ and cross."""
         if self._general:
             return False
+        if self.use_kernel:  # the pair kernel walks each level's pairs: no triples in memory
+            return True
         if getattr(plan, "_n_triples", None) is None:
             cnt = np.bincount(plan.pair_g, minlength=self.q1)
             plan._n_triples = int(np.sum(cnt * (cnt + 1) // 2))
@@ -1170,19 +1175,24 @@ class BlockedSystem:
         (``plan.triples``) and bincounts.  The dense cross part, B and B D⁻¹ are formed only when read
         (``InverseParts``), and so is the symmetric S⁻¹: what a gradient reads of it comes from the
         lower triangle ``S_low`` that dpotri leaves.  On three factors of 403, 118 and 63 levels this
-        took the inverse parts from 3.3 to ~1 ms per gradient."""
+        took the inverse parts from 3.3 to ~1 ms per gradient.  On the rank-update kernel's path the
+        sums over pairs of pairs run in the pair kernel (``pair_cross_kernel``), without the triples."""
         K1, q1 = self.K1, self.q1
         T1 = templates[0]
         scale = self._rest_scale(templates, self.mz)
         Bp = (self.pair_a * scale[plan.pair_i][:, None]) @ T1  # B at the pairs, (npairs, K1)
         bd = np.einsum("pk,pkj->pj", Bp, D_inv[plan.pair_g])  # B D⁻¹ at the pairs
-        left, right, _, _, _ = plan.triples()
-        s_lr = S_low[plan.pair_i[left], plan.pair_i[right]]  # pairs of a level are sorted by row: lower triangle
-        off = left != right
-        cr = np.empty_like(bd)  # the cross part at the pairs
-        for k in range(K1):
-            cr[:, k] = -(np.bincount(left, s_lr * bd[right, k], minlength=plan.npairs)
-                         + np.bincount(right[off], (s_lr * bd[left, k])[off], minlength=plan.npairs))
+        if self.use_kernel:
+            cr = pair_cross_kernel()(self.pair_ptr, plan.pair_i, np.ascontiguousarray(S_low),
+                                     np.ascontiguousarray(bd))
+        else:
+            left, right, _, _, _ = plan.triples()
+            s_lr = S_low[plan.pair_i[left], plan.pair_i[right]]  # pairs of a level are sorted by row: lower triangle
+            off = left != right
+            cr = np.empty_like(bd)  # the cross part at the pairs
+            for k in range(K1):
+                cr[:, k] = -(np.bincount(left, s_lr * bd[right, k], minlength=plan.npairs)
+                             + np.bincount(right[off], (s_lr * bd[left, k])[off], minlength=plan.npairs))
         lead = D_inv.copy()
         for a in range(K1):
             for b in range(K1):
@@ -1192,8 +1202,8 @@ class BlockedSystem:
         parts = InverseParts(D_inv, lead, None, None, None, None, Lzz, cross_pairs=cr, B_sp=B_sp, BD_sp=BD_sp,
                              plan=plan, S_low=S_low)
 
-        def dense():
-            cross = -np.ascontiguousarray((BD_sp.T @ parts.S_inv).T)  # S⁻¹ is symmetric
+        def dense(of):  # given the parts, not closed over them: a cycle would keep S⁻¹ and L until a GC pass
+            cross = -np.ascontiguousarray((BD_sp.T @ of.S_inv).T)  # S⁻¹ is symmetric
             return cross, B_sp.toarray(), BD_sp.toarray()
 
         parts._dense = dense
@@ -1266,9 +1276,8 @@ class BlockedSystem:
             return y1.ravel()
         # B y1 = Λ_r' A_z1 Λ_1 y1
         By1 = self._lambda_rest(templates, np.asarray(self.Az1 @ (y1 @ T1.T).ravel()).ravel(), transpose=True)
-        Lzz = fac.L[:mz, :mz]
-        w = _solve_lower(Lzz, rhs[n1:] - By1, trans=0)
-        x_rest = _solve_lower(Lzz, w, trans=1)
+        w = _solve_lower_leading(fac.L, rhs[n1:] - By1, trans=0)
+        x_rest = _solve_lower_leading(fac.L, w, trans=1)
         Btx = self._az1_rmatvec(self._lambda_rest(templates, x_rest, transpose=False)).reshape(q1, K1) @ T1
         x1 = np.einsum("gab,gb->ga", D_inv, r1 - Btx)
         return np.concatenate([x1.ravel(), x_rest])
@@ -1383,6 +1392,22 @@ def _solve_lower(a: np.ndarray, b: np.ndarray, trans: int) -> np.ndarray:
     return x
 
 
+def _solve_lower_leading(L: np.ndarray, b: np.ndarray, trans: int) -> np.ndarray:
+    """The solve with the leading k x k block of the lower-triangular L (k = len(b)) by a solve with all
+    of L: b padded with zeros gives the leading block's solution in the first k entries (forward:
+    they do not read the later rows; backward: the later unknowns solve to 0).  A leading block of a
+    C-ordered L is not contiguous, and LAPACK would copy it (80 MB at order 3,200: 40 ms a solve).
+    Not where a later diagonal entry is 0 (the response row of a system whose response is 0): LAPACK
+    refuses a singular triangle."""
+    k = b.shape[0]
+    if (k == L.shape[0] or not (L.flags.c_contiguous or L.flags.f_contiguous)
+            or not np.all(np.diagonal(L)[k:] != 0.0)):
+        return _solve_lower(L[:k, :k], b, trans)
+    padded = np.zeros(L.shape[0])
+    padded[:k] = b
+    return _solve_lower(L, padded, trans)[:k]
+
+
 def _symmetric(low: np.ndarray) -> np.ndarray:
     """The symmetric matrix whose lower triangle ``low`` holds."""
     return np.tril(low) + np.tril(low, -1).T
@@ -1405,7 +1430,7 @@ class InverseParts:
     B, BD : ndarray, shape (mz, q1 K1), or None
         The cross block of M and B D⁻¹.
     Lzz : ndarray, shape (mz, mz), or None
-        The random-effect rows of the dense factor (lower triangle).
+        The random-effect rows of the dense factor (only its lower triangle is valid).
     cross_pairs : ndarray, shape (npairs, K1), optional
         A sparse cross block's ``cross`` at its nonzeros (the plan's pairs).
     B_sp, BD_sp : scipy.sparse.csr_matrix, optional
@@ -1413,7 +1438,7 @@ class InverseParts:
     plan : CrossprodPlan, optional
         The plan whose pairs index ``cross_pairs``.
     dense : callable, optional
-        () -> (cross, B, BD), called once when one of them is first read.
+        parts -> (cross, B, BD), called once (with these parts) when one of them is first read.
     S_low : ndarray, shape (mz, mz), optional
         S⁻¹'s lower triangle as dpotri leaves it (the upper is not valid).
     """
@@ -1471,11 +1496,14 @@ class InverseParts:
         """
         if self._S_inv is not None or self._S_low is None:
             return self._S_inv @ v
-        return blas.dsymv(1.0, np.asfortranarray(self._S_low), v, lower=1)
+        S = self._S_low
+        if S.flags.c_contiguous:  # its transpose is Fortran-ordered with the upper triangle valid: no copy
+            return blas.dsymv(1.0, S.T, v, lower=0)
+        return blas.dsymv(1.0, np.asfortranarray(S), v, lower=1)
 
     def _materialise(self):
         if self._dense is not None:
-            self._cross, self._B, self._BD = self._dense()
+            self._cross, self._B, self._BD = self._dense(self)
             self._dense = None
 
     @property

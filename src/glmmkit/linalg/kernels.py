@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["numba_available", "rank_update_kernel", "scale_lower_kernel"]
+__all__ = ["numba_available", "rank_update_kernel", "scale_lower_kernel", "pair_cross_kernel"]
 
 
 @lru_cache(maxsize=1)
@@ -59,3 +59,22 @@ def scale_lower_kernel():
     from ._numba_kernels import scale_lower
 
     return scale_lower
+
+
+def pair_cross_kernel():
+    """The compiled kernel of the cross part of M⁻¹ at the pairs: cr_p = -Σ_r S⁻¹[i_p, i_r] (B D⁻¹)_r over
+    the pairs r of p's lead level (the Laplace gradient's leverages read the cross part only there).
+
+    The kernel's arguments: gptr (q1 + 1,) pointers into the pair arrays (sorted by lead level, then
+    by row); rows (npairs,); S_low (mz, mz) C-ordered with S⁻¹'s lower triangle valid; bd (npairs, K1).
+    It returns cr (npairs, K1).  The numpy equivalent (``plan.triples`` and bincounts) expands every
+    pair of pairs of a level: Σ cnt_g (cnt_g + 1) / 2 index entries, 1.8e8 on a MovieLens-sized model.
+
+    Returns
+    -------
+    callable
+        The numba-compiled function ``pair_cross(gptr, rows, S_low, bd)``.
+    """
+    from ._numba_kernels import pair_cross
+
+    return pair_cross
