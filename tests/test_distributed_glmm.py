@@ -194,7 +194,7 @@ def test_worker_killed_mid_fit_costs_a_round_not_the_fit():
 
         t = threading.Thread(target=kill_one)
         t.start()
-        fit = gk.glmer("y ~ x + (1 | g)", ddf, family="binomial", client=client)
+        fit = gk.glmer("y ~ x + (1 | g)", ddf, family="binomial")  # on the current client
         t.join()
         assert killed
         _same_fit(mem, fit)
