@@ -201,3 +201,14 @@ def test_worker_killed_mid_fit_costs_a_round_not_the_fit():
     finally:
         client.close()
         lc.close()
+
+
+def test_large_covariate_rescaled_as_in_memory(sync):
+    df = _data()
+    df["age"] = df.x * 15 + 3000  # the in-memory glmer fits it centred and scaled
+    mem = gk.glmer("y ~ age + (1 | g)", df, family="binomial")
+    fit = gk.glmer("y ~ age + (1 | g)", dd.from_pandas(df, npartitions=4, sort=False), family="binomial")
+    assert fit.optimizer_info.rescaled == mem.optimizer_info.rescaled == ["age"]
+    _same_fit(mem, fit)
+    with pytest.raises(NotAvailableError, match="random slope on age"):  # never a fit in the wrong coordinates
+        gk.glmer("y ~ age + (age | g)", dd.from_pandas(df, npartitions=4, sort=False), family="binomial")

@@ -84,6 +84,9 @@ class _HeldPartition:
             "wt_max": float(np.max(wt)), "has_trials": bool(np.any(wt != 1.0)),
             # per random term, Σ z² of its columns: the unit-scale θ start (ModelStructure.scaled_theta_start)
             "zsq": [np.sum(np.asarray(t.columns, dtype=float) ** 2, axis=0) for t in structure.terms],
+            # per random term of the frame, its columns' sums, squares and 0/1-ness (the slope scaling check)
+            "rt_moments": [(np.sum(c, axis=0), np.sum(c * c, axis=0), np.all((c == 0.0) | (c == 1.0), axis=0))
+                           for c in (np.asarray(rt.columns, dtype=float) for rt in frame.random)],
         }
 
     # ----- the GLM start (IRLS rounds) -----
@@ -207,6 +210,8 @@ def _merge_info(a, b):
         "y_range": (np.fmin(a["y_range"][0], b["y_range"][0]), np.fmax(a["y_range"][1], b["y_range"][1])),
         "wt_max": max(a["wt_max"], b["wt_max"]), "has_trials": a["has_trials"] or b["has_trials"],
         "zsq": [za + zb for za, zb in zip(a["zsq"], b["zsq"])],
+        "rt_moments": [(sa + sb, qa + qb, ia & ib) for (sa, qa, ia), (sb, qb, ib) in zip(a["rt_moments"],
+                                                                                        b["rt_moments"])],
     }
 
 
@@ -793,7 +798,7 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
     from ..frame import GroupingFactor, drop_aliased_columns
     from ..lmer import check_grouping, finish_fit
     from ..objective.predictor import LinearPredictor, model_layout
-    from ..scaling import SCALE_LIMIT
+    from ..scaling import GLMM_SCALE_LIMIT
     from ..structure import build_structure
     from ..validate import check_nagq, check_not_constant
     from .crossprod import make_plan, model_columns, tree_reduce
@@ -867,7 +872,9 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
     check_grouping(structure, frame.nobs, lmm=False)
     names = [plan.x_names[j] for j in kept]
     p_full, p = len(plan.x_names), len(kept)
-    M = _scaling_matrix(info, kept, names, SCALE_LIMIT)
+    # the in-memory glmer's transform of extreme fixed-effect columns (scaling.choose_scaling's rule)
+    M = _scaling_matrix(info, kept, names, GLMM_SCALE_LIMIT)
+    _check_slopes(plan.prototype.random, info["rt_moments"], frame.nobs, GLMM_SCALE_LIMIT)
 
     # the GLM start: IRLS rounds of one pass each (step halving as fitting.start.glm_irls)
     irls_d = dask.delayed(_irls, pure=True)
@@ -960,6 +967,24 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
                              param_cov=cov_all, estimates=x, estimates_cov=cov_all)
     info_fit.passes = _pass_counts(runner.times)
     return finish_fit(fit, t0)
+
+
+def _check_slopes(random, moments, n, limit):
+    """NotAvailableError for a random slope on a column the in-memory fit would centre or scale
+    (``scaling._extreme_columns``): that transform of the random terms is not done here."""
+    for rt, (s, q, ind) in zip(random, moments):
+        mean, rms = s / n, np.sqrt(q / n)
+        sd = np.sqrt(np.maximum(q / n - mean**2, 0.0))
+        extreme = (rms > limit) | ((rms < 1.0 / limit) & (rms > 0))
+        extreme |= (sd > 0) & (rms > limit * sd)
+        extreme &= ~ind & (sd > 0)
+        bad = [nm for nm, e in zip(rt.names, extreme) if e and nm != "(Intercept)"]
+        if bad:
+            raise NotAvailableError(
+                f"the random slope on {', '.join(bad)} in ({' + '.join(rt.names)} | {rt.factor.name}) has a large "
+                f"magnitude or offset (mean {mean[list(rt.names).index(bad[0])]:.4g}); glmer on a Dask DataFrame "
+                "does not rescale random-effect columns: centre and scale it first "
+                "(ddf.assign(x_c=(ddf.x - m) / s)) and use that column")
 
 
 def _theta_start(structure, rms, deviance_at):
