@@ -92,10 +92,11 @@ def glmer(formula, data, family="binomial", *, link=None, nagq=1, method=None, w
     from .distributed import is_dask_frame
 
     if is_dask_frame(data):
-        from .exceptions import NotAvailableError
+        from .distributed import glmer_dask
 
-        raise NotAvailableError("glmer on a Dask DataFrame is not available yet (lmer is); fit in memory on "
-                                "ddf.compute() or a sample of it")
+        return glmer_dask(formula, data, family, link=link, nagq=nagq, method=method, weights=weights,
+                          offset=offset, data_name=data_name, family_params=family_params, olre=olre,
+                          residual=residual, relmat=relmat, ziformula=ziformula, dispformula=dispformula)
     t0 = time.perf_counter()
     if residual is not None:
         raise ArgumentError(

@@ -12,7 +12,7 @@ Named ``distributed`` (not ``dask``) so that it never shadows the ``dask`` packa
 
 from __future__ import annotations
 
-__all__ = ["is_dask_frame", "require_dask", "lmer_dask"]
+__all__ = ["is_dask_frame", "require_dask", "lmer_dask", "glmer_dask"]
 
 #: what to install when Dask is missing (named in the ImportError)
 EXTRA = "glmmkit[dask]"
@@ -75,5 +75,24 @@ def lmer_dask(*args, **kwargs):
     """
     require_dask()
     from .lmm import lmer_dask as run
+
+    return run(*args, **kwargs)
+
+
+def glmer_dask(*args, **kwargs):
+    """``glmer`` on a Dask DataFrame (see :func:`glmmkit.distributed.glmm.glmer_dask`).
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As :func:`glmmkit.distributed.glmm.glmer_dask`.
+
+    Returns
+    -------
+    DistributedGlmmFit
+        The fit.
+    """
+    require_dask()
+    from .glmm import glmer_dask as run
 
     return run(*args, **kwargs)

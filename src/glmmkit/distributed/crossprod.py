@@ -122,6 +122,9 @@ class EncodingPlan:
     start : str or None
         The in-memory start the pass collects sums for (``start.start_kind``): ``"two_stage"``
         adds the lead levels' [X y]'[X y] (``H``).
+    family : Family or None
+        A GLMM's family: each partition's response is read as the in-memory ``glmer`` reads it
+        (a two-level factor, ``cbind(successes, failures)``); None for ``lmer``.
     """
 
     parsed: object
@@ -135,6 +138,7 @@ class EncodingPlan:
     x_names: list
     prototype: object
     start: str | None = None
+    family: object = None
 
 
 def _radix(levels: dict, cols) -> np.ndarray:
@@ -184,7 +188,7 @@ def cast_levels(part: pd.DataFrame, plan_levels: dict, kinds: dict) -> pd.DataFr
     return out
 
 
-def make_plan(parsed, schema, used, factor_cols, interactions, weights=None, offset=None) -> EncodingPlan:
+def make_plan(parsed, schema, used, factor_cols, interactions, weights=None, offset=None, family=None) -> EncodingPlan:
     """The encoding plan from the merged schema: levels, grouping factors, design specs.
 
     The specs are learned from a prototype frame with one row per level of the largest factor
@@ -201,6 +205,8 @@ def make_plan(parsed, schema, used, factor_cols, interactions, weights=None, off
         From :func:`model_columns`.
     weights, offset : str or None
         Column names.
+    family : Family, optional
+        A GLMM's family (its response forms: ``cbind``, a two-level factor).
 
     Returns
     -------
@@ -222,7 +228,7 @@ def make_plan(parsed, schema, used, factor_cols, interactions, weights=None, off
         else:
             raise DataError(f"column {c!r} is {kind}; the model can use numbers, text, categoricals and booleans")
     proto_df = pd.DataFrame(proto)
-    frame0 = build_model_frame(parsed, proto_df, weights=weights, offset=offset)
+    frame0 = build_model_frame(parsed, proto_df, weights=weights, offset=offset, family=family)
     specs = (frame0.fixed_spec, [rt.model_spec for rt in frame0.random])
     factors = {}
     for rt in frame0.random:
@@ -239,7 +245,7 @@ def make_plan(parsed, schema, used, factor_cols, interactions, weights=None, off
             labels = [":".join(t) for t in zip(*comp)] if combos.shape[0] else []
             factors[name] = (cols, _keys(combos, sizes), labels)
     return EncodingPlan(parsed, list(used), weights, offset, dict(schema.kinds), levels, factors, specs,
-                        list(frame0.x_names), frame0)
+                        list(frame0.x_names), frame0, family=family)
 
 
 def _component_codes(col: pd.Series, lv) -> np.ndarray:
@@ -299,7 +305,7 @@ def partition_frame(part: pd.DataFrame, plan: EncodingPlan):
     if not mask.any():
         return None
     frame = build_model_frame(plan.parsed, cast_levels(part, plan.levels, plan.kinds), weights=plan.weights,
-                              offset=plan.offset, specs=plan.specs)
+                              offset=plan.offset, specs=plan.specs, family=plan.family)
     if list(frame.x_names) != plan.x_names:
         raise DataError(f"the fixed-effect columns differ from the other partitions' ({frame.x_names} vs "
                         f"{plan.x_names}); give every partition the same column types")

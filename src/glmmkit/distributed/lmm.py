@@ -58,11 +58,23 @@ def _runner_client(client):
 
 
 class _Runner:
-    """Computes delayed objects on the chosen client; a client that goes away is a DistributedError."""
+    """Computes delayed objects on the chosen client; a client that goes away is a DistributedError.
 
-    def __init__(self, client):
+    Every pass is computed with ``retries`` (a task lost with a worker, or failing on one, runs again:
+    it costs a round, not the fit); ``passes`` counts them, and a one-line counter on stderr shows
+    them when stderr is a terminal.
+    """
+
+    #: how often a failed task of a pass is run again before the pass (and the fit) fails
+    RETRIES = 3
+
+    def __init__(self, client, progress=None):
+        import sys
+
         self.client = client
         self.times = []
+        self.passes = 0
+        self.progress = bool(progress if progress is not None else getattr(sys.stderr, "isatty", lambda: False)())
 
     def _where(self) -> str:
         if self.client is None:
@@ -72,26 +84,77 @@ class _Runner:
         except Exception:
             return "the Dask scheduler"
 
+    def _tick(self, what: str, seconds: float):
+        self.passes += 1
+        self.times.append((what, seconds))
+        if self.progress:
+            import sys
+
+            sys.stderr.write(f"\rglmmkit dask: pass {self.passes} ({what}, {seconds:.2f} s)\x1b[K")
+            sys.stderr.flush()
+
+    def done(self):
+        """End the progress line (a newline after the counter).
+
+        Returns
+        -------
+        None
+        """
+        if self.progress and self.passes:
+            import sys
+
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def _check(self):
+        if self.client.status not in ("running", "newly-created"):
+            raise DistributedError(f"the Dask client is {self.client.status} ({self._where()}); no fit was made: "
+                                   "start a client (distributed.Client(...)) or pass --scheduler ADDRESS")
+
     def compute(self, objs: list, what: str) -> list:
         import dask
 
         t0 = time.perf_counter()
         if self.client is None:
             out = list(dask.compute(*objs))
-            self.times.append((what, time.perf_counter() - t0))
+            self._tick(what, time.perf_counter() - t0)
             return out
-        if self.client.status not in ("running", "newly-created"):
-            raise DistributedError(f"the Dask client is {self.client.status} ({self._where()}); no fit was made: "
-                                   "start a client (distributed.Client(...)) or pass --scheduler ADDRESS")
+        self._check()
         try:
-            out = list(self.client.gather(self.client.compute(objs)))
+            out = list(self.client.gather(self.client.compute(objs, retries=self.RETRIES)))
         except GlmmkitError:
             raise
         except Exception as exc:
             raise DistributedError(f"the {what} pass on {self._where()} failed ({type(exc).__name__}: {exc}); "
                                    "no fit was made: check that the scheduler and its workers are running") from exc
-        self.times.append((what, time.perf_counter() - t0))
+        self._tick(what, time.perf_counter() - t0)
         return out
+
+    def persist(self, objs: list, what: str) -> list:
+        """Objects held on the workers between passes (recomputed from the data if a worker is lost).
+
+        Parameters
+        ----------
+        objs : list of dask.delayed.Delayed
+            What to hold.
+        what : str
+            Named in errors.
+
+        Returns
+        -------
+        list of dask.delayed.Delayed
+            The held objects (in memory here under a local scheduler).
+        """
+        import dask
+
+        if self.client is None:
+            return list(dask.persist(*objs))
+        self._check()
+        try:
+            return list(self.client.persist(objs, retries=self.RETRIES))
+        except Exception as exc:
+            raise DistributedError(f"the {what} pass on {self._where()} failed ({type(exc).__name__}: {exc}); "
+                                   "no fit was made: check that the scheduler and its workers are running") from exc
 
 
 @dataclass
