@@ -11,10 +11,6 @@ def reference_cases():
     return json.loads((DATA / "reference_cases.json").read_text())
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long checks, run with GLMMKIT_SLOW=1 (left out of the default suite)")
-
-
 def pytest_collection_modifyitems(config, items):
     import os
 

@@ -796,7 +796,7 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
     from ..families import get_family
     from ..fitting import driver
     from ..frame import GroupingFactor, drop_aliased_columns
-    from ..lmer import check_grouping, finish_fit
+    from ..fitting.finish import check_grouping, finish_fit
     from ..objective.predictor import LinearPredictor, model_layout
     from ..scaling import GLMM_SCALE_LIMIT
     from ..structure import build_structure
