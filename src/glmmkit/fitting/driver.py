@@ -22,7 +22,7 @@ from ..optimize import OptimResult, restart_record
 
 __all__ = ["RunLog", "gradient_tolerance", "free_mask", "free_gradient_norm", "gradient_converged",
            "on_boundary", "probe_off_bound", "BOUND_PROBES", "lbfgs", "hessian_from_gradient",
-           "hessian_from_values", "covariance_from_hessian", "as_result", "LBFGS_OPTIONS"]
+           "hessian_from_values", "covariance_from_hessian", "as_result", "LBFGS_OPTIONS", "metric_from_hessian", "metric_lbfgs"]
 
 #: L-BFGS-B's options on every Laplace path (one set: the paths used to differ in gtol)
 LBFGS_OPTIONS = {"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-7, "maxcor": 20}
@@ -327,7 +327,99 @@ def _rescued_lbfgs(fun_grad, x, layout, warm):
                           message=f"{res.message} (curvature-scaled restart)", nfev=res.nfev + k + 1)
 
 
-def lbfgs(fun_grad, x0, layout, nobs: int, warm, value=None, max_restarts: int = 3):
+def metric_from_hessian(H, layout, scales):
+    """A linear change of coordinates x = x_start + T z in which ``H`` (an approximate Hessian of the
+    deviance, e.g. a fixed-effects model's) is the identity, for L-BFGS-B.
+
+    L-BFGS-B starts from the identity as its inverse Hessian; where the parameters' curvatures differ
+    by orders of magnitude and are strongly correlated (a zero-inflation intercept with its slopes, a
+    count intercept with the dispersion) it spends most of its iterations learning that metric.  The
+    unbounded coordinates with a positive curvature in ``H`` are mixed by the inverse Cholesky factor
+    of their block of ``H``; every other coordinate (a bounded one: θ, ψ) is only scaled, by
+    1/√H_jj where that is positive, else by ``scales``, so that the bounds stay a box in z.
+
+    Parameters
+    ----------
+    H : numpy.ndarray, shape (k, k)
+        The approximate Hessian (zero rows for the parameters it does not cover).
+    layout : ParameterLayout
+        The parameters' blocks and bounds.
+    scales : numpy.ndarray, shape (k,)
+        The scale of each coordinate without curvature in ``H`` (θ's; positive).
+
+    Returns
+    -------
+    numpy.ndarray, shape (k, k), or None
+        T; None where ``H`` is not finite or the mixed block has no positive curvature.
+    """
+    H = np.asarray(H, dtype=float)
+    k = layout.size
+    if H.shape != (k, k) or not np.all(np.isfinite(H)):
+        return None
+    diag = np.diagonal(H)
+    mixed = np.isneginf(layout.lower) & np.isposinf(layout.upper) & (diag > 0)
+    T = np.zeros((k, k))
+    for j in np.flatnonzero(~mixed):
+        T[j, j] = 1.0 / np.sqrt(diag[j]) if diag[j] > 0 else scales[j]
+    if mixed.any():
+        w, V = np.linalg.eigh(H[np.ix_(mixed, mixed)])
+        if not w.max() > 0:
+            return None
+        # floored eigenvalues: a start far from the fixed-effects optimum may give an indefinite H
+        L = np.linalg.cholesky((V * np.maximum(w, 1e-8 * w.max())) @ V.T)
+        T[np.ix_(mixed, mixed)] = np.linalg.inv(L.T)
+    return T if np.all(np.isfinite(T)) and np.all(np.diagonal(T) > 0) else None
+
+
+def metric_lbfgs(fun_grad, x0, T, bounds, options=None):
+    """L-BFGS-B in the coordinates z of x = x0 + T z (see ``metric_from_hessian``), the result in x.
+
+    Parameters
+    ----------
+    fun_grad : callable
+        x -> (deviance, gradient).
+    x0 : numpy.ndarray, shape (k,)
+        The start (z = 0).
+    T : numpy.ndarray, shape (k, k)
+        The metric; diagonal in the rows and columns of bounded coordinates.
+    bounds : list of (float or None, float or None)
+        scipy's bounds on x.
+    options : dict, optional
+        L-BFGS-B's options (``LBFGS_OPTIONS`` by default).
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        ``x``, ``fun``, ``jac`` (the gradient in x), ``success``, ``message``, ``nfev``.
+    """
+    from scipy.optimize import OptimizeResult, minimize
+
+    diag = np.diagonal(T)
+    zb = []
+    for j, (lo, hi) in enumerate(bounds):
+        if lo is None and hi is None:
+            zb.append((None, None))
+            continue
+        zl = None if lo is None else (lo - x0[j]) / diag[j]
+        zh = None if hi is None else (hi - x0[j]) / diag[j]
+        zb.append((zl, zh))
+
+    def fun(z):
+        value, grad = fun_grad(x0 + T @ z)
+        return value, T.T @ grad
+
+    res = minimize(fun, np.zeros(x0.shape[0]), jac=True, method="L-BFGS-B", bounds=zb,
+                   options=LBFGS_OPTIONS if options is None else options)
+    x = x0 + T @ res.x
+    for j, (lo, hi) in enumerate(bounds):  # bounds are exact on the scaled coordinates; clip rounding
+        if lo is not None or hi is not None:
+            x[j] = np.clip(x[j], -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    jac = np.linalg.solve(T.T, res.jac)
+    return OptimizeResult(x=x, fun=res.fun, jac=jac, success=res.success, message=str(res.message),
+                          nfev=res.nfev)
+
+
+def lbfgs(fun_grad, x0, layout, nobs: int, warm, value=None, max_restarts: int = 3, metric=None):
     """L-BFGS-B on an exact gradient with the shared policy: a curvature-scaled restart when it stops
     with a large gradient, and a probe of every θ that ends on its bound (restart from the best probe).
 
@@ -347,6 +439,9 @@ def lbfgs(fun_grad, x0, layout, nobs: int, warm, value=None, max_restarts: int =
         x -> deviance for the probes (defaults to the first item of ``fun_grad``).
     max_restarts : int, default 3
         Most restarts from a better bound probe.
+    metric : numpy.ndarray, shape (k, k), optional
+        T of ``metric_from_hessian``: the runs are made in the coordinates z of x = x_start + T z
+        (the curvature-scaled rescue in its own).
 
     Returns
     -------
@@ -361,7 +456,10 @@ def lbfgs(fun_grad, x0, layout, nobs: int, warm, value=None, max_restarts: int =
     nfev = 0
     res = None
     for _ in range(max_restarts + 1):
-        res = minimize(fun_grad, x, jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
+        if metric is not None:
+            res = metric_lbfgs(fun_grad, x, metric, bounds)
+        else:
+            res = minimize(fun_grad, x, jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
         nfev += res.nfev
         if np.isfinite(res.fun) and free_gradient_norm(res.jac, res.x, layout) > gradient_tolerance(nobs):
             scaled = _rescued_lbfgs(fun_grad, res.x, layout, warm)

@@ -32,7 +32,7 @@ from ..objective.parametric import ParametricLaplace
 from ..objective.predictor import LinearPredictor, model_layout
 from ..optimize import minimize_bobyqa, minimize_with_restarts
 from . import driver
-from .start import glm_irls, theta_start
+from .start import fixed_effects_start, glm_irls, theta_start
 
 __all__ = ["GlmmProblem", "Estimate", "fit_glmm", "package", "STRATEGIES", "vcov_from_state"]
 
@@ -545,6 +545,15 @@ class StagedBobyqa:
                         obj.pirls_failures + fine.pirls_failures)
 
 
+#: fewest coefficients (β, ψ, the sub-models' β) for which L-BFGS-B runs in the metric of the
+#: fixed-effects model's curvature.  With many correlated coefficients (factor dummies in both parts)
+#: L-BFGS-B spends most of its iterations learning that metric (Salamanders' zinb2: 67 evaluations
+#: from the identity, 27 in the metric); a handful it learns in a few steps, and there the metric's
+#: intercept, whose fixed-effects curvature (~n μ) is far above the GLMM's (~q/θ² once the levels'
+#: effects are integrated out), costs more than it saves (the 1e5-row ZIP: 18 evaluations, 24).
+METRIC_MIN_COEFS = 8
+
+
 class ParametricLaplaceFit:
     """Families with their own parameters: L-BFGS-B on the exact Laplace gradient in (θ, β, log ψ)
     (BOBYQA on the deviance where the gradient's dense blocks would be too large, or when L-BFGS-B
@@ -592,10 +601,23 @@ class ParametricLaplaceFit:
         starts = family_parts_start(family_start(fam, pb, ctx.beta0), obj)
         lower, upper = layout.lower, layout.upper
         warm = _warm(obj)
-        theta0 = theta_start(s, lambda t: obj.laplace(layout.join(theta=t, beta=ctx.beta0, **starts)))
-        x0 = layout.join(theta=theta0, beta=ctx.beta0, **starts)
+        x_fixed, H_fixed = layout.join(theta=s.theta_start(), beta=ctx.beta0, **starts), None
+        if getattr(fam, "zero_model", None) is not None:  # the zero part's slopes from the model without b
+            x_fixed, H_fixed = fixed_effects_start(obj, x_fixed)
+
+        def at_theta(t):
+            x = x_fixed.copy()
+            x[layout.slice("theta")] = t
+            return x
+
+        theta0 = theta_start(s, lambda t: obj.laplace(at_theta(t)))
+        x0 = at_theta(theta0)
         if obj.gradient_applies():
-            res = driver.lbfgs(obj.laplace_and_gradient, x0, layout, pb.nobs, warm, value=obj.laplace)
+            metric = None
+            if H_fixed is not None and int(np.sum(np.diagonal(H_fixed) > 0)) >= METRIC_MIN_COEFS:
+                metric = driver.metric_from_hessian(H_fixed, layout, theta_scales(obj, x0))
+            res = driver.lbfgs(obj.laplace_and_gradient, x0, layout, pb.nobs, warm, value=obj.laplace,
+                               metric=metric)
             converged = driver.gradient_converged(res.fun, res.success, res.jac, res.x, layout, pb.nobs)
             x, evals, optimizer, message = res.x, int(res.nfev), self.name, str(res.message)
             g0 = res.jac
@@ -671,6 +693,40 @@ def family_start(family, problem: GlmmProblem, beta0) -> ParametricFamily:
     return family.with_values(family.start(y, mu, wt))
 
 
+def theta_scales(obj, x) -> np.ndarray:
+    """A scale for each covariance parameter at the start ``x`` (ones elsewhere): |θ_j| (1 where θ_j
+    is 0) over √(2q), q the levels of its term's grouping factor.
+
+    Were the q effects of a scalar term observed, the information about their SD σ would be 2q/σ²;
+    that is the curvature L-BFGS-B's coordinates are scaled by (``driver.metric_from_hessian``).
+
+    Parameters
+    ----------
+    obj : ParametricLaplace
+        The objective (its layout, structure and sub-models' structures).
+    x : numpy.ndarray
+        The start, in ``obj.layout`` order.
+
+    Returns
+    -------
+    numpy.ndarray
+        The shape of ``x``.
+    """
+    layout = obj.layout
+    out = np.ones(layout.size)
+    parts = [("theta", obj.structure)] + [(f"theta_{sub.part}", sub.structure) for sub in obj.submodels
+                                          if sub.structure is not None]
+    for name, structure in parts:
+        if name not in layout:
+            continue
+        start = layout.slice(name).start
+        for t in structure.terms:
+            sl = slice(start + t.theta_slice.start, start + t.theta_slice.stop)
+            mag = np.abs(x[sl])
+            out[sl] = np.where(mag > 0, mag, 1.0) / np.sqrt(2.0 * max(t.factor.nlevels, 1))
+    return out
+
+
 def family_parts_start(started, obj) -> dict:
     """Starting values of the family's blocks: ψ of the parameters estimated as one value each, and
     each sub-model's β with its intercept at the moment start (its other coefficients 0).
@@ -723,6 +779,11 @@ def glm_start(problem: GlmmProblem) -> np.ndarray:
         wt = wt * (y > 0)
     if problem.parametric:
         fam = fam.with_values(fam.start(y, np.full(problem.nobs, float(np.average(y, weights=wt))), wt))
+    if getattr(fam, "zero_model", None) == "zero-inflation":
+        # the count family's GLM: IRLS's steps are the base's, and step halving judged by the
+        # zero-inflated likelihood at π = ½ fights them (up to 30 halvings an iteration); the zero
+        # part and the mean's shift come from fixed_effects_start
+        fam = fam.base
     return glm_irls(problem.X, y, wt, problem.offset, fam)
 
 
