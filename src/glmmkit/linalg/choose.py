@@ -30,8 +30,11 @@ NESTED_MIN_DENSE = 1000
 #: prefix, so the dense route is cubic sooner: 100 hospitals with (1 + x | hospital/ward) 4.3 ms
 #: blocked vs 1.8 ms nested, 400: 19 vs 2.9 ms)
 NESTED_MIN_DENSE_VECTOR = 200
-#: crossed designs go to the sparse Schur engine from this many non-lead random effects ...
-SPARSE_MIN_DENSE = 4000
+#: crossed designs go to the sparse Schur engine from this many non-lead random effects (a dense block
+#: of 3.2 GB and minutes per factorisation) ...  Not lower: randomly crossed factors fill their Cholesky
+#: factor almost completely (2,000 x 2,000 levels, 10 rows per level: S 4.8% dense, L 86%), so below
+#: this the dense LAPACK path is ~25x faster (benchmarks/results/issue16_sparse.md)
+SPARSE_MIN_DENSE = 20000
 #: ... when the (upper bound on the) density of their Schur complement is below this: the ml1m shape
 #: (6,040 users x 3,706 items, 1e6 ratings) fills ~86% and stays dense
 SPARSE_MAX_DENSITY = 0.1
