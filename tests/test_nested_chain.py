@@ -201,7 +201,7 @@ def test_chain_detection():
     assert choose_engine(crossed._objective.structure.blocks, engine="nested") == "blocked"
     assert choose_engine([]) == "fixed-only"
     with pytest.raises(ValueError, match="GLMMKIT_ENGINE"):
-        choose_engine(blocks, engine="sparse")
+        choose_engine(blocks, engine="iterative")
 
 
 def test_factory_choice_recorded(monkeypatch):

@@ -3,5 +3,6 @@
 from .blocked import BlockedSystem, BlockedFactor
 from .choose import make_system
 from .nested import NestedChainSystem
+from .sparse import SparseSchurSystem
 
-__all__ = ["BlockedSystem", "BlockedFactor", "NestedChainSystem", "make_system"]
+__all__ = ["BlockedSystem", "BlockedFactor", "NestedChainSystem", "SparseSchurSystem", "make_system"]

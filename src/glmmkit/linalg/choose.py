@@ -1,8 +1,10 @@
-"""Which PLS system a model gets: fixed effects only, the blocked dense-Schur engine, or the nested chain.
+"""Which PLS system a model gets: fixed effects only, the blocked dense-Schur engine, the nested chain,
+or the sparse Schur complement of large crossed designs.
 
 Chosen once from the design (``make_system``); the fits record the choice in
-``optimizer_info.engine``.  ``GLMMKIT_ENGINE`` (``"blocked"`` or ``"nested"``) forces a path where it
-applies (tests compare the paths on one model).
+``optimizer_info.engine``.  ``GLMMKIT_ENGINE`` (``"blocked"``, ``"nested"``, ``"sparse"``,
+``"sparse-cholmod"``, ``"sparse-superlu"``) forces a path where it applies (tests compare the paths on
+one model).
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import os
 from .blocked import BlockedSystem
 from .fixed_only import FixedOnlySystem
 from .nested import NestedChainSystem, nested_chain
+from .sparse import SparseSchurSystem, cholmod_available, schur_density_bound
 
-__all__ = ["make_system", "choose_engine", "NESTED_MIN_DENSE", "NESTED_MIN_DENSE_VECTOR"]
+__all__ = ["make_system", "choose_engine", "NESTED_MIN_DENSE", "NESTED_MIN_DENSE_VECTOR", "SPARSE_MIN_DENSE",
+           "SPARSE_MAX_DENSITY"]
+
+_ENGINES = ("auto", "blocked", "nested", "sparse", "sparse-cholmod", "sparse-superlu")
 
 #: a nested chain whose non-lead blocks (the blocked engine's dense Schur rows) are all scalar goes
 #: level by level from this many rows on: below it the blocked engine's diagonal prefix (the second
@@ -24,18 +30,34 @@ NESTED_MIN_DENSE = 1000
 #: prefix, so the dense route is cubic sooner: 100 hospitals with (1 + x | hospital/ward) 4.3 ms
 #: blocked vs 1.8 ms nested, 400: 19 vs 2.9 ms)
 NESTED_MIN_DENSE_VECTOR = 200
+#: crossed designs go to the sparse Schur engine from this many non-lead random effects (a dense block
+#: of 3.2 GB and minutes per factorisation) ...  Not lower: randomly crossed factors fill their Cholesky
+#: factor almost completely (2,000 x 2,000 levels, 10 rows per level: S 4.8% dense, L 86%), so below
+#: this the dense LAPACK path is ~25x faster (benchmarks/results/issue16_sparse.md)
+SPARSE_MIN_DENSE = 20000
+#: ... when the (upper bound on the) density of their Schur complement is below this: the ml1m shape
+#: (6,040 users x 3,706 items, 1e6 ratings) fills ~86% and stays dense
+SPARSE_MAX_DENSITY = 0.1
 
 
-def choose_engine(blocks, engine: str | None = None) -> str:
-    """The engine for a model's blocks: ``"fixed-only"``, ``"blocked"`` or ``"nested"``.
+def _sparse_name(engine: str) -> str:
+    solver = engine.partition("-")[2] or ("cholmod" if cholmod_available() else "superlu")
+    return f"sparse ({solver})"
+
+
+def choose_engine(blocks, engine: str | None = None, glmm: bool = False) -> str:
+    """The engine for a model's blocks: ``"fixed-only"``, ``"blocked"``, ``"nested"``,
+    ``"sparse (cholmod)"`` or ``"sparse (superlu)"``.
 
     Parameters
     ----------
     blocks : list of ReBlock
         Engine order, lead block first (empty: no random effects).
-    engine : {"auto", "blocked", "nested"}, optional
+    engine : {"auto", "blocked", "nested", "sparse", "sparse-cholmod", "sparse-superlu"}, optional
         Force a path; default ``GLMMKIT_ENGINE`` or ``"auto"``.  ``"nested"`` on blocks that are not
-        a nested chain falls back to ``"blocked"``.
+        a nested chain falls back to ``"blocked"``; so does ``"sparse"`` for a GLMM or a single block.
+    glmm : bool, default False
+        The system is a GLMM's (reweighted by PIRLS): the sparse engine has no ``reweighted``.
 
     Returns
     -------
@@ -44,14 +66,20 @@ def choose_engine(blocks, engine: str | None = None) -> str:
     if not blocks:
         return "fixed-only"
     engine = (engine or os.environ.get("GLMMKIT_ENGINE") or "auto").lower()
-    if engine not in ("auto", "blocked", "nested"):
-        raise ValueError(f"engine must be 'auto', 'blocked' or 'nested', not {engine!r} (GLMMKIT_ENGINE)")
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(_ENGINES)}, not {engine!r} (GLMMKIT_ENGINE)")
     if engine == "blocked" or len(blocks) < 2:
         return "blocked"
     if max(b.K for b in blocks) > 8:  # structured or relationship blocks: one level of many columns
         return "blocked"
+    if engine.startswith("sparse"):
+        return "blocked" if glmm else _sparse_name(engine)
     chain = nested_chain(blocks)
     if chain is None:
+        if engine == "auto" and not glmm and sum(b.size for b in blocks[1:]) >= SPARSE_MIN_DENSE:
+            mz, density = schur_density_bound(blocks)
+            if mz >= SPARSE_MIN_DENSE and density < SPARSE_MAX_DENSITY:
+                return _sparse_name("sparse")
         return "blocked"
     if engine == "nested":
         return "nested"
@@ -82,9 +110,11 @@ def make_system(blocks, X, y, sqrt_w=None, *, weights=None, by_plan: bool = Fals
 
     Returns
     -------
-    BlockedSystem, NestedChainSystem or FixedOnlySystem
+    BlockedSystem, NestedChainSystem, SparseSchurSystem or FixedOnlySystem
     """
-    name = choose_engine(blocks, engine)
+    name = choose_engine(blocks, engine, glmm=by_plan or weights is not None)
+    if name.startswith("sparse"):
+        return SparseSchurSystem(blocks, X, y, sqrt_w, solver=name[len("sparse (") : -1])
     if name == "fixed-only":
         system = FixedOnlySystem(X, y, sqrt_w)
     elif name == "nested":
