@@ -635,7 +635,9 @@ class ParametricLaplaceFit:
                     x, evals, optimizer, message, converged = alt.x, evals + alt.n_evals, alt.optimizer, alt.message, True
                     g0, obj, fun_grad = None, tight, tight.laplace_and_gradient
                     warm = _warm(obj)
-            H, grad = driver.hessian_from_gradient(fun_grad, x, warm, g0=g0, layout=layout)
+            # the difference steps are 1e-6: the mode moved to first order is the mode to O(1e-12)
+            near = getattr(obj, "gradient_near_mode", None) if fun_grad == obj.laplace_and_gradient else None
+            H, grad = driver.hessian_from_gradient(near or fun_grad, x, warm, g0=g0, layout=layout)
         else:
             obj = pb.objective(tol=1e-14)
             res = minimize_with_restarts(obj.laplace, x0, lower, upper=upper, initial_step=layout.step)

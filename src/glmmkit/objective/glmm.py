@@ -591,7 +591,7 @@ class GlmmObjective:
         self._mode_at = (theta.copy(), beta.copy(), state)
         return state.laplace, grad
 
-    def _predicted_mode(self, theta, beta, family=None, score_shift=None):
+    def _predicted_mode(self, theta, beta, family=None, score_shift=None, compare=True):
         """PIRLS's start at (θ, β) from the mode of the previous gradient evaluation, moved to first
         order (implicit function theorem, with that evaluation's factor: one solve, no new one):
 
@@ -603,7 +603,8 @@ class GlmmObjective:
         previous mode is kept or when ``self.u`` is not that mode (a caller's warm start, the driver's
         (get, set) pair, is used as given); ``start`` (η, deviance) at that start, or None.  ``family`` is the family at the
         new point and ``score_shift`` (per row) the change of s with its parameters, for a family
-        with parameters of its own (``ParametricLaplace``)."""
+        with parameters of its own (``ParametricLaplace``). ``compare`` False keeps a finite prediction
+        without the previous mode's deviance (a difference step, where the prediction is the better)."""
         last = getattr(self, "_mode_at", None)
         if last is None or last[2].u is not self.u:
             return None, None
@@ -624,6 +625,8 @@ class GlmmObjective:
             fixed = self.X @ beta + self.offset
             eta_pred = fixed + self.Z @ st_.b_of(tpl1, u_pred)
             dev_pred = self._pdev(eta_pred, u_pred, family)[0]
+            if not compare and np.isfinite(dev_pred):
+                return u_pred, (eta_pred, dev_pred)
             eta_old = fixed + self.Z @ st_.b_of(tpl1, st.u)
             dev_old = self._pdev(eta_old, st.u, family)[0]
         if np.isfinite(dev_pred) and dev_pred < dev_old:

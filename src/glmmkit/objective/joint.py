@@ -305,6 +305,9 @@ class JointLaplace(ParametricLaplace):
             self.u_joint = mode.u
         return mode.laplace
 
+    #: the joint mode has no first-order prediction: its Hessian differences take Newton's steps
+    gradient_near_mode = None
+
     def laplace_and_gradient(self, params):
         """The joint Laplace deviance and its exact gradient in every block of ``layout``.
 

@@ -156,7 +156,7 @@ class ParametricLaplace(GlmmObjective):
     def _newton_system(self, W):
         return self._base_system(self._X0).reweighted(self._X0, self._zeros, weights=W)
 
-    def pirls(self, theta, beta, u0=None, family=None, start=None) -> PirlsState:
+    def pirls(self, theta, beta, u0=None, family=None, start=None, maxit=None) -> PirlsState:
         """Newton's method for û at (θ, β) and the parameters ``family`` is bound to (``family_at(ψ)``).
 
         Parameters
@@ -171,6 +171,8 @@ class ParametricLaplace(GlmmObjective):
             The family bound to the parameters; the objective's own by default.
         start : tuple of (ndarray, float), optional
             (η, penalised deviance) at ``u0`` and ``beta`` when the caller has them.
+        maxit : int, optional
+            Most Newton iterations (``self.maxit`` by default; 0 takes ``u0`` as the mode).
 
         Returns
         -------
@@ -212,7 +214,8 @@ class ParametricLaplace(GlmmObjective):
             trial = self._halved_step(templates, u, du, dev, fixed, beta, family=fam)
             return None if trial is None else (trial[0], trial[1], trial[5], trial[4])
 
-        u, dev, eta, converged, it = newton_mode(u, dev, eta, direction, halve, self.tol, self.maxit)
+        u, dev, eta, converged, it = newton_mode(u, dev, eta, direction, halve, self.tol,
+                                                 self.maxit if maxit is None else maxit)
         d = fam.eta_derivatives(eta, self.y, self.wt)
         system = self._newton_system(d.W)
         fac = system.factor(templates)
@@ -270,13 +273,17 @@ class ParametricLaplace(GlmmObjective):
         self.u = state.u
         return self.agq_deviance(theta, beta, state, nagq)
 
-    def laplace_and_gradient(self, params):
+    def laplace_and_gradient(self, params, newton: bool = True):
         """Laplace deviance and its exact gradient in every parameter of the layout.
 
         Parameters
         ----------
         params : ndarray
             The parameter vector in ``layout`` order.
+        newton : bool, default True
+            False takes the previous evaluation's mode moved to first order (``_predicted_mode``) as
+            the mode, without Newton steps: for points within a difference step of that evaluation
+            (the Hessian's, ``gradient_near_mode``), where its error is second order in the step.
 
         Returns
         -------
@@ -297,14 +304,34 @@ class ParametricLaplace(GlmmObjective):
             d_prev = last[2].derivs
             shift = sum((s_p * (psi[k] - last[3][k]) for k, (_, s_p, _) in zip(fam.free_names, d_prev.psi)),
                         np.zeros(self.n))
-            u0, start = self._predicted_mode(theta, beta, fam, shift)
-        state = self.pirls(theta, beta, u0=u0, family=fam, start=start)
+            u0, start = self._predicted_mode(theta, beta, fam, shift, compare=newton)
+        maxit = 0 if (not newton and u0 is not None) else None
+        state = self.pirls(theta, beta, u0=u0, family=fam, start=start, maxit=maxit)
         if not np.isfinite(state.laplace):
             return np.inf, np.full(params.shape[0], np.nan)
         self.u = state.u
         grad = self.gradient_at(state, theta)
         self._mode_at = (theta.copy(), beta.copy(), state, psi)
         return state.laplace, grad
+
+    def gradient_near_mode(self, params):
+        """``laplace_and_gradient`` without Newton steps at a point within a difference step of the
+        last evaluation (the mode moved there to first order; Newton's steps where that prediction
+        does not lower the penalised deviance).
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector in ``layout`` order.
+
+        Returns
+        -------
+        value : float
+            −2 log L (Laplace) at the predicted mode.
+        grad : ndarray
+            Its gradient in ``params``.
+        """
+        return self.laplace_and_gradient(params, newton=False)
 
     def gradient_at(self, state, theta):
         """The exact gradient of the Laplace deviance at a converged Newton state.
