@@ -35,7 +35,7 @@ from scipy.linalg import lapack
 
 from .blocked import BlockedFactor
 
-__all__ = ["SparseSchurSystem", "SparseFactor", "cholmod_available", "schur_density_bound"]
+__all__ = ["SparseSchurSystem", "SparseFactor", "cholmod_available", "schur_density_bound", "schur_pattern"]
 
 
 def cholmod_available() -> bool:
@@ -88,6 +88,39 @@ def schur_density_bound(blocks) -> tuple[int, float]:
             nnz += 2.0 * np.unique(ci * bj.q + bj.factor.codes.astype(np.int64)).size
     nnz += float(np.sum(deg * deg))
     return mz, nnz / float(nlev) ** 2
+
+
+def schur_pattern(blocks) -> sp.csc_matrix:
+    """The pattern of the non-lead Schur complement S = Zr'Zr + I - B D⁻¹ B' (its fill is a clique of the
+    non-lead levels each lead level meets), at effect granularity, without any values of Z.
+
+    Parameters
+    ----------
+    blocks : list of ReBlock
+        Engine order, lead block first; at least two blocks.
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix, shape (mz, mz)
+        Ones where S may be nonzero (symmetric, with the diagonal), rows in the blocked engine's order
+        of the non-lead effects.
+    """
+    lead, rest = blocks[0], blocks[1:]
+    n = lead.factor.codes.size
+    rows = np.arange(n)
+    offs = np.concatenate([[0], np.cumsum([b.q for b in rest])])
+    nlev = int(offs[-1])
+    cols = np.concatenate([b.factor.codes.astype(np.int64) + o for b, o in zip(rest, offs[:-1])])
+    Zr = sp.csr_matrix((np.ones(cols.size), (np.tile(rows, len(rest)), cols)), shape=(n, nlev))
+    Z1 = sp.csr_matrix((np.ones(n), (rows, lead.factor.codes.astype(np.int64))), shape=(n, lead.q))
+    B = (Zr.T @ Z1).tocsr()
+    S = (Zr.T @ Zr + B @ B.T + sp.identity(nlev)).tocsr()
+    # level -> its K effects (the blocked engine's layout: level-major within each block)
+    eff_lev = np.concatenate([np.repeat(np.arange(b.q) + o, b.K) for b, o in zip(rest, offs[:-1])])
+    E = sp.csr_matrix((np.ones(eff_lev.size), (np.arange(eff_lev.size), eff_lev)), shape=(eff_lev.size, nlev))
+    S = (E @ S @ E.T).tocsc()
+    S.data[:] = 1.0
+    return S
 
 
 @dataclass
