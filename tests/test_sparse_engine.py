@@ -75,16 +75,6 @@ def test_sparse_equals_blocked(monkeypatch, solver, formula, weights):
                                rtol=1e-9, atol=1e-11)
 
 
-def test_sparse_not_for_glmm(monkeypatch):
-    df = _crossed(seed=2)
-    df["yb"] = (df["y"] > df["y"].median()).astype(float)
-    monkeypatch.setenv("GLMMKIT_ENGINE", "sparse")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = glmmkit.glmer("yb ~ x + (1 | a) + (1 | b)", df, family="binomial")
-    assert m.optimizer_info.engine == "blocked"
-
-
 def _fake_blocks(q1, q2, n, seed=0, local=False):
     """ReBlock stand-ins with only what the chooser reads (codes, q, K, size): built without rows of Z."""
     rng = np.random.default_rng(seed)
@@ -109,7 +99,7 @@ def test_chooser_from_fill(monkeypatch):
     pr = sparse_prediction(band)
     assert pr["complete"] and pr["nnz_L"] < 0.01 * 2000**2 and pr["sparse"]
     assert choose_engine(band).startswith("sparse (")
-    assert choose_engine(band, glmm=True) == "blocked"
+    assert choose_engine(band, glmm=True).startswith("sparse (")  # the same fill rule for GLMMs
     assert choose_engine(_fake_blocks(30_000, 30_000, 300_000)) == "blocked"  # random: fills
     assert choose_engine(_fake_blocks(30_000, 30_000, 300_000, local=True)).startswith("sparse (")
     # ml1m's shape fills its Schur block (bound > 1: not even formed): dense
@@ -155,3 +145,36 @@ def test_schur_pattern_is_the_engines(monkeypatch, formula):
     own = sp.csc_matrix((np.ones(sysm._indices.size), sysm._indices, sysm._indptr), shape=(sysm.ms, sysm.ms))
     got = schur_pattern(sysm.blocks)
     assert got.shape == own.shape and (got != own).nnz == 0
+
+
+def _glmer(monkeypatch, engine, formula, df, family):
+    monkeypatch.setenv("GLMMKIT_ENGINE", engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return glmmkit.glmer(formula, df, family=family)
+
+
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+def test_sparse_glmm_equals_blocked(monkeypatch, family):
+    df = _crossed(seed=3, n=800)
+    eta = -0.2 + 0.4 * df["x"] + 0.3 * (df["y"] - df["y"].mean())
+    rng = np.random.default_rng(5)
+    df["yb"] = (rng.random(len(df)) < 1 / (1 + np.exp(-eta))).astype(float) if family == "binomial" \
+        else rng.poisson(np.exp(eta)).astype(float)
+    formula = "yb ~ x + (1 | a) + (1 | b)"
+    a = _glmer(monkeypatch, "blocked", formula, df, family)
+    b = _glmer(monkeypatch, "sparse-superlu", formula, df, family)
+    assert a.optimizer_info.engine == "blocked" and b.optimizer_info.engine == "sparse (superlu)"
+    oa, ob = a._objective, b._objective
+    assert isinstance(ob._base_system(ob._X0), SparseSchurSystem) and not ob.gradient_applies()
+    # the Laplace deviance and its mode at the same (θ, β): one system against the other
+    for params in (np.concatenate([a.theta.to_numpy(), a.fixef.to_numpy()]),
+                   np.concatenate([a.theta.to_numpy() * 1.4 + 0.1, a.fixef.to_numpy() - 0.2])):
+        da, db = oa.laplace(params), ob.laplace(params)
+        assert abs(da - db) <= 1e-10 * abs(da)
+        np.testing.assert_allclose(ob.u, oa.u, rtol=1e-8, atol=1e-10)
+    # the fits (different optimisers: exact gradient against derivative-free) meet at one optimum;
+    # estimates to the optimisers' stopping (measured 4e-6 apart at most)
+    assert abs(a.loglik - b.loglik) <= 1e-8 * abs(a.loglik)
+    np.testing.assert_allclose(b.fixef.values, a.fixef.values, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(b.theta.values, a.theta.values, rtol=2e-5, atol=2e-5)

@@ -91,9 +91,10 @@ def choose_engine(blocks, engine: str | None = None, glmm: bool = False) -> str:
         Engine order, lead block first (empty: no random effects).
     engine : {"auto", "blocked", "nested", "sparse", "sparse-cholmod", "sparse-superlu"}, optional
         Force a path; default ``GLMMKIT_ENGINE`` or ``"auto"``.  ``"nested"`` on blocks that are not
-        a nested chain falls back to ``"blocked"``; so does ``"sparse"`` for a GLMM or a single block.
+        a nested chain falls back to ``"blocked"``; so does ``"sparse"`` for a single block.
     glmm : bool, default False
-        The system is a GLMM's (reweighted by PIRLS): the sparse engine has no ``reweighted``.
+        The system is a GLMM's (reweighted by PIRLS).  The same fill rule applies; on the sparse engine
+        the GLMM has no exact Laplace gradient (derivative-free route).
 
     Returns
     -------
@@ -109,10 +110,10 @@ def choose_engine(blocks, engine: str | None = None, glmm: bool = False) -> str:
     if max(b.K for b in blocks) > 8:  # structured or relationship blocks: one level of many columns
         return "blocked"
     if engine.startswith("sparse"):
-        return "blocked" if glmm else _sparse_name(engine)
+        return _sparse_name(engine)
     chain = nested_chain(blocks)
     if chain is None:
-        if engine == "auto" and not glmm and sum(b.size for b in blocks[1:]) >= SPARSE_MIN_DENSE:
+        if engine == "auto" and sum(b.size for b in blocks[1:]) >= SPARSE_MIN_DENSE:
             if sparse_prediction(blocks)["sparse"]:
                 return _sparse_name("sparse")
         return "blocked"

@@ -539,6 +539,8 @@ class GlmmObjective:
             return False
         if getattr(self._base_system(self._X0), "engine", "") == "nested":  # M⁻¹'s pattern only, no dense part
             return True
+        if getattr(self._base_system(self._X0), "engine", "").startswith("sparse"):
+            return False  # no inverse_parts on the sparse Schur engine: the derivative-free route
         return dense_parts_fit(self.structure.blocks, max_cross)
 
     def _entries(self):

@@ -343,4 +343,6 @@ class ParametricLaplace(GlmmObjective):
         -------
         bool
         """
+        if getattr(self._base_system(self._X0), "engine", "").startswith("sparse"):
+            return False  # no inverse_parts on the sparse Schur engine: the derivative-free route
         return dense_parts_fit(self.structure.blocks, max_cross)
