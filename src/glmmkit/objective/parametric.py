@@ -93,6 +93,8 @@ class ParametricLaplace(GlmmObjective):
         :class:`~glmmkit.objective.glmm.GlmmObjective`.
     """
 
+    _sparse_engine_ok = False  # Newton on the mode uses signed (observed-information) weights
+
     def __init__(self, structure, X, y, wt, offset, family, **kw):
         super().__init__(structure, X, y, wt, offset, family, **kw)
         self._zeros = np.zeros(self.n)
@@ -343,6 +345,4 @@ class ParametricLaplace(GlmmObjective):
         -------
         bool
         """
-        if getattr(self._base_system(self._X0), "engine", "").startswith("sparse"):
-            return False  # no inverse_parts on the sparse Schur engine: the derivative-free route
         return dense_parts_fit(self.structure.blocks, max_cross)
