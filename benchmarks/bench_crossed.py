@@ -5,7 +5,9 @@ usage: python benchmarks/bench_crossed.py KIND SIZE [NHOSP] [--profile]
 KIND crossed: a MovieLens-1M-shaped LMM y ~ x + (1 | user) + (1 | item), 6,040 users x 3,706 items with
 lognormal popularity skew, SIZE rows; bern: the same design with a Bernoulli response (glmer); nested:
 y ~ x + (1 | region/hospital/ward) with SIZE wards of 10 rows over NHOSP hospitals (default 2000) in 20
-regions; nestedslope: y ~ x + (1 + x | hospital/ward) on the same design (slopes simulated); nestedbern: the
+regions; ml16: issue 16's shape, y ~ x + (1 | user) + (1 | item) with 50,000 users x 5,000 items (the same
+skewed simulation), SIZE rows (GLMMKIT_ENGINE forces an engine; the JSON gives the chooser's prediction);
+nestedslope: y ~ x + (1 + x | hospital/ward) on the same design (slopes simulated); nestedbern: the
 nested design with a Bernoulli response (glmer).  Prints one JSON line (fit time, factor
 time, peak RSS, the engine path, the BLAS threading decision) and the estimates.  GLMMKIT_SRC points at
 another checkout's src (a before/after comparison); results in benchmarks/results/issue16_crossed.md.
@@ -76,6 +78,8 @@ if kind in ("nested", "nestedslope", "nestedbern"):
     fam = "binomial" if kind == "nestedbern" else None
 elif kind == "crossed":
     df = crossed(size); formula = "y ~ x + (1 | user) + (1 | item)"; fam = None
+elif kind == "ml16":
+    df = crossed(size, nu=50_000, ni=5_000); formula = "y ~ x + (1 | user) + (1 | item)"; fam = None
 elif kind == "bern":
     df = crossed(size, binary=True); formula = "y ~ x + (1 | user) + (1 | item)"; fam = "binomial"
 t_sim = time.perf_counter() - t0
@@ -112,6 +116,19 @@ try:  # the nested-chain engine (issue 16): absent in a checkout from before it
         paths.append(dict(engine="nested", chain_q=self._q, chain_K=self._K, init_s=round(time.perf_counter() - t, 3)))
     _nested.NestedChainSystem.__init__ = ninit
 except ImportError:
+    pass
+try:  # the sparse Schur engine and its chooser (issue 16)
+    from glmmkit.linalg import sparse as _sparse, choose as _choose
+    orig_sfactor = _sparse.SparseSchurSystem.factor
+    def sfactor(self, T):
+        t = time.perf_counter(); r = orig_sfactor(self, T); nfac[0] += 1; nfac[1] += time.perf_counter() - t; return r
+    _sparse.SparseSchurSystem.factor = sfactor
+    orig_pred = _choose.sparse_prediction
+    def pred(blocks):
+        t = time.perf_counter(); r = orig_pred(blocks); r["choose_s"] = round(time.perf_counter() - t, 2)
+        paths.append(dict(prediction=r)); return r
+    _choose.sparse_prediction = pred
+except (ImportError, AttributeError):
     pass
 
 if profile:

@@ -14,10 +14,11 @@ import os
 from .blocked import BlockedSystem
 from .fixed_only import FixedOnlySystem
 from .nested import NestedChainSystem, nested_chain
-from .sparse import SparseSchurSystem, cholmod_available, schur_density_bound
+from .sparse import SparseSchurSystem, cholmod_available, schur_density_bound, schur_pattern
+from .symbolic import cholesky_counts, fill_ordering
 
 __all__ = ["make_system", "choose_engine", "NESTED_MIN_DENSE", "NESTED_MIN_DENSE_VECTOR", "SPARSE_MIN_DENSE",
-           "SPARSE_MAX_DENSITY"]
+           "SPARSE_MAX_DENSITY", "SPARSE_MAX_FILL", "SPARSE_FLOP_MARGIN", "sparse_prediction"]
 
 _ENGINES = ("auto", "blocked", "nested", "sparse", "sparse-cholmod", "sparse-superlu")
 
@@ -30,15 +31,50 @@ NESTED_MIN_DENSE = 1000
 #: prefix, so the dense route is cubic sooner: 100 hospitals with (1 + x | hospital/ward) 4.3 ms
 #: blocked vs 1.8 ms nested, 400: 19 vs 2.9 ms)
 NESTED_MIN_DENSE_VECTOR = 200
-#: crossed designs go to the sparse Schur engine from this many non-lead random effects (a dense block
-#: of 3.2 GB and minutes per factorisation) ...  Not lower: randomly crossed factors fill their Cholesky
-#: factor almost completely (2,000 x 2,000 levels, 10 rows per level: S 4.8% dense, L 86%), so below
-#: this the dense LAPACK path is ~25x faster (benchmarks/results/issue16_sparse.md)
-SPARSE_MIN_DENSE = 20000
-#: ... when the (upper bound on the) density of their Schur complement is below this: the ml1m shape
-#: (6,040 users x 3,706 items, 1e6 ratings) fills ~86% and stays dense
-SPARSE_MAX_DENSITY = 0.1
+#: crossed designs are considered for the sparse Schur engine from this many non-lead random effects
+#: (below it the dense block is milliseconds); the choice is then made on the predicted Cholesky factor
+#: of S after the fill-reducing ordering (``linalg/symbolic.py``), never on S's own density: a random
+#: crossing's S is 4.8 % dense but fills L to 86 % (2,000 x 2,000 levels, 10 rows a level)
+SPARSE_MIN_DENSE = 1000
+#: sparse only when its factor holds at most this share of the dense lower triangle (mz²/2) ...
+SPARSE_MAX_FILL = 0.1
+#: ... and its flops (Σ colcount²) are this many times fewer than the dense block's mz³/3: a sparse
+#: factorisation here (S's refill, the rank update's scatter, CHOLMOD/SuperLU, the border solves) costs
+#: ~20x more per flop than LAPACK's dense potrf (benchmarks/results/issue16_sparse.md)
+SPARSE_FLOP_MARGIN = 20.0
+#: S's pattern is formed for the count only up to this many (bounded) nonzeros (~1 GB of temporaries);
+#: above it the engine stays dense unless the density bound is below ``SPARSE_MAX_DENSITY``
+SPARSE_PATTERN_MAX = 5e7
+SPARSE_MAX_DENSITY = 0.01
 
+
+def sparse_prediction(blocks) -> dict:
+    """Predicted cost of the sparse Schur engine against the dense block on a crossed design.
+
+    Parameters
+    ----------
+    blocks : list of ReBlock
+        Engine order, lead block first; at least two blocks.
+
+    Returns
+    -------
+    dict
+        ``mz`` (non-lead effects), ``nnz_S``, ``nnz_L`` (with its diagonal; a lower bound when
+        ``complete`` is False: the count stopped at ``SPARSE_MAX_FILL``), ``flops_sparse`` (Σ colcount²),
+        ``flops_dense`` (mz³/3), ``complete`` and ``sparse`` (whether the sparse engine pays).
+    """
+    mz, bound = schur_density_bound(blocks)
+    out = dict(mz=int(mz), flops_dense=mz**3 / 3.0, nnz_S=None, nnz_L=None, flops_sparse=None, complete=False)
+    if bound * mz * mz > SPARSE_PATTERN_MAX:
+        # too large to form: only a very sparse bound (then the fill cannot be near dense) goes sparse
+        out["sparse"] = bool(bound < SPARSE_MAX_DENSITY)
+        return out
+    S = schur_pattern(blocks)
+    cap = SPARSE_MAX_FILL * mz * (mz + 1) / 2.0
+    nnz, flops, complete = cholesky_counts(S, fill_ordering(S), cap=cap)
+    out.update(nnz_S=int(S.nnz), nnz_L=nnz, flops_sparse=flops, complete=complete)
+    out["sparse"] = bool(complete and flops * SPARSE_FLOP_MARGIN < out["flops_dense"])
+    return out
 
 def _sparse_name(engine: str) -> str:
     solver = engine.partition("-")[2] or ("cholmod" if cholmod_available() else "superlu")
@@ -55,9 +91,10 @@ def choose_engine(blocks, engine: str | None = None, glmm: bool = False) -> str:
         Engine order, lead block first (empty: no random effects).
     engine : {"auto", "blocked", "nested", "sparse", "sparse-cholmod", "sparse-superlu"}, optional
         Force a path; default ``GLMMKIT_ENGINE`` or ``"auto"``.  ``"nested"`` on blocks that are not
-        a nested chain falls back to ``"blocked"``; so does ``"sparse"`` for a GLMM or a single block.
+        a nested chain falls back to ``"blocked"``; so does ``"sparse"`` for a single block.
     glmm : bool, default False
-        The system is a GLMM's (reweighted by PIRLS): the sparse engine has no ``reweighted``.
+        The system is a GLMM's (reweighted by PIRLS).  The same fill rule applies; on the sparse engine
+        the GLMM has no exact Laplace gradient (derivative-free route).
 
     Returns
     -------
@@ -73,12 +110,11 @@ def choose_engine(blocks, engine: str | None = None, glmm: bool = False) -> str:
     if max(b.K for b in blocks) > 8:  # structured or relationship blocks: one level of many columns
         return "blocked"
     if engine.startswith("sparse"):
-        return "blocked" if glmm else _sparse_name(engine)
+        return _sparse_name(engine)
     chain = nested_chain(blocks)
     if chain is None:
-        if engine == "auto" and not glmm and sum(b.size for b in blocks[1:]) >= SPARSE_MIN_DENSE:
-            mz, density = schur_density_bound(blocks)
-            if mz >= SPARSE_MIN_DENSE and density < SPARSE_MAX_DENSITY:
+        if engine == "auto" and sum(b.size for b in blocks[1:]) >= SPARSE_MIN_DENSE:
+            if sparse_prediction(blocks)["sparse"]:
                 return _sparse_name("sparse")
         return "blocked"
     if engine == "nested":

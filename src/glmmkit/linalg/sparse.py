@@ -20,12 +20,14 @@ L_g⁻ᵀ(I + C_g' S⁻¹ C_g)L_g⁻¹, which reads S⁻¹ on the pattern of C C
 selected inverse of S on the pattern of its Cholesky factor (Takahashi's recurrence, one numba pass over
 the factor's columns), never from a dense inverse.
 
-GLMMs (``reweighted``, ``inverse_parts``) are not supported: ``choose_engine`` never picks this engine
-for them.
+GLMMs: ``reweighted`` refills the crossproducts on the fixed pattern (PIRLS, Laplace's log-determinant,
+the chord steps' ``solve_rhs``); ``inverse_parts`` (the exact Laplace gradient) is not implemented, so a
+GLMM on this engine is fitted by the derivative-free route (``GlmmObjective.gradient_applies`` is False).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +37,7 @@ from scipy.linalg import lapack
 
 from .blocked import BlockedFactor
 
-__all__ = ["SparseSchurSystem", "SparseFactor", "cholmod_available", "schur_density_bound"]
+__all__ = ["SparseSchurSystem", "SparseFactor", "cholmod_available", "schur_density_bound", "schur_pattern"]
 
 
 def cholmod_available() -> bool:
@@ -88,6 +90,39 @@ def schur_density_bound(blocks) -> tuple[int, float]:
             nnz += 2.0 * np.unique(ci * bj.q + bj.factor.codes.astype(np.int64)).size
     nnz += float(np.sum(deg * deg))
     return mz, nnz / float(nlev) ** 2
+
+
+def schur_pattern(blocks) -> sp.csc_matrix:
+    """The pattern of the non-lead Schur complement S = Zr'Zr + I - B D⁻¹ B' (its fill is a clique of the
+    non-lead levels each lead level meets), at effect granularity, without any values of Z.
+
+    Parameters
+    ----------
+    blocks : list of ReBlock
+        Engine order, lead block first; at least two blocks.
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix, shape (mz, mz)
+        Ones where S may be nonzero (symmetric, with the diagonal), rows in the blocked engine's order
+        of the non-lead effects.
+    """
+    lead, rest = blocks[0], blocks[1:]
+    n = lead.factor.codes.size
+    rows = np.arange(n)
+    offs = np.concatenate([[0], np.cumsum([b.q for b in rest])])
+    nlev = int(offs[-1])
+    cols = np.concatenate([b.factor.codes.astype(np.int64) + o for b, o in zip(rest, offs[:-1])])
+    Zr = sp.csr_matrix((np.ones(cols.size), (np.tile(rows, len(rest)), cols)), shape=(n, nlev))
+    Z1 = sp.csr_matrix((np.ones(n), (rows, lead.factor.codes.astype(np.int64))), shape=(n, lead.q))
+    B = (Zr.T @ Z1).tocsr()
+    S = (Zr.T @ Zr + B @ B.T + sp.identity(nlev)).tocsr()
+    # level -> its K effects (the blocked engine's layout: level-major within each block)
+    eff_lev = np.concatenate([np.repeat(np.arange(b.q) + o, b.K) for b, o in zip(rest, offs[:-1])])
+    E = sp.csr_matrix((np.ones(eff_lev.size), (np.arange(eff_lev.size), eff_lev)), shape=(eff_lev.size, nlev))
+    S = (E @ S @ E.T).tocsc()
+    S.data[:] = 1.0
+    return S
 
 
 @dataclass
@@ -182,18 +217,19 @@ class SparseSchurSystem:
         self._Azx = [_pair_sums(b.factor.codes, b.q, z, XY) for b, z in zip(self.rest, zr)]
 
         # Λr'Zr'ZrΛr: per pair of non-lead blocks (i >= j), their level pairs' K_i x K_j blocks
-        self._zz = []  # (i, j, A (np, Ki, Kj)) in the order of their targets
+        self._zz, self._zz_inv = [], []  # (i, j, A (np, Ki, Kj)) in the order of their targets
         rows_e, cols_e = [], []
         for i, bi in enumerate(self.rest):
             for j in range(i + 1):
                 bj = self.rest[j]
                 if i == j:
                     li = np.arange(bi.q)
-                    A = _pair_sums(bi.factor.codes, bi.q, zr[i], zr[i])
+                    inv = bi.factor.codes
                     lj = li
                 else:
                     li, lj, inv = _pair_codes(bi.factor.codes, bi.q, bj.factor.codes, bj.q)
-                    A = _pair_sums(inv, li.size, zr[i], zr[j])
+                A = _pair_sums(inv, li.size, zr[i], zr[j])
+                self._zz_inv.append((inv, li.size))
                 kk, ll = np.meshgrid(np.arange(bi.K), np.arange(bj.K), indexing="ij")
                 keep = (kk >= ll) if i == j else np.ones_like(kk, dtype=bool)
                 kk, ll = kk[keep], ll[keep]
@@ -205,12 +241,13 @@ class SparseSchurSystem:
         zz_r, zz_c = np.concatenate(rows_e), np.concatenate(cols_e)
 
         # B = Λr'Zr'Z1Λ1 by (lead level, non-lead level) pairs; C's rows: one per (pair, component)
-        self._cross = []
+        self._cross, self._cross_inv = [], []
         e_ent, e_lead = [], []
         for i, b in enumerate(self.rest):
             gl, lb, inv = _pair_codes(g, self.q1, b.factor.codes, b.q)
             A = _pair_sums(inv, gl.size, zr[i], z1)  # (np, K_b, K1)
             self._cross.append((i, gl, A))
+            self._cross_inv.append(inv)
             e_ent.append((self._roff[i] + lb[:, None] * b.K + np.arange(b.K)[None, :]).ravel())
             e_lead.append(np.repeat(gl, b.K))
         self._e_ent = np.concatenate(e_ent)
@@ -262,6 +299,54 @@ class SparseSchurSystem:
         self._indptr = np.concatenate([[0], np.cumsum(np.bincount(all_c, minlength=ms))]).astype(np.int32)
         self._full_map = src[o]
         self.nnz_schur = int(self._full_map.size)
+
+    def reweighted(self, X: np.ndarray, y: np.ndarray, sqrt_w: np.ndarray | None = None,
+                   weights: np.ndarray | None = None) -> "SparseSchurSystem":
+        """The same model's system with new weights and response (PIRLS, Newton on the mode).
+
+        The pattern, the ordering and every index map are this system's (a zero weight keeps its
+        entries, as zeros); only the crossproducts are formed anew by ``bincount`` over the rows.  This
+        system is left unchanged.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, p)
+            Fixed-effects columns; ``p`` must equal this system's.
+        y : ndarray, shape (n,)
+            Response (the working response for a GLMM), minus any offset.
+        sqrt_w : ndarray, shape (n,), optional
+            Square roots of the (working) weights.
+        weights : ndarray, shape (n,), optional
+            Weights W of Z'WZ (instead of ``sqrt_w``); only non-negative ones on this engine.
+
+        Returns
+        -------
+        SparseSchurSystem
+        """
+        if X.shape[1] != self.p:
+            raise ValueError(f"reweighted: X has {X.shape[1]} columns, the system {self.p}")
+        if weights is not None:
+            if sqrt_w is not None or np.any(weights < 0):
+                raise NotImplementedError("SparseSchurSystem.reweighted: signed weights (or both weights and "
+                                          "sqrt_w) need the blocked engine: GLMMKIT_ENGINE=blocked")
+            sqrt_w = np.sqrt(weights)
+        new = copy.copy(self)
+        with np.errstate(over="ignore", invalid="ignore"):
+            XY = np.column_stack([X, y])
+            w = (lambda z: z) if sqrt_w is None else (lambda z: z * sqrt_w[:, None])
+            XY = w(XY)
+            g = self.lead.factor.codes
+            z1 = w(self.lead.columns)
+            zr = [w(b.columns) for b in self.rest]
+            new._XX = XY.T @ XY
+            new._A11 = _pair_sums(g, self.q1, z1, z1)
+            new._G = _pair_sums(g, self.q1, XY, z1)
+            new._Azx = [_pair_sums(b.factor.codes, b.q, z, XY) for b, z in zip(self.rest, zr)]
+            new._zz = [(i, j, _pair_sums(inv, npairs, zr[i], zr[j]), keep)
+                       for (i, j, _A, keep), (inv, npairs) in zip(self._zz, self._zz_inv)]
+            new._cross = [(i, gl, _pair_sums(inv, gl.size, zr[i], z1))
+                          for (i, gl, _A), inv in zip(self._cross, self._cross_inv)]
+        return new
 
     def _schur_matrix(self, low: np.ndarray) -> sp.csc_matrix:
         """S from its lower-pattern values (the full symmetric CSC on the fixed pattern)."""

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..linalg import BlockedFactor, BlockedSystem, make_system
+from ..linalg.choose import choose_engine
 from .agq import level_nodes
 from .predictor import LinearPredictor, model_layout
 
@@ -251,6 +252,9 @@ class GlmmObjective:
         The blocks of the parameter vector (θ, β[, ψ]).
     """
 
+    #: the sparse Schur engine reweights with non-negative PIRLS weights only
+    _sparse_engine_ok = True
+
     def __init__(self, structure, X, y, wt, offset, family, *, beta_start=None, tol=1e-10, maxit=60,
                  beta_names=None, submodels=()):
         self.structure = structure
@@ -341,7 +345,10 @@ class GlmmObjective:
         base = self._bases.get(p)
         if base is None:
             blocks = self.structure.blocks
-            base = self._bases[p] = make_system(blocks, X, np.zeros(self.n), by_plan=True)
+            engine = None
+            if not self._sparse_engine_ok and choose_engine(blocks, glmm=True).startswith("sparse"):
+                engine = "blocked"  # signed Newton weights (observed information): the blocked engine's
+            base = self._bases[p] = make_system(blocks, X, np.zeros(self.n), by_plan=True, engine=engine)
         return base
 
     def _system(self, eta: np.ndarray, fixed: np.ndarray, X: np.ndarray) -> BlockedSystem:
@@ -539,6 +546,8 @@ class GlmmObjective:
             return False
         if getattr(self._base_system(self._X0), "engine", "") == "nested":  # M⁻¹'s pattern only, no dense part
             return True
+        if getattr(self._base_system(self._X0), "engine", "").startswith("sparse"):
+            return False  # no inverse_parts on the sparse Schur engine: the derivative-free route
         return dense_parts_fit(self.structure.blocks, max_cross)
 
     def _entries(self):

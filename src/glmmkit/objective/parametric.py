@@ -93,6 +93,8 @@ class ParametricLaplace(GlmmObjective):
         :class:`~glmmkit.objective.glmm.GlmmObjective`.
     """
 
+    _sparse_engine_ok = False  # Newton on the mode uses signed (observed-information) weights
+
     def __init__(self, structure, X, y, wt, offset, family, **kw):
         super().__init__(structure, X, y, wt, offset, family, **kw)
         self._zeros = np.zeros(self.n)
