@@ -98,3 +98,25 @@ def test_refused_family_names_the_fix(sync):
         gk.glmer("pos ~ 1 + (1 | a) + (1 | b)", dd.from_pandas(df, npartitions=2), family="Gamma")
     with pytest.raises(NotAvailableError, match="nagq"):
         gk.glmer("y ~ x + (1 | a) + (1 | b)", dd.from_pandas(df, npartitions=2), family="binomial", nagq=3)
+
+
+@pytest.mark.slow  # ~20 s: a cluster's start and ~400 scheduled passes
+def test_crossed_on_a_two_worker_local_cluster():
+    distributed = pytest.importorskip("distributed")
+    df = _data(n=1500, seed=3)
+    formula = "y ~ x + (1 | a) + (1 | b)"
+    mem = gk.glmer(formula, df, family="binomial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = distributed.LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+        client = distributed.Client(lc)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = gk.glmer(formula, dd.from_pandas(df, npartitions=4), family="binomial")  # the current client
+    finally:
+        client.close()
+        lc.close()
+    assert abs(fit.loglik - mem.loglik) <= 1e-6 * abs(mem.loglik)
+    assert _rel(mem.fixef, fit.fixef, floor=0.1) <= 1e-6
+    assert fit.optimizer_info.distributed["strategy"] == "pirls"
