@@ -123,10 +123,6 @@ class _PirlsPartition:
         out["ll"] = float(np.sum(direct)) + self.const
         return out
 
-    def condvar_pieces(self, family, beta, b):
-        """The round's pieces at the mode (the conditional variances' system)."""
-        return self.round(family, beta, b)
-
 
 def build_partition(part, plan, family, index):
     """The held partition of the PIRLS path (run on a worker).
