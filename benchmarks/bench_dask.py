@@ -20,6 +20,9 @@ the log-likelihood and fixed-effect differences.
 one file at a time (never all rows in memory), fitted by lmer on the cluster only; ``--probe`` first
 measures the in-memory fit's peak RSS at 1e6 and 4e6 rows (each in a fresh process) for the bytes per
 row the in-memory path needs.
+``--glmm-crossed``: a Bernoulli model with two crossed random intercepts, y ~ x + (1 | a) + (1 | b)
+(default 1e6 rows, 2,000 x 500 levels), fitted in memory and by glmer's PIRLS path on the cluster
+(one pass per PIRLS round): passes per fit, seconds per round, deviance evaluations, worker peak RSS.
 Results in benchmarks/results/issue16_dask.md.
 """
 
@@ -231,6 +234,73 @@ def main_glmm(argv):
     print(json.dumps(out))
 
 
+def main_glmm_crossed(argv):
+    """Two crossed random intercepts, Bernoulli: in memory and by the PIRLS path in one run."""
+    args = [a for a in argv if not a.startswith("--")]
+    args = [a for a in args if not (argv.index(a) > 0 and argv[argv.index(a) - 1] == "--workers")]
+    rows = int(float(args[0])) if args else 1_000_000
+    qa = int(float(args[1])) if len(args) > 1 else 2_000
+    qb = int(float(args[2])) if len(args) > 2 else 500
+    nparts = int(args[3]) if len(args) > 3 else 4
+    workers = int(argv[argv.index("--workers") + 1]) if "--workers" in argv else 2
+    threading.Thread(target=_watchdog, daemon=True).start()
+
+    import dask.dataframe as dd
+
+    import glmmkit as gk
+
+    rng = np.random.default_rng(16)
+    a, b = rng.integers(0, qa, rows), rng.integers(0, qb, rows)
+    x = rng.normal(size=rows)
+    eta = -0.5 + 0.6 * x + rng.normal(size=qa)[a] * 0.7 + rng.normal(size=qb)[b] * 0.5
+    y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    df = pd.DataFrame({"y": y, "x": x, "a": pd.Categorical(a), "b": pd.Categorical(b)})
+    del a, b, x, eta, y
+    formula = "y ~ x + (1 | a) + (1 | b)"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "pq")
+        os.makedirs(folder)
+        for i, part in enumerate(np.array_split(np.arange(rows), nparts)):
+            df.iloc[part].to_parquet(os.path.join(folder, f"part{i:03d}.parquet"))
+        del df
+        t0, c0 = time.perf_counter(), time.process_time()
+        mem_df = pd.read_parquet(folder)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mem = gk.glmer(formula, mem_df, family="binomial")
+        t_mem, c_mem = time.perf_counter() - t0, time.process_time() - c0
+        ref = {"loglik": mem.loglik, "fixef": mem.fixef.to_numpy(), "evals": mem.optimizer_info.n_evals}
+        del mem_df, mem
+        rss_driver_mem = _peak_rss_mb()
+        cluster, client = _cluster(workers, "2GiB")
+        try:
+            ddf = dd.read_parquet(folder)
+            t0, c0 = time.perf_counter(), time.process_time()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = gk.glmer(formula, ddf, family="binomial")
+            t_dask, c_dask = time.perf_counter() - t0, time.process_time() - c0
+            worker_peak = client.run(_worker_peak)
+        finally:
+            client.close()
+            cluster.close()
+    passes = fit.optimizer_info.passes
+    out = {
+        "model": formula + " (binomial)", "rows": rows, "levels": [qa, qb], "partitions": nparts,
+        "workers": workers, "in_memory_s": round(t_mem, 2), "in_memory_cpu_s": round(c_mem, 2),
+        "dask_s": round(t_dask, 2), "dask_driver_cpu_s": round(c_dask, 2),
+        "distributed": fit.optimizer_info.distributed, "passes": _pass_table(passes),
+        "passes_per_fit": sum(v["count"] for v in passes.values()),
+        "optimiser_evals": fit.optimizer_info.n_evals, "in_memory_evals": ref["evals"],
+        "worker_peak_rss_mb": {f"pid {pid}": mb for pid, mb in worker_peak.values()},
+        "driver_peak_rss_mb": round(_peak_rss_mb()), "driver_peak_rss_mb_after_in_memory_fit": round(rss_driver_mem),
+        "loglik_rel_diff": abs(fit.loglik - ref["loglik"]) / abs(ref["loglik"]),
+        "fixef_max_rel_diff": float(np.max(np.abs(fit.fixef.to_numpy() - ref["fixef"]) / np.abs(ref["fixef"]))),
+        "load_average": os.getloadavg(),
+    }
+    print(json.dumps(out))
+
+
 def _probe_in_memory(rows, groups):
     """Peak RSS (MB) of a fresh process that simulates ``rows`` rows and fits them in memory."""
     import subprocess
@@ -314,7 +384,9 @@ def main_big_lmm(argv):
 
 
 if __name__ == "__main__":
-    if "--glmm" in sys.argv:
+    if "--glmm-crossed" in sys.argv:
+        main_glmm_crossed([a for a in sys.argv[1:] if a != "--glmm-crossed"])
+    elif "--glmm" in sys.argv:
         main_glmm([a for a in sys.argv[1:] if a != "--glmm"])
     elif "--big-lmm" in sys.argv:
         main_big_lmm([a for a in sys.argv[1:] if a != "--big-lmm"])

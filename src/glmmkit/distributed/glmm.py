@@ -554,7 +554,7 @@ class DistributedGlmmFit(GlmmFit):
         return self._eta()
 
     @property
-    def edf(self) -> float:
+    def _edf_one_factor(self) -> float:
         """Effective degrees of freedom, the trace of the PIRLS hat matrix at the modes (one pass).
 
         With M_g = T'Z_g'WZ_g T + I per level, F = M⁻¹T'Z'WX and R_X'R_X = X'WX - (Z'WX)'T F:
@@ -607,9 +607,46 @@ class DistributedGlmmFit(GlmmFit):
                                 "or fit in memory on ddf.compute()")
 
     @property
-    def _condvar(self):
-        raise NotAvailableError("conditional variances of a Dask GLMM fit are not available yet; fit in memory on "
-                                "ddf.compute() (or a sample of it)")
+    def _condvar(self) -> dict:
+        """Factor name -> (levels, K, K) conditional covariances at the mode, from the engine's system there:
+        the PIRLS path keeps it; the one-factor path takes one pass for each level's M_g = T'Z_g'WZ_g T + I."""
+        system = getattr(self._state, "system", None)
+        if system is not None:
+            return self._condvar_at(system, self._state.factor)
+        cached = self.__dict__.get("_condvar_one")
+        if cached is None:
+            import dask
+
+            from .crossprod import tree_reduce
+
+            pb = self._problem
+            full = np.zeros(len(pb.frame.x_names))
+            full[list(self._x_kept)] = self._beta
+            T = self._templates[0]
+            hd = dask.delayed(_hat, pure=True)
+            pieces = pb.runner.compute([tree_reduce([hd(h, self.family, T, full) for h in pb.held], _concat_hat)],
+                                       "condvar")[0]
+            blk = self.structure.blocks[0]
+            Mg = np.einsum("ba,gbc,cd->gad", T, pieces["A11"], T) + np.eye(T.shape[0])
+            V = np.zeros((blk.q, blk.K, blk.K))
+            V[pieces["levels"]] = np.linalg.inv(Mg)
+            cached = self.__dict__["_condvar_one"] = {blk.factor.name: np.einsum("ab,gbc,dc->gad", T, V, T)}
+        return cached
+
+    @property
+    def edf(self) -> float:  # noqa: F811 - the PIRLS path has no per-level pieces held
+        """Effective degrees of freedom (one pass; the one-factor path only).
+
+        Returns
+        -------
+        float
+            Between p and p + q; NaN for a fit by the PIRLS path (several grouping factors or a
+            non-canonical link), which does not compute it.
+        """
+        if getattr(self._state, "system", None) is not None:
+            # the PIRLS path keeps no per-level pieces on its workers: not computed (NaN), not guessed
+            return float("nan")
+        return self._edf_one_factor
 
     def refit(self, y=None, *, nagq=None):
         """Not available for a Dask fit.
@@ -740,16 +777,36 @@ def _refuse(family, nagq, structure, method, kwargs):
     if nagq != 1:
         raise NotAvailableError(f"nagq={nagq} is not available for glmer on a Dask DataFrame yet (Laplace, nagq=1, "
                                 "is); fit in memory on ddf.compute() for nAGQ = 0 or adaptive quadrature")
+    from ..families.parametric import ParametricFamily
+
+    if isinstance(family, ParametricFamily) or family.name not in ("binomial", "poisson"):
+        raise NotAvailableError(f"glmer on a Dask DataFrame fits the binomial and Poisson families (any link); "
+                                f"{family.name} needs the data in memory (ddf.compute())")
+
+
+def choose_strategy(structure, family, nagq) -> str:
+    """Which distributed path fits the model: the one place that chooses.
+
+    Parameters
+    ----------
+    structure : ModelStructure
+        The random-effects structure.
+    family : Family
+        The family (with its link).
+    nagq : int
+        1 (Laplace).
+
+    Returns
+    -------
+    str
+        ``"one-factor"`` (partitions by level, each worker running its levels' Newton steps, one
+        pass per evaluation of the deviance and its gradient) where ``objective.single`` applies
+        (one grouping factor, binomial-logit or Poisson-log); ``"pirls"`` (one pass per PIRLS round,
+        BOBYQA over (θ, β)) otherwise.
+    """
     from ..objective import single
 
-    if (family.name, family.link.name) not in (("binomial", "logit"), ("poisson", "log")):
-        raise NotAvailableError(f"glmer on a Dask DataFrame fits the binomial (logit) and Poisson (log) families; "
-                                f"{family.name} with the {family.link.name} link needs the data in memory "
-                                "(ddf.compute())")
-    if structure is not None and not single.applies(structure, family, nagq):
-        names = sorted({b.factor.name for b in structure.blocks})
-        raise NotAvailableError(f"glmer on a Dask DataFrame needs one grouping factor with at most 6 random effects "
-                                f"per level (this model has {', '.join(names)}); fit in memory on ddf.compute()")
+    return "one-factor" if single.applies(structure, family, nagq) else "pirls"
 
 
 def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=None, weights=None, offset=None,
@@ -803,6 +860,7 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
     from ..validate import check_nagq, check_not_constant
     from .crossprod import make_plan, model_columns, tree_reduce
     from .lmm import DistributedFrame, _Runner, _runner_client, _scaling_matrix
+    from .pirls import build_partition
     from .schema import merge_schemas, partition_schema
 
     t0 = time.perf_counter()
@@ -825,11 +883,11 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
                and "__UNKNOWN_CATEGORIES__" in list(meta[c].cat.categories)}
     schema = merge_schemas(reports, used, factor_cols, interactions, unknown)
     plan = make_plan(parsed, schema, used, factor_cols, interactions, weights, offset, family=fam)
-    _refuse(fam, nagq, build_structure(plan.prototype), method, {})
+    strategy = choose_strategy(build_structure(plan.prototype), fam, nagq)
     messages = []
     ddf = data[used]
     plan_d = dask.delayed(plan, traverse=False)
-    build = dask.delayed(_build, pure=False)
+    build = dask.delayed(_build if strategy == "one-factor" else build_partition, pure=False)
     info_d = dask.delayed(_info, pure=True)
     for attempt in range(2):
         held = runner.persist([build(p, plan_d, fam, i) for i, p in enumerate(ddf.to_delayed())], "partition")
@@ -837,7 +895,7 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
         if info.get("empty"):
             raise DataError("no complete rows in any partition of the Dask DataFrame")
         levels = info["levels"]
-        if np.unique(levels).shape[0] == levels.shape[0]:
+        if strategy == "pirls" or np.unique(levels).shape[0] == levels.shape[0]:
             break
         if attempt:  # pragma: no cover - a shuffle by the factor puts each level in one partition
             raise DataError("levels of the grouping factor are still split across partitions after shuffling")
@@ -910,6 +968,9 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
         if done:
             break
     beta0 = beta if M is None else np.linalg.solve(M, beta)
+    if strategy == "pirls":
+        return _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropped, names, M, beta0, A,
+                          messages, data_name, t0)
 
     obj = _DistributedLaplace(runner, held, structure.n_theta, p_full, kept, M)
     layout = model_layout([LinearPredictor(np.empty((0, p)), np.zeros(0), structure, tuple(names))], fam)
@@ -966,6 +1027,102 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
                              loglik=-0.5 * float(res.fun), info=info_fit, family=fam, objective=obj,
                              param_cov=cov_all, estimates=x, estimates_cov=cov_all)
     info_fit.passes = _pass_counts(runner.times)
+    info_fit.distributed = {"strategy": "one-factor", "passes": len(runner.times)}
+    return finish_fit(fit, t0)
+
+
+def _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropped, names, M, beta0, A, messages,
+               data_name, t0):
+    """The general path's fit: BOBYQA over (θ, β) on the PIRLS Laplace deviance (``pirls``)."""
+    from ..fitting import driver
+    from ..fitting.finish import finish_fit
+    from ..objective.predictor import LinearPredictor, model_layout
+    from ..optimize import minimize_bobyqa
+    from ..results import FitInfo
+    from .pirls import DistributedPirls
+
+    p = len(kept)
+    layout = model_layout([LinearPredictor(np.empty((0, p)), np.zeros(0), structure, tuple(names))], fam)
+    obj = DistributedPirls(runner, held, structure, fam, layout, len(plan.x_names), kept, M)
+    theta0 = _theta_start(structure, [np.sqrt(z / frame.nobs) for z in info["zsq"]],
+                          lambda t: obj.laplace(layout.join(theta=t, beta=beta0)))
+    # first steps: θ's as the in-memory stage 2, β's the GLM's standard errors (engine coordinates)
+    try:
+        cov_glm = np.linalg.inv(A)
+        if M is not None:
+            Mi = np.linalg.inv(M)
+            cov_glm = Mi @ cov_glm @ Mi.T
+        se0 = np.sqrt(np.maximum(np.diag(cov_glm), 0.0))
+    except np.linalg.LinAlgError:
+        se0 = np.full(p, 0.1)
+    step = np.concatenate([np.maximum(0.1 * np.abs(theta0), 0.05), np.where(np.isfinite(se0), np.maximum(se0, 1e-3),
+                                                                          0.1)])
+    res = minimize_bobyqa(obj.laplace, layout.join(theta=theta0, beta=beta0), layout.lower, upper=layout.upper,
+                          initial_step=step)
+    x = np.asarray(res.x, dtype=float).copy()
+    H, grad = driver.hessian_from_values(obj.laplace, x, layout=layout)
+    # BOBYQA stops with a gradient ~1e-4 where the in-memory fit's is ~1e-6 (fixed effects ~1e-5 apart):
+    # Newton steps on the differences' Hessian and gradient, kept where they lower the deviance
+    f_x = float(res.fun)
+    for _ in range(2):
+        try:
+            x_new = np.clip(x - np.linalg.solve(H, grad), layout.lower, layout.upper)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(x_new)):
+            break
+        f_new = obj.laplace(x_new)
+        if not f_new <= f_x:
+            break
+        small = np.max(np.abs(x_new - x)) < 1e-7 * (1.0 + np.max(np.abs(x)))
+        x, f_x = x_new, f_new
+        H, grad = driver.hessian_from_values(obj.laplace, x, layout=layout)
+        if small:
+            break
+    n_opt = int(obj.n_evals)
+    dev, u, system, fac, pirls_ok = obj.pirls(layout.split(x).theta, layout.split(x).beta)
+    runner.done()
+    prm = layout.split(x)
+    theta, beta_e = prm.theta, prm.beta
+    cov_all, hessian_pd = driver.covariance_from_hessian(H)
+    if M is not None:
+        B = np.eye(x.shape[0])
+        B[layout.slice("beta"), layout.slice("beta")] = M
+        beta_e = M @ beta_e
+        x[layout.slice("beta")] = beta_e
+        cov_all = None if cov_all is None else B @ cov_all @ B.T
+    vcov = layout.block("beta", cov_all) if cov_all is not None else np.full((p, p), np.nan)
+    converged, message = bool(res.converged) and bool(pirls_ok), str(res.message)
+    if not pirls_ok:
+        message = "PIRLS did not converge at the estimates"
+    if obj.pirls_failures:
+        messages.append(f"the step halving of {obj.pirls_failures} PIRLS round(s) ran out")
+    if not np.isfinite(dev):
+        converged, message = False, "the Laplace deviance is not finite at the estimates"
+    if not (np.all(np.isfinite(vcov)) and np.all(np.diag(vcov) > 0)):
+        converged, message = False, "standard errors are not finite at the estimates (the Hessian is not positive definite)"
+        messages.append(message)
+    info_fit = FitInfo("nlopt BOBYQA (PIRLS Laplace deviance, one pass per PIRLS round)", n_opt, converged, message,
+                       driver.on_boundary(x, layout), messages=list(messages), restarts=[])
+    info_fit.hessian_positive_definite = hessian_pd
+    info_fit.gradient_norm = driver.free_gradient_norm(grad, x, layout)
+    if M is not None:
+        info_fit.rescaled = [names[j] for j in np.flatnonzero(np.diag(M) != 1.0)]
+    info_fit.pirls_failures = obj.pirls_failures
+    problem = DistributedGlmmProblem(frame=frame, structure=structure, family=fam, kept=kept, dropped=dropped,
+                                     plan=plan, ddf=ddf, has_trials=bool(info["has_trials"]), data_name=data_name,
+                                     messages=tuple(messages), passes=tuple(runner.times), held=held,
+                                     runner=runner)
+    state = _ModeState(u)
+    state.system, state.factor = system, fac
+    fit = DistributedGlmmFit(problem=problem, state=state, theta=theta, beta=beta_e, vcov=vcov,
+                             loglik=-0.5 * float(dev), info=info_fit, family=fam, objective=obj,
+                             param_cov=cov_all, estimates=x, estimates_cov=cov_all)
+    info_fit.passes = _pass_counts(runner.times)
+    rounds = info_fit.passes.get("PIRLS round", {"count": 0, "seconds": 0.0})
+    info_fit.distributed = {"strategy": "pirls", "passes": len(runner.times), "pirls_rounds": rounds["count"],
+                            "deviance_evaluations": int(obj.n_evals),
+                            "seconds_per_round": rounds["seconds"] / max(rounds["count"], 1)}
     return finish_fit(fit, t0)
 
 
