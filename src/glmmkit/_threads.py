@@ -164,6 +164,23 @@ def reset_blas_thread_decision() -> None:
     _decision.cache_clear()
 
 
+def kernel_threads() -> int:
+    """Threads for the engine's compiled pair kernels (``linalg.kernels``), which release the GIL and
+    split S's rows between Python threads: every core, unless ``GLMMKIT_BLAS_THREADS`` asks for one.
+    Unlike threaded BLAS they do not spin-wait, so a busy core only makes its share late (no slower
+    than one thread in all), and no probe is needed.
+
+    Returns
+    -------
+    int
+        1 or the number of cores (at most 8).
+    """
+    forced = os.environ.get(BLAS_THREADS_ENV, "").strip().lower()
+    if forced in ("1", "one", "single"):
+        return 1
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 def dense_blas_threads():
     """Context manager for a large dense factorisation: every BLAS thread where that was measured to
     pay off on this machine (``parallel_blas_pays``), else one.

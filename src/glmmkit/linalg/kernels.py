@@ -10,7 +10,12 @@ tests compare the two.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+
+import numpy as np
+
+from .._threads import kernel_threads
 
 __all__ = ["numba_available", "rank_update_kernel", "scale_lower_kernel", "pair_cross_kernel"]
 
@@ -31,21 +36,56 @@ def numba_available() -> bool:
     return True
 
 
+@lru_cache(maxsize=1)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="glmmkit-kernel")
+
+
+def _row_chunks(gptr, rows, threads: int) -> list:
+    """S's rows split into ``threads`` ranges of about equal work (``row_work``): [(r0, r1), ...]."""
+    from ._numba_kernels import row_work
+
+    top = int(rows.max()) + 1 if rows.shape[0] else 0
+    if threads <= 1 or top < 2 * threads:
+        return [(0, top)]
+    cum = np.cumsum(row_work(gptr, rows, top))
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, threads) / threads)
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts + 1, top), [top]]))
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _run(fn, chunks, args_of):
+    """fn(*args_of(r0, r1, i)) for every chunk: the last on this thread, the others on the pool."""
+    if len(chunks) == 1:
+        fn(*args_of(*chunks[0], 0))
+        return
+    pool = _pool(len(chunks) - 1)
+    futures = [pool.submit(fn, *args_of(r0, r1, i)) for i, (r0, r1) in enumerate(chunks[:-1])]
+    fn(*args_of(*chunks[-1], len(chunks) - 1))
+    for f in futures:
+        f.result()
+
+
 def rank_update_kernel():
     """The compiled kernel S[i, l] -= a_ig' M_g a_lg for every lead level g and every pair i >= l of rows it touches.
 
     Imports (and, on first use, compiles) numba's ``rank_update``.  The kernel's arguments: S
     (m, m) lower triangle updated in place; gptr (q1 + 1,) pointers into the pair arrays (sorted by
-    g, then by row); rows (npairs,); a (npairs, K1); M (q1, K1, K1).
+    g, then by row); rows (npairs,); a (npairs, K1); M (q1, K1, K1).  S's rows are split into ranges
+    of equal work, one per thread (``kernel_threads``): each writes only its own rows.
 
     Returns
     -------
     callable
-        The numba-compiled function ``rank_update(S, gptr, rows, a, M)``.
+        ``rank_update(S, gptr, rows, a, M)``.
     """
     from ._numba_kernels import rank_update
 
-    return rank_update
+    def run(S, gptr, rows, a, M):
+        chunks = _row_chunks(gptr, rows, kernel_threads())
+        _run(rank_update, chunks, lambda r0, r1, i: (S, gptr, rows, a, M, r0, r1))
+
+    return run
 
 
 def scale_lower_kernel():
@@ -69,12 +109,24 @@ def pair_cross_kernel():
     by row); rows (npairs,); S_low (mz, mz) C-ordered with S⁻¹'s lower triangle valid; bd (npairs, K1).
     It returns cr (npairs, K1).  The numpy equivalent (``plan.triples`` and bincounts) expands every
     pair of pairs of a level: Σ cnt_g (cnt_g + 1) / 2 index entries, 1.8e8 on a MovieLens-sized model.
+    The rows are split between threads as in ``rank_update_kernel``; each thread's mirrored sums go
+    to a buffer of its own (npairs x K1), added at the end.
 
     Returns
     -------
     callable
-        The numba-compiled function ``pair_cross(gptr, rows, S_low, bd)``.
+        ``pair_cross(gptr, rows, S_low, bd)``.
     """
     from ._numba_kernels import pair_cross
 
-    return pair_cross
+    def run(gptr, rows, S_low, bd):
+        chunks = _row_chunks(gptr, rows, kernel_threads())
+        own = np.zeros_like(bd)
+        others = [np.zeros_like(bd) for _ in chunks]  # a thread's mirrored sums reach other threads' rows
+        _run(pair_cross, chunks, lambda r0, r1, i: (gptr, rows, S_low, bd, r0, r1, own, others[i]))
+        for o in others:
+            own += o
+        np.negative(own, out=own)
+        return own
+
+    return run
