@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["OptimResult", "minimize_bobyqa", "minimize_with_restarts", "restart_record"]
+__all__ = ["OptimResult", "minimize_bobyqa", "minimize_with_restarts", "restart_record", "snap_to_zero_bounds"]
 
 _NLOPT_MESSAGES = {
     1: "success",
@@ -61,7 +61,7 @@ class OptimResult:
 
 
 def minimize_bobyqa(fun, x0, lower, *, upper=None, initial_step=0.75, ftol_abs=1e-10, ftol_rel=1e-12,
-                    xtol_abs=1e-10, maxeval=100_000):
+                    xtol_abs=1e-10, maxeval=100_000, resettle=True):
     """Minimise ``fun`` from ``x0`` subject to ``lower <= x <= upper`` with NLopt's BOBYQA.
 
     A non-finite objective value (a failed factorisation) is replaced by the
@@ -83,6 +83,9 @@ def minimize_bobyqa(fun, x0, lower, *, upper=None, initial_step=0.75, ftol_abs=1
         Most evaluations.
     initial_step : float or ndarray
         BOBYQA's first trust-region radius (per parameter).
+    resettle : bool, default True
+        When parameters were set to their zero bound (:func:`snap_to_zero_bounds`), run once more
+        from there.
 
     Returns
     -------
@@ -127,11 +130,70 @@ def minimize_bobyqa(fun, x0, lower, *, upper=None, initial_step=0.75, ftol_abs=1
     except nlopt.RoundoffLimited:
         code = -4
     x, fval = best["x"], best["f"]
+    x, fval, extra = snap_to_zero_bounds(fun, x, fval, lower)
+    if resettle and extra and np.any(x != best["x"]):
+        # the run stopped while still crawling toward the bound: from the bound, once more
+        again = minimize_bobyqa(fun, x, lower, upper=upper, initial_step=np.minimum(step, 0.1), ftol_abs=ftol_abs,
+                                ftol_rel=ftol_rel, xtol_abs=xtol_abs, maxeval=maxeval, resettle=False)
+        if again.fun <= fval:
+            x, fval = again.x, again.fun
+        extra += again.n_evals
     # stopping on maxeval/maxtime (codes 5, 6) is giving up, not converging
     converged = bool(np.isfinite(fval)) and (code in (1, 2, 3, 4) or code == -4)
     on_boundary = [int(i) for i in np.flatnonzero(np.isfinite(lower) & (x <= lower + 1e-10))]
-    return OptimResult(np.asarray(x), fval, best["count"], converged, _NLOPT_MESSAGES.get(code, str(code)),
+    return OptimResult(np.asarray(x), fval, best["count"] + extra, converged, _NLOPT_MESSAGES.get(code, str(code)),
                        "nlopt BOBYQA", on_boundary)
+
+
+#: how close to a zero lower bound a parameter must end for the zero to be tried (MixedModels.jl's
+#: ``xtol_zero_abs``)
+ZERO_SNAP = 1e-3
+
+
+def snap_to_zero_bounds(fun, x, fval, lower, tol: float = ZERO_SNAP):
+    """Set parameters that ended just above a lower bound of 0 to 0, when that does not raise the value.
+
+    A variance whose optimum is 0 lies at the end of a flat valley: BOBYQA stops when the value no
+    longer changes, anywhere from 1e-6 to 1e-3 above the bound, and where it stops depends on the
+    rounding of each evaluation.  The bound itself is the optimum when its value is no higher; each
+    such parameter is tried at 0, all together first, then one at a time.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> float``.
+    x : numpy.ndarray
+        The optimiser's best point.
+    fval : float
+        ``fun(x)``.
+    lower : numpy.ndarray
+        Lower bounds.
+    tol : float, default ``ZERO_SNAP``
+        Parameters in (0, tol) are tried at 0.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        The point with the snapped parameters at 0 (``x`` when none helped).
+    fval : float
+        Its value.
+    evals : int
+        Evaluations spent.
+    """
+    near = np.flatnonzero((lower == 0.0) & (x > 0.0) & (x < tol))
+    if near.size == 0 or not np.isfinite(fval):
+        return x, fval, 0
+    evals = 0
+    for group in [near] + ([[i] for i in near] if near.size > 1 else []):
+        z = x.copy()
+        z[group] = 0.0
+        fz = float(fun(z))
+        evals += 1
+        if np.isfinite(fz) and fz <= fval:
+            x, fval = z, fz
+            if len(group) == near.size:
+                break
+    return x, fval, evals
 
 
 def _lbfgsb_numeric(fun, x0, lower, upper, maxeval):

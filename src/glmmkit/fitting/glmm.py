@@ -656,6 +656,10 @@ class ParametricLaplaceFit:
             x, evals = res.x, evals + res.n_evals
             optimizer, message, converged = f"{optimizer}, then nlopt BOBYQA on the AGQ deviance", res.message, res.converged
             H, grad = driver.hessian_from_values(fun, x, layout=layout)
+            x, H, grad, polished = driver.newton_polish(fun, x, H, grad, layout)
+            evals += polished
+            if polished:
+                optimizer += f", then {polished} Newton step{'s' if polished > 1 else ''}"
             obj = agq_obj
         prm = layout.split(x)
         theta, beta = prm.theta, prm.beta
