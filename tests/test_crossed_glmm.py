@@ -144,3 +144,31 @@ def test_restored_warm_start_keeps_the_chord(data, monkeypatch):
     set_(saved)
     assert count[0] == x0.shape[0]
     assert obj._mode_at is saved[1] and obj.u is saved[1][2].u
+
+
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_pair_kernels_split_between_threads_equal_one_thread(data, monkeypatch, threads):
+    """The pair kernels split S's rows between threads: each writes its own rows of S (rank update) and
+    its own buffer (pair cross), so any split gives one thread's sums (to rounding of the buffer sums)."""
+    pytest.importorskip("numba")
+    from glmmkit.linalg import kernels
+
+    pb, obj, fit = _objective(data)
+    system = obj.pirls(fit._theta, fit._beta).system
+    assert system.use_kernel
+    gptr, rows = system.pair_ptr, system.pair_rows
+    rng = np.random.default_rng(7)
+    m = int(rows.max()) + 1
+    assert len(kernels._row_chunks(gptr, rows, threads)) > 1  # the split really happens
+    S_low = np.ascontiguousarray(np.tril(rng.normal(size=(m, m))))
+    bd = rng.normal(size=(rows.shape[0], 1))
+    a = rng.normal(size=(rows.shape[0], 1))
+    M = rng.uniform(0.1, 1.0, size=(gptr.shape[0] - 1, 1, 1))
+    out = {}
+    for t in (1, threads):
+        monkeypatch.setattr(kernels, "kernel_threads", lambda t=t: t)
+        S = np.zeros((m, m))
+        kernels.rank_update_kernel()(S, gptr, rows, a, M)
+        out[t] = (S, kernels.pair_cross_kernel()(gptr, rows, S_low, bd))
+    np.testing.assert_array_equal(out[threads][0], out[1][0])
+    np.testing.assert_allclose(out[threads][1], out[1][1], rtol=1e-12, atol=1e-12)
