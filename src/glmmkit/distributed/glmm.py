@@ -94,19 +94,11 @@ class _HeldPartition:
         """X'WX, X'W(z - offset) and the log-likelihood kernel at β (at the family's μ start when None)."""
         if self.kernel is None:
             return None
+        from .pirls import glm_irls_pieces
+
         k = self.kernel
-        X, wt, off = k.X, k.n, k.offset
-        y = np.divide(k.k, wt, out=np.zeros_like(wt), where=wt > 0)
-        if beta is None:
-            eta = family.link.link(family.mu_start(y, wt))
-            ll = 0.0
-        else:
-            eta = X @ beta + off
-            with np.errstate(all="ignore"):
-                ll = float(np.sum(family.loglik_kernel(y, family.link.inverse(eta), wt)))
-        _, W, z = family.working(eta, y, wt)
-        XtW = X.T * W
-        return {"A": XtW @ X, "b": XtW @ (z - off), "ll": ll}
+        y = np.divide(k.k, k.n, out=np.zeros_like(k.n), where=k.n > 0)
+        return glm_irls_pieces(family, k.X, y, k.n, k.offset, beta)
 
     # ----- one evaluation -----
     def evaluate(self, params, save, restore):
@@ -992,17 +984,7 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
     u = np.zeros((blk.q, blk.K))
     u[modes["levels"]] = modes["u"]
     u = u.ravel()
-    x = res.x.copy()
-    prm = layout.split(x)
-    theta, beta_e = prm.theta, prm.beta
-    cov_all, hessian_pd = driver.covariance_from_hessian(H)
-    if M is not None:  # back to the user's columns: β = M β_engine, and (θ, β)'s covariance through M
-        B = np.eye(x.shape[0])
-        B[layout.slice("beta"), layout.slice("beta")] = M
-        beta_e = M @ beta_e
-        x[layout.slice("beta")] = beta_e
-        cov_all = None if cov_all is None else B @ cov_all @ B.T
-    vcov = layout.block("beta", cov_all) if cov_all is not None else np.full((p, p), np.nan)
+    x, theta, beta_e, cov_all, vcov, hessian_pd = _user_scale(res.x, H, M, layout, p)
     from ..results import FitInfo
 
     message = str(res.message)
@@ -1061,37 +1043,12 @@ def _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropp
                           initial_step=step)
     x = np.asarray(res.x, dtype=float).copy()
     H, grad = driver.hessian_from_values(obj.laplace, x, layout=layout)
-    # BOBYQA stops with a gradient ~1e-4 where the in-memory fit's is ~1e-6 (fixed effects ~1e-5 apart):
-    # Newton steps on the differences' Hessian and gradient, kept where they lower the deviance
-    f_x = float(res.fun)
-    for _ in range(2):
-        try:
-            x_new = np.clip(x - np.linalg.solve(H, grad), layout.lower, layout.upper)
-        except np.linalg.LinAlgError:
-            break
-        if not np.all(np.isfinite(x_new)):
-            break
-        f_new = obj.laplace(x_new)
-        if not f_new <= f_x:
-            break
-        small = np.max(np.abs(x_new - x)) < 1e-7 * (1.0 + np.max(np.abs(x)))
-        x, f_x = x_new, f_new
-        H, grad = driver.hessian_from_values(obj.laplace, x, layout=layout)
-        if small:
-            break
+    # BOBYQA stops with a gradient ~1e-4 where the in-memory fit's is ~1e-6 (fixed effects ~1e-5 apart)
+    x, H, grad, _ = driver.newton_polish(obj.laplace, x, H, grad, layout, maxit=2)
     n_opt = int(obj.n_evals)
     dev, u, system, fac, pirls_ok = obj.pirls(layout.split(x).theta, layout.split(x).beta)
     runner.done()
-    prm = layout.split(x)
-    theta, beta_e = prm.theta, prm.beta
-    cov_all, hessian_pd = driver.covariance_from_hessian(H)
-    if M is not None:
-        B = np.eye(x.shape[0])
-        B[layout.slice("beta"), layout.slice("beta")] = M
-        beta_e = M @ beta_e
-        x[layout.slice("beta")] = beta_e
-        cov_all = None if cov_all is None else B @ cov_all @ B.T
-    vcov = layout.block("beta", cov_all) if cov_all is not None else np.full((p, p), np.nan)
+    x, theta, beta_e, cov_all, vcov, hessian_pd = _user_scale(x, H, M, layout, p)
     converged, message = bool(res.converged) and bool(pirls_ok), str(res.message)
     if not pirls_ok:
         message = "PIRLS did not converge at the estimates"
@@ -1124,6 +1081,46 @@ def _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropp
                             "deviance_evaluations": int(obj.n_evals),
                             "seconds_per_round": rounds["seconds"] / max(rounds["count"], 1)}
     return finish_fit(fit, t0)
+
+
+def _user_scale(x, H, M, layout, p):
+    """The estimates and their covariance (from the deviance's Hessian H) in the user's columns:
+    β = M β_engine and (θ, β)'s covariance through M (M None: the columns were not rescaled).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The estimates in the engine's scale, ``layout`` order.
+    H : numpy.ndarray
+        The deviance's Hessian at ``x``.
+    M : numpy.ndarray or None
+        The fixed-effects columns' rescaling.
+    layout : ParameterLayout
+        The parameters' blocks.
+    p : int
+        Number of fixed effects.
+
+    Returns
+    -------
+    tuple
+        ``(x, theta, beta, cov_all, vcov, hessian_pd)``: a new x in the user's scale, its θ and β, the
+        covariance of all parameters (None where H is singular), β's block of it (NaN then) and whether
+        H was positive definite.
+    """
+    from ..fitting import driver
+
+    x = np.asarray(x, dtype=float).copy()
+    prm = layout.split(x)
+    theta, beta = prm.theta, prm.beta
+    cov_all, hessian_pd = driver.covariance_from_hessian(H)
+    if M is not None:
+        B = np.eye(x.shape[0])
+        B[layout.slice("beta"), layout.slice("beta")] = M
+        beta = M @ beta
+        x[layout.slice("beta")] = beta
+        cov_all = None if cov_all is None else B @ cov_all @ B.T
+    vcov = layout.block("beta", cov_all) if cov_all is not None else np.full((p, p), np.nan)
+    return x, theta, beta, cov_all, vcov, hessian_pd
 
 
 def _check_slopes(random, moments, n, limit):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..exceptions import GlmmkitError
 
-__all__ = ["DistributedPirls", "build_partition", "rows_info"]
+__all__ = ["DistributedPirls", "build_partition", "glm_irls_pieces", "rows_info"]
 
 
 def rows_info(frame, structure, wt) -> dict:
@@ -87,17 +87,7 @@ class _PirlsPartition:
         """X'WX, X'W(z - offset) and the log-likelihood kernel at β (the family's μ start when None)."""
         if self.X is None:
             return None
-        X, wt, off, y = self.X, self.wt, self.offset, self.y
-        if beta is None:
-            eta = family.link.link(family.mu_start(y, wt))
-            ll = 0.0
-        else:
-            eta = X @ beta + off
-            with np.errstate(all="ignore"):
-                ll = float(np.sum(family.loglik_kernel(y, family.link.inverse(eta), wt)))
-        _, W, z = family.working(eta, y, wt)
-        XtW = X.T * W
-        return {"A": XtW @ X, "b": XtW @ (z - off), "ll": ll}
+        return glm_irls_pieces(family, self.X, self.y, self.wt, self.offset, beta)
 
     def round(self, family, beta, b):
         """One PIRLS round's pieces at (β of all X columns, b): the log-likelihood and the crossproducts
@@ -122,6 +112,37 @@ class _PirlsPartition:
         out = chunk_crossproducts(self.blocks, np.empty((eta.shape[0], 0)), z, W)
         out["ll"] = float(np.sum(direct)) + self.const
         return out
+
+
+def glm_irls_pieces(family, X, y, wt, offset, beta):
+    """One partition's pieces of a fixed-effects IRLS step (the GLM start of both Dask GLMM paths).
+
+    Parameters
+    ----------
+    family : Family
+        The family.
+    X : numpy.ndarray, shape (n, p)
+        The partition's fixed-effects design.
+    y, wt, offset : numpy.ndarray, shape (n,)
+        Response, prior weights and offset.
+    beta : numpy.ndarray or None
+        The current β; None starts from the family's μ start.
+
+    Returns
+    -------
+    dict
+        ``A`` = X'WX, ``b`` = X'W(z - offset) and ``ll`` the log-likelihood kernel at β (0 at the start).
+    """
+    if beta is None:
+        eta = family.link.link(family.mu_start(y, wt))
+        ll = 0.0
+    else:
+        eta = X @ beta + offset
+        with np.errstate(all="ignore"):
+            ll = float(np.sum(family.loglik_kernel(y, family.link.inverse(eta), wt)))
+    _, W, z = family.working(eta, y, wt)
+    XtW = X.T * W
+    return {"A": XtW @ X, "b": XtW @ (z - offset), "ll": ll}
 
 
 def build_partition(part, plan, family, index):

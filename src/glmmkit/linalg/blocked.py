@@ -1126,7 +1126,11 @@ class BlockedSystem:
         else:
             # LAPACK on L_zz' in Fortran order (its upper triangle): one copy of the block, no tril, and
             # S⁻¹ comes back as a C-ordered lower triangle, whose rows the pair kernel reads
-            S_up, info = lapack.dpotri(Lzz.T, lower=0)
+            if mz >= PARALLEL_MIN_DENSE:  # twice dpotrf's flops: the same threading decision
+                with dense_blas_threads():
+                    S_up, info = lapack.dpotri(Lzz.T, lower=0)
+            else:
+                S_up, info = lapack.dpotri(Lzz.T, lower=0)
             S_low = S_up.T
         plan = getattr(self, "plan", None)
         if plan is not None and sp.issparse(self.Az1) and self._pairs_inverse_applies(plan):
