@@ -1044,7 +1044,7 @@ def _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropp
     x = np.asarray(res.x, dtype=float).copy()
     H, grad = driver.hessian_from_values(obj.laplace, x, layout=layout)
     # BOBYQA stops with a gradient ~1e-4 where the in-memory fit's is ~1e-6 (fixed effects ~1e-5 apart)
-    x, H, grad, _ = driver.newton_polish(obj.laplace, x, H, grad, layout, maxit=2)
+    x, H, grad, _ = driver.newton_polish(obj.laplace, x, H, grad, layout, maxit=2, fx=res.fun)
     n_opt = int(obj.n_evals)
     dev, u, system, fac, pirls_ok = obj.pirls(layout.split(x).theta, layout.split(x).beta)
     runner.done()

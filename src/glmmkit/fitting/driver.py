@@ -22,7 +22,8 @@ from ..optimize import OptimResult, restart_record
 
 __all__ = ["RunLog", "gradient_tolerance", "free_mask", "free_gradient_norm", "gradient_converged",
            "on_boundary", "probe_off_bound", "BOUND_PROBES", "lbfgs", "hessian_from_gradient",
-           "hessian_from_values", "covariance_from_hessian", "as_result", "LBFGS_OPTIONS", "metric_from_hessian", "metric_lbfgs"]
+           "hessian_from_values", "covariance_from_hessian", "as_result", "LBFGS_OPTIONS", "metric_from_hessian", "metric_lbfgs",
+           "newton_polish"]
 
 #: L-BFGS-B's options on every Laplace path (one set: the paths used to differ in gtol)
 LBFGS_OPTIONS = {"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-7, "maxcor": 20}
@@ -575,7 +576,7 @@ def _hessian_from_values(fun, x, steps):
     return H, (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * steps)
 
 
-def newton_polish(fun, x, H, grad, layout, maxit: int = 3, step_tol: float = 1e-8):
+def newton_polish(fun, x, H, grad, layout, maxit: int = 3, step_tol: float = 1e-8, fx=None):
     """Newton steps on a derivative-free optimum, with the difference Hessian the fit computes anyway.
 
     BOBYQA stops when its quadratic model stops improving the value, which on a flat ridge (a
@@ -598,6 +599,8 @@ def newton_polish(fun, x, H, grad, layout, maxit: int = 3, step_tol: float = 1e-
         Most Newton steps.
     step_tol : float, default 1e-8
         Stop once the largest step component is below this.
+    fx : float, optional
+        ``fun(x)`` when the caller has it (else one evaluation finds it).
 
     Returns
     -------
@@ -608,7 +611,7 @@ def newton_polish(fun, x, H, grad, layout, maxit: int = 3, step_tol: float = 1e-
     steps : int
         Newton steps taken.
     """
-    fx, taken = fun(x), 0
+    fx, taken = (fun(x) if fx is None else float(fx)), 0
     for _ in range(maxit):
         free = free_mask(x, layout)
         if not free.any() or not (np.all(np.isfinite(H[np.ix_(free, free)])) and np.all(np.isfinite(grad[free]))):

@@ -656,7 +656,7 @@ class ParametricLaplaceFit:
             x, evals = res.x, evals + res.n_evals
             optimizer, message, converged = f"{optimizer}, then nlopt BOBYQA on the AGQ deviance", res.message, res.converged
             H, grad = driver.hessian_from_values(fun, x, layout=layout)
-            x, H, grad, polished = driver.newton_polish(fun, x, H, grad, layout)
+            x, H, grad, polished = driver.newton_polish(fun, x, H, grad, layout, fx=res.fun)
             evals += polished
             if polished:
                 optimizer += f", then {polished} Newton step{'s' if polished > 1 else ''}"
