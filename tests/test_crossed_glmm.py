@@ -102,14 +102,14 @@ def test_chord_start_costs_one_factorisation(data, monkeypatch):
 
 
 def test_crossed_binomial_takes_the_gradient_path_and_matches_bobyqa(data, monkeypatch):
-    """With the cross part over the bound, the crossed Bernoulli fit is L-BFGS-B on the exact gradient
-    (not the BOBYQA fallback), and its estimates are the BOBYQA route's."""
+    """With the cross part over the bound, the crossed Bernoulli fit is the exact-gradient route (Newton on
+    the approximate Laplace Hessian; not the BOBYQA fallback), and its estimates are the BOBYQA route's."""
     orig = GlmmObjective.gradient_applies
     monkeypatch.setattr(GlmmObjective, "gradient_applies",
                         lambda self, max_cross=SMALL_MAX_CROSS: orig(self, max_cross))
     fit = glmmkit.glmer(FORMULA, data, family="binomial")
     info = fit.optimizer_info
-    assert info.optimizer == "L-BFGS-B (exact Laplace gradient)"
+    assert info.optimizer == fitting_glmm.GradientLaplace.name
     assert info.converged and not info.restarts
     monkeypatch.setattr(fitting_glmm, "STRATEGIES", (fitting_glmm.StagedBobyqa,))
     ref = glmmkit.glmer(FORMULA, data, family="binomial")

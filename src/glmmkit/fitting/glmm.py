@@ -407,9 +407,11 @@ class OneFactorLaplace:
 
 
 class GradientLaplace:
-    """Canonical link, Laplace: L-BFGS-B on the exact gradient of the PIRLS Laplace deviance."""
+    """Canonical link, Laplace: Newton's direction on an approximate Hessian with the exact gradient of
+    the PIRLS Laplace deviance, L-BFGS-B where that stalls or ends on a bound."""
 
-    name = "L-BFGS-B (exact Laplace gradient)"
+    name = "Newton (approximate Laplace Hessian, exact gradient)"
+    fallback_name = "L-BFGS-B (exact Laplace gradient)"
 
     @staticmethod
     def applies(problem: GlmmProblem) -> bool:
@@ -430,8 +432,10 @@ class GradientLaplace:
     def run(self, ctx: _Context) -> Estimate | None:
         """Estimate the problem with this strategy.
 
-        L-BFGS-B on the exact gradient of the PIRLS Laplace deviance, then the Hessian by differences of
-        that gradient.
+        Newton steps on ``GlmmObjective.curvature`` (an approximate Hessian recomputed at each point)
+        with the exact gradient of the PIRLS Laplace deviance; L-BFGS-B (with its probes off the bounds)
+        from where they stop when they stall or leave a θ on its bound.  Then the Hessian by differences
+        of that gradient.
 
         Parameters
         ----------
@@ -451,15 +455,27 @@ class GradientLaplace:
         s, layout = pb.structure, obj.layout
         warm = _warm(obj)
         theta0 = theta_start(s, lambda t: obj.laplace(layout.join(theta=t, beta=ctx.beta0)))
-        lb = driver.lbfgs(obj.laplace_and_gradient, layout.join(theta=theta0, beta=ctx.beta0), layout, pb.nobs,
-                          warm, value=obj.laplace)
+        x0 = layout.join(theta=theta0, beta=ctx.beta0)
+        lb = driver.curvature_newton(obj.laplace_and_gradient, x0, layout, obj.curvature)
+        if not (lb.success and driver.gradient_converged(lb.fun, True, lb.jac, lb.x, layout, pb.nobs)
+                and not driver.on_boundary(lb.x, layout)):
+            # a θ on its bound (the probes off it live in lbfgs) or a Newton run that stalled
+            first = lb
+            ctx.log.add(self.name, "initial", "first run", -0.5 * float(first.fun),
+                        False, first.nfev, False, first.message)
+            start = first.x if np.isfinite(first.fun) else x0
+            lb = driver.lbfgs(obj.laplace_and_gradient, start, layout, pb.nobs, warm, value=obj.laplace)
+            lb.nfev += first.nfev
+            name = self.fallback_name
+        else:
+            name = self.name
         if not driver.gradient_converged(lb.fun, lb.success, lb.jac, lb.x, layout, pb.nobs):
-            ctx.log.add(self.name, "initial", "first run", -0.5 * float(lb.fun), False, lb.nfev, False, lb.message)
+            ctx.log.add(name, "initial", "first run", -0.5 * float(lb.fun), False, lb.nfev, False, lb.message)
             return None
         prm = layout.split(lb.x)
         state = obj.pirls(prm.theta, prm.beta)
         H, grad = driver.hessian_from_gradient(obj.laplace_and_gradient, lb.x, warm, g0=lb.jac, layout=layout)
-        return Estimate(lb.x, state, obj, state.laplace, H, grad, self.name, int(lb.nfev), True, str(lb.message),
+        return Estimate(lb.x, state, obj, state.laplace, H, grad, name, int(lb.nfev), True, str(lb.message),
                         pirls_failures=obj.pirls_failures)
 
 

@@ -600,6 +600,30 @@ class GlmmObjective:
         self._mode_at = (theta.copy(), beta.copy(), state)
         return state.laplace, grad
 
+    def curvature(self, params: np.ndarray) -> np.ndarray:
+        """An approximate Hessian of the Laplace deviance at (θ, β) (``objective.curvature``), from the
+        mode of the last ``laplace_and_gradient`` evaluation when it was at ``params``.
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector (θ, β) in ``layout`` order.
+
+        Returns
+        -------
+        ndarray, shape (n_theta + p, n_theta + p)
+            See :func:`glmmkit.objective.curvature.laplace_curvature`.
+        """
+        from .curvature import laplace_curvature
+
+        prm = self.layout.split(np.asarray(params, dtype=float))
+        last = getattr(self, "_mode_at", None)
+        if last is not None and np.array_equal(last[0], prm.theta) and np.array_equal(last[1], prm.beta):
+            state = last[2]
+        else:
+            state = self.pirls(prm.theta, prm.beta)
+        return laplace_curvature(self, state, prm.theta)
+
     def _predicted_mode(self, theta, beta, family=None, score_shift=None, compare=True):
         """PIRLS's start at (θ, β) from the mode of the previous gradient evaluation, moved to first
         order (implicit function theorem, with that evaluation's factor: one solve, no new one):
