@@ -82,6 +82,7 @@ class _HeldPartition:
             "y_range": (float(np.min(y[wt > 0])) if np.any(wt > 0) else np.nan,
                         float(np.max(y[wt > 0])) if np.any(wt > 0) else np.nan),
             "wt_max": float(np.max(wt)), "has_trials": bool(np.any(wt != 1.0)),
+            "wy": float(np.sum(wt * y)), "w": float(np.sum(wt)),
             # per random term, Σ z² of its columns: the unit-scale θ start (ModelStructure.scaled_theta_start)
             "zsq": [np.sum(np.asarray(t.columns, dtype=float) ** 2, axis=0) for t in structure.terms],
             # per random term of the frame, its columns' sums, squares and 0/1-ness (the slope scaling check)
@@ -188,6 +189,8 @@ def _add_sums(a, b):
 
 
 def _merge_info(a, b):
+    from .pirls import merge_pattern
+
     if a.get("empty"):
         return dict(b, n_dropped=a["n_dropped"] + b["n_dropped"])
     if b.get("empty"):
@@ -204,6 +207,9 @@ def _merge_info(a, b):
         "zsq": [za + zb for za, zb in zip(a["zsq"], b["zsq"])],
         "rt_moments": [(sa + sb, qa + qb, ia & ib) for (sa, qa, ia), (sb, qb, ib) in zip(a["rt_moments"],
                                                                                         b["rt_moments"])],
+        "wy": a["wy"] + b["wy"], "w": a["w"] + b["w"],
+        # the PIRLS path's pattern of M⁻¹ that the rows read (the exact gradient's leverages)
+        **(merge_pattern(a, b) if "keys_cross" in a else {}),
     }
 
 
@@ -769,11 +775,35 @@ def _refuse(family, nagq, structure, method, kwargs):
     if nagq != 1:
         raise NotAvailableError(f"nagq={nagq} is not available for glmer on a Dask DataFrame yet (Laplace, nagq=1, "
                                 "is); fit in memory on ddf.compute() for nAGQ = 0 or adaptive quadrature")
+    if not dask_family(family):
+        raise NotAvailableError(f"glmer on a Dask DataFrame fits the {', '.join(DASK_FAMILIES)} families (any "
+                                f"link); {family.name} needs the data in memory (ddf.compute())")
+
+
+#: the families glmer fits on a Dask DataFrame (the others' starts or sub-models need the rows in memory)
+DASK_FAMILIES = ("binomial", "poisson", "nbinom2", "Gamma")
+
+
+def dask_family(family) -> bool:
+    """Whether glmer on a Dask DataFrame fits ``family``: binomial and Poisson (any link), and the
+    negative binomial (NB2) and Gamma with their parameter estimated (any link).
+
+    Parameters
+    ----------
+    family : Family
+        The family.
+
+    Returns
+    -------
+    bool
+    """
+    from ..families.gamma import Gamma
+    from ..families.negbin import NegativeBinomial2
     from ..families.parametric import ParametricFamily
 
-    if isinstance(family, ParametricFamily) or family.name not in ("binomial", "poisson"):
-        raise NotAvailableError(f"glmer on a Dask DataFrame fits the binomial and Poisson families (any link); "
-                                f"{family.name} needs the data in memory (ddf.compute())")
+    if isinstance(family, ParametricFamily):
+        return type(family) in (NegativeBinomial2, Gamma)
+    return family.name in ("binomial", "poisson")
 
 
 def choose_strategy(structure, family, nagq) -> str:
@@ -807,7 +837,9 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
 
     One grouping factor (up to six random effects per level), binomial-logit or Poisson-log: each
     evaluation of the deviance and its exact gradient is one pass over the partitions, every
-    partition running the Newton steps of its own levels (see the module docstring).
+    partition running the Newton steps of its own levels (see the module docstring).  Anything else
+    (several grouping factors, other links, nbinom2 and Gamma) takes the PIRLS path
+    (``distributed.pirls``): one pass per PIRLS round, one per exact gradient where there is one.
 
     Parameters
     ----------
@@ -817,9 +849,10 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
     data : dask.dataframe.DataFrame
         The data.
     family : str or Family
-        ``"binomial"`` or ``"poisson"``.
+        ``"binomial"``, ``"poisson"``, ``"nbinom2"`` or ``"Gamma"`` (``DASK_FAMILIES``); the last two
+        estimate their parameter (NB θ, Gamma shape) with (θ, β), as in memory.
     link : str, optional
-        The family's canonical link (logit, log) only.
+        Any of the family's links.
     nagq : int, default 1
         1 only (Laplace).
     method : None or "laplace"
@@ -852,7 +885,8 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
     from ..validate import check_nagq, check_not_constant
     from .crossprod import make_plan, model_columns, tree_reduce
     from .lmm import DistributedFrame, _Runner, _runner_client, _scaling_matrix
-    from .pirls import build_partition
+    from ..families.parametric import ParametricFamily
+    from .pirls import _start_pieces, build_partition
     from .schema import merge_schemas, partition_schema
 
     t0 = time.perf_counter()
@@ -928,13 +962,26 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
 
     # the GLM start: IRLS rounds of one pass each (step halving as fitting.start.glm_irls)
     irls_d = dask.delayed(_irls, pure=True)
+    parametric = isinstance(fam, ParametricFamily)
+    start_d = dask.delayed(_start_pieces, pure=True)
+
+    def family_start(beta_user, mu):  # the in-memory fit's moment start of the family's parameters
+        full = None
+        if beta_user is not None:
+            full = np.zeros(p_full)
+            full[kept] = beta_user
+        pieces = runner.compute([tree_reduce([start_d(h, fam, full, mu) for h in held], _add_sums)], "start")[0]
+        return fam.with_values(fam.start_from_pieces(pieces))
+
+    # a family with parameters: its GLM at their moment start from the mean response (fitting.glmm.glm_start)
+    irls_fam = family_start(None, info["wy"] / info["w"]) if parametric else fam
 
     def irls_pass(beta_user):
         full = None
         if beta_user is not None:
             full = np.zeros(p_full)
             full[kept] = beta_user
-        out = runner.compute([tree_reduce([irls_d(h, fam, full) for h in held], _add_sums)], "GLM start")[0]
+        out = runner.compute([tree_reduce([irls_d(h, irls_fam, full) for h in held], _add_sums)], "GLM start")[0]
         return out["A"][np.ix_(kept, kept)], out["b"][kept], out["ll"]
 
     A, b, _ = irls_pass(None)
@@ -961,8 +1008,9 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
             break
     beta0 = beta if M is None else np.linalg.solve(M, beta)
     if strategy == "pirls":
+        psi0 = family_start(beta, None).log_params() if parametric else None
         return _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropped, names, M, beta0, A,
-                          messages, data_name, t0)
+                          messages, data_name, t0, psi0)
 
     obj = _DistributedLaplace(runner, held, structure.n_theta, p_full, kept, M)
     layout = model_layout([LinearPredictor(np.empty((0, p)), np.zeros(0), structure, tuple(names))], fam)
@@ -1014,8 +1062,12 @@ def glmer_dask(formula, data, family="binomial", *, link=None, nagq=1, method=No
 
 
 def _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropped, names, M, beta0, A, messages,
-               data_name, t0):
-    """The general path's fit: BOBYQA over (θ, β) on the PIRLS Laplace deviance (``pirls``)."""
+               data_name, t0, psi0=None):
+    """The general path's fit: L-BFGS-B on the exact Laplace gradient where it applies (a canonical link,
+    or a family with its own parameters: ψ optimised alongside), as the in-memory ``GradientLaplace`` /
+    ``ParametricLaplaceFit``, the Hessian by differences of that gradient; otherwise (or when L-BFGS-B
+    does not pass the gradient test) BOBYQA over (θ, β[, ψ]) on the PIRLS Laplace deviance, the
+    Hessian by differences of the deviance and Newton steps on it (``pirls``)."""
     from ..fitting import driver
     from ..fitting.finish import finish_fit
     from ..objective.predictor import LinearPredictor, model_layout
@@ -1025,31 +1077,69 @@ def _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropp
 
     p = len(kept)
     layout = model_layout([LinearPredictor(np.empty((0, p)), np.zeros(0), structure, tuple(names))], fam)
-    obj = DistributedPirls(runner, held, structure, fam, layout, len(plan.x_names), kept, M)
+    pattern = {k: info[k] for k in ("keys_cross", "keys_rest")} if "keys_cross" in info else None
+    obj = DistributedPirls(runner, held, structure, fam, layout, len(plan.x_names), kept, M, pattern=pattern)
+    starts = {} if psi0 is None else {"psi": np.asarray(psi0, dtype=float)}
+    x_fixed = layout.join(theta=structure.theta_start(), beta=beta0, **starts)
+
+    def at_theta(t):
+        x = x_fixed.copy()
+        x[layout.slice("theta")] = t
+        return x
+
     theta0 = _theta_start(structure, [np.sqrt(z / frame.nobs) for z in info["zsq"]],
-                          lambda t: obj.laplace(layout.join(theta=t, beta=beta0)))
-    # first steps: θ's as the in-memory stage 2, β's the GLM's standard errors (engine coordinates)
-    try:
-        cov_glm = np.linalg.inv(A)
-        if M is not None:
-            Mi = np.linalg.inv(M)
-            cov_glm = Mi @ cov_glm @ Mi.T
-        se0 = np.sqrt(np.maximum(np.diag(cov_glm), 0.0))
-    except np.linalg.LinAlgError:
-        se0 = np.full(p, 0.1)
-    step = np.concatenate([np.maximum(0.1 * np.abs(theta0), 0.05), np.where(np.isfinite(se0), np.maximum(se0, 1e-3),
-                                                                          0.1)])
-    res = minimize_bobyqa(obj.laplace, layout.join(theta=theta0, beta=beta0), layout.lower, upper=layout.upper,
-                          initial_step=step)
-    x = np.asarray(res.x, dtype=float).copy()
-    H, grad = driver.hessian_from_values(obj.laplace, x, layout=layout)
-    # BOBYQA stops with a gradient ~1e-4 where the in-memory fit's is ~1e-6 (fixed effects ~1e-5 apart)
-    x, H, grad, _ = driver.newton_polish(obj.laplace, x, H, grad, layout, maxit=2, fx=res.fun)
+                          lambda t: obj.laplace(at_theta(t)))
+    x0 = at_theta(theta0)
+    restarts = []
+    gradient = obj.gradient_applies()
+    x = None
+    if gradient:
+        warm = obj.warm()
+        lb = driver.lbfgs(obj.laplace_and_gradient, x0, layout, frame.nobs, warm, value=obj.laplace)
+        if driver.gradient_converged(lb.fun, lb.success, lb.jac, lb.x, layout, frame.nobs):
+            x = np.asarray(lb.x, dtype=float).copy()
+            H, grad = driver.hessian_from_gradient(obj.laplace_and_gradient, x, warm, g0=lb.jac, layout=layout)
+            optimizer = "L-BFGS-B (exact Laplace gradient; one pass per PIRLS round and per gradient)"
+            res_converged, res_message = True, str(lb.message)
+        else:  # BOBYQA from where it stopped, as the in-memory strategies fall back
+            restarts.append({"optimizer": "L-BFGS-B", "loglik": -0.5 * float(lb.fun), "converged": False,
+                             "message": str(lb.message)})
+            if np.isfinite(lb.fun):
+                x0 = np.asarray(lb.x, dtype=float)
+    if x is None:
+        # first steps: θ's as the in-memory stage 2, β's the GLM's standard errors (engine coordinates), ψ 0.1
+        try:
+            cov_glm = np.linalg.inv(A)
+            if M is not None:
+                Mi = np.linalg.inv(M)
+                cov_glm = Mi @ cov_glm @ Mi.T
+            se0 = np.sqrt(np.maximum(np.diag(cov_glm), 0.0))
+        except np.linalg.LinAlgError:
+            se0 = np.full(p, 0.1)
+        step = layout.join(theta=np.maximum(0.1 * np.abs(layout.split(x0).theta), 0.05),
+                           beta=np.where(np.isfinite(se0), np.maximum(se0, 1e-3), 0.1),
+                           **({"psi": np.full(len(psi0), 0.1)} if psi0 is not None else {}))
+        if psi0 is not None:  # the in-memory ParametricLaplaceFit's fallback: the layout's steps
+            step = layout.step
+        res = minimize_bobyqa(obj.laplace, x0, layout.lower, upper=layout.upper, initial_step=step)
+        x = np.asarray(res.x, dtype=float).copy()
+        if gradient and psi0 is not None:  # as in memory: the Hessian from the exact gradient
+            H, grad = driver.hessian_from_gradient(obj.laplace_and_gradient, x, obj.warm(), layout=layout)
+        else:
+            H, grad = driver.hessian_from_values(obj.laplace, x, layout=layout)
+            # BOBYQA stops with a gradient ~1e-4 where the in-memory fit's is ~1e-6 (fixed effects ~1e-5 apart)
+            x, H, grad, _ = driver.newton_polish(obj.laplace, x, H, grad, layout, maxit=2, fx=res.fun)
+        optimizer = "nlopt BOBYQA (PIRLS Laplace deviance, one pass per PIRLS round)"
+        if restarts:
+            optimizer = "L-BFGS-B (exact Laplace gradient), then " + optimizer
+        res_converged, res_message = bool(res.converged), str(res.message)
     n_opt = int(obj.n_evals)
-    dev, u, system, fac, pirls_ok = obj.pirls(layout.split(x).theta, layout.split(x).beta)
+    prm = layout.split(x)
+    fam_x = obj.family_at(prm)
+    dev, u, system, fac, pirls_ok = obj.pirls(prm.theta, prm.beta, fam_x)
     runner.done()
     x, theta, beta_e, cov_all, vcov, hessian_pd = _user_scale(x, H, M, layout, p)
-    converged, message = bool(res.converged) and bool(pirls_ok), str(res.message)
+    converged, message = res_converged and bool(pirls_ok), res_message
     if not pirls_ok:
         message = "PIRLS did not converge at the estimates"
     if obj.pirls_failures:
@@ -1059,8 +1149,8 @@ def _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropp
     if not (np.all(np.isfinite(vcov)) and np.all(np.diag(vcov) > 0)):
         converged, message = False, "standard errors are not finite at the estimates (the Hessian is not positive definite)"
         messages.append(message)
-    info_fit = FitInfo("nlopt BOBYQA (PIRLS Laplace deviance, one pass per PIRLS round)", n_opt, converged, message,
-                       driver.on_boundary(x, layout), messages=list(messages), restarts=[])
+    info_fit = FitInfo(optimizer, n_opt, converged, message, driver.on_boundary(x, layout), messages=list(messages),
+                       restarts=restarts)
     info_fit.hessian_positive_definite = hessian_pd
     info_fit.gradient_norm = driver.free_gradient_norm(grad, x, layout)
     if M is not None:
@@ -1072,13 +1162,22 @@ def _fit_pirls(runner, held, structure, fam, frame, info, plan, ddf, kept, dropp
                                      runner=runner)
     state = _ModeState(u)
     state.system, state.factor = system, fac
+    psi = layout.split(x).psi if "psi" in layout else np.zeros(0)
+    n_psi = psi.shape[0]
+    conditional = slice(0, layout.slice("beta").stop)  # (θ, β) of the conditional mean
     fit = DistributedGlmmFit(problem=problem, state=state, theta=theta, beta=beta_e, vcov=vcov,
-                             loglik=-0.5 * float(dev), info=info_fit, family=fam, objective=obj,
-                             param_cov=cov_all, estimates=x, estimates_cov=cov_all)
+                             loglik=-0.5 * float(dev), info=info_fit, family=fam_x,
+                             family_psi=psi if n_psi else None,
+                             family_psi_cov=(layout.block("psi", cov_all) if cov_all is not None
+                                             else np.full((n_psi, n_psi), np.nan)) if n_psi else None,
+                             objective=obj, param_cov=cov_all[conditional, conditional] if cov_all is not None
+                             else None, estimates=x, estimates_cov=cov_all)
     info_fit.passes = _pass_counts(runner.times)
     rounds = info_fit.passes.get("PIRLS round", {"count": 0, "seconds": 0.0})
+    grads = info_fit.passes.get("gradient", {"count": 0, "seconds": 0.0})
     info_fit.distributed = {"strategy": "pirls", "passes": len(runner.times), "pirls_rounds": rounds["count"],
-                            "deviance_evaluations": int(obj.n_evals),
+                            "gradient_passes": grads["count"], "deviance_evaluations": int(obj.n_evals),
+                            "exact_gradient": bool(gradient and not restarts),
                             "seconds_per_round": rounds["seconds"] / max(rounds["count"], 1)}
     return finish_fit(fit, t0)
 

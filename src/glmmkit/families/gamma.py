@@ -110,7 +110,37 @@ class Gamma(ParametricFamily):
         dict
             ``{"shape": float}``.
         """
-        cv2 = np.sum(wt * ((y - mu) / mu) ** 2) / np.sum(wt)
+        return self.start_from_pieces(self.start_pieces(y, mu, wt))
+
+    def start_pieces(self, y, mu, wt):
+        """The moment start's sums: Σ w((y - μ)/μ)² and Σ w.
+
+        Parameters
+        ----------
+        y, mu, wt : numpy.ndarray, shape (n,)
+            Response, means and prior weights.
+
+        Returns
+        -------
+        dict
+            ``{"cv2": float, "w": float}``.
+        """
+        return {"cv2": float(np.sum(wt * ((y - mu) / mu) ** 2)), "w": float(np.sum(wt))}
+
+    def start_from_pieces(self, pieces):
+        """The shape's moment start 1 / CV² from the summed ``start_pieces``, clipped to [0.01, 1e6].
+
+        Parameters
+        ----------
+        pieces : dict
+            ``cv2`` and ``w`` summed over the rows.
+
+        Returns
+        -------
+        dict
+            ``{"shape": float}``.
+        """
+        cv2 = pieces["cv2"] / pieces["w"]
         return {"shape": float(np.clip(1.0 / cv2, 0.01, 1e6))}
 
     def mu_start(self, y, wt):

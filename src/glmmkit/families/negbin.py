@@ -165,7 +165,37 @@ class NegativeBinomial2(_Counts):
         dict
             ``{"theta": float}``.
         """
-        excess = np.sum(wt * ((y - mu) ** 2 - mu)) / np.sum(wt * mu * mu)
+        return self.start_from_pieces(self.start_pieces(y, mu, wt))
+
+    def start_pieces(self, y, mu, wt):
+        """The moment start's sums: Σ w((y - μ)² - μ) and Σ w μ².
+
+        Parameters
+        ----------
+        y, mu, wt : numpy.ndarray, shape (n,)
+            Response, means and prior weights.
+
+        Returns
+        -------
+        dict
+            ``{"excess": float, "mu2": float}``.
+        """
+        return {"excess": float(np.sum(wt * ((y - mu) ** 2 - mu))), "mu2": float(np.sum(wt * mu * mu))}
+
+    def start_from_pieces(self, pieces):
+        """θ's moment start from the summed ``start_pieces``.
+
+        Parameters
+        ----------
+        pieces : dict
+            ``excess`` and ``mu2`` summed over the rows.
+
+        Returns
+        -------
+        dict
+            ``{"theta": float}``.
+        """
+        excess = pieces["excess"] / pieces["mu2"]
         return {"theta": float(np.clip(1.0 / excess, 0.05, 1e4)) if excess > 0 else 100.0}
 
     def simulate(self, mu, wt, rng):

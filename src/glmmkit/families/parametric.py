@@ -296,6 +296,42 @@ class ParametricFamily(Family):
         """
         raise NotImplementedError
 
+    def start_pieces(self, y, mu, wt) -> dict:
+        """Sums over rows from which ``start_from_pieces`` gives ``start``'s values: pieces of row chunks
+        add up (a Dask fit sums them over partitions).  Families without them are fitted in memory only.
+
+        Parameters
+        ----------
+        y, mu, wt : numpy.ndarray, shape (n,)
+            Response, means and prior weights of the rows.
+
+        Returns
+        -------
+        dict
+            Name -> float.
+
+        Raises
+        ------
+        NotImplementedError
+            The family's start is not written as sums.
+        """
+        raise NotImplementedError(f"the {self.name} family's start is not written as sums over rows")
+
+    def start_from_pieces(self, pieces: dict) -> dict:
+        """``start``'s values from the summed ``start_pieces``.
+
+        Parameters
+        ----------
+        pieces : dict
+            Sums of ``start_pieces`` over all rows.
+
+        Returns
+        -------
+        dict
+            Parameter name -> positive starting value.
+        """
+        raise NotImplementedError(f"the {self.name} family's start is not written as sums over rows")
+
     def start(self, y, mu, wt) -> dict:
         """Starting values of the parameters from the GLM fit's μ (moments).
 

@@ -122,7 +122,8 @@ def lead_crossproducts(codes: np.ndarray, q1: int, zl: np.ndarray, zc: np.ndarra
     return A11, G
 
 
-def chunk_crossproducts(blocks, X: np.ndarray, y: np.ndarray, sqrt_w: np.ndarray | None = None):
+def chunk_crossproducts(blocks, X: np.ndarray, y: np.ndarray, sqrt_w: np.ndarray | None = None,
+                        weights: np.ndarray | None = None):
     """The crossproducts ``BlockedSystem.from_crossproducts`` takes, of one chunk of rows.
 
     Each piece is a sum over the chunk's rows, so the pieces of chunks that partition the rows add
@@ -140,6 +141,9 @@ def chunk_crossproducts(blocks, X: np.ndarray, y: np.ndarray, sqrt_w: np.ndarray
         Response minus offset.
     sqrt_w : numpy.ndarray, shape (n,), optional
         Row multipliers.
+    weights : numpy.ndarray, shape (n,), optional
+        Signed weights (observed information) in place of ``sqrt_w``: one-sided products Z'(wZ), as
+        the constructor's ``weights=``.
 
     Returns
     -------
@@ -148,17 +152,19 @@ def chunk_crossproducts(blocks, X: np.ndarray, y: np.ndarray, sqrt_w: np.ndarray
         ``Azz`` (CSR, mz x mz), ``Azx`` (mz, p + 1) and ``Az1`` (CSR, mz x q1 K1) (None without
         them), and ``n``: the keyword arguments of ``BlockedSystem.from_crossproducts`` (with ``p``).
     """
-    XY, _, _, right = _weighted_xy(X, y, sqrt_w, None)
+    XY, XY_left, left, right = _weighted_xy(X, y, sqrt_w, weights)
     lead, rest = blocks[0], blocks[1:]
     zc = lead.columns if right is None else lead.columns * right[:, None]
-    A11, G = lead_crossproducts(lead.factor.codes, lead.q, zc, zc, XY)
-    out = {"A11": A11, "G": G, "Axx": XY.T @ XY, "Azz": None, "Azx": None, "Az1": None, "n": int(X.shape[0])}
+    zl = lead.columns if left is None else lead.columns * left[:, None]
+    A11, G = lead_crossproducts(lead.factor.codes, lead.q, zl, zc, XY)
+    out = {"A11": A11, "G": G, "Axx": XY_left.T @ XY, "Azz": None, "Azx": None, "Az1": None, "n": int(X.shape[0])}
     if rest:
         # sparse per chunk: a chunk meets few levels, and only the sum is made dense
         Zr = sp.hstack([b.z_matrix(right) for b in rest], format="csr")
-        out["Azz"] = (Zr.T @ Zr).tocsr()
-        out["Azx"] = np.asarray(Zr.T @ XY)
-        out["Az1"] = (Zr.T @ lead.z_matrix(right)).tocsr()
+        Zl = Zr if left is right else sp.hstack([b.z_matrix(left) for b in rest], format="csr")
+        out["Azz"] = (Zl.T @ Zr).tocsr()
+        out["Azx"] = np.asarray(Zl.T @ XY)
+        out["Az1"] = (Zl.T @ lead.z_matrix(right)).tocsr()
     return out
 
 @dataclass
