@@ -145,7 +145,13 @@ info = fit.optimizer_info.as_dict()
 def _blas():
     from glmmkit import _threads
     f = getattr(_threads, "blas_thread_decision", None)
-    return f() if f is not None and _threads._decision.cache_info().currsize else "not asked / before"
+    if f is None or not _threads._decision.cache_info().currsize:
+        return "not asked / before"
+    mz = max([p.get("mz", 0) for p in paths if isinstance(p.get("mz"), int)], default=0)
+    try:  # the decision for the model's own dense order (older checkouts have one decision)
+        return f(mz or None)
+    except TypeError:
+        return f()
 
 
 print(json.dumps(dict(kind=kind, size=size, rows=len(df), fit_s=round(t_fit, 2),

@@ -119,6 +119,27 @@ def test_thread_decision_slow_parallel_means_one_thread(monkeypatch, fresh_decis
     assert _threads.blas_thread_decision()["probe_n"] == _threads.PROBE_SIZES[-1]
 
 
+def test_large_dense_parts_have_their_own_decision(monkeypatch, fresh_decision):
+    """A dense part of LARGE_DENSE or more is decided by a Cholesky of its size class, once, apart from
+    the small probes' decision: threading gains with the order."""
+    monkeypatch.delenv(_threads.BLAS_THREADS_ENV, raising=False)
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: 2)
+    calls = []
+
+    def fake(A, t, r, s):  # parallel pays only at the large order
+        calls.append(A.shape[0])
+        return [0.01] if t == 1 else ([0.004] if A.shape[0] >= _threads.LARGE_DENSE else [0.011])
+
+    monkeypatch.setattr(_threads, "_time_potrf", fake)
+    assert _threads.parallel_blas_pays() is False
+    assert set(calls) == {_threads.PROBE_SIZES[0]}
+    assert _threads.parallel_blas_pays(_threads.LARGE_DENSE + 1000) is True
+    assert _threads.blas_thread_decision(_threads.LARGE_DENSE)["probe_n"] == _threads.LARGE_PROBE_SIZE
+    n = len(calls)
+    assert _threads.parallel_blas_pays(_threads.LARGE_DENSE) is True and len(calls) == n  # cached
+    assert _threads.parallel_blas_pays(_threads.LARGE_DENSE - 1) is False  # the default class
+
+
 @pytest.mark.parametrize("value,parallel", [("1", False), ("all", True)])
 def test_thread_decision_environment_override(monkeypatch, fresh_decision, value, parallel):
     monkeypatch.setenv(_threads.BLAS_THREADS_ENV, value)

@@ -23,6 +23,11 @@ BLAS_THREADS_ENV = "GLMMKIT_BLAS_THREADS"
 #: orders of the Choleskys timed by ``parallel_blas_pays``, in turn while every thread keeps winning
 #: (~4 and ~30 ms on one thread of a 2-core machine)
 PROBE_SIZES = (600, 1500)
+#: dense parts of this order or more get their own decision, from a Cholesky of ``LARGE_PROBE_SIZE``:
+#: threaded BLAS gains with the order (on an idle 2-core machine nothing at 600, 1.7x at 3,600), so
+#: the small probes' "one thread" would cost a large model a third of its time (~0.4 s to measure)
+LARGE_DENSE = 2500
+LARGE_PROBE_SIZE = 2500
 #: times each is timed
 PROBE_REPEATS = 3
 #: every thread is used only when its slowest run takes at most this share of one thread's best
@@ -85,7 +90,12 @@ def _time_potrf(A, threads: int, repeats: int, stop_after: float) -> list:
     return times
 
 
-def _measure() -> dict:
+def _probe_sizes(order) -> tuple:
+    """The Cholesky orders timed for a dense part of ``order`` (None: the default, small probes)."""
+    return (LARGE_PROBE_SIZE,) if order is not None and order >= LARGE_DENSE else PROBE_SIZES
+
+
+def _measure(sizes: tuple = PROBE_SIZES) -> dict:
     """The decision and its source, by the environment override or by timing (see ``parallel_blas_pays``)."""
     forced = os.environ.get(BLAS_THREADS_ENV, "").strip().lower()
     if forced in ("1", "one", "single"):
@@ -99,7 +109,7 @@ def _measure() -> dict:
         if not _blas_libraries():
             return {"parallel": False, "source": "no BLAS under threadpoolctl"}
         rng = np.random.default_rng(0)
-        for n in PROBE_SIZES:
+        for n in sizes:
             G = rng.standard_normal((n, n // 4))
             A = G @ G.T
             A.ravel()[:: n + 1] += n
@@ -118,13 +128,18 @@ def _measure() -> dict:
             "one_thread_s": one, "all_threads_s": every, "threads": cores}
 
 
-@lru_cache(maxsize=1)
-def _decision() -> dict:
-    return _measure()
+@lru_cache(maxsize=4)
+def _decision(sizes: tuple = PROBE_SIZES) -> dict:
+    return _measure(sizes)
 
 
-def blas_thread_decision() -> dict:
+def blas_thread_decision(order: int | None = None) -> dict:
     """How large dense factorisations are threaded in this process (decided on first call, then cached).
+
+    Parameters
+    ----------
+    order : int, optional
+        The dense part's order: from ``LARGE_DENSE`` on, the decision of that size class.
 
     Returns
     -------
@@ -134,24 +149,30 @@ def blas_thread_decision() -> dict:
         ``all_threads_s`` (the best one-thread and the slowest all-thread time of the last Cholesky
         timed), its order ``probe_n`` and ``threads``.
     """
-    return dict(_decision())
+    return dict(_decision(_probe_sizes(order)))
 
 
-def parallel_blas_pays() -> bool:
+def parallel_blas_pays(order: int | None = None) -> bool:
     """Whether a large dense Cholesky should run on every BLAS thread in this process.
 
-    Decided once, lazily: ``GLMMKIT_BLAS_THREADS`` set to ``1`` or ``all`` decides it; otherwise a
-    Cholesky of each order in ``PROBE_SIZES`` is timed ``PROBE_REPEATS`` times on one thread and
-    on all (about 0.2 s in all on an idle 2-core machine), and all threads are used only when at every
-    order their slowest run took at most ``PROBE_GAIN`` of one thread's best.  Only a dense part of ``PARALLEL_MIN_DENSE`` rows or
+    Decided once per size class, lazily: ``GLMMKIT_BLAS_THREADS`` set to ``1`` or ``all`` decides it;
+    otherwise a Cholesky of each order in ``PROBE_SIZES`` (for a dense part of ``LARGE_DENSE`` or
+    more: of ``LARGE_PROBE_SIZE``) is timed ``PROBE_REPEATS`` times on one thread and on all (about
+    0.2 s in all on an idle 2-core machine; ~0.5 s for the large class), and all threads are used
+    only when at every order their slowest run took at most ``PROBE_GAIN`` of one thread's best.  Only a dense part of ``PARALLEL_MIN_DENSE`` rows or
     more (``linalg.blocked``) asks, so small models never pay for the measurement.  ``reset_blas_thread_decision`` forgets it.
+
+    Parameters
+    ----------
+    order : int, optional
+        The dense part's order (None: the default class).
 
     Returns
     -------
     bool
         True: every thread; False: one.
     """
-    return _decision()["parallel"]
+    return _decision(_probe_sizes(order))["parallel"]
 
 
 def reset_blas_thread_decision() -> None:
@@ -181,13 +202,18 @@ def kernel_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def dense_blas_threads():
+def dense_blas_threads(order: int | None = None):
     """Context manager for a large dense factorisation: every BLAS thread where that was measured to
     pay off on this machine (``parallel_blas_pays``), else one.
+
+    Parameters
+    ----------
+    order : int, optional
+        The dense matrix's order: from ``LARGE_DENSE`` on, the decision measured at that size.
 
     Returns
     -------
     contextlib.AbstractContextManager
         ``all_blas_threads()`` or ``single_blas_thread()``.
     """
-    return all_blas_threads() if parallel_blas_pays() else single_blas_thread()
+    return all_blas_threads() if parallel_blas_pays(order) else single_blas_thread()

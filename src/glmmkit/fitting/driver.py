@@ -482,10 +482,12 @@ def lbfgs(fun_grad, x0, layout, nobs: int, warm, value=None, max_restarts: int =
 #: largest Newton decrement (the squared step in the Hessian's metric, ~2 (Δx / SE)²) from which a step
 #: updates ``curvature_newton``'s secant correction
 SECANT_DECREMENT = 10.0
+#: a Newton decrement below which a failed line search means an optimum flat to rounding, not a stall
+ROUNDING_DECREMENT = 1e-6
 
 
 def curvature_newton(fun_grad, x0, layout, curvature, f0=None, g0=None, maxit: int = 100,
-                     decrement_tol: float = 1e-9):
+                     decrement_tol: float = 1e-12):
     """Projected Newton iterations on an approximate Hessian that the objective recomputes at each point.
 
     Where the objective can give a good approximation of its Hessian at the point it has just
@@ -512,7 +514,7 @@ def curvature_newton(fun_grad, x0, layout, curvature, f0=None, g0=None, maxit: i
         ``fun_grad(x0)`` when the caller has it.
     maxit : int, default 100
         Most Newton steps.
-    decrement_tol : float, default 1e-9
+    decrement_tol : float, default 1e-12
         Stop once the Newton decrement g'B⁻¹g over the free parameters (the deviance the next step
         would gain, twice over) is below this.
 
@@ -563,15 +565,26 @@ def curvature_newton(fun_grad, x0, layout, curvature, f0=None, g0=None, maxit: i
         if decrement < decrement_tol:
             return done(True, f"Newton decrement {decrement:.2g} below {decrement_tol:g}", it)
         t = 1.0
-        for _ in range(40):
+        tiny = decrement < ROUNDING_DECREMENT
+        for _ in range(3 if tiny else 40):
             xn = np.clip(x + t * d, lower, upper)
             with np.errstate(all="ignore"):
                 fn, gn = fun_grad(xn)
             nfev += 1
-            if np.isfinite(fn) and np.all(np.isfinite(gn)) and fn <= f + 1e-4 * float(g @ (xn - x)):
+            if not (np.isfinite(fn) and np.all(np.isfinite(gn))):
+                t *= 0.5
+                continue
+            if fn <= f + 1e-4 * float(g @ (xn - x)):
+                break
+            # within the deviance's rounding (its mode is found to a relative 1e-10, which is ~1e-7 on a
+            # deviance of 1000) values no longer order the points; a smaller gradient in B's metric does
+            gfree = gn[free]
+            if tiny and float(gfree @ (V @ ((V.T @ gfree) / w))) < decrement:
                 break
             t *= 0.5
         else:
+            if decrement < ROUNDING_DECREMENT:  # the deviance is flat to its rounding: an optimum
+                return done(True, f"converged: no lower deviance within a Newton decrement of {decrement:.2g}", it)
             return done(False, "no step along Newton's direction lowers the deviance", it)
         # the secant update only from steps within a few standard errors of the optimum, where the
         # Hessian is nearly constant along the step (a first step from far away would spoil C)

@@ -1018,7 +1018,7 @@ class BlockedSystem:
         # S is C-ordered with its lower triangle filled; S.T is the same numbers in
         # Fortran order (upper triangle), so LAPACK factors it in place without a copy
         if self.m >= PARALLEL_MIN_DENSE:
-            with dense_blas_threads():
+            with dense_blas_threads(self.m):
                 U, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
         else:
             U, info = lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
@@ -1133,7 +1133,7 @@ class BlockedSystem:
             # LAPACK on L_zz' in Fortran order (its upper triangle): one copy of the block, no tril, and
             # S⁻¹ comes back as a C-ordered lower triangle, whose rows the pair kernel reads
             if mz >= PARALLEL_MIN_DENSE:  # twice dpotrf's flops: the same threading decision
-                with dense_blas_threads():
+                with dense_blas_threads(mz):
                     S_up, info = lapack.dpotri(Lzz.T, lower=0)
             else:
                 S_up, info = lapack.dpotri(Lzz.T, lower=0)

@@ -364,7 +364,7 @@ class GlmmObjective:
 
     # ----- PIRLS -----
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None, u0: np.ndarray | None = None,
-              start=None, chord=None) -> PirlsState:
+              start=None, chord=None, own_chord: bool = False) -> PirlsState:
         """Conditional mode at θ; β given (Laplace, AGQ) or estimated with u (``beta=None``: nAGQ = 0).
         ``start``: (η, penalised deviance) at the start u and the given β when the caller has them
         (``_predicted_mode``), so that they are not computed twice.  ``chord``: a factor of M at a
@@ -384,6 +384,11 @@ class GlmmObjective:
         chord : tuple, optional
             (templates, system, factor) of a factor of M at another point (the previous gradient
             evaluation's mode); used with β given only.
+        own_chord : bool, default False
+            Try chord steps with each Newton iteration's own factor before the next factorisation
+            (β given only): from a far start two or three factorisations fewer.  The exact-gradient
+            route asks for it; the derivative-free routes keep plain Newton, whose values their
+            difference Hessians were matched with.
 
         Returns
         -------
@@ -427,6 +432,13 @@ class GlmmObjective:
             if change < self.tol * (abs(dev) + 0.1) and step == 1.0:
                 converged = True
                 break
+            if own_chord and not joint and step == 1.0:
+                # this factor as the chord for the next steps: from a far start (u = 0) Newton's
+                # iterations cost a factorisation each, the chord's an O(n) pass, at a linear rate
+                # that _chord checks (it hands back to Newton when the rate is slow)
+                converged, u, eta, dev, _ = self._chord(templates, (templates, system, fac), u, eta, dev, fixed)
+                if converged:
+                    break
         system, mu = self._working_system(eta, fixed if not joint else self.offset, self._X0 if not joint else self.X)
         fac = system.factor(templates)
         mz = system.mz
@@ -592,7 +604,7 @@ class GlmmObjective:
         if start is not None:  # the previous evaluation's mode is the warm start: its factor serves too
             th0, _, st0 = self._mode_at[:3]
             chord = (self.structure.templates(th0), st0.system, st0.factor)
-        state = self.pirls(theta, beta, u0, start, chord=chord)
+        state = self.pirls(theta, beta, u0, start, chord=chord, own_chord=True)
         if not np.isfinite(state.laplace):
             return np.inf, np.full(params.shape[0], np.nan)
         self.u = state.u
