@@ -450,9 +450,9 @@ class GlmmObjective:
         chord method): du = M₀⁻¹ (Λ'Z's - u), s = ∂ℓ/∂η = W (z - η), each an O(n) pass and two
         triangular solves instead of a factorisation.  The fixed point is the mode whatever M₀ is;
         it converges linearly, at the rate at which M₀ differs from M at the mode, so near an
-        L-BFGS-B optimum (short steps in θ, β) in a few steps.  It stops on a change 1e-4 times
-        PIRLS's tolerance (a linear rate leaves about one change's worth of deviance, a Newton step
-        far less), and gives up to Newton's method (False) after a halved step, a slow rate (a change
+        optimum (short steps in θ, β) in a few steps.  It stops on a change 1e-4 times PIRLS's
+        tolerance (a linear rate leaves about one change's worth of deviance, a Newton step far less)
+        together with a step below 1e-9 of max(1, |u|), and gives up to Newton's method (False) after a halved step, a slow rate (a change
         over a quarter of the last) or ``maxit`` steps.  Returns (converged, u, η, deviance, steps)."""
         tpl0, system0, factor0 = chord
         tight = 1e-4 * self.tol
@@ -469,11 +469,15 @@ class GlmmObjective:
                 trial = self._halved_step(templates, u, du, dev, fixed, None, halvings=1)
                 if trial is None:
                     return False, u, eta, dev, k
-                _, u, _, _, eta, dev_new, _ = trial
+                step, u, _, _, eta, dev_new, _ = trial
                 change, dev = dev - dev_new, dev_new
-                if change < tight * (abs(dev) + 0.1):
+                # the deviance's change alone stops a linear rate early: it is quadratic in u's error,
+                # and the gradient at the mode is linear in it, so the step must be small too
+                flat = change < tight * (abs(dev) + 0.1)
+                if flat and step * np.max(np.abs(du), initial=0.0) < 1e-9 * max(
+                        1.0, float(np.max(np.abs(u), initial=0.0))):
                     return True, u, eta, dev, k
-                if change > 0.25 * last:
+                if not flat and change > 0.25 * last:  # (a flat deviance's changes are rounding)
                     return False, u, eta, dev, k
                 last = change
         return False, u, eta, dev, maxit
