@@ -125,6 +125,30 @@ class NegativeBinomial2(_Counts):
         d2_th = 1.0 / tm**2 - 2.0 * (y + th) / tm**3
         return wt * f, wt * f1, wt * f2, wt * f3, {"theta": (wt * th * d_th, wt * th * d1_th, wt * th * d2_th)}
 
+    def mu_scores(self, y, mu, wt, values):
+        """(f, ∂f/∂μ, {"theta": ∂f/∂log θ}) per row: ``mu_derivatives``'s first derivatives alone.
+
+        Parameters
+        ----------
+        y, mu, wt : numpy.ndarray, shape (n,)
+            Response, conditional means, prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, {"theta": ...})``, weights applied.
+        """
+        th = values["theta"]
+        tm = th + mu
+        const, dconst = self._theta_terms(y, th)
+        log_tm = np.log(tm)
+        f = const + y * np.log(mu) - (y + th) * log_tm
+        f1 = y / mu - (y + th) / tm
+        d_th = dconst - log_tm - (y + th) / tm
+        return wt * f, wt * f1, {"theta": wt * th * d_th}
+
     def mu_score_info(self, y, mu, wt, values):
         """(∂ℓ/∂μ, ∂²ℓ/∂μ²) per row without the log-gamma terms.
 

@@ -370,6 +370,71 @@ class ParametricFamily(Family):
         f1, f2 = self.mu_score_info(y, mu, wt, self._values)
         return f1 * m1, -(f2 * m1 * m1 + f1 * m2)
 
+    def score_terms(self, eta, y, wt):
+        """(ℓ, s, [ℓ_ψ, ...]) per row at the bound ``values``: the log-density, its η-score and its
+        log-parameters' scores (``free_names`` order), what a fit without random effects needs (the
+        fixed-effects start); families override it where that is much cheaper than ``eta_derivatives``.
+
+        Parameters
+        ----------
+        eta : numpy.ndarray, shape (n,)
+            Linear predictor.
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        tuple
+            ``(ll, s, psi)``: arrays of shape (n,), psi a list of them.
+        """
+        d = self.eta_derivatives(eta, y, wt)
+        return d.ll, d.s, [p[0] for p in d.psi]
+
+    def mu_scores(self, y, mu, wt, values: dict):
+        """(f, f1, {name: ∂f/∂ψ}) of ``mu_derivatives``: the first derivatives alone (families override
+        it where that is much cheaper).
+
+        Parameters
+        ----------
+        y, mu, wt : numpy.ndarray, shape (n,)
+            Response, conditional means, prior weights.
+        values : dict
+            Parameter values by name.
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, psi)``, weights applied.
+        """
+        f, f1, _, _, psi = self.mu_derivatives(y, mu, wt, values)
+        return f, f1, {k: v[0] for k, v in psi.items()}
+
+    def newton_terms(self, eta, y, wt):
+        """(ℓ, s, W) per row at the bound ``values``: what one Newton iteration on a mode needs (the
+        value for its step halving, the score and information for its step), in one call, so that a
+        family whose value and derivatives share terms (zero inflation: log p(y), r) computes them once.
+
+        Parameters
+        ----------
+        eta : numpy.ndarray, shape (n,)
+            Linear predictor.
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(ll, s, W)``: ``log_density`` and ``newton_weights`` at η.
+        """
+        mu = self.link.inverse(eta)
+        m1, m2, _ = self.link.mu_eta_derivatives(eta)
+        f1, f2 = self.mu_score_info(y, mu, wt, self._values)
+        return self.log_density(y, mu, wt, self._values), f1 * m1, -(f2 * m1 * m1 + f1 * m2)
+
     def mu_score_info(self, y, mu, wt, values: dict):
         """(f1, f2) of ``mu_derivatives``; families override it where that is much cheaper.
 
