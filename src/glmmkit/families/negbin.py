@@ -116,14 +116,21 @@ class NegativeBinomial2(_Counts):
         th = values["theta"]
         tm = th + mu
         const, dconst = self._theta_terms(y, th)
-        f = const + y * np.log(mu) - (y + th) * np.log(tm)
-        f1 = y / mu - (y + th) / tm
-        f2 = -y / mu**2 + (y + th) / tm**2
-        f3 = 2.0 * y / mu**3 - 2.0 * (y + th) / tm**3
-        d_th = dconst - np.log(tm) - (y + th) / tm
-        d1_th = (y - mu) / tm**2
-        d2_th = 1.0 / tm**2 - 2.0 * (y + th) / tm**3
-        return wt * f, wt * f1, wt * f2, wt * f3, {"theta": (wt * th * d_th, wt * th * d1_th, wt * th * d2_th)}
+        log_tm = np.log(tm)
+        a = y / mu            # y/μ
+        b = (y + th) / tm     # (y+θ)/(θ+μ)
+        imu, itm = 1.0 / mu, 1.0 / tm
+        itm2 = itm * itm
+        f = const + y * np.log(mu) - (y + th) * log_tm
+        f1 = a - b
+        f2 = b * itm - a * imu
+        f3 = 2.0 * (a * imu * imu - b * itm2)
+        d_th = th * (dconst - log_tm - b)
+        d1_th = th * (y - mu) * itm2
+        d2_th = th * itm2 * (1.0 - 2.0 * b)
+        if np.ndim(wt) == 0 and float(wt) == 1.0:  # unit weights (a zero model's base): no products
+            return f, f1, f2, f3, {"theta": (d_th, d1_th, d2_th)}
+        return wt * f, wt * f1, wt * f2, wt * f3, {"theta": (wt * d_th, wt * d1_th, wt * d2_th)}
 
     def mu_scores(self, y, mu, wt, values):
         """(f, ∂f/∂μ, {"theta": ∂f/∂log θ}) per row: ``mu_derivatives``'s first derivatives alone.

@@ -73,15 +73,17 @@ class _Wrapper(ParametricFamily):
     def _base_values(self, values):
         return {k: values[k] for k in getattr(self.base, "param_names", ())}
 
+    # the base's pieces are taken with the unit weight 1.0, not an array of ones: every base family
+    # (Poisson, NB1, NB2, Gamma, lognormal) only multiplies by its weights, and x * 1.0 is x exactly
     def _base_derivs(self, y, mu, values):
         """The base's (f, f1, f2, f3, psi) without weights."""
-        return self.base.mu_derivatives(y, mu, np.ones_like(mu), self._base_values(values))
+        return self.base.mu_derivatives(y, mu, 1.0, self._base_values(values))
 
     def _base_ll(self, y, mu, values):
         """The base's log-density per row (no weights), without its derivatives: what step halving and
         Newton's weights need.  A family without parameters has its μ-free constant memoised for the
         response it was computed for (the engine evaluates one response at many μ)."""
-        ones = np.ones_like(mu)
+        ones = 1.0
         if _is_parametric(self.base):
             return self.base.log_density(y, mu, ones, self._base_values(values))
         memo = self.__dict__.get("_const_memo")
@@ -92,7 +94,7 @@ class _Wrapper(ParametricFamily):
 
     def _base_score(self, y, mu, values):
         """(∂ℓ/∂μ, ∂²ℓ/∂μ²) of the base, no weights."""
-        return self.base.mu_score_info(y, mu, np.ones_like(mu), self._base_values(values))
+        return self.base.mu_score_info(y, mu, 1.0, self._base_values(values))
 
     def _base_log_p0(self, mu, values):
         """log p₀(μ) of the base (0 for a continuous base)."""
@@ -131,6 +133,13 @@ def _truncation_terms(f0, psi0, q):
     hp = {k: (q * gp, v * gp * g1 + q * g1p, v * gp * g2 + q * g2p + w * gp * g1 * g1 + 2.0 * v * g1 * g1p)
           for k, (gp, g1p, g2p) in psi0.items()}
     return h1, h2, h3, hp
+
+
+def _unit(wt) -> bool:
+    """Whether prior weights are all 1 (a scalar 1.0, or an array of ones)."""
+    if np.ndim(wt) == 0:
+        return float(wt) == 1.0
+    return bool(np.all(wt == 1.0))
 
 
 def _mixture(pi, f, zero):
@@ -413,15 +422,20 @@ class ZeroInflated(_ZeroPart):
         ll, r = _mixture(pi, f, zero)
         v = r * (1.0 - r)
         w = v * (1.0 - 2.0 * r)
+        vf1 = v * f1
+        wf1sq = w * f1 * f1
         l1 = r * f1
-        l2 = r * f2 + v * f1 * f1
-        l3 = r * f3 + 3.0 * v * f1 * f2 + w * f1**3
-        out = {k: (wt * r * gp, wt * (v * gp * f1 + r * g1p),
-                   wt * (v * gp * f2 + r * g2p + w * gp * f1 * f1 + 2.0 * v * f1 * g1p))
-               for k, (gp, g1p, g2p) in psi.items()}
+        l2 = r * f2 + vf1 * f1
+        l3 = r * f3 + (3.0 * vf1 * f2 + wf1sq * f1)
+        out = {}
+        for k, (gp, g1p, g2p) in psi.items():
+            vgp = v * gp
+            out[k] = (r * gp, vgp * f1 + r * g1p, vgp * f2 + r * g2p + wf1sq * gp + 2.0 * vf1 * g1p)
         # ζ = logit π: ∂ log π/∂ζ = 1 − π, ∂ log(1 − π)/∂ζ = −π, ∂r/∂ζ = −r(1 − r)
-        out["zi"] = (wt * np.where(zero, 1.0 - r - pi, -pi), -wt * v * f1, -wt * (v * f2 + w * f1 * f1))
-        return wt * ll, wt * l1, wt * l2, wt * l3, out
+        out["zi"] = (np.where(zero, 1.0 - r - pi, -pi), -vf1, -(v * f2 + wf1sq))
+        if _unit(wt):  # the usual case: no fifteen multiplications by ones
+            return ll, l1, l2, l3, out
+        return wt * ll, wt * l1, wt * l2, wt * l3, {k: tuple(wt * a for a in t) for k, t in out.items()}
 
     def log_density(self, y, mu, wt, values):
         """The zero-inflated log-density per row, without derivatives.

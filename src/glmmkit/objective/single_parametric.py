@@ -71,10 +71,10 @@ class OneFactorParametric:
         Levels whose Newton iterations found no step that does not raise the deviance.
     """
 
-    #: a level's iterations stop after an accepted full Newton step below this (relative to 1 + |u|):
-    #: Newton converges quadratically, so the mode is then exact to rounding, and the gradient's
-    #: differences (the Hessian's, steps of 1e-6) see no iteration noise
-    STEP_TOL = 1e-8
+    #: a level's iterations end with a Newton step below this (relative to 1 + |u|), taken without
+    #: another evaluation: Newton converges quadratically, so the mode is then exact to ~1e-12 (the
+    #: general objective's stopping rule, a decrement under 1e-10 (|D| + 0.1), leaves ~1e-8)
+    STEP_TOL = 1e-6
 
     def __init__(self, obj):
         blk = obj.structure.blocks[0]
