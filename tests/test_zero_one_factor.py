@@ -63,9 +63,18 @@ def _points(fit):
     return out
 
 
-@pytest.mark.parametrize("cid", PATH_CASES)
+def _slope_fit():
+    """A scalar random slope (z ≠ 1) and a dispersion parameter: the path's products with z."""
+    d = load(CASES["sal_zinb2"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gk.glmer("count ~ mined + cover + (0 + cover | site)", d, family="negative_binomial",
+                        ziformula="~ mined")
+
+
+@pytest.mark.parametrize("cid", PATH_CASES + ["slope"])
 def test_per_level_path_equals_general_objective(cid):
-    fit = fitted(cid)
+    fit = _slope_fit() if cid == "slope" else fitted(cid)
     problem = fit._problem
     assert single_parametric.applies(problem.structure, problem.sub_predictors, 1)
     for x in _points(fit):

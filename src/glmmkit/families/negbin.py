@@ -41,6 +41,7 @@ class NegativeBinomial2(_Counts):
     name = "negative_binomial"
     param_names = ("theta",)
     disp_param = "theta"
+    keyed_memo = True
 
     def variance(self, mu):
         """V = μ + μ²/θ, floored at 1e-300.
@@ -64,9 +65,11 @@ class NegativeBinomial2(_Counts):
         another one."""
         memo = self.__dict__.get("_memo")
         if memo is None or memo[0] is not y or not (memo[1] is th or (np.ndim(th) == 0 and memo[1] == th)):
-            const = gammaln(y + th) - gammaln(th) - gammaln(y + 1.0) + th * np.log(th)
+            # log y! depends on the response alone: kept from a memo of the same response at another θ
+            lgy = memo[3] if memo is not None and memo[0] is y else gammaln(y + 1.0)
+            const = gammaln(y + th) - gammaln(th) - lgy + th * np.log(th)
             dconst = digamma(y + th) - digamma(th) + np.log(th) + 1.0
-            memo = (y, th, (const, dconst))
+            memo = (y, th, (const, dconst), lgy)
             self.__dict__["_memo"] = memo
         return memo[2]
 

@@ -131,6 +131,10 @@ class ParametricFamily(Family):
     #: (ψ this family's own log-parameter; 1 for every family here: glmmTMB models log θ, log φ, log σ and the Gamma's log shape)
     disp_param: str | None = None
     disp_scale: float = 1.0
+    #: True where the family's memo of μ-free terms (``_memo``) holds the response and parameter
+    #: values it was computed for and checks them on every use: it may then pass to the objects
+    #: ``with_values`` binds (a fit's next evaluation at the same θ, or the same response, reuses it)
+    keyed_memo: bool = False
 
     def __init__(self, link=None, fixed: dict | None = None):
         super().__init__(link)
@@ -180,7 +184,8 @@ class ParametricFamily(Family):
         merged.update({k: _value(v) for k, v in values.items() if k in self.param_names})
         merged.update(self.fixed)
         new._values = merged
-        new.__dict__.pop("_memo", None)  # memos of μ-free terms belong to one set of values
+        if not self.keyed_memo:
+            new.__dict__.pop("_memo", None)  # memos of μ-free terms belong to one set of values
         return new
 
     def with_log_params(self, psi) -> "ParametricFamily":

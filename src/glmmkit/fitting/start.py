@@ -177,12 +177,15 @@ def fixed_effects_start(obj, x0, maxiter: int = 200, max_rows: int = 20_000):
 
     beta_sl = layout.slice("beta")
 
+    bound = [obj.family]  # the family last bound: every free parameter is set, a keyed memo is reused
+
     def scores(z):  # the deviance, the rows' η-scores and their log-parameter scores by name
         x = x0.copy()
         x[free] = z
         prm = layout.split(x)
+        bound[0] = bound[0].with_psi(row_psi(prm))
         with np.errstate(all="ignore"):
-            ll, s, psi = obj.family.with_psi(row_psi(prm)).score_terms(X @ prm.beta + offset, y, wt)
+            ll, s, psi = bound[0].score_terms(X @ prm.beta + offset, y, wt)
             value = -2.0 * float(np.sum(ll))
         if not np.isfinite(value):
             return np.inf, None, None

@@ -90,6 +90,7 @@ class OneFactorParametric:
         self.n_evals = 0
         self.failures = 0
         self._base = None  # the last gradient evaluation's modes and per-level terms (``_predicted``)
+        self._family = None  # the family object last bound
         self._psi_sl = self.layout.slice("psi") if "psi" in self.layout else None
         self._sub_sl = [self.layout.slice(f"beta_{sub.part}") for sub in obj.submodels]
 
@@ -101,9 +102,14 @@ class OneFactorParametric:
         return float(theta[0]) if self.block.direct else float(self.block.template(theta)[0, 0])
 
     def _bound(self, params):
+        """The split parameters, their engine-scale family values, the family bound to them (from the
+        last object bound: every free parameter is set, and a family with a keyed memo of μ-free terms
+        (NB2) reuses it at an unchanged θ) and Xβ + offset."""
         prm = self.layout.split(np.asarray(params, dtype=float))
         psi = self.obj.row_psi(prm)
-        return prm, psi, self.obj.family.with_psi(psi), self.obj.X @ prm.beta + self.obj.offset
+        fam = (self._family or self.obj.family).with_psi(psi)
+        self._family = fam
+        return prm, psi, fam, self.obj.X @ prm.beta + self.obj.offset
 
     def _predicted(self, eta0, t, psi):
         """The modes at new parameters from the last gradient evaluation's, moved to first order (the
@@ -251,10 +257,11 @@ class OneFactorParametric:
                 u, _ = self._modes(eta0, t, fam, self.u if u is None else u)
             d = fam.eta_derivatives(self._eta(eta0, t, u), self.obj.y, self.obj.wt)
             z, g = self.z, self.codes
-            zz = 1.0 if z is None else z
-            S1 = self._sums(d.s if z is None else z * d.s)
-            S2 = self._sums(d.W if z is None else z * z * d.W)
-            S3 = self._sums(d.dW if z is None else z * z * z * d.dW)
+            if z is None:  # a random intercept: z = 1, no products with it
+                zW, S1, S2, S3 = d.W, self._sums(d.s), self._sums(d.W), self._sums(d.dW)
+            else:
+                zW = z * d.W
+                S1, S2, S3 = self._sums(z * d.s), self._sums(z * zW), self._sums(z * z * z * d.dW)
             t2 = t * t
             H = t2 * S2 + 1.0
             value = -2.0 * float(np.sum(d.ll)) + float(u @ u) + float(np.sum(np.log(H)))
@@ -262,15 +269,16 @@ class OneFactorParametric:
                 return nan
             a = (t2 / H)[g]                     # c_i / z_i²: the rows' leverage
             b = (t2 * t2 * S3 / (H * H))[g]     # e_i / z_i
+            if z is not None:
+                a, b = a * (z * z), b * z       # c_i and e_i
             grad = np.empty(params.shape[0])
-            c = -2.0 * d.s + a * (zz * zz) * d.dW - b * zz * d.W
+            c = -2.0 * d.s + a * d.dW - b * d.W
             grad[self.layout.slice("beta")] = self.obj.X.T @ c
             du_dt = (S1 - t * u * S2) / H
             dt = float(np.sum(-2.0 * u * S1 + (2.0 * t * S2 + t2 * u * S3) / H + t2 * t * S3 / H * du_dt))
             th_sl = self.layout.slice("theta")
             grad[th_sl] = dt if self.block.direct else self.structure.contract(theta, [np.array([dt])])
-            rows = {k: -2.0 * lp + a * (zz * zz) * Wp + b * zz * sp
-                    for k, (lp, sp, Wp) in zip(fam.free_names, d.psi)}
+            rows = {k: -2.0 * lp + a * Wp + b * sp for k, (lp, sp, Wp) in zip(fam.free_names, d.psi)}
             if self._psi_sl is not None:
                 grad[self._psi_sl] = [float(np.sum(rows[k])) for k in self.obj.scalar_names]
             for sub, sl in zip(self.obj.submodels, self._sub_sl):
@@ -278,8 +286,8 @@ class OneFactorParametric:
         if not np.all(np.isfinite(grad)):
             return nan
         self.u = u
-        self._base = {"u": u.copy(), "t": t, "eta0": eta0, "psi": psi, "S1": S1, "S2": S2, "H": H,
-                      "zW": zz * d.W, "zsp": {k: zz * sp for k, (_, sp, _) in zip(fam.free_names, d.psi)}}
+        self._base = {"u": u.copy(), "t": t, "eta0": eta0, "psi": psi, "S1": S1, "S2": S2, "H": H, "zW": zW,
+                      "zsp": {k: (sp if z is None else z * sp) for k, (_, sp, _) in zip(fam.free_names, d.psi)}}
         return value, grad
 
     def gradient_near_mode(self, params):
