@@ -131,3 +131,30 @@ def test_applies_only_to_one_scalar_term():
     assert not single_parametric.applies(slope._problem.structure, slope._problem.sub_predictors, 1)
     one = fitted("sal_zinb2")._problem
     assert not single_parametric.applies(one.structure, one.sub_predictors, 3)
+
+
+@pytest.mark.parametrize("cid", ["sal_zinb2", "sal_hurdle_nb2", "sim_zigamma_hurdle", "slope"])
+def test_batched_difference_steps_equal_one_by_one(cid):
+    fit = _slope_fit() if cid == "slope" else fitted(cid)
+    problem = fit._problem
+    fast = single_parametric.OneFactorParametric(problem.objective())
+    x = fit._x.copy()
+    assert fast.gradients_near_mode(x[None, :]) is None  # nothing to predict from yet
+    fast.laplace_and_gradient(x)
+    get, set_ = fast.warm()
+    saved = get()
+    steps = 1e-6 * np.maximum(1.0, np.abs(x))
+    points = x + np.diag(steps)
+    values, grads = fast.gradients_near_mode(points)
+    np.testing.assert_array_equal(fast.u, saved[0])  # the modes are not changed
+    fast.BATCH_ELEMENTS = 3 * fast.codes.shape[0]  # three points a pass
+    v3, g3 = fast.gradients_near_mode(points)
+    np.testing.assert_allclose(v3, values, rtol=1e-14)
+    np.testing.assert_allclose(g3, grads, rtol=1e-12, atol=1e-13)
+    for j, p in enumerate(points):
+        set_(saved)
+        v, g = fast.gradient_near_mode(p)
+        assert values[j] == pytest.approx(v, rel=1e-13)
+        # near the optimum the gradient is ~1e-5, so its sums' rounding is compared absolutely: 1e-11
+        # moves the difference quotient (steps of 1e-6) by 1e-5, against Hessian entries of 1-1000
+        np.testing.assert_allclose(grads[j], g, rtol=1e-9, atol=1e-11)

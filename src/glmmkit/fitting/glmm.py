@@ -653,7 +653,7 @@ class ParametricLaplaceFit:
                     warm = _warm(obj)
             if fast is not None:  # as the general objective: each step's modes moved to first order from x's
                 H, grad = driver.hessian_from_gradient(fast.gradient_near_mode, x, fast.warm(), g0=g0,
-                                                       layout=layout)
+                                                       layout=layout, batch=fast.gradients_near_mode)
                 obj.u = fast.u.copy()
             else:
                 # the difference steps are 1e-6: the mode moved to first order is the mode to O(1e-12)

@@ -75,6 +75,9 @@ class OneFactorParametric:
     #: another evaluation: Newton converges quadratically, so the mode is then exact to ~1e-12 (the
     #: general objective's stopping rule, a decrement under 1e-10 (|D| + 0.1), leaves ~1e-8)
     STEP_TOL = 1e-6
+    #: most (points x rows) in one pass of ``gradients_near_mode`` (each of the family's ~50 temporaries
+    #: is that many doubles: 16 MB)
+    BATCH_ELEMENTS = 2_000_000
 
     def __init__(self, obj):
         blk = obj.structure.blocks[0]
@@ -305,6 +308,96 @@ class OneFactorParametric:
         grad : ndarray
         """
         return self.laplace_and_gradient(params, newton=False)
+
+    def gradients_near_mode(self, points):
+        """``gradient_near_mode`` at several points at once (the Hessian's difference steps): every
+        point's modes predicted from the same last gradient evaluation, the family's row terms and the
+        per-level sums of all points in one pass over arrays of shape (points, rows).  The modes are
+        not changed.
+
+        Parameters
+        ----------
+        points : ndarray, shape (k, n_params)
+            The parameter vectors (``layout`` order).
+
+        Returns
+        -------
+        tuple of (ndarray, ndarray) or None
+            Values (k,) and gradients (k, n_params); None where there is no last evaluation to predict
+            from or a value is not finite (the caller then evaluates the points one by one).
+        """
+        base, obj = self._base, self.obj
+        if base is None or not np.array_equal(base["u"], self.u):
+            return None
+        P = np.atleast_2d(np.asarray(points, dtype=float))
+        n = self.codes.shape[0]
+        chunk = max(1, self.BATCH_ELEMENTS // n)
+        if P.shape[0] > chunk:  # the family's temporaries are (points x rows): a bounded number at a time
+            parts = [self.gradients_near_mode(P[i:i + chunk]) for i in range(0, P.shape[0], chunk)]
+            if any(part is None for part in parts):
+                return None
+            return np.concatenate([v for v, _ in parts]), np.concatenate([g for _, g in parts])
+        k, q = P.shape[0], self.q
+        prms = [self.layout.split(p) for p in P]
+        per_point = [obj.row_psi(prm) for prm in prms]
+        psi = {}
+        for name in per_point[0]:
+            vals = [pp[name] for pp in per_point]
+            psi[name] = (np.array(vals, dtype=float)[:, None] if all(np.ndim(v) == 0 for v in vals)
+                         else np.stack([np.broadcast_to(v, (n,)) for v in vals]))
+        fam = (self._family or obj.family).with_psi(psi)
+        beta = np.stack([prm.beta for prm in prms])
+        eta0 = beta @ obj.X.T + obj.offset
+        t = np.array([self._t(prm.theta) for prm in prms])
+        offsets = (self.codes[None, :] + q * np.arange(k)[:, None]).ravel()
+
+        def sums(A):
+            return np.bincount(offsets, weights=np.broadcast_to(A, (k, n)).ravel(), minlength=k * q).reshape(k, q)
+
+        z, g = self.z, self.codes
+        with np.errstate(all="ignore"):
+            t0, u0 = base["t"], base["u"]
+            dt = (t - t0)[:, None]
+            rows = base["zW"] * (eta0 - base["eta0"])
+            for name, zsp in base["zsp"].items():
+                rows = rows - zsp * (psi[name] - base["psi"][name])
+            U = u0 + (dt * base["S1"] - t0 * sums(rows) - t0 * dt * u0 * base["S2"]) / base["H"]
+            B = (t[:, None] * U)[:, g]
+            d = fam.eta_derivatives(eta0 + (B if z is None else B * z), obj.y, obj.wt)
+            if z is None:
+                S1, S2, S3 = sums(d.s), sums(d.W), sums(d.dW)
+            else:
+                S1, S2, S3 = sums(z * d.s), sums(z * z * d.W), sums(z * z * z * d.dW)
+            tc = t[:, None]
+            t2 = tc * tc
+            H = t2 * S2 + 1.0
+            values = -2.0 * d.ll.sum(axis=1) + np.einsum("kq,kq->k", U, U) + np.log(H).sum(axis=1)
+            if not (np.all(np.isfinite(values)) and np.all(H > 0.0)):
+                return None
+            a = (t2 / H)[:, g]
+            b = (t2 * t2 * S3 / (H * H))[:, g]
+            if z is not None:
+                a, b = a * (z * z), b * z
+            grads = np.empty(P.shape)
+            c = -2.0 * d.s + a * d.dW - b * d.W
+            grads[:, self.layout.slice("beta")] = c @ obj.X
+            du_dt = (S1 - tc * U * S2) / H
+            dts = np.sum(-2.0 * U * S1 + (2.0 * tc * S2 + t2 * U * S3) / H + t2 * tc * S3 / H * du_dt, axis=1)
+            th_sl = self.layout.slice("theta")
+            if self.block.direct:
+                grads[:, th_sl] = dts[:, None]
+            else:
+                for j, prm in enumerate(prms):
+                    grads[j, th_sl] = self.structure.contract(prm.theta, [np.array([dts[j]])])
+            rows = {name: -2.0 * lp + a * Wp + b * sp for name, (lp, sp, Wp) in zip(fam.free_names, d.psi)}
+            if self._psi_sl is not None:
+                grads[:, self._psi_sl] = np.stack([rows[name].sum(axis=1) for name in obj.scalar_names], axis=1)
+            for sub, sl in zip(obj.submodels, self._sub_sl):
+                grads[:, sl] = (rows[sub.param] @ sub.X) / sub.param_scale
+        self.n_evals += k
+        if not np.all(np.isfinite(grads)):
+            return None
+        return values, grads
 
     def warm(self):
         """(get, set) of the warm start, for the driver (``fitting.driver``): the modes and the gradient
