@@ -76,7 +76,10 @@ class NegativeBinomial2(_Counts):
         many μ at one θ, and the log-gamma and digamma of 1e5 rows cost more than everything else of
         an iteration.  The memo holds the response it was computed for, so it can never answer for
         another one."""
-        memo = self.__dict__.get("_memo")
+        # one memo per response (a truncated or hurdle family evaluates y and a response of zeros in
+        # turn: a single one missed at every call), at most four, each holding its response
+        memos = self.__dict__.get("_memo") or {}
+        memo = memos.get(id(y))
         if memo is None or memo[0] is not y or not (
                 memo[1] is th or (np.ndim(th) == 0 and np.ndim(memo[1]) == 0 and memo[1] == th)):
             # what depends on the response alone (log y!, its distinct values) is kept from a memo of the
@@ -92,7 +95,8 @@ class NegativeBinomial2(_Counts):
             const = g - gammaln(th) - lgy + th * np.log(th)
             dconst = dg - digamma(th) + np.log(th) + 1.0
             memo = (y, th, (const, dconst), ykeep)
-            self.__dict__["_memo"] = memo
+            # a new dict: the objects with_values made from this one share the old one, and never change
+            self.__dict__["_memo"] = {**(memos if len(memos) < 4 else {}), id(y): memo}
         return memo[2]
 
     def log_density(self, y, mu, wt, values):

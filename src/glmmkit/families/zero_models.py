@@ -73,6 +73,24 @@ class _Wrapper(ParametricFamily):
     def _base_values(self, values):
         return {k: values[k] for k in getattr(self.base, "param_names", ())}
 
+    def _zeros(self, mu):
+        """A response of zeros the shape of ``mu``: one array per object and shape, so that a base's memo
+        of μ-free terms keyed on its response (NB2's) holds between calls (a new array each time missed it)."""
+        memo = self.__dict__.get("_zeros_memo")
+        if memo is None or memo.shape != np.shape(mu):
+            memo = np.zeros(np.shape(mu))
+            self.__dict__["_zeros_memo"] = memo
+        return memo
+
+    def _positive_y(self, y):
+        """y with its zeros replaced by 1 (what a hurdle's positive part is evaluated at), one array per
+        response, for the same reason as ``_zeros``."""
+        memo = self.__dict__.get("_ypos_memo")
+        if memo is None or memo[0] is not y:
+            memo = (y, np.where(np.asarray(y) == 0, 1.0, y))
+            self.__dict__["_ypos_memo"] = memo
+        return memo[1]
+
     # the base's pieces are taken with the unit weight 1.0, not an array of ones: every base family
     # (Poisson, NB1, NB2, Gamma, lognormal) only multiplies by its weights, and x * 1.0 is x exactly
     def _base_derivs(self, y, mu, values):
@@ -196,7 +214,7 @@ class Truncated(_Wrapper):
             and the base parameters' log-derivatives); weights applied.
         """
         f, f1, f2, f3, psi = self._base_derivs(y, mu, values)
-        g, g1, g2, g3, psi0 = self._base_derivs(np.zeros_like(mu), mu, values)
+        g, g1, g2, g3, psi0 = self._base_derivs(self._zeros(mu), mu, values)
         with np.errstate(divide="ignore", over="ignore"):
             q = 1.0 / np.expm1(-g)
             h = -np.log(-np.expm1(g))
@@ -223,7 +241,7 @@ class Truncated(_Wrapper):
         numpy.ndarray, shape (n,)
             Weights applied.
         """
-        g = self._base_ll(np.zeros_like(mu), mu, values)
+        g = self._base_ll(self._zeros(mu), mu, values)
         return wt * (self._base_ll(y, mu, values) - np.log(-np.expm1(g)))
 
     def mu_score_info(self, y, mu, wt, values):
@@ -246,7 +264,7 @@ class Truncated(_Wrapper):
             Weights applied.
         """
         f1, f2 = self._base_score(y, mu, values)
-        z = np.zeros_like(mu)
+        z = self._zeros(mu)
         g = self._base_ll(z, mu, values)
         g1, g2 = self._base_score(z, mu, values)
         q = 1.0 / np.expm1(-g)
@@ -749,7 +767,7 @@ class Hurdle(_ZeroPart):
         """
         pi = values["zi"]
         zero = y == 0
-        f, f1, f2, f3, psi = self._base_derivs(np.where(zero, 1.0, y), mu, values)
+        f, f1, f2, f3, psi = self._base_derivs(self._positive_y(y), mu, values)
         pos = ~zero
         ll = np.where(zero, np.log(pi), np.log1p(-pi) + f)
         out = {k: tuple(wt * pos * a for a in terms) for k, terms in psi.items()}
@@ -777,7 +795,7 @@ class Hurdle(_ZeroPart):
         """
         pi = values["zi"]
         zero = y == 0
-        return wt * np.where(zero, np.log(pi), np.log1p(-pi) + self._base_ll(np.where(zero, 1.0, y), mu, values))
+        return wt * np.where(zero, np.log(pi), np.log1p(-pi) + self._base_ll(self._positive_y(y), mu, values))
 
     def mu_score_info(self, y, mu, wt, values):
         """(∂ℓ/∂μ, ∂²ℓ/∂μ²) per row: the positive part's, 0 on zero rows.
@@ -799,7 +817,7 @@ class Hurdle(_ZeroPart):
             Weights applied.
         """
         pos = y != 0
-        f1, f2 = self._base_score(np.where(pos, y, 1.0), mu, values)
+        f1, f2 = self._base_score(self._positive_y(y), mu, values)
         return wt * pos * f1, wt * pos * f2
 
     def zi_curvature(self, y, mu, wt, values):
