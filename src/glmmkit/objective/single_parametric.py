@@ -149,8 +149,9 @@ class OneFactorParametric:
         return self._sums(ll) - 0.5 * u * u, S1, S2, W
 
     def _modes(self, eta0, t, fam, u):
-        """Every level's damped Newton iterations at once from ``u`` (not changed); returns (u, S₂ at u)
-        and counts the levels that found no acceptable step in ``failures``."""
+        """Every level's damped Newton iterations at once from ``u`` (not changed); returns (u, S₂ of the
+        last evaluation: before the unchecked last step) and counts the levels that found no acceptable
+        step in ``failures``."""
         u = u.copy()
         f, S1, S2, W = self._evaluate(eta0, t, u, fam)
         bad = ~np.isfinite(f)
