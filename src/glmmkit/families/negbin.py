@@ -25,6 +25,19 @@ class _Counts(ParametricFamily):
         return np.maximum(np.asarray(y, dtype=float), 1e-300)
 
 
+def _response_terms(y):
+    """(log y!, the distinct values of y, each row's index into them) for NB2's μ-free terms; the
+    distinct values only where there are at most a quarter as many as rows (else None, None)."""
+    y = np.asarray(y, dtype=float)
+    lgy = gammaln(y + 1.0)
+    if y.ndim != 1 or y.shape[0] < 64:
+        return lgy, None, None
+    values, index = np.unique(y, return_inverse=True)
+    if 4 * values.shape[0] > y.shape[0]:
+        return lgy, None, None
+    return lgy, values, index
+
+
 class NegativeBinomial2(_Counts):
     """NB2 counts (glmmTMB's nbinom2, lme4's glmer.nb): Var = μ + μ²/θ.
 
@@ -41,6 +54,7 @@ class NegativeBinomial2(_Counts):
     name = "negative_binomial"
     param_names = ("theta",)
     disp_param = "theta"
+    keyed_memo = True
 
     def variance(self, mu):
         """V = μ + μ²/θ, floored at 1e-300.
@@ -62,12 +76,27 @@ class NegativeBinomial2(_Counts):
         many μ at one θ, and the log-gamma and digamma of 1e5 rows cost more than everything else of
         an iteration.  The memo holds the response it was computed for, so it can never answer for
         another one."""
-        memo = self.__dict__.get("_memo")
-        if memo is None or memo[0] is not y or not (memo[1] is th or (np.ndim(th) == 0 and memo[1] == th)):
-            const = gammaln(y + th) - gammaln(th) - gammaln(y + 1.0) + th * np.log(th)
-            dconst = digamma(y + th) - digamma(th) + np.log(th) + 1.0
-            memo = (y, th, (const, dconst))
-            self.__dict__["_memo"] = memo
+        # one memo per response (a truncated or hurdle family evaluates y and a response of zeros in
+        # turn: a single one missed at every call), at most four, each holding its response
+        memos = self.__dict__.get("_memo") or {}
+        memo = memos.get(id(y))
+        if memo is None or memo[0] is not y or not (
+                memo[1] is th or (np.ndim(th) == 0 and np.ndim(memo[1]) == 0 and memo[1] == th)):
+            # what depends on the response alone (log y!, its distinct values) is kept from a memo of the
+            # same response at another θ
+            ykeep = memo[3] if memo is not None and memo[0] is y else _response_terms(y)
+            lgy, values, index = ykeep
+            if index is not None and np.ndim(th) == 0:
+                # counts take few distinct values: the log-gamma and digamma of y + θ on those, gathered
+                # (two special functions over every row were most of an evaluation at 644 rows)
+                g, dg = gammaln(values + th)[index], digamma(values + th)[index]
+            else:
+                g, dg = gammaln(y + th), digamma(y + th)
+            const = g - gammaln(th) - lgy + th * np.log(th)
+            dconst = dg - digamma(th) + np.log(th) + 1.0
+            memo = (y, th, (const, dconst), ykeep)
+            # a new dict: the objects with_values made from this one share the old one, and never change
+            self.__dict__["_memo"] = {**(memos if len(memos) < 4 else {}), id(y): memo}
         return memo[2]
 
     def log_density(self, y, mu, wt, values):
@@ -116,14 +145,45 @@ class NegativeBinomial2(_Counts):
         th = values["theta"]
         tm = th + mu
         const, dconst = self._theta_terms(y, th)
-        f = const + y * np.log(mu) - (y + th) * np.log(tm)
+        log_tm = np.log(tm)
+        a = y / mu            # y/μ
+        b = (y + th) / tm     # (y+θ)/(θ+μ)
+        imu, itm = 1.0 / mu, 1.0 / tm
+        itm2 = itm * itm
+        f = const + y * np.log(mu) - (y + th) * log_tm
+        f1 = a - b
+        f2 = b * itm - a * imu
+        f3 = 2.0 * (a * imu * imu - b * itm2)
+        d_th = th * (dconst - log_tm - b)
+        d1_th = th * (y - mu) * itm2
+        d2_th = th * itm2 * (1.0 - 2.0 * b)
+        if np.ndim(wt) == 0 and float(wt) == 1.0:  # unit weights (a zero model's base): no products
+            return f, f1, f2, f3, {"theta": (d_th, d1_th, d2_th)}
+        return wt * f, wt * f1, wt * f2, wt * f3, {"theta": (wt * d_th, wt * d1_th, wt * d2_th)}
+
+    def mu_scores(self, y, mu, wt, values):
+        """(f, ∂f/∂μ, {"theta": ∂f/∂log θ}) per row: ``mu_derivatives``'s first derivatives alone.
+
+        Parameters
+        ----------
+        y, mu, wt : numpy.ndarray, shape (n,)
+            Response, conditional means, prior weights.
+        values : dict
+            Parameter values by name (floats or per-row arrays).
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, {"theta": ...})``, weights applied.
+        """
+        th = values["theta"]
+        tm = th + mu
+        const, dconst = self._theta_terms(y, th)
+        log_tm = np.log(tm)
+        f = const + y * np.log(mu) - (y + th) * log_tm
         f1 = y / mu - (y + th) / tm
-        f2 = -y / mu**2 + (y + th) / tm**2
-        f3 = 2.0 * y / mu**3 - 2.0 * (y + th) / tm**3
-        d_th = dconst - np.log(tm) - (y + th) / tm
-        d1_th = (y - mu) / tm**2
-        d2_th = 1.0 / tm**2 - 2.0 * (y + th) / tm**3
-        return wt * f, wt * f1, wt * f2, wt * f3, {"theta": (wt * th * d_th, wt * th * d1_th, wt * th * d2_th)}
+        d_th = dconst - log_tm - (y + th) / tm
+        return wt * f, wt * f1, {"theta": wt * th * d_th}
 
     def mu_score_info(self, y, mu, wt, values):
         """(∂ℓ/∂μ, ∂²ℓ/∂μ²) per row without the log-gamma terms.

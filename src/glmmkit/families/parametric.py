@@ -131,6 +131,10 @@ class ParametricFamily(Family):
     #: (ψ this family's own log-parameter; 1 for every family here: glmmTMB models log θ, log φ, log σ and the Gamma's log shape)
     disp_param: str | None = None
     disp_scale: float = 1.0
+    #: True where the family's memo of μ-free terms (``_memo``) holds the response and parameter
+    #: values it was computed for and checks them on every use: it may then pass to the objects
+    #: ``with_values`` binds (a fit's next evaluation at the same θ, or the same response, reuses it)
+    keyed_memo: bool = False
 
     def __init__(self, link=None, fixed: dict | None = None):
         super().__init__(link)
@@ -180,7 +184,8 @@ class ParametricFamily(Family):
         merged.update({k: _value(v) for k, v in values.items() if k in self.param_names})
         merged.update(self.fixed)
         new._values = merged
-        new.__dict__.pop("_memo", None)  # memos of μ-free terms belong to one set of values
+        if not self.keyed_memo:
+            new.__dict__.pop("_memo", None)  # memos of μ-free terms belong to one set of values
         return new
 
     def with_log_params(self, psi) -> "ParametricFamily":
@@ -370,12 +375,20 @@ class ParametricFamily(Family):
             ℓ, s = ∂ℓ/∂η, W = -∂²ℓ/∂η², dW = ∂W/∂η and, per free parameter, (ℓ_ψ, s_ψ, W_ψ).
         """
         mu = self.link.inverse(eta)
-        m1, m2, m3 = self.link.mu_eta_derivatives(eta)
         f, f1, f2, f3, psi = self.mu_derivatives(y, mu, wt, self._values)
+        out = []
+        if self.link.name == "log":  # dμ/dη = d²μ/dη² = d³μ/dη³ = μ: the chain rule in fewer passes
+            s = f1 * mu
+            W = -mu * (f2 * mu + f1)
+            dW = -mu * (mu * (f3 * mu + 3.0 * f2) + f1)
+            for name in self.free_names:
+                fp, f1p, f2p = psi[name]
+                out.append((fp, f1p * mu, -mu * (f2p * mu + f1p)))
+            return EtaDerivatives(f, s, W, dW, out)
+        m1, m2, m3 = self.link.mu_eta_derivatives(eta)
         s = f1 * m1
         W = -(f2 * m1 * m1 + f1 * m2)
         dW = -(f3 * m1**3 + 3.0 * f2 * m1 * m2 + f1 * m3)
-        out = []
         for name in self.free_names:
             fp, f1p, f2p = psi[name]
             out.append((fp, f1p * m1, -(f2p * m1 * m1 + f1p * m2)))
@@ -405,6 +418,71 @@ class ParametricFamily(Family):
         m1, m2, _ = self.link.mu_eta_derivatives(eta)
         f1, f2 = self.mu_score_info(y, mu, wt, self._values)
         return f1 * m1, -(f2 * m1 * m1 + f1 * m2)
+
+    def score_terms(self, eta, y, wt):
+        """(ℓ, s, [ℓ_ψ, ...]) per row at the bound ``values``: the log-density, its η-score and its
+        log-parameters' scores (``free_names`` order), what a fit without random effects needs (the
+        fixed-effects start); families override it where that is much cheaper than ``eta_derivatives``.
+
+        Parameters
+        ----------
+        eta : numpy.ndarray, shape (n,)
+            Linear predictor.
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        tuple
+            ``(ll, s, psi)``: arrays of shape (n,), psi a list of them.
+        """
+        d = self.eta_derivatives(eta, y, wt)
+        return d.ll, d.s, [p[0] for p in d.psi]
+
+    def mu_scores(self, y, mu, wt, values: dict):
+        """(f, f1, {name: ∂f/∂ψ}) of ``mu_derivatives``: the first derivatives alone (families override
+        it where that is much cheaper).
+
+        Parameters
+        ----------
+        y, mu, wt : numpy.ndarray, shape (n,)
+            Response, conditional means, prior weights.
+        values : dict
+            Parameter values by name.
+
+        Returns
+        -------
+        tuple
+            ``(f, f1, psi)``, weights applied.
+        """
+        f, f1, _, _, psi = self.mu_derivatives(y, mu, wt, values)
+        return f, f1, {k: v[0] for k, v in psi.items()}
+
+    def newton_terms(self, eta, y, wt):
+        """(ℓ, s, W) per row at the bound ``values``: what one Newton iteration on a mode needs (the
+        value for its step halving, the score and information for its step), in one call, so that a
+        family whose value and derivatives share terms (zero inflation: log p(y), r) computes them once.
+
+        Parameters
+        ----------
+        eta : numpy.ndarray, shape (n,)
+            Linear predictor.
+        y : numpy.ndarray, shape (n,)
+            Response.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(ll, s, W)``: ``log_density`` and ``newton_weights`` at η.
+        """
+        mu = self.link.inverse(eta)
+        m1, m2, _ = self.link.mu_eta_derivatives(eta)
+        f1, f2 = self.mu_score_info(y, mu, wt, self._values)
+        return self.log_density(y, mu, wt, self._values), f1 * m1, -(f2 * m1 * m1 + f1 * m2)
 
     def mu_score_info(self, y, mu, wt, values: dict):
         """(f1, f2) of ``mu_derivatives``; families override it where that is much cheaper.

@@ -601,7 +601,7 @@ def _steps(x, h, layout):
     return steps
 
 
-def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None, layout=None):
+def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None, layout=None, batch=None):
     """Forward differences of an exact gradient, symmetrised.
 
     k evaluations, plus one unless ``g0`` (the gradient at ``x`` the optimiser already has) is
@@ -622,6 +622,10 @@ def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None, layout=None):
         The gradient at ``x``, when known (recomputed when missing or not finite).
     layout : ParameterLayout, optional
         Bounds that steps must not cross upwards.
+    batch : callable, optional
+        points (k, k) -> (values, gradients) or None: ``fun_grad`` at every step at once, each from
+        the warm start at ``x`` (``OneFactorParametric.gradients_near_mode``); the steps are taken one
+        by one where it gives None.
 
     Returns
     -------
@@ -637,6 +641,11 @@ def hessian_from_gradient(fun_grad, x, warm, h=1e-6, g0=None, layout=None):
     if g0 is None or not np.all(np.isfinite(g0)):
         _, g0 = fun_grad(x)
     steps = _steps(x, h, layout)
+    together = None if batch is None else batch(x + np.diag(steps))
+    if together is not None:
+        set_u(u_saved)
+        H = (together[1] - g0).T / steps
+        return 0.5 * (H + H.T), g0
     for j in range(k):
         set_u(u_saved)
         e = np.zeros(k)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..families import ParametricFamily
 from ..objective import single as single_term
+from ..objective import single_parametric as one_factor_parametric
 from ..objective.glmm import GlmmObjective
 from ..objective.parametric import ParametricLaplace
 from ..objective.predictor import LinearPredictor, model_layout
@@ -630,19 +631,34 @@ class ParametricLaplaceFit:
             x[layout.slice("theta")] = t
             return x
 
-        theta0 = theta_start(s, lambda t: obj.laplace(at_theta(t)))
+        # one scalar term and fixed-effects-only sub-models: every level's mode on its own, no
+        # blocked system per evaluation (objective/single_parametric.py); the general objective
+        # gives the final state, and takes over if a level's Newton iterations fail
+        fast = None
+        if getattr(fam, "zero_model", None) is not None and one_factor_parametric.applies(s, obj.submodels, nagq):
+            fast = one_factor_parametric.OneFactorParametric(obj)
+        theta0 = theta_start(s, lambda t: (fast or obj).laplace(at_theta(t)))
         x0 = at_theta(theta0)
         if obj.gradient_applies():
             metric = None
             if H_fixed is not None and int(np.sum(np.diagonal(H_fixed) > 0)) >= METRIC_MIN_COEFS:
                 metric = driver.metric_from_hessian(H_fixed, layout, theta_scales(obj, x0))
-            res = driver.lbfgs(obj.laplace_and_gradient, x0, layout, pb.nobs, warm, value=obj.laplace,
-                               metric=metric)
+            if fast is not None:
+                res = driver.lbfgs(fast.laplace_and_gradient, x0, layout, pb.nobs, fast.warm(), value=fast.laplace,
+                                   metric=metric)
+                if fast.failures:
+                    fast = None
+            if fast is None:
+                res = driver.lbfgs(obj.laplace_and_gradient, x0, layout, pb.nobs, warm, value=obj.laplace,
+                                   metric=metric)
             converged = driver.gradient_converged(res.fun, res.success, res.jac, res.x, layout, pb.nobs)
             x, evals, optimizer, message = res.x, int(res.nfev), self.name, str(res.message)
             g0 = res.jac
             fun_grad = obj.laplace_and_gradient
+            if fast is not None:
+                obj.u = fast.u.copy()
             if not converged:  # a second optimiser from where the first stopped (or from the start if it blew up)
+                fast = None
                 start = res.x if np.isfinite(res.fun) else x0
                 tight = pb.objective(tol=1e-14)
                 tight.u = obj.u.copy()
@@ -655,9 +671,14 @@ class ParametricLaplaceFit:
                     x, evals, optimizer, message, converged = alt.x, evals + alt.n_evals, alt.optimizer, alt.message, True
                     g0, obj, fun_grad = None, tight, tight.laplace_and_gradient
                     warm = _warm(obj)
-            # the difference steps are 1e-6: the mode moved to first order is the mode to O(1e-12)
-            near = getattr(obj, "gradient_near_mode", None) if fun_grad == obj.laplace_and_gradient else None
-            H, grad = driver.hessian_from_gradient(near or fun_grad, x, warm, g0=g0, layout=layout)
+            if fast is not None:  # as the general objective: each step's modes moved to first order from x's
+                H, grad = driver.hessian_from_gradient(fast.gradient_near_mode, x, fast.warm(), g0=g0,
+                                                       layout=layout, batch=fast.gradients_near_mode)
+                obj.u = fast.u.copy()
+            else:
+                # the difference steps are 1e-6: the mode moved to first order is the mode to O(1e-12)
+                near = getattr(obj, "gradient_near_mode", None) if fun_grad == obj.laplace_and_gradient else None
+                H, grad = driver.hessian_from_gradient(near or fun_grad, x, warm, g0=g0, layout=layout)
         else:
             obj = pb.objective(tol=1e-14)
             res = minimize_with_restarts(obj.laplace, x0, lower, upper=upper, initial_step=layout.step)

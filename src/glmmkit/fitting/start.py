@@ -177,29 +177,43 @@ def fixed_effects_start(obj, x0, maxiter: int = 200, max_rows: int = 20_000):
 
     beta_sl = layout.slice("beta")
 
-    def parts(z):  # the deviance and its per-row score matrix G (the gradient is -2 G'1)
+    bound = [obj.family]  # the family last bound: every free parameter is set, a keyed memo is reused
+
+    def scores(z):  # the deviance, the rows' η-scores and their log-parameter scores by name
         x = x0.copy()
         x[free] = z
         prm = layout.split(x)
+        bound[0] = bound[0].with_psi(row_psi(prm))
         with np.errstate(all="ignore"):
-            d = obj.family.with_psi(row_psi(prm)).eta_derivatives(X @ prm.beta + offset, y, wt)
-            value = -2.0 * float(np.sum(d.ll))
+            ll, s, psi = bound[0].score_terms(X @ prm.beta + offset, y, wt)
+            value = -2.0 * float(np.sum(ll))
         if not np.isfinite(value):
+            return np.inf, None, None
+        return value, s, dict(zip(obj.family.free_names, psi))
+
+    def parts(z):  # the deviance and its per-row score matrix G (the gradient is -2 G'1)
+        value, s, by_name = scores(z)
+        if s is None:
             return np.inf, None
         G = np.zeros((m, layout.size))
-        G[:, beta_sl] = X * d.s[:, None]
-        by_name = dict(zip(obj.family.free_names, (t[0] for t in d.psi)))
+        G[:, beta_sl] = X * s[:, None]
         for j, k in zip(scalar_idx, obj.scalar_names):
             G[:, j] = by_name[k]
         for sub, sl, Xs in subs:
             G[:, sl] = Xs * (by_name[sub.param] / sub.param_scale)[:, None]
         return value, G[:, free]
 
-    def fun(z):
-        value, G = parts(z)
-        if G is None:
+    def fun(z):  # G'1 without G: the optimiser's evaluations need the gradient only
+        value, s, by_name = scores(z)
+        if s is None:
             return np.inf, np.zeros(z.shape[0])
-        return value, -2.0 * G.sum(axis=0)
+        grad = np.zeros(layout.size)
+        grad[beta_sl] = X.T @ s
+        for j, k in zip(scalar_idx, obj.scalar_names):
+            grad[j] = np.sum(by_name[k])
+        for sub, sl, Xs in subs:
+            grad[sl] = Xs.T @ by_name[sub.param] / sub.param_scale
+        return value, -2.0 * grad[free]
 
     def outer(G):  # BHHH: 2 G'G, the deviance's Hessian at the maximum to first order
         H = np.zeros((layout.size, layout.size))
