@@ -28,6 +28,12 @@ PROBE_SIZES = (600, 1500)
 #: the small probes' "one thread" would cost a large model a third of its time (~0.4 s to measure)
 LARGE_DENSE = 2500
 LARGE_PROBE_SIZE = 2500
+#: the large class's share: its probe is timed twice (a Cholesky of 2,500 takes ~0.14 s on one thread
+#: here) and every thread is taken when its slowest run is at most this share of one thread's best;
+#: a loaded core makes threaded runs several times slower, far outside it (idle: 0.76 at 2,500 rows,
+#: 0.57 at 3,600)
+LARGE_PROBE_GAIN = 0.85
+LARGE_PROBE_REPEATS = 2
 #: times each is timed
 PROBE_REPEATS = 3
 #: every thread is used only when its slowest run takes at most this share of one thread's best
@@ -114,17 +120,19 @@ def _measure(sizes: tuple = PROBE_SIZES) -> dict:
             A = G @ G.T
             A.ravel()[:: n + 1] += n
             _time_potrf(A, 1, 1, np.inf)  # warm-up: first touch of the LAPACK code and buffers
-            one = min(_time_potrf(A, 1, PROBE_REPEATS, np.inf))
+            large = n >= LARGE_DENSE
+            repeats, gain = (LARGE_PROBE_REPEATS, LARGE_PROBE_GAIN) if large else (PROBE_REPEATS, PROBE_GAIN)
+            one = min(_time_potrf(A, 1, repeats, np.inf))
             # the slowest parallel run is compared: on cores busy with other work threaded BLAS swings
             # from twice as fast to twenty times slower, and a wrong "parallel" costs far more than a
             # wrong "one"; a run already slower than one thread settles it (no more repeats, and the
             # small size first keeps such a run short)
-            every = max(_time_potrf(A, cores, PROBE_REPEATS, one))
-            if not every < PROBE_GAIN * one:
+            every = max(_time_potrf(A, cores, repeats, one))
+            if not every < gain * one:
                 break
     except Exception:  # pragma: no cover - threadpoolctl or LAPACK failure: keep the safe default
         return {"parallel": False, "source": "measurement failed"}
-    return {"parallel": bool(every < PROBE_GAIN * one), "source": "measured", "probe_n": n,
+    return {"parallel": bool(every < gain * one), "source": "measured", "probe_n": n,
             "one_thread_s": one, "all_threads_s": every, "threads": cores}
 
 
@@ -158,8 +166,9 @@ def parallel_blas_pays(order: int | None = None) -> bool:
     Decided once per size class, lazily: ``GLMMKIT_BLAS_THREADS`` set to ``1`` or ``all`` decides it;
     otherwise a Cholesky of each order in ``PROBE_SIZES`` (for a dense part of ``LARGE_DENSE`` or
     more: of ``LARGE_PROBE_SIZE``) is timed ``PROBE_REPEATS`` times on one thread and on all (about
-    0.2 s in all on an idle 2-core machine; ~0.5 s for the large class), and all threads are used
-    only when at every order their slowest run took at most ``PROBE_GAIN`` of one thread's best.  Only a dense part of ``PARALLEL_MIN_DENSE`` rows or
+    0.2 s in all on an idle 2-core machine; ``LARGE_PROBE_REPEATS`` times and ~0.6 s for the large
+    class), and all threads are used only when at every order their slowest run took at most
+    ``PROBE_GAIN`` (``LARGE_PROBE_GAIN``) of one thread's best.  Only a dense part of ``PARALLEL_MIN_DENSE`` rows or
     more (``linalg.blocked``) asks, so small models never pay for the measurement.  ``reset_blas_thread_decision`` forgets it.
 
     Parameters

@@ -98,6 +98,30 @@ class Binomial(Family):
             return None
         return wt * (y * eta - np.logaddexp(0.0, eta))
 
+    def loglik_sum_eta(self, y, eta, wt):
+        """Σ of ``loglik_kernel_eta`` over the rows, compiled for large models (logit link only).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n,)
+            Response as proportions of successes in [0, 1].
+        eta : numpy.ndarray, shape (n,)
+            Linear predictor.
+        wt : numpy.ndarray, shape (n,)
+            Prior weights: the number of trials per row (1 for 0/1 data).
+
+        Returns
+        -------
+        float or None
+            The sum, or None for a link other than logit.
+        """
+        if self.link.name != "logit":
+            return None
+        from ._row_kernels import logit_loglik_sum
+
+        total = logit_loglik_sum(y, eta, wt)
+        return float(np.sum(self.loglik_kernel_eta(y, eta, wt))) if total is None else total
+
     def deviance_residuals(self, y, mu, wt):
         """Unit deviances times trials: 2 w [y log(y/μ) + (1 - y) log((1 - y)/(1 - μ))].
 

@@ -299,12 +299,16 @@ class GlmmObjective:
         """Penalised deviance (with ``family``, bound to its parameters, or the objective's own);
         μ is returned only when it had to be computed (None otherwise)."""
         fam = self.family if family is None else family
-        direct = fam.loglik_kernel_eta(self.y, eta, self.wt)
         mu = None
-        if direct is None:
-            mu = fam.link.inverse(eta)
-            direct = fam.loglik_kernel(self.y, mu, self.wt)
-        ll = float(np.sum(direct)) + self._loglik_const
+        summed = getattr(fam, "loglik_sum_eta", None)
+        total = summed(self.y, eta, self.wt) if summed is not None else None
+        if total is None:
+            direct = fam.loglik_kernel_eta(self.y, eta, self.wt)
+            if direct is None:
+                mu = fam.link.inverse(eta)
+                direct = fam.loglik_kernel(self.y, mu, self.wt)
+            total = float(np.sum(direct))
+        ll = total + self._loglik_const
         return -2.0 * ll + float(u @ u), mu
 
     def state_at(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> PirlsState:
