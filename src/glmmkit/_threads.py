@@ -116,8 +116,10 @@ def _measure(sizes: tuple = PROBE_SIZES) -> dict:
             return {"parallel": False, "source": "no BLAS under threadpoolctl"}
         rng = np.random.default_rng(0)
         for n in sizes:
-            G = rng.standard_normal((n, n // 4))
-            A = G @ G.T
+            # any positive definite matrix does (a dense Cholesky's work does not depend on the values):
+            # a small random symmetric part plus n on the diagonal is O(n²) to form, not a product
+            G = rng.standard_normal((n, n))
+            A = 0.5 * (G + G.T) / np.sqrt(n)
             A.ravel()[:: n + 1] += n
             _time_potrf(A, 1, 1, np.inf)  # warm-up: first touch of the LAPACK code and buffers
             large = n >= LARGE_DENSE

@@ -28,12 +28,18 @@ def _compiled():
 
     @nb.njit(cache=True, nogil=True, fastmath=False)
     def _sum(y, eta, wt, start, stop):
+        # compensated (Kahan) summation: a plain running sum over 1e6 rows carries ~1e-7 of rounding on
+        # a deviance of 1e6, above the 1e-8 changes PIRLS's chord steps compare (numpy's sum is pairwise)
         acc = 0.0
+        comp = 0.0
         for i in range(start, stop):
             e = eta[i]
             # log(1 + e^η) without overflow: max(η, 0) + log1p(e^-|η|)
             sp = (e if e > 0.0 else 0.0) + np.log1p(np.exp(-abs(e)))
-            acc += wt[i] * (y[i] * e - sp)
+            term = wt[i] * (y[i] * e - sp) - comp
+            t = acc + term
+            comp = (t - acc) - term
+            acc = t
         return acc
 
     return _sum

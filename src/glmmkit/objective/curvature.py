@@ -70,7 +70,9 @@ def laplace_curvature(obj, state, theta: np.ndarray) -> np.ndarray:
     """
     structure = obj.structure
     templates = structure.templates(theta)
-    _, W, _ = obj.family.working(state.eta, obj.y, obj.wt)
+    W = getattr(state, "_score_weights", (None, None))[1]  # the gradient's W at this mode, if it ran
+    if W is None:
+        _, W, _ = obj.family.working(state.eta, obj.y, obj.wt)
     nt, p = obj.n_theta, obj.p
     H = np.zeros((nt + p, nt + p))
     if p:
