@@ -473,12 +473,7 @@ class GradientLaplace:
         if not driver.gradient_converged(lb.fun, lb.success, lb.jac, lb.x, layout, pb.nobs):
             ctx.log.add(name, "initial", "first run", -0.5 * float(lb.fun), False, lb.nfev, False, lb.message)
             return None
-        prm = layout.split(lb.x)
-        last = getattr(obj, "_mode_at", None)
-        if last is not None and np.array_equal(last[0], prm.theta) and np.array_equal(last[1], prm.beta):
-            state = last[2]  # the last evaluation was at the estimate: its mode, factor and all
-        else:
-            state = obj.pirls(prm.theta, prm.beta)
+        state = obj.state_at_params(lb.x)  # the last evaluation's when it was at the estimate
         H, grad = driver.hessian_from_gradient(obj.laplace_and_gradient, lb.x, warm, g0=lb.jac, layout=layout)
         return Estimate(lb.x, state, obj, state.laplace, H, grad, name, int(lb.nfev), True, str(lb.message),
                         pirls_failures=obj.pirls_failures)

@@ -637,12 +637,26 @@ class GlmmObjective:
         from .curvature import laplace_curvature
 
         prm = self.layout.split(np.asarray(params, dtype=float))
+        return laplace_curvature(self, self.state_at_params(params), prm.theta)
+
+    def state_at_params(self, params: np.ndarray) -> PirlsState:
+        """The mode at (θ, β): the last ``laplace_and_gradient`` evaluation's when it was at ``params``
+        (its factor and all), else found by PIRLS.
+
+        Parameters
+        ----------
+        params : ndarray
+            The parameter vector (θ, β) in ``layout`` order.
+
+        Returns
+        -------
+        PirlsState
+        """
+        prm = self.layout.split(np.asarray(params, dtype=float))
         last = getattr(self, "_mode_at", None)
         if last is not None and np.array_equal(last[0], prm.theta) and np.array_equal(last[1], prm.beta):
-            state = last[2]
-        else:
-            state = self.pirls(prm.theta, prm.beta)
-        return laplace_curvature(self, state, prm.theta)
+            return last[2]
+        return self.pirls(prm.theta, prm.beta)
 
     def _predicted_mode(self, theta, beta, family=None, score_shift=None, compare=True):
         """PIRLS's start at (θ, β) from the mode of the previous gradient evaluation, moved to first
